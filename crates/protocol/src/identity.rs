@@ -1,0 +1,274 @@
+//! A principal's identity: its Olm account, its signed one-time keys, and
+//! the one place anything is signed.
+//!
+//! Nothing here signs message content: Olm authenticates messages with MACs
+//! from shared secrets, which is what keeps transcripts deniable. Ed25519
+//! signs only one-time keys and the relay's login challenge, each behind its
+//! own domain-separation prefix so one can never pass for the other.
+
+use std::fmt;
+
+use vodozemac::olm::{Account, AccountPickle, OlmMessage, SessionConfig};
+use vodozemac::{Curve25519PublicKey, Curve25519SecretKey, Ed25519PublicKey, Ed25519Signature};
+
+use crate::envelope::OlmType;
+use crate::error::CryptoError;
+use crate::session::PeerSession;
+
+/// Prefix of every login-challenge signature.
+pub const LOGIN_PREFIX: &[u8] = b"backchannel/v1/login-challenge\0";
+/// Prefix of every one-time-key signature.
+pub const ONE_TIME_KEY_PREFIX: &[u8] = b"backchannel/v1/one-time-key\0";
+/// Length of a relay's login challenge, in bytes.
+pub const CHALLENGE_LEN: usize = 32;
+
+/// What an Ed25519 signature may be for. There is deliberately no variant
+/// for message content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignPurpose {
+    /// A relay-issued login challenge.
+    Login,
+    /// A published one-time or fallback key.
+    OneTimeKey,
+}
+
+impl SignPurpose {
+    fn prefix(self) -> &'static [u8] {
+        match self {
+            SignPurpose::Login => LOGIN_PREFIX,
+            SignPurpose::OneTimeKey => ONE_TIME_KEY_PREFIX,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SignPurpose::Login => "login challenge",
+            SignPurpose::OneTimeKey => "one-time key",
+        }
+    }
+}
+
+/// The bytes signed for `purpose`: `prefix ‖ message`.
+pub fn signing_input(purpose: SignPurpose, message: &[u8]) -> Vec<u8> {
+    [purpose.prefix(), message].concat()
+}
+
+/// The bytes a one-time key signature covers (after its prefix):
+/// `u8 fallback ‖ key[32]`.
+pub fn one_time_key_message(key: &[u8; 32], fallback: bool) -> Vec<u8> {
+    let mut m = Vec::with_capacity(33);
+    m.push(u8::from(fallback));
+    m.extend_from_slice(key);
+    m
+}
+
+/// Checks an Ed25519 signature made for `purpose`.
+pub fn verify(
+    purpose: SignPurpose,
+    signer: &[u8; 32],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    let key = Ed25519PublicKey::from_slice(signer)
+        .map_err(|_| CryptoError::BadKey("not an Ed25519 key"))?;
+    let sig = Ed25519Signature::from_slice(signature).map_err(|_| CryptoError::BadSignature {
+        purpose: purpose.name(),
+    })?;
+    key.verify(&signing_input(purpose, message), &sig)
+        .map_err(|_| CryptoError::BadSignature {
+            purpose: purpose.name(),
+        })
+}
+
+/// Refuses a Curve25519 key that is the identity point or of low order: a
+/// Diffie-Hellman exchange with it would give a predictable secret.
+pub fn check_curve25519(key: &[u8; 32]) -> Result<(), CryptoError> {
+    let public = Curve25519PublicKey::from_bytes(*key);
+    // vodozemac reports a non-contributory exchange as `None`.
+    match Curve25519SecretKey::new().diffie_hellman(&public) {
+        Some(_) => Ok(()),
+        None => Err(CryptoError::BadKey(
+            "Curve25519 key is the identity point or of low order",
+        )),
+    }
+}
+
+/// A principal's two public identity keys. A safety number covers both.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentityKeys {
+    /// Curve25519 identity key (Olm's 3DH).
+    pub curve25519: [u8; 32],
+    /// Ed25519 signing key (one-time keys, login).
+    pub ed25519: [u8; 32],
+}
+
+impl fmt::Debug for IdentityKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "IdentityKeys {{ curve25519: {}, ed25519: {} }}",
+            crate::b64::encode(self.curve25519),
+            crate::b64::encode(self.ed25519)
+        )
+    }
+}
+
+/// A one-time (or fallback) Curve25519 key with its owner's signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedKey {
+    /// The public key; also its id on the relay.
+    pub key: [u8; 32],
+    /// True for the fallback key, served when no one-time key is left.
+    pub fallback: bool,
+    /// Ed25519 signature over `ONE_TIME_KEY_PREFIX ‖ fallback ‖ key`.
+    pub signature: [u8; 64],
+}
+
+impl SignedKey {
+    /// Checks the signature against the owner's Ed25519 key and refuses
+    /// low-order keys.
+    pub fn verify(&self, owner: &IdentityKeys) -> Result<(), CryptoError> {
+        check_curve25519(&self.key)?;
+        verify(
+            SignPurpose::OneTimeKey,
+            &owner.ed25519,
+            &one_time_key_message(&self.key, self.fallback),
+            &self.signature,
+        )
+    }
+}
+
+/// A principal: its Olm account. `Debug` shows public keys only.
+pub struct Identity {
+    account: Account,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("keys", &self.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Identity {
+    /// A new identity with fresh keys (vodozemac draws the randomness).
+    pub fn new() -> Self {
+        Identity {
+            account: Account::new(),
+        }
+    }
+
+    /// Restores an identity from its pickle (kept sealed by the client).
+    pub fn from_pickle(pickle: AccountPickle) -> Self {
+        Identity {
+            account: Account::from_pickle(pickle),
+        }
+    }
+
+    /// The pickle to keep at rest; it holds private keys.
+    pub fn pickle(&self) -> AccountPickle {
+        self.account.pickle()
+    }
+
+    /// The public identity keys.
+    pub fn keys(&self) -> IdentityKeys {
+        IdentityKeys {
+            curve25519: self.account.curve25519_key().to_bytes(),
+            ed25519: *self.account.ed25519_key().as_bytes(),
+        }
+    }
+
+    /// The only signing function: `purpose`'s prefix, then `message`.
+    fn sign(&self, purpose: SignPurpose, message: &[u8]) -> [u8; 64] {
+        self.account
+            .sign(signing_input(purpose, message))
+            .to_bytes()
+    }
+
+    /// Signs a relay's login challenge. Refuses anything but exactly
+    /// [`CHALLENGE_LEN`] bytes, so a relay cannot steer what is signed.
+    pub fn sign_login_challenge(&self, challenge: &[u8]) -> Result<[u8; 64], CryptoError> {
+        if challenge.len() != CHALLENGE_LEN {
+            return Err(CryptoError::BadKey("login challenge must be 32 bytes"));
+        }
+        Ok(self.sign(SignPurpose::Login, challenge))
+    }
+
+    /// Makes `count` new one-time keys, signed, and marks them published.
+    pub fn generate_one_time_keys(&mut self, count: usize) -> Vec<SignedKey> {
+        let created = self.account.generate_one_time_keys(count).created;
+        self.account.mark_keys_as_published();
+        created
+            .iter()
+            .map(|k| self.signed_key(k.to_bytes(), false))
+            .collect()
+    }
+
+    /// Makes a new fallback key, signed.
+    pub fn generate_fallback_key(&mut self) -> Option<SignedKey> {
+        // vodozemac returns the key it replaced; the new one is the
+        // unpublished fallback key.
+        let _replaced = self.account.generate_fallback_key();
+        let key = self.account.fallback_key().values().next().copied()?;
+        self.account.mark_keys_as_published();
+        Some(self.signed_key(key.to_bytes(), true))
+    }
+
+    fn signed_key(&self, key: [u8; 32], fallback: bool) -> SignedKey {
+        SignedKey {
+            key,
+            fallback,
+            signature: self.sign(
+                SignPurpose::OneTimeKey,
+                &one_time_key_message(&key, fallback),
+            ),
+        }
+    }
+
+    /// Opens an Olm session to `peer` with one of its signed one-time keys,
+    /// after checking the signature and both keys.
+    pub fn outbound_session(
+        &self,
+        peer: &IdentityKeys,
+        one_time_key: &SignedKey,
+    ) -> Result<PeerSession, CryptoError> {
+        check_curve25519(&peer.curve25519)?;
+        one_time_key.verify(peer)?;
+        let session = self.account.create_outbound_session(
+            SessionConfig::version_1(),
+            Curve25519PublicKey::from_bytes(peer.curve25519),
+            Curve25519PublicKey::from_bytes(one_time_key.key),
+        )?;
+        Ok(PeerSession::new(session))
+    }
+
+    /// Accepts a pre-key message from `peer`, returning the new session and
+    /// the padded plaintext.
+    pub fn inbound_session(
+        &mut self,
+        peer: &IdentityKeys,
+        olm_type: OlmType,
+        ciphertext: &[u8],
+    ) -> Result<(PeerSession, Vec<u8>), CryptoError> {
+        check_curve25519(&peer.curve25519)?;
+        let message = OlmMessage::from_parts(olm_type.number().into(), ciphertext)?;
+        let OlmMessage::PreKey(pre_key) = message else {
+            return Err(CryptoError::BadKey(
+                "a normal message cannot open a session",
+            ));
+        };
+        let created = self.account.create_inbound_session(
+            SessionConfig::version_1(),
+            Curve25519PublicKey::from_bytes(peer.curve25519),
+            &pre_key,
+        )?;
+        Ok((PeerSession::new(created.session), created.plaintext))
+    }
+}

@@ -1,0 +1,192 @@
+//! Newtypes for every identifier, position and digest, so a sequence number
+//! can never be passed where an epoch is expected.
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::DecodeError;
+
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; 16]);
+
+        impl $name {
+            /// A fresh random id (16 bytes from the operating system's CSPRNG).
+            pub fn random() -> Self {
+                Self(rand::random())
+            }
+
+            /// The id as 32 lowercase hex digits, its form in JSON and URLs.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parses exactly 32 hex digits (either case).
+            pub fn from_hex(s: &str) -> Result<Self, DecodeError> {
+                let mut out = [0u8; 16];
+                hex::decode_to_slice(s, &mut out)
+                    .map_err(|_| DecodeError::BadHex { field: stringify!($name), len: s.len() })?;
+                Ok(Self(out))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+    };
+}
+
+random_id!(
+    /// A channel, chosen at random by the mediator who opens it.
+    ChannelId
+);
+random_id!(
+    /// One message: the same id in every recipient's copy of it.
+    MessageId
+);
+
+/// A principal's handle on a relay: 1 to 32 bytes of `a-z`, `0-9`, `_`, `-`,
+/// starting with a letter or digit. Kept to ASCII so that two handles can
+/// never look alike.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handle(String);
+
+impl Handle {
+    /// The longest handle, in bytes.
+    pub const LEN_MAX: usize = 32;
+
+    /// Checks the handle's alphabet and length.
+    pub fn new(s: impl Into<String>) -> Result<Self, DecodeError> {
+        let s = s.into();
+        let ok_len = !s.is_empty() && s.len() <= Self::LEN_MAX;
+        let ok_first = s
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let ok_chars = s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok_len && ok_first && ok_chars {
+            Ok(Self(s))
+        } else {
+            Err(DecodeError::BadHandle(s.chars().take(40).collect()))
+        }
+    }
+
+    /// The handle as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle({})", self.0)
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A position in one sender's chain within one epoch. The first message is 1;
+/// 0 means "nothing yet" in a head vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// The position of a chain's first message.
+    pub const FIRST: Seq = Seq(1);
+
+    /// The next position, or `None` at the (unreachable in practice) end.
+    pub fn next(self) -> Option<Seq> {
+        self.0.checked_add(1).map(Seq)
+    }
+}
+
+/// An epoch's number: 0 is the channel's set-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EpochNumber(pub u32);
+
+/// Milliseconds since the Unix epoch, UTC. Always passed in by the caller:
+/// the protocol core never reads a clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// SHA-256 over the concatenation of `parts`.
+    pub fn of(parts: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        Self(h.finalize().into())
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses exactly 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, DecodeError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| DecodeError::BadHex {
+            field: "Digest",
+            len: s.len(),
+        })?;
+        Ok(Self(out))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_checked() {
+        assert!(Handle::new("blue").is_ok());
+        assert!(Handle::new("mediator-1_x").is_ok());
+        for bad in ["", "Blue", "-x", "a b", "é", &"a".repeat(33)] {
+            assert!(Handle::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_through_hex() {
+        let id = ChannelId::random();
+        assert_eq!(ChannelId::from_hex(&id.to_hex()).unwrap(), id);
+        assert!(ChannelId::from_hex("abc").is_err());
+        let d = Digest::of(&[b"x"]);
+        assert_eq!(Digest::from_hex(&d.to_hex()).unwrap(), d);
+    }
+}

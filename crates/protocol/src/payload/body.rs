@@ -1,0 +1,279 @@
+//! The typed bodies a payload can carry. Only content (`Text`, and later
+//! assurances and the like) is ever stubbed; control bodies go in full to
+//! every member of the epoch.
+
+use crate::error::DecodeError;
+use crate::ids::{Digest, Handle};
+use crate::wire::{Reader, Writer};
+
+/// Longest text body, in bytes of UTF-8.
+pub const TEXT_MAX_BYTES: usize = 64 * 1024;
+/// Most members a channel can have.
+pub const MEMBERS_MAX: usize = 64;
+/// Longest channel title, in bytes.
+pub const TITLE_MAX_BYTES: usize = 256;
+/// Longest decline reason, in bytes.
+pub const REASON_MAX_BYTES: usize = 2048;
+
+/// The kind of a body, carried in the header so that a stub says what it
+/// stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BodyKind {
+    /// A member accepts a proposal.
+    Acceptance = 5,
+    /// A proposal to open a new epoch (membership or policy change).
+    Amendment = 7,
+    /// The mediator's creation proposal (epoch 0).
+    Creation = 4,
+    /// A member declines a proposal.
+    Decline = 6,
+    /// A periodic liveness proof carrying the head vector.
+    Heartbeat = 3,
+    /// An explicit receipt: the head vector says what was received.
+    Receipt = 2,
+    /// Free text from a principal.
+    Text = 1,
+}
+
+impl BodyKind {
+    /// The tag byte.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// From the tag byte.
+    pub fn from_tag(tag: u8) -> Result<Self, DecodeError> {
+        Ok(match tag {
+            1 => BodyKind::Text,
+            2 => BodyKind::Receipt,
+            3 => BodyKind::Heartbeat,
+            4 => BodyKind::Creation,
+            5 => BodyKind::Acceptance,
+            6 => BodyKind::Decline,
+            7 => BodyKind::Amendment,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    field: "body_kind",
+                    tag,
+                })
+            }
+        })
+    }
+
+    /// Content may be stubbed for a member who may not read it; control
+    /// bodies never are.
+    pub fn is_content(self) -> bool {
+        matches!(self, BodyKind::Text)
+    }
+}
+
+/// A member's role in a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The intermediary's envoy.
+    Mediator,
+    /// An outside party admitted with every party's consent.
+    Observer,
+    /// A side of the dispute.
+    Party,
+}
+
+impl Role {
+    fn tag(self) -> u8 {
+        match self {
+            Role::Party => 1,
+            Role::Mediator => 2,
+            Role::Observer => 3,
+        }
+    }
+    fn from_tag(tag: u8) -> Result<Self, DecodeError> {
+        match tag {
+            1 => Ok(Role::Party),
+            2 => Ok(Role::Mediator),
+            3 => Ok(Role::Observer),
+            tag => Err(DecodeError::UnknownTag { field: "role", tag }),
+        }
+    }
+}
+
+/// A member as the proposer knows it: the keys it introduces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The member's handle on the relay.
+    pub handle: Handle,
+    /// Its role.
+    pub role: Role,
+    /// Its Curve25519 identity key.
+    pub curve25519: [u8; 32],
+    /// Its Ed25519 identity key.
+    pub ed25519: [u8; 32],
+}
+
+/// What every party agrees to before a channel (or epoch) takes effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Whether senders encrypt content to the mediator in full.
+    pub mediator_reads: bool,
+    /// How long, in seconds, every member has to receipt a message.
+    pub receipt_deadline_s: u32,
+    /// How often, in seconds, each member sends a heartbeat.
+    pub heartbeat_interval_s: u32,
+}
+
+/// A creation or amendment proposal: members and policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// A human title for the channel.
+    pub title: String,
+    /// Every member, sorted by handle, no duplicates.
+    pub members: Vec<Member>,
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// The typed body of a payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A member accepts the proposal with this digest.
+    Acceptance {
+        /// Digest of the proposal's message.
+        proposal: Digest,
+    },
+    /// A proposed new epoch.
+    Amendment(Proposal),
+    /// The mediator's creation proposal.
+    Creation(Proposal),
+    /// A member declines the proposal with this digest.
+    Decline {
+        /// Digest of the proposal's message.
+        proposal: Digest,
+        /// Why, in the member's words (may be empty).
+        reason: String,
+    },
+    /// Liveness proof; its header carries the head vector.
+    Heartbeat,
+    /// Explicit receipt; its header carries the head vector.
+    Receipt,
+    /// Free text.
+    Text(String),
+}
+
+impl Body {
+    /// The body's kind.
+    pub fn kind(&self) -> BodyKind {
+        match self {
+            Body::Acceptance { .. } => BodyKind::Acceptance,
+            Body::Amendment(_) => BodyKind::Amendment,
+            Body::Creation(_) => BodyKind::Creation,
+            Body::Decline { .. } => BodyKind::Decline,
+            Body::Heartbeat => BodyKind::Heartbeat,
+            Body::Receipt => BodyKind::Receipt,
+            Body::Text(_) => BodyKind::Text,
+        }
+    }
+
+    /// The exact bytes the body hash covers.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(self.kind().tag());
+        match self {
+            Body::Acceptance { proposal } => {
+                w.digest(proposal);
+            }
+            Body::Amendment(p) | Body::Creation(p) => encode_proposal(&mut w, p),
+            Body::Decline { proposal, reason } => {
+                w.digest(proposal).bytes32(reason.as_bytes());
+            }
+            Body::Heartbeat | Body::Receipt => {}
+            Body::Text(t) => {
+                w.bytes32(t.as_bytes());
+            }
+        }
+        w.buf
+    }
+
+    /// Decodes body bytes; never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let body = match BodyKind::from_tag(r.u8("body_kind")?)? {
+            BodyKind::Acceptance => Body::Acceptance {
+                proposal: r.digest("proposal")?,
+            },
+            BodyKind::Amendment => Body::Amendment(decode_proposal(&mut r)?),
+            BodyKind::Creation => Body::Creation(decode_proposal(&mut r)?),
+            BodyKind::Decline => Body::Decline {
+                proposal: r.digest("proposal")?,
+                reason: r.string("reason", REASON_MAX_BYTES)?,
+            },
+            BodyKind::Heartbeat => Body::Heartbeat,
+            BodyKind::Receipt => Body::Receipt,
+            BodyKind::Text => Body::Text(r.string("text", TEXT_MAX_BYTES)?),
+        };
+        r.finish()?;
+        Ok(body)
+    }
+}
+
+fn encode_proposal(w: &mut Writer, p: &Proposal) {
+    w.bytes32(p.title.as_bytes());
+    // Bounded by MEMBERS_MAX when built through the client; the decoder
+    // enforces it on the way in.
+    w.u16(p.members.len().min(u16::MAX as usize) as u16);
+    for m in &p.members {
+        w.handle(&m.handle)
+            .u8(m.role.tag())
+            .raw(&m.curve25519)
+            .raw(&m.ed25519);
+    }
+    w.u8(u8::from(p.policy.mediator_reads))
+        .u32(p.policy.receipt_deadline_s)
+        .u32(p.policy.heartbeat_interval_s);
+}
+
+fn decode_proposal(r: &mut Reader<'_>) -> Result<Proposal, DecodeError> {
+    let title = r.string("title", TITLE_MAX_BYTES)?;
+    let n = r.u16("members")? as usize;
+    if n > MEMBERS_MAX {
+        return Err(DecodeError::TooLong {
+            field: "members",
+            len: n,
+            max: MEMBERS_MAX,
+        });
+    }
+    let mut members: Vec<Member> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = Member {
+            handle: r.handle("member")?,
+            role: Role::from_tag(r.u8("role")?)?,
+            curve25519: r.array("curve25519")?,
+            ed25519: r.array("ed25519")?,
+        };
+        if members.last().is_some_and(|prev| prev.handle >= m.handle) {
+            return Err(DecodeError::Invalid {
+                field: "members",
+                reason: "not sorted by handle, or a duplicate",
+            });
+        }
+        members.push(m);
+    }
+    let mediator_reads = match r.u8("mediator_reads")? {
+        0 => false,
+        1 => true,
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                field: "mediator_reads",
+                tag,
+            })
+        }
+    };
+    Ok(Proposal {
+        title,
+        members,
+        policy: Policy {
+            mediator_reads,
+            receipt_deadline_s: r.u32("receipt_deadline_s")?,
+            heartbeat_interval_s: r.u32("heartbeat_interval_s")?,
+        },
+    })
+}
