@@ -93,6 +93,13 @@ pub fn check_curve25519(key: &[u8; 32]) -> Result<(), CryptoError> {
     }
 }
 
+/// Refuses bytes that are not an Ed25519 public key.
+pub fn check_ed25519(key: &[u8; 32]) -> Result<(), CryptoError> {
+    Ed25519PublicKey::from_slice(key)
+        .map(|_| ())
+        .map_err(|_| CryptoError::BadKey("not an Ed25519 public key"))
+}
+
 /// A principal's two public identity keys. A safety number covers both.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IdentityKeys {

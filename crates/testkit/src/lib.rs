@@ -1,1 +1,260 @@
-//! placeholder
+//! Test harness: a real relay on 127.0.0.1 with an ephemeral port and a
+//! temporary SQLite database, and principals that talk to it over real HTTP
+//! using only the protocol crate. Everything here panics on failure: it is
+//! for tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use backchannel_protocol::api::{KeyJson, LoginResponse, UploadKeysRequest};
+use backchannel_protocol::{b64, Handle, Identity};
+use backchannel_relay::store::{RelayStore, RowCounts, SqliteStore};
+use backchannel_relay::{serve, Relay, RelayConfig};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A relay serving on an ephemeral loopback port until stopped or dropped.
+pub struct TestRelay {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The relay (for its store).
+    pub relay: Relay,
+    db: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl TestRelay {
+    /// Starts a relay with the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(RelayConfig::default(), backchannel_relay::system_clock()).await
+    }
+
+    /// Starts a relay with the given configuration and clock.
+    pub async fn start_with(config: RelayConfig, clock: backchannel_relay::Clock) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("relay.db");
+        let store = SqliteStore::open(&db).unwrap();
+        let relay = Relay::with(std::sync::Arc::new(store), config, clock);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, relay.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestRelay {
+            url: format!("http://{addr}"),
+            addr,
+            relay,
+            db,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db
+    }
+
+    /// Row counts of every table.
+    pub fn row_counts(&self) -> RowCounts {
+        self.store().row_counts().unwrap()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn RelayStore {
+        &**self.relay.store()
+    }
+
+    /// The bytes of the database file and its WAL, concatenated.
+    pub fn file_bytes(&self) -> Vec<u8> {
+        file_bytes(&self.db)
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The bytes of a SQLite database and its WAL (if any), concatenated.
+pub fn file_bytes(db: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(db).unwrap_or_default();
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    bytes.extend(std::fs::read(PathBuf::from(wal)).unwrap_or_default());
+    bytes
+}
+
+/// True if `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A raw JSON answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body (`Value::Null` if empty or not JSON).
+    pub body: Value,
+    /// The raw body text.
+    pub text: String,
+}
+
+impl Answer {
+    /// The error code of a JSON error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not a JSON error: {} {}", self.status, self.text))
+    }
+}
+
+/// Sends one request and reads the answer.
+pub async fn request(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Answer {
+    let mut req = http.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(b).unwrap());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer { status, body, text }
+}
+
+/// A principal talking to a relay over HTTP.
+pub struct Principal {
+    /// Its handle.
+    pub handle: Handle,
+    /// Its Olm account.
+    pub identity: Identity,
+    /// Its bearer token, once logged in.
+    pub token: String,
+    /// The relay's base URL.
+    pub url: String,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Principal {
+    /// Registers `handle`, logs in, and (if `keys` > 0) publishes `keys`
+    /// one-time keys and a fallback key.
+    pub async fn join(url: &str, handle: &str, keys: usize) -> Self {
+        let http = reqwest::Client::new();
+        let identity = Identity::new();
+        let k = identity.keys();
+        let a = request(
+            &http,
+            "POST",
+            &format!("{url}/v1/principals"),
+            None,
+            Some(&json!({"handle": handle, "curve25519": b64::encode(k.curve25519), "ed25519": b64::encode(k.ed25519)})),
+        )
+        .await;
+        assert_eq!(a.status, 201, "register {handle}: {}", a.text);
+        let mut p = Principal {
+            handle: Handle::new(handle).unwrap(),
+            identity,
+            token: String::new(),
+            url: url.to_string(),
+            http,
+        };
+        p.token = p.login().await.token;
+        if keys > 0 {
+            p.publish_keys(keys).await;
+        }
+        p
+    }
+
+    /// Runs the challenge/response login.
+    pub async fn login(&self) -> LoginResponse {
+        let c = self
+            .call(
+                "POST",
+                "/v1/login/challenge",
+                Some(&json!({"handle": self.handle.as_str()})),
+            )
+            .await;
+        assert_eq!(c.status, 200, "challenge: {}", c.text);
+        let challenge = c.body["challenge"].as_str().unwrap().to_string();
+        let sig = self
+            .identity
+            .sign_login_challenge(&b64::decode(&challenge, "challenge").unwrap())
+            .unwrap();
+        let l = self
+            .call(
+                "POST",
+                "/v1/login",
+                Some(&json!({"handle": self.handle.as_str(), "challenge": challenge, "signature": b64::encode(sig)})),
+            )
+            .await;
+        assert_eq!(l.status, 200, "login: {}", l.text);
+        serde_json::from_value(l.body).unwrap()
+    }
+
+    /// Publishes `n` new one-time keys and a new fallback key.
+    pub async fn publish_keys(&mut self, n: usize) -> Answer {
+        let otks = self.identity.generate_one_time_keys(n);
+        let fb = self.identity.generate_fallback_key();
+        let req = UploadKeysRequest {
+            one_time_keys: otks.iter().map(KeyJson::from_signed).collect(),
+            fallback_key: fb.as_ref().map(KeyJson::from_signed),
+        };
+        let a = self
+            .call(
+                "POST",
+                "/v1/keys",
+                Some(&serde_json::to_value(req).unwrap()),
+            )
+            .await;
+        assert_eq!(a.status, 200, "upload keys: {}", a.text);
+        a
+    }
+
+    /// An authenticated request to `path` on the relay.
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        let token = (!self.token.is_empty()).then_some(self.token.as_str());
+        request(
+            &self.http,
+            method,
+            &format!("{}{path}", self.url),
+            token,
+            body,
+        )
+        .await
+    }
+}

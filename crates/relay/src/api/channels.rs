@@ -1,0 +1,168 @@
+//! Channels (routing records) and posting messages into them.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use backchannel_protocol::api::{ChannelResponse, CreateChannelRequest, PostRequest, PostResponse};
+use backchannel_protocol::payload::MEMBERS_MAX;
+use backchannel_protocol::{ChannelId, Envelope, Handle};
+
+use crate::app::{ApiJson, ApiPath, Caller, Relay};
+use crate::error::ApiError;
+use crate::store::ChannelRecord;
+
+/// Most envelopes in one post: one per other member.
+pub const ENVELOPES_PER_POST_MAX: usize = MEMBERS_MAX;
+
+fn channel_json(c: &ChannelRecord) -> ChannelResponse {
+    ChannelResponse {
+        channel_id: c.id.to_hex(),
+        members: c.members.iter().map(Handle::to_string).collect(),
+        created_by: c.created_by.to_string(),
+        created_at_ms: c.created_at.0,
+    }
+}
+
+pub(crate) async fn create(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    ApiJson(req): ApiJson<CreateChannelRequest>,
+) -> Result<(StatusCode, Json<ChannelResponse>), ApiError> {
+    let id = ChannelId::from_hex(&req.channel_id)?;
+    let members = req
+        .members
+        .iter()
+        .map(|m| Handle::new(m.as_str()))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if members.len() != req.members.len() {
+        return Err(ApiError::invalid_field("a member is listed twice"));
+    }
+    if !(2..=MEMBERS_MAX).contains(&members.len()) {
+        return Err(ApiError::limit(format!(
+            "a channel has 2 to {MEMBERS_MAX} members, not {}",
+            members.len()
+        )));
+    }
+    if !members.contains(&caller) {
+        return Err(ApiError::invalid_field(format!(
+            "the creator ({caller}) must be one of the members"
+        )));
+    }
+    for m in &members {
+        let h = m.clone();
+        if relay.run(move |s| s.principal(&h)).await?.is_none() {
+            return Err(ApiError::unknown_principal(m.as_str()));
+        }
+    }
+    let record = ChannelRecord {
+        id,
+        members: members.into_iter().collect(),
+        created_by: caller,
+        created_at: relay.now(),
+    };
+    let r = record.clone();
+    relay.run(move |s| s.create_channel(&r)).await?;
+    Ok((StatusCode::CREATED, Json(channel_json(&record))))
+}
+
+/// The channel, if the caller is a member.
+async fn member_channel(
+    relay: &Relay,
+    caller: &Handle,
+    id: &str,
+) -> Result<ChannelRecord, ApiError> {
+    let cid = ChannelId::from_hex(id)?;
+    let Some(channel) = relay.run(move |s| s.channel(&cid)).await? else {
+        return Err(ApiError::unknown_channel(id));
+    };
+    if !channel.members.contains(caller) {
+        return Err(ApiError::not_a_member(format!(
+            "{caller} is not a member of channel {id}"
+        )));
+    }
+    Ok(channel)
+}
+
+pub(crate) async fn show(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ChannelResponse>, ApiError> {
+    Ok(Json(channel_json(
+        &member_channel(&relay, &caller, &id).await?,
+    )))
+}
+
+pub(crate) async fn post_message(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<PostRequest>,
+) -> Result<(StatusCode, Json<PostResponse>), ApiError> {
+    let channel = member_channel(&relay, &caller, &id).await?;
+    if req.envelopes.is_empty() {
+        return Err(ApiError::invalid_field(
+            "a post carries at least one envelope",
+        ));
+    }
+    if req.envelopes.len() > ENVELOPES_PER_POST_MAX {
+        return Err(ApiError::limit(format!(
+            "{} envelopes in one post; at most {ENVELOPES_PER_POST_MAX}",
+            req.envelopes.len()
+        )));
+    }
+    let envelopes = req
+        .envelopes
+        .iter()
+        .map(Envelope::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let message_id = envelopes[0].message_id;
+    let mut recipients = BTreeSet::new();
+    for e in &envelopes {
+        if e.message_id != message_id {
+            return Err(ApiError::invalid_field(
+                "one post carries the copies of one message id",
+            ));
+        }
+        if e.channel_id != channel.id {
+            return Err(ApiError::invalid_field(
+                "an envelope's channel_id differs from the path's",
+            ));
+        }
+        if e.sender != caller {
+            return Err(ApiError::invalid_field(format!(
+                "an envelope's sender is {}, but you are logged in as {caller}",
+                e.sender
+            )));
+        }
+        if e.recipient == caller {
+            return Err(ApiError::invalid_field("a sender does not post to itself"));
+        }
+        if !channel.members.contains(&e.recipient) {
+            return Err(ApiError::not_a_member(format!(
+                "recipient {} is not a member of channel {id}",
+                e.recipient
+            )));
+        }
+        if !recipients.insert(e.recipient.clone()) {
+            return Err(ApiError::invalid_field(format!(
+                "recipient {} appears twice",
+                e.recipient
+            )));
+        }
+    }
+    let now = relay.now();
+    let stored = relay.run(move |s| s.post(&envelopes, now)).await?;
+    for s in stored {
+        relay.notify_recipient(s.envelope.recipient);
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(PostResponse {
+            message_id: message_id.to_hex(),
+            recipients: recipients.iter().map(Handle::to_string).collect(),
+        }),
+    ))
+}

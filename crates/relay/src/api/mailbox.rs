@@ -1,0 +1,158 @@
+//! Mailboxes: fetch from a cursor, ack (delete), and WebSocket push.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use backchannel_protocol::api::{
+    AckRequest, AckResponse, Delivery, EnvelopeJson, MailboxResponse, PushFrame,
+};
+use backchannel_protocol::Handle;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::app::{ApiJson, Caller, Relay};
+use crate::error::ApiError;
+use crate::store::StoredEnvelope;
+
+/// Default mailbox page.
+pub const PAGE_DEFAULT: usize = 100;
+/// Largest mailbox page.
+pub const PAGE_MAX: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MailboxQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+fn delivery(s: StoredEnvelope) -> Delivery {
+    Delivery {
+        cursor: s.cursor,
+        received_at_ms: s.received_at.0,
+        envelope: EnvelopeJson::from(&s.envelope),
+    }
+}
+
+pub(crate) async fn fetch(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    query: Result<Query<MailboxQuery>, QueryRejection>,
+) -> Result<Json<MailboxResponse>, ApiError> {
+    let Query(q) = query.map_err(ApiError::from_query)?;
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(ApiError::limit(format!(
+            "limit must be 1 to {PAGE_MAX}, not {limit}"
+        )));
+    }
+    let after = q.after;
+    let mut page = relay
+        .run(move |s| s.mailbox(&caller, after, limit + 1))
+        .await?;
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_cursor = page.last().map_or(after, |d| d.cursor);
+    Ok(Json(MailboxResponse {
+        deliveries: page.into_iter().map(delivery).collect(),
+        next_cursor,
+        more,
+    }))
+}
+
+pub(crate) async fn ack(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    ApiJson(req): ApiJson<AckRequest>,
+) -> Result<Json<AckResponse>, ApiError> {
+    let through = req.through;
+    let deleted = relay.run(move |s| s.ack(&caller, through)).await?;
+    if deleted > 0 {
+        // Deleted ciphertext leaves the WAL at the next checkpoint; ask for it now.
+        relay.wake_maintenance();
+    }
+    Ok(Json(AckResponse { deleted }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+pub(crate) async fn ws(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(ApiError::from_query)?;
+    let upgrade = upgrade
+        .map_err(|e| ApiError::bad_request(format!("{e}: connect with a WebSocket client")))?;
+    Ok(upgrade
+        .on_upgrade(move |socket| push(relay, caller, q.after, socket))
+        .into_response())
+}
+
+/// Sends every envelope after `cursor`, then each new one as it is stored.
+/// The broadcast is only a wake-up: the mailbox table is the record, so a
+/// lagging subscriber rereads it and loses nothing.
+async fn push(relay: Relay, who: Handle, mut cursor: u64, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    let mut wake = relay.subscribe();
+    let mut stop = relay.shutdown_signal();
+    loop {
+        loop {
+            let h = who.clone();
+            let page = match relay
+                .run(move |s| s.mailbox(&h, cursor, PAGE_DEFAULT))
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!("push to {who}: {}", e.message);
+                    return;
+                }
+            };
+            if page.is_empty() {
+                break;
+            }
+            for d in page {
+                cursor = d.cursor;
+                let frame = PushFrame::Delivery(delivery(d));
+                let Ok(text) = serde_json::to_string(&frame) else {
+                    return;
+                };
+                if tx.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let woken = async {
+            loop {
+                match wake.recv().await {
+                    Ok(h) if h == who => return true,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => return true,
+                    Err(RecvError::Closed) => return false,
+                }
+            }
+        };
+        tokio::select! {
+            alive = woken => if !alive { return },
+            incoming = rx.next() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = stop.changed() => {
+                let _ = tx.send(Message::Close(None)).await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The relay's state, router and request extractors.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use backchannel_protocol::{Digest, Handle, Timestamp};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::api;
+use crate::error::ApiError;
+use crate::store::{RelayStore, StoreError};
+
+/// Where the relay reads the time: the system clock, or a test's clock.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock in milliseconds.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    })
+}
+
+/// Lifetimes of credentials.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayConfig {
+    /// How long a login challenge is accepted.
+    pub challenge_ttl_ms: i64,
+    /// How long a bearer token is accepted.
+    pub token_ttl_ms: i64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            challenge_ttl_ms: 60_000,
+            token_ttl_ms: 3_600_000,
+        }
+    }
+}
+
+/// The relay: storage, configuration, clock and push fan-out. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn RelayStore>,
+    config: RelayConfig,
+    clock: Clock,
+    /// Recipients with new envelopes; WebSocket tasks filter for their own.
+    push: broadcast::Sender<Handle>,
+    /// Wakes the maintenance task after deletes, so they reach the files soon.
+    maintenance: Notify,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay on `store` with the default configuration and the system clock.
+    pub fn new(store: impl RelayStore) -> Self {
+        Self::with(Arc::new(store), RelayConfig::default(), system_clock())
+    }
+
+    /// A relay with every part chosen.
+    pub fn with(store: Arc<dyn RelayStore>, config: RelayConfig, clock: Clock) -> Self {
+        let (push, _) = broadcast::channel(1024);
+        let (shutdown, _) = watch::channel(false);
+        Relay {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                clock,
+                push,
+                maintenance: Notify::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The HTTP/JSON and WebSocket API under `/v1`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/health", get(api::health))
+            .route("/v1/openapi.json", get(api::openapi))
+            .route("/v1/principals", post(api::accounts::register))
+            .route("/v1/principals/{handle}", get(api::accounts::principal))
+            .route("/v1/login/challenge", post(api::accounts::challenge))
+            .route("/v1/login", post(api::accounts::login))
+            .route("/v1/keys", post(api::keys::upload))
+            .route("/v1/keys/claim", post(api::keys::claim))
+            .route("/v1/channels", post(api::channels::create))
+            .route("/v1/channels/{channel_id}", get(api::channels::show))
+            .route(
+                "/v1/channels/{channel_id}/messages",
+                post(api::channels::post_message),
+            )
+            .route("/v1/mailbox", get(api::mailbox::fetch))
+            .route("/v1/mailbox/ack", post(api::mailbox::ack))
+            .route("/v1/ws", get(api::mailbox::ws))
+            .fallback(api::not_found)
+            .method_not_allowed_fallback(api::method_not_allowed)
+            .layer(axum::extract::DefaultBodyLimit::max(crate::BODY_MAX_BYTES))
+            .with_state(self.clone())
+    }
+
+    /// The store (for tools and tests that inspect it).
+    pub fn store(&self) -> &Arc<dyn RelayStore> {
+        &self.inner.store
+    }
+
+    pub(crate) fn config(&self) -> RelayConfig {
+        self.inner.config
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        (self.inner.clock)()
+    }
+
+    /// Runs `f` on the blocking pool: SQLite calls fsync and must not stall
+    /// the async workers.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn RelayStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| ApiError::internal("blocking task", e))?
+            .map_err(ApiError::from)
+    }
+
+    pub(crate) fn notify_recipient(&self, recipient: Handle) {
+        // No subscriber is fine: nobody is connected to be told.
+        let _ = self.inner.push.send(recipient);
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Handle> {
+        self.inner.push.subscribe()
+    }
+
+    pub(crate) fn wake_maintenance(&self) {
+        self.inner.maintenance.notify_one();
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Tells WebSocket tasks and the maintenance task to stop.
+    pub fn begin_shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+
+    /// Purges expired credentials and checkpoints the database, every
+    /// `MAINTENANCE_INTERVAL` or sooner after deletes, until shutdown.
+    pub(crate) async fn maintain(self) {
+        let mut stop = self.shutdown_signal();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(crate::MAINTENANCE_INTERVAL) => {}
+                _ = self.inner.maintenance.notified() => {}
+                _ = stop.changed() => return,
+            }
+            let now = self.now();
+            let result = self
+                .run(move |s| {
+                    s.purge_expired(now)?;
+                    s.checkpoint()
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!("maintenance: {} ({})", e.message, e.code);
+            }
+        }
+    }
+}
+
+/// The authenticated principal behind `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Handle);
+
+impl FromRequestParts<Relay> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, relay: &Relay) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "missing `Authorization: Bearer <token>`: log in with POST /v1/login first",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        let hash = Digest::of(&[token.trim().as_bytes()]);
+        match relay.run(move |s| s.token(&hash)).await? {
+            None => Err(ApiError::unauthorized("unknown token: log in again")),
+            Some((_, expires)) if expires <= relay.now() => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+                "the token has expired: log in again",
+            )),
+            Some((handle, _)) => Ok(Caller(handle)),
+        }
+    }
+}
+
+/// `Json<T>` whose rejections are the API's own JSON errors.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::from_json(rejection)),
+        }
+    }
+}
+
+/// `Path<T>` whose rejections are the API's own JSON errors.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(rejection) => Err(ApiError::invalid_field(rejection.body_text())),
+        }
+    }
+}

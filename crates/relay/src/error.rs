@@ -1,0 +1,175 @@
+//! Every failure the API can answer, each with a stable `code`. Internal
+//! details are logged, never returned.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use backchannel_protocol::api::{ErrorBody, ErrorDetail};
+use backchannel_protocol::{CryptoError, DecodeError};
+
+use crate::store::StoreError;
+
+/// An API error: HTTP status, stable code, message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code (docs/protocol.md, "Errors").
+    pub code: &'static str,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn invalid_field(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+    }
+
+    pub(crate) fn limit(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "limit_exceeded", message)
+    }
+
+    pub(crate) fn not_a_member(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "not_a_member", message)
+    }
+
+    pub(crate) fn unknown_principal(handle: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_principal",
+            format!("no principal {handle:?} is registered on this relay"),
+        )
+    }
+
+    pub(crate) fn unknown_channel(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_channel",
+            format!("no channel {id}: check the id"),
+        )
+    }
+
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub(crate) fn internal(context: &str, detail: impl std::fmt::Display) -> Self {
+        tracing::error!("{context}: {detail}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the relay failed to handle this request; its operator can find the cause in the relay's log",
+        )
+    }
+
+    pub(crate) fn from_json(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ),
+            _ => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                rejection.body_text(),
+            ),
+        }
+    }
+
+    pub(crate) fn from_query(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+
+    pub(crate) fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is over the relay's limit of {} bytes",
+                crate::BODY_MAX_BYTES
+            ),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::BadBase64 { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_base64", e.to_string())
+            }
+            DecodeError::TooLong { .. } => Self::limit(e.to_string()),
+            _ => Self::invalid_field(e.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for ApiError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::BadSignature { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_signature", e.to_string())
+            }
+            CryptoError::Payload(d) => d.into(),
+            _ => Self::new(StatusCode::BAD_REQUEST, "bad_key", e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::AckBeyondMailbox { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "ack_beyond_mailbox",
+                format!("{e}: ack only cursors you have fetched"),
+            ),
+            StoreError::ChannelExists(_) => Self::new(
+                StatusCode::CONFLICT,
+                "channel_exists",
+                format!("{e}: pick a new random id"),
+            ),
+            StoreError::Conflict { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "envelope_conflict",
+                format!("{e}; a message id is used once, with one set of bytes"),
+            ),
+            StoreError::HandleTaken(_) => Self::new(
+                StatusCode::CONFLICT,
+                "handle_taken",
+                format!("{e}: choose another handle"),
+            ),
+            StoreError::LimitExceeded(_) => Self::limit(e.to_string()),
+            StoreError::UnknownPrincipal(h) => Self::unknown_principal(h.as_str()),
+            StoreError::Backend(_) | StoreError::Corrupt(_) => Self::internal("storage", &e),
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! One conformance suite that every [`RelayStore`] backend must pass.
+//!
+//! A backend's test module calls [`relay_store_conformance!`](crate::relay_store_conformance)
+//! with an expression that makes a fresh, empty store (and anything that must
+//! outlive it, such as a temporary directory):
+//!
+//! ```
+//! use backchannel_relay::store::SqliteStore;
+//!
+//! backchannel_relay::relay_store_conformance!(|| {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
+//!     (store, dir)
+//! });
+//! # fn main() {}
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use backchannel_protocol::{
+    ChannelId, Digest, Envelope, Handle, Identity, IdentityKeys, MessageId, OlmType, SignedKey,
+    Timestamp,
+};
+
+use super::{ChannelRecord, RelayStore, StoreError};
+
+/// Generates one `#[test]` per conformance check for a backend.
+#[macro_export]
+macro_rules! relay_store_conformance {
+    ($make:expr) => {
+        $crate::relay_store_conformance!(@tests $make;
+            register_and_look_up, challenges_are_single_use, tokens_round_trip,
+            keys_are_claimed_once_then_fallback, key_stock_is_limited,
+            channels_are_routing_records, post_is_atomic_and_idempotent,
+            mailbox_pages_in_cursor_order, ack_deletes_and_cursors_never_repeat,
+            expired_credentials_are_purged);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let (store, _guard) = ($make)();
+                $crate::store::conformance::$name(&store);
+            }
+        )*
+    };
+}
+
+const T0: Timestamp = Timestamp(1_750_000_000_000);
+
+fn h(s: &str) -> Handle {
+    Handle::new(s).unwrap()
+}
+
+fn keys() -> IdentityKeys {
+    Identity::new().keys()
+}
+
+fn env(channel: ChannelId, message: MessageId, from: &str, to: &str, fill: u8) -> Envelope {
+    Envelope {
+        channel_id: channel,
+        message_id: message,
+        sender: h(from),
+        recipient: h(to),
+        seq_hint: 1,
+        olm_type: OlmType::PreKey,
+        ciphertext: vec![fill; 64],
+    }
+}
+
+fn with_channel(store: &dyn RelayStore, members: &[&str]) -> ChannelId {
+    for m in members {
+        store.register(&h(m), &keys(), T0).unwrap();
+    }
+    let id = ChannelId::random();
+    store
+        .create_channel(&ChannelRecord {
+            id,
+            members: members.iter().map(|m| h(m)).collect(),
+            created_by: h(members[0]),
+            created_at: T0,
+        })
+        .unwrap();
+    id
+}
+
+pub fn register_and_look_up(store: &dyn RelayStore) {
+    let k = keys();
+    let rec = store.register(&h("blue"), &k, T0).unwrap();
+    assert_eq!(rec.key_version, 1);
+    assert_eq!(store.principal(&h("blue")).unwrap(), Some(rec));
+    assert!(matches!(
+        store.register(&h("blue"), &keys(), T0),
+        Err(StoreError::HandleTaken(_))
+    ));
+    assert_eq!(
+        store.principal(&h("blue")).unwrap().unwrap().keys,
+        k,
+        "a refused registration changes nothing"
+    );
+    assert_eq!(store.principal(&h("nobody")).unwrap(), None);
+}
+
+pub fn challenges_are_single_use(store: &dyn RelayStore) {
+    let c = [7u8; 32];
+    store
+        .put_challenge(&c, &h("blue"), Timestamp(T0.0 + 60_000))
+        .unwrap();
+    assert_eq!(
+        store.take_challenge(&c).unwrap(),
+        Some((h("blue"), Timestamp(T0.0 + 60_000)))
+    );
+    assert_eq!(store.take_challenge(&c).unwrap(), None);
+    assert_eq!(store.take_challenge(&[8u8; 32]).unwrap(), None);
+}
+
+pub fn tokens_round_trip(store: &dyn RelayStore) {
+    let t = Digest::of(&[b"token"]);
+    store.put_token(&t, &h("red"), Timestamp(5)).unwrap();
+    assert_eq!(store.token(&t).unwrap(), Some((h("red"), Timestamp(5))));
+    assert_eq!(store.token(&Digest::of(&[b"other"])).unwrap(), None);
+}
+
+pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
+    let mut id = Identity::new();
+    store.register(&h("red"), &id.keys(), T0).unwrap();
+    assert_eq!(store.claim_key(&h("red")).unwrap(), None, "no keys yet");
+    let otks = id.generate_one_time_keys(2);
+    let fb = id.generate_fallback_key().unwrap();
+    let counts = store.upload_keys(&h("red"), &otks, Some(&fb)).unwrap();
+    assert_eq!((counts.one_time_keys, counts.has_fallback), (2, true));
+    let again = store.upload_keys(&h("red"), &otks, None).unwrap();
+    assert_eq!(again.one_time_keys, 2, "re-uploading a key keeps one copy");
+    assert!(again.key_version > counts.key_version);
+
+    let mut versions = vec![again.key_version];
+    let mut claimed: Vec<SignedKey> = Vec::new();
+    for _ in 0..4 {
+        let c = store.claim_key(&h("red")).unwrap().unwrap();
+        versions.push(c.key_version);
+        claimed.push(c.key);
+    }
+    assert_eq!(
+        &claimed[..2],
+        &otks[..],
+        "one-time keys first, oldest first"
+    );
+    assert_eq!(claimed[2], fb, "then the fallback key");
+    assert_eq!(claimed[3], fb, "the fallback key stays");
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "key version only grows: {versions:?}"
+    );
+    assert!(matches!(
+        store.upload_keys(&h("ghost"), &otks, None),
+        Err(StoreError::UnknownPrincipal(_))
+    ));
+}
+
+pub fn key_stock_is_limited(store: &dyn RelayStore) {
+    let mut id = Identity::new();
+    store.register(&h("red"), &id.keys(), T0).unwrap();
+    for _ in 0..10 {
+        store
+            .upload_keys(&h("red"), &id.generate_one_time_keys(100), None)
+            .unwrap();
+    }
+    let before = store.row_counts().unwrap();
+    assert!(matches!(
+        store.upload_keys(&h("red"), &id.generate_one_time_keys(1), None),
+        Err(StoreError::LimitExceeded(_))
+    ));
+    assert_eq!(
+        store.row_counts().unwrap(),
+        before,
+        "a refused upload stores nothing"
+    );
+}
+
+pub fn channels_are_routing_records(store: &dyn RelayStore) {
+    let id = with_channel(store, &["mediator", "blue", "red"]);
+    let c = store.channel(&id).unwrap().unwrap();
+    assert_eq!(
+        c.members,
+        vec![h("blue"), h("mediator"), h("red")],
+        "sorted"
+    );
+    assert_eq!(c.created_by, h("mediator"));
+    let dup = ChannelRecord {
+        id,
+        members: vec![h("blue")],
+        created_by: h("blue"),
+        created_at: T0,
+    };
+    assert!(matches!(
+        store.create_channel(&dup),
+        Err(StoreError::ChannelExists(_))
+    ));
+    let before = store.row_counts().unwrap();
+    let ghost = ChannelRecord {
+        id: ChannelId::random(),
+        members: vec![h("blue"), h("ghost")],
+        created_by: h("blue"),
+        created_at: T0,
+    };
+    assert!(store.create_channel(&ghost).is_err());
+    assert_eq!(
+        store.row_counts().unwrap(),
+        before,
+        "a refused channel stores nothing"
+    );
+    assert_eq!(store.channel(&ChannelId::random()).unwrap(), None);
+}
+
+pub fn post_is_atomic_and_idempotent(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["mediator", "blue", "red"]);
+    let m = MessageId::random();
+    let copies = [
+        env(ch, m, "blue", "red", 1),
+        env(ch, m, "blue", "mediator", 2),
+    ];
+    let first = store.post(&copies, T0).unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(
+        store.post(&copies, T0).unwrap().is_empty(),
+        "same bytes again store nothing"
+    );
+    assert_eq!(store.mailbox(&h("red"), 0, 10).unwrap().len(), 1);
+
+    let before = store.row_counts().unwrap();
+    // One conflicting copy refuses the whole post, new copies included.
+    let mut other = Envelope {
+        ciphertext: vec![9; 64],
+        ..copies[0].clone()
+    };
+    other.seq_hint = 1;
+    let m2 = MessageId::random();
+    let mixed = [env(ch, m2, "red", "mediator", 3), other];
+    assert!(matches!(
+        store.post(&mixed, T0),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.row_counts().unwrap(),
+        before,
+        "a refused post stores nothing"
+    );
+    assert!(matches!(
+        store.post(&[env(ch, m2, "red", "ghost", 3)], T0),
+        Err(StoreError::UnknownPrincipal(_))
+    ));
+    assert_eq!(store.row_counts().unwrap(), before);
+}
+
+pub fn mailbox_pages_in_cursor_order(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red"]);
+    let ids: Vec<MessageId> = (0..5).map(|_| MessageId::random()).collect();
+    for (i, m) in ids.iter().enumerate() {
+        store
+            .post(
+                &[env(ch, *m, "blue", "red", i as u8)],
+                Timestamp(T0.0 + i as i64),
+            )
+            .unwrap();
+    }
+    let all = store.mailbox(&h("red"), 0, 100).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|e| e.envelope.message_id)
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert!(all.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    let page = store.mailbox(&h("red"), all[1].cursor, 2).unwrap();
+    assert_eq!(page, all[2..4].to_vec());
+    assert!(
+        store.mailbox(&h("blue"), 0, 100).unwrap().is_empty(),
+        "a sender's mailbox holds nothing of its own"
+    );
+}
+
+pub fn ack_deletes_and_cursors_never_repeat(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red"]);
+    let m1 = env(ch, MessageId::random(), "blue", "red", 1);
+    let m2 = env(ch, MessageId::random(), "blue", "red", 2);
+    let s1 = store.post(std::slice::from_ref(&m1), T0).unwrap();
+    store.post(std::slice::from_ref(&m2), T0).unwrap();
+    let c1 = s1[0].cursor;
+    let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
+    assert!(matches!(
+        store.ack(&h("red"), last + 1),
+        Err(StoreError::AckBeyondMailbox { .. })
+    ));
+    assert_eq!(store.ack(&h("red"), c1).unwrap(), 1);
+    let left = store.mailbox(&h("red"), 0, 10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].envelope, m2);
+    // The acked message posted again is not delivered again...
+    assert!(store
+        .post(std::slice::from_ref(&m1), T0)
+        .unwrap()
+        .is_empty());
+    // ...and different bytes under its id are still refused.
+    let forged = Envelope {
+        ciphertext: vec![0xee; 64],
+        ..m1.clone()
+    };
+    assert!(matches!(
+        store.post(&[forged], T0),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.ack(&h("red"), last).unwrap(), 1);
+    let m3 = env(ch, MessageId::random(), "blue", "red", 3);
+    let s3 = store.post(&[m3], T0).unwrap();
+    assert!(
+        s3[0].cursor > last,
+        "cursors are never reused after deletes"
+    );
+    assert_eq!(store.row_counts().unwrap().envelopes, 1);
+}
+
+pub fn expired_credentials_are_purged(store: &dyn RelayStore) {
+    store
+        .put_challenge(&[1; 32], &h("blue"), Timestamp(10))
+        .unwrap();
+    store
+        .put_challenge(&[2; 32], &h("blue"), Timestamp(30))
+        .unwrap();
+    store
+        .put_token(&Digest::of(&[b"a"]), &h("blue"), Timestamp(10))
+        .unwrap();
+    assert_eq!(store.purge_expired(Timestamp(20)).unwrap(), 2);
+    let counts = store.row_counts().unwrap();
+    assert_eq!((counts.challenges, counts.tokens), (1, 0));
+}

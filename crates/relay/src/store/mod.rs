@@ -1,0 +1,214 @@
+//! Storage behind one trait, so SQLite (embedded, the default) and later
+//! PostgreSQL (several relay instances) pass the same conformance suite.
+//!
+//! The trait is synchronous: the HTTP layer calls it on the blocking pool.
+//! Every method that changes state is atomic and durable when it returns.
+
+use backchannel_protocol::{
+    ChannelId, Digest, Envelope, Handle, IdentityKeys, SignedKey, Timestamp,
+};
+use thiserror::Error;
+
+pub mod conformance;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Most unclaimed one-time keys held per principal.
+pub const ONE_TIME_KEYS_HELD_MAX: u64 = 1000;
+
+/// A registered principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrincipalRecord {
+    /// Its handle.
+    pub handle: Handle,
+    /// Its identity keys.
+    pub keys: IdentityKeys,
+    /// Grows with every change to its published keys.
+    pub key_version: u64,
+}
+
+/// A channel's routing record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelRecord {
+    /// The id.
+    pub id: ChannelId,
+    /// Members, sorted.
+    pub members: Vec<Handle>,
+    /// Creator.
+    pub created_by: Handle,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// An envelope in a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    /// Its cursor.
+    pub cursor: u64,
+    /// When the relay stored it.
+    pub received_at: Timestamp,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// A principal's key stock after an upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Unclaimed one-time keys.
+    pub one_time_keys: u64,
+    /// Whether a fallback key is held.
+    pub has_fallback: bool,
+    /// Key version after the upload.
+    pub key_version: u64,
+}
+
+/// A claimed key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The key (its `fallback` flag says which kind).
+    pub key: SignedKey,
+    /// Key version after the claim.
+    pub key_version: u64,
+}
+
+/// Row counts per table, for tests that check a refused request changed
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RowCounts {
+    /// principals
+    pub principals: u64,
+    /// one_time_keys
+    pub one_time_keys: u64,
+    /// fallback_keys
+    pub fallback_keys: u64,
+    /// challenges
+    pub challenges: u64,
+    /// tokens
+    pub tokens: u64,
+    /// channels
+    pub channels: u64,
+    /// channel_members
+    pub channel_members: u64,
+    /// envelopes
+    pub envelopes: u64,
+    /// posted
+    pub posted: u64,
+}
+
+/// What a store refuses, or how it fails.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Ack beyond the highest cursor ever assigned to the recipient.
+    #[error("ack through {through} is beyond the mailbox's highest cursor {highest}")]
+    AckBeyondMailbox {
+        /// Requested.
+        through: u64,
+        /// Highest assigned.
+        highest: u64,
+    },
+    /// The database failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A channel with this id exists.
+    #[error("channel {0} exists")]
+    ChannelExists(ChannelId),
+    /// Different bytes under a message id and recipient already stored.
+    #[error("message {message_id} to {recipient} was already posted with different bytes")]
+    Conflict {
+        /// Message id, hex.
+        message_id: String,
+        /// Recipient.
+        recipient: Handle,
+    },
+    /// Stored data does not decode (a damaged database).
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The handle is registered.
+    #[error("handle {0} is taken")]
+    HandleTaken(Handle),
+    /// A stock limit would be passed.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(&'static str),
+    /// A referenced principal does not exist.
+    #[error("unknown principal {0}")]
+    UnknownPrincipal(Handle),
+}
+
+/// The relay's storage. Implementations must make every state change
+/// durable before returning `Ok` (a crash after it loses nothing).
+pub trait RelayStore: Send + Sync + 'static {
+    /// Registers a principal with key version 1.
+    fn register(
+        &self,
+        handle: &Handle,
+        keys: &IdentityKeys,
+        now: Timestamp,
+    ) -> Result<PrincipalRecord, StoreError>;
+    /// Looks a principal up.
+    fn principal(&self, handle: &Handle) -> Result<Option<PrincipalRecord>, StoreError>;
+
+    /// Stores a single-use login challenge.
+    fn put_challenge(
+        &self,
+        challenge: &[u8; 32],
+        handle: &Handle,
+        expires: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns a challenge (so it can be used once only).
+    fn take_challenge(
+        &self,
+        challenge: &[u8; 32],
+    ) -> Result<Option<(Handle, Timestamp)>, StoreError>;
+    /// Stores a token hash.
+    fn put_token(
+        &self,
+        token_hash: &Digest,
+        handle: &Handle,
+        expires: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Looks a token hash up.
+    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError>;
+
+    /// Adds one-time keys and replaces the fallback key; bumps the key version.
+    fn upload_keys(
+        &self,
+        handle: &Handle,
+        one_time: &[SignedKey],
+        fallback: Option<&SignedKey>,
+    ) -> Result<KeyCounts, StoreError>;
+    /// Hands out (and deletes) the oldest one-time key, else the fallback
+    /// key; bumps the key version. `None` when there is neither.
+    fn claim_key(&self, handle: &Handle) -> Result<Option<Claimed>, StoreError>;
+
+    /// Creates a channel's routing record.
+    fn create_channel(&self, channel: &ChannelRecord) -> Result<(), StoreError>;
+    /// Looks a channel up.
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError>;
+
+    /// Stores the copies of one message atomically. Copies already posted
+    /// with the same bytes are skipped; different bytes refuse the whole
+    /// post. Returns the newly stored copies.
+    fn post(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+    ) -> Result<Vec<StoredEnvelope>, StoreError>;
+    /// A page of a mailbox after `after`, in cursor order.
+    fn mailbox(
+        &self,
+        recipient: &Handle,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEnvelope>, StoreError>;
+    /// Deletes the recipient's envelopes up to `through`; returns how many.
+    fn ack(&self, recipient: &Handle, through: u64) -> Result<u64, StoreError>;
+
+    /// Deletes expired challenges and tokens; returns how many.
+    fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Makes deleted data unrecoverable from the files (off the commit path).
+    fn checkpoint(&self) -> Result<(), StoreError>;
+    /// Row counts per table.
+    fn row_counts(&self) -> Result<RowCounts, StoreError>;
+}

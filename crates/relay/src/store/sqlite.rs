@@ -1,0 +1,540 @@
+//! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`
+//! (a commit is fsynced before we answer), `secure_delete` (deleted rows are
+//! zeroed, not just unlinked) and truncating checkpoints off the commit path.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use backchannel_protocol::{
+    ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, OlmType, SignedKey, Timestamp,
+};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    ChannelRecord, Claimed, KeyCounts, PrincipalRecord, RelayStore, RowCounts, StoreError,
+    StoredEnvelope, ONE_TIME_KEYS_HELD_MAX,
+};
+
+/// Numbered migrations, applied in order; `PRAGMA user_version` records the last.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// A relay store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    // One connection: SQLite has one writer anyway, and the WAL lets the
+    // checkpoint run without blocking it for long.
+    conn: Mutex<Connection>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "could not enable WAL (journal_mode={mode})"
+            )));
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL;
+             PRAGMA secure_delete=ON;
+             PRAGMA foreign_keys=ON;
+             PRAGMA wal_autocheckpoint=0;",
+        )?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version={}", i + 1))?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the open
+        // transaction rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn handle(s: String) -> Result<Handle, StoreError> {
+    Handle::new(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn key32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| StoreError::Corrupt("key is not 32 bytes".into()))
+}
+
+fn sig64(v: Vec<u8>) -> Result<[u8; 64], StoreError> {
+    <[u8; 64]>::try_from(v.as_slice())
+        .map_err(|_| StoreError::Corrupt("signature is not 64 bytes".into()))
+}
+
+fn id16(v: Vec<u8>) -> Result<[u8; 16], StoreError> {
+    <[u8; 16]>::try_from(v.as_slice()).map_err(|_| StoreError::Corrupt("id is not 16 bytes".into()))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+type EnvelopeRow = (
+    i64,
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    i64,
+    Vec<u8>,
+);
+
+fn stored_envelope(row: EnvelopeRow) -> Result<StoredEnvelope, StoreError> {
+    let (cursor, received, channel, message, sender, recipient, seq_hint, olm_type, ciphertext) =
+        row;
+    Ok(StoredEnvelope {
+        cursor: cursor as u64,
+        received_at: Timestamp(received),
+        envelope: Envelope {
+            channel_id: ChannelId(id16(channel)?),
+            message_id: MessageId(id16(message)?),
+            sender: handle(sender)?,
+            recipient: handle(recipient)?,
+            seq_hint: seq_hint as u64,
+            olm_type: OlmType::from_number(olm_type as u8)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ciphertext,
+        },
+    })
+}
+
+fn key_version(tx: &Connection, handle: &Handle) -> Result<u64, StoreError> {
+    tx.query_row(
+        "UPDATE principals SET key_version = key_version + 1 WHERE handle = ?1 RETURNING key_version",
+        [handle.as_str()],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()?
+    .map(|v| v as u64)
+    .ok_or_else(|| StoreError::UnknownPrincipal(handle.clone()))
+}
+
+impl RelayStore for SqliteStore {
+    fn register(
+        &self,
+        h: &Handle,
+        keys: &IdentityKeys,
+        now: Timestamp,
+    ) -> Result<PrincipalRecord, StoreError> {
+        let conn = self.conn();
+        match conn.execute(
+            "INSERT INTO principals (handle, curve25519, ed25519, key_version, created_at_ms) VALUES (?1, ?2, ?3, 1, ?4)",
+            params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..], now.0],
+        ) {
+            Ok(_) => Ok(PrincipalRecord {
+                handle: h.clone(),
+                keys: *keys,
+                key_version: 1,
+            }),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::HandleTaken(h.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT curve25519, ed25519, key_version FROM principals WHERE handle = ?1",
+                [h.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(c, e, v)| {
+            Ok(PrincipalRecord {
+                handle: h.clone(),
+                keys: IdentityKeys {
+                    curve25519: key32(c)?,
+                    ed25519: key32(e)?,
+                },
+                key_version: v as u64,
+            })
+        })
+        .transpose()
+    }
+
+    fn put_challenge(
+        &self,
+        challenge: &[u8; 32],
+        h: &Handle,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO challenges (challenge, handle, expires_at_ms) VALUES (?1, ?2, ?3)",
+            params![&challenge[..], h.as_str(), expires.0],
+        )?;
+        Ok(())
+    }
+
+    fn take_challenge(
+        &self,
+        challenge: &[u8; 32],
+    ) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "DELETE FROM challenges WHERE challenge = ?1 RETURNING handle, expires_at_ms",
+                [&challenge[..]],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        row.map(|(h, t)| Ok((handle(h)?, Timestamp(t)))).transpose()
+    }
+
+    fn put_token(
+        &self,
+        token_hash: &Digest,
+        h: &Handle,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO tokens (token_hash, handle, expires_at_ms) VALUES (?1, ?2, ?3)",
+            params![&token_hash.0[..], h.as_str(), expires.0],
+        )?;
+        Ok(())
+    }
+
+    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT handle, expires_at_ms FROM tokens WHERE token_hash = ?1",
+                [&token_hash.0[..]],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        row.map(|(h, t)| Ok((handle(h)?, Timestamp(t)))).transpose()
+    }
+
+    fn upload_keys(
+        &self,
+        h: &Handle,
+        one_time: &[SignedKey],
+        fallback: Option<&SignedKey>,
+    ) -> Result<KeyCounts, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = key_version(&tx, h)?;
+        for k in one_time {
+            // A key uploaded twice is kept once (an upload retried after a
+            // lost answer must not fail).
+            tx.execute(
+                "INSERT OR IGNORE INTO one_time_keys (handle, key, signature) VALUES (?1, ?2, ?3)",
+                params![h.as_str(), &k.key[..], &k.signature[..]],
+            )?;
+        }
+        if let Some(k) = fallback {
+            tx.execute(
+                "INSERT INTO fallback_keys (handle, key, signature) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (handle) DO UPDATE SET key = excluded.key, signature = excluded.signature",
+                params![h.as_str(), &k.key[..], &k.signature[..]],
+            )?;
+        }
+        let count: i64 = tx.query_row(
+            "SELECT count(*) FROM one_time_keys WHERE handle = ?1",
+            [h.as_str()],
+            |r| r.get(0),
+        )?;
+        if count as u64 > ONE_TIME_KEYS_HELD_MAX {
+            return Err(StoreError::LimitExceeded(
+                "at most 1000 unclaimed one-time keys per principal",
+            ));
+        }
+        let has_fallback: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM fallback_keys WHERE handle = ?1",
+            [h.as_str()],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(KeyCounts {
+            one_time_keys: count as u64,
+            has_fallback,
+            key_version: version,
+        })
+    }
+
+    fn claim_key(&self, h: &Handle) -> Result<Option<Claimed>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let one_time = tx
+            .query_row(
+                "DELETE FROM one_time_keys WHERE id = (SELECT min(id) FROM one_time_keys WHERE handle = ?1)
+                 RETURNING key, signature",
+                [h.as_str()],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?;
+        let (row, fallback) = match one_time {
+            Some(row) => (Some(row), false),
+            None => (
+                tx.query_row(
+                    "SELECT key, signature FROM fallback_keys WHERE handle = ?1",
+                    [h.as_str()],
+                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()?,
+                true,
+            ),
+        };
+        let Some((key, signature)) = row else {
+            return Ok(None);
+        };
+        let version = key_version(&tx, h)?;
+        tx.commit()?;
+        Ok(Some(Claimed {
+            key: SignedKey {
+                key: key32(key)?,
+                fallback,
+                signature: sig64(signature)?,
+            },
+            key_version: version,
+        }))
+    }
+
+    fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        match tx.execute(
+            "INSERT INTO channels (channel_id, created_by, created_at_ms) VALUES (?1, ?2, ?3)",
+            params![&c.id.0[..], c.created_by.as_str(), c.created_at.0],
+        ) {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::ChannelExists(c.id)),
+            Err(e) => return Err(e.into()),
+        }
+        for m in &c.members {
+            match tx.execute(
+                "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+                params![&c.id.0[..], m.as_str()],
+            ) {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::UnknownPrincipal(m.clone()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        let conn = self.conn();
+        let head = conn
+            .query_row(
+                "SELECT created_by, created_at_ms FROM channels WHERE channel_id = ?1",
+                [&id.0[..]],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        let Some((created_by, created_at)) = head else {
+            return Ok(None);
+        };
+        let mut stmt = conn
+            .prepare("SELECT handle FROM channel_members WHERE channel_id = ?1 ORDER BY handle")?;
+        let members = stmt
+            .query_map([&id.0[..]], |r| r.get::<_, String>(0))?
+            .map(|r| handle(r?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(ChannelRecord {
+            id: *id,
+            members,
+            created_by: handle(created_by)?,
+            created_at: Timestamp(created_at),
+        }))
+    }
+
+    fn post(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut stored = Vec::new();
+        for e in envelopes {
+            let hash = Digest::of(&[&e.encode()]);
+            let existing: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT envelope_hash FROM posted WHERE message_id = ?1 AND recipient = ?2",
+                    params![&e.message_id.0[..], e.recipient.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match existing {
+                Some(h) if h == hash.0 => continue,
+                Some(_) => {
+                    return Err(StoreError::Conflict {
+                        message_id: e.message_id.to_hex(),
+                        recipient: e.recipient.clone(),
+                    })
+                }
+                None => {}
+            }
+            tx.execute(
+                "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
+                params![&e.message_id.0[..], e.recipient.as_str(), &hash.0[..]],
+            )?;
+            let cursor: i64 = tx.query_row(
+                "INSERT INTO envelopes (recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING cursor",
+                params![
+                    e.recipient.as_str(),
+                    &e.message_id.0[..],
+                    &e.channel_id.0[..],
+                    e.sender.as_str(),
+                    e.seq_hint as i64,
+                    e.olm_type.number(),
+                    &e.ciphertext,
+                    now.0
+                ],
+                |r| r.get(0),
+            )?;
+            let updated = tx.execute(
+                "UPDATE principals SET last_cursor = ?1 WHERE handle = ?2",
+                params![cursor, e.recipient.as_str()],
+            )?;
+            if updated == 0 {
+                return Err(StoreError::UnknownPrincipal(e.recipient.clone()));
+            }
+            stored.push(StoredEnvelope {
+                cursor: cursor as u64,
+                received_at: now,
+                envelope: e.clone(),
+            });
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn mailbox(
+        &self,
+        recipient: &Handle,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT cursor, received_at_ms, channel_id, message_id, sender, recipient, seq_hint, olm_type, ciphertext
+             FROM envelopes WHERE recipient = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                recipient.as_str(),
+                after.min(i64::MAX as u64) as i64,
+                limit as i64
+            ],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )?;
+        rows.map(|r| stored_envelope(r?)).collect()
+    }
+
+    fn ack(&self, recipient: &Handle, through: u64) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let highest: i64 = tx
+            .query_row(
+                "SELECT last_cursor FROM principals WHERE handle = ?1",
+                [recipient.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownPrincipal(recipient.clone()))?;
+        if through > highest as u64 {
+            return Err(StoreError::AckBeyondMailbox {
+                through,
+                highest: highest as u64,
+            });
+        }
+        let deleted = tx.execute(
+            "DELETE FROM envelopes WHERE recipient = ?1 AND cursor <= ?2",
+            params![recipient.as_str(), through as i64],
+        )?;
+        tx.commit()?;
+        Ok(deleted as u64)
+    }
+
+    fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let a = conn.execute("DELETE FROM challenges WHERE expires_at_ms <= ?1", [now.0])?;
+        let b = conn.execute("DELETE FROM tokens WHERE expires_at_ms <= ?1", [now.0])?;
+        Ok((a + b) as u64)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        // TRUNCATE copies every committed page into the main file (where
+        // secure_delete has zeroed deleted rows) and empties the WAL, so
+        // deleted ciphertext survives in neither file.
+        let conn = self.conn();
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(StoreError::Backend(
+                "checkpoint could not complete: database busy".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn row_counts(&self) -> Result<RowCounts, StoreError> {
+        let conn = self.conn();
+        let count = |table: &str| -> Result<u64, StoreError> {
+            Ok(
+                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+            )
+        };
+        Ok(RowCounts {
+            principals: count("principals")?,
+            one_time_keys: count("one_time_keys")?,
+            fallback_keys: count("fallback_keys")?,
+            challenges: count("challenges")?,
+            tokens: count("tokens")?,
+            channels: count("channels")?,
+            channel_members: count("channel_members")?,
+            envelopes: count("envelopes")?,
+            posted: count("posted")?,
+        })
+    }
+}
