@@ -226,6 +226,12 @@ impl Principal {
         serde_json::from_value(l.body).unwrap()
     }
 
+    /// Points at a relay's new address (after a restart) and logs in again.
+    pub async fn reconnect(&mut self, url: &str) {
+        self.url = url.to_string();
+        self.token = self.login().await.token;
+    }
+
     /// Publishes `n` new one-time keys and a new fallback key.
     pub async fn publish_keys(&mut self, n: usize) -> Answer {
         let otks = self.identity.generate_one_time_keys(n);
@@ -256,5 +262,52 @@ impl Principal {
             body,
         )
         .await
+    }
+}
+
+/// A `backchannel relay serve` child process on an ephemeral port.
+pub struct RelayProcess {
+    /// Base URL it printed.
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl RelayProcess {
+    /// Starts `bin relay serve --db db --listen 127.0.0.1:0` and reads the
+    /// address it prints.
+    pub fn spawn(bin: &Path, db: &Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(bin)
+            .args(["relay", "serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("relay printed no address: {line:?}"))
+            .to_string();
+        RelayProcess { url, child }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush or clean up) and
+    /// reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
