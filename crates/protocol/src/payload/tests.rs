@@ -443,3 +443,56 @@ proptest! {
         let _ = Payload::decode(&bytes);
     }
 }
+
+/// Replays the fuzz corpora (`fuzz/corpus/*`) as a unit test: every input
+/// must decode without panicking, and what decodes must be canonical. With
+/// `WRITE_FUZZ_SEEDS=1` it first writes the seed inputs.
+#[test]
+#[allow(clippy::disallowed_methods)] // test-only file access
+fn fuzz_corpus_replays() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    if std::env::var_os("WRITE_FUZZ_SEEDS").is_some() {
+        let (header, salt, body) = worked_example();
+        let full = Payload::Full {
+            header: header.clone(),
+            salt,
+            body,
+        };
+        let stub = Payload::Stub {
+            header,
+            body_hash: full.body_hash(),
+        };
+        std::fs::write(root.join("payload/worked-example-full"), full.encode()).unwrap();
+        std::fs::write(root.join("payload/worked-example-stub"), stub.encode()).unwrap();
+        let env = Envelope {
+            channel_id: ChannelId([1; 16]),
+            message_id: MessageId([2; 16]),
+            sender: handle("blue"),
+            recipient: handle("red"),
+            seq_hint: 1,
+            olm_type: OlmType::PreKey,
+            ciphertext: vec![0xab; 40],
+        };
+        std::fs::write(root.join("envelope/seed"), env.encode()).unwrap();
+    }
+    let mut seen = 0;
+    for (target, check) in [
+        (
+            "payload",
+            (|b: &[u8]| Payload::decode(b).map(|p| p.encode()))
+                as fn(&[u8]) -> Result<Vec<u8>, DecodeError>,
+        ),
+        ("envelope", |b: &[u8]| {
+            Envelope::decode(b).map(|e| e.encode())
+        }),
+    ] {
+        for entry in std::fs::read_dir(root.join(target)).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(again) = check(&bytes) {
+                assert_eq!(again, bytes, "{target}: decoding is not canonical");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "the seed corpus is missing");
+}
