@@ -51,8 +51,10 @@
 
 pub mod api;
 pub mod b64;
+pub mod channel;
 pub mod envelope;
 pub mod error;
+pub mod fingerprint;
 pub mod identity;
 pub mod ids;
 pub mod payload;

@@ -1,0 +1,505 @@
+//! A channel as one member sees it, built only from verified payloads (never
+//! from the relay's routing record): who was proposed with which keys, who
+//! accepted or declined, which epoch is open, and every sender's chain.
+//!
+//! Feed every payload (received or sent, in processing order) through
+//! [`ChannelState::handle_payload`]; ask [`ChannelState::prepare`] for the
+//! header and the recipients of the next message. No I/O, no clock.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Timestamp};
+use crate::payload::{Body, BodyKind, Header, Member, Payload, Policy, Proposal, Role};
+use crate::transcript::{Chain, ChainError, Epoch, Head, HeadVector};
+
+/// Whether a recipient gets the full copy or a stub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyKind {
+    /// Header, salt and body.
+    Full,
+    /// Header and body hash only (content the recipient may not read).
+    Stub,
+}
+
+/// A party's answer to the proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Accepted.
+    Accepted,
+    /// Declined, with the party's reason.
+    Declined {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The channel's set-up as proposed end to end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// Digest of the creation message; epoch 1 opens with it.
+    pub digest: Digest,
+    /// Who proposed it (the mediator).
+    pub proposer: Handle,
+    /// Members and policy.
+    pub proposal: Proposal,
+    /// When the proposer sent it.
+    pub sent_at: Timestamp,
+    /// Parties' answers so far.
+    pub responses: BTreeMap<Handle, Response>,
+}
+
+/// Where the channel stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelStatus {
+    /// Every party accepted: messages flow in the open epoch.
+    Active,
+    /// A party declined: the channel never opens.
+    Declined {
+        /// Who declined.
+        by: Handle,
+    },
+    /// Proposed, waiting for these parties.
+    Pending {
+        /// Parties that have not answered.
+        waiting_for: Vec<Handle>,
+    },
+    /// No creation proposal seen yet.
+    Unknown,
+}
+
+/// What a payload did to the channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// Every party accepted; this epoch is open.
+    Activated(Epoch),
+    /// A member sent content or a control message.
+    Message {
+        /// Sender.
+        sender: Handle,
+        /// Message id.
+        message_id: MessageId,
+        /// Kind of body.
+        kind: BodyKind,
+    },
+    /// The creation proposal arrived.
+    Proposed {
+        /// Proposer.
+        by: Handle,
+    },
+    /// A party answered the proposal.
+    Responded {
+        /// The party.
+        member: Handle,
+        /// True if it accepted.
+        accepted: bool,
+    },
+}
+
+/// A payload that does not fit the channel as this member knows it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The sender's chain does not continue here.
+    #[error("chain: {0}")]
+    Chain(#[from] ChainError),
+    /// Content before the channel is active, or a set-up message after.
+    #[error("a {kind:?} body does not belong in epoch {epoch}")]
+    WrongEpoch {
+        /// Body kind.
+        kind: BodyKind,
+        /// Epoch number.
+        epoch: u32,
+    },
+    /// The channel is not active, so nothing but set-up can be sent.
+    #[error("the channel is not active ({0})")]
+    NotActive(String),
+    /// The sender is not a member of the proposal.
+    #[error("{0} is not a member of the channel as proposed")]
+    NotAMember(Handle),
+    /// The payload is for an epoch this member cannot open yet (it has not
+    /// seen every acceptance); hold it and try again later.
+    #[error("epoch {0} is not open yet here")]
+    NotYetOpen(u32),
+    /// Another proposal than the one this member holds, or a proposal that
+    /// leaves this member out.
+    #[error("proposal conflict: {0}")]
+    Proposal(&'static str),
+    /// A response that does not fit (wrong proposal, from a non-party, or
+    /// changed).
+    #[error("response: {0}")]
+    Response(&'static str),
+    /// The payload names another channel.
+    #[error("payload is for channel {found}, not {expected}")]
+    WrongChannel {
+        /// This channel.
+        expected: ChannelId,
+        /// The payload's.
+        found: ChannelId,
+    },
+}
+
+/// The header and recipients of a message about to be sealed.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The header to seal.
+    pub header: Header,
+    /// Every other member and the copy it gets.
+    pub recipients: Vec<(Handle, CopyKind)>,
+}
+
+/// One member's view of one channel.
+#[derive(Clone, Debug)]
+pub struct ChannelState {
+    id: ChannelId,
+    me: Handle,
+    setup: Option<Setup>,
+    epoch: Epoch,
+    chains: BTreeMap<(EpochNumber, Handle), Chain>,
+}
+
+impl ChannelState {
+    /// A channel this member has seen nothing of yet.
+    pub fn new(id: ChannelId, me: Handle) -> Self {
+        ChannelState {
+            id,
+            me,
+            setup: None,
+            epoch: Epoch::genesis(id),
+            chains: BTreeMap::new(),
+        }
+    }
+
+    /// The channel id.
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+
+    /// The set-up, once the creation proposal was seen.
+    pub fn setup(&self) -> Option<&Setup> {
+        self.setup.as_ref()
+    }
+
+    /// The members as proposed (empty before the proposal).
+    pub fn members(&self) -> &[Member] {
+        self.setup.as_ref().map_or(&[], |s| &s.proposal.members)
+    }
+
+    /// A member by handle.
+    pub fn member(&self, handle: &Handle) -> Option<&Member> {
+        self.members().iter().find(|m| &m.handle == handle)
+    }
+
+    /// The agreed policy (once proposed).
+    pub fn policy(&self) -> Option<Policy> {
+        self.setup.as_ref().map(|s| s.proposal.policy)
+    }
+
+    /// The open epoch (epoch 0 until every party accepted).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Where the channel stands.
+    pub fn status(&self) -> ChannelStatus {
+        let Some(setup) = &self.setup else {
+            return ChannelStatus::Unknown;
+        };
+        let mut waiting = Vec::new();
+        for m in setup
+            .proposal
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Party)
+        {
+            match setup.responses.get(&m.handle) {
+                Some(Response::Declined { .. }) => {
+                    return ChannelStatus::Declined {
+                        by: m.handle.clone(),
+                    }
+                }
+                Some(Response::Accepted) => {}
+                None => waiting.push(m.handle.clone()),
+            }
+        }
+        if waiting.is_empty() {
+            ChannelStatus::Active
+        } else {
+            ChannelStatus::Pending {
+                waiting_for: waiting,
+            }
+        }
+    }
+
+    /// The head of `member`'s chain in `epoch`.
+    pub fn head(&self, epoch: EpochNumber, member: &Handle) -> Head {
+        self.chains.get(&(epoch, member.clone())).map_or(
+            Head {
+                seq: crate::Seq(0),
+                digest: if epoch == self.epoch.number {
+                    self.epoch.opening
+                } else {
+                    Epoch::genesis(self.id).opening
+                },
+            },
+            Chain::head,
+        )
+    }
+
+    fn heads_for(&self, epoch: Epoch, members: &[Member]) -> HeadVector {
+        HeadVector(
+            members
+                .iter()
+                .map(|m| {
+                    let head = self.chains.get(&(epoch.number, m.handle.clone())).map_or(
+                        Head {
+                            seq: crate::Seq(0),
+                            digest: epoch.opening,
+                        },
+                        Chain::head,
+                    );
+                    (m.handle.clone(), head)
+                })
+                .collect(),
+        )
+    }
+
+    /// Applies one verified payload (received, or this member's own after
+    /// sealing). On error nothing changed.
+    pub fn handle_payload(
+        &mut self,
+        payload: &Payload,
+        digest: Digest,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let h = payload.header();
+        if h.channel_id != self.id {
+            return Err(ChannelError::WrongChannel {
+                expected: self.id,
+                found: h.channel_id,
+            });
+        }
+        let setup_kind = matches!(
+            h.body_kind,
+            BodyKind::Creation | BodyKind::Acceptance | BodyKind::Decline
+        );
+        let genesis = Epoch::genesis(self.id);
+        if setup_kind && h.epoch != genesis {
+            return Err(ChannelError::WrongEpoch {
+                kind: h.body_kind,
+                epoch: h.epoch.number.0,
+            });
+        }
+        if h.epoch != genesis && h.epoch != self.epoch {
+            return Err(if h.epoch.number > self.epoch.number {
+                ChannelError::NotYetOpen(h.epoch.number.0)
+            } else {
+                ChannelError::Chain(ChainError::Epoch {
+                    expected: self.epoch,
+                    found: h.epoch,
+                })
+            });
+        }
+        if h.body_kind.is_content() && h.epoch == genesis {
+            return Err(ChannelError::WrongEpoch {
+                kind: h.body_kind,
+                epoch: 0,
+            });
+        }
+
+        // Who may send: before the proposal, only its proposer; after, members.
+        let mut events = Vec::new();
+        let mut new_setup = None;
+        if let Payload::Full {
+            body: Body::Creation(proposal),
+            ..
+        } = payload
+        {
+            let proposer = proposal.members.iter().find(|m| m.handle == h.sender);
+            if proposer.map(|m| m.role) != Some(Role::Mediator) {
+                return Err(ChannelError::Proposal(
+                    "the proposer is not a mediator member of its own proposal",
+                ));
+            }
+            if !proposal.members.iter().any(|m| m.handle == self.me) {
+                return Err(ChannelError::Proposal(
+                    "the proposal does not name this member",
+                ));
+            }
+            match &self.setup {
+                Some(s) if s.digest != digest => {
+                    return Err(ChannelError::Proposal(
+                        "a second, different creation proposal",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    new_setup = Some(Setup {
+                        digest,
+                        proposer: h.sender.clone(),
+                        proposal: proposal.clone(),
+                        sent_at: h.sent_at,
+                        responses: BTreeMap::new(),
+                    });
+                    events.push(ChannelEvent::Proposed {
+                        by: h.sender.clone(),
+                    });
+                }
+            }
+        }
+        let setup = new_setup.as_ref().or(self.setup.as_ref());
+        let Some(setup) = setup else {
+            // Nothing can be placed before the proposal; the caller holds it.
+            return Err(ChannelError::NotYetOpen(h.epoch.number.0));
+        };
+        let Some(sender) = setup.proposal.members.iter().find(|m| m.handle == h.sender) else {
+            return Err(ChannelError::NotAMember(h.sender.clone()));
+        };
+
+        let response = match payload {
+            Payload::Full {
+                body: Body::Acceptance { proposal },
+                ..
+            } => Some((proposal, Response::Accepted)),
+            Payload::Full {
+                body: Body::Decline { proposal, reason },
+                ..
+            } => Some((
+                proposal,
+                Response::Declined {
+                    reason: reason.clone(),
+                },
+            )),
+            _ => None,
+        };
+        if let Some((proposal, answer)) = &response {
+            if sender.role != Role::Party {
+                return Err(ChannelError::Response("only parties answer a proposal"));
+            }
+            if **proposal != setup.digest {
+                return Err(ChannelError::Response("it answers another proposal"));
+            }
+            if setup
+                .responses
+                .get(&h.sender)
+                .is_some_and(|prev| prev != answer)
+            {
+                return Err(ChannelError::Response(
+                    "the party already answered differently",
+                ));
+            }
+        }
+
+        // Every check passed: extend the chain, then apply.
+        let mut chain = self
+            .chains
+            .get(&(h.epoch.number, h.sender.clone()))
+            .cloned()
+            .unwrap_or_else(|| Chain::new(h.epoch));
+        chain.append(h.epoch, h.seq, h.prev, digest)?;
+        self.chains
+            .insert((h.epoch.number, h.sender.clone()), chain);
+        if let Some(s) = new_setup {
+            self.setup = Some(s);
+        }
+        if let (Some((_, answer)), Some(setup)) = (response, self.setup.as_mut()) {
+            events.push(ChannelEvent::Responded {
+                member: h.sender.clone(),
+                accepted: answer == Response::Accepted,
+            });
+            setup.responses.insert(h.sender.clone(), answer);
+        }
+        if !setup_kind || events.is_empty() {
+            events.push(ChannelEvent::Message {
+                sender: h.sender.clone(),
+                message_id: h.message_id,
+                kind: h.body_kind,
+            });
+        }
+        if self.epoch == genesis && self.status() == ChannelStatus::Active {
+            if let Some(next) = self
+                .setup
+                .as_ref()
+                .and_then(|s| genesis.successor(s.digest))
+            {
+                self.epoch = next;
+                events.push(ChannelEvent::Activated(next));
+            }
+        }
+        Ok(events)
+    }
+
+    /// The header and recipients of this member's next message with `body`.
+    /// Nothing changes until the sealed payload is fed back through
+    /// [`handle_payload`](Self::handle_payload).
+    pub fn prepare(
+        &self,
+        body: &Body,
+        message_id: MessageId,
+        sent_at: Timestamp,
+        in_reply_to: Option<MessageId>,
+    ) -> Result<Prepared, ChannelError> {
+        let kind = body.kind();
+        let (epoch, members, policy) = match body {
+            Body::Creation(p) => {
+                if self.setup.is_some() {
+                    return Err(ChannelError::Proposal("this channel was already proposed"));
+                }
+                (Epoch::genesis(self.id), p.members.clone(), p.policy)
+            }
+            _ => {
+                let Some(setup) = &self.setup else {
+                    return Err(ChannelError::NotActive("no creation proposal yet".into()));
+                };
+                let epoch = match kind {
+                    BodyKind::Acceptance | BodyKind::Decline => Epoch::genesis(self.id),
+                    _ => match self.status() {
+                        ChannelStatus::Active => self.epoch,
+                        other => return Err(ChannelError::NotActive(format!("{other:?}"))),
+                    },
+                };
+                (epoch, setup.proposal.members.clone(), setup.proposal.policy)
+            }
+        };
+        if !members.iter().any(|m| m.handle == self.me) {
+            return Err(ChannelError::NotAMember(self.me.clone()));
+        }
+        let mine = self
+            .chains
+            .get(&(epoch.number, self.me.clone()))
+            .cloned()
+            .unwrap_or_else(|| Chain::new(epoch));
+        let Some(seq) = mine.next_seq() else {
+            return Err(ChannelError::NotActive(
+                "this member's chain is full".into(),
+            ));
+        };
+        let header = Header {
+            channel_id: self.id,
+            message_id,
+            epoch,
+            sender: self.me.clone(),
+            seq,
+            prev: mine.head().digest,
+            sent_at,
+            in_reply_to,
+            body_kind: kind,
+            heads: self.heads_for(epoch, &members),
+        };
+        let recipients = members
+            .iter()
+            .filter(|m| m.handle != self.me)
+            .map(|m| {
+                let stub = kind.is_content() && m.role == Role::Mediator && !policy.mediator_reads;
+                (
+                    m.handle.clone(),
+                    if stub { CopyKind::Stub } else { CopyKind::Full },
+                )
+            })
+            .collect();
+        Ok(Prepared { header, recipients })
+    }
+}
+
+#[cfg(test)]
+mod tests;

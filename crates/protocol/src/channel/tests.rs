@@ -1,0 +1,201 @@
+use super::*;
+use crate::payload::seal;
+use crate::Identity;
+
+fn h(s: &str) -> Handle {
+    Handle::new(s).unwrap()
+}
+
+struct World {
+    states: BTreeMap<Handle, ChannelState>,
+    sent: Vec<(Payload, Digest)>,
+}
+
+fn proposal(reads: bool) -> Proposal {
+    let member = |name: &str, role| {
+        let k = Identity::new().keys();
+        Member {
+            handle: h(name),
+            role,
+            curve25519: k.curve25519,
+            ed25519: k.ed25519,
+        }
+    };
+    Proposal {
+        title: "talks".into(),
+        members: vec![
+            member("blue", Role::Party),
+            member("mediator", Role::Mediator),
+            member("red", Role::Party),
+        ],
+        policy: Policy {
+            mediator_reads: reads,
+            receipt_deadline_s: 3600,
+            heartbeat_interval_s: 600,
+        },
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        let id = ChannelId([5; 16]);
+        let states = ["blue", "mediator", "red"]
+            .iter()
+            .map(|n| (h(n), ChannelState::new(id, h(n))))
+            .collect();
+        World {
+            states,
+            sent: Vec::new(),
+        }
+    }
+
+    /// `who` sends `body`; every member applies the full payload.
+    fn send(&mut self, who: &str, body: Body) -> Result<(Prepared, Digest), ChannelError> {
+        let n = self.sent.len() as u8;
+        let prepared = self.states[&h(who)].prepare(
+            &body,
+            MessageId([n; 16]),
+            Timestamp(i64::from(n)),
+            None,
+        )?;
+        let sealed = seal(prepared.header.clone(), [n; 16], body.clone()).unwrap();
+        let payload = Payload::Full {
+            header: prepared.header.clone(),
+            salt: [n; 16],
+            body,
+        };
+        for s in self.states.values_mut() {
+            s.handle_payload(&payload, sealed.digest)?;
+        }
+        self.sent.push((payload, sealed.digest));
+        Ok((prepared, sealed.digest))
+    }
+}
+
+#[test]
+fn a_channel_opens_when_every_party_accepts() {
+    let mut w = World::new();
+    let (_, creation) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    assert_eq!(
+        w.states[&h("red")].status(),
+        ChannelStatus::Pending {
+            waiting_for: vec![h("blue"), h("red")]
+        }
+    );
+    assert!(matches!(
+        w.send("blue", Body::Text("too early".into())),
+        Err(ChannelError::NotActive(_))
+    ));
+    w.send("blue", Body::Acceptance { proposal: creation })
+        .unwrap();
+    w.send("red", Body::Acceptance { proposal: creation })
+        .unwrap();
+    for s in w.states.values() {
+        assert_eq!(s.status(), ChannelStatus::Active);
+        assert_eq!(s.epoch().number, EpochNumber(1));
+        assert_eq!(
+            s.epoch().opening,
+            creation,
+            "epoch 1 opens with the creation digest"
+        );
+    }
+    let (p, _) = w.send("blue", Body::Text("hello".into())).unwrap();
+    assert_eq!(
+        p.header.seq,
+        crate::Seq(1),
+        "chains restart in the new epoch"
+    );
+    assert_eq!(p.header.prev, creation);
+    assert_eq!(
+        p.recipients,
+        vec![(h("mediator"), CopyKind::Stub), (h("red"), CopyKind::Full)]
+    );
+    assert_eq!(p.header.heads.0.len(), 3);
+    let (p2, d2) = w.send("blue", Body::Text("again".into())).unwrap();
+    assert_eq!(p2.header.seq, crate::Seq(2));
+    let (r, _) = w.send("red", Body::Receipt).unwrap();
+    assert_eq!(
+        r.header.heads.0[&h("blue")],
+        Head {
+            seq: crate::Seq(2),
+            digest: d2
+        }
+    );
+    assert!(
+        r.recipients.iter().all(|(_, k)| *k == CopyKind::Full),
+        "control bodies go in full"
+    );
+}
+
+#[test]
+fn mediator_reads_only_when_the_policy_says_so() {
+    let mut w = World::new();
+    let (_, c) = w.send("mediator", Body::Creation(proposal(true))).unwrap();
+    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
+    w.send("red", Body::Acceptance { proposal: c }).unwrap();
+    let (p, _) = w.send("red", Body::Text("hi".into())).unwrap();
+    assert!(p.recipients.iter().all(|(_, k)| *k == CopyKind::Full));
+}
+
+#[test]
+fn a_decline_keeps_the_channel_closed() {
+    let mut w = World::new();
+    let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
+    w.send(
+        "red",
+        Body::Decline {
+            proposal: c,
+            reason: "not now".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        w.states[&h("blue")].status(),
+        ChannelStatus::Declined { by: h("red") }
+    );
+    assert!(w.send("blue", Body::Text("x".into())).is_err());
+}
+
+#[test]
+fn misfits_are_refused_and_change_nothing() {
+    let mut w = World::new();
+    // Nothing before the proposal.
+    assert!(matches!(
+        w.send("blue", Body::Receipt),
+        Err(ChannelError::NotActive(_))
+    ));
+    let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    // The mediator does not accept; a party does not accept another proposal.
+    assert!(matches!(
+        w.send("mediator", Body::Acceptance { proposal: c }),
+        Err(ChannelError::Response(_))
+    ));
+    let mut red = w.states[&h("red")].clone();
+    let before = format!("{red:?}");
+    assert!(matches!(
+        w.send(
+            "blue",
+            Body::Acceptance {
+                proposal: Digest([1; 32])
+            }
+        ),
+        Err(ChannelError::Response(_))
+    ));
+    // A replayed payload does not extend the chain again.
+    let (p, d) = w.sent[0].clone();
+    assert!(matches!(
+        red.handle_payload(&p, d),
+        Err(ChannelError::Chain(_))
+    ));
+    assert_eq!(format!("{red:?}"), before);
+    // A stranger's payload.
+    let mut stranger = p.clone();
+    if let Payload::Full { header, .. } = &mut stranger {
+        header.sender = h("ghost");
+    }
+    assert!(red.handle_payload(&stranger, d).is_err());
+    // Content for an epoch this member has not opened.
+    let mut early = w.states[&h("blue")].clone();
+    early.handle_payload(&w.sent[0].0, w.sent[0].1).unwrap_err();
+}
