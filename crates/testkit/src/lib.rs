@@ -79,6 +79,28 @@ impl TestRelay {
         file_bytes(&self.db)
     }
 
+    /// Plays a lying relay: adds `member` to a channel's routing record
+    /// behind the members' backs.
+    pub fn add_routing_member(&self, channel: backchannel_protocol::ChannelId, member: &Handle) {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        conn.execute(
+            "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+            rusqlite::params![&channel.0[..], member.as_str()],
+        )
+        .unwrap();
+    }
+
+    /// How many envelopes were ever posted to `recipient` (acked or not).
+    pub fn posted_to(&self, recipient: &Handle) -> u64 {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM posted WHERE recipient = ?1",
+            [recipient.as_str()],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
+    }
+
     /// Stops serving and waits for the server task.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

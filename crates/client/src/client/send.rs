@@ -1,0 +1,268 @@
+//! Sending: prepare, seal, encrypt per recipient, commit (sessions, the
+//! message and the outbox in one transaction), then post in order.
+
+use backchannel_protocol::api::EnvelopeJson;
+use backchannel_protocol::channel::{ChannelState, CopyKind};
+use backchannel_protocol::payload::{seal, Body, Member, Payload, Policy, Proposal, Role};
+use backchannel_protocol::{b64, ChannelId, Envelope, Handle, MessageId, PeerSession};
+
+use super::{crash_point, now, peer_keys, Client};
+use crate::error::ClientError;
+use crate::vault::records::{Direction, MessageRecord, OutboxRecord, Trust};
+
+impl Client {
+    /// Opens a channel as its mediator: routing record on the relay, then the
+    /// creation proposal (members, their keys as this mediator knows them,
+    /// policy) over Olm to each member.
+    pub async fn create_channel(
+        &mut self,
+        title: &str,
+        parties: &[Handle],
+        observers: &[Handle],
+        policy: Policy,
+    ) -> Result<ChannelId, ClientError> {
+        self.connect().await?;
+        let mut members = vec![Member {
+            handle: self.me.clone(),
+            role: Role::Mediator,
+            curve25519: self.keys().curve25519,
+            ed25519: self.keys().ed25519,
+        }];
+        for (handles, role) in [(parties, Role::Party), (observers, Role::Observer)] {
+            for h in handles {
+                if *h == self.me || members.iter().any(|m| &m.handle == h) {
+                    return Err(ClientError::Input(format!(
+                        "{h} is listed twice (the mediator is a member already)"
+                    )));
+                }
+                let keys = match self.peers.get(h) {
+                    Some(p) => peer_keys(p)?,
+                    None => self.pin_from_relay(h).await?,
+                };
+                members.push(Member {
+                    handle: h.clone(),
+                    role,
+                    curve25519: keys.curve25519,
+                    ed25519: keys.ed25519,
+                });
+            }
+        }
+        if parties.is_empty() {
+            return Err(ClientError::Input(
+                "a channel needs at least one party".into(),
+            ));
+        }
+        members.sort_by(|a, b| a.handle.cmp(&b.handle));
+        let id = ChannelId::random();
+        let handles: Vec<Handle> = members.iter().map(|m| m.handle.clone()).collect();
+        self.relay.create_channel(id, &handles).await?;
+        let proposal = Proposal {
+            title: title.to_string(),
+            members,
+            policy,
+        };
+        self.channels
+            .insert(id, ChannelState::new(id, self.me.clone()));
+        match self.send_body(id, Body::Creation(proposal), None).await {
+            Ok(_) => Ok(id),
+            Err(e) => {
+                if self.log(Some(id))?.is_empty() {
+                    self.channels.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Accepts the channel's creation proposal.
+    pub async fn accept(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
+        let proposal = self.proposal_digest(&channel)?;
+        self.send_body(channel, Body::Acceptance { proposal }, None)
+            .await
+    }
+
+    /// Declines the channel's creation proposal.
+    pub async fn decline(
+        &mut self,
+        channel: ChannelId,
+        reason: &str,
+    ) -> Result<MessageId, ClientError> {
+        let proposal = self.proposal_digest(&channel)?;
+        self.send_body(
+            channel,
+            Body::Decline {
+                proposal,
+                reason: reason.to_string(),
+            },
+            None,
+        )
+        .await
+    }
+
+    fn proposal_digest(
+        &self,
+        channel: &ChannelId,
+    ) -> Result<backchannel_protocol::Digest, ClientError> {
+        self.channel_state(channel)?
+            .setup()
+            .map(|s| s.digest)
+            .ok_or_else(|| ClientError::UnknownChannel(channel.to_hex()))
+    }
+
+    /// Sends text in an active channel.
+    pub async fn send_text(
+        &mut self,
+        channel: ChannelId,
+        text: &str,
+        in_reply_to: Option<MessageId>,
+    ) -> Result<MessageId, ClientError> {
+        if text.trim().is_empty() {
+            return Err(ClientError::Input("the message is empty".into()));
+        }
+        self.send_body(channel, Body::Text(text.to_string()), in_reply_to)
+            .await
+    }
+
+    /// Sends an explicit receipt (the head vector) in an active channel.
+    pub async fn send_receipt(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
+        self.send_body(channel, Body::Receipt, None).await
+    }
+
+    /// Sends a heartbeat in an active channel.
+    pub async fn send_heartbeat(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
+        self.send_body(channel, Body::Heartbeat, None).await
+    }
+
+    /// The session to encrypt to `peer` with, claiming a one-time key and
+    /// opening one if there is none. The claimed key's owner must match the
+    /// pinned identity keys.
+    async fn ensure_session(&mut self, peer: &Handle) -> Result<(), ClientError> {
+        if self.sessions.get(peer).is_some_and(|s| !s.is_empty()) {
+            return Ok(());
+        }
+        self.connect().await?;
+        let pinned = match self.peers.get(peer) {
+            Some(p) => Some(peer_keys(p)?),
+            None => None,
+        };
+        let claim = self.relay.claim(peer).await?;
+        let (keys, one_time) = claim.decode()?;
+        match pinned {
+            Some(p) if p != keys => {
+                self.pin(peer, keys, Trust::Tofu)?; // raises key_changed
+                return Err(ClientError::KeyChanged(peer.clone()));
+            }
+            Some(_) => {}
+            None => self.pin(peer, keys, Trust::Tofu)?,
+        }
+        let session = self.identity.outbound_session(&keys, &one_time)?;
+        self.sessions
+            .entry(peer.clone())
+            .or_default()
+            .insert(0, session);
+        Ok(())
+    }
+
+    /// Prepares, seals, encrypts, commits and posts one message.
+    pub(crate) async fn send_body(
+        &mut self,
+        channel: ChannelId,
+        body: Body,
+        in_reply_to: Option<MessageId>,
+    ) -> Result<MessageId, ClientError> {
+        self.connect().await?;
+        self.flush_outbox().await?;
+        let message_id = MessageId::random();
+        let sent_at = now();
+        let prepared = self
+            .channel_state(&channel)?
+            .prepare(&body, message_id, sent_at, in_reply_to)
+            .map_err(|source| ClientError::Channel { channel, source })?;
+        for (peer, _) in &prepared.recipients {
+            self.ensure_session(peer).await?;
+        }
+        let salt: [u8; 16] = rand::random();
+        let sealed = seal(prepared.header.clone(), salt, body.clone())?;
+        let payload = Payload::Full {
+            header: prepared.header.clone(),
+            salt,
+            body,
+        };
+        let mut state = self.channel_state(&channel)?.clone();
+        state
+            .handle_payload(&payload, sealed.digest)
+            .map_err(|source| ClientError::Channel { channel, source })?;
+
+        let mut envelopes = Vec::new();
+        let mut used: Vec<Handle> = Vec::new();
+        for (peer, kind) in &prepared.recipients {
+            let copy = match kind {
+                CopyKind::Full => &sealed.full,
+                CopyKind::Stub => sealed.stub.as_ref().unwrap_or(&sealed.full),
+            };
+            let session: &mut PeerSession = self
+                .sessions
+                .get_mut(peer)
+                .and_then(|s| s.first_mut())
+                .ok_or_else(|| ClientError::Input(format!("no session with {peer}")))?;
+            let (olm_type, ciphertext) = session.encrypt(copy)?;
+            envelopes.push(EnvelopeJson::from(&Envelope {
+                channel_id: channel,
+                message_id,
+                sender: self.me.clone(),
+                recipient: peer.clone(),
+                seq_hint: prepared.header.seq.0,
+                olm_type,
+                ciphertext,
+            }));
+            used.push(peer.clone());
+        }
+
+        let record = MessageRecord {
+            payload: b64::encode(payload.encode()),
+            digest: sealed.digest.to_hex(),
+            direction: Direction::Out,
+            stored_at_ms: sent_at.0,
+        };
+        let mut tx = self.vault.tx()?;
+        for peer in &used {
+            if let Some(s) = self.sessions.get(peer).and_then(|s| s.first()) {
+                tx.put_session(peer, s, sent_at.0)?;
+            }
+        }
+        let row = tx.put_message(&channel, &message_id, &self.me, &record)?;
+        tx.mark_applied(row)?;
+        if !envelopes.is_empty() {
+            tx.push_outbox(&OutboxRecord {
+                channel_id: channel.to_hex(),
+                envelopes,
+            })?;
+        }
+        tx.commit()?;
+        self.channels.insert(channel, state);
+        crash_point("after_outbox_commit");
+        self.flush_outbox().await?;
+        Ok(message_id)
+    }
+
+    /// Posts every committed, unanswered post, oldest first, each after the
+    /// previous one was answered. Returns how many went out.
+    pub async fn flush_outbox(&mut self) -> Result<usize, ClientError> {
+        let pending = self.vault.outbox()?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        self.connect().await?;
+        let mut sent = 0;
+        for (id, record) in pending {
+            self.relay
+                .post(&record.channel_id, record.envelopes)
+                .await?;
+            let mut tx = self.vault.tx()?;
+            tx.delete_outbox(id)?;
+            tx.commit()?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}

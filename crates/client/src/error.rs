@@ -1,0 +1,125 @@
+//! Errors of the client library, each with a stable `code()` that the CLI
+//! shows and scripts can match.
+
+use backchannel_protocol::channel::ChannelError;
+use backchannel_protocol::{ChannelId, CryptoError, DecodeError, Handle};
+use thiserror::Error;
+
+/// The local store.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The store's contents do not decode or open.
+    #[error("the store is damaged: {0}")]
+    Corrupt(&'static str),
+    /// A store already exists at this path.
+    #[error("a store already exists at {0}")]
+    Exists(String),
+    /// No store at this path.
+    #[error("no store at {0}: run `backchannel init` first")]
+    Missing(String),
+    /// SQLite failed.
+    #[error("store database: {0}")]
+    Sqlite(String),
+    /// The passphrase does not open the store.
+    #[error("wrong passphrase: the store was not opened and nothing was changed")]
+    WrongPassphrase,
+}
+
+impl From<rusqlite::Error> for VaultError {
+    fn from(e: rusqlite::Error) -> Self {
+        VaultError::Sqlite(e.to_string())
+    }
+}
+
+/// Talking to the relay.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The relay answered with an error.
+    #[error("relay refused ({status} {code}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The relay's stable code.
+        code: String,
+        /// The relay's message.
+        message: String,
+    },
+    /// The answer did not decode.
+    #[error("relay answer does not decode: {0}")]
+    Decode(String),
+    /// The relay could not be reached.
+    #[error("cannot reach the relay at {url}: {detail}")]
+    Unreachable {
+        /// The relay URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl TransportError {
+    /// The relay's error code, if it answered with one.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            TransportError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Anything a client operation can fail with.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A channel refused the operation.
+    #[error("channel {channel}: {source}")]
+    Channel {
+        /// The channel.
+        channel: ChannelId,
+        /// Why.
+        source: ChannelError,
+    },
+    /// Key or Olm failure.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Bytes that do not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Invalid input from the user.
+    #[error("{0}")]
+    Input(String),
+    /// A pinned identity key changed: sending to that principal is blocked.
+    #[error("the identity key of {0} changed since it was pinned: sending to it is blocked until you verify it again")]
+    KeyChanged(Handle),
+    /// The relay.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// No such channel in this store.
+    #[error("unknown channel {0}: run `backchannel sync`, or check the id with `backchannel channel list`")]
+    UnknownChannel(String),
+    /// The local store.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl ClientError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Channel { .. } => "channel_refused",
+            ClientError::Crypto(CryptoError::BadKey(_)) => "bad_key",
+            ClientError::Crypto(_) => "crypto",
+            ClientError::Decode(_) => "decode",
+            ClientError::Input(_) => "invalid_input",
+            ClientError::KeyChanged(_) => "key_changed",
+            ClientError::Transport(TransportError::Api { .. }) => "relay_refused",
+            ClientError::Transport(_) => "relay_unreachable",
+            ClientError::UnknownChannel(_) => "unknown_channel",
+            ClientError::Vault(VaultError::WrongPassphrase) => "wrong_passphrase",
+            ClientError::Vault(VaultError::Missing(_)) => "no_store",
+            ClientError::Vault(_) => "store",
+        }
+    }
+}

@@ -1,0 +1,60 @@
+-- The client's local store. Everything secret or personal is sealed
+-- (XChaCha20-Poly1305 under the store key); ids, handles and counters stay
+-- in the clear so rows can be found. The relay knows all of those already.
+CREATE TABLE meta (
+    k TEXT PRIMARY KEY,
+    v BLOB NOT NULL
+);
+
+-- The Olm account (identity keys, one-time keys): sealed pickle.
+CREATE TABLE account (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed BLOB NOT NULL
+);
+
+-- Olm sessions, several per peer possible; sealed pickles.
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    peer       TEXT NOT NULL,
+    sealed     BLOB NOT NULL,
+    used_at    INTEGER NOT NULL
+);
+
+-- Pinned identity keys and how they were learnt: sealed.
+CREATE TABLE peers (
+    handle TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+);
+
+-- Every payload this member sent or received, sealed. `applied` orders the
+-- payloads as they were folded into the channel state (NULL: held back,
+-- waiting for an earlier message or an epoch to open).
+CREATE TABLE messages (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel_id BLOB NOT NULL,
+    message_id BLOB NOT NULL,
+    sender     TEXT NOT NULL,
+    applied    INTEGER UNIQUE,
+    sealed     BLOB NOT NULL,
+    UNIQUE (message_id, sender)
+);
+
+-- Message ids already processed, with a hash of the envelope: an identical
+-- redelivery is dropped before decrypting.
+CREATE TABLE processed (
+    message_id    BLOB PRIMARY KEY,
+    envelope_hash BLOB NOT NULL
+);
+
+-- Posts committed before they are sent; after a crash the same bytes go again.
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel_id BLOB NOT NULL,
+    sealed     BLOB NOT NULL
+);
+
+CREATE TABLE alerts (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    dismissed INTEGER NOT NULL DEFAULT 0,
+    sealed    BLOB NOT NULL
+);
