@@ -1,25 +1,53 @@
-//! `backchannel`: one binary for the relay and (next) the principals' commands.
+//! `backchannel`: the relay, the principals' commands, and the narrated demo.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod render;
+mod store;
 
 /// Backchannel: messages and assurances between parties with no direct
 /// relations, through an intermediary that relays but cannot read, alter or
 /// silently drop them.
+///
+/// Start with `backchannel demo` to see the whole story on an embedded relay.
 #[derive(Debug, Parser)]
 #[command(name = "backchannel", version, propagate_version = true)]
 struct Cli {
+    /// The principal's store (one encrypted file). Default:
+    /// $XDG_DATA_HOME/backchannel/store.
+    #[arg(long, global = true, env = "BACKCHANNEL_STORE", value_name = "PATH")]
+    store: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Open, accept, decline and list channels.
+    Channel(cmd::channel::ChannelArgs),
+    /// Run the whole story on an embedded relay, narrated.
+    Demo(cmd::demo::DemoArgs),
+    /// Show safety numbers to compare in person.
+    Fingerprint(cmd::principal::FingerprintArgs),
+    /// Show received messages across channels.
+    Inbox(cmd::message::InboxArgs),
+    /// Create a store and register on a relay.
+    Init(cmd::principal::InitArgs),
+    /// Show one channel's transcript.
+    Log(cmd::message::LogArgs),
     /// Run the intermediary's relay.
     Relay(cmd::relay::RelayArgs),
+    /// Send a message in a channel.
+    Send(cmd::message::SendArgs),
+    /// Fetch and verify new messages, then send receipts.
+    Sync(cmd::message::SyncArgs),
+    /// Stay connected: sync on every push, send receipts and heartbeats.
+    Watch(cmd::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +58,23 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Relay(args) => cmd::relay::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        command => store::store_path(cli.store).and_then(|store| {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                match command {
+                    Command::Channel(a) => cmd::channel::run(&store, a).await,
+                    Command::Fingerprint(a) => cmd::principal::fingerprint(&store, a),
+                    Command::Inbox(a) => cmd::message::inbox(&store, a),
+                    Command::Init(a) => cmd::principal::init(&store, a).await,
+                    Command::Log(a) => cmd::message::log(&store, a),
+                    Command::Send(a) => cmd::message::send(&store, a).await,
+                    Command::Sync(a) => cmd::message::sync(&store, a).await,
+                    Command::Watch(a) => cmd::watch::run(&store, a).await,
+                    Command::Relay(_) | Command::Demo(_) => unreachable!("handled above"),
+                }
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

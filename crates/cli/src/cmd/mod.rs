@@ -1,3 +1,8 @@
-//! One module per command.
+//! One module per command family.
 
+pub mod channel;
+pub mod demo;
+pub mod message;
+pub mod principal;
 pub mod relay;
+pub mod watch;

@@ -19,7 +19,7 @@ use backchannel_protocol::payload::{Body, BodyKind, Payload, Policy, Role};
 use backchannel_protocol::{
     b64, ChannelId, Digest, Handle, Identity, IdentityKeys, MessageId, PeerSession, Seq, Timestamp,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ClientError, VaultError};
 use crate::transport::RelayClient;
@@ -27,6 +27,9 @@ use crate::vault::records::{AlertRecord, Direction, PeerRecord, Trust};
 use crate::vault::{KdfParams, Vault};
 
 pub use receive::SyncReport;
+
+/// A token is renewed after this long (the relay's tokens live one hour).
+pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
 /// One-time keys published at first and kept on the relay.
 pub const ONE_TIME_KEYS_TARGET: usize = 50;
@@ -53,7 +56,7 @@ pub(crate) fn crash_point(name: &str) {
 }
 
 /// What one message looks like to this member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// Channel id, hex.
     pub channel_id: String,
@@ -70,7 +73,7 @@ pub struct LogEntry {
     /// The message it answers, hex.
     pub in_reply_to: Option<String>,
     /// Body kind (`text`, `receipt`, `creation`...).
-    pub kind: &'static str,
+    pub kind: String,
     /// The text for content this member may read; `None` for a stub.
     pub text: Option<String>,
     /// True when this member holds only a stub (header and body hash).
@@ -129,7 +132,8 @@ pub struct Client {
     peers: BTreeMap<Handle, PeerRecord>,
     channels: BTreeMap<ChannelId, ChannelState>,
     relay: RelayClient,
-    logged_in: bool,
+    /// When the current token was obtained (tokens live one hour).
+    logged_in_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Client {
@@ -184,7 +188,7 @@ pub(crate) fn entry_of(
         sender: h.sender.to_string(),
         sent_at_ms: h.sent_at.0,
         in_reply_to: h.in_reply_to.map(|m| m.to_hex()),
-        kind: kind_name(h.body_kind),
+        kind: kind_name(h.body_kind).to_string(),
         text,
         stub,
         digest: digest.to_string(),
@@ -252,7 +256,7 @@ impl Client {
             peers,
             channels: BTreeMap::new(),
             relay,
-            logged_in: false,
+            logged_in_at: None,
         };
         client.rebuild_channels()?;
         Ok(client)
@@ -306,13 +310,22 @@ impl Client {
         self.vault.path()
     }
 
-    /// Logs in if not yet logged in.
+    /// Logs in if not logged in, or if the token is near its end.
     pub async fn connect(&mut self) -> Result<(), ClientError> {
-        if !self.logged_in {
+        if self
+            .logged_in_at
+            .is_none_or(|t| t.elapsed() > TOKEN_REFRESH)
+        {
             self.relay.login(&self.me, &self.identity).await?;
-            self.logged_in = true;
+            self.logged_in_at = Some(std::time::Instant::now());
         }
         Ok(())
+    }
+
+    /// The relay's push stream from this member's cursor.
+    pub async fn push_stream(&mut self) -> Result<crate::transport::PushStream, ClientError> {
+        self.connect().await?;
+        Ok(self.relay.push_stream(self.vault.cursor()?).await?)
     }
 
     /// Generates, saves and publishes `n` one-time keys and a fresh fallback key.
@@ -339,6 +352,20 @@ impl Client {
             SafetyNumber::of((&self.me, &self.keys()), (peer, &keys)),
             record.trust.clone(),
         ))
+    }
+
+    /// Marks `peer`'s pinned key as verified: call it only after comparing
+    /// the safety number over a path the intermediary does not control.
+    pub fn mark_verified(&mut self, peer: &Handle) -> Result<(), ClientError> {
+        let Some(mut record) = self.peers.get(peer).cloned() else {
+            return Err(ClientError::Input(format!("no key pinned for {peer}")));
+        };
+        record.trust = Trust::Verified;
+        let mut tx = self.vault.tx()?;
+        tx.put_peer(&record)?;
+        tx.commit()?;
+        self.peers.insert(peer.clone(), record);
+        Ok(())
     }
 
     /// Fetches `peer`'s keys from the relay and pins them on first use (a
@@ -538,6 +565,29 @@ impl Client {
     /// files for key material; never print it.
     pub fn dangerous_account_pickle(&self) -> vodozemac::olm::AccountPickle {
         self.identity.pickle()
+    }
+
+    /// Active channels where this member has sent nothing for at least the
+    /// heartbeat interval: a heartbeat proves the channel alive.
+    pub fn heartbeats_due(&self, at: Timestamp) -> Result<Vec<ChannelId>, ClientError> {
+        let log = self.log(None)?;
+        Ok(self
+            .channels
+            .values()
+            .filter(|s| s.status() == ChannelStatus::Active)
+            .filter(|s| {
+                let interval_ms =
+                    i64::from(s.policy().map_or(0, |p| p.heartbeat_interval_s)) * 1000;
+                let last = log
+                    .iter()
+                    .filter(|e| e.direction == Direction::Out && e.channel_id == s.id().to_hex())
+                    .map(|e| e.sent_at_ms)
+                    .max()
+                    .unwrap_or(i64::MIN / 2);
+                interval_ms > 0 && at.0 - last >= interval_ms
+            })
+            .map(ChannelState::id)
+            .collect())
     }
 
     /// The next sequence number this member would use in `channel`.

@@ -10,7 +10,7 @@ use backchannel_protocol::channel::{ChannelError, ChannelEvent, ChannelState, Ch
 use backchannel_protocol::payload::{Body, BodyKind, Payload};
 use backchannel_protocol::transcript::ChainError;
 use backchannel_protocol::{b64, ChannelId, Digest, Envelope, Handle, IdentityKeys, OlmType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{crash_point, entry_of, now, peer_keys, Client, LogEntry};
 use crate::error::ClientError;
@@ -20,7 +20,7 @@ use crate::vault::records::{AlertRecord, Direction, MessageRecord, Trust};
 pub const SYNC_PAGE: usize = 100;
 
 /// What a sync did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SyncReport {
     /// Payloads from others folded into their channels, in order.
     pub received: Vec<LogEntry>,

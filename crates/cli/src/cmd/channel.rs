@@ -1,0 +1,197 @@
+//! `channel create | accept | decline | list`.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use crate::store::{run_work, Work};
+use crate::{render, store};
+
+/// Open, accept, decline and list channels.
+#[derive(Debug, Args)]
+pub struct ChannelArgs {
+    #[command(subcommand)]
+    command: ChannelCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelCommand {
+    /// Propose a channel, as its mediator.
+    ///
+    /// Sends the creation proposal (members, their keys as you know them,
+    /// policy) end to end to every member. It takes effect when every party
+    /// accepts. Without --mediator-reads you receive stubs (digests) of
+    /// content, enough to check nothing was dropped, never the words.
+    ///
+    /// Example:
+    ///
+    ///   backchannel --store mediator.store channel create --title "Gulf talks" --party blue --party red
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// A title the members see.
+        #[arg(long)]
+        title: String,
+        /// A party (repeat for each).
+        #[arg(long = "party", value_name = "HANDLE", required = true)]
+        parties: Vec<String>,
+        /// An observer admitted with the parties' consent (repeat for each).
+        #[arg(long = "observer", value_name = "HANDLE")]
+        observers: Vec<String>,
+        /// Let the mediator read content (every party must accept this).
+        #[arg(long)]
+        mediator_reads: bool,
+        /// How long members have to receipt a message: 90s, 30m, 24h, 2d.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        receipt_deadline: u32,
+        /// How often each member proves the channel alive: 90s, 30m, 1h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        heartbeat: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a channel's creation proposal (run `sync` first to receive it).
+    ///
+    /// Example:
+    ///
+    ///   backchannel --store blue.store channel accept 3f2a
+    #[command(verbatim_doc_comment)]
+    Accept {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline a channel's creation proposal; it then never opens.
+    ///
+    /// Example:
+    ///
+    ///   backchannel --store red.store channel decline 3f2a --reason "not through this intermediary"
+    #[command(verbatim_doc_comment)]
+    Decline {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Why (every member sees it).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your channels with their members, answers and key trust.
+    ///
+    /// Example:
+    ///
+    ///   backchannel --store blue.store channel list --json
+    #[command(verbatim_doc_comment)]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Seconds from `90`, `90s`, `30m`, `24h` or `2d`.
+fn parse_duration(s: &str) -> Result<u32, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u32 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 24h or 2d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
+    match args.command {
+        ChannelCommand::Create {
+            title,
+            parties,
+            observers,
+            mediator_reads,
+            receipt_deadline,
+            heartbeat,
+            json,
+        } => {
+            let out = run_work(
+                store_path,
+                Work::Create {
+                    title,
+                    parties,
+                    observers,
+                    mediator_reads,
+                    receipt_deadline_s: receipt_deadline,
+                    heartbeat_interval_s: heartbeat,
+                },
+            )
+            .await?;
+            if json {
+                return render::json(&out);
+            }
+            println!(
+                "proposed channel {}",
+                out["channel_id"].as_str().unwrap_or("")
+            );
+            println!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
+        }
+        ChannelCommand::Accept { channel, json } => {
+            let out = run_work(store_path, Work::Accept { channel }).await?;
+            if json {
+                return render::json(&out);
+            }
+            println!(
+                "accepted channel {}",
+                out["channel_id"].as_str().unwrap_or("")
+            );
+        }
+        ChannelCommand::Decline {
+            channel,
+            reason,
+            json,
+        } => {
+            let out = run_work(store_path, Work::Decline { channel, reason }).await?;
+            if json {
+                return render::json(&out);
+            }
+            println!(
+                "declined channel {}",
+                out["channel_id"].as_str().unwrap_or("")
+            );
+        }
+        ChannelCommand::List { json } => {
+            let client = store::open_reader(store_path)?;
+            let channels = client.channels()?;
+            if json {
+                return render::json(&channels);
+            }
+            if channels.is_empty() {
+                println!("no channels yet: `backchannel sync` fetches proposals sent to you");
+            }
+            for c in &channels {
+                println!("{}", render::channel(c));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(super::parse_duration("90"), Ok(90));
+        assert_eq!(super::parse_duration("30m"), Ok(1800));
+        assert_eq!(super::parse_duration("2d"), Ok(172_800));
+        assert!(super::parse_duration("1w").is_err());
+        assert!(super::parse_duration("0s").is_err());
+        assert!(super::parse_duration("h").is_err());
+    }
+}

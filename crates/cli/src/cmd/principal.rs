@@ -1,0 +1,127 @@
+//! `init` and `fingerprint`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use backchannel_client::{Client, KdfParams};
+use backchannel_protocol::{b64, Handle};
+use clap::Args;
+
+use crate::{render, store};
+
+/// Create a store and register on a relay.
+///
+/// Makes a new identity (Olm account), seals it in the store with a key
+/// derived from your passphrase (BACKCHANNEL_PASSPHRASE, or asked for),
+/// registers HANDLE with its public keys on the relay and publishes one-time
+/// keys. If the relay refuses (a taken handle), no store is left behind.
+///
+/// Example:
+///
+///   BACKCHANNEL_PASSPHRASE=... backchannel --store blue.store init --relay http://127.0.0.1:8470 --handle blue
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct InitArgs {
+    /// The relay's URL.
+    #[arg(long, value_name = "URL")]
+    relay: String,
+    /// Your handle on the relay: 1-32 of a-z 0-9 _ -.
+    #[arg(long, value_name = "HANDLE")]
+    handle: String,
+}
+
+pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
+    let handle = Handle::new(args.handle.as_str())?;
+    if store.exists() {
+        anyhow::bail!(
+            "a store already exists at {}; pass another --store",
+            store.display()
+        );
+    }
+    if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let pass = store::passphrase(true)?;
+    let client = Client::create(store, &pass, KdfParams::DEFAULT, &args.relay, &handle)
+        .await
+        .map_err(store::explain)?;
+    let k = client.keys();
+    println!(
+        "created {} for {} on {}",
+        store.display(),
+        client.me(),
+        client.relay_url()
+    );
+    println!("  curve25519 {}", b64::encode(k.curve25519));
+    println!("  ed25519    {}", b64::encode(k.ed25519));
+    println!("Compare safety numbers in person with `backchannel fingerprint PEER` once you share a channel.");
+    Ok(())
+}
+
+/// Show safety numbers to compare in person.
+///
+/// With PEER: the pairwise safety number of you and PEER, which reads the
+/// same on both sides, and how PEER's key was learnt ("introduced by the
+/// mediator, unverified" until you compare it over a path the intermediary
+/// does not control). Without: your keys and every pinned peer.
+///
+/// Examples:
+///
+///   backchannel --store red.store fingerprint mediator
+///   backchannel --store red.store fingerprint --json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct FingerprintArgs {
+    /// The other principal.
+    peer: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn fingerprint(store: &Path, args: FingerprintArgs) -> anyhow::Result<()> {
+    let client = store::open_reader(store)?;
+    let peers: Vec<Handle> = match &args.peer {
+        Some(p) => vec![Handle::new(p.as_str())?],
+        None => client
+            .channels()?
+            .iter()
+            .flat_map(|c| c.members.clone())
+            .filter_map(|m| Handle::new(m.handle).ok())
+            .filter(|h| h != client.me())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for p in peers {
+        let (number, trust) = client.safety_number(&p)?;
+        rows.push(serde_json::json!({"peer": p.as_str(), "safety_number": number.one_line(), "key": trust.label()}));
+        if !args.json {
+            println!(
+                "{} and {} ({}):\n{}\n",
+                client.me(),
+                p,
+                trust.label(),
+                number
+            );
+        }
+    }
+    let k = client.keys();
+    if args.json {
+        render::json(&serde_json::json!({
+            "handle": client.me().as_str(),
+            "curve25519": b64::encode(k.curve25519),
+            "ed25519": b64::encode(k.ed25519),
+            "peers": rows,
+        }))?;
+    } else if args.peer.is_none() {
+        println!(
+            "{}: curve25519 {}  ed25519 {}",
+            client.me(),
+            b64::encode(k.curve25519),
+            b64::encode(k.ed25519)
+        );
+    }
+    Ok(())
+}

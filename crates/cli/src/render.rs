@@ -1,0 +1,123 @@
+//! How data reads in a terminal; `--json` prints the same data as JSON.
+
+use backchannel_client::{ChannelView, LogEntry, SyncReport};
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from Unix milliseconds.
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Prints `value` as pretty JSON.
+pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// One line per message, content indented below.
+pub fn entry(e: &LogEntry) -> String {
+    let id = &e.message_id[..8];
+    let head = format!(
+        "[{}] {} #{} e{} {} ({}){}",
+        utc(e.sent_at_ms),
+        e.sender,
+        e.seq,
+        e.epoch,
+        e.kind,
+        id,
+        e.in_reply_to
+            .as_ref()
+            .map_or(String::new(), |r| format!(", in reply to {}", &r[..8])),
+    );
+    let body = match (&e.text, e.stub) {
+        (Some(t), _) => format!("\n    {}", t.replace('\n', "\n    ")),
+        (None, true) => format!(
+            "\n    [stub: content not readable under this channel's policy; digest {}]",
+            &e.digest[..16]
+        ),
+        (None, false) => String::new(),
+    };
+    let held = if e.held_back {
+        "  [held back: an earlier message is missing]"
+    } else {
+        ""
+    };
+    format!("{head}{held}{body}")
+}
+
+/// A channel with its members.
+pub fn channel(v: &ChannelView) -> String {
+    let mut out = format!(
+        "{}  {:?}  {}  epoch {}\n  policy: mediator {}, receipts due within {} s, heartbeat every {} s\n",
+        v.channel_id,
+        v.title,
+        v.status,
+        v.epoch,
+        if v.mediator_reads { "reads content" } else { "gets stubs only" },
+        v.receipt_deadline_s,
+        v.heartbeat_interval_s
+    );
+    for m in &v.members {
+        out.push_str(&format!(
+            "  {:<12} {:<9} {:<24} key: {}\n",
+            m.handle, m.role, m.answer, m.key
+        ));
+    }
+    out
+}
+
+/// What a sync brought.
+pub fn sync(r: &SyncReport) -> String {
+    let mut out = String::new();
+    for e in &r.received {
+        out.push_str(&entry(e));
+        out.push('\n');
+    }
+    for c in &r.activated {
+        out.push_str(&format!(
+            "channel {c} is now active: every party accepted\n"
+        ));
+    }
+    for a in &r.alerts {
+        out.push_str(&format!(
+            "ALERT {}: {} (messages {})\n",
+            a.kind,
+            a.detail,
+            a.message_ids.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "synced: {} new, {} alerts, {} receipts sent, {} queued posts sent\n",
+        r.received.len(),
+        r.alerts.len(),
+        r.receipts_sent,
+        r.outbox_sent
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_750_000_000_000), "2025-06-15 15:06:40 UTC");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,288 @@
+//! Opening a principal's store from the CLI: the passphrase, and the one
+//! writer per store. A command that changes state takes the store's lock;
+//! if `watch` holds it, the command hands its work to the running `watch`
+//! over a Unix socket beside the store instead, so no two processes ever
+//! advance the same Olm session.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use backchannel_client::Client;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Where the passphrase comes from when not prompted.
+pub const PASSPHRASE_ENV: &str = "BACKCHANNEL_PASSPHRASE";
+
+/// The store path given, or the default under the user's data directory.
+pub fn store_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("no --store given and neither XDG_DATA_HOME nor HOME is set")?;
+    Ok(base.join("backchannel").join("store"))
+}
+
+fn sibling(store: &Path, suffix: &str) -> PathBuf {
+    let mut s = store.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// The passphrase from `BACKCHANNEL_PASSPHRASE`, or asked for on the terminal
+/// (twice when `confirm`).
+pub fn passphrase(confirm: bool) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        if p.is_empty() {
+            bail!("{PASSPHRASE_ENV} is set but empty");
+        }
+        return Ok(p);
+    }
+    let first = rpassword::prompt_password("Passphrase for the store: ").with_context(|| {
+        format!("cannot read a passphrase: set {PASSPHRASE_ENV} or run in a terminal")
+    })?;
+    if first.is_empty() {
+        bail!("the passphrase is empty");
+    }
+    if confirm {
+        let again = rpassword::prompt_password("Same passphrase again: ")
+            .context("reading the passphrase")?;
+        if again != first {
+            bail!("the two passphrases differ; nothing was created");
+        }
+    }
+    Ok(first)
+}
+
+/// Opens the store for reading only (no lock, no network).
+pub fn open_reader(store: &Path) -> anyhow::Result<Client> {
+    Client::open(store, &passphrase(false)?).map_err(explain)
+}
+
+/// Work a command can hand to a running `watch`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Work {
+    /// `channel accept`.
+    Accept {
+        /// Channel id prefix.
+        channel: String,
+    },
+    /// `channel create`.
+    Create {
+        /// Title.
+        title: String,
+        /// Parties.
+        parties: Vec<String>,
+        /// Observers.
+        observers: Vec<String>,
+        /// Policy.
+        mediator_reads: bool,
+        /// Seconds.
+        receipt_deadline_s: u32,
+        /// Seconds.
+        heartbeat_interval_s: u32,
+    },
+    /// `channel decline`.
+    Decline {
+        /// Channel id prefix.
+        channel: String,
+        /// Reason.
+        reason: String,
+    },
+    /// `send`.
+    Send {
+        /// Channel id prefix.
+        channel: String,
+        /// Text.
+        text: String,
+        /// Message id answered.
+        reply_to: Option<String>,
+    },
+    /// `sync`.
+    Sync,
+}
+
+/// The answer to handed-over work: the command's JSON result or its error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorkResult {
+    /// The result on success.
+    pub ok: Option<serde_json::Value>,
+    /// The error, with its context, on failure.
+    pub error: Option<String>,
+}
+
+/// Runs `work` on an open client; the JSON shape is the command's `--json`.
+pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_json::Value> {
+    use backchannel_protocol::payload::Policy;
+    use backchannel_protocol::{Handle, MessageId};
+    let handles = |v: &[String]| -> anyhow::Result<Vec<Handle>> {
+        v.iter()
+            .map(|h| Handle::new(h.as_str()).map_err(anyhow::Error::from))
+            .collect()
+    };
+    Ok(match work {
+        Work::Accept { channel } => {
+            let id = client.resolve_channel(&channel)?;
+            let m = client.accept(id).await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+        }
+        Work::Create {
+            title,
+            parties,
+            observers,
+            mediator_reads,
+            receipt_deadline_s,
+            heartbeat_interval_s,
+        } => {
+            let policy = Policy {
+                mediator_reads,
+                receipt_deadline_s,
+                heartbeat_interval_s,
+            };
+            let id = client
+                .create_channel(&title, &handles(&parties)?, &handles(&observers)?, policy)
+                .await?;
+            serde_json::json!({"channel_id": id.to_hex()})
+        }
+        Work::Decline { channel, reason } => {
+            let id = client.resolve_channel(&channel)?;
+            let m = client.decline(id, &reason).await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+        }
+        Work::Send {
+            channel,
+            text,
+            reply_to,
+        } => {
+            let id = client.resolve_channel(&channel)?;
+            let reply = reply_to.as_deref().map(MessageId::from_hex).transpose()?;
+            let m = client.send_text(id, &text, reply).await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+        }
+        Work::Sync => serde_json::to_value(client.sync().await?)?,
+    })
+}
+
+/// Does `work` as the store's one writer: directly under the store's lock,
+/// or handed to the running `watch`, or after waiting for the lock.
+pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Value> {
+    let lock_path = sibling(store, ".lock");
+    if !store.exists() {
+        bail!(
+            "no store at {}: run `backchannel init` first",
+            store.display()
+        );
+    }
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            if let Some(answer) = hand_over(store, &work).await? {
+                return answer;
+            }
+            eprintln!(
+                "waiting for the other backchannel process using {} ...",
+                store.display()
+            );
+            lock.lock().context("waiting for the store's lock")?;
+        }
+        Err(TryLockError::Error(e)) => return Err(e).context("locking the store"),
+    }
+    let mut client = Client::open(store, &passphrase(false)?).map_err(explain)?;
+    let result = perform(&mut client, work).await;
+    drop(lock);
+    result
+}
+
+/// Hands `work` to a running `watch`; `None` if none listens.
+async fn hand_over(
+    store: &Path,
+    work: &Work,
+) -> anyhow::Result<Option<anyhow::Result<serde_json::Value>>> {
+    let Ok(stream) = tokio::net::UnixStream::connect(sibling(store, ".sock")).await else {
+        return Ok(None);
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(work)?;
+    line.push(b'\n');
+    write
+        .write_all(&line)
+        .await
+        .context("handing work to `watch`")?;
+    let mut answer = String::new();
+    BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .context("reading the answer of `watch`")?;
+    let result: WorkResult =
+        serde_json::from_str(&answer).context("`watch` answered something unreadable")?;
+    Ok(Some(match (result.ok, result.error) {
+        (Some(v), _) => Ok(v),
+        (None, e) => Err(anyhow::anyhow!(e.unwrap_or_else(|| "`watch` failed".into()))),
+    }))
+}
+
+/// Serves handed-over work for `watch`, one request per connection.
+pub fn listen(store: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    let sock = sibling(store, ".sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = tokio::net::UnixListener::bind(&sock)
+        .with_context(|| format!("listening on {}", sock.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+            .context("restricting the socket")?;
+    }
+    Ok(listener)
+}
+
+/// Removes the socket when `watch` ends.
+pub fn unlisten(store: &Path) {
+    let _ = std::fs::remove_file(sibling(store, ".sock"));
+}
+
+/// Takes the store's lock for `watch` (which holds it until it exits).
+pub fn lock_for_watch(store: &Path) -> anyhow::Result<File> {
+    let lock_path = sibling(store, ".lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => bail!(
+            "another process (a `watch`?) already uses {}",
+            store.display()
+        ),
+        Err(TryLockError::Error(e)) => Err(e).context("locking the store"),
+    }
+}
+
+/// Adds what to do to client errors.
+pub fn explain(e: backchannel_client::ClientError) -> anyhow::Error {
+    let hint = match e.code() {
+        "wrong_passphrase" => Some("check BACKCHANNEL_PASSPHRASE or what you typed"),
+        "no_store" => {
+            Some("create one with `backchannel init --relay URL --handle NAME`, or pass --store")
+        }
+        "relay_unreachable" => Some("is the relay running? `backchannel relay serve` starts one"),
+        _ => None,
+    };
+    match hint {
+        Some(h) => anyhow::anyhow!("{e}\n  hint: {h}"),
+        None => anyhow::Error::new(e),
+    }
+}
