@@ -28,25 +28,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Open, accept, decline and list channels.
     Channel(cmd::channel::ChannelArgs),
-    /// Run the whole story on an embedded relay, narrated.
     Demo(cmd::demo::DemoArgs),
-    /// Show safety numbers to compare in person.
     Fingerprint(cmd::principal::FingerprintArgs),
-    /// Show received messages across channels.
     Inbox(cmd::message::InboxArgs),
-    /// Create a store and register on a relay.
     Init(cmd::principal::InitArgs),
-    /// Show one channel's transcript.
     Log(cmd::message::LogArgs),
-    /// Run the intermediary's relay.
     Relay(cmd::relay::RelayArgs),
-    /// Send a message in a channel.
     Send(cmd::message::SendArgs),
-    /// Fetch and verify new messages, then send receipts.
     Sync(cmd::message::SyncArgs),
-    /// Stay connected: sync on every push, send receipts and heartbeats.
     Watch(cmd::watch::WatchArgs),
 }
 

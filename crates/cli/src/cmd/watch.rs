@@ -2,14 +2,12 @@
 //! heartbeats, and serve work that other commands hand over.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use backchannel_client::{now, Client, SyncReport};
 use clap::Args;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::Mutex;
 
 use crate::render;
 use crate::store::{self, perform, Work, WorkResult};
@@ -63,38 +61,32 @@ fn show(report: &SyncReport, json: bool) {
 
 pub async fn run(store_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
     let _lock = store::lock_for_watch(store_path)?;
-    let client = Client::open(store_path, &store::passphrase(false)?).map_err(store::explain)?;
-    let client = Arc::new(Mutex::new(client));
+    let mut client =
+        Client::open(store_path, &store::passphrase(false)?).map_err(store::explain)?;
     let listener = store::listen(store_path)?;
-    {
-        let c = client.lock().await;
-        eprintln!(
-            "watching as {} on {}; other commands on this store are handed to this process. Ctrl-C stops.",
-            c.me(),
-            c.relay_url()
-        );
-    }
-    let result = watch_loop(&client, &listener, args.json).await;
+    eprintln!(
+        "watching as {} on {}; other commands on this store are handed to this process. Ctrl-C stops.",
+        client.me(),
+        client.relay_url()
+    );
+    let result = watch_loop(&mut client, &listener, args.json).await;
     store::unlisten(store_path);
     result
 }
 
 async fn watch_loop(
-    client: &Arc<Mutex<Client>>,
+    c: &mut Client,
     listener: &tokio::net::UnixListener,
     json: bool,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_secs(1);
     let mut beat = tokio::time::interval(HEARTBEAT_CHECK);
     loop {
-        let stream = {
-            let mut c = client.lock().await;
-            match c.sync().await {
-                Ok(r) => show(&r, json),
-                Err(e) => eprintln!("sync failed: {e}"),
-            }
-            c.push_stream().await
-        };
+        match c.sync().await {
+            Ok(r) => show(&r, json),
+            Err(e) => eprintln!("sync failed: {e}"),
+        }
+        let stream = c.push_stream().await;
         let mut stream = match stream {
             Ok(s) => {
                 backoff = Duration::from_secs(1);
@@ -114,7 +106,6 @@ async fn watch_loop(
             tokio::select! {
                 frame = stream.next() => match frame {
                     Some(Ok(_)) => {
-                        let mut c = client.lock().await;
                         match c.sync().await {
                             Ok(r) => show(&r, json),
                             Err(e) => eprintln!("sync failed: {e}"),
@@ -126,11 +117,10 @@ async fn watch_loop(
                 conn = listener.accept() => {
                     // Served in turn: this process is the store's one writer.
                     if let Ok((conn, _)) = conn {
-                        serve_work(client, conn).await;
+                        serve_work(c, conn).await;
                     }
                 }
                 _ = beat.tick() => {
-                    let mut c = client.lock().await;
                     let due = c.heartbeats_due(now()).unwrap_or_default();
                     for channel in due {
                         match c.send_heartbeat(channel).await {
@@ -147,26 +137,23 @@ async fn watch_loop(
 }
 
 /// One handed-over request: a JSON line in, a JSON line out.
-async fn serve_work(client: &Arc<Mutex<Client>>, conn: tokio::net::UnixStream) {
+async fn serve_work(c: &mut Client, conn: tokio::net::UnixStream) {
     let (read, mut write) = conn.into_split();
     let mut line = String::new();
     if BufReader::new(read).read_line(&mut line).await.is_err() {
         return;
     }
     let result = match serde_json::from_str::<Work>(&line) {
-        Ok(work) => {
-            let mut c = client.lock().await;
-            match perform(&mut c, work).await {
-                Ok(v) => WorkResult {
-                    ok: Some(v),
-                    error: None,
-                },
-                Err(e) => WorkResult {
-                    ok: None,
-                    error: Some(format!("{e:#}")),
-                },
-            }
-        }
+        Ok(work) => match perform(c, work).await {
+            Ok(v) => WorkResult {
+                ok: Some(v),
+                error: None,
+            },
+            Err(e) => WorkResult {
+                ok: None,
+                error: Some(format!("{e:#}")),
+            },
+        },
         Err(e) => WorkResult {
             ok: None,
             error: Some(format!("unreadable request: {e}")),

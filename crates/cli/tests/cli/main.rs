@@ -1,4 +1,126 @@
-//! The `backchannel` binary as a user and an operator run it.
+//! The `backchannel` binary as a user and an operator run it: real
+//! processes, a real relay on an ephemeral loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod crash;
+mod flows;
 mod relay;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use backchannel_testkit::RelayProcess;
+use serde_json::Value;
+
+pub const PASS: &str = "cli test passphrase";
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_backchannel"))
+}
+
+/// A principal's store used through the binary.
+pub struct User {
+    pub store: PathBuf,
+}
+
+impl User {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.env("BACKCHANNEL_PASSPHRASE", PASS)
+            .env_remove("BACKCHANNEL_CRASH_POINT")
+            .arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs and requires success.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and returns the raw output.
+    pub fn try_run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs with `--json` and parses the output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.run(&all)).unwrap()
+    }
+}
+
+/// A relay child process and three initialised users.
+pub struct Scene {
+    pub relay: RelayProcess,
+    pub mediator: User,
+    pub blue: User,
+    pub red: User,
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    /// A relay and three users: mediator, blue, red.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = RelayProcess::spawn(bin(), &dir.path().join("relay.db"));
+        let user = |name: &str| {
+            let u = User {
+                store: dir.path().join(format!("{name}.store")),
+            };
+            u.run(&["init", "--relay", &relay.url, "--handle", name]);
+            u
+        };
+        let (mediator, blue, red) = (user("mediator"), user("blue"), user("red"));
+        Scene {
+            relay,
+            mediator,
+            blue,
+            red,
+            dir,
+        }
+    }
+
+    /// The mediator proposes, both parties accept, everyone syncs.
+    pub fn open_channel(&self) -> String {
+        let out = self.mediator.json(&[
+            "channel", "create", "--title", "talks", "--party", "blue", "--party", "red",
+        ]);
+        let id = out["channel_id"].as_str().unwrap().to_string();
+        for p in [&self.blue, &self.red] {
+            p.run(&["sync"]);
+            p.run(&["channel", "accept", &id[..8]]);
+        }
+        for u in [&self.mediator, &self.blue, &self.red] {
+            let r = u.json(&["sync"]);
+            assert_eq!(r["alerts"], serde_json::json!([]));
+        }
+        id
+    }
+}
+
+/// Text messages in a user's inbox, as (sender, text).
+pub fn inbox(u: &User) -> Vec<(String, String)> {
+    u.json(&["inbox", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["sender"].as_str().unwrap().to_string(),
+                e["text"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}

@@ -258,6 +258,7 @@ impl Client {
             self.relay
                 .post(&record.channel_id, record.envelopes)
                 .await?;
+            crash_point("after_post");
             let mut tx = self.vault.tx()?;
             tx.delete_outbox(id)?;
             tx.commit()?;

@@ -1,0 +1,157 @@
+//! A user's flows across three processes.
+
+use serde_json::json;
+
+use crate::{bin, inbox, Scene};
+
+#[test]
+fn three_principals_talk_through_the_cli() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let list = s.red.json(&["channel", "list"]);
+    assert_eq!(list[0]["status"], "active");
+    assert_eq!(list[0]["mediator_reads"], false);
+
+    let sent = s
+        .blue
+        .json(&["send", &id[..8], "We will not strike first."]);
+    let m1 = sent["message_id"].as_str().unwrap().to_string();
+    let out = s.red.run(&["sync"]);
+    assert!(out.contains("We will not strike first."), "{out}");
+    assert_eq!(
+        inbox(&s.red),
+        [("blue".to_string(), "We will not strike first.".to_string())]
+    );
+
+    s.red.run(&["send", &id, "Nor will we.", "--reply-to", &m1]);
+    let r = s.blue.json(&["sync"]);
+    assert_eq!(r["alerts"], json!([]));
+    let blue_inbox = s.blue.json(&["inbox"]);
+    assert_eq!(blue_inbox[0]["text"], "Nor will we.");
+    assert_eq!(blue_inbox[0]["in_reply_to"], json!(m1));
+
+    // The mediator's transcript holds stubs of both texts.
+    s.mediator.run(&["sync"]);
+    let log = s.mediator.json(&["log", &id]);
+    let texts: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "text")
+        .collect();
+    assert_eq!(texts.len(), 2);
+    assert!(texts
+        .iter()
+        .all(|e| e["stub"] == true && e["text"].is_null()));
+    let human = s.mediator.run(&["log", &id[..6], "--quiet"]);
+    assert!(human.contains("[stub: content not readable"), "{human}");
+
+    // Safety numbers read the same on both sides; introduced keys say so.
+    let red_fp = s.red.json(&["fingerprint", "blue"]);
+    let blue_fp = s.blue.json(&["fingerprint", "red"]);
+    assert_eq!(
+        red_fp["peers"][0]["safety_number"],
+        blue_fp["peers"][0]["safety_number"]
+    );
+    let label = red_fp["peers"][0]["key"].as_str().unwrap();
+    assert!(
+        label.contains("introduced") && label.contains("unverified"),
+        "{label}"
+    );
+}
+
+#[test]
+fn errors_say_what_went_wrong_and_what_to_do() {
+    let s = Scene::new();
+    let out = s
+        .blue
+        .command(&["inbox"])
+        .env("BACKCHANNEL_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("wrong passphrase") && err.contains("hint"),
+        "{err}"
+    );
+
+    let out = s.blue.try_run(&["send", "ffff", "hello"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("unknown channel ffff") && err.contains("channel list"),
+        "{err}"
+    );
+
+    let nobody = crate::User {
+        store: s.dir.path().join("none.store"),
+    };
+    let err = String::from_utf8(nobody.try_run(&["inbox"]).stderr).unwrap();
+    assert!(err.contains("backchannel init"), "{err}");
+
+    let again = s
+        .blue
+        .try_run(&["init", "--relay", &s.relay.url, "--handle", "blue"]);
+    assert!(!again.status.success());
+    let taken = crate::User {
+        store: s.dir.path().join("blue2.store"),
+    };
+    let err = String::from_utf8(
+        taken
+            .try_run(&["init", "--relay", &s.relay.url, "--handle", "blue"])
+            .stderr,
+    )
+    .unwrap();
+    assert!(err.contains("handle_taken"), "{err}");
+    assert!(
+        !taken.store.exists(),
+        "a refused registration leaves no store"
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [
+        vec!["init"],
+        vec!["fingerprint"],
+        vec!["channel", "create"],
+        vec!["channel", "accept"],
+        vec!["channel", "decline"],
+        vec!["channel", "list"],
+        vec!["send"],
+        vec!["sync"],
+        vec!["inbox"],
+        vec!["log"],
+        vec!["watch"],
+        vec!["demo"],
+        vec!["relay", "serve"],
+    ] {
+        let out = std::process::Command::new(bin())
+            .args(&cmd)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success() && help.contains("backchannel "),
+            "{cmd:?}: {help}"
+        );
+        assert!(help.contains("Example"), "{cmd:?} has no example:\n{help}");
+    }
+}
+
+#[test]
+fn the_demo_exits_zero_with_every_step_verified() {
+    let out = std::process::Command::new(bin())
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Every step verified."), "{stdout}");
+    assert!(!stdout.contains("FAILED"));
+}
