@@ -81,6 +81,14 @@ pub enum ClientError {
         /// Why.
         source: ChannelError,
     },
+    /// An open alert blocks sending in this channel until the user acts.
+    #[error("sending in this channel is blocked by a `{kind}` alert: {detail}. Run `backchannel verify` to read it")]
+    Blocked {
+        /// The alert's kind.
+        kind: String,
+        /// Its detail.
+        detail: String,
+    },
     /// Key or Olm failure.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -108,6 +116,7 @@ impl ClientError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
+            ClientError::Blocked { .. } => "blocked",
             ClientError::Channel { .. } => "channel_refused",
             ClientError::Crypto(CryptoError::BadKey(_)) => "bad_key",
             ClientError::Crypto(_) => "crypto",

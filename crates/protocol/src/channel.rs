@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Timestamp};
+use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Seq, Timestamp};
 use crate::payload::{Body, BodyKind, Header, Member, Payload, Policy, Proposal, Role};
-use crate::transcript::{Chain, ChainError, Epoch, Head, HeadVector};
+use crate::transcript::{Chain, ChainError, Epoch, Head, HeadVector, Placed, SenderLog};
 
 /// Whether a recipient gets the full copy or a stub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +74,49 @@ pub enum ChannelStatus {
 pub enum ChannelEvent {
     /// Every party accepted; this epoch is open.
     Activated(Epoch),
+    /// Two accounts of one position disagree: a member's head vector names
+    /// another digest than the message held (or than another member's head
+    /// vector) at the same sender, epoch and position.
+    Fork {
+        /// Whose chain.
+        member: Handle,
+        /// Epoch number.
+        epoch: u32,
+        /// Position.
+        seq: Seq,
+        /// Who reported the other digest.
+        claimed_by: Handle,
+        /// The digest it reported.
+        claimed: Digest,
+        /// The digest held here (from the message itself, or from another
+        /// member's report, named in `held_from`).
+        held: Digest,
+        /// Where the held digest came from: the member itself (its message)
+        /// or another member's head vector.
+        held_from: Handle,
+    },
+    /// A message arrived beyond the next position: these are missing.
+    Gap {
+        /// Whose chain.
+        sender: Handle,
+        /// Epoch number.
+        epoch: u32,
+        /// The missing positions.
+        missing: Vec<Seq>,
+        /// The message that revealed the gap.
+        message_id: MessageId,
+    },
+    /// A message filled a position reported missing.
+    Reorder {
+        /// Whose chain.
+        sender: Handle,
+        /// Epoch number.
+        epoch: u32,
+        /// Its position.
+        seq: Seq,
+        /// The late message.
+        message_id: MessageId,
+    },
     /// A member sent content or a control message.
     Message {
         /// Sender.
@@ -156,7 +199,12 @@ pub struct ChannelState {
     me: Handle,
     setup: Option<Setup>,
     epoch: Epoch,
-    chains: BTreeMap<(EpochNumber, Handle), Chain>,
+    chains: BTreeMap<(EpochNumber, Handle), SenderLog>,
+    /// Head-vector reports of positions not held here yet: (digest, reporter).
+    claims: BTreeMap<(EpochNumber, Handle, u64), (Digest, Handle)>,
+    /// For (epoch, member, sender): the highest contiguous position of
+    /// sender that member's head vectors report (its receipts).
+    coverage: BTreeMap<(EpochNumber, Handle, Handle), u64>,
 }
 
 impl ChannelState {
@@ -168,7 +216,38 @@ impl ChannelState {
             setup: None,
             epoch: Epoch::genesis(id),
             chains: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            coverage: BTreeMap::new(),
         }
+    }
+
+    /// A sender's log in an epoch.
+    pub fn sender_log(&self, epoch: EpochNumber, sender: &Handle) -> Option<&SenderLog> {
+        self.chains.get(&(epoch, sender.clone()))
+    }
+
+    /// True if `seq` of `sender` in the open epoch is reported missing.
+    pub fn is_gap(&self, sender: &Handle, seq: u64) -> bool {
+        self.sender_log(self.epoch.number, sender)
+            .is_some_and(|l| l.is_gap(seq))
+    }
+
+    /// True if `seq` of `sender` in the open epoch is held already.
+    pub fn holds(&self, sender: &Handle, seq: u64) -> bool {
+        self.sender_log(self.epoch.number, sender)
+            .is_some_and(|l| seq > 0 && l.digest_at(seq).is_some())
+    }
+
+    /// The highest position of `sender` that `member`'s receipts cover in
+    /// `epoch` (a member covers its own messages).
+    pub fn covered(&self, epoch: EpochNumber, member: &Handle, sender: &Handle) -> u64 {
+        if member == sender {
+            return u64::MAX;
+        }
+        self.coverage
+            .get(&(epoch, member.clone(), sender.clone()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The channel id.
@@ -243,7 +322,7 @@ impl ChannelState {
                     Epoch::genesis(self.id).opening
                 },
             },
-            Chain::head,
+            SenderLog::head,
         )
     }
 
@@ -257,7 +336,7 @@ impl ChannelState {
                             seq: crate::Seq(0),
                             digest: epoch.opening,
                         },
-                        Chain::head,
+                        SenderLog::head,
                     );
                     (m.handle.clone(), head)
                 })
@@ -390,15 +469,29 @@ impl ChannelState {
             }
         }
 
-        // Every check passed: extend the chain, then apply.
-        let mut chain = self
+        // Every check passed: place it in the sender's log, then apply.
+        let mut log = self
             .chains
             .get(&(h.epoch.number, h.sender.clone()))
             .cloned()
-            .unwrap_or_else(|| Chain::new(h.epoch));
-        chain.append(h.epoch, h.seq, h.prev, digest)?;
-        self.chains
-            .insert((h.epoch.number, h.sender.clone()), chain);
+            .unwrap_or_else(|| SenderLog::new(h.epoch));
+        match log.place(h.epoch, h.seq, h.prev, digest)? {
+            Placed::Next => {}
+            Placed::Late => events.push(ChannelEvent::Reorder {
+                sender: h.sender.clone(),
+                epoch: h.epoch.number.0,
+                seq: h.seq,
+                message_id: h.message_id,
+            }),
+            Placed::Ahead(missing) => events.push(ChannelEvent::Gap {
+                sender: h.sender.clone(),
+                epoch: h.epoch.number.0,
+                missing,
+                message_id: h.message_id,
+            }),
+        }
+        self.chains.insert((h.epoch.number, h.sender.clone()), log);
+        self.check_heads(h, digest, &mut events);
         if let Some(s) = new_setup {
             self.setup = Some(s);
         }
@@ -427,6 +520,70 @@ impl ChannelState {
             }
         }
         Ok(events)
+    }
+
+    /// Compares what this message's head vector reports with what is held
+    /// (and with what others reported), and checks earlier reports of this
+    /// message's own position.
+    fn check_heads(&mut self, h: &Header, digest: Digest, events: &mut Vec<ChannelEvent>) {
+        let e = h.epoch.number;
+        if let Some((claimed, by)) = self.claims.remove(&(e, h.sender.clone(), h.seq.0)) {
+            if claimed != digest {
+                events.push(ChannelEvent::Fork {
+                    member: h.sender.clone(),
+                    epoch: e.0,
+                    seq: h.seq,
+                    claimed_by: by,
+                    claimed,
+                    held: digest,
+                    held_from: h.sender.clone(),
+                });
+            }
+        }
+        for (member, head) in &h.heads.0 {
+            if *member == h.sender || head.seq.0 == 0 {
+                continue;
+            }
+            let cov = self
+                .coverage
+                .entry((e, h.sender.clone(), member.clone()))
+                .or_insert(0);
+            *cov = (*cov).max(head.seq.0);
+            let held = self
+                .chains
+                .get(&(e, member.clone()))
+                .and_then(|l| l.digest_at(head.seq.0));
+            match held {
+                Some(d) if d != head.digest => events.push(ChannelEvent::Fork {
+                    member: member.clone(),
+                    epoch: e.0,
+                    seq: head.seq,
+                    claimed_by: h.sender.clone(),
+                    claimed: head.digest,
+                    held: d,
+                    held_from: member.clone(),
+                }),
+                Some(_) => {}
+                None => match self.claims.get(&(e, member.clone(), head.seq.0)) {
+                    Some((other, by)) if *other != head.digest => events.push(ChannelEvent::Fork {
+                        member: member.clone(),
+                        epoch: e.0,
+                        seq: head.seq,
+                        claimed_by: h.sender.clone(),
+                        claimed: head.digest,
+                        held: *other,
+                        held_from: by.clone(),
+                    }),
+                    Some(_) => {}
+                    None => {
+                        self.claims.insert(
+                            (e, member.clone(), head.seq.0),
+                            (head.digest, h.sender.clone()),
+                        );
+                    }
+                },
+            }
+        }
     }
 
     /// The header and recipients of this member's next message with `body`.
@@ -467,8 +624,7 @@ impl ChannelState {
         let mine = self
             .chains
             .get(&(epoch.number, self.me.clone()))
-            .cloned()
-            .unwrap_or_else(|| Chain::new(epoch));
+            .map_or_else(|| Chain::new(epoch), |l| Chain::resume(epoch, l.head()));
         let Some(seq) = mine.next_seq() else {
             return Err(ChannelError::NotActive(
                 "this member's chain is full".into(),

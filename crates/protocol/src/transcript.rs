@@ -80,6 +80,23 @@ impl HeadVector {
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 #[non_exhaustive]
 pub enum ChainError {
+    /// The same message at the same position again.
+    #[error("position {seq:?} already holds this message")]
+    Duplicate {
+        /// The position.
+        seq: Seq,
+    },
+    /// Another message at a position already filled: the sender equivocated
+    /// (or a member misreported).
+    #[error("position {seq:?} holds {have}, not {got}")]
+    Equivocation {
+        /// The position.
+        seq: Seq,
+        /// Digest held.
+        have: Digest,
+        /// Digest of the newcomer.
+        got: Digest,
+    },
     /// The message is for another epoch.
     #[error("message is in epoch {found:?}, the chain in epoch {expected:?}")]
     Epoch {
@@ -178,9 +195,187 @@ impl Chain {
     }
 }
 
+/// Where a message landed in its sender's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// Right after the highest position held.
+    Next,
+    /// Below the highest position held: it fills a reported gap.
+    Late,
+    /// Beyond the next position: these positions are now missing.
+    Ahead(Vec<Seq>),
+}
+
+/// One sender's messages in one epoch as a receiver holds them: positions
+/// may arrive out of order (a relay can delay or drop), and every link is
+/// checked as soon as both of its ends are known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderLog {
+    epoch: Epoch,
+    positions: BTreeMap<u64, Digest>,
+    /// The previous digest each message claims, by the message's position.
+    prevs: BTreeMap<u64, Digest>,
+    contiguous: u64,
+}
+
+impl SenderLog {
+    /// An empty log at the start of `epoch`.
+    pub fn new(epoch: Epoch) -> Self {
+        SenderLog {
+            epoch,
+            positions: BTreeMap::new(),
+            prevs: BTreeMap::new(),
+            contiguous: 0,
+        }
+    }
+
+    /// The highest contiguous position and its digest (what a receipt
+    /// reports).
+    pub fn head(&self) -> Head {
+        Head {
+            seq: Seq(self.contiguous),
+            digest: self
+                .digest_at(self.contiguous)
+                .unwrap_or(self.epoch.opening),
+        }
+    }
+
+    /// The highest position held.
+    pub fn max(&self) -> u64 {
+        self.positions.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// The digest at `seq` (the opening digest at 0), if held.
+    pub fn digest_at(&self, seq: u64) -> Option<Digest> {
+        if seq == 0 {
+            Some(self.epoch.opening)
+        } else {
+            self.positions.get(&seq).copied()
+        }
+    }
+
+    /// True if `seq` is below the highest position held and missing.
+    pub fn is_gap(&self, seq: u64) -> bool {
+        seq > 0 && seq < self.max() && !self.positions.contains_key(&seq)
+    }
+
+    /// Every missing position below the highest held.
+    pub fn missing(&self) -> Vec<Seq> {
+        (self.contiguous + 1..self.max())
+            .filter(|s| !self.positions.contains_key(s))
+            .map(Seq)
+            .collect()
+    }
+
+    /// Places a message at (`epoch`, `seq`) claiming `prev`, with its own
+    /// `digest`. On error nothing changes.
+    pub fn place(
+        &mut self,
+        epoch: Epoch,
+        seq: Seq,
+        prev: Digest,
+        digest: Digest,
+    ) -> Result<Placed, ChainError> {
+        if epoch != self.epoch {
+            return Err(ChainError::Epoch {
+                expected: self.epoch,
+                found: epoch,
+            });
+        }
+        let k = seq.0;
+        if let Some(have) = self.positions.get(&k) {
+            return Err(if *have == digest {
+                ChainError::Duplicate { seq }
+            } else {
+                ChainError::Equivocation {
+                    seq,
+                    have: *have,
+                    got: digest,
+                }
+            });
+        }
+        if let Some(before) = self.digest_at(k - 1) {
+            if before != prev {
+                return Err(ChainError::Prev {
+                    expected: before,
+                    found: prev,
+                });
+            }
+        }
+        if let Some(claimed) = self.prevs.get(&(k + 1)) {
+            if *claimed != digest {
+                return Err(ChainError::Prev {
+                    expected: *claimed,
+                    found: digest,
+                });
+            }
+        }
+        let max = self.max();
+        let placed = if k == max + 1 {
+            Placed::Next
+        } else if k < max {
+            Placed::Late
+        } else {
+            Placed::Ahead((max + 1..k).map(Seq).collect())
+        };
+        self.positions.insert(k, digest);
+        self.prevs.insert(k, prev);
+        while self.positions.contains_key(&(self.contiguous + 1)) {
+            self.contiguous += 1;
+        }
+        Ok(placed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sender_log_places_out_of_order_and_checks_every_link() {
+        let epoch = Epoch::genesis(ChannelId([7; 16]));
+        let d: Vec<Digest> = (0..5u8).map(|i| Digest::of(&[&[i]])).collect();
+        let mut log = SenderLog::new(epoch);
+        assert_eq!(
+            log.place(epoch, Seq(1), epoch.opening, d[1]),
+            Ok(Placed::Next)
+        );
+        assert_eq!(
+            log.place(epoch, Seq(4), d[3], d[4]),
+            Ok(Placed::Ahead(vec![Seq(2), Seq(3)]))
+        );
+        assert_eq!(log.missing(), vec![Seq(2), Seq(3)]);
+        assert!(log.is_gap(2) && !log.is_gap(5));
+        assert_eq!(
+            log.head(),
+            Head {
+                seq: Seq(1),
+                digest: d[1]
+            }
+        );
+        // Position 3 must be what 4 says precedes it.
+        assert!(matches!(
+            log.place(epoch, Seq(3), d[2], d[0]),
+            Err(ChainError::Prev { .. })
+        ));
+        assert_eq!(log.place(epoch, Seq(3), d[2], d[3]), Ok(Placed::Late));
+        assert_eq!(log.place(epoch, Seq(2), d[1], d[2]), Ok(Placed::Late));
+        assert_eq!(
+            log.head(),
+            Head {
+                seq: Seq(4),
+                digest: d[4]
+            }
+        );
+        assert!(matches!(
+            log.place(epoch, Seq(2), d[1], d[2]),
+            Err(ChainError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            log.place(epoch, Seq(2), d[1], d[0]),
+            Err(ChainError::Equivocation { .. })
+        ));
+    }
 
     #[test]
     fn chain_accepts_only_the_next_link() {

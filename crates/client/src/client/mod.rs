@@ -6,6 +6,7 @@
 //! commits to the store before anything leaves the machine (outbox) and
 //! ratchet state commits together with the message it decrypted.
 
+mod audit;
 mod receive;
 mod send;
 
@@ -82,8 +83,11 @@ pub struct LogEntry {
     pub digest: String,
     /// Sent or received.
     pub direction: Direction,
-    /// True if held back (an earlier message or the epoch is missing).
+    /// True if held back (its epoch is not open here yet).
     pub held_back: bool,
+    /// When this member stored it (its own clock): receipt deadlines run
+    /// from here.
+    pub stored_at_ms: i64,
 }
 
 /// A member of a channel as this member knows it.
@@ -122,9 +126,43 @@ pub struct ChannelView {
     pub messages: usize,
 }
 
+/// Where the client reads the time (the system clock, or a test's).
+pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// A payload held in memory, decoded once when the store opens.
+#[derive(Clone, Debug)]
+pub(crate) struct Msg {
+    pub(crate) row: i64,
+    pub(crate) channel: ChannelId,
+    pub(crate) applied: Option<i64>,
+    pub(crate) payload: Payload,
+    pub(crate) digest: Digest,
+    pub(crate) direction: Direction,
+    pub(crate) stored_at: i64,
+}
+
+impl Msg {
+    fn entry(&self) -> LogEntry {
+        entry_of(
+            &self.payload,
+            &self.digest.to_hex(),
+            self.direction,
+            self.applied.is_none(),
+            self.stored_at,
+        )
+    }
+}
+
 /// A principal's client.
 pub struct Client {
     vault: Vault,
+    /// Every payload, in arrival order (the store's `messages`, decoded).
+    msgs: Vec<Msg>,
+    /// The folding order the next applied payload takes.
+    next_applied: i64,
+    /// Every alert with its id and whether it was dismissed.
+    alert_list: Vec<(i64, bool, AlertRecord)>,
+    clock: Clock,
     me: Handle,
     identity: Identity,
     /// Sessions per peer, most recently used first.
@@ -170,6 +208,7 @@ pub(crate) fn entry_of(
     digest: &str,
     direction: Direction,
     held_back: bool,
+    stored_at_ms: i64,
 ) -> LogEntry {
     let h = payload.header();
     let (text, stub) = match payload {
@@ -194,6 +233,7 @@ pub(crate) fn entry_of(
         digest: digest.to_string(),
         direction,
         held_back,
+        stored_at_ms,
     }
 }
 
@@ -248,8 +288,26 @@ impl Client {
             peers.insert(h, p);
         }
         let relay = RelayClient::new(&vault.relay_url()?)?;
+        let mut msgs = Vec::new();
+        for m in vault.messages()? {
+            msgs.push(Msg {
+                row: m.row,
+                channel: m.channel_id,
+                applied: m.applied,
+                payload: Payload::decode(&b64::decode(&m.record.payload, "payload")?)?,
+                digest: Digest::from_hex(&m.record.digest)?,
+                direction: m.record.direction,
+                stored_at: m.record.stored_at_ms,
+            });
+        }
+        let next_applied = msgs.iter().filter_map(|m| m.applied).max().unwrap_or(0) + 1;
+        let alert_list = vault.alerts()?;
         let mut client = Client {
             vault,
+            msgs,
+            next_applied,
+            alert_list,
+            clock: std::sync::Arc::new(now),
             me,
             identity,
             sessions,
@@ -265,29 +323,72 @@ impl Client {
     /// Refolds every applied payload, in the order it was applied: the
     /// channels are derived, never stored as mutable state.
     fn rebuild_channels(&mut self) -> Result<(), ClientError> {
-        let mut applied: Vec<_> = self
-            .vault
-            .messages()?
-            .into_iter()
-            .filter(|m| m.applied.is_some())
-            .collect();
+        let mut applied: Vec<&Msg> = self.msgs.iter().filter(|m| m.applied.is_some()).collect();
         applied.sort_by_key(|m| m.applied);
         for m in applied {
-            let payload = Payload::decode(&b64::decode(&m.record.payload, "payload")?)?;
-            let digest = Digest::from_hex(&m.record.digest)?;
             let me = self.me.clone();
             let state = self
                 .channels
-                .entry(m.channel_id)
-                .or_insert_with(|| ChannelState::new(m.channel_id, me));
+                .entry(m.channel)
+                .or_insert_with(|| ChannelState::new(m.channel, me));
             state
-                .handle_payload(&payload, digest)
+                .handle_payload(&m.payload, m.digest)
                 .map_err(|source| ClientError::Channel {
-                    channel: m.channel_id,
+                    channel: m.channel,
                     source,
                 })?;
         }
         Ok(())
+    }
+
+    /// Replaces the clock (tests run on a virtual one).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The time on this client's clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Stores a payload in `tx` (applied as number `order`, or held);
+    /// call [`Client::commit_message`] with the result after the commit.
+    pub(crate) fn stage_message(
+        tx: &mut crate::vault::Tx<'_>,
+        payload: &Payload,
+        digest: Digest,
+        direction: Direction,
+        order: Option<i64>,
+        stored_at: i64,
+    ) -> Result<Msg, ClientError> {
+        let h = payload.header();
+        let record = crate::vault::records::MessageRecord {
+            payload: b64::encode(payload.encode()),
+            digest: digest.to_hex(),
+            direction,
+            stored_at_ms: stored_at,
+        };
+        let row = tx.put_message(&h.channel_id, &h.message_id, &h.sender, &record)?;
+        if let Some(n) = order {
+            tx.set_applied(row, n)?;
+        }
+        Ok(Msg {
+            row,
+            channel: h.channel_id,
+            applied: order,
+            payload: payload.clone(),
+            digest,
+            direction,
+            stored_at,
+        })
+    }
+
+    /// Keeps a committed message in memory.
+    pub(crate) fn commit_message(&mut self, msg: Msg) {
+        if msg.applied.is_some() {
+            self.next_applied += 1;
+        }
+        self.msgs.push(msg);
     }
 
     /// This principal's handle.
@@ -377,8 +478,82 @@ impl Client {
             curve25519: backchannel_protocol::api::fixed(&p.curve25519, "curve25519")?,
             ed25519: backchannel_protocol::api::fixed(&p.ed25519, "ed25519")?,
         };
+        self.check_served_keys(peer, &keys, p.key_version)?;
         self.pin(peer, keys, Trust::Tofu)?;
         Ok(keys)
+    }
+
+    /// Checks identity keys the relay served for `peer`: no low-order or
+    /// identity-point key, no key of one type passed as the other, no key
+    /// of another principal, no key version older than one seen before.
+    pub(crate) fn check_served_keys(
+        &mut self,
+        peer: &Handle,
+        keys: &IdentityKeys,
+        version: u64,
+    ) -> Result<(), ClientError> {
+        let bad = if let Err(e) = backchannel_protocol::identity::check_curve25519(&keys.curve25519)
+        {
+            Some(e.to_string())
+        } else if let Err(e) = backchannel_protocol::identity::check_ed25519(&keys.ed25519) {
+            Some(e.to_string())
+        } else if keys.curve25519 == keys.ed25519 {
+            Some("the same bytes served as both the Curve25519 and the Ed25519 key".into())
+        } else {
+            self.peers
+                .iter()
+                .filter(|(h, _)| *h != peer)
+                .find(|(_, r)| {
+                    peer_keys(r).is_ok_and(|k| {
+                        k.curve25519 == keys.curve25519
+                            || k.ed25519 == keys.ed25519
+                            || k.curve25519 == keys.ed25519
+                            || k.ed25519 == keys.curve25519
+                    })
+                })
+                .map(|(h, _)| format!("a key of {h} served as {peer}'s"))
+                .or_else(|| {
+                    (keys.curve25519 == self.keys().curve25519
+                        || keys.ed25519 == self.keys().ed25519)
+                        .then(|| format!("your own key served as {peer}'s"))
+                })
+        };
+        if let Some(why) = bad {
+            let alert = AlertRecord::new(
+                "bad_key",
+                String::new(),
+                peer.to_string(),
+                Vec::new(),
+                format!("the relay served a bad key for {peer}: {why}"),
+                self.now().0,
+            );
+            self.raise(vec![alert])?;
+            return Err(ClientError::Crypto(
+                backchannel_protocol::CryptoError::BadKey("the relay served a bad key"),
+            ));
+        }
+        if let Some(seen) = self.vault.key_version(peer)? {
+            if version < seen {
+                let alert = AlertRecord::new(
+                    "rollback",
+                    String::new(),
+                    peer.to_string(),
+                    Vec::new(),
+                    format!(
+                        "the relay served {peer}'s keys at version {version} after version {seen}"
+                    ),
+                    self.now().0,
+                );
+                self.raise(vec![alert])?;
+                return Err(ClientError::Input(format!(
+                    "the relay rolled {peer}'s keys back to version {version}"
+                )));
+            }
+        }
+        let mut tx = self.vault.tx()?;
+        tx.put_key_version(peer, version)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Pins `keys` for `peer` unless a key is pinned already; a different
@@ -386,17 +561,15 @@ impl Client {
     fn pin(&mut self, peer: &Handle, keys: IdentityKeys, trust: Trust) -> Result<(), ClientError> {
         if let Some(existing) = self.peers.get(peer) {
             if peer_keys(existing)? != keys {
-                let alert = AlertRecord {
-                    kind: "key_changed".into(),
-                    channel_id: String::new(),
-                    sender: peer.to_string(),
-                    message_ids: Vec::new(),
-                    detail: format!("{peer} now presents another identity key than the one pinned; sending to it is blocked"),
-                    raised_at_ms: now().0,
-                };
-                let mut tx = self.vault.tx()?;
-                tx.put_alert(&alert)?;
-                tx.commit()?;
+                let alert = AlertRecord::new(
+                    "key_changed",
+                    String::new(),
+                    peer.to_string(),
+                    Vec::new(),
+                    format!("{peer} now presents another identity key than the one pinned; sending to it is blocked"),
+                    self.now().0,
+                );
+                self.raise(vec![alert])?;
                 return Err(ClientError::KeyChanged(peer.clone()));
             }
             return Ok(());
@@ -512,30 +685,82 @@ impl Client {
     /// The transcript of one channel (or all), in the order this member
     /// folded it; held-back messages last.
     pub fn log(&self, channel: Option<ChannelId>) -> Result<Vec<LogEntry>, ClientError> {
-        let mut stored: Vec<_> = self
-            .vault
-            .messages()?
-            .into_iter()
-            .filter(|m| channel.is_none_or(|c| c == m.channel_id))
-            .collect();
-        stored.sort_by_key(|m| (m.applied.is_none(), m.applied, m.row));
-        stored
+        let mut msgs: Vec<&Msg> = self
+            .msgs
             .iter()
-            .map(|m| {
-                let payload = Payload::decode(&b64::decode(&m.record.payload, "payload")?)?;
-                Ok(entry_of(
-                    &payload,
-                    &m.record.digest,
-                    m.record.direction,
-                    m.applied.is_none(),
-                ))
-            })
-            .collect()
+            .filter(|m| channel.is_none_or(|c| c == m.channel))
+            .collect();
+        msgs.sort_by_key(|m| (m.applied.is_none(), m.applied, m.row));
+        Ok(msgs.iter().map(|m| m.entry()).collect())
     }
 
     /// Alerts, with their ids and whether they were dismissed.
     pub fn alerts(&self) -> Result<Vec<(i64, bool, AlertRecord)>, ClientError> {
-        Ok(self.vault.alerts()?)
+        Ok(self.alert_list.clone())
+    }
+
+    /// Alerts (not notices) neither dismissed nor cleared.
+    pub fn open_alerts(&self) -> Vec<(i64, AlertRecord)> {
+        self.alert_list
+            .iter()
+            .filter(|(_, dismissed, a)| !dismissed && a.cleared.is_none() && !a.notice)
+            .map(|(id, _, a)| (*id, a.clone()))
+            .collect()
+    }
+
+    /// Dismisses an alert after the user read it. Returns false if no such id.
+    pub fn dismiss_alert(&mut self, id: i64) -> Result<bool, ClientError> {
+        let mut tx = self.vault.tx()?;
+        let found = tx.dismiss_alert(id)?;
+        tx.commit()?;
+        for (aid, dismissed, _) in &mut self.alert_list {
+            if *aid == id {
+                *dismissed = true;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records alerts in `tx`; returns them with their ids, to be kept with
+    /// [`Client::commit_alerts`] after the commit.
+    pub(crate) fn stage_alerts(
+        tx: &mut crate::vault::Tx<'_>,
+        alerts: Vec<AlertRecord>,
+    ) -> Result<Vec<(i64, AlertRecord)>, ClientError> {
+        alerts
+            .into_iter()
+            .map(|a| Ok((tx.put_alert(&a)?, a)))
+            .collect()
+    }
+
+    /// Records and keeps alerts in a transaction of their own.
+    pub(crate) fn raise(&mut self, alerts: Vec<AlertRecord>) -> Result<(), ClientError> {
+        let mut tx = self.vault.tx()?;
+        let staged = Self::stage_alerts(&mut tx, alerts)?;
+        tx.commit()?;
+        self.commit_alerts(staged);
+        Ok(())
+    }
+
+    /// Keeps committed alerts in memory.
+    pub(crate) fn commit_alerts(&mut self, staged: Vec<(i64, AlertRecord)>) {
+        self.alert_list
+            .extend(staged.into_iter().map(|(id, a)| (id, false, a)));
+    }
+
+    /// An open alert that blocks sending in `channel`: a changed key of one
+    /// of its members, or a member the relay added.
+    pub fn blocking_alert(&self, channel: &ChannelId) -> Option<AlertRecord> {
+        let members: Vec<String> = self
+            .channels
+            .get(channel)
+            .map(|s| s.members().iter().map(|m| m.handle.to_string()).collect())
+            .unwrap_or_default();
+        self.open_alerts().into_iter().map(|(_, a)| a).find(|a| {
+            (a.kind == "key_changed"
+                && (members.contains(&a.sender) || a.channel_id == channel.to_hex()))
+                || (a.kind == "membership_mismatch" && a.channel_id == channel.to_hex())
+        })
     }
 
     /// Tries to decrypt a copy with this member's keys and sessions without

@@ -1,20 +1,22 @@
-//! Receiving: read the one mailbox in order, drop identical redeliveries
-//! before decrypting, try every session with the sender, verify each payload
-//! against its channel (epoch, sequence number, previous digest), and commit
-//! the advanced session with the message in one transaction.
+//! Receiving: read the one mailbox in order, classify every delivery with
+//! what this member stored (ATTACKS.md, "Telling the alerts apart"), verify
+//! each payload against its channel, and commit the advanced session with
+//! the message in one transaction. Positions are counted only from
+//! decrypted payloads; the envelope's sequence hint only places failures.
 
 use std::collections::BTreeSet;
 
 use backchannel_protocol::api::Delivery;
 use backchannel_protocol::channel::{ChannelError, ChannelEvent, ChannelState, ChannelStatus};
-use backchannel_protocol::payload::{Body, BodyKind, Payload};
+use backchannel_protocol::payload::{BodyKind, Payload};
 use backchannel_protocol::transcript::ChainError;
-use backchannel_protocol::{b64, ChannelId, Digest, Envelope, Handle, IdentityKeys, OlmType};
+use backchannel_protocol::{ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, OlmType};
 use serde::{Deserialize, Serialize};
 
-use super::{crash_point, entry_of, now, peer_keys, Client, LogEntry};
+use super::{crash_point, peer_keys, Client, LogEntry, Msg};
 use crate::error::ClientError;
-use crate::vault::records::{AlertRecord, Direction, MessageRecord, Trust};
+use crate::vault::records::{AlertRecord, Direction};
+use crate::vault::Failure;
 
 /// Mailbox page size when syncing.
 pub const SYNC_PAGE: usize = 100;
@@ -24,8 +26,10 @@ pub const SYNC_PAGE: usize = 100;
 pub struct SyncReport {
     /// Payloads from others folded into their channels, in order.
     pub received: Vec<LogEntry>,
-    /// Alerts raised.
+    /// Alerts and notices raised.
     pub alerts: Vec<AlertRecord>,
+    /// Alerts cleared (a late receipt, a gap filled).
+    pub cleared: Vec<AlertRecord>,
     /// Channels that became active.
     pub activated: Vec<String>,
     /// Receipts sent afterwards.
@@ -43,10 +47,20 @@ enum Placement {
     Rejected,
 }
 
+/// One delivery's outcome, committed together.
+#[derive(Default)]
+struct Outcome {
+    alerts: Vec<AlertRecord>,
+    ciphertext: Option<[u8; 32]>,
+    processed: Option<(MessageId, [u8; 32])>,
+    failure: Option<Failure>,
+    resolved_failures: Vec<MessageId>,
+}
+
 impl Client {
     /// Sends what the outbox holds, reads the mailbox to the end, acks it,
-    /// and sends a receipt in every channel where something other than a
-    /// receipt arrived.
+    /// checks receipt deadlines and the relay's routing record, and sends a
+    /// receipt in every channel where something other than a receipt arrived.
     pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
         self.connect().await?;
         let mut report = SyncReport {
@@ -60,11 +74,29 @@ impl Client {
         loop {
             let page = self.relay.mailbox(cursor, SYNC_PAGE).await?;
             crash_point("after_fetch");
+            let more = page.more;
             for d in page.deliveries {
+                if d.cursor <= cursor {
+                    // Cursors only grow: older state served again.
+                    let alert = AlertRecord::new(
+                        "rollback",
+                        d.envelope.channel_id.clone(),
+                        d.envelope.sender.clone(),
+                        vec![d.envelope.message_id.clone()],
+                        format!(
+                            "the relay served mailbox position {} after position {cursor} was read",
+                            d.cursor
+                        ),
+                        self.now().0,
+                    );
+                    report.alerts.push(alert.clone());
+                    self.raise(vec![alert])?;
+                    continue;
+                }
                 cursor = d.cursor;
                 inbound_sessions += self.receive(d, &mut report, &mut to_receipt).await?;
             }
-            if !page.more {
+            if !more {
                 break;
             }
         }
@@ -73,8 +105,13 @@ impl Client {
             // Routing housekeeping only: the relay deletes what was stored here.
             self.relay.ack(cursor).await?;
         }
+        // The mailbox was read to the end: deadlines may now be judged.
+        self.settle_failures(&mut report)?;
+        self.check_routing(&mut report).await?;
+        self.check_receipts(&mut report)?;
         for channel in to_receipt {
-            if self.channel_state(&channel)?.status() == ChannelStatus::Active {
+            let active = self.channel_state(&channel)?.status() == ChannelStatus::Active;
+            if active && self.blocking_alert(&channel).is_none() {
                 self.send_receipt(channel).await?;
                 report.receipts_sent += 1;
             }
@@ -85,21 +122,22 @@ impl Client {
         Ok(report)
     }
 
-    fn alert(
+    fn alert_for(
+        &self,
         kind: &str,
         channel: Option<ChannelId>,
         sender: &Handle,
         ids: Vec<String>,
         detail: String,
     ) -> AlertRecord {
-        AlertRecord {
-            kind: kind.into(),
-            channel_id: channel.map(|c| c.to_hex()).unwrap_or_default(),
-            sender: sender.to_string(),
-            message_ids: ids,
+        AlertRecord::new(
+            kind,
+            channel.map(|c| c.to_hex()).unwrap_or_default(),
+            sender.to_string(),
+            ids,
             detail,
-            raised_at_ms: now().0,
-        }
+            self.now().0,
+        )
     }
 
     /// Handles one delivery; returns 1 if it opened an inbound session.
@@ -110,101 +148,97 @@ impl Client {
         to_receipt: &mut BTreeSet<ChannelId>,
     ) -> Result<usize, ClientError> {
         let cursor = d.cursor;
+        let mut out = Outcome::default();
         let env = match Envelope::try_from(&d.envelope) {
             Ok(e) => e,
             Err(e) => {
                 let who =
                     Handle::new(d.envelope.sender.as_str()).unwrap_or_else(|_| self.me.clone());
-                let alert = Self::alert(
+                out.alerts.push(self.alert_for(
                     "forged",
                     None,
                     &who,
                     vec![d.envelope.message_id.clone()],
                     format!("an envelope that does not decode: {e}"),
-                );
-                return self.commit_failure(cursor, None, alert, report).map(|_| 0);
+                ));
+                return self.commit_outcome(cursor, out, None, report).map(|_| 0);
             }
         };
         let hash = Digest::of(&[&env.encode()]).0;
+        let ct_digest = Digest::of(&[&env.ciphertext]).0;
+        let id = env.message_id.to_hex();
         if let Some(seen) = self.vault.processed(&env.message_id)? {
-            if seen == hash {
-                // An identical redelivery: dropped silently (Olm would refuse
-                // the message key a second time anyway).
-                let mut tx = self.vault.tx()?;
-                tx.set_cursor(cursor)?;
-                tx.commit()?;
-                return Ok(0);
+            if seen != hash {
+                out.alerts.push(self.alert_for("replay", Some(env.channel_id), &env.sender, vec![id], "a message id already processed came again with different bytes; the new copy was not shown".into()));
             }
-            let alert = Self::alert(
-                "replay",
-                Some(env.channel_id),
-                &env.sender,
-                vec![env.message_id.to_hex()],
-                "a message id already processed came again with different bytes".into(),
+            // An identical redelivery is dropped silently: Olm would refuse
+            // its message key a second time anyway.
+            return self.commit_outcome(cursor, out, None, report).map(|_| 0);
+        }
+        out.processed = Some((env.message_id, hash));
+        out.ciphertext = Some(ct_digest);
+        if self.vault.seen_ciphertext(&ct_digest)? {
+            out.alerts.push(
+                self.alert_for(
+                    "replay",
+                    Some(env.channel_id),
+                    &env.sender,
+                    vec![id],
+                    "a ciphertext already processed came again under another message id or channel"
+                        .into(),
+                ),
             );
-            return self.commit_failure(cursor, None, alert, report).map(|_| 0);
+            return self.commit_outcome(cursor, out, None, report).map(|_| 0);
         }
         if env.recipient != self.me {
-            let alert = Self::alert(
+            out.alerts.push(self.alert_for(
                 "forged",
                 Some(env.channel_id),
                 &env.sender,
-                vec![env.message_id.to_hex()],
+                vec![id],
                 format!(
                     "a copy addressed to {} was put in this mailbox",
                     env.recipient
                 ),
-            );
-            return self
-                .commit_failure(cursor, Some(hash), alert, report)
-                .map(|_| 0);
+            ));
+            return self.commit_outcome(cursor, out, None, report).map(|_| 0);
         }
         if env.olm_type == OlmType::PreKey && !self.peers.contains_key(&env.sender) {
             // First contact from someone no channel introduced: trust on
             // first use, to be checked with `backchannel fingerprint`.
             if let Err(e) = self.pin_from_relay(&env.sender).await {
-                let alert = Self::alert(
-                    "forged",
+                let kind = if e.code() == "bad_key" {
+                    "bad_key"
+                } else {
+                    "forged"
+                };
+                out.alerts.push(self.alert_for(
+                    kind,
                     Some(env.channel_id),
                     &env.sender,
-                    vec![env.message_id.to_hex()],
-                    format!("no identity key to open a session with: {e}"),
-                );
-                return self
-                    .commit_failure(cursor, Some(hash), alert, report)
-                    .map(|_| 0);
+                    vec![id],
+                    format!("no usable identity key to open a session with: {e}"),
+                ));
+                return self.commit_outcome(cursor, out, None, report).map(|_| 0);
             }
         }
         let (plaintext, inbound) = match self.decrypt(&env) {
             Ok(x) => x,
             Err(e) => {
-                let alert = Self::alert(
-                    "forged",
-                    Some(env.channel_id),
-                    &env.sender,
-                    vec![env.message_id.to_hex()],
-                    format!(
-                        "a ciphertext that no session with {} decrypts: {e}",
-                        env.sender
-                    ),
-                );
-                return self
-                    .commit_failure(cursor, Some(hash), alert, report)
-                    .map(|_| 0);
+                self.classify_failure(&env, &e.to_string(), &mut out);
+                return self.commit_outcome(cursor, out, None, report).map(|_| 0);
             }
         };
         let payload = match Payload::from_plaintext(&plaintext) {
             Ok(p) => p,
             Err(e) => {
-                let alert = Self::alert(
-                    "forged",
-                    Some(env.channel_id),
-                    &env.sender,
-                    vec![env.message_id.to_hex()],
-                    format!("decrypted bytes are not a payload: {e}"),
+                self.classify_failure(
+                    &env,
+                    &format!("decrypted bytes are not a payload: {e}"),
+                    &mut out,
                 );
                 return self
-                    .commit_failure(cursor, Some(hash), alert, report)
+                    .commit_outcome(cursor, out, Some(&env.sender), report)
                     .map(|_| inbound);
             }
         };
@@ -213,18 +247,18 @@ impl Client {
             || h.message_id != env.message_id
             || h.sender != env.sender
         {
-            let alert = Self::alert(
+            out.alerts.push(self.alert_for(
                 "replay",
                 Some(env.channel_id),
                 &env.sender,
-                vec![env.message_id.to_hex(), h.message_id.to_hex()],
+                vec![id, h.message_id.to_hex()],
                 format!(
                     "a payload of channel {} message {} arrived under another envelope (moved)",
                     h.channel_id, h.message_id
                 ),
-            );
+            ));
             return self
-                .commit_failure(cursor, Some(hash), alert, report)
+                .commit_outcome(cursor, out, Some(&env.sender), report)
                 .map(|_| inbound);
         }
 
@@ -235,36 +269,21 @@ impl Client {
             .get(&h.channel_id)
             .cloned()
             .unwrap_or_else(|| ChannelState::new(h.channel_id, me));
-        let mut alerts = Vec::new();
         let placement = match state.handle_payload(&payload, digest) {
             Ok(events) => Placement::Applied(events),
             Err(ChannelError::NotYetOpen(_)) => Placement::Held,
-            Err(ChannelError::Chain(ChainError::Seq { expected, found })) if found > expected => {
-                alerts.push(Self::alert(
-                    "gap",
-                    Some(h.channel_id),
-                    &h.sender,
-                    vec![h.message_id.to_hex()],
-                    format!(
-                        "{} skipped positions {}..{} of its chain in epoch {}: the relay withheld them or they are late",
-                        h.sender,
-                        expected.0,
-                        found.0 - 1,
-                        h.epoch.number.0
-                    ),
-                ));
-                Placement::Held
-            }
             Err(e) => {
                 let kind = match &e {
-                    ChannelError::Chain(ChainError::Seq { .. }) => "replay",
-                    ChannelError::Chain(ChainError::Prev { .. }) => "fork",
+                    ChannelError::Chain(ChainError::Duplicate { .. }) => "replay",
+                    ChannelError::Chain(
+                        ChainError::Prev { .. } | ChainError::Equivocation { .. },
+                    ) => "fork",
                     ChannelError::NotAMember(_)
                     | ChannelError::Proposal(_)
                     | ChannelError::Response(_) => "membership_mismatch",
                     _ => "forged",
                 };
-                alerts.push(Self::alert(
+                out.alerts.push(self.alert_for(
                     kind,
                     Some(h.channel_id),
                     &h.sender,
@@ -275,76 +294,401 @@ impl Client {
             }
         };
         if let Placement::Applied(events) = &placement {
-            for event in events {
-                match event {
-                    ChannelEvent::Proposed { by } => self.introduce(&state, by, &mut alerts)?,
-                    ChannelEvent::Activated(_) => report.activated.push(h.channel_id.to_hex()),
-                    _ => {}
+            self.judge_events(&state, &h.sender, h.seq.0, events, &mut out, report)?;
+            self.crossed(&state, &payload, &mut out);
+        }
+        // Close failures this genuine message accounts for.
+        if !matches!(placement, Placement::Rejected) {
+            for f in self.vault.failures()? {
+                if f.channel_id == h.channel_id
+                    && f.sender == h.sender
+                    && f.seq_hint == h.seq.0
+                    && !out.resolved_failures.contains(&f.message_id)
+                {
+                    out.alerts.push(self.alert_for(
+                        "forged",
+                        Some(f.channel_id),
+                        &f.sender,
+                        vec![f.message_id.to_hex()],
+                        format!("a ciphertext claiming to be {} #{} failed to decrypt, and the genuine #{} arrived", f.sender, f.seq_hint, f.seq_hint),
+                    ));
+                    out.resolved_failures.push(f.message_id);
                 }
             }
         }
 
-        let record = MessageRecord {
-            payload: b64::encode(payload.encode()),
-            digest: digest.to_hex(),
-            direction: Direction::In,
-            stored_at_ms: now().0,
-        };
+        let now_ms = self.now().0;
+        let next = self.next_applied;
         let mut tx = self.vault.tx()?;
         if inbound > 0 {
             tx.put_account(&self.identity)?;
         }
         if let Some(s) = self.sessions.get(&env.sender).and_then(|s| s.first()) {
-            tx.put_session(&env.sender, s, now().0)?;
+            tx.put_session(&env.sender, s, now_ms)?;
         }
-        if !matches!(placement, Placement::Rejected) {
-            let row = tx.put_message(&h.channel_id, &h.message_id, &h.sender, &record)?;
-            if matches!(placement, Placement::Applied(_)) {
-                tx.mark_applied(row)?;
-            }
-        }
-        tx.put_processed(&env.message_id, &hash)?;
-        for a in &alerts {
-            tx.put_alert(a)?;
-        }
-        tx.set_cursor(cursor)?;
+        let staged: Option<Msg> = match placement {
+            Placement::Rejected => None,
+            Placement::Held => Some(Self::stage_message(
+                &mut tx,
+                &payload,
+                digest,
+                Direction::In,
+                None,
+                now_ms,
+            )?),
+            Placement::Applied(_) => Some(Self::stage_message(
+                &mut tx,
+                &payload,
+                digest,
+                Direction::In,
+                Some(next),
+                now_ms,
+            )?),
+        };
+        let alerts = Self::stage_outcome(&mut tx, cursor, &mut out)?;
         tx.commit()?;
-        report.alerts.extend(alerts);
-
-        if let Placement::Applied(_) = placement {
-            self.channels.insert(h.channel_id, state);
-            report
-                .received
-                .push(entry_of(&payload, &record.digest, Direction::In, false));
-            if h.body_kind != BodyKind::Receipt {
-                to_receipt.insert(h.channel_id);
+        self.finish_outcome(alerts, report);
+        if let Some(msg) = staged {
+            let applied = msg.applied.is_some();
+            if applied {
+                self.channels.insert(h.channel_id, state);
+                report.received.push(msg.entry());
+                if h.body_kind != BodyKind::Receipt {
+                    to_receipt.insert(h.channel_id);
+                }
             }
-            self.apply_held(h.channel_id, report, to_receipt)?;
+            self.commit_message(msg);
+            if applied {
+                self.apply_held(h.channel_id, report, to_receipt)?;
+            }
         }
         Ok(inbound)
     }
 
-    /// Records a delivery that could not be processed, with its alert.
-    fn commit_failure(
+    /// Turns channel events into alerts: gaps (or `modified`, where a failed
+    /// ciphertext sat at the missing position), reorders, forks.
+    fn judge_events(
         &mut self,
-        cursor: u64,
-        hash: Option<[u8; 32]>,
-        alert: AlertRecord,
+        state: &ChannelState,
+        sender: &Handle,
+        _seq: u64,
+        events: &[ChannelEvent],
+        out: &mut Outcome,
         report: &mut SyncReport,
     ) -> Result<(), ClientError> {
-        let mut tx = self.vault.tx()?;
-        if let (Some(hash), Ok(id)) = (
-            hash,
-            backchannel_protocol::MessageId::from_hex(
-                alert.message_ids.first().map_or("", String::as_str),
-            ),
-        ) {
-            tx.put_processed(&id, &hash)?;
+        let channel = state.id();
+        for event in events {
+            match event {
+                ChannelEvent::Proposed { by } => self.introduce(state, by, &mut out.alerts)?,
+                ChannelEvent::Activated(_) => report.activated.push(channel.to_hex()),
+                ChannelEvent::Gap {
+                    sender: s,
+                    epoch,
+                    missing,
+                    message_id,
+                } => {
+                    let failures = self.vault.failures()?;
+                    let mut unexplained = Vec::new();
+                    for pos in missing {
+                        match failures.iter().find(|f| {
+                            f.channel_id == channel && &f.sender == s && f.seq_hint == pos.0
+                        }) {
+                            Some(f) => {
+                                out.alerts.push(self.alert_for(
+                                    "modified",
+                                    Some(channel),
+                                    s,
+                                    vec![f.message_id.to_hex(), message_id.to_hex()],
+                                    format!("{s}'s message #{} failed to decrypt; its next message confirms a message existed there: it was altered in transit", pos.0),
+                                ));
+                                out.resolved_failures.push(f.message_id);
+                            }
+                            None => unexplained.push(pos.0),
+                        }
+                    }
+                    if !unexplained.is_empty() {
+                        let mut a = self.alert_for(
+                            "gap",
+                            Some(channel),
+                            s,
+                            vec![message_id.to_hex()],
+                            format!(
+                                "{s}'s message {} arrived, but not {}: withheld, dropped or late",
+                                message_id,
+                                describe_positions(&unexplained)
+                            ),
+                        );
+                        a.positions = unexplained;
+                        a.epoch = *epoch;
+                        out.alerts.push(a);
+                    }
+                }
+                ChannelEvent::Reorder {
+                    sender: s,
+                    epoch,
+                    seq,
+                    message_id,
+                } => {
+                    let mut a = self.alert_for(
+                        "reorder",
+                        Some(channel),
+                        s,
+                        vec![message_id.to_hex()],
+                        format!("{s}'s message #{} arrived after later ones (the gap reported for it is closed)", seq.0),
+                    );
+                    a.positions = vec![seq.0];
+                    a.epoch = *epoch;
+                    out.alerts.push(a);
+                }
+                ChannelEvent::Fork {
+                    member,
+                    epoch,
+                    seq,
+                    claimed_by,
+                    claimed,
+                    held,
+                    held_from,
+                } => {
+                    let detail = if held_from == member {
+                        format!(
+                            "{claimed_by} reports {member}'s message #{} (epoch {epoch}) with digest {}…, but the message {member} sent here has {}…: {member} equivocated (sent different versions), or {claimed_by} misreports",
+                            seq.0, &claimed.to_hex()[..12], &held.to_hex()[..12]
+                        )
+                    } else {
+                        format!(
+                            "{claimed_by} and {held_from} report different digests for {member}'s message #{} (epoch {epoch}): {member} equivocated, or one of them misreports",
+                            seq.0
+                        )
+                    };
+                    out.alerts.push(self.alert_for(
+                        "fork",
+                        Some(channel),
+                        member,
+                        Vec::new(),
+                        detail,
+                    ));
+                }
+                ChannelEvent::Message { .. } | ChannelEvent::Responded { .. } => {}
+            }
         }
-        tx.put_alert(&alert)?;
+        let _ = sender;
+        Ok(())
+    }
+
+    /// A reply written before its author saw later messages of the one it
+    /// answers: a notice, since honest delays do the same.
+    fn crossed(&self, state: &ChannelState, payload: &Payload, out: &mut Outcome) {
+        let h = payload.header();
+        let Some(q) = h.in_reply_to else { return };
+        let Some(question) = self
+            .msgs
+            .iter()
+            .find(|m| m.payload.header().message_id == q)
+        else {
+            return;
+        };
+        let qh = question.payload.header();
+        if qh.epoch != h.epoch || qh.sender == h.sender {
+            return;
+        }
+        let seen = h.heads.0.get(&qh.sender).map_or(0, |hd| hd.seq.0);
+        let later: Vec<String> = self
+            .msgs
+            .iter()
+            .map(|m| m.payload.header())
+            .filter(|m| {
+                m.channel_id == state.id()
+                    && m.epoch == h.epoch
+                    && m.sender == qh.sender
+                    && m.seq.0 > seen
+                    && m.seq > qh.seq
+                    && m.body_kind.is_content()
+            })
+            .map(|m| m.message_id.to_hex())
+            .collect();
+        if !later.is_empty() {
+            let mut ids = vec![h.message_id.to_hex()];
+            ids.extend(later.iter().cloned());
+            out.alerts.push(self.alert_for(
+                "crossed_messages",
+                Some(state.id()),
+                &h.sender,
+                ids,
+                format!(
+                    "{}'s reply to {} was written before it saw {}'s later message(s) {}",
+                    h.sender,
+                    q,
+                    qh.sender,
+                    later.join(", ")
+                ),
+            ));
+        }
+    }
+
+    /// Classifies a ciphertext that did not decrypt, by the position its
+    /// (unauthenticated) hint names.
+    fn classify_failure(&self, env: &Envelope, why: &str, out: &mut Outcome) {
+        let id = env.message_id.to_hex();
+        let state = self.channels.get(&env.channel_id);
+        if state.is_some_and(|s| s.is_gap(&env.sender, env.seq_hint)) {
+            out.alerts.push(self.alert_for(
+                "late_undecryptable",
+                Some(env.channel_id),
+                &env.sender,
+                vec![id],
+                format!(
+                    "{}'s message #{}, reported missing, arrived too late to decrypt ({why})",
+                    env.sender, env.seq_hint
+                ),
+            ));
+        } else if state.is_some_and(|s| s.holds(&env.sender, env.seq_hint)) {
+            out.alerts.push(self.alert_for(
+                "forged",
+                Some(env.channel_id),
+                &env.sender,
+                vec![id],
+                format!("a ciphertext claiming to be {}'s #{} does not decrypt, and the genuine #{} is already here ({why})", env.sender, env.seq_hint, env.seq_hint),
+            ));
+        } else {
+            // Decided later: a genuine message of the sender will show
+            // whether a message existed at this position.
+            out.failure = Some(Failure {
+                message_id: env.message_id,
+                channel_id: env.channel_id,
+                sender: env.sender.clone(),
+                seq_hint: env.seq_hint,
+                learned_at: self.now().0,
+            });
+        }
+    }
+
+    fn stage_outcome(
+        tx: &mut crate::vault::Tx<'_>,
+        cursor: u64,
+        out: &mut Outcome,
+    ) -> Result<Vec<(i64, AlertRecord)>, ClientError> {
+        if let Some((id, hash)) = &out.processed {
+            tx.put_processed(id, hash)?;
+        }
+        if let Some(d) = &out.ciphertext {
+            tx.put_ciphertext(d)?;
+        }
+        if let Some(f) = &out.failure {
+            tx.put_failure(f)?;
+        }
+        for id in &out.resolved_failures {
+            tx.delete_failure(id)?;
+        }
         tx.set_cursor(cursor)?;
+        Self::stage_alerts(tx, std::mem::take(&mut out.alerts))
+    }
+
+    fn finish_outcome(&mut self, alerts: Vec<(i64, AlertRecord)>, report: &mut SyncReport) {
+        report.alerts.extend(alerts.iter().map(|(_, a)| a.clone()));
+        self.commit_alerts(alerts);
+        self.clear_filled_gaps(report);
+    }
+
+    /// Commits a delivery that was not stored as a message.
+    fn commit_outcome(
+        &mut self,
+        cursor: u64,
+        mut out: Outcome,
+        session_of: Option<&Handle>,
+        report: &mut SyncReport,
+    ) -> Result<(), ClientError> {
+        let now_ms = self.now().0;
+        let mut tx = self.vault.tx()?;
+        if let Some(peer) = session_of {
+            if let Some(s) = self.sessions.get(peer).and_then(|s| s.first()) {
+                tx.put_session(peer, s, now_ms)?;
+            }
+        }
+        let alerts = Self::stage_outcome(&mut tx, cursor, &mut out)?;
         tx.commit()?;
-        report.alerts.push(alert);
+        self.finish_outcome(alerts, report);
+        Ok(())
+    }
+
+    /// Gap alerts whose positions have all arrived are cleared.
+    fn clear_filled_gaps(&mut self, report: &mut SyncReport) {
+        let mut updates = Vec::new();
+        for (id, dismissed, a) in &self.alert_list {
+            if a.kind != "gap" || a.cleared.is_some() {
+                continue;
+            }
+            let Ok(channel) = ChannelId::from_hex(&a.channel_id) else {
+                continue;
+            };
+            let Ok(sender) = Handle::new(a.sender.as_str()) else {
+                continue;
+            };
+            let Some(state) = self.channels.get(&channel) else {
+                continue;
+            };
+            let filled = a.positions.iter().all(|p| {
+                state
+                    .sender_log(backchannel_protocol::EpochNumber(a.epoch), &sender)
+                    .is_some_and(|l| l.digest_at(*p).is_some())
+            });
+            if filled {
+                let mut cleared = a.clone();
+                cleared.cleared = Some("every missing message arrived late (see `reorder`)".into());
+                updates.push((*id, *dismissed, cleared));
+            }
+        }
+        if updates.is_empty() {
+            return;
+        }
+        let Ok(mut tx) = self.vault.tx() else { return };
+        for (id, dismissed, a) in &updates {
+            if tx.update_alert(*id, a, *dismissed).is_err() {
+                return;
+            }
+        }
+        if tx.commit().is_err() {
+            return;
+        }
+        for (id, dismissed, a) in updates {
+            report.cleared.push(a.clone());
+            if let Some(slot) = self.alert_list.iter_mut().find(|(i, _, _)| *i == id) {
+                *slot = (id, dismissed, a);
+            }
+        }
+    }
+
+    /// After reading the mailbox to the end: failures at positions that a
+    /// genuine message now holds were forged.
+    fn settle_failures(&mut self, report: &mut SyncReport) -> Result<(), ClientError> {
+        let mut alerts = Vec::new();
+        let mut resolved = Vec::new();
+        for f in self.vault.failures()? {
+            if self
+                .channels
+                .get(&f.channel_id)
+                .is_some_and(|s| s.holds(&f.sender, f.seq_hint))
+            {
+                alerts.push(self.alert_for(
+                    "forged",
+                    Some(f.channel_id),
+                    &f.sender,
+                    vec![f.message_id.to_hex()],
+                    format!("a ciphertext claiming to be {}'s #{} does not decrypt, and the genuine #{} is here", f.sender, f.seq_hint, f.seq_hint),
+                ));
+                resolved.push(f.message_id);
+            }
+        }
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.vault.tx()?;
+        for id in &resolved {
+            tx.delete_failure(id)?;
+        }
+        let staged = Self::stage_alerts(&mut tx, alerts)?;
+        tx.commit()?;
+        report.alerts.extend(staged.iter().map(|(_, a)| a.clone()));
+        self.commit_alerts(staged);
         Ok(())
     }
 
@@ -361,7 +705,9 @@ impl Client {
             }
         }
         if env.olm_type != OlmType::PreKey {
-            return Err(ClientError::Input("no session decrypts it".into()));
+            return Err(ClientError::Input(
+                "no session with the sender decrypts it".into(),
+            ));
         }
         let keys: IdentityKeys = match self.peers.get(&env.sender) {
             Some(p) => peer_keys(p)?,
@@ -393,7 +739,7 @@ impl Client {
             };
             if m.handle == self.me {
                 if keys != mine {
-                    alerts.push(Self::alert(
+                    alerts.push(self.alert_for(
                         "key_changed",
                         Some(state.id()),
                         proposer,
@@ -403,7 +749,7 @@ impl Client {
                 }
                 continue;
             }
-            let trust = Trust::Introduced {
+            let trust = crate::vault::records::Trust::Introduced {
                 by: proposer.to_string(),
             };
             match self.pin(&m.handle, keys, trust) {
@@ -422,52 +768,56 @@ impl Client {
         to_receipt: &mut BTreeSet<ChannelId>,
     ) -> Result<(), ClientError> {
         loop {
-            let held: Vec<_> = self
-                .vault
-                .messages()?
-                .into_iter()
-                .filter(|m| m.channel_id == channel && m.applied.is_none())
-                .collect();
             let mut progress = false;
-            for m in held {
-                let payload = Payload::decode(&b64::decode(&m.record.payload, "payload")?)?;
-                let digest = Digest::from_hex(&m.record.digest)?;
-                let Some(state) = self.channels.get_mut(&channel) else {
+            for i in 0..self.msgs.len() {
+                if self.msgs[i].channel != channel || self.msgs[i].applied.is_some() {
+                    continue;
+                }
+                let Some(state) = self.channels.get(&channel) else {
                     return Ok(());
                 };
                 let mut next = state.clone();
-                if let Ok(events) = next.handle_payload(&payload, digest) {
-                    let mut tx = self.vault.tx()?;
-                    tx.mark_applied(m.row)?;
-                    tx.commit()?;
-                    *state = next;
-                    if events
-                        .iter()
-                        .any(|e| matches!(e, ChannelEvent::Activated(_)))
-                    {
-                        report.activated.push(channel.to_hex());
-                    }
-                    if !matches!(
-                        payload,
-                        Payload::Full {
-                            body: Body::Receipt,
-                            ..
-                        }
-                    ) {
-                        to_receipt.insert(channel);
-                    }
-                    report.received.push(entry_of(
-                        &payload,
-                        &m.record.digest,
-                        m.record.direction,
-                        false,
-                    ));
-                    progress = true;
+                let (payload, digest) = (self.msgs[i].payload.clone(), self.msgs[i].digest);
+                let Ok(events) = next.handle_payload(&payload, digest) else {
+                    continue;
+                };
+                let mut out = Outcome::default();
+                let h = payload.header();
+                self.judge_events(&next, &h.sender, h.seq.0, &events, &mut out, report)?;
+                let order = self.next_applied;
+                let mut tx = self.vault.tx()?;
+                tx.set_applied(self.msgs[i].row, order)?;
+                let staged = Self::stage_alerts(&mut tx, std::mem::take(&mut out.alerts))?;
+                tx.commit()?;
+                self.finish_outcome(staged, report);
+                self.next_applied += 1;
+                self.msgs[i].applied = Some(order);
+                self.channels.insert(channel, next);
+                if h.body_kind != BodyKind::Receipt {
+                    to_receipt.insert(channel);
                 }
+                report.received.push(self.msgs[i].entry());
+                progress = true;
             }
             if !progress {
                 return Ok(());
             }
         }
+    }
+}
+
+/// `#3`, `#3 and #4`, `#3 to #7`.
+fn describe_positions(p: &[u64]) -> String {
+    match p {
+        [one] => format!("#{one}"),
+        [a, b] => format!("#{a} and #{b}"),
+        [first, .., last] if (last - first) as usize + 1 == p.len() => {
+            format!("#{first} to #{last}")
+        }
+        _ => p
+            .iter()
+            .map(|x| format!("#{x}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }

@@ -4,11 +4,11 @@
 use backchannel_protocol::api::EnvelopeJson;
 use backchannel_protocol::channel::{ChannelState, CopyKind};
 use backchannel_protocol::payload::{seal, Body, Member, Payload, Policy, Proposal, Role};
-use backchannel_protocol::{b64, ChannelId, Envelope, Handle, MessageId, PeerSession};
+use backchannel_protocol::{ChannelId, Envelope, Handle, MessageId, PeerSession};
 
-use super::{crash_point, now, peer_keys, Client};
+use super::{crash_point, peer_keys, Client};
 use crate::error::ClientError;
-use crate::vault::records::{Direction, MessageRecord, OutboxRecord, Trust};
+use crate::vault::records::{AlertRecord, Direction, OutboxRecord, Trust};
 
 impl Client {
     /// Opens a channel as its mediator: routing record on the relay, then the
@@ -152,8 +152,38 @@ impl Client {
                 self.pin(peer, keys, Trust::Tofu)?; // raises key_changed
                 return Err(ClientError::KeyChanged(peer.clone()));
             }
-            Some(_) => {}
-            None => self.pin(peer, keys, Trust::Tofu)?,
+            Some(_) => self.check_served_keys(peer, &keys, claim.key_version)?,
+            None => {
+                self.check_served_keys(peer, &keys, claim.key_version)?;
+                self.pin(peer, keys, Trust::Tofu)?;
+            }
+        }
+        match one_time.verify(&keys) {
+            Ok(()) => {}
+            Err(backchannel_protocol::CryptoError::BadSignature { .. }) => {
+                let alert = AlertRecord::new(
+                    "key_changed",
+                    String::new(),
+                    peer.to_string(),
+                    Vec::new(),
+                    format!("the one-time key served for {peer} is not signed by {peer}'s pinned key: substituted; sending to {peer} is blocked"),
+                    self.now().0,
+                );
+                self.raise(vec![alert])?;
+                return Err(ClientError::KeyChanged(peer.clone()));
+            }
+            Err(e) => {
+                let alert = AlertRecord::new(
+                    "bad_key",
+                    String::new(),
+                    peer.to_string(),
+                    Vec::new(),
+                    format!("the one-time key served for {peer}: {e}"),
+                    self.now().0,
+                );
+                self.raise(vec![alert])?;
+                return Err(e.into());
+            }
         }
         let session = self.identity.outbound_session(&keys, &one_time)?;
         self.sessions
@@ -170,10 +200,18 @@ impl Client {
         body: Body,
         in_reply_to: Option<MessageId>,
     ) -> Result<MessageId, ClientError> {
+        if !matches!(body, Body::Receipt | Body::Heartbeat) {
+            if let Some(a) = self.blocking_alert(&channel) {
+                return Err(ClientError::Blocked {
+                    kind: a.kind,
+                    detail: a.detail,
+                });
+            }
+        }
         self.connect().await?;
         self.flush_outbox().await?;
         let message_id = MessageId::random();
-        let sent_at = now();
+        let sent_at = self.now();
         let prepared = self
             .channel_state(&channel)?
             .prepare(&body, message_id, sent_at, in_reply_to)
@@ -218,20 +256,21 @@ impl Client {
             used.push(peer.clone());
         }
 
-        let record = MessageRecord {
-            payload: b64::encode(payload.encode()),
-            digest: sealed.digest.to_hex(),
-            direction: Direction::Out,
-            stored_at_ms: sent_at.0,
-        };
+        let next = self.next_applied;
         let mut tx = self.vault.tx()?;
         for peer in &used {
             if let Some(s) = self.sessions.get(peer).and_then(|s| s.first()) {
                 tx.put_session(peer, s, sent_at.0)?;
             }
         }
-        let row = tx.put_message(&channel, &message_id, &self.me, &record)?;
-        tx.mark_applied(row)?;
+        let msg = Self::stage_message(
+            &mut tx,
+            &payload,
+            sealed.digest,
+            Direction::Out,
+            Some(next),
+            sent_at.0,
+        )?;
         if !envelopes.is_empty() {
             tx.push_outbox(&OutboxRecord {
                 channel_id: channel.to_hex(),
@@ -239,6 +278,7 @@ impl Client {
             })?;
         }
         tx.commit()?;
+        self.commit_message(msg);
         self.channels.insert(channel, state);
         crash_point("after_outbox_commit");
         self.flush_outbox().await?;

@@ -36,6 +36,21 @@ pub struct StoredMessage {
     pub record: MessageRecord,
 }
 
+/// A ciphertext that failed to decrypt, waiting to be classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Its message id.
+    pub message_id: MessageId,
+    /// The channel its envelope named.
+    pub channel_id: ChannelId,
+    /// The sender its envelope named.
+    pub sender: Handle,
+    /// The envelope's (unauthenticated) sequence-number hint.
+    pub seq_hint: u64,
+    /// When this member learnt of it.
+    pub learned_at: i64,
+}
+
 /// The open store.
 pub struct Vault {
     conn: Connection,
@@ -255,6 +270,67 @@ impl Vault {
         .transpose()
     }
 
+    /// True if this ciphertext digest was processed before.
+    pub fn seen_ciphertext(&self, digest: &[u8; 32]) -> Result<bool, VaultError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM ciphertexts WHERE digest = ?1",
+                [&digest[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Unclassified decryption failures.
+    pub fn failures(&self) -> Result<Vec<Failure>, VaultError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT message_id, channel_id, sender, seq_hint, learned_at FROM failures ORDER BY learned_at")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (m, c, s, hint, at) = r?;
+            Ok(Failure {
+                message_id: MessageId(
+                    m.as_slice()
+                        .try_into()
+                        .map_err(|_| VaultError::Corrupt("failure id"))?,
+                ),
+                channel_id: ChannelId(
+                    c.as_slice()
+                        .try_into()
+                        .map_err(|_| VaultError::Corrupt("failure channel"))?,
+                ),
+                sender: Handle::new(s).map_err(|_| VaultError::Corrupt("failure sender"))?,
+                seq_hint: hint as u64,
+                learned_at: at,
+            })
+        })
+        .collect()
+    }
+
+    /// The highest key version seen for `handle`.
+    pub fn key_version(&self, handle: &Handle) -> Result<Option<u64>, VaultError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT version FROM key_versions WHERE handle = ?1",
+                [handle.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|v| v as u64))
+    }
+
     /// Posts not yet answered, oldest first.
     pub fn outbox(&self) -> Result<Vec<(i64, OutboxRecord)>, VaultError> {
         let mut stmt = self
@@ -368,11 +444,61 @@ impl Tx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Marks a stored payload as folded into its channel, next in order.
-    pub fn mark_applied(&mut self, row: i64) -> Result<(), VaultError> {
+    /// Marks a stored payload as folded into its channel as number `order`.
+    pub fn set_applied(&mut self, row: i64, order: i64) -> Result<(), VaultError> {
         self.tx.execute(
-            "UPDATE messages SET applied = (SELECT coalesce(max(applied), 0) + 1 FROM messages) WHERE id = ?1",
-            [row],
+            "UPDATE messages SET applied = ?2 WHERE id = ?1",
+            [row, order],
+        )?;
+        Ok(())
+    }
+
+    /// Records a processed ciphertext's digest.
+    pub fn put_ciphertext(&mut self, digest: &[u8; 32]) -> Result<(), VaultError> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO ciphertexts (digest) VALUES (?1)",
+            [&digest[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Records an unclassified decryption failure.
+    pub fn put_failure(&mut self, f: &Failure) -> Result<(), VaultError> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO failures (message_id, channel_id, sender, seq_hint, learned_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![&f.message_id.0[..], &f.channel_id.0[..], f.sender.as_str(), f.seq_hint as i64, f.learned_at],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a classified failure.
+    pub fn delete_failure(&mut self, id: &MessageId) -> Result<(), VaultError> {
+        self.tx
+            .execute("DELETE FROM failures WHERE message_id = ?1", [&id.0[..]])?;
+        Ok(())
+    }
+
+    /// Records the key version the relay showed for `handle`.
+    pub fn put_key_version(&mut self, handle: &Handle, version: u64) -> Result<(), VaultError> {
+        self.tx.execute(
+            "INSERT INTO key_versions (handle, version) VALUES (?1, ?2)
+             ON CONFLICT (handle) DO UPDATE SET version = max(version, excluded.version)",
+            params![handle.as_str(), version as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces an alert's record and dismissal.
+    pub fn update_alert(
+        &mut self,
+        id: i64,
+        alert: &AlertRecord,
+        dismissed: bool,
+    ) -> Result<(), VaultError> {
+        let sealed = self.seal("alerts", alert)?;
+        self.tx.execute(
+            "UPDATE alerts SET sealed = ?2, dismissed = ?3 WHERE id = ?1",
+            params![id, sealed, dismissed],
         )?;
         Ok(())
     }
@@ -406,12 +532,12 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records an alert.
-    pub fn put_alert(&mut self, alert: &AlertRecord) -> Result<(), VaultError> {
+    /// Records an alert; returns its id.
+    pub fn put_alert(&mut self, alert: &AlertRecord) -> Result<i64, VaultError> {
         let sealed = self.seal("alerts", alert)?;
         self.tx
             .execute("INSERT INTO alerts (sealed) VALUES (?1)", [sealed])?;
-        Ok(())
+        Ok(self.tx.last_insert_rowid())
     }
 
     /// Marks an alert dismissed.

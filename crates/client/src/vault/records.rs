@@ -74,11 +74,30 @@ pub struct OutboxRecord {
     pub envelopes: Vec<backchannel_protocol::api::EnvelopeJson>,
 }
 
-/// Evidence of tampering or loss.
+/// Evidence of tampering or loss (or, when `notice`, something that honest
+/// delays also cause).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Stable kind (`gap`, `replay`, `forged`...).
     pub kind: String,
+    /// True for a notice, which is not evidence (e.g. `crossed_messages`).
+    #[serde(default)]
+    pub notice: bool,
+    /// The member concerned, for `ack_overdue` and `membership_mismatch`.
+    #[serde(default)]
+    pub member: String,
+    /// Positions involved (gap positions, the position of a late message).
+    #[serde(default)]
+    pub positions: Vec<u64>,
+    /// Epoch of those positions.
+    #[serde(default)]
+    pub epoch: u32,
+    /// What to do about it.
+    #[serde(default)]
+    pub advice: String,
+    /// Set when the evidence was answered (a late receipt, a gap filled).
+    #[serde(default)]
+    pub cleared: Option<String>,
     /// The channel, hex (empty if unknown).
     pub channel_id: String,
     /// The principal involved.
@@ -89,4 +108,51 @@ pub struct AlertRecord {
     pub detail: String,
     /// When it was raised (this member's clock).
     pub raised_at_ms: i64,
+}
+
+impl AlertRecord {
+    /// An alert of `kind` with what was seen (`detail`) and what to do.
+    pub fn new(
+        kind: &str,
+        channel_id: String,
+        sender: String,
+        message_ids: Vec<String>,
+        detail: String,
+        at_ms: i64,
+    ) -> Self {
+        AlertRecord {
+            advice: advice(kind).to_string(),
+            notice: kind == "crossed_messages",
+            kind: kind.to_string(),
+            member: String::new(),
+            positions: Vec::new(),
+            epoch: 0,
+            cleared: None,
+            channel_id,
+            sender,
+            message_ids,
+            detail,
+            raised_at_ms: at_ms,
+        }
+    }
+}
+
+/// What a user should do about each kind of alert.
+pub fn advice(kind: &str) -> &'static str {
+    match kind {
+        "ack_overdue" => "the member has not confirmed receipt in time: reach it by another path, and do not read silence as assent",
+        "bad_key" => "the relay served a key that cannot be right: do not use this relay for this principal until checked",
+        "crossed_messages" => "not evidence: the reply was written before its author saw your later messages; read it in that light",
+        "fork" => "two members hold different versions of one message: compare the transcripts with the mediator and the other members",
+        "forged" => "a ciphertext its claimed sender never sent: the relay (or someone in front of it) injected it; nothing was shown",
+        "gap" => "messages were withheld or lost: ask the sender to resend, and tell the mediator",
+        "key_changed" => "sending to this principal is blocked: compare the safety number again in person, then re-verify with `backchannel trust verify`",
+        "late_undecryptable" => "a withheld message arrived too late to decrypt: ask the sender to resend it",
+        "membership_mismatch" => "the relay lists a member nobody agreed to: sending in this channel is blocked; tell the mediator",
+        "modified" => "a message was altered in transit and could not be read: ask the sender to resend it",
+        "reorder" => "a message arrived after later ones: it is shown in its place; the relay delayed it",
+        "replay" => "the relay delivered an old message again or in the wrong place: it was not shown twice",
+        "rollback" => "the relay served older state than you had: it may have been restored from backup, or is lying",
+        _ => "read the detail, then dismiss it with `backchannel verify --dismiss ID`",
+    }
 }

@@ -58,3 +58,26 @@ CREATE TABLE alerts (
     dismissed INTEGER NOT NULL DEFAULT 0,
     sealed    BLOB NOT NULL
 );
+
+-- Digests of every ciphertext processed: the same ciphertext under another
+-- message id or channel is a replay (Olm would refuse it as a bad MAC).
+CREATE TABLE ciphertexts (
+    digest BLOB PRIMARY KEY
+);
+
+-- Ciphertexts that failed to decrypt and are not yet classified: a later
+-- genuine message of the sender decides between `modified` and `forged`.
+CREATE TABLE failures (
+    message_id BLOB PRIMARY KEY,
+    channel_id BLOB NOT NULL,
+    sender     TEXT NOT NULL,
+    seq_hint   INTEGER NOT NULL,
+    learned_at INTEGER NOT NULL
+);
+
+-- The highest key version the relay ever showed for each principal: an
+-- older one later is a rollback.
+CREATE TABLE key_versions (
+    handle  TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);

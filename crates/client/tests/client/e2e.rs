@@ -140,9 +140,23 @@ async fn a_member_the_relay_adds_gets_nothing() {
     let routing = cast.relay.store().channel(&id).unwrap().unwrap();
     assert!(routing.members.contains(&h("ghost")));
 
+    // Every member notices at its next sync, and sending is blocked.
+    for c in [&mut cast.mediator, &mut cast.blue, &mut cast.red] {
+        let r = c.sync().await.unwrap();
+        let kinds: Vec<_> = r
+            .alerts
+            .iter()
+            .map(|a| (a.kind.as_str(), a.member.as_str()))
+            .collect();
+        assert_eq!(kinds, [("membership_mismatch", "ghost")], "{}", c.me());
+    }
+    let err = cast.blue.send_text(id, TEXT, None).await.unwrap_err();
+    assert_eq!(err.code(), "blocked");
+    // The user reads the alert and acts (dismisses it); still nothing goes to ghost.
+    let (alert_id, _) = cast.blue.open_alerts()[0].clone();
+    assert!(cast.blue.dismiss_alert(alert_id).unwrap());
     cast.blue.send_text(id, TEXT, None).await.unwrap();
-    cast.red.send_text(id, REPLY, None).await.unwrap();
-    cast.sync_all().await;
+    cast.red.sync().await.unwrap();
     assert!(cast
         .relay
         .store()

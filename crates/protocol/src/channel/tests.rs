@@ -199,3 +199,72 @@ fn misfits_are_refused_and_change_nothing() {
     let mut early = w.states[&h("blue")].clone();
     early.handle_payload(&w.sent[0].0, w.sent[0].1).unwrap_err();
 }
+
+#[test]
+fn gaps_reorders_and_forks_are_events() {
+    let mut w = World::new();
+    let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
+    w.send("red", Body::Acceptance { proposal: c }).unwrap();
+    // Blue writes three messages; only blue's own state applies them here.
+    let mut blue = w.states[&h("blue")].clone();
+    let mut sent = Vec::new();
+    for i in 0..3u8 {
+        let body = Body::Text(format!("m{i}"));
+        let p = blue
+            .prepare(&body, MessageId([0x40 + i; 16]), Timestamp(100), None)
+            .unwrap();
+        let sealed = seal(p.header.clone(), [i; 16], body.clone()).unwrap();
+        let payload = Payload::Full {
+            header: p.header,
+            salt: [i; 16],
+            body,
+        };
+        blue.handle_payload(&payload, sealed.digest).unwrap();
+        sent.push((payload, sealed.digest));
+    }
+    let mut red = w.states[&h("red")].clone();
+    red.handle_payload(&sent[0].0, sent[0].1).unwrap();
+    let ev = red.handle_payload(&sent[2].0, sent[2].1).unwrap();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, ChannelEvent::Gap { missing, .. } if *missing == vec![crate::Seq(2)])
+        ),
+        "{ev:?}"
+    );
+    assert!(red.is_gap(&h("blue"), 2));
+    let ev = red.handle_payload(&sent[1].0, sent[1].1).unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, ChannelEvent::Reorder { seq, .. } if *seq == crate::Seq(2))),
+        "{ev:?}"
+    );
+    assert!(!red.is_gap(&h("blue"), 2));
+
+    // The mediator's head vector claims another digest for blue's #1.
+    let mut mediator = w.states[&h("mediator")].clone();
+    let body = Body::Receipt;
+    let mut p = mediator
+        .prepare(&body, MessageId([0x50; 16]), Timestamp(101), None)
+        .unwrap();
+    p.header.heads.0.insert(
+        h("blue"),
+        Head {
+            seq: crate::Seq(1),
+            digest: Digest([9; 32]),
+        },
+    );
+    let sealed = seal(p.header.clone(), [7; 16], body.clone()).unwrap();
+    let payload = Payload::Full {
+        header: p.header,
+        salt: [7; 16],
+        body,
+    };
+    mediator.handle_payload(&payload, sealed.digest).unwrap();
+    let ev = red.handle_payload(&payload, sealed.digest).unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, ChannelEvent::Fork { member, claimed_by, .. } if *member == h("blue") && *claimed_by == h("mediator"))),
+        "{ev:?}"
+    );
+    assert_eq!(red.covered(EpochNumber(1), &h("mediator"), &h("blue")), 1);
+}
