@@ -279,3 +279,24 @@ impl Identity {
         Ok((PeerSession::new(created.session), created.plaintext))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_curve25519;
+
+    #[test]
+    fn identity_and_low_order_points_are_refused() {
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        // A point of order 8 (from the list of small-order points in Bernstein's Curve25519 page).
+        let order8 = [
+            0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+            0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+            0x5f, 0x49, 0xb8, 0x00,
+        ];
+        for key in [[0u8; 32], one, order8] {
+            assert!(check_curve25519(&key).is_err(), "{key:?} accepted");
+        }
+        assert!(check_curve25519(&crate::Identity::new().keys().curve25519).is_ok());
+    }
+}

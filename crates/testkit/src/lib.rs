@@ -16,6 +16,8 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod hostile;
+
 /// A relay serving on an ephemeral loopback port until stopped or dropped.
 pub struct TestRelay {
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -24,6 +26,8 @@ pub struct TestRelay {
     pub addr: SocketAddr,
     /// The relay (for its store).
     pub relay: Relay,
+    /// The relay turned hostile: drop, hold, replay, alter, inject, lie.
+    pub hostile: hostile::Hostile,
     db: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -40,7 +44,8 @@ impl TestRelay {
     pub async fn start_with(config: RelayConfig, clock: backchannel_relay::Clock) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("relay.db");
-        let store = SqliteStore::open(&db).unwrap();
+        let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = hostile::TamperStore::new(SqliteStore::open(&db).unwrap(), stale.clone());
         let relay = Relay::with(std::sync::Arc::new(store), config, clock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -52,6 +57,7 @@ impl TestRelay {
             url: format!("http://{addr}"),
             addr,
             relay,
+            hostile: hostile::Hostile::new(db.clone(), stale),
             db,
             stop: Some(stop),
             task: Some(task),

@@ -76,6 +76,17 @@ impl Client {
                         cleared.cleared = Some(format!("cleared by a late receipt from {member}"));
                         clear.push((*id, *dismissed, cleared));
                     }
+                    (false, Some((id, dismissed, a))) if a.message_ids != overdue => {
+                        // Still overdue, now for these messages.
+                        let mut updated = a.clone();
+                        updated.detail = format!(
+                            "{member} has not confirmed receipt of {} message(s) within {} s of when you learnt of them",
+                            overdue.len(),
+                            deadline_ms / 1000
+                        );
+                        updated.message_ids = overdue;
+                        clear.push((*id, *dismissed, updated));
+                    }
                     _ => {}
                 }
             }
@@ -90,7 +101,9 @@ impl Client {
         let staged = Self::stage_alerts(&mut tx, raise)?;
         tx.commit()?;
         for (id, dismissed, a) in clear {
-            report.cleared.push(a.clone());
+            if a.cleared.is_some() {
+                report.cleared.push(a.clone());
+            }
             if let Some(slot) = self.alert_list.iter_mut().find(|(i, _, _)| *i == id) {
                 *slot = (id, dismissed, a);
             }

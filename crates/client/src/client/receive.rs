@@ -106,6 +106,7 @@ impl Client {
             self.relay.ack(cursor).await?;
         }
         // The mailbox was read to the end: deadlines may now be judged.
+        self.clear_filled_gaps(&mut report);
         self.settle_failures(&mut report)?;
         self.check_routing(&mut report).await?;
         self.check_receipts(&mut report)?;
@@ -586,7 +587,6 @@ impl Client {
     fn finish_outcome(&mut self, alerts: Vec<(i64, AlertRecord)>, report: &mut SyncReport) {
         report.alerts.extend(alerts.iter().map(|(_, a)| a.clone()));
         self.commit_alerts(alerts);
-        self.clear_filled_gaps(report);
     }
 
     /// Commits a delivery that was not stored as a message.

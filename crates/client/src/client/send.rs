@@ -200,6 +200,43 @@ impl Client {
         body: Body,
         in_reply_to: Option<MessageId>,
     ) -> Result<MessageId, ClientError> {
+        self.send_bodies(
+            channel,
+            body,
+            std::collections::BTreeMap::new(),
+            in_reply_to,
+        )
+        .await
+    }
+
+    /// What an equivocating member does: one position in its chain, a
+    /// different text for each recipient named in `others` (the rest get
+    /// `text`, which this member keeps). For adversarial tests only.
+    #[cfg(feature = "adversarial")]
+    pub async fn dangerous_equivocate(
+        &mut self,
+        channel: ChannelId,
+        text: &str,
+        others: std::collections::BTreeMap<Handle, String>,
+    ) -> Result<MessageId, ClientError> {
+        let others = others
+            .into_iter()
+            .map(|(h, t)| (h, Body::Text(t)))
+            .collect();
+        self.send_bodies(channel, Body::Text(text.into()), others, None)
+            .await
+    }
+
+    /// Prepares, seals, encrypts, commits and posts one message; recipients
+    /// named in `overrides` get another body at the same position (only the
+    /// adversarial tests ever pass any).
+    async fn send_bodies(
+        &mut self,
+        channel: ChannelId,
+        body: Body,
+        overrides: std::collections::BTreeMap<Handle, Body>,
+        in_reply_to: Option<MessageId>,
+    ) -> Result<MessageId, ClientError> {
         if !matches!(body, Body::Receipt | Body::Heartbeat) {
             if let Some(a) = self.blocking_alert(&channel) {
                 return Err(ClientError::Blocked {
@@ -234,6 +271,11 @@ impl Client {
         let mut envelopes = Vec::new();
         let mut used: Vec<Handle> = Vec::new();
         for (peer, kind) in &prepared.recipients {
+            let other = match overrides.get(peer) {
+                Some(b) => Some(seal(prepared.header.clone(), rand::random(), b.clone())?),
+                None => None,
+            };
+            let sealed = other.as_ref().unwrap_or(&sealed);
             let copy = match kind {
                 CopyKind::Full => &sealed.full,
                 CopyKind::Stub => sealed.stub.as_ref().unwrap_or(&sealed.full),

@@ -1,6 +1,7 @@
 //! The client library against a real relay on an ephemeral loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod attacks;
 mod e2e;
 mod store;
 
@@ -19,6 +20,8 @@ pub fn h(s: &str) -> Handle {
 
 /// Three principals on one relay, each with a store in a temporary directory.
 pub struct Cast {
+    /// The clients' shared virtual clock, in ms.
+    pub clock: std::sync::Arc<std::sync::atomic::AtomicI64>,
     pub relay: TestRelay,
     pub mediator: Client,
     pub blue: Client,
@@ -40,10 +43,20 @@ impl Cast {
                     .unwrap()
             }
         };
-        let mediator = make("mediator").await;
-        let blue = make("blue").await;
-        let red = make("red").await;
+        let mut mediator = make("mediator").await;
+        let mut blue = make("blue").await;
+        let mut red = make("red").await;
+        let clock = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+            backchannel_client::now().0,
+        ));
+        for c in [&mut mediator, &mut blue, &mut red] {
+            let t = clock.clone();
+            c.set_clock(std::sync::Arc::new(move || {
+                backchannel_protocol::Timestamp(t.load(std::sync::atomic::Ordering::SeqCst))
+            }));
+        }
         Cast {
+            clock,
             relay,
             mediator,
             blue,
@@ -70,6 +83,25 @@ impl Cast {
         }
         self.sync_all().await;
         id
+    }
+
+    /// Claims one of red's one-time keys from the relay, as any registered
+    /// principal could (here an impostor that is not registered uses the
+    /// mediator's login).
+    pub async fn red_key_for_tests(
+        &mut self,
+        _impostor: &mut backchannel_protocol::Identity,
+    ) -> backchannel_protocol::SignedKey {
+        let mut relay = backchannel_client::transport::RelayClient::new(&self.relay.url).unwrap();
+        let p = backchannel_testkit::Principal::join(&self.relay.url, "impostor", 0).await;
+        relay.login(&p.handle, &p.identity).await.unwrap();
+        relay.claim(&h("red")).await.unwrap().decode().unwrap().1
+    }
+
+    /// Moves the virtual clock forward.
+    pub fn advance_s(&self, seconds: i64) {
+        self.clock
+            .fetch_add(seconds * 1000, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub async fn sync_all(&mut self) {

@@ -1,0 +1,273 @@
+//! A relay that attacks its users (ATTACKS.md), for tests only: it edits the
+//! real relay's database behind the API (as an operator could) and, for
+//! rollbacks, serves stale mailbox entries through a storage wrapper.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use backchannel_protocol::{
+    ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, OlmType, SignedKey, Timestamp,
+};
+use backchannel_relay::store::{
+    ChannelRecord, Claimed, KeyCounts, PrincipalRecord, RelayStore, RowCounts, SqliteStore,
+    StoreError, StoredEnvelope,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+
+type Stale = Arc<Mutex<Vec<StoredEnvelope>>>;
+
+/// The real SQLite store, with stale entries served first when asked.
+pub struct TamperStore {
+    inner: SqliteStore,
+    stale: Stale,
+}
+
+impl TamperStore {
+    /// Wraps `inner`.
+    pub fn new(inner: SqliteStore, stale: Stale) -> Self {
+        TamperStore { inner, stale }
+    }
+}
+
+impl RelayStore for TamperStore {
+    fn register(
+        &self,
+        h: &Handle,
+        k: &IdentityKeys,
+        now: Timestamp,
+    ) -> Result<PrincipalRecord, StoreError> {
+        self.inner.register(h, k, now)
+    }
+    fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
+        self.inner.principal(h)
+    }
+    fn put_challenge(&self, c: &[u8; 32], h: &Handle, e: Timestamp) -> Result<(), StoreError> {
+        self.inner.put_challenge(c, h, e)
+    }
+    fn take_challenge(&self, c: &[u8; 32]) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        self.inner.take_challenge(c)
+    }
+    fn put_token(&self, t: &Digest, h: &Handle, e: Timestamp) -> Result<(), StoreError> {
+        self.inner.put_token(t, h, e)
+    }
+    fn token(&self, t: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        self.inner.token(t)
+    }
+    fn upload_keys(
+        &self,
+        h: &Handle,
+        o: &[SignedKey],
+        f: Option<&SignedKey>,
+    ) -> Result<KeyCounts, StoreError> {
+        self.inner.upload_keys(h, o, f)
+    }
+    fn claim_key(&self, h: &Handle) -> Result<Option<Claimed>, StoreError> {
+        self.inner.claim_key(h)
+    }
+    fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
+        self.inner.create_channel(c)
+    }
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        self.inner.channel(id)
+    }
+    fn post(&self, e: &[Envelope], now: Timestamp) -> Result<Vec<StoredEnvelope>, StoreError> {
+        self.inner.post(e, now)
+    }
+    fn mailbox(
+        &self,
+        r: &Handle,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        let mut stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+        let (mine, others): (Vec<_>, Vec<_>) =
+            stale.drain(..).partition(|s| s.envelope.recipient == *r);
+        *stale = others;
+        let mut out = mine;
+        out.extend(self.inner.mailbox(r, after, limit)?);
+        Ok(out)
+    }
+    fn ack(&self, r: &Handle, through: u64) -> Result<u64, StoreError> {
+        self.inner.ack(r, through)
+    }
+    fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now)
+    }
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint()
+    }
+    fn row_counts(&self) -> Result<RowCounts, StoreError> {
+        self.inner.row_counts()
+    }
+}
+
+/// The operator's hand on the relay database.
+pub struct Hostile {
+    db: PathBuf,
+    stale: Stale,
+}
+
+impl Hostile {
+    pub(crate) fn new(db: PathBuf, stale: Stale) -> Self {
+        Hostile { db, stale }
+    }
+
+    fn conn(&self) -> Connection {
+        let c = Connection::open(&self.db).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        c
+    }
+
+    /// Every envelope waiting for `recipient`, with its cursor.
+    pub fn mailbox(&self, recipient: &str) -> Vec<(u64, Envelope)> {
+        let c = self.conn();
+        let mut stmt = c
+            .prepare("SELECT cursor, channel_id, message_id, sender, seq_hint, olm_type, ciphertext FROM envelopes WHERE recipient = ?1 ORDER BY cursor")
+            .unwrap();
+        stmt.query_map([recipient], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                Envelope {
+                    channel_id: ChannelId(r.get::<_, Vec<u8>>(1)?.try_into().unwrap()),
+                    message_id: MessageId(r.get::<_, Vec<u8>>(2)?.try_into().unwrap()),
+                    sender: Handle::new(r.get::<_, String>(3)?).unwrap(),
+                    recipient: Handle::new(recipient).unwrap(),
+                    seq_hint: r.get::<_, i64>(4)? as u64,
+                    olm_type: OlmType::from_number(r.get::<_, u8>(5)?).unwrap(),
+                    ciphertext: r.get(6)?,
+                },
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// The last envelope `sender` posted to `recipient` that is still waiting.
+    pub fn last(&self, sender: &str, recipient: &str) -> Envelope {
+        self.mailbox(recipient)
+            .into_iter()
+            .rev()
+            .find(|(_, e)| e.sender.as_str() == sender)
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| panic!("no envelope from {sender} waiting for {recipient}"))
+    }
+
+    /// Removes an envelope from a mailbox before it is fetched (drop, or
+    /// the first half of a hold) and returns it.
+    pub fn take(&self, message: MessageId, recipient: &str) -> Envelope {
+        let env = self
+            .mailbox(recipient)
+            .into_iter()
+            .find(|(_, e)| e.message_id == message)
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| panic!("no envelope {message} waiting for {recipient}"));
+        self.conn()
+            .execute(
+                "DELETE FROM envelopes WHERE message_id = ?1 AND recipient = ?2",
+                params![&message.0[..], recipient],
+            )
+            .unwrap();
+        env
+    }
+
+    /// Puts an envelope into its recipient's mailbox as a new delivery, with
+    /// no regard for idempotency (release of a held one, replay, injection).
+    pub fn deliver(&self, env: &Envelope) -> u64 {
+        let c = self.conn();
+        let cursor: i64 = c
+            .query_row(
+                "INSERT INTO envelopes (recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0) RETURNING cursor",
+                params![
+                    env.recipient.as_str(),
+                    &env.message_id.0[..],
+                    &env.channel_id.0[..],
+                    env.sender.as_str(),
+                    env.seq_hint as i64,
+                    env.olm_type.number(),
+                    &env.ciphertext
+                ],
+                |r| r.get(0),
+            )
+            .unwrap();
+        c.execute(
+            "UPDATE principals SET last_cursor = ?1 WHERE handle = ?2",
+            params![cursor, env.recipient.as_str()],
+        )
+        .unwrap();
+        cursor as u64
+    }
+
+    /// Flips one bit of a waiting envelope's ciphertext.
+    pub fn flip(&self, message: MessageId, recipient: &str, byte: usize) {
+        let mut env = self.take(message, recipient);
+        let i = byte % env.ciphertext.len();
+        env.ciphertext[i] ^= 0x01;
+        self.deliver(&env);
+    }
+
+    /// Serves `env` at an old `cursor` at the head of the next mailbox page.
+    pub fn serve_stale(&self, cursor: u64, env: Envelope) {
+        self.stale.lock().unwrap().push(StoredEnvelope {
+            cursor,
+            received_at: Timestamp(0),
+            envelope: env,
+        });
+    }
+
+    /// Replaces a principal's identity keys in the relay's record.
+    pub fn set_identity(&self, handle: &str, keys: &IdentityKeys) {
+        self.conn()
+            .execute(
+                "UPDATE principals SET curve25519 = ?1, ed25519 = ?2 WHERE handle = ?3",
+                params![&keys.curve25519[..], &keys.ed25519[..], handle],
+            )
+            .unwrap();
+    }
+
+    /// Sets a principal's key version (rolls it back).
+    pub fn set_key_version(&self, handle: &str, version: u64) {
+        self.conn()
+            .execute(
+                "UPDATE principals SET key_version = ?1 WHERE handle = ?2",
+                params![version as i64, handle],
+            )
+            .unwrap();
+    }
+
+    /// Replaces every one-time and fallback key of a principal with `key`
+    /// (keeping the owner's signatures, which then no longer match).
+    pub fn substitute_one_time_keys(&self, handle: &str, key: [u8; 32]) {
+        let c = self.conn();
+        // Keys are unique per principal: keep one row, then substitute it.
+        c.execute(
+            "DELETE FROM one_time_keys WHERE handle = ?1 AND id NOT IN (SELECT min(id) FROM one_time_keys WHERE handle = ?1)",
+            [handle],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE one_time_keys SET key = ?1 WHERE handle = ?2",
+            params![&key[..], handle],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE fallback_keys SET key = ?1 WHERE handle = ?2",
+            params![&key[..], handle],
+        )
+        .unwrap();
+    }
+
+    /// A principal's current key version on the relay.
+    pub fn key_version(&self, handle: &str) -> u64 {
+        self.conn()
+            .query_row(
+                "SELECT key_version FROM principals WHERE handle = ?1",
+                [handle],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .unwrap()
+            .unwrap_or(0) as u64
+    }
+}
