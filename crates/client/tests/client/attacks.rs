@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use backchannel_client::vault::records::AlertRecord;
 use backchannel_client::Client;
-use backchannel_protocol::{ChannelId, Envelope, Identity, MessageId, OlmType};
+use backchannel_protocol::{ChannelId, Envelope, Identity, IdentityKeys, MessageId, OlmType};
 
 use crate::{h, Cast};
 
@@ -394,6 +394,9 @@ async fn row_10_a_substituted_one_time_key_is_key_changed() {
     assert_eq!(kinds(&cast.blue), ["key_changed"]);
 }
 
+/// What a lying relay serves, from the real keys and a known principal's.
+type KeyLie = fn(IdentityKeys, IdentityKeys) -> IdentityKeys;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_11_and_12_bad_keys_are_bad_key() {
     let mut cast = Cast::new().await;
@@ -404,20 +407,12 @@ async fn row_11_and_12_bad_keys_are_bad_key() {
     };
     cast.mediator.pin_from_relay(&h("red")).await.unwrap();
     let red_keys = cast.red.keys();
-    let cases: [(
-        &str,
-        fn(
-            backchannel_protocol::IdentityKeys,
-            backchannel_protocol::IdentityKeys,
-        ) -> backchannel_protocol::IdentityKeys,
-    ); 4] = [
-        ("identity point", |real, _| {
-            backchannel_protocol::IdentityKeys {
-                curve25519: [0; 32],
-                ..real
-            }
+    let cases: [(&str, KeyLie); 4] = [
+        ("identity point", |real, _| IdentityKeys {
+            curve25519: [0; 32],
+            ..real
         }),
-        ("low order", |real, _| backchannel_protocol::IdentityKeys {
+        ("low order", |real, _| IdentityKeys {
             curve25519: {
                 let mut k = [0; 32];
                 k[0] = 1;
@@ -426,7 +421,7 @@ async fn row_11_and_12_bad_keys_are_bad_key() {
             ..real
         }),
         ("an Ed25519 key as the Curve25519 key", |real, _| {
-            backchannel_protocol::IdentityKeys {
+            IdentityKeys {
                 curve25519: real.ed25519,
                 ..real
             }
