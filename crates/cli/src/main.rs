@@ -37,6 +37,8 @@ enum Command {
     Relay(cmd::relay::RelayArgs),
     Send(cmd::message::SendArgs),
     Sync(cmd::message::SyncArgs),
+    Trust(cmd::trust::TrustArgs),
+    Verify(cmd::trust::VerifyArgs),
     Watch(cmd::watch::WatchArgs),
 }
 
@@ -60,6 +62,8 @@ fn main() -> ExitCode {
                     Command::Log(a) => cmd::message::log(&store, a),
                     Command::Send(a) => cmd::message::send(&store, a).await,
                     Command::Sync(a) => cmd::message::sync(&store, a).await,
+                    Command::Trust(a) => cmd::trust::trust(&store, a).await,
+                    Command::Verify(a) => cmd::trust::verify(&store, a).await,
                     Command::Watch(a) => cmd::watch::run(&store, a).await,
                     Command::Relay(_) | Command::Demo(_) => unreachable!("handled above"),
                 }

@@ -105,6 +105,23 @@ pub enum Work {
     },
     /// `sync`.
     Sync,
+    /// `verify --dismiss`.
+    Dismiss {
+        /// Alert id.
+        id: i64,
+    },
+    /// `trust verify`.
+    TrustVerify {
+        /// The peer.
+        peer: String,
+        /// The safety number the user compared.
+        number: String,
+    },
+    /// `trust dangerous-accept-new-key`.
+    AcceptNewKey {
+        /// The peer.
+        peer: String,
+    },
 }
 
 /// The answer to handed-over work: the command's JSON result or its error.
@@ -165,6 +182,27 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
         }
         Work::Sync => serde_json::to_value(client.sync().await?)?,
+        Work::Dismiss { id } => {
+            if !client.dismiss_alert(id)? {
+                bail!("no alert {id}: `backchannel verify --all` lists them with their ids");
+            }
+            serde_json::json!({"dismissed": id})
+        }
+        Work::TrustVerify { peer, number } => {
+            let peer = Handle::new(peer.as_str())?;
+            let (expected, _) = client.safety_number(&peer)?;
+            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+            if digits(&number) != digits(&expected.one_line()) {
+                bail!("that is not the safety number of you and {peer}; nothing was marked verified. Compare again: `backchannel fingerprint {peer}`");
+            }
+            client.mark_verified(&peer)?;
+            serde_json::json!({"peer": peer.as_str(), "verified": true})
+        }
+        Work::AcceptNewKey { peer } => {
+            let peer = Handle::new(peer.as_str())?;
+            let number = client.dangerous_accept_new_key(&peer).await?;
+            serde_json::json!({"peer": peer.as_str(), "safety_number": number.one_line(), "key": "first seen from the relay, unverified"})
+        }
     })
 }
 

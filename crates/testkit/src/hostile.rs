@@ -112,6 +112,25 @@ impl Hostile {
         Hostile { db, stale }
     }
 
+    /// Edits the database of a relay running elsewhere (a child process);
+    /// `serve_stale` has no effect there.
+    pub fn at(db: &std::path::Path) -> Self {
+        Hostile {
+            db: db.to_path_buf(),
+            stale: Arc::default(),
+        }
+    }
+
+    /// Adds `member` to a channel's routing record behind the members' backs.
+    pub fn add_routing_member(&self, channel: ChannelId, member: &str) {
+        self.conn()
+            .execute(
+                "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+                params![&channel.0[..], member],
+            )
+            .unwrap();
+    }
+
     fn conn(&self) -> Connection {
         let c = Connection::open(&self.db).unwrap();
         c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();

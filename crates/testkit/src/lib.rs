@@ -88,12 +88,7 @@ impl TestRelay {
     /// Plays a lying relay: adds `member` to a channel's routing record
     /// behind the members' backs.
     pub fn add_routing_member(&self, channel: backchannel_protocol::ChannelId, member: &Handle) {
-        let conn = rusqlite::Connection::open(&self.db).unwrap();
-        conn.execute(
-            "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
-            rusqlite::params![&channel.0[..], member.as_str()],
-        )
-        .unwrap();
+        self.hostile.add_routing_member(channel, member.as_str());
     }
 
     /// How many envelopes were ever posted to `recipient` (acked or not).

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod message;
 pub mod principal;
 pub mod relay;
+pub mod trust;
 pub mod watch;

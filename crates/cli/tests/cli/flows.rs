@@ -123,6 +123,9 @@ fn every_command_has_help_with_an_example() {
         vec!["inbox"],
         vec!["log"],
         vec!["watch"],
+        vec!["verify"],
+        vec!["trust", "verify"],
+        vec!["trust", "dangerous-accept-new-key"],
         vec!["demo"],
         vec!["relay", "serve"],
     ] {
@@ -154,4 +157,68 @@ fn the_demo_exits_zero_with_every_step_verified() {
     );
     assert!(stdout.contains("Every step verified."), "{stdout}");
     assert!(!stdout.contains("FAILED"));
+}
+
+#[test]
+fn verify_shows_alerts_blocks_and_dismisses() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let out = s.blue.run(&["verify"]);
+    assert!(out.contains("no open alerts"), "{out}");
+
+    // The relay adds a member nobody agreed to.
+    let ghost = crate::User {
+        store: s.dir.path().join("ghost.store"),
+    };
+    ghost.run(&["init", "--relay", &s.relay.url, "--handle", "ghost"]);
+    let db = s.dir.path().join("relay.db");
+    backchannel_testkit::hostile::Hostile::at(&db).add_routing_member(
+        backchannel_protocol::ChannelId::from_hex(&id).unwrap(),
+        "ghost",
+    );
+    let out = s.blue.run(&["sync"]);
+    assert!(out.contains("ALERT membership_mismatch"), "{out}");
+    let v = s.blue.try_run(&["verify"]);
+    assert!(
+        !v.status.success(),
+        "verify exits non-zero while an alert is open"
+    );
+    let text = String::from_utf8(v.stdout).unwrap();
+    assert!(
+        text.contains("membership_mismatch") && text.contains("what to do"),
+        "{text}"
+    );
+    let blocked = s.blue.try_run(&["send", &id, "hello"]);
+    assert!(!blocked.status.success());
+    assert!(String::from_utf8(blocked.stderr)
+        .unwrap()
+        .contains("blocked"));
+
+    let listed = s.blue.command(&["verify", "--json"]).output().unwrap();
+    let alerts: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let alert_id = alerts[0]["id"].as_i64().unwrap().to_string();
+    s.blue.run(&["verify", "--dismiss", &alert_id]);
+    s.blue.run(&["send", &id, "hello"]);
+}
+
+#[test]
+fn trust_verify_needs_the_right_safety_number() {
+    let s = Scene::new();
+    s.open_channel();
+    let wrong = s
+        .red
+        .try_run(&["trust", "verify", "mediator", "--number", "12345"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8(wrong.stderr)
+        .unwrap()
+        .contains("nothing was marked verified"));
+    let fp = s.red.json(&["fingerprint", "mediator"]);
+    let number = fp["peers"][0]["safety_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.red
+        .run(&["trust", "verify", "mediator", "--number", &number]);
+    let fp = s.red.json(&["fingerprint", "mediator"]);
+    assert_eq!(fp["peers"][0]["key"], "verified");
 }

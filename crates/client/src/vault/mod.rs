@@ -418,6 +418,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets every session with `peer` (its identity key changed).
+    pub fn delete_sessions(&mut self, peer: &Handle) -> Result<(), VaultError> {
+        self.tx
+            .execute("DELETE FROM sessions WHERE peer = ?1", [peer.as_str()])?;
+        Ok(())
+    }
+
     /// Pins (or re-pins) a peer.
     pub fn put_peer(&mut self, peer: &PeerRecord) -> Result<(), VaultError> {
         let sealed = self.seal("peers", peer)?;
