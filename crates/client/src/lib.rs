@@ -31,8 +31,9 @@
 //! # }
 //! ```
 
-mod client;
+pub(crate) mod client;
 pub mod error;
+pub mod transcript;
 pub mod transport;
 pub mod vault;
 

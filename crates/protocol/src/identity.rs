@@ -100,6 +100,30 @@ pub fn check_ed25519(key: &[u8; 32]) -> Result<(), CryptoError> {
         .map_err(|_| CryptoError::BadKey("not an Ed25519 public key"))
 }
 
+/// Every purpose the signing function signed for, in this process (only
+/// with the `sign-audit` feature, which tests enable): evidence that nothing
+/// but one-time keys and login challenges is ever signed.
+#[cfg(feature = "sign-audit")]
+pub mod audit {
+    use std::sync::Mutex;
+
+    use super::SignPurpose;
+
+    static SIGNED: Mutex<Vec<(SignPurpose, Vec<u8>)>> = Mutex::new(Vec::new());
+
+    pub(super) fn record(purpose: SignPurpose, message: &[u8]) {
+        SIGNED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((purpose, message.to_vec()));
+    }
+
+    /// Every purpose signed so far, with the message signed (after its prefix).
+    pub fn signed() -> Vec<(SignPurpose, Vec<u8>)> {
+        SIGNED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// A principal's two public identity keys. A safety number covers both.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IdentityKeys {
@@ -194,6 +218,8 @@ impl Identity {
 
     /// The only signing function: `purpose`'s prefix, then `message`.
     fn sign(&self, purpose: SignPurpose, message: &[u8]) -> [u8; 64] {
+        #[cfg(feature = "sign-audit")]
+        audit::record(purpose, message);
         self.account
             .sign(signing_input(purpose, message))
             .to_bytes()

@@ -277,6 +277,44 @@ impl Hostile {
         .unwrap();
     }
 
+    /// Every blob of `len` bytes in any column of any table, with where it is.
+    pub fn blobs_of_len(&self, len: usize) -> Vec<(String, Vec<u8>)> {
+        let c = self.conn();
+        let tables: Vec<String> = c
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut out = Vec::new();
+        for t in tables {
+            let cols: Vec<String> = c
+                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            for col in cols {
+                let sql = format!(
+                    "SELECT {col} FROM {t} WHERE typeof({col}) = 'blob' AND length({col}) = {len}"
+                );
+                let blobs: Vec<Vec<u8>> = c
+                    .prepare(&sql)
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                out.extend(blobs.into_iter().map(|b| (format!("{t}.{col}"), b)));
+            }
+        }
+        out
+    }
+
     /// A principal's current key version on the relay.
     pub fn key_version(&self, handle: &str) -> u64 {
         self.conn()

@@ -351,3 +351,43 @@ fn wal(db: &std::path::Path) -> PathBuf {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use backchannel_protocol::identity::{audit, SignPurpose, CHALLENGE_LEN};
+
+    /// The whole demo, in process, with the signing function's record on:
+    /// only login challenges and one-time keys were signed, never content.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_signs_login_challenges_and_one_time_keys_only() {
+        let failed = super::story(super::DemoArgs { keep: None }).await.unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+        let signed = audit::signed();
+        let logins = signed
+            .iter()
+            .filter(|(p, _)| *p == SignPurpose::Login)
+            .count();
+        let keys = signed
+            .iter()
+            .filter(|(p, _)| *p == SignPurpose::OneTimeKey)
+            .count();
+        assert!(
+            logins >= 3 && keys >= 3 * backchannel_client::ONE_TIME_KEYS_TARGET,
+            "{logins} logins, {keys} keys"
+        );
+        for (purpose, message) in &signed {
+            match purpose {
+                SignPurpose::Login => assert_eq!(message.len(), CHALLENGE_LEN),
+                SignPurpose::OneTimeKey => assert_eq!(message.len(), 33),
+            }
+            for text in [super::BLUE_SAYS, super::RED_SAYS] {
+                assert!(
+                    !message
+                        .windows(8)
+                        .any(|w| text.as_bytes().windows(8).any(|t| t == w)),
+                    "content was signed"
+                );
+            }
+        }
+    }
+}

@@ -5,5 +5,6 @@ pub mod demo;
 pub mod message;
 pub mod principal;
 pub mod relay;
+pub mod transcript;
 pub mod trust;
 pub mod watch;

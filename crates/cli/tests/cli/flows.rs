@@ -46,6 +46,27 @@ fn three_principals_talk_through_the_cli() {
     let human = s.mediator.run(&["log", &id[..6], "--quiet"]);
     assert!(human.contains("[stub: content not readable"), "{human}");
 
+    // Blue's export is consistent, and red's store holds the same history.
+    let file = s.dir.path().join("talks.json");
+    s.blue
+        .run(&["transcript", "export", &id, "--out", file.to_str().unwrap()]);
+    s.red.run(&["sync"]);
+    let out = s.red.run(&[
+        "transcript",
+        "verify",
+        file.to_str().unwrap(),
+        "--against-store",
+    ]);
+    assert!(out.contains("every message matches"), "{out}");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("Nor will we.", "We will.");
+    std::fs::write(&file, text).unwrap();
+    let bad = s
+        .red
+        .try_run(&["transcript", "verify", file.to_str().unwrap()]);
+    assert!(!bad.status.success(), "an edited transcript fails");
+
     // Safety numbers read the same on both sides; introduced keys say so.
     let red_fp = s.red.json(&["fingerprint", "blue"]);
     let blue_fp = s.blue.json(&["fingerprint", "red"]);
@@ -125,6 +146,8 @@ fn every_command_has_help_with_an_example() {
         vec!["watch"],
         vec!["verify"],
         vec!["trust", "verify"],
+        vec!["transcript", "export"],
+        vec!["transcript", "verify"],
         vec!["trust", "dangerous-accept-new-key"],
         vec!["demo"],
         vec!["relay", "serve"],

@@ -190,7 +190,7 @@ fn peer_keys(p: &PeerRecord) -> Result<IdentityKeys, ClientError> {
     })
 }
 
-fn kind_name(kind: BodyKind) -> &'static str {
+pub(crate) fn kind_name(kind: BodyKind) -> &'static str {
     match kind {
         BodyKind::Acceptance => "acceptance",
         BodyKind::Amendment => "amendment",
@@ -743,6 +743,13 @@ impl Client {
             .collect();
         msgs.sort_by_key(|m| (m.applied.is_none(), m.applied, m.row));
         Ok(msgs.iter().map(|m| m.entry()).collect())
+    }
+
+    /// One channel's payloads in folding order, held-back ones last.
+    pub(crate) fn ordered_msgs(&self, channel: ChannelId) -> Vec<&Msg> {
+        let mut msgs: Vec<&Msg> = self.msgs.iter().filter(|m| m.channel == channel).collect();
+        msgs.sort_by_key(|m| (m.applied.is_none(), m.applied, m.row));
+        msgs
     }
 
     /// Alerts, with their ids and whether they were dismissed.

@@ -71,6 +71,14 @@ impl Header {
         w.buf
     }
 
+    /// Decodes exact header bytes (as a transcript export carries them).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let h = Header::read(&mut r)?;
+        r.finish()?;
+        Ok(h)
+    }
+
     fn write(&self, w: &mut Writer) {
         w.u8(PAYLOAD_VERSION)
             .raw(&self.channel_id.0)
