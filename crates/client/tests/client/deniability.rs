@@ -52,8 +52,7 @@ async fn a_transcript_built_without_any_key_passes_verify_and_fails_against_the_
     let mut forged = payloads(&real);
     let last = forged
         .iter()
-        .filter(|p| p.header().sender == h("blue") && p.header().epoch.number.0 == 1)
-        .last()
+        .rfind(|p| p.header().sender == h("blue") && p.header().epoch.number.0 == 1)
         .unwrap()
         .clone();
     let header = Header {
