@@ -268,3 +268,73 @@ fn gaps_reorders_and_forks_are_events() {
     );
     assert_eq!(red.covered(EpochNumber(1), &h("mediator"), &h("blue")), 1);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// An active channel and an honest history: blue writes `n` texts, the
+    /// mediator receipts each as it arrives.
+    fn honest_history(n: usize) -> (ChannelState, Vec<(Payload, Digest)>) {
+        let mut w = World::new();
+        let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+        w.send("blue", Body::Acceptance { proposal: c }).unwrap();
+        w.send("red", Body::Acceptance { proposal: c }).unwrap();
+        let red = w.states[&h("red")].clone();
+        let mut blue = w.states[&h("blue")].clone();
+        let mut mediator = w.states[&h("mediator")].clone();
+        let mut history = Vec::new();
+        for i in 0..n {
+            for who in ["blue", "mediator"] {
+                let (sender, other, body) = if who == "blue" {
+                    (&mut blue, &mut mediator, Body::Text(format!("m{i}")))
+                } else {
+                    (&mut mediator, &mut blue, Body::Receipt)
+                };
+                let id = MessageId([history.len() as u8; 16]);
+                let p = sender.prepare(&body, id, Timestamp(1000 + i as i64), None).unwrap();
+                let salt = [i as u8; 16];
+                let sealed = seal(p.header.clone(), salt, body.clone()).unwrap();
+                let payload = Payload::Full { header: p.header, salt, body };
+                sender.handle_payload(&payload, sealed.digest).unwrap();
+                other.handle_payload(&payload, sealed.digest).unwrap();
+                history.push((payload, sealed.digest));
+            }
+        }
+        (red, history)
+    }
+
+    proptest! {
+        /// Any subset of honest messages, delivered in any order, raises only
+        /// gaps and reorders: never a fork, never a refusal.
+        #[test]
+        fn honest_deliveries_in_any_order_raise_only_gaps_and_reorders(
+            n in 1usize..10,
+            order in proptest::collection::vec(any::<u32>(), 20),
+            keep in proptest::collection::vec(any::<bool>(), 20),
+        ) {
+            let (mut red, history) = honest_history(n);
+            let mut picks: Vec<usize> = (0..history.len()).filter(|i| keep[*i]).collect();
+            picks.sort_by_key(|i| order[*i]);
+            for i in &picks {
+                let (p, d) = &history[*i];
+                let events = red.handle_payload(p, *d).unwrap();
+                for e in events {
+                    prop_assert!(
+                        matches!(e, ChannelEvent::Gap { .. } | ChannelEvent::Reorder { .. } | ChannelEvent::Message { .. }),
+                        "{e:?}"
+                    );
+                }
+            }
+            // What is missing is exactly what was not delivered, below the highest held.
+            let log = red.sender_log(EpochNumber(1), &h("blue"));
+            let delivered: Vec<u64> = picks.iter().map(|i| history[*i].0.header()).filter(|h| h.sender.as_str() == "blue").map(|h| h.seq.0).collect();
+            if let Some(log) = log {
+                let max = delivered.iter().copied().max().unwrap_or(0);
+                let expected: Vec<Seq> = (1..max).filter(|s| !delivered.contains(s)).map(Seq).collect();
+                prop_assert_eq!(log.missing(), expected);
+            }
+        }
+    }
+}
