@@ -31,6 +31,8 @@ pub struct TestRelay {
     db: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    config: RelayConfig,
+    clock: backchannel_relay::Clock,
     _dir: TempDir,
 }
 
@@ -45,24 +47,69 @@ impl TestRelay {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("relay.db");
         let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let store = hostile::TamperStore::new(SqliteStore::open(&db).unwrap(), stale.clone());
-        let relay = Relay::with(std::sync::Arc::new(store), config, clock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, relay.clone(), async move {
-            let _ = stopped.await;
-        }));
-        TestRelay {
+        let mut relay = TestRelay {
             url: format!("http://{addr}"),
             addr,
-            relay,
+            relay: Relay::with(
+                std::sync::Arc::new(hostile::TamperStore::new(
+                    SqliteStore::open(&db).unwrap(),
+                    stale.clone(),
+                )),
+                config,
+                clock.clone(),
+            ),
             hostile: hostile::Hostile::new(db.clone(), stale),
             db,
-            stop: Some(stop),
-            task: Some(task),
+            stop: None,
+            task: None,
+            config,
+            clock,
             _dir: dir,
+        };
+        relay.serve_on(listener);
+        relay
+    }
+
+    fn serve_on(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.task = Some(tokio::spawn(serve(
+            listener,
+            self.relay.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+    }
+
+    /// Stops the relay and starts it again on the same database and port,
+    /// as an operator's restart would.
+    pub async fn restart(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = hostile::TamperStore::new(SqliteStore::open(&self.db).unwrap(), stale.clone());
+        self.relay = Relay::with(std::sync::Arc::new(store), self.config, self.clock.clone());
+        self.hostile = hostile::Hostile::new(self.db.clone(), stale);
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.serve_on(listener);
     }
 
     /// The database file.

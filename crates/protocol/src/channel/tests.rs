@@ -293,10 +293,16 @@ mod properties {
                     (&mut mediator, &mut blue, Body::Receipt)
                 };
                 let id = MessageId([history.len() as u8; 16]);
-                let p = sender.prepare(&body, id, Timestamp(1000 + i as i64), None).unwrap();
+                let p = sender
+                    .prepare(&body, id, Timestamp(1000 + i as i64), None)
+                    .unwrap();
                 let salt = [i as u8; 16];
                 let sealed = seal(p.header.clone(), salt, body.clone()).unwrap();
-                let payload = Payload::Full { header: p.header, salt, body };
+                let payload = Payload::Full {
+                    header: p.header,
+                    salt,
+                    body,
+                };
                 sender.handle_payload(&payload, sealed.digest).unwrap();
                 other.handle_payload(&payload, sealed.digest).unwrap();
                 history.push((payload, sealed.digest));
