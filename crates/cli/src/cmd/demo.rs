@@ -111,7 +111,18 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     );
     println!("1. Three principals make their keys and register with the relay:");
     println!("   the mediator (the intermediary's envoy), and blue and red, two states with no direct relations.");
+    // The clients' clock: the real one, plus however far the story moves it.
+    let skew = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock: backchannel_client::Clock = {
+        let skew = skew.clone();
+        std::sync::Arc::new(move || {
+            backchannel_protocol::Timestamp(
+                backchannel_client::now().0 + skew.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+    };
     let make = |name: &'static str| {
+        let clock = clock.clone();
         let path = dir.join(format!("{name}.store"));
         let url = url.clone();
         async move {
@@ -123,6 +134,10 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
                 &Handle::new(name)?,
             )
             .await
+            .map(|mut c| {
+                c.set_clock(clock.clone());
+                c
+            })
             .map_err(anyhow::Error::from)
         }
     };
@@ -321,12 +336,64 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         );
     }
 
+    println!(
+        "\n11. And if the relay cheats? Playing a dishonest operator, the demo deletes red's copy"
+    );
+    println!("    of blue's next message from the relay's database before red fetches it:");
+    let dropped = blue
+        .send_text(channel, "A third message, which the relay will drop.", None)
+        .await?;
+    relay_drops(&db, dropped, "red")?;
+    let next = blue
+        .send_text(channel, "A fourth message, delivered.", None)
+        .await?;
+    let red_saw = red.sync().await?;
+    for a in &red_saw.alerts {
+        println!("    red:  ALERT {}: {}", a.kind, a.detail);
+    }
+    checks.check(
+        red_saw
+            .alerts
+            .iter()
+            .any(|a| a.kind == "gap" && a.sender == "blue" && a.message_ids == vec![next.to_hex()]),
+        "red sees the gap at blue's next message, naming the missing position",
+    );
+    mediator.sync().await?;
+    println!("    An hour passes on the clients' clocks (the receipt deadline).");
+    skew.fetch_add(3601 * 1000, std::sync::atomic::Ordering::SeqCst);
+    let blue_saw = blue.sync().await?;
+    for a in &blue_saw.alerts {
+        println!("    blue: ALERT {}: {}", a.kind, a.detail);
+    }
+    checks.check(
+        blue_saw.alerts.iter().any(|a| {
+            a.kind == "ack_overdue"
+                && a.member == "red"
+                && a.message_ids.contains(&dropped.to_hex())
+        }),
+        "blue sees ack_overdue for red: red never confirmed the dropped message",
+    );
+
     let _ = stop.send(());
     let _ = server.await;
     if args.keep.is_some() {
         println!("\nKept in {}: relay.db, mediator.store, blue.store, red.store (passphrase: {DEMO_PASSPHRASE:?})", dir.display());
     }
     Ok(checks.failed)
+}
+
+/// Plays a dishonest operator: deletes `recipient`'s copy of `message` from
+/// the relay's database, behind the API.
+fn relay_drops(db: &std::path::Path, message: MessageId, recipient: &str) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(db).context("opening the relay database")?;
+    let n = conn
+        .execute(
+            "DELETE FROM envelopes WHERE message_id = ?1 AND recipient = ?2",
+            rusqlite::params![&message.0[..], recipient],
+        )
+        .context("deleting the envelope")?;
+    anyhow::ensure!(n == 1, "expected one envelope to drop, found {n}");
+    Ok(())
 }
 
 /// The envelopes the relay holds for one message, from its database.
