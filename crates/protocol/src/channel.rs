@@ -65,6 +65,8 @@ pub enum ChannelStatus {
         /// Parties that have not answered.
         waiting_for: Vec<Handle>,
     },
+    /// This member left in an amendment: it sends and receives no more.
+    Left,
     /// No creation proposal seen yet.
     Unknown,
 }
@@ -199,6 +201,16 @@ pub struct ChannelState {
     me: Handle,
     setup: Option<Setup>,
     epoch: Epoch,
+    /// An amendment proposed in the open epoch, not yet accepted by all.
+    pending: Option<Setup>,
+    /// The epoch this member joined in the middle of (it cannot know the
+    /// positions sent before it joined, so it counts no gaps there).
+    joined_in: Option<EpochNumber>,
+    /// Members of earlier epochs who are no longer members.
+    former: Vec<Handle>,
+    /// For a member that joined mid-epoch: the epoch's members, as the
+    /// amendment's head vector names them (its answer goes to them too).
+    heard_members: Vec<Handle>,
     chains: BTreeMap<(EpochNumber, Handle), SenderLog>,
     /// Head-vector reports of positions not held here yet: (digest, reporter).
     claims: BTreeMap<(EpochNumber, Handle, u64), (Digest, Handle)>,
@@ -215,6 +227,10 @@ impl ChannelState {
             me,
             setup: None,
             epoch: Epoch::genesis(id),
+            pending: None,
+            joined_in: None,
+            former: Vec::new(),
+            heard_members: Vec::new(),
             chains: BTreeMap::new(),
             claims: BTreeMap::new(),
             coverage: BTreeMap::new(),
@@ -282,9 +298,27 @@ impl ChannelState {
 
     /// Where the channel stands.
     pub fn status(&self) -> ChannelStatus {
-        let Some(setup) = &self.setup else {
+        let Some(setup) = self.setup.as_ref().or(self.pending.as_ref()) else {
             return ChannelStatus::Unknown;
         };
+        if !setup.proposal.members.iter().any(|m| m.handle == self.me) {
+            return ChannelStatus::Left;
+        }
+        let waiting = match Self::answers(setup) {
+            Err(by) => return ChannelStatus::Declined { by },
+            Ok(w) => w,
+        };
+        if waiting.is_empty() && self.setup.is_some() {
+            ChannelStatus::Active
+        } else {
+            ChannelStatus::Pending {
+                waiting_for: waiting,
+            }
+        }
+    }
+
+    /// The parties that have not answered `setup`, or the first that declined.
+    fn answers(setup: &Setup) -> Result<Vec<Handle>, Handle> {
         let mut waiting = Vec::new();
         for m in setup
             .proposal
@@ -293,22 +327,22 @@ impl ChannelState {
             .filter(|m| m.role == Role::Party)
         {
             match setup.responses.get(&m.handle) {
-                Some(Response::Declined { .. }) => {
-                    return ChannelStatus::Declined {
-                        by: m.handle.clone(),
-                    }
-                }
+                Some(Response::Declined { .. }) => return Err(m.handle.clone()),
                 Some(Response::Accepted) => {}
                 None => waiting.push(m.handle.clone()),
             }
         }
-        if waiting.is_empty() {
-            ChannelStatus::Active
-        } else {
-            ChannelStatus::Pending {
-                waiting_for: waiting,
-            }
-        }
+        Ok(waiting)
+    }
+
+    /// An amendment waiting for the parties' answers.
+    pub fn pending(&self) -> Option<&Setup> {
+        self.pending.as_ref()
+    }
+
+    /// Members of earlier epochs who left.
+    pub fn former_members(&self) -> &[Handle] {
+        &self.former
     }
 
     /// The head of `member`'s chain in `epoch`.
@@ -358,107 +392,156 @@ impl ChannelState {
                 found: h.channel_id,
             });
         }
-        let setup_kind = matches!(
-            h.body_kind,
-            BodyKind::Creation | BodyKind::Acceptance | BodyKind::Decline
-        );
         let genesis = Epoch::genesis(self.id);
-        if setup_kind && h.epoch != genesis {
-            return Err(ChannelError::WrongEpoch {
-                kind: h.body_kind,
-                epoch: h.epoch.number.0,
-            });
+        let body = match payload {
+            Payload::Full { body, .. } => Some(body),
+            Payload::Stub { .. } => None,
+        };
+        // A member added by an amendment first hears of the channel through
+        // it, in an epoch it was not part of: it takes that epoch as given.
+        let mut epoch = self.epoch;
+        let mut joined_in = self.joined_in;
+        let mut heard = None;
+        if self.setup.is_none()
+            && self.pending.is_none()
+            && h.epoch != genesis
+            && matches!(body, Some(Body::Amendment(_)))
+        {
+            epoch = h.epoch;
+            joined_in = Some(h.epoch.number);
+            heard = Some(h.heads.0.keys().cloned().collect::<Vec<_>>());
         }
-        if h.epoch != genesis && h.epoch != self.epoch {
-            return Err(if h.epoch.number > self.epoch.number {
+        if h.epoch != genesis && h.epoch != epoch {
+            return Err(if h.epoch.number > epoch.number {
                 ChannelError::NotYetOpen(h.epoch.number.0)
             } else {
                 ChannelError::Chain(ChainError::Epoch {
-                    expected: self.epoch,
+                    expected: epoch,
                     found: h.epoch,
                 })
             });
         }
-        if h.body_kind.is_content() && h.epoch == genesis {
+        let kind = h.body_kind;
+        if (kind == BodyKind::Creation && h.epoch != genesis)
+            || (matches!(kind, BodyKind::Amendment) && h.epoch == genesis)
+            || (kind.is_content() && h.epoch == genesis)
+        {
             return Err(ChannelError::WrongEpoch {
-                kind: h.body_kind,
-                epoch: 0,
+                kind,
+                epoch: h.epoch.number.0,
             });
         }
 
-        // Who may send: before the proposal, only its proposer; after, members.
         let mut events = Vec::new();
         let mut new_setup = None;
-        if let Payload::Full {
-            body: Body::Creation(proposal),
-            ..
-        } = payload
-        {
-            let proposer = proposal.members.iter().find(|m| m.handle == h.sender);
-            if proposer.map(|m| m.role) != Some(Role::Mediator) {
-                return Err(ChannelError::Proposal(
-                    "the proposer is not a mediator member of its own proposal",
-                ));
-            }
-            if !proposal.members.iter().any(|m| m.handle == self.me) {
-                return Err(ChannelError::Proposal(
-                    "the proposal does not name this member",
-                ));
-            }
-            match &self.setup {
-                Some(s) if s.digest != digest => {
+        let mut new_pending = None;
+        match body {
+            Some(Body::Creation(proposal)) => {
+                Self::check_proposer(proposal, &h.sender)?;
+                if !proposal.members.iter().any(|m| m.handle == self.me) {
                     return Err(ChannelError::Proposal(
-                        "a second, different creation proposal",
+                        "the proposal does not name this member",
                     ));
                 }
-                Some(_) => {}
-                None => {
-                    new_setup = Some(Setup {
-                        digest,
-                        proposer: h.sender.clone(),
-                        proposal: proposal.clone(),
-                        sent_at: h.sent_at,
-                        responses: BTreeMap::new(),
-                    });
-                    events.push(ChannelEvent::Proposed {
-                        by: h.sender.clone(),
-                    });
+                match &self.setup {
+                    Some(s) if s.digest != digest => {
+                        return Err(ChannelError::Proposal(
+                            "a second, different creation proposal",
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        new_setup = Some(Setup {
+                            digest,
+                            proposer: h.sender.clone(),
+                            proposal: proposal.clone(),
+                            sent_at: h.sent_at,
+                            responses: BTreeMap::new(),
+                        });
+                        events.push(ChannelEvent::Proposed {
+                            by: h.sender.clone(),
+                        });
+                    }
                 }
             }
+            Some(Body::Amendment(proposal)) => {
+                Self::check_proposer(proposal, &h.sender)?;
+                if let Some(s) = &self.setup {
+                    if s.proposer != h.sender {
+                        return Err(ChannelError::Proposal(
+                            "only the channel's mediator proposes amendments",
+                        ));
+                    }
+                    if self.status() != ChannelStatus::Active {
+                        return Err(ChannelError::Proposal(
+                            "an amendment before the channel is active",
+                        ));
+                    }
+                }
+                new_pending = Some(Setup {
+                    digest,
+                    proposer: h.sender.clone(),
+                    proposal: proposal.clone(),
+                    sent_at: h.sent_at,
+                    responses: BTreeMap::new(),
+                });
+                events.push(ChannelEvent::Proposed {
+                    by: h.sender.clone(),
+                });
+            }
+            _ => {}
         }
         let setup = new_setup.as_ref().or(self.setup.as_ref());
-        let Some(setup) = setup else {
+        let pending = new_pending.as_ref().or(self.pending.as_ref());
+        if setup.is_none() && pending.is_none() {
             // Nothing can be placed before the proposal; the caller holds it.
             return Err(ChannelError::NotYetOpen(h.epoch.number.0));
-        };
-        let Some(sender) = setup.proposal.members.iter().find(|m| m.handle == h.sender) else {
+        }
+        // Who may send in this epoch: its members, and (while an amendment
+        // is pending) the members it would add.
+        let sender = setup
+            .and_then(|s| s.proposal.members.iter().find(|m| m.handle == h.sender))
+            .or_else(|| {
+                pending.and_then(|p| p.proposal.members.iter().find(|m| m.handle == h.sender))
+            });
+        if sender.is_none() {
             return Err(ChannelError::NotAMember(h.sender.clone()));
-        };
+        }
 
-        let response = match payload {
-            Payload::Full {
-                body: Body::Acceptance { proposal },
-                ..
-            } => Some((proposal, Response::Accepted)),
-            Payload::Full {
-                body: Body::Decline { proposal, reason },
-                ..
-            } => Some((
-                proposal,
+        let response = match body {
+            Some(Body::Acceptance { proposal }) => Some((*proposal, Response::Accepted)),
+            Some(Body::Decline { proposal, reason }) => Some((
+                *proposal,
                 Response::Declined {
                     reason: reason.clone(),
                 },
             )),
             _ => None,
         };
+        // Which proposal it answers: the creation (in epoch 0) or the pending amendment.
+        let mut answers_pending = false;
         if let Some((proposal, answer)) = &response {
-            if sender.role != Role::Party {
+            let target = if setup.is_some_and(|s| s.digest == *proposal) && h.epoch == genesis {
+                setup
+            } else if pending.is_some_and(|p| p.digest == *proposal) && h.epoch != genesis {
+                answers_pending = true;
+                pending
+            } else {
+                return Err(ChannelError::Response("it answers another proposal"));
+            };
+            let Some(target) = target else {
+                return Err(ChannelError::Response("it answers another proposal"));
+            };
+            let role = target
+                .proposal
+                .members
+                .iter()
+                .find(|m| m.handle == h.sender)
+                .map(|m| m.role);
+            if role != Some(Role::Party) {
                 return Err(ChannelError::Response("only parties answer a proposal"));
             }
-            if **proposal != setup.digest {
-                return Err(ChannelError::Response("it answers another proposal"));
-            }
-            if setup
+            if target
                 .responses
                 .get(&h.sender)
                 .is_some_and(|prev| prev != answer)
@@ -483,6 +566,8 @@ impl ChannelState {
                 seq: h.seq,
                 message_id: h.message_id,
             }),
+            // A member that joined mid-epoch never saw that epoch's start.
+            Placed::Ahead(_) if joined_in == Some(h.epoch.number) => {}
             Placed::Ahead(missing) => events.push(ChannelEvent::Gap {
                 sender: h.sender.clone(),
                 epoch: h.epoch.number.0,
@@ -491,35 +576,103 @@ impl ChannelState {
             }),
         }
         self.chains.insert((h.epoch.number, h.sender.clone()), log);
-        self.check_heads(h, digest, &mut events);
+        self.epoch = epoch;
+        self.joined_in = joined_in;
+        if let Some(heard) = heard {
+            self.heard_members = heard;
+        }
+        if joined_in != Some(h.epoch.number) {
+            self.check_heads(h, digest, &mut events);
+        }
         if let Some(s) = new_setup {
             self.setup = Some(s);
         }
-        if let (Some((_, answer)), Some(setup)) = (response, self.setup.as_mut()) {
+        if let Some(p) = new_pending {
+            self.pending = Some(p);
+        }
+        if let Some((_, answer)) = response {
             events.push(ChannelEvent::Responded {
                 member: h.sender.clone(),
                 accepted: answer == Response::Accepted,
             });
-            setup.responses.insert(h.sender.clone(), answer);
+            let target = if answers_pending {
+                self.pending.as_mut()
+            } else {
+                self.setup.as_mut()
+            };
+            if let Some(t) = target {
+                t.responses.insert(h.sender.clone(), answer);
+            }
         }
-        if !setup_kind || events.is_empty() {
+        if !matches!(
+            kind,
+            BodyKind::Creation | BodyKind::Acceptance | BodyKind::Decline | BodyKind::Amendment
+        ) || events.is_empty()
+        {
             events.push(ChannelEvent::Message {
                 sender: h.sender.clone(),
                 message_id: h.message_id,
-                kind: h.body_kind,
+                kind,
             });
         }
-        if self.epoch == genesis && self.status() == ChannelStatus::Active {
-            if let Some(next) = self
-                .setup
-                .as_ref()
-                .and_then(|s| genesis.successor(s.digest))
-            {
-                self.epoch = next;
-                events.push(ChannelEvent::Activated(next));
+        self.activate(&mut events);
+        Ok(events)
+    }
+
+    /// A proposal's sender must be a mediator member of it.
+    fn check_proposer(proposal: &Proposal, sender: &Handle) -> Result<(), ChannelError> {
+        match proposal.members.iter().find(|m| &m.handle == sender) {
+            Some(m) if m.role == Role::Mediator => Ok(()),
+            _ => Err(ChannelError::Proposal(
+                "the proposer is not a mediator member of its own proposal",
+            )),
+        }
+    }
+
+    /// Opens the next epoch once every party accepted the proposal.
+    fn activate(&mut self, events: &mut Vec<ChannelEvent>) {
+        let genesis = Epoch::genesis(self.id);
+        if self.epoch == genesis {
+            if let Some(s) = &self.setup {
+                if Self::answers(s).is_ok_and(|w| w.is_empty()) {
+                    if let Some(next) = genesis.successor(s.digest) {
+                        self.epoch = next;
+                        events.push(ChannelEvent::Activated(next));
+                    }
+                }
+            }
+            return;
+        }
+        let Some(p) = &self.pending else { return };
+        if !Self::answers(p).is_ok_and(|w| w.is_empty()) {
+            return;
+        }
+        let Some(next) = self.epoch.successor(p.digest) else {
+            return;
+        };
+        let mut agreed = p.clone();
+        if let Some(old) = &self.setup {
+            // Answers to the creation stay on record with the new members.
+            for (k, v) in &old.responses {
+                agreed
+                    .responses
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+            for m in &old.proposal.members {
+                if !agreed.proposal.members.iter().any(|n| n.handle == m.handle)
+                    && !self.former.contains(&m.handle)
+                {
+                    self.former.push(m.handle.clone());
+                }
             }
         }
-        Ok(events)
+        self.setup = Some(agreed);
+        self.pending = None;
+        self.joined_in = None;
+        self.heard_members.clear();
+        self.epoch = next;
+        events.push(ChannelEvent::Activated(next));
     }
 
     /// Compares what this message's head vector reports with what is held
@@ -597,12 +750,69 @@ impl ChannelState {
         in_reply_to: Option<MessageId>,
     ) -> Result<Prepared, ChannelError> {
         let kind = body.kind();
-        let (epoch, members, policy) = match body {
+        // `members`: whose heads the header reports; `to`: who receives it.
+        let (epoch, members, to, policy) = match body {
             Body::Creation(p) => {
                 if self.setup.is_some() {
                     return Err(ChannelError::Proposal("this channel was already proposed"));
                 }
-                (Epoch::genesis(self.id), p.members.clone(), p.policy)
+                (
+                    Epoch::genesis(self.id),
+                    p.members.clone(),
+                    p.members.clone(),
+                    p.policy,
+                )
+            }
+            Body::Amendment(p) => {
+                let Some(setup) = &self.setup else {
+                    return Err(ChannelError::NotActive("no creation proposal yet".into()));
+                };
+                if setup.proposer != self.me || self.status() != ChannelStatus::Active {
+                    return Err(ChannelError::Proposal(
+                        "only the mediator of an active channel proposes amendments",
+                    ));
+                }
+                let to = union(&setup.proposal.members, &p.members);
+                (
+                    self.epoch,
+                    setup.proposal.members.clone(),
+                    to,
+                    setup.proposal.policy,
+                )
+            }
+            Body::Acceptance { proposal } | Body::Decline { proposal, .. }
+                if self.pending.as_ref().is_some_and(|p| p.digest == *proposal) =>
+            {
+                let pending = self.pending.as_ref().map(|p| p.proposal.clone());
+                let Some(p) = pending else {
+                    return Err(ChannelError::NotActive("no amendment pending".into()));
+                };
+                let current = self
+                    .setup
+                    .as_ref()
+                    .map_or_else(|| p.members.clone(), |s| s.proposal.members.clone());
+                if !p.members.iter().any(|m| m.handle == self.me) {
+                    return Err(ChannelError::NotAMember(self.me.clone()));
+                }
+                // A joiner answers the epoch's members too (it knows their
+                // handles from the amendment's head vector); it has no keys
+                // of theirs here, and their roles do not matter for control.
+                let heard: Vec<Member> = self
+                    .heard_members
+                    .iter()
+                    .map(|handle| Member {
+                        handle: handle.clone(),
+                        role: Role::Observer,
+                        curve25519: [0; 32],
+                        ed25519: [0; 32],
+                    })
+                    .collect();
+                (
+                    self.epoch,
+                    current.clone(),
+                    union(&union(&current, &p.members), &heard),
+                    p.policy,
+                )
             }
             _ => {
                 let Some(setup) = &self.setup else {
@@ -615,10 +825,11 @@ impl ChannelState {
                         other => return Err(ChannelError::NotActive(format!("{other:?}"))),
                     },
                 };
-                (epoch, setup.proposal.members.clone(), setup.proposal.policy)
+                let m = setup.proposal.members.clone();
+                (epoch, m.clone(), m, setup.proposal.policy)
             }
         };
-        if !members.iter().any(|m| m.handle == self.me) {
+        if !to.iter().any(|m| m.handle == self.me) {
             return Err(ChannelError::NotAMember(self.me.clone()));
         }
         let mine = self
@@ -642,7 +853,7 @@ impl ChannelState {
             body_kind: kind,
             heads: self.heads_for(epoch, &members),
         };
-        let recipients = members
+        let recipients = to
             .iter()
             .filter(|m| m.handle != self.me)
             .map(|m| {
@@ -655,6 +866,16 @@ impl ChannelState {
             .collect();
         Ok(Prepared { header, recipients })
     }
+}
+
+/// Members of `a` and of `b`, each once, sorted by handle.
+fn union(a: &[Member], b: &[Member]) -> Vec<Member> {
+    let mut all: BTreeMap<Handle, Member> =
+        a.iter().map(|m| (m.handle.clone(), m.clone())).collect();
+    for m in b {
+        all.entry(m.handle.clone()).or_insert_with(|| m.clone());
+    }
+    all.into_values().collect()
 }
 
 #[cfg(test)]

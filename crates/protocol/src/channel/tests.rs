@@ -344,3 +344,118 @@ mod properties {
         }
     }
 }
+
+/// Sends `body` from `who` to exactly the recipients `prepare` names.
+fn send_to_recipients(
+    states: &mut BTreeMap<Handle, ChannelState>,
+    who: &str,
+    body: Body,
+    n: u8,
+) -> Result<Digest, ChannelError> {
+    let p = states[&h(who)].prepare(&body, MessageId([n; 16]), Timestamp(i64::from(n)), None)?;
+    let sealed = seal(p.header.clone(), [n; 16], body.clone()).unwrap();
+    let payload = Payload::Full {
+        header: p.header,
+        salt: [n; 16],
+        body,
+    };
+    states
+        .get_mut(&h(who))
+        .unwrap()
+        .handle_payload(&payload, sealed.digest)?;
+    for (r, _) in &p.recipients {
+        if let Some(s) = states.get_mut(r) {
+            s.handle_payload(&payload, sealed.digest)?;
+        }
+    }
+    Ok(sealed.digest)
+}
+
+#[test]
+fn an_amendment_opens_a_new_epoch_when_every_remaining_party_accepts() {
+    let mut w = World::new();
+    let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
+    w.send("red", Body::Acceptance { proposal: c }).unwrap();
+    let mut states = w.states;
+    states.insert(
+        h("green"),
+        ChannelState::new(ChannelId([5; 16]), h("green")),
+    );
+    send_to_recipients(&mut states, "blue", Body::Text("before".into()), 10).unwrap();
+
+    // Green joins, red leaves, the mediator may now read.
+    let mut amended = states[&h("mediator")].setup().unwrap().proposal.clone();
+    amended.members.retain(|m| m.handle != h("red"));
+    let k = Identity::new().keys();
+    amended.members.push(Member {
+        handle: h("green"),
+        role: Role::Party,
+        curve25519: k.curve25519,
+        ed25519: k.ed25519,
+    });
+    amended.members.sort_by(|a, b| a.handle.cmp(&b.handle));
+    amended.policy.mediator_reads = true;
+    assert!(
+        send_to_recipients(&mut states, "blue", Body::Amendment(amended.clone()), 11).is_err(),
+        "only the mediator amends"
+    );
+    let a = send_to_recipients(&mut states, "mediator", Body::Amendment(amended), 12).unwrap();
+    assert_eq!(
+        states[&h("green")].status(),
+        ChannelStatus::Pending {
+            waiting_for: vec![h("blue"), h("green")]
+        }
+    );
+    assert!(
+        states[&h("red")]
+            .prepare(
+                &Body::Acceptance { proposal: a },
+                MessageId([1; 16]),
+                Timestamp(1),
+                None
+            )
+            .is_err(),
+        "a leaver does not answer"
+    );
+    // Messages still flow in epoch 1 while the amendment is pending.
+    send_to_recipients(&mut states, "red", Body::Text("still here".into()), 13).unwrap();
+    send_to_recipients(&mut states, "blue", Body::Acceptance { proposal: a }, 14).unwrap();
+    send_to_recipients(&mut states, "green", Body::Acceptance { proposal: a }, 15).unwrap();
+    for who in ["blue", "green", "mediator"] {
+        let s = &states[&h(who)];
+        assert_eq!(s.status(), ChannelStatus::Active, "{who}");
+        assert_eq!(s.epoch().number, EpochNumber(2), "{who}");
+        assert_eq!(s.epoch().opening, a);
+        assert_eq!(s.members().len(), 3);
+        assert!(s.policy().unwrap().mediator_reads);
+    }
+    assert_eq!(states[&h("red")].status(), ChannelStatus::Left);
+    assert_eq!(states[&h("blue")].former_members(), &[h("red")]);
+    // Chains restart; red is no longer a recipient; the mediator reads.
+    let p = states[&h("blue")]
+        .prepare(
+            &Body::Text("after".into()),
+            MessageId([16; 16]),
+            Timestamp(16),
+            None,
+        )
+        .unwrap();
+    assert_eq!(p.header.seq, crate::Seq(1));
+    assert_eq!(p.header.prev, a);
+    assert_eq!(
+        p.recipients,
+        vec![
+            (h("green"), CopyKind::Full),
+            (h("mediator"), CopyKind::Full)
+        ]
+    );
+    assert!(states[&h("red")]
+        .prepare(
+            &Body::Text("x".into()),
+            MessageId([17; 16]),
+            Timestamp(17),
+            None
+        )
+        .is_err());
+}
