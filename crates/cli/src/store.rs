@@ -87,6 +87,23 @@ pub enum Work {
         /// Seconds.
         heartbeat_interval_s: u32,
     },
+    /// `channel amend`.
+    Amend {
+        /// Channel id prefix.
+        channel: String,
+        /// Parties to add.
+        add: Vec<String>,
+        /// Observers to add.
+        observers: Vec<String>,
+        /// Members to remove.
+        remove: Vec<String>,
+        /// New `mediator_reads`, if changed.
+        mediator_reads: Option<bool>,
+        /// New deadline, if changed.
+        receipt_deadline_s: Option<u32>,
+        /// New heartbeat interval, if changed.
+        heartbeat_interval_s: Option<u32>,
+    },
     /// `channel decline`.
     Decline {
         /// Channel id prefix.
@@ -165,6 +182,37 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
                 .create_channel(&title, &handles(&parties)?, &handles(&observers)?, policy)
                 .await?;
             serde_json::json!({"channel_id": id.to_hex()})
+        }
+        Work::Amend {
+            channel,
+            add,
+            observers,
+            remove,
+            mediator_reads,
+            receipt_deadline_s,
+            heartbeat_interval_s,
+        } => {
+            let id = client.resolve_channel(&channel)?;
+            let view = client
+                .channels()?
+                .into_iter()
+                .find(|c| c.channel_id == id.to_hex())
+                .ok_or_else(|| anyhow::anyhow!("unknown channel {channel}"))?;
+            let policy = Policy {
+                mediator_reads: mediator_reads.unwrap_or(view.mediator_reads),
+                receipt_deadline_s: receipt_deadline_s.unwrap_or(view.receipt_deadline_s),
+                heartbeat_interval_s: heartbeat_interval_s.unwrap_or(view.heartbeat_interval_s),
+            };
+            let m = client
+                .amend(
+                    id,
+                    &handles(&add)?,
+                    &handles(&observers)?,
+                    &handles(&remove)?,
+                    policy,
+                )
+                .await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
         }
         Work::Decline { channel, reason } => {
             let id = client.resolve_channel(&channel)?;

@@ -206,6 +206,23 @@ impl RelayClient {
             .await
     }
 
+    /// Replaces a channel's routing members (its creator only).
+    pub async fn set_members(
+        &self,
+        id: ChannelId,
+        members: &[Handle],
+    ) -> Result<ChannelResponse, TransportError> {
+        let req = backchannel_protocol::api::SetMembersRequest {
+            members: members.iter().map(Handle::to_string).collect(),
+        };
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/v1/channels/{id}/members"),
+            Some(&req),
+        )
+        .await
+    }
+
     /// A channel's routing record.
     pub async fn channel(&self, id: ChannelId) -> Result<ChannelResponse, TransportError> {
         self.call::<(), _>(reqwest::Method::GET, &format!("/v1/channels/{id}"), None)

@@ -192,6 +192,14 @@ pub struct CreateChannelRequest {
     pub members: Vec<String>,
 }
 
+/// `PUT /v1/channels/{channel_id}/members`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMembersRequest {
+    /// Every member's handle, the creator included.
+    pub members: Vec<String>,
+}
+
 /// A channel's routing record. Routing only: clients trust membership and
 /// policy from the end-to-end creation payload, never from this.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -345,6 +345,11 @@ impl ChannelState {
         &self.former
     }
 
+    /// For a member that joined mid-epoch: that epoch's members by handle.
+    pub fn heard_members(&self) -> &[Handle] {
+        &self.heard_members
+    }
+
     /// The head of `member`'s chain in `epoch`.
     pub fn head(&self, epoch: EpochNumber, member: &Handle) -> Head {
         self.chains.get(&(epoch, member.clone())).map_or(
@@ -667,10 +672,15 @@ impl ChannelState {
                 }
             }
         }
+        // A joiner learnt the old members only by handle: they are former too.
+        for m in std::mem::take(&mut self.heard_members) {
+            if !agreed.proposal.members.iter().any(|n| n.handle == m) && !self.former.contains(&m) {
+                self.former.push(m);
+            }
+        }
         self.setup = Some(agreed);
         self.pending = None;
         self.joined_in = None;
-        self.heard_members.clear();
         self.epoch = next;
         events.push(ChannelEvent::Activated(next));
     }

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use backchannel_protocol::{Digest, Handle, Timestamp};
 use serde::de::DeserializeOwned;
@@ -109,6 +109,10 @@ impl Relay {
             .route("/v1/keys/claim", post(api::keys::claim))
             .route("/v1/channels", post(api::channels::create))
             .route("/v1/channels/{channel_id}", get(api::channels::show))
+            .route(
+                "/v1/channels/{channel_id}/members",
+                put(api::channels::set_members),
+            )
             .route(
                 "/v1/channels/{channel_id}/messages",
                 post(api::channels::post_message),

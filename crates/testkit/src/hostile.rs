@@ -70,6 +70,9 @@ impl RelayStore for TamperStore {
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
         self.inner.channel(id)
     }
+    fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
+        self.inner.set_channel_members(id, members)
+    }
     fn post(&self, e: &[Envelope], now: Timestamp) -> Result<Vec<StoredEnvelope>, StoreError> {
         self.inner.post(e, now)
     }

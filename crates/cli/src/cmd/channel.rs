@@ -50,7 +50,9 @@ enum ChannelCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Accept a channel's creation proposal (run `sync` first to receive it).
+    /// Accept a channel's proposal: its creation, or a pending amendment.
+    ///
+    /// Run `sync` first to receive it.
     ///
     /// Example:
     ///
@@ -59,6 +61,43 @@ enum ChannelCommand {
     Accept {
         /// Channel id, or a unique prefix of it.
         channel: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Propose a new epoch, as the channel's mediator: members join or leave,
+    /// or the policy changes.
+    ///
+    /// The amendment goes end to end to every current member and every
+    /// joiner; it takes effect when every party of the new membership
+    /// accepts (`channel accept`). Sequence numbers restart in the new
+    /// epoch; receipts are then due only from its members.
+    ///
+    /// Example:
+    ///
+    ///   backchannel --store mediator.store channel amend 3f2a --add-party green --remove observer1 --mediator-reads yes
+    #[command(verbatim_doc_comment)]
+    Amend {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// A party to add (repeat for each).
+        #[arg(long = "add-party", value_name = "HANDLE")]
+        add: Vec<String>,
+        /// An observer to add (repeat for each).
+        #[arg(long = "add-observer", value_name = "HANDLE")]
+        observers: Vec<String>,
+        /// A member to remove (repeat for each).
+        #[arg(long = "remove", value_name = "HANDLE")]
+        remove: Vec<String>,
+        /// Change whether the mediator reads content.
+        #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+        mediator_reads: Option<bool>,
+        /// Change the receipt deadline: 90s, 30m, 24h, 2d.
+        #[arg(long, value_parser = parse_duration)]
+        receipt_deadline: Option<u32>,
+        /// Change the heartbeat interval.
+        #[arg(long, value_parser = parse_duration)]
+        heartbeat: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -90,6 +129,15 @@ enum ChannelCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `yes` or `no`.
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("{s:?}: say yes or no")),
+    }
 }
 
 /// Seconds from `90`, `90s`, `30m`, `24h` or `2d`.
@@ -151,6 +199,38 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                 "accepted channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
+        }
+        ChannelCommand::Amend {
+            channel,
+            add,
+            observers,
+            remove,
+            mediator_reads,
+            receipt_deadline,
+            heartbeat,
+            json,
+        } => {
+            let out = run_work(
+                store_path,
+                Work::Amend {
+                    channel,
+                    add,
+                    observers,
+                    remove,
+                    mediator_reads,
+                    receipt_deadline_s: receipt_deadline,
+                    heartbeat_interval_s: heartbeat,
+                },
+            )
+            .await?;
+            if json {
+                return render::json(&out);
+            }
+            println!(
+                "proposed an amendment to channel {}",
+                out["channel_id"].as_str().unwrap_or("")
+            );
+            println!("It takes effect when every party of the new membership accepts.");
         }
         ChannelCommand::Decline {
             channel,

@@ -138,6 +138,7 @@ fn every_command_has_help_with_an_example() {
         vec!["channel", "create"],
         vec!["channel", "accept"],
         vec!["channel", "decline"],
+        vec!["channel", "amend"],
         vec!["channel", "list"],
         vec!["send"],
         vec!["sync"],

@@ -124,10 +124,18 @@ impl Client {
             .values()
             .filter(|s| s.setup().is_some())
             .map(|s| {
-                (
-                    s.id(),
-                    s.members().iter().map(|m| m.handle.clone()).collect(),
-                )
+                // Agreed: this epoch's members, those a pending amendment
+                // would add, and former members still routed.
+                let mut allowed: Vec<Handle> =
+                    s.members().iter().map(|m| m.handle.clone()).collect();
+                allowed.extend(
+                    s.pending()
+                        .iter()
+                        .flat_map(|p| p.proposal.members.iter().map(|m| m.handle.clone())),
+                );
+                allowed.extend(s.former_members().iter().cloned());
+                allowed.extend(s.heard_members().iter().cloned());
+                (s.id(), allowed)
             })
             .collect();
         let mut raise = Vec::new();

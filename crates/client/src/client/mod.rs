@@ -722,6 +722,7 @@ impl Client {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                ChannelStatus::Left => "left: an amendment removed you".into(),
                 ChannelStatus::Unknown => "unknown".into(),
             },
             epoch: s.epoch().number.0,

@@ -732,7 +732,11 @@ impl Client {
         alerts: &mut Vec<AlertRecord>,
     ) -> Result<(), ClientError> {
         let mine = self.keys();
-        for m in state.members() {
+        // The proposal just made: a pending amendment, else the creation.
+        let members = state
+            .pending()
+            .map_or(state.members(), |p| p.proposal.members.as_slice());
+        for m in members {
             let keys = IdentityKeys {
                 curve25519: m.curve25519,
                 ed25519: m.ed25519,

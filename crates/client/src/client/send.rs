@@ -74,6 +74,74 @@ impl Client {
         }
     }
 
+    /// Proposes a new epoch, as the channel's mediator: `add` parties and
+    /// `observers` join (their keys as this mediator pins them), `remove`
+    /// leave, and the policy becomes `policy`. It takes effect when every
+    /// party of the new membership accepts.
+    pub async fn amend(
+        &mut self,
+        channel: ChannelId,
+        add: &[Handle],
+        observers: &[Handle],
+        remove: &[Handle],
+        policy: Policy,
+    ) -> Result<MessageId, ClientError> {
+        self.connect().await?;
+        let state = self.channel_state(&channel)?;
+        let Some(setup) = state.setup() else {
+            return Err(ClientError::UnknownChannel(channel.to_hex()));
+        };
+        if setup.proposer != self.me {
+            return Err(ClientError::Input(format!(
+                "only the channel's mediator ({}) proposes amendments",
+                setup.proposer
+            )));
+        }
+        let mut proposal = setup.proposal.clone();
+        let current: Vec<Handle> = proposal.members.iter().map(|m| m.handle.clone()).collect();
+        for r in remove {
+            if *r == self.me || !current.contains(r) {
+                return Err(ClientError::Input(format!(
+                    "{r} is not a member this mediator can remove"
+                )));
+            }
+        }
+        proposal.members.retain(|m| !remove.contains(&m.handle));
+        for (handles, role) in [(add, Role::Party), (observers, Role::Observer)] {
+            for h in handles {
+                if proposal.members.iter().any(|m| &m.handle == h) {
+                    return Err(ClientError::Input(format!("{h} is a member already")));
+                }
+                let keys = match self.peers.get(h) {
+                    Some(p) => peer_keys(p)?,
+                    None => self.pin_from_relay(h).await?,
+                };
+                proposal.members.push(Member {
+                    handle: h.clone(),
+                    role,
+                    curve25519: keys.curve25519,
+                    ed25519: keys.ed25519,
+                });
+            }
+        }
+        proposal.members.sort_by(|a, b| a.handle.cmp(&b.handle));
+        proposal.policy = policy;
+        if !proposal.members.iter().any(|m| m.role == Role::Party) {
+            return Err(ClientError::Input(
+                "a channel needs at least one party".into(),
+            ));
+        }
+        // Routing first: joiners must be able to receive the proposal and
+        // answer it; leavers stay routed until the new epoch opens.
+        let mut routing: Vec<Handle> = current;
+        routing.extend(proposal.members.iter().map(|m| m.handle.clone()));
+        routing.sort();
+        routing.dedup();
+        self.relay.set_members(channel, &routing).await?;
+        self.send_body(channel, Body::Amendment(proposal), None)
+            .await
+    }
+
     /// Accepts the channel's creation proposal.
     pub async fn accept(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
         let proposal = self.proposal_digest(&channel)?;
@@ -103,8 +171,11 @@ impl Client {
         &self,
         channel: &ChannelId,
     ) -> Result<backchannel_protocol::Digest, ClientError> {
-        self.channel_state(channel)?
-            .setup()
+        // A pending amendment is what awaits an answer; else the creation.
+        let state = self.channel_state(channel)?;
+        state
+            .pending()
+            .or(state.setup())
             .map(|s| s.digest)
             .ok_or_else(|| ClientError::UnknownChannel(channel.to_hex()))
     }

@@ -209,3 +209,113 @@ async fn a_declined_proposal_keeps_the_channel_closed() {
     let err = cast.blue.send_text(id, "hello?", None).await.unwrap_err();
     assert_eq!(err.code(), "channel_refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_and_a_leave_open_a_new_epoch_and_raise_no_alert() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let path = cast.dir.path().join("green.store");
+    let mut green = backchannel_client::Client::create(
+        &path,
+        crate::PASS,
+        backchannel_client::KdfParams::INSECURE_FOR_TESTS,
+        &cast.relay.url,
+        &h("green"),
+    )
+    .await
+    .unwrap();
+    let t = cast.clock.clone();
+    green.set_clock(std::sync::Arc::new(move || {
+        backchannel_protocol::Timestamp(t.load(std::sync::atomic::Ordering::SeqCst))
+    }));
+    cast.blue
+        .send_text(id, "before the change", None)
+        .await
+        .unwrap();
+    cast.sync_all().await;
+
+    // Green joins, red leaves, and the mediator will read.
+    let policy = backchannel_protocol::payload::Policy {
+        mediator_reads: true,
+        receipt_deadline_s: 3600,
+        heartbeat_interval_s: 600,
+    };
+    cast.mediator
+        .amend(id, &[h("green")], &[], &[h("red")], policy)
+        .await
+        .unwrap();
+    assert!(
+        cast.red.send_text(id, "still talking", None).await.is_ok(),
+        "the old epoch goes on until the change is accepted"
+    );
+    for c in [&mut cast.blue, &mut green] {
+        let r = c.sync().await.unwrap();
+        assert!(r.alerts.is_empty(), "{}: {:?}", c.me(), r.alerts);
+        c.accept(id).await.unwrap();
+    }
+    for _ in 0..2 {
+        for c in [
+            &mut cast.mediator,
+            &mut cast.blue,
+            &mut cast.red,
+            &mut green,
+        ] {
+            let r = c.sync().await.unwrap();
+            assert!(r.alerts.is_empty(), "{}: {:?}", c.me(), r.alerts);
+        }
+    }
+    for c in [&cast.mediator, &cast.blue, &green] {
+        let v = &c.channels().unwrap()[0];
+        assert_eq!((v.status.as_str(), v.epoch), ("active", 2), "{}", c.me());
+        assert_eq!(
+            v.members
+                .iter()
+                .map(|m| m.handle.as_str())
+                .collect::<Vec<_>>(),
+            ["blue", "green", "mediator"]
+        );
+        assert!(v.mediator_reads);
+    }
+    assert!(cast.red.channels().unwrap()[0].status.starts_with("left"));
+    assert!(cast.red.send_text(id, "hello?", None).await.is_err());
+
+    cast.blue
+        .send_text(id, "after the change", None)
+        .await
+        .unwrap();
+    for c in [&mut cast.mediator, &mut green, &mut cast.red] {
+        c.sync().await.unwrap();
+    }
+    for c in [&cast.mediator, &green] {
+        assert!(
+            c.log(Some(id))
+                .unwrap()
+                .iter()
+                .any(|e| e.text.as_deref() == Some("after the change")),
+            "{} reads it",
+            c.me()
+        );
+    }
+    assert!(!cast
+        .red
+        .log(Some(id))
+        .unwrap()
+        .iter()
+        .any(|e| e.text.as_deref() == Some("after the change")));
+    // Past every deadline: receipts were due only from the new epoch's members.
+    cast.advance_s(2 * 3600);
+    for c in [
+        &mut cast.mediator,
+        &mut cast.blue,
+        &mut cast.red,
+        &mut green,
+    ] {
+        c.sync().await.unwrap();
+        assert!(
+            c.open_alerts().is_empty(),
+            "{}: {:?}",
+            c.me(),
+            c.open_alerts()
+        );
+    }
+}

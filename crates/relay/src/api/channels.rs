@@ -166,3 +166,53 @@ pub(crate) async fn post_message(
         }),
     ))
 }
+
+/// `PUT /v1/channels/{channel_id}/members`: the creator replaces the
+/// routing members (after proposing an amendment end to end).
+pub(crate) async fn set_members(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<backchannel_protocol::api::SetMembersRequest>,
+) -> Result<Json<ChannelResponse>, ApiError> {
+    let channel = member_channel(&relay, &caller, &id).await?;
+    if channel.created_by != caller {
+        return Err(ApiError::not_a_member(format!(
+            "only the channel's creator ({}) changes its routing members",
+            channel.created_by
+        )));
+    }
+    let members = req
+        .members
+        .iter()
+        .map(|m| Handle::new(m.as_str()))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if members.len() != req.members.len() {
+        return Err(ApiError::invalid_field("a member is listed twice"));
+    }
+    if !(2..=MEMBERS_MAX).contains(&members.len()) {
+        return Err(ApiError::limit(format!(
+            "a channel has 2 to {MEMBERS_MAX} members, not {}",
+            members.len()
+        )));
+    }
+    if !members.contains(&caller) {
+        return Err(ApiError::invalid_field(format!(
+            "the creator ({caller}) must stay a member"
+        )));
+    }
+    for m in &members {
+        let h = m.clone();
+        if relay.run(move |s| s.principal(&h)).await?.is_none() {
+            return Err(ApiError::unknown_principal(m.as_str()));
+        }
+    }
+    let list: Vec<Handle> = members.into_iter().collect();
+    let cid = channel.id;
+    let l = list.clone();
+    relay.run(move |s| s.set_channel_members(&cid, &l)).await?;
+    Ok(Json(channel_json(&ChannelRecord {
+        members: list,
+        ..channel
+    })))
+}

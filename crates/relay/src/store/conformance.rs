@@ -209,6 +209,23 @@ pub fn channels_are_routing_records(store: &dyn RelayStore) {
         "a refused channel stores nothing"
     );
     assert_eq!(store.channel(&ChannelId::random()).unwrap(), None);
+    // Routing membership changes with an amendment; unknown handles are refused whole.
+    store.register(&h("green"), &keys(), T0).unwrap();
+    store
+        .set_channel_members(&id, &[h("blue"), h("green"), h("mediator")])
+        .unwrap();
+    assert_eq!(
+        store.channel(&id).unwrap().unwrap().members,
+        vec![h("blue"), h("green"), h("mediator")]
+    );
+    assert!(store
+        .set_channel_members(&id, &[h("blue"), h("ghost")])
+        .is_err());
+    assert_eq!(
+        store.channel(&id).unwrap().unwrap().members.len(),
+        3,
+        "a refused change changes nothing"
+    );
 }
 
 pub fn post_is_atomic_and_idempotent(store: &dyn RelayStore) {

@@ -186,6 +186,8 @@ pub trait RelayStore: Send + Sync + 'static {
     fn create_channel(&self, channel: &ChannelRecord) -> Result<(), StoreError>;
     /// Looks a channel up.
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError>;
+    /// Replaces a channel's routing members (every one registered).
+    fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError>;
 
     /// Stores the copies of one message atomically. Copies already posted
     /// with the same bytes are skipped; different bytes refuse the whole

@@ -347,6 +347,29 @@ impl RelayStore for SqliteStore {
         Ok(())
     }
 
+    fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM channel_members WHERE channel_id = ?1",
+            [&id.0[..]],
+        )?;
+        for m in members {
+            match tx.execute(
+                "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+                params![&id.0[..], m.as_str()],
+            ) {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::UnknownPrincipal(m.clone()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
         let conn = self.conn();
         let head = conn
