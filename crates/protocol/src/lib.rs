@@ -52,6 +52,7 @@
 pub mod api;
 pub mod b64;
 pub mod channel;
+pub mod commitments;
 pub mod envelope;
 pub mod error;
 pub mod fingerprint;

@@ -198,6 +198,7 @@ pub(crate) fn kind_name(kind: BodyKind) -> &'static str {
         BodyKind::Decline => "decline",
         BodyKind::Heartbeat => "heartbeat",
         BodyKind::Receipt => "receipt",
+        BodyKind::Structured => "structured",
         BodyKind::Text => "text",
     }
 }

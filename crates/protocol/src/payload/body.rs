@@ -2,6 +2,7 @@
 //! assurances and the like) is ever stubbed; control bodies go in full to
 //! every member of the epoch.
 
+use crate::commitments::Structured;
 use crate::error::DecodeError;
 use crate::ids::{Digest, Handle};
 use crate::wire::{Reader, Writer};
@@ -32,6 +33,8 @@ pub enum BodyKind {
     Heartbeat = 3,
     /// An explicit receipt: the head vector says what was received.
     Receipt = 2,
+    /// A typed commitment, event or answer (JSON of [`Structured`]).
+    Structured = 8,
     /// Free text from a principal.
     Text = 1,
 }
@@ -52,6 +55,7 @@ impl BodyKind {
             5 => BodyKind::Acceptance,
             6 => BodyKind::Decline,
             7 => BodyKind::Amendment,
+            8 => BodyKind::Structured,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     field: "body_kind",
@@ -64,7 +68,7 @@ impl BodyKind {
     /// Content may be stubbed for a member who may not read it; control
     /// bodies never are.
     pub fn is_content(self) -> bool {
-        matches!(self, BodyKind::Text)
+        matches!(self, BodyKind::Text | BodyKind::Structured)
     }
 }
 
@@ -155,6 +159,8 @@ pub enum Body {
     Heartbeat,
     /// Explicit receipt; its header carries the head vector.
     Receipt,
+    /// A typed commitment, event or answer.
+    Structured(Box<Structured>),
     /// Free text.
     Text(String),
 }
@@ -169,6 +175,7 @@ impl Body {
             Body::Decline { .. } => BodyKind::Decline,
             Body::Heartbeat => BodyKind::Heartbeat,
             Body::Receipt => BodyKind::Receipt,
+            Body::Structured(_) => BodyKind::Structured,
             Body::Text(_) => BodyKind::Text,
         }
     }
@@ -186,6 +193,10 @@ impl Body {
                 w.digest(proposal).bytes32(reason.as_bytes());
             }
             Body::Heartbeat | Body::Receipt => {}
+            Body::Structured(s) => {
+                // Serializing these plain types cannot fail.
+                w.bytes32(&serde_json::to_vec(s).unwrap_or_default());
+            }
             Body::Text(t) => {
                 w.bytes32(t.as_bytes());
             }
@@ -208,6 +219,15 @@ impl Body {
             },
             BodyKind::Heartbeat => Body::Heartbeat,
             BodyKind::Receipt => Body::Receipt,
+            BodyKind::Structured => {
+                let json = r.bytes32("structured", TEXT_MAX_BYTES)?;
+                Body::Structured(serde_json::from_slice(json).map_err(|_| {
+                    DecodeError::Invalid {
+                        field: "structured",
+                        reason: "not the JSON of a typed payload",
+                    }
+                })?)
+            }
             BodyKind::Text => Body::Text(r.string("text", TEXT_MAX_BYTES)?),
         };
         r.finish()?;

@@ -351,6 +351,9 @@ fn arb_proposal() -> impl Strategy<Value = Proposal> {
 fn arb_body() -> impl Strategy<Value = Body> {
     prop_oneof![
         ".{0,200}".prop_map(Body::Text),
+        ".{0,80}".prop_map(|text| Body::Structured(Box::new(
+            crate::commitments::Structured::Note { text }
+        ))),
         Just(Body::Receipt),
         Just(Body::Heartbeat),
         arb_proposal().prop_map(Body::Creation),

@@ -1,0 +1,871 @@
+//! The board: every assurance's state and flags, derived by folding the
+//! transcript, never stored. Times are transcript times (`sent_at`; a
+//! receipt's time is the `sent_at` of the message that carried it), windows
+//! are half-open `[from, until)`, and the evaluation time is an argument, so
+//! the same transcript always folds to the same board.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::structured::{
+    Actor, Assurance, LapseCondition, RedLine, RelationKind, Scope, Structured,
+};
+use crate::ids::{Handle, MessageId, Timestamp};
+use crate::payload::{Body, Payload, Role};
+
+/// One message of the transcript as the fold sees it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The payload (a stub carries no structured body).
+    pub payload: Payload,
+}
+
+/// A declared relation, attributed to its declarer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Declared {
+    /// Subject.
+    pub subject: Actor,
+    /// Relation.
+    pub relation: RelationKind,
+    /// Object.
+    pub object: Actor,
+    /// Who declared it.
+    pub by: String,
+}
+
+/// Which reading of an open scope an evaluation used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Reading {
+    /// The attacker's allies count.
+    pub attacker_allies: bool,
+    /// The attacker's proxies count.
+    pub attacker_proxies: bool,
+    /// An attack on the issuer's allies counts.
+    pub attacked_allies: bool,
+    /// An attack on the issuer's proxies counts.
+    pub attacked_proxies: bool,
+}
+
+impl Reading {
+    /// Every reading the scope leaves open (one if it is fully specified).
+    pub fn all(scope: &Scope) -> Vec<Reading> {
+        let opts = |o: Option<bool>| o.map_or(vec![false, true], |v| vec![v]);
+        let mut out = Vec::new();
+        for attacker_allies in opts(scope.attacker_allies) {
+            for attacker_proxies in opts(scope.attacker_proxies) {
+                for attacked_allies in opts(scope.attacked_allies) {
+                    for attacked_proxies in opts(scope.attacked_proxies) {
+                        out.push(Reading {
+                            attacker_allies,
+                            attacker_proxies,
+                            attacked_allies,
+                            attacked_proxies,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// How the reading reads, e.g. "attacker's proxies count; attacks on allies do not".
+    pub fn describe(&self) -> String {
+        let yes = |b: bool| if b { "count" } else { "do not count" };
+        format!(
+            "attacker's allies {}, attacker's proxies {}, attacks on the issuer's allies {}, on its proxies {}",
+            yes(self.attacker_allies),
+            yes(self.attacker_proxies),
+            yes(self.attacked_allies),
+            yes(self.attacked_proxies)
+        )
+    }
+}
+
+/// Does `event` (actor attacks target) break `cond` of an assurance by
+/// `issuer`, under `reading`, given the declared `relations`?
+pub fn breaks(
+    issuer: &Actor,
+    cond: &LapseCondition,
+    actor: &Actor,
+    action: &super::structured::Action,
+    reading: &Reading,
+    relations: &[Declared],
+) -> bool {
+    if !action.kind.is_attack() {
+        return false;
+    }
+    let Some(target) = &action.target else {
+        return false;
+    };
+    let related = |x: &Actor, kind: RelationKind, y: &Actor| {
+        relations.iter().any(|r| {
+            r.relation == kind
+                && ((r.subject == *x && r.object == *y)
+                    || (kind == RelationKind::AllyOf && r.subject == *y && r.object == *x))
+        })
+    };
+    let by = &cond.attacked_first_by;
+    let attacker = actor == by
+        || (reading.attacker_allies && related(actor, RelationKind::AllyOf, by))
+        || (reading.attacker_proxies && related(actor, RelationKind::ProxyOf, by));
+    let attacked = target == issuer
+        || (reading.attacked_allies && related(target, RelationKind::AllyOf, issuer))
+        || (reading.attacked_proxies && related(target, RelationKind::ProxyOf, issuer));
+    attacker && attacked
+}
+
+/// The main state of an assurance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// In force.
+    Active,
+    /// Its valid-until time passed.
+    Expired,
+    /// The issuer confirmed a lapse, or the mediator found one.
+    Lapsed,
+    /// Sent; not yet valid, or not yet received by every member beneficiary.
+    Proposed,
+    /// Revoked by its issuer.
+    Revoked,
+    /// Suspended by its issuer.
+    Suspended,
+}
+
+/// A lapse claimed by an event report, not yet confirmed or found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LapseClaim {
+    /// The event report, hex.
+    pub event: String,
+    /// Who reported it.
+    pub reported_by: String,
+    /// Which condition (index into `unless`).
+    pub condition: usize,
+    /// The readings under which it breaks the condition.
+    pub readings: Vec<Reading>,
+    /// True if other readings say it does not: the wording leaves it open.
+    pub readings_diverge: bool,
+}
+
+/// One assurance on the board.
+#[derive(Clone, Debug, Serialize)]
+pub struct AssuranceView {
+    /// Its message id, hex.
+    pub id: String,
+    /// When its issuer sent it.
+    pub sent_at_ms: i64,
+    /// Issuer.
+    pub issuer: String,
+    /// Beneficiaries.
+    pub beneficiaries: Vec<Actor>,
+    /// The wording.
+    pub wording: String,
+    /// Main state at the evaluation time.
+    pub state: State,
+    /// Since when (transcript time), if known.
+    pub since_ms: Option<i64>,
+    /// Valid until, if set.
+    pub valid_until_ms: Option<i64>,
+    /// Assurances linked as reciprocal (either direction), hex.
+    pub reciprocated_by: Vec<String>,
+    /// Open lapse claims.
+    pub lapse_claims: Vec<LapseClaim>,
+    /// Allegations of breach, hex.
+    pub allegations: Vec<String>,
+    /// Allegations answered by the issuer, hex.
+    pub answered: Vec<String>,
+    /// Findings made, hex.
+    pub findings: Vec<String>,
+}
+
+/// One red line on the board.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedLineView {
+    /// Its message id, hex.
+    pub id: String,
+    /// When its issuer sent it.
+    pub sent_at_ms: i64,
+    /// Issuer.
+    pub issuer: String,
+    /// The red line.
+    pub red_line: RedLine,
+}
+
+/// Something awaiting an answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Awaiting {
+    /// What (an allegation or a request), hex.
+    pub id: String,
+    /// From whom an answer is due.
+    pub from: String,
+    /// By when.
+    pub due_ms: i64,
+    /// True if past due at the evaluation time.
+    pub overdue: bool,
+    /// Kind: `allegation` or `request`.
+    pub kind: &'static str,
+}
+
+/// The state of every commitment at one instant.
+#[derive(Clone, Debug, Serialize)]
+pub struct Board {
+    /// The evaluation time.
+    pub at_ms: i64,
+    /// Assurances, by send time.
+    pub assurances: Vec<AssuranceView>,
+    /// Red lines, by send time.
+    pub red_lines: Vec<RedLineView>,
+    /// Declared relations.
+    pub relations: Vec<Declared>,
+    /// Answers awaited.
+    pub awaiting: Vec<Awaiting>,
+}
+
+struct Msg<'a> {
+    id: MessageId,
+    sender: Handle,
+    sent_at: i64,
+    body: Option<&'a Structured>,
+}
+
+/// Folds a transcript (in any order consistent per sender: the result does
+/// not depend on how senders interleave) into the board at `at`.
+/// `members` are the channel's members with their roles (receipts from
+/// member beneficiaries activate an assurance; only the mediator finds).
+pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Board {
+    let msgs: Vec<Msg<'_>> = entries
+        .iter()
+        .map(|e| {
+            let h = e.payload.header();
+            Msg {
+                id: h.message_id,
+                sender: h.sender.clone(),
+                sent_at: h.sent_at.0,
+                body: match &e.payload {
+                    Payload::Full {
+                        body: Body::Structured(s),
+                        ..
+                    } => Some(s),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    // When each member's receipts first covered each (sender, epoch, seq):
+    // keyed (receiver, epoch, seq, sender).
+    let mut covered_at: BTreeMap<(Handle, u32, u64, Handle), i64> = BTreeMap::new();
+    for e in entries {
+        let h = e.payload.header();
+        // The sender of this message has received `member`'s messages up to
+        // head.seq: its receipt for them, timed at this message.
+        for (member, head) in &h.heads.0 {
+            for seq in 1..=head.seq.0.min(10_000) {
+                let key = (h.sender.clone(), h.epoch.number.0, seq, member.clone());
+                let t = covered_at.entry(key).or_insert(h.sent_at.0);
+                *t = (*t).min(h.sent_at.0);
+            }
+        }
+    }
+    let mediator: Vec<&Handle> = members
+        .iter()
+        .filter(|(_, r)| *r == Role::Mediator)
+        .map(|(h, _)| h)
+        .collect();
+    let is_member = |a: &Actor| match a {
+        Actor::Member(n) => members.iter().any(|(h, _)| h.as_str() == n),
+        Actor::Outside(_) => false,
+    };
+    let mut relations: Vec<Declared> = msgs
+        .iter()
+        .filter(|m| m.sent_at <= at.0)
+        .filter_map(|m| match m.body {
+            Some(Structured::Relate {
+                subject,
+                relation,
+                object,
+            }) => Some(Declared {
+                subject: subject.clone(),
+                relation: *relation,
+                object: object.clone(),
+                by: m.sender.to_string(),
+            }),
+            _ => None,
+        })
+        .collect();
+    relations.sort();
+    relations.dedup();
+
+    let find = |id: &str| msgs.iter().find(|m| m.id.to_hex() == id);
+    let mut assurances = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let Some(Structured::Assurance(a)) = m.body else {
+            continue;
+        };
+        if m.sent_at > at.0 {
+            continue;
+        }
+        let id = m.id.to_hex();
+        let h = &entries[i].payload.header();
+        // Active once valid and received by every member beneficiary.
+        let mut activation = Some(a.valid_from_ms.max(m.sent_at));
+        for b in a.beneficiaries.iter().filter(|b| is_member(b)) {
+            let key = (
+                Handle::new(b.name()).unwrap_or_else(|_| m.sender.clone()),
+                h.epoch.number.0,
+                h.seq.0,
+                m.sender.clone(),
+            );
+            activation = match (activation, covered_at.get(&key)) {
+                (Some(t), Some(c)) => Some(t.max(*c)),
+                _ => None,
+            };
+        }
+        let by_issuer = |x: &&Msg<'_>| x.sender == m.sender && x.sent_at <= at.0;
+        let targets = |t: &Option<String>| t.as_deref().is_none_or(|t| t == id);
+        let revoked = msgs
+            .iter()
+            .filter(by_issuer)
+            .filter_map(|x| match x.body {
+                Some(Structured::Revoke {
+                    assurance,
+                    effective_ms,
+                    ..
+                }) if targets(assurance) => Some((*effective_ms).max(x.sent_at)),
+                _ => None,
+            })
+            .min();
+        let lapsed = msgs
+            .iter()
+            .filter(|x| x.sent_at <= at.0)
+            .filter_map(|x| match x.body {
+                Some(Structured::ConfirmLapse { assurance, .. })
+                    if *assurance == id && x.sender == m.sender =>
+                {
+                    Some(x.sent_at)
+                }
+                Some(Structured::Finding {
+                    assurance,
+                    lapsed: true,
+                    ..
+                }) if *assurance == id && mediator.contains(&&x.sender) => Some(x.sent_at),
+                _ => None,
+            })
+            .min();
+        let suspended = msgs.iter().filter(by_issuer).find_map(|x| match x.body {
+            Some(Structured::Suspend {
+                assurance,
+                from_ms,
+                until_ms,
+                ..
+            }) if targets(assurance) => {
+                let from = (*from_ms).max(x.sent_at);
+                (from <= at.0 && until_ms.is_none_or(|u| at.0 < u)).then_some(from)
+            }
+            _ => None,
+        });
+        let terminal = [
+            lapsed.filter(|t| *t <= at.0).map(|t| (t, State::Lapsed)),
+            revoked.filter(|t| *t <= at.0).map(|t| (t, State::Revoked)),
+            a.valid_until_ms
+                .filter(|t| *t <= at.0)
+                .map(|t| (t, State::Expired)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(t, _)| *t);
+        let (state, since) = match (terminal, suspended, activation) {
+            (Some((t, s)), _, _) => (s, Some(t)),
+            (None, Some(t), _) => (State::Suspended, Some(t)),
+            (None, None, Some(t)) if t <= at.0 => (State::Active, Some(t)),
+            _ => (State::Proposed, Some(m.sent_at)),
+        };
+        let issuer = Actor::Member(m.sender.to_string());
+        let decided = lapsed.is_some_and(|t| t <= at.0) || msgs.iter().any(|x| {
+            x.sent_at <= at.0
+                && matches!(x.body, Some(Structured::Finding { assurance, .. }) if *assurance == id)
+        });
+        let mut lapse_claims = Vec::new();
+        if !decided {
+            for x in msgs.iter().filter(|x| x.sent_at <= at.0) {
+                let Some(Structured::Event { actor, action, .. }) = x.body else {
+                    continue;
+                };
+                for (ci, cond) in a.unless.iter().enumerate() {
+                    let all = Reading::all(&cond.scope);
+                    let yes: Vec<Reading> = all
+                        .iter()
+                        .copied()
+                        .filter(|r| breaks(&issuer, cond, actor, action, r, &relations))
+                        .collect();
+                    if !yes.is_empty() {
+                        lapse_claims.push(LapseClaim {
+                            event: x.id.to_hex(),
+                            reported_by: x.sender.to_string(),
+                            condition: ci,
+                            readings_diverge: yes.len() != all.len(),
+                            readings: yes,
+                        });
+                    }
+                }
+            }
+        }
+        let allegations: Vec<&Msg<'_>> = msgs
+            .iter()
+            .filter(|x| x.sent_at <= at.0 && matches!(x.body, Some(Structured::Allegation { assurance, .. }) if *assurance == id))
+            .collect();
+        let answered = allegations
+            .iter()
+            .filter(|al| {
+                msgs.iter().any(|x| {
+                    x.sent_at <= at.0
+                        && x.sender == m.sender
+                        && matches!(x.body, Some(Structured::Reply { allegation, .. }) if *allegation == al.id.to_hex())
+                })
+            })
+            .map(|al| al.id.to_hex())
+            .collect();
+        let mut reciprocated_by: Vec<String> = msgs
+            .iter()
+            .filter(|x| x.sent_at <= at.0)
+            .filter_map(|x| match x.body {
+                Some(Structured::Assurance(b))
+                    if b.reciprocates.as_deref() == Some(id.as_str()) =>
+                {
+                    Some(x.id.to_hex())
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(r) = a.reciprocates.as_deref().filter(|r| find(r).is_some()) {
+            reciprocated_by.push(r.to_string());
+        }
+        assurances.push(AssuranceView {
+            id: id.clone(),
+            sent_at_ms: m.sent_at,
+            issuer: m.sender.to_string(),
+            beneficiaries: a.beneficiaries.clone(),
+            wording: a.wording.clone(),
+            state,
+            since_ms: since,
+            valid_until_ms: a.valid_until_ms,
+            reciprocated_by,
+            lapse_claims,
+            allegations: allegations.iter().map(|x| x.id.to_hex()).collect(),
+            answered,
+            findings: msgs
+                .iter()
+                .filter(|x| x.sent_at <= at.0 && matches!(x.body, Some(Structured::Finding { assurance, .. }) if *assurance == id))
+                .map(|x| x.id.to_hex())
+                .collect(),
+        });
+    }
+    let red_lines = msgs
+        .iter()
+        .filter(|m| m.sent_at <= at.0)
+        .filter_map(|m| match m.body {
+            Some(Structured::RedLine(r)) => Some(RedLineView {
+                id: m.id.to_hex(),
+                sent_at_ms: m.sent_at,
+                issuer: m.sender.to_string(),
+                red_line: r.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut awaiting = Vec::new();
+    for m in msgs.iter().filter(|m| m.sent_at <= at.0) {
+        match m.body {
+            Some(Structured::Allegation {
+                assurance,
+                reply_by_ms,
+                ..
+            }) => {
+                let Some(issuer) = find(assurance).map(|a| a.sender.clone()) else {
+                    continue;
+                };
+                let replied = msgs.iter().any(|x| {
+                    x.sent_at <= at.0 && matches!(x.body, Some(Structured::Reply { allegation, .. }) if *allegation == m.id.to_hex())
+                });
+                if !replied {
+                    awaiting.push(Awaiting {
+                        id: m.id.to_hex(),
+                        from: issuer.to_string(),
+                        due_ms: *reply_by_ms,
+                        overdue: at.0 >= *reply_by_ms,
+                        kind: "allegation",
+                    });
+                }
+            }
+            Some(Structured::Request { reply_by_ms, .. }) => {
+                let answered = entries.iter().any(|e| {
+                    let h = e.payload.header();
+                    h.in_reply_to == Some(m.id) && h.sent_at.0 <= at.0
+                });
+                if !answered {
+                    awaiting.push(Awaiting {
+                        id: m.id.to_hex(),
+                        from: "the addressees".into(),
+                        due_ms: *reply_by_ms,
+                        overdue: at.0 >= *reply_by_ms,
+                        kind: "request",
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    // Sender interleaving must not change the board: order by send time, then id.
+    assurances.sort_by(|a, b| (a.sent_at_ms, &a.id).cmp(&(b.sent_at_ms, &b.id)));
+    let mut red_lines: Vec<RedLineView> = red_lines;
+    red_lines.sort_by(|a, b| (a.sent_at_ms, &a.id).cmp(&(b.sent_at_ms, &b.id)));
+    awaiting.sort_by(|a, b| (a.due_ms, &a.id).cmp(&(b.due_ms, &b.id)));
+    Board {
+        at_ms: at.0,
+        assurances,
+        red_lines,
+        relations,
+        awaiting,
+    }
+}
+
+/// The assurance body of a message, if it is one.
+pub fn assurance_of(payload: &Payload) -> Option<&Assurance> {
+    match payload {
+        Payload::Full {
+            body: Body::Structured(s),
+            ..
+        } => match &**s {
+            Structured::Assurance(a) => Some(a),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::commitments::plover::EventType;
+    use crate::commitments::structured::{Action, Commitment, Formality};
+    use crate::payload::Header;
+    use crate::transcript::{Epoch, Head, HeadVector};
+    use crate::{ChannelId, Digest, Seq};
+
+    fn h(s: &str) -> Handle {
+        Handle::new(s).unwrap()
+    }
+
+    fn members() -> Vec<(Handle, Role)> {
+        vec![
+            (h("blue"), Role::Party),
+            (h("mediator"), Role::Mediator),
+            (h("red"), Role::Party),
+        ]
+    }
+
+    /// A transcript builder: every member sees every earlier message.
+    struct T {
+        entries: Vec<Entry>,
+        heads: BTreeMap<Handle, Head>,
+        epoch: Epoch,
+    }
+
+    impl T {
+        fn new() -> Self {
+            let epoch = Epoch::genesis(ChannelId([1; 16]))
+                .successor(Digest([2; 32]))
+                .unwrap();
+            let heads = members()
+                .into_iter()
+                .map(|(m, _)| {
+                    (
+                        m,
+                        Head {
+                            seq: Seq(0),
+                            digest: epoch.opening,
+                        },
+                    )
+                })
+                .collect();
+            T {
+                entries: Vec::new(),
+                heads,
+                epoch,
+            }
+        }
+
+        fn push(&mut self, sender: &str, at: i64, body: Body) -> MessageId {
+            let sender = h(sender);
+            let prev = self.heads[&sender];
+            let id = MessageId([self.entries.len() as u8 + 1; 16]);
+            let header = Header {
+                channel_id: ChannelId([1; 16]),
+                message_id: id,
+                epoch: self.epoch,
+                sender: sender.clone(),
+                seq: Seq(prev.seq.0 + 1),
+                prev: prev.digest,
+                sent_at: Timestamp(at),
+                in_reply_to: None,
+                body_kind: body.kind(),
+                heads: HeadVector(self.heads.clone()),
+            };
+            let payload = Payload::Full {
+                header,
+                salt: [0; 16],
+                body,
+            };
+            self.heads.insert(
+                sender,
+                Head {
+                    seq: Seq(prev.seq.0 + 1),
+                    digest: payload.digest(),
+                },
+            );
+            self.entries.push(Entry { payload });
+            id
+        }
+
+        fn s(&mut self, sender: &str, at: i64, s: Structured) -> MessageId {
+            self.push(sender, at, Body::Structured(Box::new(s)))
+        }
+    }
+
+    fn assurance(until: Option<i64>) -> Structured {
+        Structured::Assurance(Assurance {
+            beneficiaries: vec![Actor::Member("red".into())],
+            commitment: Commitment {
+                refrain: true,
+                action: Action {
+                    kind: EventType::Assault,
+                    modes: vec![],
+                    target: Some(Actor::Member("red".into())),
+                },
+            },
+            unless: vec![LapseCondition {
+                attacked_first_by: Actor::Member("red".into()),
+                scope: Scope {
+                    attacker_allies: Some(false),
+                    attacker_proxies: Some(false),
+                    attacked_allies: Some(false),
+                    attacked_proxies: Some(false),
+                },
+            }],
+            reservation: String::new(),
+            valid_from_ms: 1_000,
+            valid_until_ms: until,
+            until_revoked: until.is_none(),
+            formality: Formality::NonPaper,
+            authorized_by: "the cabinet".into(),
+            language: "en".into(),
+            translation_of: None,
+            reciprocates: None,
+            wording: "no first strike".into(),
+        })
+    }
+
+    fn state(t: &T, at: i64) -> State {
+        fold(&t.entries, &members(), Timestamp(at)).assurances[0].state
+    }
+
+    #[test]
+    fn activation_needs_the_beneficiarys_receipt_and_the_start_of_validity() {
+        let mut t = T::new();
+        t.s("blue", 500, assurance(Some(5_000)));
+        assert_eq!(
+            state(&t, 2_000),
+            State::Proposed,
+            "red has not receipted it"
+        );
+        t.push("red", 1_500, Body::Receipt);
+        assert_eq!(state(&t, 999), State::Proposed, "not yet valid");
+        assert_eq!(
+            state(&t, 1_499),
+            State::Proposed,
+            "red's receipt is timed at its sent_at"
+        );
+        assert_eq!(state(&t, 1_500), State::Active);
+        assert_eq!(state(&t, 4_999), State::Active);
+        assert_eq!(state(&t, 5_000), State::Expired, "windows are half-open");
+    }
+
+    #[test]
+    fn revocation_and_suspension_take_effect_exactly_never_before_sent() {
+        let mut t = T::new();
+        let a = t.s("blue", 500, assurance(None));
+        t.push("red", 600, Body::Receipt);
+        t.s(
+            "blue",
+            3_000,
+            Structured::Suspend {
+                assurance: Some(a.to_hex()),
+                from_ms: 2_000,
+                until_ms: Some(4_000),
+                text: String::new(),
+            },
+        );
+        assert_eq!(
+            state(&t, 2_999),
+            State::Active,
+            "a suspension never takes effect before it was sent"
+        );
+        assert_eq!(state(&t, 3_000), State::Suspended);
+        assert_eq!(state(&t, 3_999), State::Suspended);
+        assert_eq!(state(&t, 4_000), State::Active);
+        // Red cannot revoke blue's assurance; blue can.
+        t.s(
+            "red",
+            5_000,
+            Structured::Revoke {
+                assurance: Some(a.to_hex()),
+                effective_ms: 5_000,
+                text: String::new(),
+            },
+        );
+        assert_eq!(state(&t, 6_000), State::Active);
+        t.s(
+            "blue",
+            7_000,
+            Structured::Revoke {
+                assurance: None,
+                effective_ms: 8_000,
+                text: "all withdrawn".into(),
+            },
+        );
+        assert_eq!(state(&t, 7_999), State::Active);
+        assert_eq!(state(&t, 8_000), State::Revoked);
+    }
+
+    #[test]
+    fn a_lapse_claim_never_lapses_until_confirmed_or_found() {
+        let mut t = T::new();
+        let a = t.s("blue", 500, assurance(None));
+        t.push("red", 1_000, Body::Receipt);
+        let attack = Action {
+            kind: EventType::Assault,
+            modes: vec!["aerial".into()],
+            target: Some(Actor::Member("blue".into())),
+        };
+        let ev = t.s(
+            "mediator",
+            2_000,
+            Structured::Event {
+                actor: Actor::Member("red".into()),
+                action: attack,
+                from_ms: 1_900,
+                until_ms: 1_950,
+                place: None,
+                text: String::new(),
+            },
+        );
+        let board = fold(&t.entries, &members(), Timestamp(2_500));
+        assert_eq!(board.assurances[0].state, State::Active);
+        assert_eq!(board.assurances[0].lapse_claims.len(), 1);
+        assert_eq!(board.assurances[0].lapse_claims[0].event, ev.to_hex());
+        // Red confirming blue's assurance lapsed changes nothing; a party's "finding" neither.
+        t.s(
+            "red",
+            3_000,
+            Structured::ConfirmLapse {
+                assurance: a.to_hex(),
+                event: Some(ev.to_hex()),
+                text: String::new(),
+            },
+        );
+        t.s(
+            "red",
+            3_100,
+            Structured::Finding {
+                assurance: a.to_hex(),
+                allegation: None,
+                breached: false,
+                lapsed: true,
+                text: String::new(),
+            },
+        );
+        assert_eq!(state(&t, 3_500), State::Active);
+        t.s(
+            "mediator",
+            4_000,
+            Structured::Finding {
+                assurance: a.to_hex(),
+                allegation: None,
+                breached: false,
+                lapsed: true,
+                text: "found".into(),
+            },
+        );
+        assert_eq!(state(&t, 3_999), State::Active);
+        assert_eq!(state(&t, 4_000), State::Lapsed);
+        assert!(
+            fold(&t.entries, &members(), Timestamp(4_000)).assurances[0]
+                .lapse_claims
+                .is_empty(),
+            "decided: no longer a claim"
+        );
+    }
+
+    #[test]
+    fn allegations_await_the_issuers_reply() {
+        let mut t = T::new();
+        let a = t.s("blue", 500, assurance(None));
+        let al = t.s(
+            "red",
+            1_000,
+            Structured::Allegation {
+                assurance: a.to_hex(),
+                evidence: "a drone over the border".into(),
+                reply_by_ms: 2_000,
+            },
+        );
+        let board = fold(&t.entries, &members(), Timestamp(1_999));
+        assert_eq!(board.awaiting.len(), 1);
+        assert!(!board.awaiting[0].overdue);
+        assert!(fold(&t.entries, &members(), Timestamp(2_000)).awaiting[0].overdue);
+        t.s(
+            "blue",
+            2_100,
+            Structured::Reply {
+                allegation: al.to_hex(),
+                text: "a weather balloon".into(),
+            },
+        );
+        let board = fold(&t.entries, &members(), Timestamp(2_200));
+        assert!(board.awaiting.is_empty());
+        assert_eq!(board.assurances[0].answered, vec![al.to_hex()]);
+    }
+
+    proptest! {
+        /// Members' messages interleaved in any order (each sender's own in
+        /// its order) fold to the same board.
+        #[test]
+        fn the_board_does_not_depend_on_how_senders_interleave(picks in proptest::collection::vec(0usize..3, 12), at in 0i64..12_000) {
+            let mut t = T::new();
+            let a = t.s("blue", 500, assurance(Some(9_000)));
+            t.push("red", 1_200, Body::Receipt);
+            t.s("blue", 4_000, Structured::Suspend { assurance: Some(a.to_hex()), from_ms: 4_000, until_ms: Some(5_000), text: String::new() });
+            t.s("red", 6_000, Structured::Allegation { assurance: a.to_hex(), evidence: "e".into(), reply_by_ms: 7_000 });
+            t.s("mediator", 8_000, Structured::Note { text: "n".into() });
+            // Per-sender queues, then interleave by the random picks.
+            let mut queues: Vec<Vec<Entry>> = vec![Vec::new(); 3];
+            for e in &t.entries {
+                let i = ["blue", "red", "mediator"].iter().position(|n| e.payload.header().sender.as_str() == *n).unwrap();
+                queues[i].push(e.clone());
+            }
+            let mut mixed = Vec::new();
+            let mut qs: Vec<std::collections::VecDeque<Entry>> = queues.into_iter().map(Into::into).collect();
+            for p in picks.iter().cycle().take(100) {
+                if let Some(e) = qs[*p].pop_front() { mixed.push(e); }
+            }
+            for q in &mut qs { mixed.extend(q.drain(..)); }
+            let one = serde_json::to_string(&fold(&t.entries, &members(), Timestamp(at))).unwrap();
+            let two = serde_json::to_string(&fold(&mixed, &members(), Timestamp(at))).unwrap();
+            prop_assert_eq!(one, two);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Commitments: the typed payloads (assurances, red lines, breach handling,
+//! events), their lifecycle folded from the transcript, and what-if
+//! cascades. All pure: the evaluation time is an argument.
+
+pub mod fold;
+pub mod plover;
+pub mod structured;
+pub mod whatif;
+
+pub use structured::{Action, Actor, Assurance, Structured};
