@@ -29,6 +29,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Channel(cmd::channel::ChannelArgs),
+    #[command(flatten)]
+    Commit(cmd::commit::CommitCommand),
     Demo(cmd::demo::DemoArgs),
     Fingerprint(cmd::principal::FingerprintArgs),
     Inbox(cmd::message::InboxArgs),
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
             runtime.block_on(async move {
                 match command {
                     Command::Channel(a) => cmd::channel::run(&store, a).await,
+                    Command::Commit(c) => cmd::commit::run(&store, c).await,
                     Command::Fingerprint(a) => cmd::principal::fingerprint(&store, a),
                     Command::Inbox(a) => cmd::message::inbox(&store, a),
                     Command::Init(a) => cmd::principal::init(&store, a).await,

@@ -112,6 +112,82 @@ pub fn sync(r: &SyncReport) -> String {
     out
 }
 
+/// The board of a channel.
+pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
+    let mut out = format!("board at {}\n", utc(b.at_ms));
+    if b.assurances.is_empty() && b.red_lines.is_empty() {
+        out.push_str("  no assurances or red lines yet\n");
+    }
+    for a in &b.assurances {
+        let to: Vec<String> = a.beneficiaries.iter().map(|x| x.to_string()).collect();
+        out.push_str(&format!(
+            "assurance {} by {} to {}: {:?}{}\n    \"{}\"\n",
+            &a.id[..8],
+            a.issuer,
+            to.join(", "),
+            a.state,
+            a.since_ms
+                .map_or(String::new(), |t| format!(" since {}", utc(t))),
+            a.wording
+        ));
+        if let Some(u) = a.valid_until_ms {
+            out.push_str(&format!("    valid until {}\n", utc(u)));
+        }
+        for r in &a.reciprocated_by {
+            out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
+        }
+        for c in &a.lapse_claims {
+            out.push_str(&format!(
+                "    LAPSE CLAIMED by {}'s report {} (condition {}){}\n",
+                c.reported_by,
+                &c.event[..8],
+                c.condition,
+                if c.readings_diverge {
+                    ": only under some readings of the condition"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for x in &a.allegations {
+            let answered = if a.answered.contains(x) {
+                "answered"
+            } else {
+                "unanswered"
+            };
+            out.push_str(&format!("    breach alleged: {} ({answered})\n", &x[..8]));
+        }
+        for f in &a.findings {
+            out.push_str(&format!("    finding made: {}\n", &f[..8]));
+        }
+    }
+    for r in &b.red_lines {
+        out.push_str(&format!(
+            "red line {} by {}: \"{}\"\n",
+            &r.id[..8],
+            r.issuer,
+            r.red_line.wording
+        ));
+    }
+    for r in &b.relations {
+        out.push_str(&format!(
+            "relation: {} {:?} {} (declared by {})\n",
+            r.subject, r.relation, r.object, r.by
+        ));
+    }
+    for w in &b.awaiting {
+        out.push_str(&format!(
+            "awaiting {} from {}: {} due {}{}\n",
+            w.kind,
+            w.from,
+            &w.id[..8],
+            utc(w.due_ms),
+            if w.overdue { " OVERDUE" } else { "" }
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

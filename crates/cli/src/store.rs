@@ -122,6 +122,15 @@ pub enum Work {
     },
     /// `sync`.
     Sync,
+    /// `assure`, `redline`, `report`... (a typed payload as JSON; actors
+    /// named by a non-member handle become outside actors, message ids may
+    /// be unique prefixes).
+    Structured {
+        /// Channel id prefix.
+        channel: String,
+        /// The payload.
+        body: serde_json::Value,
+    },
     /// `verify --dismiss`.
     Dismiss {
         /// Alert id.
@@ -230,6 +239,50 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
         }
         Work::Sync => serde_json::to_value(client.sync().await?)?,
+        Work::Structured { channel, mut body } => {
+            let id = client.resolve_channel(&channel)?;
+            let members: Vec<String> = client
+                .channels()?
+                .into_iter()
+                .find(|c| c.channel_id == id.to_hex())
+                .map(|c| c.members.into_iter().map(|m| m.handle).collect())
+                .unwrap_or_default();
+            outside_unless_member(&mut body, &members);
+            let ids: Vec<String> = client
+                .message_ids(&id)?
+                .iter()
+                .map(|m| m.to_hex())
+                .collect();
+            if let Some(obj) = body.as_object_mut() {
+                for field in [
+                    "assurance",
+                    "allegation",
+                    "original",
+                    "of",
+                    "about",
+                    "reciprocates",
+                    "event",
+                ] {
+                    if let Some(serde_json::Value::String(prefix)) = obj.get(field).cloned() {
+                        let found: Vec<&String> = ids
+                            .iter()
+                            .filter(|m| m.starts_with(&prefix.to_ascii_lowercase()))
+                            .collect();
+                        match found.as_slice() {
+                            [one] => {
+                                obj.insert(field.to_string(), serde_json::Value::String((*one).clone()));
+                            }
+                            [] => bail!("no message {prefix} in this channel (see `backchannel log {channel}`)"),
+                            _ => bail!("{prefix} matches {} messages: give more digits", found.len()),
+                        }
+                    }
+                }
+            }
+            let structured: backchannel_protocol::commitments::Structured =
+                serde_json::from_value(body).context("building the payload")?;
+            let m = client.send_structured(id, structured, None).await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+        }
         Work::Dismiss { id } => {
             if !client.dismiss_alert(id)? {
                 bail!("no alert {id}: `backchannel verify --all` lists them with their ids");
@@ -252,6 +305,29 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             serde_json::json!({"peer": peer.as_str(), "safety_number": number.one_line(), "key": "first seen from the relay, unverified"})
         }
     })
+}
+
+/// Turns `{"member": name}` into `{"outside": name}` wherever `name` is not
+/// a member of the channel.
+fn outside_unless_member(v: &mut serde_json::Value, members: &[String]) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if o.len() == 1 {
+                if let Some(serde_json::Value::String(n)) = o.get("member").cloned() {
+                    if !members.contains(&n) {
+                        o.clear();
+                        o.insert("outside".into(), serde_json::Value::String(n));
+                    }
+                    return;
+                }
+            }
+            for x in o.values_mut() {
+                outside_unless_member(x, members);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| outside_unless_member(x, members)),
+        _ => {}
+    }
 }
 
 /// Does `work` as the store's one writer: directly under the store's lock,

@@ -141,7 +141,7 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
 }
 
 /// Seconds from `90`, `90s`, `30m`, `24h` or `2d`.
-fn parse_duration(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<u32, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u32 = num
         .parse()

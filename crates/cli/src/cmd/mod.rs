@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub mod channel;
+pub mod commit;
 pub mod demo;
 pub mod message;
 pub mod principal;

@@ -217,6 +217,10 @@ pub(crate) fn entry_of(
             body: Body::Text(t),
             ..
         } => (Some(t.clone()), false),
+        Payload::Full {
+            body: Body::Structured(s),
+            ..
+        } => (Some(s.summary()), false),
         Payload::Full { .. } => (None, false),
         Payload::Stub { .. } => (None, true),
     };
@@ -879,6 +883,61 @@ impl Client {
     pub fn next_seq(&self, channel: &ChannelId) -> Result<Seq, ClientError> {
         let s = self.channel_state(channel)?;
         Ok(Seq(s.head(s.epoch().number, &self.me).seq.0 + 1))
+    }
+
+    /// The board of `channel` at `at`: every assurance's state and flags,
+    /// folded from the transcript this member holds.
+    pub fn board(
+        &self,
+        channel: ChannelId,
+        at: Timestamp,
+    ) -> Result<backchannel_protocol::commitments::fold::Board, ClientError> {
+        let (entries, members) = self.fold_inputs(channel)?;
+        Ok(backchannel_protocol::commitments::fold::fold(
+            &entries, &members, at,
+        ))
+    }
+
+    /// Runs a hypothetical event through `channel`'s commitments at `at`.
+    pub fn what_if(
+        &self,
+        channel: ChannelId,
+        at: Timestamp,
+        actor: backchannel_protocol::commitments::Actor,
+        action: backchannel_protocol::commitments::Action,
+    ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
+        let (entries, members) = self.fold_inputs(channel)?;
+        Ok(backchannel_protocol::commitments::whatif::what_if(
+            &entries, &members, at, actor, action,
+        ))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn fold_inputs(
+        &self,
+        channel: ChannelId,
+    ) -> Result<
+        (
+            Vec<backchannel_protocol::commitments::fold::Entry>,
+            Vec<(Handle, Role)>,
+        ),
+        ClientError,
+    > {
+        let state = self.channel_state(&channel)?;
+        let members = state
+            .members()
+            .iter()
+            .map(|m| (m.handle.clone(), m.role))
+            .collect();
+        let entries = self
+            .ordered_msgs(channel)
+            .into_iter()
+            .filter(|m| m.applied.is_some())
+            .map(|m| backchannel_protocol::commitments::fold::Entry {
+                payload: m.payload.clone(),
+            })
+            .collect();
+        Ok((entries, members))
     }
 
     /// Ids of messages this member holds for `channel`.

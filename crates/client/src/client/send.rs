@@ -194,6 +194,44 @@ impl Client {
             .await
     }
 
+    /// Sends a typed payload (assurance, red line, event report...) after
+    /// checking it makes sense; nothing is sent otherwise.
+    pub async fn send_structured(
+        &mut self,
+        channel: ChannelId,
+        body: backchannel_protocol::commitments::Structured,
+        in_reply_to: Option<MessageId>,
+    ) -> Result<MessageId, ClientError> {
+        body.validate()
+            .map_err(|e| ClientError::Input(e.to_string()))?;
+        // References must name messages of this channel.
+        let known: Vec<String> = self
+            .message_ids(&channel)?
+            .iter()
+            .map(|m| m.to_hex())
+            .collect();
+        let json = serde_json::to_value(&body).map_err(|e| ClientError::Input(e.to_string()))?;
+        for field in [
+            "assurance",
+            "allegation",
+            "original",
+            "of",
+            "about",
+            "reciprocates",
+        ] {
+            let value = json.get(field).and_then(|v| v.as_str()).map(str::to_string);
+            if let Some(v) = value {
+                if !known.contains(&v) {
+                    return Err(ClientError::Input(format!(
+                        "{field} {v} names no message of this channel"
+                    )));
+                }
+            }
+        }
+        self.send_body(channel, Body::Structured(Box::new(body)), in_reply_to)
+            .await
+    }
+
     /// Sends an explicit receipt (the head vector) in an active channel.
     pub async fn send_receipt(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
         self.send_body(channel, Body::Receipt, None).await

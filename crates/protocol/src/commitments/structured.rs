@@ -322,6 +322,98 @@ pub enum Structured {
     },
 }
 
+impl Structured {
+    /// One line for a transcript: the kind and the human wording.
+    pub fn summary(&self) -> String {
+        use super::whatif::describe;
+        match self {
+            Structured::Acknowledgement { of, text } => {
+                format!("[acknowledges {}] {text}", short(of))
+            }
+            Structured::Allegation {
+                assurance,
+                evidence,
+                ..
+            } => format!("[alleges a breach of {}] {evidence}", short(assurance)),
+            Structured::Assurance(a) => format!(
+                "[assurance, {}{}] {}",
+                match a.formality {
+                    Formality::AideMemoire => "aide-memoire",
+                    Formality::NonPaper => "non-paper",
+                    Formality::NoteVerbale => "note verbale",
+                    Formality::Oral => "oral",
+                },
+                a.reciprocates
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(", reciprocating {}", short(r))),
+                a.wording
+            ),
+            Structured::ConfirmLapse {
+                assurance, text, ..
+            } => format!("[confirms {} lapsed] {text}", short(assurance)),
+            Structured::Conveyed { original, text } => format!(
+                "[the mediator's words, conveying {}] {text}",
+                short(original)
+            ),
+            Structured::Event {
+                actor,
+                action,
+                text,
+                ..
+            } => format!("[event report: {}] {text}", describe(actor, action)),
+            Structured::Finding {
+                assurance,
+                breached,
+                lapsed,
+                text,
+                ..
+            } => {
+                format!(
+                    "[finding on {}: breached {breached}, lapsed {lapsed}] {text}",
+                    short(assurance)
+                )
+            }
+            Structured::Note { text } => format!("[note] {text}"),
+            Structured::RedLine(r) => format!("[red line] {}", r.wording),
+            Structured::Relate {
+                subject,
+                relation,
+                object,
+            } => format!(
+                "[declares] {subject} {} {object}",
+                match relation {
+                    RelationKind::AllyOf => "is an ally of",
+                    RelationKind::ProxyOf => "is a proxy of",
+                }
+            ),
+            Structured::Reply { allegation, text } => {
+                format!("[replies to {}] {text}", short(allegation))
+            }
+            Structured::Request { question, .. } => format!("[request for explanation] {question}"),
+            Structured::Revoke {
+                assurance, text, ..
+            } => {
+                format!(
+                    "[revokes {}] {text}",
+                    assurance.as_deref().map_or("every assurance".into(), short)
+                )
+            }
+            Structured::Suspend {
+                assurance, text, ..
+            } => {
+                format!(
+                    "[suspends {}] {text}",
+                    assurance.as_deref().map_or("every assurance".into(), short)
+                )
+            }
+        }
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
 /// A typed payload that does not make sense.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 #[non_exhaustive]

@@ -1,0 +1,817 @@
+//! Assurances, red lines and the rest of the typed payloads; `status` (the
+//! board) and `whatif` (the cascade).
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use backchannel_protocol::commitments::plover::EventType;
+use backchannel_protocol::commitments::structured::{
+    Action, Actor, Assurance, Commitment, Formality, LapseCondition, Place, RedLine, RelationKind,
+    Scope, Structured,
+};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::store::{run_work, Work};
+use crate::{render, store};
+
+/// A time: `now`, `+2h` / `-30m` from now, `2026-11-24T10:00Z`, or Unix ms.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let now = backchannel_client::now().0;
+    if s == "now" {
+        return Ok(now);
+    }
+    if let Some(rest) = s.strip_prefix('+').or_else(|| s.strip_prefix('-')) {
+        let secs = i64::from(crate::cmd::channel::parse_duration(rest)?);
+        return Ok(if s.starts_with('+') {
+            now + secs * 1000
+        } else {
+            now - secs * 1000
+        });
+    }
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    parse_utc(s)
+        .ok_or_else(|| format!("{s:?} is not a time: use now, +2h, 2026-11-24T10:00Z or Unix ms"))
+}
+
+/// `YYYY-MM-DDTHH:MM[:SS]Z` to Unix ms.
+fn parse_utc(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (y, m, day) = (*d.first()?, *d.get(1)?, *d.get(2)?);
+    let (hh, mm, ss) = (*t.first()?, *t.get(1)?, t.get(2).copied().unwrap_or(0));
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Days from civil (proleptic Gregorian), the inverse of render::utc.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000)
+}
+
+fn kind(s: &str) -> Result<EventType, String> {
+    EventType::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a PLOVER event type: one of {}",
+            EventType::ALL
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// `outside:NAME` for an actor outside the channel; a plain name is a
+/// member if the channel has one by that handle, else outside.
+fn actor(s: &str) -> Actor {
+    match s.strip_prefix("outside:") {
+        Some(n) => Actor::Outside(n.to_string()),
+        None => Actor::Member(s.to_string()),
+    }
+}
+
+fn yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{s:?}: say yes or no")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormalityArg {
+    AideMemoire,
+    NonPaper,
+    NoteVerbale,
+    Oral,
+}
+
+/// What the assurance commits to and when it lapses.
+#[derive(Debug, Args)]
+pub struct AssuranceArgs {
+    /// Channel id, or a unique prefix of it.
+    channel: String,
+    /// The human wording (the authoritative text).
+    wording: String,
+    /// A beneficiary (repeat for each).
+    #[arg(long = "to", value_name = "ACTOR", required = true)]
+    to: Vec<String>,
+    /// The action refrained from (a PLOVER type, e.g. ASSAULT).
+    #[arg(long, value_name = "TYPE", value_parser = kind, conflicts_with = "undertake")]
+    refrain_from: Option<EventType>,
+    /// The action undertaken instead.
+    #[arg(long, value_name = "TYPE", value_parser = kind)]
+    undertake: Option<EventType>,
+    /// A PLOVER mode of that action (repeat).
+    #[arg(long = "mode")]
+    modes: Vec<String>,
+    /// Against whom (default: the first beneficiary).
+    #[arg(long, value_name = "ACTOR")]
+    against: Option<String>,
+    /// Lapses if attacked first by this actor.
+    #[arg(long, value_name = "ACTOR")]
+    unless_attacked_by: Option<String>,
+    /// Do the attacker's allies count? (unset: both readings are evaluated)
+    #[arg(long, value_parser = yes_no)]
+    attacker_allies: Option<bool>,
+    /// Do the attacker's proxies count?
+    #[arg(long, value_parser = yes_no)]
+    attacker_proxies: Option<bool>,
+    /// Does an attack on your allies count?
+    #[arg(long, value_parser = yes_no)]
+    attacked_allies: Option<bool>,
+    /// Does an attack on your proxies count?
+    #[arg(long, value_parser = yes_no)]
+    attacked_proxies: Option<bool>,
+    /// Valid from (default now).
+    #[arg(long, value_parser = parse_time, default_value = "now")]
+    from: i64,
+    /// Valid until (exclusive).
+    #[arg(long, value_parser = parse_time, required_unless_present = "until_revoked")]
+    until: Option<i64>,
+    /// Valid until revoked (say so explicitly: no silent forever).
+    #[arg(long)]
+    until_revoked: bool,
+    /// Formality.
+    #[arg(long, value_enum, default_value = "non-paper")]
+    formality: FormalityArg,
+    /// Who authorized it.
+    #[arg(long, required = true)]
+    authorized_by: String,
+    /// Authoritative language (BCP 47).
+    #[arg(long, default_value = "en")]
+    language: String,
+    /// For a translation: the digest of the authoritative text's message.
+    #[arg(long, value_name = "DIGEST")]
+    translation_of: Option<String>,
+    /// A reservation clause.
+    #[arg(long, default_value = "")]
+    reservation: String,
+}
+
+impl AssuranceArgs {
+    fn build(&self, reciprocates: Option<String>) -> anyhow::Result<Structured> {
+        let kind = self
+            .refrain_from
+            .or(self.undertake)
+            .context("say --refrain-from TYPE or --undertake TYPE")?;
+        let beneficiaries: Vec<Actor> = self.to.iter().map(|a| actor(a)).collect();
+        let target = self
+            .against
+            .as_deref()
+            .map(actor)
+            .or_else(|| beneficiaries.first().cloned());
+        Ok(Structured::Assurance(Assurance {
+            beneficiaries,
+            commitment: Commitment {
+                refrain: self.refrain_from.is_some(),
+                action: Action {
+                    kind,
+                    modes: self.modes.clone(),
+                    target,
+                },
+            },
+            unless: self
+                .unless_attacked_by
+                .as_deref()
+                .map(|by| LapseCondition {
+                    attacked_first_by: actor(by),
+                    scope: Scope {
+                        attacker_allies: self.attacker_allies,
+                        attacker_proxies: self.attacker_proxies,
+                        attacked_allies: self.attacked_allies,
+                        attacked_proxies: self.attacked_proxies,
+                    },
+                })
+                .into_iter()
+                .collect(),
+            reservation: self.reservation.clone(),
+            valid_from_ms: self.from,
+            valid_until_ms: self.until,
+            until_revoked: self.until_revoked,
+            formality: match self.formality {
+                FormalityArg::AideMemoire => Formality::AideMemoire,
+                FormalityArg::NonPaper => Formality::NonPaper,
+                FormalityArg::NoteVerbale => Formality::NoteVerbale,
+                FormalityArg::Oral => Formality::Oral,
+            },
+            authorized_by: self.authorized_by.clone(),
+            language: self.language.clone(),
+            translation_of: self.translation_of.clone(),
+            reciprocates,
+            wording: self.wording.clone(),
+        }))
+    }
+}
+
+/// An action given as flags.
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// Who acts.
+    #[arg(long, value_name = "ACTOR")]
+    actor: String,
+    /// The PLOVER type (ASSAULT, COERCE, MOBILIZE, ...).
+    #[arg(long, value_name = "TYPE", value_parser = kind)]
+    action: EventType,
+    /// A PLOVER mode (repeat).
+    #[arg(long = "mode")]
+    modes: Vec<String>,
+    /// Against whom.
+    #[arg(long, value_name = "ACTOR")]
+    target: Option<String>,
+}
+
+impl ActionArgs {
+    fn action(&self) -> Action {
+        Action {
+            kind: self.action,
+            modes: self.modes.clone(),
+            target: self.target.as_deref().map(actor),
+        }
+    }
+}
+
+/// Assurances, red lines, breach handling and event reports.
+#[derive(Debug, Subcommand)]
+pub enum CommitCommand {
+    /// Give a conditional assurance.
+    ///
+    /// Example:
+    ///
+    ///   backchannel assure 3f2a "Blue will not strike Red first, as long as it is not attacked first." \
+    ///     --to red --refrain-from ASSAULT --unless-attacked-by red --until-revoked --authorized-by "the cabinet"
+    #[command(verbatim_doc_comment)]
+    Assure(AssuranceArgs),
+    /// Give an assurance in return for another.
+    ///
+    /// Example:
+    ///
+    ///   backchannel reciprocate 3f2a --of 9c1e0d5a "Red will not strike Blue first." --to blue --refrain-from ASSAULT \
+    ///     --unless-attacked-by blue --until-revoked --authorized-by "the council"
+    #[command(verbatim_doc_comment)]
+    Reciprocate {
+        /// The assurance reciprocated (message id or prefix).
+        #[arg(long = "of", value_name = "ASSURANCE")]
+        assurance: String,
+        #[command(flatten)]
+        args: AssuranceArgs,
+    },
+    /// Declare a red line: if someone does this, you will respond so.
+    ///
+    /// Example:
+    ///
+    ///   backchannel redline 3f2a "If Red is attacked, the bases of Green are not secure." \
+    ///     --if ASSAULT --if-against red --then ASSAULT --then-against outside:green
+    #[command(verbatim_doc_comment)]
+    Redline {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The human wording.
+        wording: String,
+        /// The triggering action (PLOVER type).
+        #[arg(long = "if", value_name = "TYPE", value_parser = kind)]
+        trigger: EventType,
+        /// Its mode (repeat; any if none).
+        #[arg(long = "if-mode")]
+        trigger_modes: Vec<String>,
+        /// Who must act (any actor if absent).
+        #[arg(long = "if-by", value_name = "ACTOR")]
+        by: Option<String>,
+        /// Against whom.
+        #[arg(long = "if-against", value_name = "ACTOR")]
+        against: Option<String>,
+        /// The declared response (PLOVER type).
+        #[arg(long = "then", value_name = "TYPE", value_parser = kind)]
+        response: EventType,
+        /// Its mode (repeat).
+        #[arg(long = "then-mode")]
+        response_modes: Vec<String>,
+        /// Against whom you would respond.
+        #[arg(long = "then-against", value_name = "ACTOR")]
+        response_target: Option<String>,
+    },
+    /// Revoke one of your assurances, or all of them.
+    ///
+    /// Example:
+    ///
+    ///   backchannel revoke 3f2a --assurance 9c1e0d5a --effective +1h "Withdrawn after the incident of 3 May."
+    #[command(verbatim_doc_comment)]
+    Revoke {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Why, in words.
+        text: String,
+        /// The assurance (all of yours if absent).
+        #[arg(long)]
+        assurance: Option<String>,
+        /// When it takes effect (never before it is sent).
+        #[arg(long, value_parser = parse_time, default_value = "now")]
+        effective: i64,
+    },
+    /// Suspend one of your assurances, or all of them.
+    ///
+    /// Example:
+    ///
+    ///   backchannel suspend 3f2a --from now --until +48h "Suspended pending the mediator's finding."
+    #[command(verbatim_doc_comment)]
+    Suspend {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Why.
+        text: String,
+        /// The assurance (all of yours if absent).
+        #[arg(long)]
+        assurance: Option<String>,
+        /// From.
+        #[arg(long, value_parser = parse_time, default_value = "now")]
+        from: i64,
+        /// Until (open if absent).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+    },
+    /// Report an event (actor, action, target, UTC window, place).
+    ///
+    /// Example:
+    ///
+    ///   backchannel report 3f2a --actor outside:militia --action ASSAULT --mode drone --target blue \
+    ///     --from 2026-11-24T02:10Z --until 2026-11-24T02:40Z --lat 33.312 --lon 44.361 --radius-m 2000 "Two drones over the depot."
+    #[command(verbatim_doc_comment)]
+    Report {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// What was seen, in words.
+        text: String,
+        #[command(flatten)]
+        what: ActionArgs,
+        /// Window start (UTC).
+        #[arg(long, value_parser = parse_time)]
+        from: i64,
+        /// Window end (UTC).
+        #[arg(long, value_parser = parse_time)]
+        until: i64,
+        /// Latitude, degrees.
+        #[arg(long, allow_negative_numbers = true)]
+        lat: Option<f64>,
+        /// Longitude, degrees.
+        #[arg(long, allow_negative_numbers = true)]
+        lon: Option<f64>,
+        /// GeoNames id.
+        #[arg(long)]
+        geonames: Option<u64>,
+        /// Radius, metres.
+        #[arg(long, default_value_t = 1000)]
+        radius_m: u32,
+    },
+    /// Confirm that one of your assurances lapsed.
+    ///
+    /// Example:
+    ///
+    ///   backchannel confirm-lapse 3f2a 9c1e0d5a --event 77ab01c2 "The strike on our base ends it."
+    #[command(verbatim_doc_comment)]
+    ConfirmLapse {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The assurance.
+        assurance: String,
+        /// Why.
+        text: String,
+        /// The event report that lapsed it.
+        #[arg(long)]
+        event: Option<String>,
+    },
+    /// Allege a breach of an assurance, with a reply-by time.
+    ///
+    /// Example:
+    ///
+    ///   backchannel allege 3f2a 9c1e0d5a --reply-by +48h "Artillery fire on the ridge at 02:10 UTC."
+    #[command(verbatim_doc_comment)]
+    Allege {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The assurance.
+        assurance: String,
+        /// The evidence, in words.
+        evidence: String,
+        /// Reply due by.
+        #[arg(long, value_parser = parse_time)]
+        reply_by: i64,
+    },
+    /// Answer an allegation against your assurance.
+    ///
+    /// Example:
+    ///
+    ///   backchannel reply 3f2a 5d92 "No unit of ours fired; see the log of sector 4."
+    #[command(verbatim_doc_comment)]
+    Reply {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The allegation.
+        allegation: String,
+        /// The answer.
+        text: String,
+    },
+    /// Record the mediator's finding on an assurance (or an allegation).
+    ///
+    /// Example:
+    ///
+    ///   backchannel find 3f2a 9c1e0d5a --allegation 5d92 --breached "The evidence shows fire from positions held by blue."
+    #[command(verbatim_doc_comment)]
+    Find {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The assurance.
+        assurance: String,
+        /// Reasons.
+        text: String,
+        /// The allegation answered.
+        #[arg(long)]
+        allegation: Option<String>,
+        /// It was breached.
+        #[arg(long)]
+        breached: bool,
+        /// It lapsed.
+        #[arg(long)]
+        lapsed: bool,
+    },
+    /// Request an explanation, with a reply-by time.
+    ///
+    /// Example:
+    ///
+    ///   backchannel ask 3f2a --reply-by +48h "Explain the movement of armour near the border on 3 May."
+    #[command(verbatim_doc_comment)]
+    Ask {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The question.
+        question: String,
+        /// The message it is about.
+        #[arg(long)]
+        about: Option<String>,
+        /// Reply due by.
+        #[arg(long, value_parser = parse_time)]
+        reply_by: i64,
+    },
+    /// Acknowledge a message: a deliberate "received and understood".
+    ///
+    /// Example:
+    ///
+    ///   backchannel acknowledge 3f2a 9c1e0d5a "Received and understood."
+    #[command(verbatim_doc_comment)]
+    Acknowledge {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The message.
+        message: String,
+        /// Words.
+        #[arg(default_value = "Received and understood.")]
+        text: String,
+    },
+    /// Convey a principal's message in the mediator's own words.
+    ///
+    /// The paraphrase is marked as the mediator's words and linked to the
+    /// original, which it never replaces.
+    ///
+    /// Example:
+    ///
+    ///   backchannel convey 3f2a 9c1e0d5a "Blue assures you it will not strike first."
+    #[command(verbatim_doc_comment)]
+    Convey {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The original message.
+        original: String,
+        /// The paraphrase.
+        text: String,
+    },
+    /// Declare a relation between actors (attributed to you).
+    ///
+    /// Example:
+    ///
+    ///   backchannel relate 3f2a outside:militia proxy-of red
+    #[command(verbatim_doc_comment)]
+    Relate {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Subject.
+        subject: String,
+        /// `ally-of` or `proxy-of`.
+        #[arg(value_parser = ["ally-of", "proxy-of"])]
+        relation: String,
+        /// Object.
+        object: String,
+    },
+    /// The board: assurances and red lines with their states, and what awaits an answer.
+    ///
+    /// Example:
+    ///
+    ///   backchannel status 3f2a
+    ///   backchannel status 3f2a --at +7d --json
+    #[command(verbatim_doc_comment)]
+    Status {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Evaluate at this time (default now).
+        #[arg(long, value_parser = parse_time, default_value = "now")]
+        at: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a hypothetical event through the commitments and show the cascade.
+    ///
+    /// Example:
+    ///
+    ///   backchannel whatif 3f2a --actor outside:green --action ASSAULT --target red
+    ///   backchannel whatif 3f2a --actor outside:green --action ASSAULT --target red --dot | dot -Tpng > cascade.png
+    #[command(verbatim_doc_comment)]
+    Whatif {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        #[command(flatten)]
+        what: ActionArgs,
+        /// Evaluate at this time (default now).
+        #[arg(long, value_parser = parse_time, default_value = "now")]
+        at: i64,
+        /// Print JSON.
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Print a Graphviz DOT graph.
+        #[arg(long)]
+        dot: bool,
+    },
+}
+
+fn place(
+    lat: Option<f64>,
+    lon: Option<f64>,
+    geonames: Option<u64>,
+    radius_m: u32,
+) -> anyhow::Result<Option<Place>> {
+    let e6 = |d: f64, max: f64| -> anyhow::Result<i32> {
+        if !(-max..=max).contains(&d) {
+            bail!("{d} is out of range (±{max})");
+        }
+        Ok((d * 1e6).round() as i32)
+    };
+    Ok(match (lat, lon, geonames) {
+        (None, None, None) => None,
+        (Some(a), Some(o), g) => Some(Place {
+            lat_e6: Some(e6(a, 90.0)?),
+            lon_e6: Some(e6(o, 180.0)?),
+            geonames_id: g,
+            radius_m,
+        }),
+        (None, None, Some(g)) => Some(Place {
+            lat_e6: None,
+            lon_e6: None,
+            geonames_id: Some(g),
+            radius_m,
+        }),
+        _ => bail!("give both --lat and --lon, or --geonames"),
+    })
+}
+
+pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
+    let (channel, body) = match cmd {
+        CommitCommand::Status { channel, at, json } => {
+            let client = store::open_reader(store_path)?;
+            let id = client.resolve_channel(&channel)?;
+            let board = client.board(id, backchannel_protocol::Timestamp(at))?;
+            if json {
+                return render::json(&board);
+            }
+            print!("{}", render::board(&board));
+            return Ok(());
+        }
+        CommitCommand::Whatif {
+            channel,
+            what,
+            at,
+            json,
+            dot,
+        } => {
+            let client = store::open_reader(store_path)?;
+            let id = client.resolve_channel(&channel)?;
+            let members: Vec<String> = client
+                .channels()?
+                .into_iter()
+                .find(|c| c.channel_id == id.to_hex())
+                .map(|c| c.members.into_iter().map(|m| m.handle).collect())
+                .unwrap_or_default();
+            let fix = |a: Actor| match a {
+                Actor::Member(n) if !members.contains(&n) => Actor::Outside(n),
+                other => other,
+            };
+            let mut action = what.action();
+            action.target = action.target.map(fix);
+            let cascade = client.what_if(
+                id,
+                backchannel_protocol::Timestamp(at),
+                fix(actor(&what.actor)),
+                action,
+            )?;
+            if json {
+                return render::json(&cascade);
+            }
+            if dot {
+                print!("{}", cascade.to_dot());
+            } else {
+                print!("{}", cascade.to_text());
+            }
+            return Ok(());
+        }
+        CommitCommand::Assure(a) => (a.channel.clone(), a.build(None)?),
+        CommitCommand::Reciprocate { assurance, args } => {
+            (args.channel.clone(), args.build(Some(assurance))?)
+        }
+        CommitCommand::Redline {
+            channel,
+            wording,
+            trigger,
+            trigger_modes,
+            by,
+            against,
+            response,
+            response_modes,
+            response_target,
+        } => (
+            channel,
+            Structured::RedLine(RedLine {
+                trigger_actor: by.as_deref().map(actor),
+                trigger: Action {
+                    kind: trigger,
+                    modes: trigger_modes,
+                    target: against.as_deref().map(actor),
+                },
+                response: Action {
+                    kind: response,
+                    modes: response_modes,
+                    target: response_target.as_deref().map(actor),
+                },
+                wording,
+            }),
+        ),
+        CommitCommand::Revoke {
+            channel,
+            text,
+            assurance,
+            effective,
+        } => (
+            channel,
+            Structured::Revoke {
+                assurance,
+                effective_ms: effective,
+                text,
+            },
+        ),
+        CommitCommand::Suspend {
+            channel,
+            text,
+            assurance,
+            from,
+            until,
+        } => (
+            channel,
+            Structured::Suspend {
+                assurance,
+                from_ms: from,
+                until_ms: until,
+                text,
+            },
+        ),
+        CommitCommand::Report {
+            channel,
+            text,
+            what,
+            from,
+            until,
+            lat,
+            lon,
+            geonames,
+            radius_m,
+        } => (
+            channel,
+            Structured::Event {
+                actor: actor(&what.actor),
+                action: what.action(),
+                from_ms: from,
+                until_ms: until,
+                place: place(lat, lon, geonames, radius_m)?,
+                text,
+            },
+        ),
+        CommitCommand::ConfirmLapse {
+            channel,
+            assurance,
+            text,
+            event,
+        } => (
+            channel,
+            Structured::ConfirmLapse {
+                assurance,
+                event,
+                text,
+            },
+        ),
+        CommitCommand::Allege {
+            channel,
+            assurance,
+            evidence,
+            reply_by,
+        } => (
+            channel,
+            Structured::Allegation {
+                assurance,
+                evidence,
+                reply_by_ms: reply_by,
+            },
+        ),
+        CommitCommand::Reply {
+            channel,
+            allegation,
+            text,
+        } => (channel, Structured::Reply { allegation, text }),
+        CommitCommand::Find {
+            channel,
+            assurance,
+            text,
+            allegation,
+            breached,
+            lapsed,
+        } => (
+            channel,
+            Structured::Finding {
+                assurance,
+                allegation,
+                breached,
+                lapsed,
+                text,
+            },
+        ),
+        CommitCommand::Ask {
+            channel,
+            question,
+            about,
+            reply_by,
+        } => (
+            channel,
+            Structured::Request {
+                about,
+                question,
+                reply_by_ms: reply_by,
+            },
+        ),
+        CommitCommand::Acknowledge {
+            channel,
+            message,
+            text,
+        } => (channel, Structured::Acknowledgement { of: message, text }),
+        CommitCommand::Convey {
+            channel,
+            original,
+            text,
+        } => (channel, Structured::Conveyed { original, text }),
+        CommitCommand::Relate {
+            channel,
+            subject,
+            relation,
+            object,
+        } => (
+            channel,
+            Structured::Relate {
+                subject: actor(&subject),
+                relation: if relation == "ally-of" {
+                    RelationKind::AllyOf
+                } else {
+                    RelationKind::ProxyOf
+                },
+                object: actor(&object),
+            },
+        ),
+    };
+    let out = run_work(
+        store_path,
+        Work::Structured {
+            channel,
+            body: serde_json::to_value(&body)?,
+        },
+    )
+    .await?;
+    println!("sent {}", out["message_id"].as_str().unwrap_or(""));
+    Ok(())
+}

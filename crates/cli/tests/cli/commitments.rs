@@ -1,0 +1,185 @@
+//! Assurances, red lines, the board and what-if, as a user runs them.
+
+use crate::{Scene, User};
+
+fn sent_id(out: &str) -> String {
+    out.trim()
+        .strip_prefix("sent ")
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string()
+}
+
+fn log_len(u: &User, id: &str) -> usize {
+    u.json(&["log", id]).as_array().unwrap().len()
+}
+
+#[test]
+fn assurances_red_lines_the_board_and_whatif() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let a = sent_id(&s.blue.run(&[
+        "assure",
+        &id,
+        "Blue will not strike Red first, as long as it is not attacked first.",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--unless-attacked-by",
+        "red",
+        "--until-revoked",
+        "--authorized-by",
+        "the cabinet",
+    ]));
+    s.red.run(&["sync"]);
+    let b = sent_id(&s.red.run(&[
+        "reciprocate",
+        &id,
+        "--of",
+        &a[..10],
+        "Red will not strike Blue first either.",
+        "--to",
+        "blue",
+        "--refrain-from",
+        "ASSAULT",
+        "--unless-attacked-by",
+        "blue",
+        "--until-revoked",
+        "--authorized-by",
+        "the council",
+        "--formality",
+        "oral",
+    ]));
+    s.red.run(&["relate", &id, "green", "ally-of", "blue"]);
+    s.red.run(&[
+        "redline",
+        &id,
+        "If Red is attacked, the bases of Green are not secure.",
+        "--if",
+        "ASSAULT",
+        "--if-against",
+        "red",
+        "--then",
+        "ASSAULT",
+        "--then-against",
+        "green",
+    ]);
+    for u in [&s.blue, &s.mediator, &s.red, &s.blue] {
+        u.run(&["sync"]);
+    }
+    let board = s.blue.json(&["status", &id]);
+    let states: Vec<&str> = board["assurances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["active", "active"], "{board}");
+    assert_eq!(
+        board["assurances"][0]["reciprocated_by"][0].as_str(),
+        Some(b.as_str())
+    );
+    assert_eq!(board["red_lines"].as_array().unwrap().len(), 1);
+    assert_eq!(board["relations"][0]["by"], "red");
+    let text = s.red.run(&["status", &id]);
+    assert!(
+        text.contains("Active") && text.contains("red line"),
+        "{text}"
+    );
+
+    let cascade = s.blue.run(&[
+        "whatif", &id, "--actor", "green", "--action", "ASSAULT", "--target", "red",
+    ]);
+    assert!(
+        cascade.contains("step 1: green ASSAULT against red"),
+        "{cascade}"
+    );
+    assert!(cascade.contains("fires: red's red line"), "{cascade}");
+    assert!(
+        cascade.contains("step 2: red ASSAULT against green"),
+        "{cascade}"
+    );
+    assert!(
+        cascade.contains("lapses: blue's assurance")
+            && cascade.contains("only under some readings"),
+        "{cascade}"
+    );
+    let dot = s.blue.run(&[
+        "whatif", &id, "--actor", "green", "--action", "ASSAULT", "--target", "red", "--dot",
+    ]);
+    assert!(dot.starts_with("digraph whatif {"), "{dot}");
+
+    // The log shows the typed payloads in words.
+    let log = s.red.run(&["log", &id, "--quiet"]);
+    assert!(
+        log.contains("[assurance, non-paper] Blue will not strike Red first"),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_commitments_are_refused_and_nothing_is_sent() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let before = log_len(&s.blue, &id);
+    let unknown = s.blue.try_run(&[
+        "assure",
+        &id,
+        "x",
+        "--to",
+        "red",
+        "--refrain-from",
+        "FIGHT",
+        "--until-revoked",
+        "--authorized-by",
+        "me",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8(unknown.stderr)
+        .unwrap()
+        .contains("not a PLOVER event type"));
+    let backwards = s.blue.try_run(&[
+        "assure",
+        &id,
+        "x",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--from",
+        "+2h",
+        "--until",
+        "+1h",
+        "--authorized-by",
+        "me",
+    ]);
+    assert!(!backwards.status.success());
+    assert!(String::from_utf8(backwards.stderr)
+        .unwrap()
+        .contains("before it starts"));
+    let dangling = s
+        .blue
+        .try_run(&["revoke", &id, "--assurance", "ffff", "gone"]);
+    assert!(!dangling.status.success());
+    assert!(String::from_utf8(dangling.stderr)
+        .unwrap()
+        .contains("no message ffff"));
+    let mode = s.blue.try_run(&[
+        "assure",
+        &id,
+        "x",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--mode",
+        "picnic",
+        "--until-revoked",
+        "--authorized-by",
+        "me",
+    ]);
+    assert!(String::from_utf8(mode.stderr)
+        .unwrap()
+        .contains("is not a mode of ASSAULT"));
+    assert_eq!(log_len(&s.blue, &id), before, "nothing was sent");
+}
