@@ -342,3 +342,63 @@ pub fn fixed<const N: usize>(text: &str, field: &'static str) -> Result<[u8; N],
         reason: "wrong length",
     })
 }
+
+/// `POST /v1/exchanges`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExchangeRequest {
+    /// The new exchange's id, random, hex.
+    pub exchange_id: String,
+    /// The channel it belongs to, hex.
+    pub channel_id: String,
+    /// Every participant's handle, the creator included.
+    pub participants: Vec<String>,
+    /// SHA-256 of the terms, hex.
+    pub terms_digest: String,
+    /// After this, unreleased offers are destroyed.
+    pub deadline_ms: i64,
+}
+
+/// One sealed copy of an offer, for one other participant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SealedCopy {
+    /// For whom (on submit), or from whom (on release).
+    pub participant: String,
+    /// 0 (a one-message pre-key session).
+    pub olm_type: u8,
+    /// The sealed offer, base64.
+    pub ciphertext: String,
+}
+
+/// `PUT /v1/exchanges/{exchange_id}/offer`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitOfferRequest {
+    /// One copy per other participant.
+    pub copies: Vec<SealedCopy>,
+}
+
+/// What a participant may see of an exchange. Before release it says
+/// nothing about the others: the same bytes whether or not they submitted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExchangeStatus {
+    /// Exchange id, hex.
+    pub exchange_id: String,
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// Participants, sorted.
+    pub participants: Vec<String>,
+    /// Digest of the terms, hex.
+    pub terms_digest: String,
+    /// Deadline.
+    pub deadline_ms: i64,
+    /// `open`, `released` or `destroyed`.
+    pub state: String,
+    /// Whether the caller's own offer is in.
+    pub you_submitted: bool,
+    /// When released.
+    pub released_at_ms: Option<i64>,
+    /// Once released: the copies sealed for the caller (`participant` is the submitter).
+    pub offers: Vec<SealedCopy>,
+}

@@ -55,6 +55,10 @@ random_id!(
     /// One message: the same id in every recipient's copy of it.
     MessageId
 );
+random_id!(
+    /// An escrowed simultaneous exchange.
+    ExchangeId
+);
 
 /// A principal's handle on a relay: 1 to 32 bytes of `a-z`, `0-9`, `_`, `-`,
 /// starting with a letter or digit. Kept to ASCII so that two handles can

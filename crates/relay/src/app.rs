@@ -117,6 +117,12 @@ impl Relay {
                 "/v1/channels/{channel_id}/messages",
                 post(api::channels::post_message),
             )
+            .route("/v1/exchanges", post(api::escrow::create))
+            .route("/v1/exchanges/{exchange_id}", get(api::escrow::show))
+            .route(
+                "/v1/exchanges/{exchange_id}/offer",
+                put(api::escrow::submit).delete(api::escrow::withdraw),
+            )
             .route("/v1/mailbox", get(api::mailbox::fetch))
             .route("/v1/mailbox/ack", post(api::mailbox::ack))
             .route("/v1/ws", get(api::mailbox::ws))
@@ -186,9 +192,12 @@ impl Relay {
                 _ = stop.changed() => return,
             }
             let now = self.now();
+            // Expired exchanges lose their sealed offers; the checkpoint then
+            // removes them (and acked envelopes) from the WAL too.
             let result = self
                 .run(move |s| {
                     s.purge_expired(now)?;
+                    s.destroy_expired(now)?;
                     s.checkpoint()
                 })
                 .await;

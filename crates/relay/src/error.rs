@@ -167,6 +167,9 @@ impl From<StoreError> for ApiError {
                 "handle_taken",
                 format!("{e}: choose another handle"),
             ),
+            StoreError::ExchangeClosed(_) => {
+                Self::new(StatusCode::CONFLICT, "exchange_closed", e.to_string())
+            }
             StoreError::LimitExceeded(_) => Self::limit(e.to_string()),
             StoreError::UnknownPrincipal(h) => Self::unknown_principal(h.as_str()),
             StoreError::Backend(_) | StoreError::Corrupt(_) => Self::internal("storage", &e),

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use backchannel_protocol::{
-    ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, OlmType, SignedKey, Timestamp,
+    ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, MessageId, OlmType, SignedKey,
+    Timestamp,
 };
 use backchannel_relay::store::{
-    ChannelRecord, Claimed, KeyCounts, PrincipalRecord, RelayStore, RowCounts, SqliteStore,
-    StoreError, StoredEnvelope,
+    ChannelRecord, Claimed, ExchangeRecord, KeyCounts, OfferCopy, PrincipalRecord, RelayStore,
+    RowCounts, SqliteStore, StoreError, StoredEnvelope,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -72,6 +73,32 @@ impl RelayStore for TamperStore {
     }
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
         self.inner.set_channel_members(id, members)
+    }
+    fn create_exchange(&self, e: &ExchangeRecord, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.create_exchange(e, now)
+    }
+    fn exchange(&self, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError> {
+        self.inner.exchange(id)
+    }
+    fn submit_offer(
+        &self,
+        id: &ExchangeId,
+        c: &[OfferCopy],
+        now: Timestamp,
+    ) -> Result<ExchangeRecord, StoreError> {
+        self.inner.submit_offer(id, c, now)
+    }
+    fn withdraw_offer(&self, id: &ExchangeId, who: &Handle) -> Result<ExchangeRecord, StoreError> {
+        self.inner.withdraw_offer(id, who)
+    }
+    fn has_offer(&self, id: &ExchangeId, who: &Handle) -> Result<bool, StoreError> {
+        self.inner.has_offer(id, who)
+    }
+    fn offers_for(&self, id: &ExchangeId, r: &Handle) -> Result<Vec<OfferCopy>, StoreError> {
+        self.inner.offers_for(id, r)
+    }
+    fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.destroy_expired(now)
     }
     fn post(&self, e: &[Envelope], now: Timestamp) -> Result<Vec<StoredEnvelope>, StoreError> {
         self.inner.post(e, now)

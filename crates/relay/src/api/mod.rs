@@ -8,6 +8,7 @@ use crate::error::ApiError;
 
 pub(crate) mod accounts;
 pub(crate) mod channels;
+pub(crate) mod escrow;
 pub(crate) mod keys;
 pub(crate) mod mailbox;
 

@@ -21,7 +21,7 @@ use backchannel_protocol::{
     Timestamp,
 };
 
-use super::{ChannelRecord, RelayStore, StoreError};
+use super::{ChannelRecord, ExchangeRecord, ExchangeState, OfferCopy, RelayStore, StoreError};
 
 /// Generates one `#[test]` per conformance check for a backend.
 #[macro_export]
@@ -32,7 +32,7 @@ macro_rules! relay_store_conformance {
             keys_are_claimed_once_then_fallback, key_stock_is_limited,
             channels_are_routing_records, post_is_atomic_and_idempotent,
             mailbox_pages_in_cursor_order, ack_deletes_and_cursors_never_repeat,
-            expired_credentials_are_purged);
+            expired_credentials_are_purged, exchanges_release_together_or_are_destroyed);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -348,4 +348,76 @@ pub fn expired_credentials_are_purged(store: &dyn RelayStore) {
     assert_eq!(store.purge_expired(Timestamp(20)).unwrap(), 2);
     let counts = store.row_counts().unwrap();
     assert_eq!((counts.challenges, counts.tokens), (1, 0));
+}
+
+pub fn exchanges_release_together_or_are_destroyed(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["mediator", "blue", "red"]);
+    let make = |deadline: i64| ExchangeRecord {
+        id: backchannel_protocol::ExchangeId::random(),
+        channel_id: ch,
+        created_by: h("mediator"),
+        participants: vec![h("blue"), h("red")],
+        terms_digest: Digest::of(&[b"terms"]),
+        deadline: Timestamp(deadline),
+        state: ExchangeState::Open,
+        released_at: None,
+    };
+    let copy = |from: &str, to: &str, fill: u8| OfferCopy {
+        submitter: h(from),
+        recipient: h(to),
+        olm_type: OlmType::PreKey,
+        ciphertext: vec![fill; 48],
+    };
+    let e = make(T0.0 + 10_000);
+    store.create_exchange(&e, T0).unwrap();
+    assert!(store.create_exchange(&e, T0).is_err(), "an id is used once");
+    let after_blue = store
+        .submit_offer(&e.id, &[copy("blue", "red", 1)], T0)
+        .unwrap();
+    assert_eq!(after_blue.state, ExchangeState::Open);
+    assert!(store.has_offer(&e.id, &h("blue")).unwrap());
+    store.withdraw_offer(&e.id, &h("blue")).unwrap();
+    assert!(!store.has_offer(&e.id, &h("blue")).unwrap());
+    store
+        .submit_offer(&e.id, &[copy("blue", "red", 2)], T0)
+        .unwrap();
+    let done = store
+        .submit_offer(&e.id, &[copy("red", "blue", 3)], Timestamp(T0.0 + 1))
+        .unwrap();
+    assert_eq!(
+        (done.state, done.released_at),
+        (ExchangeState::Released, Some(Timestamp(T0.0 + 1)))
+    );
+    assert_eq!(
+        store.offers_for(&e.id, &h("red")).unwrap(),
+        vec![copy("blue", "red", 2)]
+    );
+    assert!(
+        store.withdraw_offer(&e.id, &h("blue")).is_err(),
+        "no withdrawal after release"
+    );
+
+    let late = make(T0.0 + 100);
+    store.create_exchange(&late, T0).unwrap();
+    store
+        .submit_offer(&late.id, &[copy("blue", "red", 4)], T0)
+        .unwrap();
+    assert!(matches!(
+        store.submit_offer(&late.id, &[copy("red", "blue", 5)], Timestamp(T0.0 + 100)),
+        Err(StoreError::ExchangeClosed(_))
+    ));
+    assert_eq!(store.destroy_expired(Timestamp(T0.0 + 100)).unwrap(), 1);
+    assert_eq!(
+        store.exchange(&late.id).unwrap().unwrap().state,
+        ExchangeState::Destroyed
+    );
+    assert!(
+        !store.has_offer(&late.id, &h("blue")).unwrap(),
+        "the sealed offer is gone"
+    );
+    assert_eq!(
+        store.exchange(&e.id).unwrap().unwrap().state,
+        ExchangeState::Released,
+        "released ones stay"
+    );
 }

@@ -5,7 +5,7 @@
 //! Every method that changes state is atomic and durable when it returns.
 
 use backchannel_protocol::{
-    ChannelId, Digest, Envelope, Handle, IdentityKeys, SignedKey, Timestamp,
+    ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, SignedKey, Timestamp,
 };
 use thiserror::Error;
 
@@ -72,6 +72,62 @@ pub struct Claimed {
     pub key_version: u64,
 }
 
+/// Where an exchange stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeState {
+    /// The deadline passed first: every sealed offer was destroyed.
+    Destroyed,
+    /// Accepting offers.
+    Open,
+    /// Every participant submitted: all offers released together.
+    Released,
+}
+
+impl ExchangeState {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExchangeState::Destroyed => "destroyed",
+            ExchangeState::Open => "open",
+            ExchangeState::Released => "released",
+        }
+    }
+}
+
+/// An escrowed simultaneous exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeRecord {
+    /// Its id.
+    pub id: ExchangeId,
+    /// The channel it belongs to.
+    pub channel_id: ChannelId,
+    /// Who created it.
+    pub created_by: Handle,
+    /// Participants, sorted.
+    pub participants: Vec<Handle>,
+    /// Digest of the terms.
+    pub terms_digest: Digest,
+    /// The deadline.
+    pub deadline: Timestamp,
+    /// State.
+    pub state: ExchangeState,
+    /// When released.
+    pub released_at: Option<Timestamp>,
+}
+
+/// One sealed copy of an offer, for one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferCopy {
+    /// Who submitted it.
+    pub submitter: Handle,
+    /// For whom it is sealed.
+    pub recipient: Handle,
+    /// Olm type (a one-message pre-key session).
+    pub olm_type: backchannel_protocol::OlmType,
+    /// The sealed bytes.
+    pub ciphertext: Vec<u8>,
+}
+
 /// Row counts per table, for tests that check a refused request changed
 /// nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -128,6 +184,9 @@ pub enum StoreError {
     /// The handle is registered.
     #[error("handle {0} is taken")]
     HandleTaken(Handle),
+    /// The exchange is not open, or its deadline passed.
+    #[error("exchange {0}")]
+    ExchangeClosed(&'static str),
     /// A stock limit would be passed.
     #[error("limit exceeded: {0}")]
     LimitExceeded(&'static str),
@@ -188,6 +247,34 @@ pub trait RelayStore: Send + Sync + 'static {
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError>;
     /// Replaces a channel's routing members (every one registered).
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError>;
+
+    /// Creates an exchange (state open).
+    fn create_exchange(&self, e: &ExchangeRecord, now: Timestamp) -> Result<(), StoreError>;
+    /// Looks an exchange up.
+    fn exchange(&self, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError>;
+    /// Replaces `submitter`'s sealed copies; if every participant has now
+    /// submitted, releases the exchange in the same transaction. Refused
+    /// unless open and before the deadline.
+    fn submit_offer(
+        &self,
+        id: &ExchangeId,
+        copies: &[OfferCopy],
+        now: Timestamp,
+    ) -> Result<ExchangeRecord, StoreError>;
+    /// Removes `submitter`'s copies while the exchange is open.
+    fn withdraw_offer(
+        &self,
+        id: &ExchangeId,
+        submitter: &Handle,
+    ) -> Result<ExchangeRecord, StoreError>;
+    /// Whether `who` has an offer in.
+    fn has_offer(&self, id: &ExchangeId, who: &Handle) -> Result<bool, StoreError>;
+    /// The copies sealed for `recipient` (only meaningful once released).
+    fn offers_for(&self, id: &ExchangeId, recipient: &Handle)
+        -> Result<Vec<OfferCopy>, StoreError>;
+    /// Destroys every open exchange past its deadline (its offers deleted);
+    /// returns how many.
+    fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Stores the copies of one message atomically. Copies already posted
     /// with the same bytes are skipped; different bytes refuse the whole

@@ -6,17 +6,21 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use backchannel_protocol::{
-    ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, OlmType, SignedKey, Timestamp,
+    ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, MessageId, OlmType, SignedKey,
+    Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ChannelRecord, Claimed, KeyCounts, PrincipalRecord, RelayStore, RowCounts, StoreError,
-    StoredEnvelope, ONE_TIME_KEYS_HELD_MAX,
+    ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, OfferCopy, PrincipalRecord,
+    RelayStore, RowCounts, StoreError, StoredEnvelope, ONE_TIME_KEYS_HELD_MAX,
 };
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the last.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_escrow.sql"),
+];
 
 /// A relay store in one SQLite file.
 #[derive(Debug)]
@@ -396,6 +400,155 @@ impl RelayStore for SqliteStore {
         }))
     }
 
+    fn create_exchange(&self, e: &ExchangeRecord, now: Timestamp) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        match tx.execute(
+            "INSERT INTO exchanges (exchange_id, channel_id, created_by, terms_digest, deadline_ms, created_at_ms, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open')",
+            params![&e.id.0[..], &e.channel_id.0[..], e.created_by.as_str(), &e.terms_digest.0[..], e.deadline.0, now.0],
+        ) {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => return Err(StoreError::ExchangeClosed("exists already")),
+            Err(err) => return Err(err.into()),
+        }
+        for p in &e.participants {
+            tx.execute(
+                "INSERT INTO exchange_participants (exchange_id, handle) VALUES (?1, ?2)",
+                params![&e.id.0[..], p.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn exchange(&self, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError> {
+        exchange_in(&self.conn(), id)
+    }
+
+    fn submit_offer(
+        &self,
+        id: &ExchangeId,
+        copies: &[OfferCopy],
+        now: Timestamp,
+    ) -> Result<ExchangeRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let e = exchange_in(&tx, id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
+        if e.state != ExchangeState::Open {
+            return Err(StoreError::ExchangeClosed("is no longer open"));
+        }
+        if now >= e.deadline {
+            return Err(StoreError::ExchangeClosed("is past its deadline"));
+        }
+        let Some(submitter) = copies.first().map(|c| c.submitter.clone()) else {
+            return Err(StoreError::ExchangeClosed(
+                "needs one sealed copy per other participant",
+            ));
+        };
+        tx.execute(
+            "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2",
+            params![&id.0[..], submitter.as_str()],
+        )?;
+        for c in copies {
+            tx.execute(
+                "INSERT INTO offers (exchange_id, submitter, recipient, olm_type, ciphertext, submitted_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&id.0[..], c.submitter.as_str(), c.recipient.as_str(), c.olm_type.number(), &c.ciphertext, now.0],
+            )?;
+        }
+        let submitted: i64 = tx.query_row(
+            "SELECT count(DISTINCT submitter) FROM offers WHERE exchange_id = ?1",
+            [&id.0[..]],
+            |r| r.get(0),
+        )?;
+        if submitted as usize == e.participants.len() {
+            tx.execute(
+                "UPDATE exchanges SET state = 'released', released_at_ms = ?2 WHERE exchange_id = ?1",
+                params![&id.0[..], now.0],
+            )?;
+        }
+        let out = exchange_in(&tx, id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn withdraw_offer(
+        &self,
+        id: &ExchangeId,
+        submitter: &Handle,
+    ) -> Result<ExchangeRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let e = exchange_in(&tx, id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
+        if e.state != ExchangeState::Open {
+            return Err(StoreError::ExchangeClosed("is no longer open"));
+        }
+        tx.execute(
+            "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2",
+            params![&id.0[..], submitter.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(e)
+    }
+
+    fn has_offer(&self, id: &ExchangeId, who: &Handle) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM offers WHERE exchange_id = ?1 AND submitter = ?2 LIMIT 1",
+                params![&id.0[..], who.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn offers_for(
+        &self,
+        id: &ExchangeId,
+        recipient: &Handle,
+    ) -> Result<Vec<OfferCopy>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT submitter, olm_type, ciphertext FROM offers WHERE exchange_id = ?1 AND recipient = ?2 ORDER BY submitter",
+        )?;
+        let rows = stmt.query_map(params![&id.0[..], recipient.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (s, t, c) = r?;
+            Ok(OfferCopy {
+                submitter: handle(s)?,
+                recipient: recipient.clone(),
+                olm_type: OlmType::from_number(t as u8)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ciphertext: c,
+            })
+        })
+        .collect()
+    }
+
+    fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // secure_delete zeroes the offers' pages; the next truncating
+        // checkpoint removes them from the WAL as well.
+        tx.execute(
+            "DELETE FROM offers WHERE exchange_id IN (SELECT exchange_id FROM exchanges WHERE state = 'open' AND deadline_ms <= ?1)",
+            [now.0],
+        )?;
+        let n = tx.execute(
+            "UPDATE exchanges SET state = 'destroyed' WHERE state = 'open' AND deadline_ms <= ?1",
+            [now.0],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
     fn post(
         &self,
         envelopes: &[Envelope],
@@ -560,4 +713,48 @@ impl RelayStore for SqliteStore {
             posted: count("posted")?,
         })
     }
+}
+
+fn exchange_in(conn: &Connection, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT channel_id, created_by, terms_digest, deadline_ms, state, released_at_ms FROM exchanges WHERE exchange_id = ?1",
+            [&id.0[..]],
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((channel, by, terms, deadline, state, released)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare(
+        "SELECT handle FROM exchange_participants WHERE exchange_id = ?1 ORDER BY handle",
+    )?;
+    let participants = stmt
+        .query_map([&id.0[..]], |r| r.get::<_, String>(0))?
+        .map(|r| handle(r?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(ExchangeRecord {
+        id: *id,
+        channel_id: ChannelId(id16(channel)?),
+        created_by: handle(by)?,
+        participants,
+        terms_digest: Digest(key32(terms)?),
+        deadline: Timestamp(deadline),
+        state: match state.as_str() {
+            "open" => ExchangeState::Open,
+            "released" => ExchangeState::Released,
+            "destroyed" => ExchangeState::Destroyed,
+            _ => return Err(StoreError::Corrupt(format!("exchange state {state}"))),
+        },
+        released_at: released.map(Timestamp),
+    }))
 }

@@ -297,11 +297,12 @@ async fn every_path_in_the_openapi_document_is_routed() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.body["openapi"], "3.0.3");
     let paths = doc.body["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 15);
+    assert_eq!(paths.len(), 18);
     for (path, ops) in paths {
         let concrete = path
             .replace("{handle}", "blue")
-            .replace("{channel_id}", &"0".repeat(32));
+            .replace("{channel_id}", &"0".repeat(32))
+            .replace("{exchange_id}", &"0".repeat(32));
         for method in ops.as_object().unwrap().keys() {
             let a = backchannel_testkit::request(
                 &http,
