@@ -38,7 +38,8 @@ pub mod transport;
 pub mod vault;
 
 pub use client::{
-    now, ChannelView, Client, Clock, LogEntry, MemberView, SyncReport, ONE_TIME_KEYS_TARGET,
+    now, ChannelView, Client, Clock, ExchangeView, LogEntry, MemberView, ReceivedOffer, SyncReport,
+    ONE_TIME_KEYS_TARGET,
 };
 pub use error::{ClientError, TransportError, VaultError};
 pub use vault::KdfParams;

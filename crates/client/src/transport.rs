@@ -223,6 +223,63 @@ impl RelayClient {
         .await
     }
 
+    /// Creates an escrowed exchange.
+    pub async fn create_exchange(
+        &self,
+        req: &backchannel_protocol::api::CreateExchangeRequest,
+    ) -> Result<backchannel_protocol::api::ExchangeStatus, TransportError> {
+        self.call(reqwest::Method::POST, "/v1/exchanges", Some(req))
+            .await
+    }
+
+    /// An exchange's status.
+    pub async fn exchange(
+        &self,
+        id: backchannel_protocol::ExchangeId,
+    ) -> Result<backchannel_protocol::api::ExchangeStatus, TransportError> {
+        self.call::<(), _>(reqwest::Method::GET, &format!("/v1/exchanges/{id}"), None)
+            .await
+    }
+
+    /// An exchange's status, as the bytes the relay answered.
+    pub async fn exchange_bytes(
+        &self,
+        id: backchannel_protocol::ExchangeId,
+    ) -> Result<Vec<u8>, TransportError> {
+        let v: serde_json::Value = self
+            .call::<(), _>(reqwest::Method::GET, &format!("/v1/exchanges/{id}"), None)
+            .await?;
+        serde_json::to_vec(&v).map_err(|e| TransportError::Decode(e.to_string()))
+    }
+
+    /// Submits this member's sealed copies.
+    pub async fn submit_offer(
+        &self,
+        id: backchannel_protocol::ExchangeId,
+        copies: Vec<backchannel_protocol::api::SealedCopy>,
+    ) -> Result<backchannel_protocol::api::ExchangeStatus, TransportError> {
+        let req = backchannel_protocol::api::SubmitOfferRequest { copies };
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/v1/exchanges/{id}/offer"),
+            Some(&req),
+        )
+        .await
+    }
+
+    /// Withdraws this member's offer.
+    pub async fn withdraw_offer(
+        &self,
+        id: backchannel_protocol::ExchangeId,
+    ) -> Result<backchannel_protocol::api::ExchangeStatus, TransportError> {
+        self.call::<(), _>(
+            reqwest::Method::DELETE,
+            &format!("/v1/exchanges/{id}/offer"),
+            None,
+        )
+        .await
+    }
+
     /// A channel's routing record.
     pub async fn channel(&self, id: ChannelId) -> Result<ChannelResponse, TransportError> {
         self.call::<(), _>(reqwest::Method::GET, &format!("/v1/channels/{id}"), None)

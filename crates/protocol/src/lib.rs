@@ -55,6 +55,7 @@ pub mod channel;
 pub mod commitments;
 pub mod envelope;
 pub mod error;
+pub mod escrow;
 pub mod fingerprint;
 pub mod identity;
 pub mod ids;

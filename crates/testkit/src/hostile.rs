@@ -345,6 +345,33 @@ impl Hostile {
         out
     }
 
+    /// Deletes one sealed copy (a partial release, once released).
+    pub fn delete_offer(&self, exchange: ExchangeId, submitter: &str, recipient: &str) {
+        self.conn()
+            .execute(
+                "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
+                params![&exchange.0[..], submitter, recipient],
+            )
+            .unwrap();
+    }
+
+    /// Replaces a sealed copy in `to` with the one from `from` (a foreign offer).
+    pub fn move_offer(&self, from: ExchangeId, to: ExchangeId, submitter: &str, recipient: &str) {
+        let c = self.conn();
+        let ct: Vec<u8> = c
+            .query_row(
+                "SELECT ciphertext FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
+                params![&from.0[..], submitter, recipient],
+                |r| r.get(0),
+            )
+            .unwrap();
+        c.execute(
+            "UPDATE offers SET ciphertext = ?1 WHERE exchange_id = ?2 AND submitter = ?3 AND recipient = ?4",
+            params![ct, &to.0[..], submitter, recipient],
+        )
+        .unwrap();
+    }
+
     /// A principal's current key version on the relay.
     pub fn key_version(&self, handle: &str) -> u64 {
         self.conn()

@@ -138,6 +138,17 @@ impl TestRelay {
         self.hostile.add_routing_member(channel, member.as_str());
     }
 
+    /// The first sealed offer bytes stored for `exchange`.
+    pub fn hostile_offer_bytes(&self, exchange: backchannel_protocol::ExchangeId) -> Vec<u8> {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        conn.query_row(
+            "SELECT ciphertext FROM offers WHERE exchange_id = ?1 LIMIT 1",
+            [&exchange.0[..]],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
     /// How many envelopes were ever posted to `recipient` (acked or not).
     pub fn posted_to(&self, recipient: &Handle) -> u64 {
         let conn = rusqlite::Connection::open(&self.db).unwrap();

@@ -7,6 +7,7 @@
 //! ratchet state commits together with the message it decrypted.
 
 mod audit;
+mod escrow;
 mod receive;
 mod send;
 
@@ -27,6 +28,7 @@ use crate::transport::RelayClient;
 use crate::vault::records::{AlertRecord, Direction, PeerRecord, Trust};
 use crate::vault::{KdfParams, Vault};
 
+pub use escrow::{ExchangeView, ReceivedOffer};
 pub use receive::SyncReport;
 
 /// A token is renewed after this long (the relay's tokens live one hour).

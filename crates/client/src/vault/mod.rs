@@ -331,6 +331,22 @@ impl Vault {
             .map(|v| v as u64))
     }
 
+    /// This member's record of an exchange.
+    pub fn exchange(
+        &self,
+        id: &backchannel_protocol::ExchangeId,
+    ) -> Result<Option<records::ExchangeLocal>, VaultError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT sealed FROM exchanges WHERE exchange_id = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        sealed.map(|s| self.open_json("exchanges", &s)).transpose()
+    }
+
     /// Posts not yet answered, oldest first.
     pub fn outbox(&self) -> Result<Vec<(i64, OutboxRecord)>, VaultError> {
         let mut stmt = self
@@ -519,6 +535,20 @@ impl Tx<'_> {
         self.tx.execute(
             "INSERT OR IGNORE INTO processed (message_id, envelope_hash) VALUES (?1, ?2)",
             params![&id.0[..], &envelope_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Saves this member's record of an exchange.
+    pub fn put_exchange(
+        &mut self,
+        id: &backchannel_protocol::ExchangeId,
+        e: &records::ExchangeLocal,
+    ) -> Result<(), VaultError> {
+        let sealed = self.seal("exchanges", e)?;
+        self.tx.execute(
+            "INSERT INTO exchanges (exchange_id, sealed) VALUES (?1, ?2) ON CONFLICT (exchange_id) DO UPDATE SET sealed = excluded.sealed",
+            params![&id.0[..], sealed],
         )?;
         Ok(())
     }

@@ -142,6 +142,9 @@ pub fn advice(kind: &str) -> &'static str {
     match kind {
         "ack_overdue" => "the member has not confirmed receipt in time: reach it by another path, and do not read silence as assent",
         "bad_key" => "the relay served a key that cannot be right: do not use this relay for this principal until checked",
+        "escrow_foreign_offer" => "an offer sealed for another exchange was released in this one: the intermediary moved it; treat the exchange as failed",
+        "escrow_late_release" => "the release came after the deadline (or an offer was sealed after it): the intermediary was not fair; treat the exchange as failed",
+        "escrow_partial_release" => "not every offer was released together: the intermediary was not fair; treat the exchange as failed",
         "crossed_messages" => "not evidence: the reply was written before its author saw your later messages; read it in that light",
         "fork" => "two members hold different versions of one message: compare the transcripts with the mediator and the other members",
         "forged" => "a ciphertext its claimed sender never sent: the relay (or someone in front of it) injected it; nothing was shown",
@@ -155,4 +158,13 @@ pub fn advice(kind: &str) -> &'static str {
         "rollback" => "the relay served older state than you had: it may have been restored from backup, or is lying",
         _ => "read the detail, then dismiss it with `backchannel verify --dismiss ID`",
     }
+}
+
+/// What this member saw of an exchange.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExchangeLocal {
+    /// It saw the exchange still unreleased after its deadline.
+    pub saw_open_past_deadline: bool,
+    /// Once released: each copy's submitter and what it decrypted to.
+    pub opened: Option<Vec<(String, Option<backchannel_protocol::escrow::SealedOffer>)>>,
 }

@@ -81,3 +81,9 @@ CREATE TABLE key_versions (
     handle  TEXT PRIMARY KEY,
     version INTEGER NOT NULL
 );
+
+-- Escrowed exchanges this member takes part in: what it saw and opened.
+CREATE TABLE exchanges (
+    exchange_id BLOB PRIMARY KEY,
+    sealed      BLOB NOT NULL
+);

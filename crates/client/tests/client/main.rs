@@ -4,6 +4,7 @@
 mod attacks;
 mod deniability;
 mod e2e;
+mod escrow;
 mod honest;
 mod store;
 

@@ -68,7 +68,10 @@ async fn participant_exchange(
 ) -> Result<ExchangeRecord, ApiError> {
     let eid = ExchangeId::from_hex(id)?;
     let now = relay.now();
-    relay.run(move |s| s.destroy_expired(now)).await?;
+    if relay.run(move |s| s.destroy_expired(now)).await? > 0 {
+        // Out of the WAL too, soon.
+        relay.wake_maintenance();
+    }
     let Some(e) = relay.run(move |s| s.exchange(&eid)).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

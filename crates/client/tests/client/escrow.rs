@@ -1,0 +1,157 @@
+//! Escrowed simultaneous exchange over a real relay.
+
+use std::time::Duration;
+
+use backchannel_client::Client;
+use backchannel_protocol::{ExchangeId, Timestamp};
+use backchannel_testkit::contains;
+
+use crate::{h, Cast};
+
+const BLUE_OFFER: &str = "Blue withdraws two brigades from the border zone.";
+const RED_OFFER: &str = "Red releases the detained crew.";
+
+async fn exchange(
+    cast: &mut Cast,
+    id: backchannel_protocol::ChannelId,
+    deadline_in_ms: i64,
+) -> ExchangeId {
+    let deadline = Timestamp(cast.mediator.now().0 + deadline_in_ms);
+    let x = cast
+        .blue
+        .exchange_create(
+            id,
+            &[h("red")],
+            "Simultaneous gestures of good faith.",
+            deadline,
+        )
+        .await
+        .unwrap();
+    x
+}
+
+fn kinds(c: &Client) -> Vec<String> {
+    c.open_alerts().into_iter().map(|(_, a)| a.kind).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_are_released_together_and_nothing_leaks_before() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let x = exchange(&mut cast, id, 3_600_000).await;
+    // Before release, red's status is the same bytes whether or not blue submitted.
+    let before = cast.red.exchange_status_bytes(x).await.unwrap();
+    cast.blue.exchange_submit(x, BLUE_OFFER).await.unwrap();
+    assert_eq!(cast.red.exchange_status_bytes(x).await.unwrap(), before);
+    // Withdraw, then submit again: still nothing released.
+    cast.blue.exchange_withdraw(x).await.unwrap();
+    assert_eq!(cast.red.exchange_status_bytes(x).await.unwrap(), before);
+    cast.blue.exchange_submit(x, BLUE_OFFER).await.unwrap();
+    // A non-participant is refused.
+    let err = cast.mediator.exchange_status(x).await.unwrap_err();
+    assert!(err.to_string().contains("not_a_participant"), "{err}");
+    // The relay restarts in the middle: nothing is lost.
+    cast.relay.restart().await;
+    let red = cast.red.exchange_submit(x, RED_OFFER).await.unwrap();
+    assert_eq!(red.status.state, "released");
+    assert_eq!(
+        red.offers
+            .iter()
+            .map(|o| o.offer.as_deref())
+            .collect::<Vec<_>>(),
+        [Some(BLUE_OFFER)]
+    );
+    let blue = cast.blue.exchange_status(x).await.unwrap();
+    assert_eq!(blue.offers[0].offer.as_deref(), Some(RED_OFFER));
+    assert_eq!(
+        blue.status.released_at_ms, red.status.released_at_ms,
+        "released together"
+    );
+    assert!(kinds(&cast.blue).is_empty() && kinds(&cast.red).is_empty());
+    // Each confirms in the channel what it received; the relay never saw the words.
+    cast.sync_all().await;
+    let log = cast.red.log(Some(id)).unwrap();
+    assert!(log.iter().any(|e| e.sender == "blue"
+        && e.text
+            .as_deref()
+            .is_some_and(|t| t.contains("released; received red:"))));
+    let bytes = cast.relay.file_bytes();
+    assert!(!contains(&bytes, BLUE_OFFER.as_bytes()) && !contains(&bytes, RED_OFFER.as_bytes()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_destroys_the_sealed_offers_in_the_files() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let x = exchange(&mut cast, id, 1_500).await;
+    cast.blue.exchange_submit(x, BLUE_OFFER).await.unwrap();
+    let sealed = cast.relay.hostile_offer_bytes(x);
+    assert!(
+        contains(&cast.relay.file_bytes(), &sealed[..40]),
+        "the scan finds the sealed offer"
+    );
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let st = cast.red.exchange_status(x).await.unwrap();
+    assert_eq!(st.status.state, "destroyed");
+    assert!(
+        cast.red.exchange_submit(x, RED_OFFER).await.is_err(),
+        "too late"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while contains(&cast.relay.file_bytes(), &sealed[..40]) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sealed offer is still in the database or its WAL"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampering_relay_raises_the_escrow_alerts() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    // Partial release: red's copy for blue vanishes.
+    let x1 = exchange(&mut cast, id, 3_600_000).await;
+    cast.blue.exchange_submit(x1, BLUE_OFFER).await.unwrap();
+    cast.red.exchange_submit(x1, RED_OFFER).await.unwrap();
+    cast.relay.hostile.delete_offer(x1, "red", "blue");
+    cast.blue.exchange_status(x1).await.unwrap();
+    assert_eq!(kinds(&cast.blue), ["escrow_partial_release"]);
+
+    // Foreign offer: x3's copy for red is the one from x2.
+    let x2 = exchange(&mut cast, id, 3_600_000).await;
+    let x3 = exchange(&mut cast, id, 3_600_000).await;
+    for x in [x2, x3] {
+        cast.blue.exchange_submit(x, BLUE_OFFER).await.unwrap();
+    }
+    cast.relay.hostile.move_offer(x2, x3, "blue", "red");
+    let v = cast.red.exchange_submit(x3, RED_OFFER).await.unwrap();
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.starts_with("escrow_foreign_offer")),
+        "{:?}",
+        v.problems
+    );
+    assert_eq!(kinds(&cast.red), ["escrow_foreign_offer"]);
+
+    // Late release: red saw the exchange unreleased past its deadline (on
+    // its own clock); a release after that is late.
+    let x4 = exchange(&mut cast, id, 60_000).await;
+    cast.blue.exchange_submit(x4, BLUE_OFFER).await.unwrap();
+    cast.advance_s(61);
+    assert_eq!(
+        cast.red.exchange_status(x4).await.unwrap().status.state,
+        "open",
+        "the relay's clock lags"
+    );
+    cast.clock
+        .fetch_sub(61_000, std::sync::atomic::Ordering::SeqCst);
+    cast.red.exchange_submit(x4, RED_OFFER).await.unwrap();
+    assert!(
+        kinds(&cast.red).contains(&"escrow_late_release".to_string()),
+        "{:?}",
+        kinds(&cast.red)
+    );
+}
