@@ -32,6 +32,7 @@ enum Command {
     #[command(flatten)]
     Commit(cmd::commit::CommitCommand),
     Demo(cmd::demo::DemoArgs),
+    Exchange(cmd::exchange::ExchangeArgs),
     Fingerprint(cmd::principal::FingerprintArgs),
     Inbox(cmd::message::InboxArgs),
     Init(cmd::principal::InitArgs),
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
                 match command {
                     Command::Channel(a) => cmd::channel::run(&store, a).await,
                     Command::Commit(c) => cmd::commit::run(&store, c).await,
+                    Command::Exchange(a) => cmd::exchange::run(&store, a).await,
                     Command::Fingerprint(a) => cmd::principal::fingerprint(&store, a),
                     Command::Inbox(a) => cmd::message::inbox(&store, a),
                     Command::Init(a) => cmd::principal::init(&store, a).await,

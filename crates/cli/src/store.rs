@@ -122,6 +122,34 @@ pub enum Work {
     },
     /// `sync`.
     Sync,
+    /// `exchange create`.
+    ExchangeCreate {
+        /// Channel id prefix.
+        channel: String,
+        /// The other participants.
+        with: Vec<String>,
+        /// The terms.
+        terms: String,
+        /// Deadline, ms.
+        deadline_ms: i64,
+    },
+    /// `exchange submit`.
+    ExchangeSubmit {
+        /// Exchange id.
+        exchange: String,
+        /// The offer.
+        offer: String,
+    },
+    /// `exchange withdraw`.
+    ExchangeWithdraw {
+        /// Exchange id.
+        exchange: String,
+    },
+    /// `exchange status`.
+    ExchangeStatus {
+        /// Exchange id.
+        exchange: String,
+    },
     /// `assure`, `redline`, `report`... (a typed payload as JSON; actors
     /// named by a non-member handle become outside actors, message ids may
     /// be unique prefixes).
@@ -239,6 +267,35 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
         }
         Work::Sync => serde_json::to_value(client.sync().await?)?,
+        Work::ExchangeCreate {
+            channel,
+            with,
+            terms,
+            deadline_ms,
+        } => {
+            let id = client.resolve_channel(&channel)?;
+            let x = client
+                .exchange_create(
+                    id,
+                    &handles(&with)?,
+                    &terms,
+                    backchannel_protocol::Timestamp(deadline_ms),
+                )
+                .await?;
+            serde_json::json!({"exchange_id": x.to_hex()})
+        }
+        Work::ExchangeSubmit { exchange, offer } => {
+            let x = backchannel_protocol::ExchangeId::from_hex(&exchange)?;
+            serde_json::to_value(client.exchange_submit(x, &offer).await?)?
+        }
+        Work::ExchangeWithdraw { exchange } => {
+            let x = backchannel_protocol::ExchangeId::from_hex(&exchange)?;
+            serde_json::to_value(client.exchange_withdraw(x).await?)?
+        }
+        Work::ExchangeStatus { exchange } => {
+            let x = backchannel_protocol::ExchangeId::from_hex(&exchange)?;
+            serde_json::to_value(client.exchange_status(x).await?)?
+        }
         Work::Structured { channel, mut body } => {
             let id = client.resolve_channel(&channel)?;
             let members: Vec<String> = client

@@ -15,7 +15,7 @@ use crate::store::{run_work, Work};
 use crate::{render, store};
 
 /// A time: `now`, `+2h` / `-30m` from now, `2026-11-24T10:00Z`, or Unix ms.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     let now = backchannel_client::now().0;
     if s == "now" {
         return Ok(now);

@@ -3,6 +3,7 @@
 pub mod channel;
 pub mod commit;
 pub mod demo;
+pub mod exchange;
 pub mod message;
 pub mod principal;
 pub mod relay;

@@ -183,3 +183,42 @@ fn bad_commitments_are_refused_and_nothing_is_sent() {
         .contains("is not a mode of ASSAULT"));
     assert_eq!(log_len(&s.blue, &id), before, "nothing was sent");
 }
+
+#[test]
+fn an_escrowed_exchange_from_the_command_line() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let created = s.blue.json(&[
+        "exchange",
+        "create",
+        &id,
+        "--with",
+        "red",
+        "--terms",
+        "Gestures of good faith.",
+        "--deadline",
+        "+1h",
+    ]);
+    let x = created["exchange_id"].as_str().unwrap().to_string();
+    let blue = s
+        .blue
+        .json(&["exchange", "submit", &x, "Blue withdraws two brigades."]);
+    assert_eq!(blue["status"]["state"], "open");
+    let red_before = s.red.json(&["exchange", "status", &x]);
+    assert_eq!(red_before["status"]["state"], "open");
+    assert_eq!(red_before["offers"], serde_json::json!([]));
+    let out = s
+        .red
+        .run(&["exchange", "submit", &x, "Red releases the crew."]);
+    assert!(
+        out.contains("released") && out.contains("from blue: Blue withdraws two brigades."),
+        "{out}"
+    );
+    let out = s.blue.run(&["exchange", "status", &x]);
+    assert!(out.contains("from red: Red releases the crew."), "{out}");
+    let outsider = s.mediator.try_run(&["exchange", "status", &x]);
+    assert!(!outsider.status.success());
+    assert!(String::from_utf8(outsider.stderr)
+        .unwrap()
+        .contains("not_a_participant"));
+}

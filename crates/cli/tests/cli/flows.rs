@@ -167,6 +167,10 @@ fn every_command_has_help_with_an_example() {
         vec!["relate"],
         vec!["status"],
         vec!["whatif"],
+        vec!["exchange", "create"],
+        vec!["exchange", "submit"],
+        vec!["exchange", "withdraw"],
+        vec!["exchange", "status"],
         vec!["relay", "serve"],
     ] {
         let out = std::process::Command::new(bin())

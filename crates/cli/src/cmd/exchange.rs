@@ -1,0 +1,150 @@
+//! `exchange create | submit | withdraw | status`: escrowed simultaneous
+//! exchange, so that neither side has to move first.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use crate::cmd::commit::parse_time;
+use crate::render;
+use crate::store::{run_work, Work};
+
+/// Escrowed simultaneous exchange: sealed offers released together.
+///
+/// Each participant seals its offer for each other participant; the relay
+/// releases them all at once when all are in, and destroys them if the
+/// deadline passes first. Until release nobody learns anything, not even
+/// whether the others submitted. Fairness rests on the intermediary;
+/// confidentiality and integrity do not.
+#[derive(Debug, Args)]
+pub struct ExchangeArgs {
+    #[command(subcommand)]
+    command: ExchangeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExchangeCommand {
+    /// Open an exchange with other members of a channel.
+    ///
+    /// Example:
+    ///
+    ///   backchannel exchange create 3f2a --with red --terms "Simultaneous gestures of good faith." --deadline +24h
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Another participant (repeat).
+        #[arg(long = "with", value_name = "HANDLE", required = true)]
+        with: Vec<String>,
+        /// The terms, in words (their digest binds every offer).
+        #[arg(long)]
+        terms: String,
+        /// After this, unreleased offers are destroyed.
+        #[arg(long, value_parser = parse_time)]
+        deadline: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal and submit your offer (replaces an earlier one).
+    ///
+    /// Example:
+    ///
+    ///   backchannel exchange submit 9a7c... "Blue withdraws two brigades from the border zone."
+    #[command(verbatim_doc_comment)]
+    Submit {
+        /// Exchange id.
+        exchange: String,
+        /// Your offer.
+        offer: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw your offer before release.
+    ///
+    /// Example:
+    ///
+    ///   backchannel exchange withdraw 9a7c...
+    #[command(verbatim_doc_comment)]
+    Withdraw {
+        /// Exchange id.
+        exchange: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an exchange; at release, open and check the offers.
+    ///
+    /// Example:
+    ///
+    ///   backchannel exchange status 9a7c... --json
+    #[command(verbatim_doc_comment)]
+    Status {
+        /// Exchange id.
+        exchange: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
+    let (work, json) = match args.command {
+        ExchangeCommand::Create {
+            channel,
+            with,
+            terms,
+            deadline,
+            json,
+        } => (
+            Work::ExchangeCreate {
+                channel,
+                with,
+                terms,
+                deadline_ms: deadline,
+            },
+            json,
+        ),
+        ExchangeCommand::Submit {
+            exchange,
+            offer,
+            json,
+        } => (Work::ExchangeSubmit { exchange, offer }, json),
+        ExchangeCommand::Withdraw { exchange, json } => (Work::ExchangeWithdraw { exchange }, json),
+        ExchangeCommand::Status { exchange, json } => (Work::ExchangeStatus { exchange }, json),
+    };
+    let out = run_work(store_path, work).await?;
+    if json {
+        return render::json(&out);
+    }
+    if let Some(id) = out.get("exchange_id").and_then(|v| v.as_str()) {
+        println!("created exchange {id}");
+        return Ok(());
+    }
+    let view: backchannel_client::ExchangeView = serde_json::from_value(out)?;
+    let st = &view.status;
+    println!(
+        "exchange {}: {} (deadline {}); participants {}; your offer {}",
+        st.exchange_id,
+        st.state,
+        render::utc(st.deadline_ms),
+        st.participants.join(", "),
+        if st.you_submitted {
+            "is in"
+        } else {
+            "is not in"
+        }
+    );
+    for o in &view.offers {
+        println!(
+            "  from {}: {}",
+            o.from,
+            o.offer.as_deref().unwrap_or("[nothing readable]")
+        );
+    }
+    for p in &view.problems {
+        println!("  ALERT {p}");
+    }
+    Ok(())
+}
