@@ -5,8 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use backchannel_client::{Client, KdfParams, LogEntry};
+use backchannel_protocol::commitments::fold::State;
+use backchannel_protocol::commitments::plover::EventType;
+use backchannel_protocol::commitments::structured::{
+    Action, Actor, Assurance, Commitment, Formality, LapseCondition, RedLine, RelationKind, Scope,
+    Structured,
+};
+use backchannel_protocol::commitments::whatif::Effect;
 use backchannel_protocol::payload::Policy;
-use backchannel_protocol::{b64, Envelope, Handle, MessageId};
+use backchannel_protocol::{b64, Envelope, Handle, MessageId, Timestamp};
 use backchannel_relay::store::{RelayStore, SqliteStore};
 use backchannel_relay::{serve, Relay};
 use clap::Args;
@@ -372,6 +379,216 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
                 && a.message_ids.contains(&dropped.to_hex())
         }),
         "blue sees ack_overdue for red: red never confirmed the dropped message",
+    );
+
+    println!(
+        "\n12. The assurances themselves. In the reports the intermediary carried the messages"
+    );
+    println!(
+        "    itself, so the mediator opens a second channel in which both parties let it read:"
+    );
+    let reads = Policy {
+        mediator_reads: true,
+        receipt_deadline_s: 3600,
+        heartbeat_interval_s: 600,
+    };
+    let talks = mediator
+        .create_channel(
+            "Assurances (mediator reads)",
+            &[h("blue")?, h("red")?],
+            &[],
+            reads,
+        )
+        .await?;
+    for party in [&mut blue, &mut red] {
+        party.sync().await?;
+        party.accept(talks).await?;
+    }
+    for c in [&mut mediator, &mut blue, &mut red] {
+        c.sync().await?;
+    }
+    let assurance = |to: &str, wording: &str, authorized: &str, reciprocates: Option<String>| {
+        Structured::Assurance(Assurance {
+            beneficiaries: vec![Actor::Member(to.into())],
+            commitment: Commitment {
+                refrain: true,
+                action: Action {
+                    kind: EventType::Assault,
+                    modes: vec![],
+                    target: Some(Actor::Member(to.into())),
+                },
+            },
+            unless: vec![LapseCondition {
+                attacked_first_by: Actor::Member(to.into()),
+                scope: Scope::default(),
+            }],
+            reservation: String::new(),
+            valid_from_ms: 0,
+            valid_until_ms: None,
+            until_revoked: true,
+            formality: Formality::NonPaper,
+            authorized_by: authorized.into(),
+            language: "en".into(),
+            translation_of: None,
+            reciprocates,
+            wording: wording.into(),
+        })
+    };
+    let a1 = blue
+        .send_structured(
+            talks,
+            assurance("red", BLUE_SAYS, "Blue's head of government", None),
+            None,
+        )
+        .await?;
+    mediator.sync().await?;
+    let paraphrase =
+        "Blue has asked me to tell you that it will not strike first, provided Red does not.";
+    mediator
+        .send_structured(
+            talks,
+            Structured::Conveyed {
+                original: a1.to_hex(),
+                text: paraphrase.into(),
+            },
+            None,
+        )
+        .await?;
+    red.sync().await?;
+    println!("    blue's original (a non-paper):  \"{BLUE_SAYS}\"");
+    println!("    the mediator's words beside it: \"{paraphrase}\"");
+    let a2 = red
+        .send_structured(
+            talks,
+            assurance(
+                "blue",
+                "Red will not launch a preemptive attack against Blue.",
+                "Red's leadership",
+                Some(a1.to_hex()),
+            ),
+            Some(a1),
+        )
+        .await?;
+    red.send_structured(
+        talks,
+        Structured::Relate {
+            subject: Actor::Outside("green".into()),
+            relation: RelationKind::AllyOf,
+            object: Actor::Member("blue".into()),
+        },
+        None,
+    )
+    .await?;
+    red.send_structured(
+        talks,
+        Structured::RedLine(RedLine {
+            trigger_actor: None,
+            trigger: Action {
+                kind: EventType::Assault,
+                modes: vec![],
+                target: Some(Actor::Member("red".into())),
+            },
+            response: Action {
+                kind: EventType::Assault,
+                modes: vec![],
+                target: Some(Actor::Outside("green".into())),
+            },
+            wording: "If Red is attacked, the bases of green, Blue's ally, will not be secure."
+                .into(),
+        }),
+        None,
+    )
+    .await?;
+    for _ in 0..2 {
+        for c in [&mut mediator, &mut blue, &mut red] {
+            c.sync().await?;
+        }
+    }
+    let board = mediator.board(talks, mediator.now())?;
+    println!("\n13. The board, as the mediator's client folds it from the transcript:");
+    print!(
+        "{}",
+        render::board(&board)
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
+    checks.check(
+        board.assurances.len() == 2 && board.assurances.iter().all(|a| a.state == State::Active),
+        "both assurances are active: each beneficiary's receipt covers it",
+    );
+    checks.check(
+        board
+            .assurances
+            .iter()
+            .any(|a| a.id == a1.to_hex() && a.reciprocated_by.contains(&a2.to_hex())),
+        "red's assurance is linked as reciprocating blue's",
+    );
+
+    println!("\n14. What if green, a third actor, strikes red?");
+    let cascade = mediator.what_if(
+        talks,
+        mediator.now(),
+        Actor::Outside("green".into()),
+        Action {
+            kind: EventType::Assault,
+            modes: vec![],
+            target: Some(Actor::Member("red".into())),
+        },
+    )?;
+    print!(
+        "{}",
+        cascade
+            .to_text()
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
+    checks.check(
+        cascade.steps.len() == 2
+            && cascade.steps[0].effects.iter().any(|e| matches!(e, Effect::Fires { .. }))
+            && cascade.steps[1].effects.iter().any(|e| matches!(e, Effect::Lapses { readings_diverge: true, .. })),
+        "red's red line fires, and blue's assurance lapses only under some readings of \"attacked first\"",
+    );
+
+    println!("\n15. Neither side wants to move first: an escrowed exchange of sealed offers.");
+    let x = blue
+        .exchange_create(
+            talks,
+            &[h("red")?],
+            "Simultaneous gestures of good faith.",
+            Timestamp(blue.now().0 + 3_600_000),
+        )
+        .await?;
+    blue.exchange_submit(x, "Blue withdraws two brigades from the border zone.")
+        .await?;
+    let before = red.exchange_status(x).await?;
+    println!(
+        "    red's view while blue's offer is in: {} (it cannot tell whether blue submitted)",
+        before.status.state
+    );
+    let red_view = red
+        .exchange_submit(x, "Red releases the detained crew.")
+        .await?;
+    let blue_view = blue.exchange_status(x).await?;
+    for (who, v) in [("red", &red_view), ("blue", &blue_view)] {
+        for o in &v.offers {
+            println!(
+                "    {who} receives from {}: {}",
+                o.from,
+                o.offer.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    checks.check(
+        before.offers.is_empty()
+            && red_view.status.state == "released"
+            && red_view.status.released_at_ms == blue_view.status.released_at_ms
+            && red_view.offers.len() == 1
+            && blue_view.offers.len() == 1
+            && red_view.problems.is_empty()
+            && blue_view.problems.is_empty(),
+        "both sealed offers were released together, and each side read the other's",
     );
 
     let _ = stop.send(());

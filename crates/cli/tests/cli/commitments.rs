@@ -101,7 +101,7 @@ fn assurances_red_lines_the_board_and_whatif() {
     );
     assert!(
         cascade.contains("lapses: blue's assurance")
-            && cascade.contains("only under some readings"),
+            && cascade.contains("only under the readings where"),
         "{cascade}"
     );
     let dot = s.blue.run(&[

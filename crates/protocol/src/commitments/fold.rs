@@ -69,6 +69,27 @@ impl Reading {
         out
     }
 
+    /// What a set of readings has in common, e.g. "the attacker's allies
+    /// count": the conditions under which something happens.
+    pub fn common(readings: &[Reading]) -> String {
+        let mut parts = Vec::new();
+        type Dim = (&'static str, fn(&Reading) -> bool);
+        let dims: [Dim; 4] = [
+            ("the attacker's allies", |r| r.attacker_allies),
+            ("the attacker's proxies", |r| r.attacker_proxies),
+            ("attacks on the issuer's allies", |r| r.attacked_allies),
+            ("attacks on the issuer's proxies", |r| r.attacked_proxies),
+        ];
+        for (name, get) in dims {
+            if readings.iter().all(get) {
+                parts.push(format!("{name} count"));
+            } else if readings.iter().all(|r| !get(r)) {
+                parts.push(format!("{name} do not count"));
+            }
+        }
+        parts.join(" and ")
+    }
+
     /// How the reading reads, e.g. "attacker's proxies count; attacks on allies do not".
     pub fn describe(&self) -> String {
         let yes = |b: bool| if b { "count" } else { "do not count" };

@@ -205,10 +205,10 @@ impl Cascade {
                     } => {
                         out.push_str(&format!("  lapses: {issuer}'s assurance \"{wording}\" (condition {condition})\n"));
                         if *readings_diverge {
-                            out.push_str("    only under some readings of its condition:\n");
-                            for r in readings {
-                                out.push_str(&format!("      {}\n", r.describe()));
-                            }
+                            out.push_str(&format!(
+                                "    only under the readings where {} (the wording leaves it open)\n",
+                                Reading::common(readings)
+                            ));
                         }
                     }
                     Effect::Fires {
