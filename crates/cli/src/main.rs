@@ -32,6 +32,7 @@ enum Command {
     #[command(flatten)]
     Commit(cmd::commit::CommitCommand),
     Demo(cmd::demo::DemoArgs),
+    Events(cmd::exchange::EventsArgs),
     Exchange(cmd::exchange::ExchangeArgs),
     Fingerprint(cmd::principal::FingerprintArgs),
     Inbox(cmd::message::InboxArgs),
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
                 match command {
                     Command::Channel(a) => cmd::channel::run(&store, a).await,
                     Command::Commit(c) => cmd::commit::run(&store, c).await,
+                    Command::Events(a) => cmd::exchange::events(&store, a).await,
                     Command::Exchange(a) => cmd::exchange::run(&store, a).await,
                     Command::Fingerprint(a) => cmd::principal::fingerprint(&store, a),
                     Command::Inbox(a) => cmd::message::inbox(&store, a),

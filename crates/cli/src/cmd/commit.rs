@@ -47,20 +47,15 @@ fn parse_utc(s: &str) -> Option<i64> {
         .split(':')
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
-    let (y, m, day) = (*d.first()?, *d.get(1)?, *d.get(2)?);
-    let (hh, mm, ss) = (*t.first()?, *t.get(1)?, t.get(2).copied().unwrap_or(0));
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 59 {
-        return None;
-    }
-    // Days from civil (proleptic Gregorian), the inverse of render::utc.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000)
+    backchannel_protocol::Timestamp::from_civil(
+        *d.first()?,
+        *d.get(1)?,
+        *d.get(2)?,
+        *t.first()?,
+        *t.get(1)?,
+        t.get(2).copied().unwrap_or(0),
+    )
+    .map(|t| t.0)
 }
 
 fn kind(s: &str) -> Result<EventType, String> {
@@ -90,6 +85,21 @@ fn yes_no(s: &str) -> Result<bool, String> {
         "yes" => Ok(true),
         "no" => Ok(false),
         _ => Err(format!("{s:?}: say yes or no")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_parse_both_ways() {
+        assert_eq!(
+            super::parse_time("2025-06-15T15:06:40Z"),
+            Ok(1_750_000_000_000)
+        );
+        assert_eq!(super::parse_time("1750000000000"), Ok(1_750_000_000_000));
+        assert!(super::parse_time("2025-13-01T00:00Z").is_err());
+        let now = backchannel_client::now().0;
+        assert!((super::parse_time("+1h").unwrap() - now - 3_600_000).abs() < 5_000);
     }
 }
 

@@ -148,3 +148,81 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Export or import event reports as PLOVER-style JSON lines.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    command: EventsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Write a channel's event reports as PLOVER records, one JSON per line.
+    ///
+    /// Example:
+    ///
+    ///   backchannel events export 3f2a > reports.jsonl
+    #[command(verbatim_doc_comment)]
+    Export {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+    },
+    /// Send each PLOVER record of a JSON-lines file as an event report.
+    ///
+    /// Needs `actor`, `event` and `date`; `recipient`, `mode`, `time`,
+    /// `enddate`, `endtime`, `event_loc` and `event_text` are used when present.
+    ///
+    /// Example:
+    ///
+    ///   backchannel events import 3f2a reports.jsonl
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// The JSON-lines file.
+        file: std::path::PathBuf,
+    },
+}
+
+pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    match args.command {
+        EventsCommand::Export { channel } => {
+            let client = crate::store::open_reader(store_path)?;
+            let id = client.resolve_channel(&channel)?;
+            for r in client.event_records(id)? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
+        EventsCommand::Import { channel, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            // Every line is checked before anything is sent.
+            let mut bodies = Vec::new();
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("line {}: not JSON", n + 1))?;
+                let e = backchannel_protocol::commitments::plover::records::from_record(&v)
+                    .map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?;
+                bodies.push(serde_json::to_value(&e)?);
+            }
+            for body in &bodies {
+                run_work(
+                    store_path,
+                    Work::Structured {
+                        channel: channel.clone(),
+                        body: body.clone(),
+                    },
+                )
+                .await?;
+            }
+            println!("sent {} event report(s)", bodies.len());
+        }
+    }
+    Ok(())
+}

@@ -222,3 +222,40 @@ fn an_escrowed_exchange_from_the_command_line() {
         .unwrap()
         .contains("not_a_participant"));
 }
+
+#[test]
+fn event_reports_export_and_import_as_plover_records() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let file = s.dir.path().join("in.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id":"x1","date":"2026-05-03","time":"02:10:00","actor":[{"entity_text":"militia"}],"recipient":[{"entity_text":"blue"}],"event":["ASSAULT"],"mode":["drone"],"event_text":"Two drones over the depot."}
+"#,
+    )
+    .unwrap();
+    let out = s
+        .red
+        .run(&["events", "import", &id, file.to_str().unwrap()]);
+    assert!(out.contains("sent 1 event report"), "{out}");
+    s.blue.run(&["sync"]);
+    let exported = s.blue.run(&["events", "export", &id]);
+    let record: serde_json::Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
+    assert_eq!(record["event"], serde_json::json!(["ASSAULT"]));
+    assert_eq!(record["actor"][0]["entity_text"], "militia");
+    assert_eq!(record["date"], "2026-05-03");
+    assert_eq!(record["coder"], "red");
+    let bad = s.dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"date\":\"2026-05-03\",\"actor\":[{\"code\":\"X\"}],\"event\":[\"FIGHT\"]}\n",
+    )
+    .unwrap();
+    let refused = s
+        .red
+        .try_run(&["events", "import", &id, bad.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8(refused.stderr)
+        .unwrap()
+        .contains("line 1"));
+}

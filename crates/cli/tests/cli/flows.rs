@@ -171,6 +171,8 @@ fn every_command_has_help_with_an_example() {
         vec!["exchange", "submit"],
         vec!["exchange", "withdraw"],
         vec!["exchange", "status"],
+        vec!["events", "export"],
+        vec!["events", "import"],
         vec!["relay", "serve"],
     ] {
         let out = std::process::Command::new(bin())

@@ -900,6 +900,26 @@ impl Client {
         ))
     }
 
+    /// The channel's event reports as PLOVER-style records (JSON lines).
+    pub fn event_records(&self, channel: ChannelId) -> Result<Vec<serde_json::Value>, ClientError> {
+        Ok(self
+            .ordered_msgs(channel)
+            .into_iter()
+            .filter_map(|m| match &m.payload {
+                Payload::Full {
+                    header,
+                    body: Body::Structured(s),
+                    ..
+                } => backchannel_protocol::commitments::plover::records::to_record(
+                    &header.message_id.to_hex(),
+                    header.sender.as_str(),
+                    s,
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Runs a hypothetical event through `channel`'s commitments at `at`.
     pub fn what_if(
         &self,
