@@ -548,10 +548,15 @@ pub enum CommitCommand {
     ///
     ///   backchannel whatif 3f2a --actor outside:green --action ASSAULT --target red
     ///   backchannel whatif 3f2a --actor outside:green --action ASSAULT --target red --dot | dot -Tpng > cascade.png
+    ///   backchannel whatif --all-channels --actor outside:green --action ASSAULT --target red
     #[command(verbatim_doc_comment)]
     Whatif {
-        /// Channel id, or a unique prefix of it.
-        channel: String,
+        /// Channel id, or a unique prefix of it (or --all-channels).
+        #[arg(required_unless_present = "all_channels")]
+        channel: Option<String>,
+        /// Run it through every channel you are in at once.
+        #[arg(long, conflicts_with = "channel")]
+        all_channels: bool,
         #[command(flatten)]
         what: ActionArgs,
         /// Evaluate at this time (default now).
@@ -610,31 +615,35 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
         }
         CommitCommand::Whatif {
             channel,
+            all_channels,
             what,
             at,
             json,
             dot,
         } => {
             let client = store::open_reader(store_path)?;
-            let id = client.resolve_channel(&channel)?;
+            let id = channel
+                .as_deref()
+                .map(|c| client.resolve_channel(c))
+                .transpose()?;
             let members: Vec<String> = client
                 .channels()?
                 .into_iter()
-                .find(|c| c.channel_id == id.to_hex())
-                .map(|c| c.members.into_iter().map(|m| m.handle).collect())
-                .unwrap_or_default();
+                .filter(|c| id.is_none_or(|id| c.channel_id == id.to_hex()))
+                .flat_map(|c| c.members.into_iter().map(|m| m.handle))
+                .collect();
             let fix = |a: Actor| match a {
                 Actor::Member(n) if !members.contains(&n) => Actor::Outside(n),
                 other => other,
             };
             let mut action = what.action();
             action.target = action.target.map(fix);
-            let cascade = client.what_if(
-                id,
-                backchannel_protocol::Timestamp(at),
-                fix(actor(&what.actor)),
-                action,
-            )?;
+            let (who, action) = (fix(actor(&what.actor)), action);
+            let at = backchannel_protocol::Timestamp(at);
+            let cascade = match id {
+                Some(id) if !all_channels => client.what_if(id, at, who, action)?,
+                _ => client.what_if_all(at, who, action)?,
+            };
             if json {
                 return render::json(&cascade);
             }

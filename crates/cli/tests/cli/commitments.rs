@@ -109,6 +109,21 @@ fn assurances_red_lines_the_board_and_whatif() {
     ]);
     assert!(dot.starts_with("digraph whatif {"), "{dot}");
 
+    let all = s.blue.run(&[
+        "whatif",
+        "--all-channels",
+        "--actor",
+        "green",
+        "--action",
+        "ASSAULT",
+        "--target",
+        "red",
+    ]);
+    assert_eq!(
+        all, cascade,
+        "one channel: the same cascade across all channels"
+    );
+
     // The log shows the typed payloads in words.
     let log = s.red.run(&["log", &id, "--quiet"]);
     assert!(

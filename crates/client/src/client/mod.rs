@@ -934,6 +934,30 @@ impl Client {
         ))
     }
 
+    /// Runs a hypothetical event through the commitments of every channel
+    /// this member knows: a red line in one may lapse an assurance in another.
+    pub fn what_if_all(
+        &self,
+        at: Timestamp,
+        actor: backchannel_protocol::commitments::Actor,
+        action: backchannel_protocol::commitments::Action,
+    ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
+        let mut entries = Vec::new();
+        let mut members: Vec<(Handle, Role)> = Vec::new();
+        for id in self.channels.keys() {
+            let (e, m) = self.fold_inputs(*id)?;
+            entries.extend(e);
+            for (h, r) in m {
+                if !members.iter().any(|(x, _)| *x == h) {
+                    members.push((h, r));
+                }
+            }
+        }
+        Ok(backchannel_protocol::commitments::whatif::what_if(
+            &entries, &members, at, actor, action,
+        ))
+    }
+
     #[allow(clippy::type_complexity)]
     fn fold_inputs(
         &self,

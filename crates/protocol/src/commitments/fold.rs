@@ -275,14 +275,21 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
         .collect();
     // When each member's receipts first covered each (sender, epoch, seq):
     // keyed (receiver, epoch, seq, sender).
-    let mut covered_at: BTreeMap<(Handle, u32, u64, Handle), i64> = BTreeMap::new();
+    let mut covered_at: BTreeMap<(crate::ChannelId, Handle, u32, u64, Handle), i64> =
+        BTreeMap::new();
     for e in entries {
         let h = e.payload.header();
         // The sender of this message has received `member`'s messages up to
         // head.seq: its receipt for them, timed at this message.
         for (member, head) in &h.heads.0 {
             for seq in 1..=head.seq.0.min(10_000) {
-                let key = (h.sender.clone(), h.epoch.number.0, seq, member.clone());
+                let key = (
+                    h.channel_id,
+                    h.sender.clone(),
+                    h.epoch.number.0,
+                    seq,
+                    member.clone(),
+                );
                 let t = covered_at.entry(key).or_insert(h.sent_at.0);
                 *t = (*t).min(h.sent_at.0);
             }
@@ -332,6 +339,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
         let mut activation = Some(a.valid_from_ms.max(m.sent_at));
         for b in a.beneficiaries.iter().filter(|b| is_member(b)) {
             let key = (
+                h.channel_id,
                 Handle::new(b.name()).unwrap_or_else(|_| m.sender.clone()),
                 h.epoch.number.0,
                 h.seq.0,
