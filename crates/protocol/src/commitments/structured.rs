@@ -345,7 +345,14 @@ impl Structured {
                 },
                 a.reciprocates
                     .as_deref()
-                    .map_or(String::new(), |r| format!(", reciprocating {}", short(r))),
+                    .map_or(String::new(), |r| format!(", reciprocating {}", short(r)))
+                    + &a.translation_of
+                        .as_deref()
+                        .map_or(String::new(), |d| format!(
+                            ", TRANSLATION ({}) of {}",
+                            a.language,
+                            short(d)
+                        )),
                 a.wording
             ),
             Structured::ConfirmLapse {
