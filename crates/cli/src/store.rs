@@ -390,19 +390,13 @@ fn outside_unless_member(v: &mut serde_json::Value, members: &[String]) {
 /// Does `work` as the store's one writer: directly under the store's lock,
 /// or handed to the running `watch`, or after waiting for the lock.
 pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Value> {
-    let lock_path = sibling(store, ".lock");
     if !store.exists() {
         bail!(
             "no store at {}: run `backchannel init` first",
             store.display()
         );
     }
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let lock = open_lock(store)?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -471,15 +465,20 @@ pub fn unlisten(store: &Path) {
     let _ = std::fs::remove_file(sibling(store, ".sock"));
 }
 
-/// Takes the store's lock for `watch` (which holds it until it exits).
-pub fn lock_for_watch(store: &Path) -> anyhow::Result<File> {
+/// The lock file beside the store (created if missing).
+fn open_lock(store: &Path) -> anyhow::Result<File> {
     let lock_path = sibling(store, ".lock");
-    let lock = File::options()
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+        .with_context(|| format!("opening {}", lock_path.display()))
+}
+
+/// Takes the store's lock for `watch` (which holds it until it exits).
+pub fn lock_for_watch(store: &Path) -> anyhow::Result<File> {
+    let lock = open_lock(store)?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(TryLockError::WouldBlock) => bail!(

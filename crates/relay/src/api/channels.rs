@@ -31,12 +31,30 @@ pub(crate) async fn create(
     ApiJson(req): ApiJson<CreateChannelRequest>,
 ) -> Result<(StatusCode, Json<ChannelResponse>), ApiError> {
     let id = ChannelId::from_hex(&req.channel_id)?;
-    let members = req
-        .members
+    let members = routing_members(&relay, &req.members, &caller).await?;
+    let record = ChannelRecord {
+        id,
+        members: members.into_iter().collect(),
+        created_by: caller,
+        created_at: relay.now(),
+    };
+    let r = record.clone();
+    relay.run(move |s| s.create_channel(&r)).await?;
+    Ok((StatusCode::CREATED, Json(channel_json(&record))))
+}
+
+/// A channel's routing members, checked: distinct handles, 2 to 64 of
+/// them, the caller among them, every one registered.
+async fn routing_members(
+    relay: &Relay,
+    given: &[String],
+    caller: &Handle,
+) -> Result<BTreeSet<Handle>, ApiError> {
+    let members = given
         .iter()
         .map(|m| Handle::new(m.as_str()))
         .collect::<Result<BTreeSet<_>, _>>()?;
-    if members.len() != req.members.len() {
+    if members.len() != given.len() {
         return Err(ApiError::invalid_field("a member is listed twice"));
     }
     if !(2..=MEMBERS_MAX).contains(&members.len()) {
@@ -45,7 +63,7 @@ pub(crate) async fn create(
             members.len()
         )));
     }
-    if !members.contains(&caller) {
+    if !members.contains(caller) {
         return Err(ApiError::invalid_field(format!(
             "the creator ({caller}) must be one of the members"
         )));
@@ -56,15 +74,7 @@ pub(crate) async fn create(
             return Err(ApiError::unknown_principal(m.as_str()));
         }
     }
-    let record = ChannelRecord {
-        id,
-        members: members.into_iter().collect(),
-        created_by: caller,
-        created_at: relay.now(),
-    };
-    let r = record.clone();
-    relay.run(move |s| s.create_channel(&r)).await?;
-    Ok((StatusCode::CREATED, Json(channel_json(&record))))
+    Ok(members)
 }
 
 /// The channel, if the caller is a member.
@@ -182,31 +192,7 @@ pub(crate) async fn set_members(
             channel.created_by
         )));
     }
-    let members = req
-        .members
-        .iter()
-        .map(|m| Handle::new(m.as_str()))
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    if members.len() != req.members.len() {
-        return Err(ApiError::invalid_field("a member is listed twice"));
-    }
-    if !(2..=MEMBERS_MAX).contains(&members.len()) {
-        return Err(ApiError::limit(format!(
-            "a channel has 2 to {MEMBERS_MAX} members, not {}",
-            members.len()
-        )));
-    }
-    if !members.contains(&caller) {
-        return Err(ApiError::invalid_field(format!(
-            "the creator ({caller}) must stay a member"
-        )));
-    }
-    for m in &members {
-        let h = m.clone();
-        if relay.run(move |s| s.principal(&h)).await?.is_none() {
-            return Err(ApiError::unknown_principal(m.as_str()));
-        }
-    }
+    let members = routing_members(&relay, &req.members, &caller).await?;
     let list: Vec<Handle> = members.into_iter().collect();
     let cid = channel.id;
     let l = list.clone();
