@@ -311,15 +311,7 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
                 .map(|m| m.to_hex())
                 .collect();
             if let Some(obj) = body.as_object_mut() {
-                for field in [
-                    "assurance",
-                    "allegation",
-                    "original",
-                    "of",
-                    "about",
-                    "reciprocates",
-                    "event",
-                ] {
+                for field in backchannel_protocol::commitments::Structured::REFERENCE_FIELDS {
                     if let Some(serde_json::Value::String(prefix)) = obj.get(field).cloned() {
                         let found: Vec<&String> = ids
                             .iter()

@@ -485,13 +485,7 @@ impl Client {
         &mut self,
         peer: &Handle,
     ) -> Result<SafetyNumber, ClientError> {
-        self.connect().await?;
-        let p = self.relay.principal(peer).await?;
-        let keys = IdentityKeys {
-            curve25519: backchannel_protocol::api::fixed(&p.curve25519, "curve25519")?,
-            ed25519: backchannel_protocol::api::fixed(&p.ed25519, "ed25519")?,
-        };
-        self.check_served_keys(peer, &keys, p.key_version)?;
+        let keys = self.served_keys(peer).await?;
         let record = PeerRecord {
             handle: peer.to_string(),
             curve25519: b64::encode(keys.curve25519),
@@ -530,6 +524,13 @@ impl Client {
     /// Fetches `peer`'s keys from the relay and pins them on first use (a
     /// key already pinned is kept; a different one is refused).
     pub async fn pin_from_relay(&mut self, peer: &Handle) -> Result<IdentityKeys, ClientError> {
+        let keys = self.served_keys(peer).await?;
+        self.pin(peer, keys, Trust::Tofu)?;
+        Ok(keys)
+    }
+
+    /// `peer`'s identity keys as the relay serves them now, checked.
+    async fn served_keys(&mut self, peer: &Handle) -> Result<IdentityKeys, ClientError> {
         self.connect().await?;
         let p = self.relay.principal(peer).await?;
         let keys = IdentityKeys {
@@ -537,7 +538,6 @@ impl Client {
             ed25519: backchannel_protocol::api::fixed(&p.ed25519, "ed25519")?,
         };
         self.check_served_keys(peer, &keys, p.key_version)?;
-        self.pin(peer, keys, Trust::Tofu)?;
         Ok(keys)
     }
 

@@ -211,14 +211,7 @@ impl Client {
             .map(|m| m.to_hex())
             .collect();
         let json = serde_json::to_value(&body).map_err(|e| ClientError::Input(e.to_string()))?;
-        for field in [
-            "assurance",
-            "allegation",
-            "original",
-            "of",
-            "about",
-            "reciprocates",
-        ] {
+        for field in backchannel_protocol::commitments::Structured::REFERENCE_FIELDS {
             let value = json.get(field).and_then(|v| v.as_str()).map(str::to_string);
             if let Some(v) = value {
                 if !known.contains(&v) {

@@ -496,6 +496,17 @@ fn check_window(from: i64, until: i64) -> Result<(), CommitmentError> {
 }
 
 impl Structured {
+    /// The fields that name another message of the channel (hex ids).
+    pub const REFERENCE_FIELDS: [&'static str; 7] = [
+        "assurance",
+        "allegation",
+        "original",
+        "of",
+        "about",
+        "reciprocates",
+        "event",
+    ];
+
     /// Checks what a sender must get right before sending.
     pub fn validate(&self) -> Result<(), CommitmentError> {
         match self {
