@@ -703,6 +703,21 @@ impl ChannelState {
                 });
             }
         }
+        // The sender's own entry must be where this message's chain stands.
+        if let Some(own) = h.heads.0.get(&h.sender) {
+            let expected_seq = h.seq.0.saturating_sub(1);
+            if own.seq.0 != expected_seq || own.digest != h.prev {
+                events.push(ChannelEvent::Fork {
+                    member: h.sender.clone(),
+                    epoch: e.0,
+                    seq: crate::Seq(expected_seq),
+                    claimed_by: h.sender.clone(),
+                    claimed: own.digest,
+                    held: h.prev,
+                    held_from: h.sender.clone(),
+                });
+            }
+        }
         for (member, head) in &h.heads.0 {
             if *member == h.sender || head.seq.0 == 0 {
                 continue;

@@ -306,6 +306,16 @@ impl Identity {
     }
 }
 
+/// The Curve25519 identity key a pre-key message was made under, if the
+/// bytes are a pre-key message (unauthenticated until it decrypts).
+pub fn pre_key_identity(ciphertext: &[u8]) -> Option<[u8; 32]> {
+    let message = OlmMessage::from_parts(0, ciphertext).ok()?;
+    match message {
+        OlmMessage::PreKey(m) => Some(m.identity_key().to_bytes()),
+        OlmMessage::Normal(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_curve25519;

@@ -59,6 +59,7 @@ pub mod escrow;
 pub mod fingerprint;
 pub mod identity;
 pub mod ids;
+pub mod member;
 pub mod payload;
 pub mod session;
 pub mod transcript;

@@ -283,6 +283,24 @@ impl Payload {
         Ok(payload)
     }
 
+    /// For an authentic plaintext whose body this version cannot read (a
+    /// newer schema): the header and body hash, so the message keeps its
+    /// place in the sender's chain as a stub. `None` if even the header
+    /// does not decode.
+    pub fn decode_unreadable(bytes: &[u8]) -> Option<Payload> {
+        let mut r = Reader::new(bytes);
+        if r.u8("form").ok()? != FORM_FULL {
+            return None;
+        }
+        let header = Header::read(&mut r).ok()?;
+        let salt: [u8; 16] = r.array("salt").ok()?;
+        let body = r.bytes32("body", PAYLOAD_MAX_BYTES).ok()?;
+        Some(Payload::Stub {
+            body_hash: body_hash(&salt, body),
+            header,
+        })
+    }
+
     /// Decodes a padded plaintext (what Olm decrypted).
     pub fn from_plaintext(padded: &[u8]) -> Result<Self, DecodeError> {
         Payload::decode(unpad(padded)?)

@@ -1,0 +1,360 @@
+//! Keys: what a proposal introduces, what the relay serves (checked before
+//! it is pinned), one-time keys claimed for new sessions, and the relay's
+//! record of this member's own state (a store restored from an older copy).
+
+use crate::channel::ChannelState;
+use crate::identity::{check_curve25519, check_ed25519, IdentityKeys, SignedKey};
+use crate::ids::{ChannelId, Handle, MessageId, Timestamp};
+use crate::CryptoError;
+
+use super::{Alert, AlertKind, Member, Peer, SessionSave, Trust};
+
+/// Why keys the relay served were not used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Not a usable key (identity point, low order, type confusion, another
+    /// principal's key): `bad_key` was raised.
+    #[error("the relay served a bad key for {peer}: {why}")]
+    Bad {
+        /// The principal.
+        peer: Handle,
+        /// What was wrong.
+        why: String,
+    },
+    /// An older key version than one seen before: `rollback` was raised.
+    #[error("the relay rolled {peer}'s keys back to version {version}")]
+    RolledBack {
+        /// The principal.
+        peer: Handle,
+        /// The version served.
+        version: u64,
+    },
+    /// Another key than the one pinned: `key_changed` was raised.
+    #[error("{0} presents another identity key than the one pinned; sending to it is blocked")]
+    Changed(Handle),
+    /// The one-time key is not signed by the pinned key: `key_changed`.
+    #[error("the one-time key served for {0} is not signed by its pinned key")]
+    Substituted(Handle),
+    /// Olm refused to open a session.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+impl KeyError {
+    /// The alert kind raised for it.
+    pub fn alert_kind(&self) -> Option<AlertKind> {
+        match self {
+            KeyError::Bad { .. } => Some(AlertKind::BadKey),
+            KeyError::RolledBack { .. } => Some(AlertKind::Rollback),
+            KeyError::Changed(_) | KeyError::Substituted(_) => Some(AlertKind::KeyChanged),
+            KeyError::Crypto(_) => None,
+        }
+    }
+}
+
+/// What the relay records of this member, fetched when the store opens.
+/// Unauthenticated: it can only make this member stop, never send.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnRecord {
+    /// The mailbox position the relay says this member acknowledged.
+    pub acked_through: u64,
+    /// This member's key version on the relay.
+    pub key_version: u64,
+    /// The latest message this member posted in each channel.
+    pub last_posts: Vec<(ChannelId, MessageId)>,
+}
+
+impl Member {
+    /// Keys the relay served for `peer` (at `version`): checked, then
+    /// pinned on first use. A different pinned key is `key_changed`.
+    pub fn handle_served_keys(
+        &mut self,
+        now: Timestamp,
+        peer: &Handle,
+        keys: IdentityKeys,
+        version: u64,
+    ) -> Result<(), KeyError> {
+        self.check_served(now, peer, &keys, version)?;
+        self.pin(now, None, peer, keys, Trust::Tofu)
+    }
+
+    /// A one-time key claimed for `peer`: checked against the pinned key
+    /// (pinning on first use), then a new outbound session is opened.
+    pub fn handle_claimed_key(
+        &mut self,
+        now: Timestamp,
+        peer: &Handle,
+        keys: IdentityKeys,
+        version: u64,
+        one_time: &SignedKey,
+    ) -> Result<(), KeyError> {
+        match self.peers.get(peer).map(|p| p.keys) {
+            Some(pinned) if pinned != keys => {
+                return self.pin(now, None, peer, keys, Trust::Tofu);
+            }
+            Some(_) => self.check_served(now, peer, &keys, version)?,
+            None => {
+                self.check_served(now, peer, &keys, version)?;
+                self.pin(now, None, peer, keys, Trust::Tofu)?;
+            }
+        }
+        match one_time.verify(&keys) {
+            Ok(()) => {}
+            Err(CryptoError::BadSignature { .. }) => {
+                let why = format!("the one-time key served for {peer} is not signed by {peer}'s pinned key: substituted; sending to {peer} is blocked");
+                self.push_alert(Alert::key_changed(now, None, peer, why));
+                return Err(KeyError::Substituted(peer.clone()));
+            }
+            Err(e) => {
+                let why = format!("the one-time key served for {peer}: {e}");
+                self.push_alert(Alert::bad_key(now, None, peer, why.clone()));
+                return Err(KeyError::Bad { peer: peer.clone(), why });
+            }
+        }
+        let session = self.identity.outbound_session(&keys, one_time)?;
+        self.changes.account = Some(self.identity.pickle());
+        self.sessions.entry(peer.clone()).or_default().insert(0, session);
+        self.save_session(peer, now);
+        Ok(())
+    }
+
+    /// Checks identity keys the relay served for `peer`: no low-order or
+    /// identity-point key, no key of one type passed as the other, no key
+    /// of another principal, no key version older than one seen before.
+    fn check_served(
+        &mut self,
+        now: Timestamp,
+        peer: &Handle,
+        keys: &IdentityKeys,
+        version: u64,
+    ) -> Result<(), KeyError> {
+        let mine = self.identity.keys();
+        let bad = if let Err(e) = check_curve25519(&keys.curve25519) {
+            Some(e.to_string())
+        } else if let Err(e) = check_ed25519(&keys.ed25519) {
+            Some(e.to_string())
+        } else if keys.curve25519 == keys.ed25519 {
+            Some("the same bytes served as both the Curve25519 and the Ed25519 key".into())
+        } else {
+            self.peers
+                .iter()
+                .filter(|(h, _)| *h != peer)
+                .find(|(_, p)| shares_a_key(&p.keys, keys))
+                .map(|(h, _)| format!("a key of {h} served as {peer}'s"))
+                .or_else(|| shares_a_key(&mine, keys).then(|| format!("your own key served as {peer}'s")))
+        };
+        if let Some(why) = bad {
+            let detail = format!("the relay served a bad key for {peer}: {why}");
+            self.push_alert(Alert::bad_key(now, None, peer, detail));
+            return Err(KeyError::Bad { peer: peer.clone(), why });
+        }
+        if let Some(seen) = self.key_versions.get(peer).copied() {
+            if version < seen {
+                let why = format!("the relay served {peer}'s keys at version {version} after version {seen}");
+                self.push_alert(Alert::rollback(now, None, peer, Vec::new(), why));
+                return Err(KeyError::RolledBack { peer: peer.clone(), version });
+            }
+        }
+        self.note_key_version(peer, version);
+        Ok(())
+    }
+
+    /// Remembers the highest key version seen for `who`.
+    pub fn note_key_version(&mut self, who: &Handle, version: u64) {
+        let seen = self.key_versions.entry(who.clone()).or_insert(0);
+        if version > *seen {
+            *seen = version;
+            self.changes.key_versions.push((who.clone(), version));
+        }
+    }
+
+    /// Pins `keys` for `peer` unless a key is pinned already; a different
+    /// pinned key is `key_changed`, never a silent switch.
+    fn pin(
+        &mut self,
+        now: Timestamp,
+        channel: Option<ChannelId>,
+        peer: &Handle,
+        keys: IdentityKeys,
+        trust: Trust,
+    ) -> Result<(), KeyError> {
+        if let Some(existing) = self.peers.get(peer) {
+            if existing.keys != keys {
+                let why = format!("{peer} now presents another identity key than the one pinned; sending to it is blocked");
+                self.push_alert(Alert::key_changed(now, channel, peer, why));
+                return Err(KeyError::Changed(peer.clone()));
+            }
+            return Ok(());
+        }
+        let p = Peer { keys, trust };
+        self.changes.peers.push((peer.clone(), p.clone()));
+        self.peers.insert(peer.clone(), p);
+        Ok(())
+    }
+
+    /// Pins the keys a proposal introduces, and checks that it introduces
+    /// this member with its own keys.
+    pub(crate) fn introduce(&mut self, now: Timestamp, state: &ChannelState, proposer: &Handle) {
+        let mine = self.identity.keys();
+        // The proposal just made: a pending amendment, else the creation.
+        let members = state
+            .pending()
+            .map_or(state.members(), |p| p.proposal.members.as_slice())
+            .to_vec();
+        for m in members {
+            let keys = IdentityKeys { curve25519: m.curve25519, ed25519: m.ed25519 };
+            if m.handle == self.me {
+                if keys != mine {
+                    let why = format!("{proposer} introduced you to the channel with keys that are not yours: others would encrypt to someone else");
+                    self.push_alert(Alert::key_changed(now, Some(state.id()), proposer, why));
+                }
+                continue;
+            }
+            let trust = Trust::Introduced { by: proposer.to_string() };
+            // A changed key is raised inside; nothing else to do here.
+            let _ = self.pin(now, Some(state.id()), &m.handle, keys, trust);
+        }
+    }
+
+    /// Marks `peer`'s pinned key as verified (after comparing the safety
+    /// number over a path the intermediary does not control).
+    pub fn mark_verified(&mut self, peer: &Handle) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else { return false };
+        p.trust = Trust::Verified;
+        self.changes.peers.push((peer.clone(), p.clone()));
+        true
+    }
+
+    /// Replaces `peer`'s pinned key with `keys`, forgets the sessions made
+    /// with the old one and clears its `key_changed` alerts. Dangerous:
+    /// only after comparing the new safety number out of band.
+    pub fn dangerous_accept_new_key(&mut self, now: Timestamp, peer: &Handle, keys: IdentityKeys) {
+        let _ = now;
+        let p = Peer { keys, trust: Trust::Tofu };
+        self.changes.peers.push((peer.clone(), p.clone()));
+        self.peers.insert(peer.clone(), p);
+        self.sessions.remove(peer);
+        self.changes.forget_sessions.push(peer.clone());
+        let ids: Vec<_> = self
+            .alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::KeyChanged && a.principal.as_ref() == Some(peer) && a.cleared.is_none())
+            .map(|a| a.id)
+            .collect();
+        for id in ids {
+            self.clear_alert(id, "the user accepted the new key".into());
+        }
+    }
+
+    /// Saves the most recently used session with `peer`.
+    pub(crate) fn save_session(&mut self, peer: &Handle, now: Timestamp) {
+        if let Some(s) = self.sessions.get(peer).and_then(|s| s.first()) {
+            self.changes.sessions.retain(|x| !(x.peer == *peer && x.id == s.id()));
+            self.changes.sessions.push(SessionSave {
+                peer: peer.clone(),
+                id: s.id(),
+                pickle: s.pickle(),
+                used_at: now,
+            });
+        }
+    }
+
+    /// Sessions exist to encrypt to every one of `peers`.
+    pub fn has_session(&self, peer: &Handle) -> bool {
+        self.sessions.get(peer).is_some_and(|s| !s.is_empty())
+    }
+
+    /// A peer this member should fetch keys for before handing it
+    /// `envelope`: a first message from someone no channel introduced.
+    pub fn keys_needed(&self, envelope: &crate::api::EnvelopeJson) -> Option<Handle> {
+        let sender = Handle::new(envelope.sender.as_str()).ok()?;
+        (envelope.olm_type == crate::envelope::OlmType::PreKey.number()
+            && sender != self.me
+            && !self.peers.contains_key(&sender))
+        .then_some(sender)
+    }
+
+    /// The relay's record of this member, checked once after the store
+    /// opens and before anything queued is posted: if it is ahead of the
+    /// store (restored from an older copy, or the relay lies), `stale_store`
+    /// is raised, queued posts are never sent, and the old sessions are
+    /// never used again.
+    pub fn handle_own_record(&mut self, now: Timestamp, record: &OwnRecord) {
+        let mut ahead = Vec::new();
+        if record.acked_through > self.cursor {
+            ahead.push((None, Vec::new(), format!(
+                "the relay acknowledged your mailbox through position {}, but this store read only to {}",
+                record.acked_through, self.cursor
+            )));
+        }
+        let known = self.key_versions.get(&self.me).copied().unwrap_or(0);
+        if record.key_version > known && known > 0 {
+            ahead.push((None, Vec::new(), format!(
+                "the relay holds version {} of your published keys, this store knows version {known}",
+                record.key_version
+            )));
+        }
+        for (channel, last) in &record.last_posts {
+            let held = self.msgs.iter().any(|m| m.payload.header().message_id == *last)
+                || self.outbox.iter().any(|t| t.envelopes.iter().any(|e| e.message_id == *last));
+            if !held {
+                ahead.push((Some(*channel), vec![*last], format!(
+                    "the relay holds your message {last} in channel {channel}, which this store never sent"
+                )));
+            }
+        }
+        self.own_checked = true;
+        if ahead.is_empty() {
+            return;
+        }
+        self.go_stale(now, ahead);
+    }
+
+    /// Another member's authenticated head vector covers `seq` of this
+    /// member's own chain, beyond what the store holds.
+    pub(crate) fn own_chain_ahead(&mut self, now: Timestamp, channel: ChannelId, claimed_by: &Handle, seq: u64, held: u64) {
+        let what = format!("{claimed_by} has received your message #{seq} in channel {channel}, but this store sent only up to #{held}");
+        self.go_stale(now, vec![(Some(channel), Vec::new(), what)]);
+    }
+
+    fn go_stale(&mut self, now: Timestamp, ahead: Vec<(Option<ChannelId>, Vec<MessageId>, String)>) {
+        let queued: Vec<MessageId> = self
+            .outbox
+            .iter()
+            .filter_map(|t| t.envelopes.first().map(|e| e.message_id))
+            .collect();
+        for (channel, mut ids, what) in ahead {
+            let exists = self.alerts.iter().any(|a| {
+                a.kind == AlertKind::StaleStore && a.is_open() && a.channel == channel
+            });
+            if exists {
+                continue;
+            }
+            let what = if queued.is_empty() {
+                what
+            } else {
+                ids.extend(queued.iter().copied());
+                format!("{what}; {} queued message(s) were not sent", queued.len())
+            };
+            let me = self.me.clone();
+            let mut alert = Alert::stale_store(now, channel, &me, ids, what);
+            alert.epoch = channel.map(|c| self.epoch_of(&c));
+            self.push_alert(alert);
+        }
+        for t in std::mem::take(&mut self.outbox) {
+            self.changes.outbox_done.push(t.id);
+        }
+        self.in_flight = 0;
+        for peer in std::mem::take(&mut self.sessions).into_keys() {
+            self.changes.forget_sessions.push(peer);
+        }
+        self.changes.sessions.clear();
+    }
+}
+
+fn shares_a_key(a: &IdentityKeys, b: &IdentityKeys) -> bool {
+    a.curve25519 == b.curve25519
+        || a.ed25519 == b.ed25519
+        || a.curve25519 == b.ed25519
+        || a.ed25519 == b.curve25519
+}

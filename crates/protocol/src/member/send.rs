@@ -1,0 +1,171 @@
+//! Sending: prepare, seal, encrypt once per recipient, and queue the post
+//! in the outbox together with the advanced sessions and the message.
+
+use std::collections::BTreeMap;
+
+use rand::{CryptoRng, RngCore};
+
+use crate::channel::{ChannelError, ChannelState, CopyKind};
+use crate::envelope::Envelope;
+use crate::ids::{ChannelId, Handle, MessageId, Timestamp};
+use crate::payload::{seal, Body, BodyKind, Payload};
+use crate::{CryptoError, DecodeError};
+
+use super::{AlertKind, Direction, Member, StoredMessage, Transmit, TransmitId};
+
+/// Why a message was not sent (nothing changed).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// An open alert blocks sending in this channel until the user acts.
+    #[error("sending is blocked by an open {kind} alert: {detail}")]
+    Blocked {
+        /// The alert's kind.
+        kind: AlertKind,
+        /// What it says.
+        detail: String,
+    },
+    /// No Olm session with these recipients yet: claim a one-time key for
+    /// each ([`Member::handle_claimed_key`]) and send again.
+    #[error("no session yet with {}", .0.iter().map(Handle::to_string).collect::<Vec<_>>().join(", "))]
+    NoSession(Vec<Handle>),
+    /// This member knows no such channel.
+    #[error("no channel {0}")]
+    UnknownChannel(ChannelId),
+    /// The channel refuses it (not active, not a member...).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// Too large, or malformed.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Olm refused.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+impl Member {
+    /// Prepares, seals and encrypts one message in `channel`, and queues its
+    /// post: take [`Member::poll_changes`] and persist it before posting.
+    /// Randomness for the message id and salt comes from `rng`.
+    pub fn send<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        body: Body,
+        in_reply_to: Option<MessageId>,
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        self.send_with_overrides(now, channel, body, BTreeMap::new(), in_reply_to, rng)
+    }
+
+    /// What an equivocating member does: one position, another body for
+    /// each recipient named in `others`. For adversarial tests only.
+    #[cfg(feature = "adversarial")]
+    pub fn dangerous_equivocate<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        body: Body,
+        others: BTreeMap<Handle, Body>,
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        self.send_with_overrides(now, channel, body, others, None, rng)
+    }
+
+    fn send_with_overrides<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        body: Body,
+        overrides: BTreeMap<Handle, Body>,
+        in_reply_to: Option<MessageId>,
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        if let Some(a) = self.blocking_alert(&channel) {
+            let control = matches!(body, Body::Receipt | Body::Heartbeat);
+            if !control || a.kind == AlertKind::StaleStore {
+                return Err(SendError::Blocked { kind: a.kind, detail: a.detail.clone() });
+            }
+        }
+        let state = match self.channels.get(&channel) {
+            Some(s) => s.clone(),
+            None if matches!(body, Body::Creation(_)) => ChannelState::new(channel, self.me.clone()),
+            None => return Err(SendError::UnknownChannel(channel)),
+        };
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let message_id = MessageId(id);
+        let prepared = state.prepare(&body, message_id, now, in_reply_to)?;
+        let missing: Vec<Handle> = prepared
+            .recipients
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| !self.has_session(p))
+            .collect();
+        if !missing.is_empty() {
+            return Err(SendError::NoSession(missing));
+        }
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let sealed = seal(prepared.header.clone(), salt, body.clone())?;
+        let payload = Payload::Full { header: prepared.header.clone(), salt, body };
+        let mut next = state;
+        next.handle_payload(&payload, sealed.digest)?;
+
+        let mut envelopes = Vec::new();
+        for (peer, kind) in &prepared.recipients {
+            let other = match overrides.get(peer) {
+                Some(b) => {
+                    let mut s = [0u8; 16];
+                    rng.fill_bytes(&mut s);
+                    Some(seal(prepared.header.clone(), s, b.clone())?)
+                }
+                None => None,
+            };
+            let sealed = other.as_ref().unwrap_or(&sealed);
+            let copy = match kind {
+                CopyKind::Full => &sealed.full,
+                CopyKind::Stub => sealed.stub.as_ref().unwrap_or(&sealed.full),
+            };
+            let Some(session) = self.sessions.get_mut(peer).and_then(|s| s.first_mut()) else {
+                return Err(SendError::NoSession(vec![peer.clone()]));
+            };
+            let (olm_type, ciphertext) = session.encrypt(copy)?;
+            envelopes.push(Envelope {
+                channel_id: channel,
+                message_id,
+                sender: self.me.clone(),
+                recipient: peer.clone(),
+                seq_hint: prepared.header.seq.0,
+                olm_type,
+                ciphertext,
+            });
+        }
+        for (peer, _) in &prepared.recipients {
+            self.save_session(peer, now);
+        }
+        let kind = prepared.header.body_kind;
+        let order = self.next_applied;
+        self.next_applied += 1;
+        self.store_message(StoredMessage {
+            payload,
+            digest: sealed.digest,
+            direction: Direction::Out,
+            stored_at: now,
+            applied: Some(order),
+            unsupported: false,
+        });
+        self.channels.insert(channel, next);
+        // Every message carries the head vector: it is a receipt too.
+        self.to_receipt.remove(&channel);
+        if kind == BodyKind::Amendment || kind == BodyKind::Acceptance {
+            self.on_epoch_change(now, channel);
+        }
+        if !envelopes.is_empty() {
+            let t = Transmit { id: TransmitId(self.next_transmit), channel, envelopes };
+            self.next_transmit += 1;
+            self.changes.outbox.push(t.clone());
+            self.outbox.push_back(t);
+        }
+        Ok(message_id)
+    }
+}
