@@ -79,11 +79,13 @@ pub fn sync(r: &SyncReport) -> String {
         ));
     }
     for a in &r.alerts {
+        out.push_str(&alert_line(a));
+        out.push('\n');
+    }
+    if !r.not_sent.is_empty() {
         out.push_str(&format!(
-            "ALERT {}: {} (messages {})\n",
-            a.kind,
-            a.detail,
-            a.message_ids.join(", ")
+            "NOT SENT (the store is stale): {}\n",
+            r.not_sent.join(", ")
         ));
     }
     out.push_str(&format!(
@@ -170,6 +172,60 @@ pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
         ));
     }
     out
+}
+
+/// Message ids, comma-separated (`-` for none).
+pub fn ids(ids: &[backchannel_protocol::MessageId]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    ids.iter()
+        .map(|m| m.to_hex())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One alert or notice on one line.
+pub fn alert_line(a: &backchannel_protocol::member::Alert) -> String {
+    let label = if a.kind.is_notice() {
+        "notice"
+    } else {
+        "ALERT"
+    };
+    format!(
+        "{label} {}: {} (messages {})",
+        a.kind,
+        a.detail,
+        ids(&a.message_ids)
+    )
+}
+
+/// What a person should do about each kind of alert.
+pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
+    use backchannel_protocol::member::AlertKind as K;
+    match kind {
+        K::AckOverdue => "the member has not confirmed receipt in time: reach it by another path, and do not read silence as assent",
+        K::BadKey => "the relay served a key that cannot be right: do not use this relay for this principal until checked",
+        K::EscrowForeignOffer => "an offer sealed for another exchange was released in this one: the intermediary moved it; treat the exchange as failed",
+        K::EscrowLateRelease => "the release came after the deadline (or an offer was sealed after it): the intermediary was not fair; treat the exchange as failed",
+        K::EscrowPartialRelease => "not every offer was released together: the intermediary was not fair; treat the exchange as failed",
+        K::CrossedMessages => "not evidence: the reply was written before its author saw your later messages; read it in that light",
+        K::Fork => "two members hold different versions of one message: compare the transcripts with the mediator and the other members",
+        K::Forged => "a ciphertext its claimed sender never sent: the relay (or someone in front of it) injected it; nothing was shown",
+        K::Gap => "messages were withheld or lost: ask the sender to resend, and tell the mediator",
+        K::KeyChanged => "sending to this principal is blocked: compare the safety number again in person, then re-verify with `backchannel trust verify`",
+        K::LateUndecryptable => "a withheld message arrived too late to decrypt: ask the sender to resend it",
+        K::MembershipMismatch => "the relay lists a member nobody agreed to: sending in this channel is blocked; tell the mediator",
+        K::Modified => "a message was altered in transit and could not be read: ask the sender to resend it",
+        K::Reorder => "a message arrived after later ones: it is shown in its place; the relay delayed it",
+        K::Replay => "the relay delivered an old message again or in the wrong place: it was not shown twice",
+        K::Rollback => "the relay served older state than you had: it may have been restored from backup, or is lying",
+        K::StaleStore => "sending is stopped: your store looks older than what you sent (restored from a copy?), or the relay lies. Keep this store; ask the mediator for a rekey (`backchannel channel amend CHANNEL --rekey`) and accept it",
+        K::UnsupportedBody => "not evidence: an authentic message of a newer kind; update Backchannel to read it",
+        K::UnauthorizedAct => "a member acted with authority it lacks; the act is ignored on the board: tell the mediator",
+        K::Withheld => "the sender gave you only a digest of a message you may read: ask the sender and the mediator for the full text",
+        _ => "read the detail, then dismiss it with `backchannel verify --dismiss ID`",
+    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,11 @@
 //! over a Unix socket beside the store instead, so no two processes ever
 //! advance the same Olm session.
 
-use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use backchannel_client::Client;
+use backchannel_client::{lock, Client, ClientError};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Where the passphrase comes from when not prompted.
 pub const PASSPHRASE_ENV: &str = "BACKCHANNEL_PASSPHRASE";
@@ -25,12 +23,6 @@ pub fn store_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .context("no --store given and neither XDG_DATA_HOME nor HOME is set")?;
     Ok(base.join("backchannel").join("store"))
-}
-
-fn sibling(store: &Path, suffix: &str) -> PathBuf {
-    let mut s = store.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// The passphrase from `BACKCHANNEL_PASSPHRASE`, or asked for on the terminal
@@ -60,7 +52,7 @@ pub fn passphrase(confirm: bool) -> anyhow::Result<String> {
 
 /// Opens the store for reading only (no lock, no network).
 pub fn open_reader(store: &Path) -> anyhow::Result<Client> {
-    Client::open(store, &passphrase(false)?).map_err(explain)
+    Client::open_read_only(store, &passphrase(false)?).map_err(explain)
 }
 
 /// Work a command can hand to a running `watch`.
@@ -162,7 +154,7 @@ pub enum Work {
     /// `verify --dismiss`.
     Dismiss {
         /// Alert id.
-        id: i64,
+        id: backchannel_protocol::member::AlertId,
     },
     /// `trust verify`.
     TrustVerify {
@@ -379,8 +371,9 @@ fn outside_unless_member(v: &mut serde_json::Value, members: &[String]) {
     }
 }
 
-/// Does `work` as the store's one writer: directly under the store's lock,
-/// or handed to the running `watch`, or after waiting for the lock.
+/// Does `work` as the store's one writer: directly (the client library
+/// takes the store's lock), or handed to the running `watch`, or after
+/// waiting for the lock.
 pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Value> {
     if !store.exists() {
         bail!(
@@ -388,97 +381,39 @@ pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Va
             store.display()
         );
     }
-    let lock = open_lock(store)?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            if let Some(answer) = hand_over(store, &work).await? {
-                return answer;
+    let pass = passphrase(false)?;
+    let mut client = match Client::open(store, &pass) {
+        Ok(c) => c,
+        Err(ClientError::Busy(_)) => {
+            let json = serde_json::to_value(&work)?;
+            if let Some(answer) = lock::hand_over(store, &json).await.map_err(explain)? {
+                let result: WorkResult = serde_json::from_value(answer)
+                    .context("`watch` answered something unreadable")?;
+                return match (result.ok, result.error) {
+                    (Some(v), _) => Ok(v),
+                    (None, e) => Err(anyhow::anyhow!(e.unwrap_or_else(|| "`watch` failed".into()))),
+                };
             }
             eprintln!(
                 "waiting for the other backchannel process using {} ...",
                 store.display()
             );
-            lock.lock().context("waiting for the store's lock")?;
+            let held = lock::StoreLock::wait(store).map_err(explain)?;
+            Client::open_locked(store, &pass, held).map_err(explain)?
         }
-        Err(TryLockError::Error(e)) => return Err(e).context("locking the store"),
-    }
-    let mut client = Client::open(store, &passphrase(false)?).map_err(explain)?;
-    let result = perform(&mut client, work).await;
-    drop(lock);
-    result
-}
-
-/// Hands `work` to a running `watch`; `None` if none listens.
-async fn hand_over(
-    store: &Path,
-    work: &Work,
-) -> anyhow::Result<Option<anyhow::Result<serde_json::Value>>> {
-    let Ok(stream) = tokio::net::UnixStream::connect(sibling(store, ".sock")).await else {
-        return Ok(None);
+        Err(e) => return Err(explain(e)),
     };
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(work)?;
-    line.push(b'\n');
-    write
-        .write_all(&line)
-        .await
-        .context("handing work to `watch`")?;
-    let mut answer = String::new();
-    BufReader::new(read)
-        .read_line(&mut answer)
-        .await
-        .context("reading the answer of `watch`")?;
-    let result: WorkResult =
-        serde_json::from_str(&answer).context("`watch` answered something unreadable")?;
-    Ok(Some(match (result.ok, result.error) {
-        (Some(v), _) => Ok(v),
-        (None, e) => Err(anyhow::anyhow!(e.unwrap_or_else(|| "`watch` failed".into()))),
-    }))
+    perform(&mut client, work).await
 }
 
 /// Serves handed-over work for `watch`, one request per connection.
 pub fn listen(store: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    let sock = sibling(store, ".sock");
-    let _ = std::fs::remove_file(&sock);
-    let listener = tokio::net::UnixListener::bind(&sock)
-        .with_context(|| format!("listening on {}", sock.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
-            .context("restricting the socket")?;
-    }
-    Ok(listener)
+    lock::listen(store).map_err(explain)
 }
 
 /// Removes the socket when `watch` ends.
 pub fn unlisten(store: &Path) {
-    let _ = std::fs::remove_file(sibling(store, ".sock"));
-}
-
-/// The lock file beside the store (created if missing).
-fn open_lock(store: &Path) -> anyhow::Result<File> {
-    let lock_path = sibling(store, ".lock");
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))
-}
-
-/// Takes the store's lock for `watch` (which holds it until it exits).
-pub fn lock_for_watch(store: &Path) -> anyhow::Result<File> {
-    let lock = open_lock(store)?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(TryLockError::WouldBlock) => bail!(
-            "another process (a `watch`?) already uses {}",
-            store.display()
-        ),
-        Err(TryLockError::Error(e)) => Err(e).context("locking the store"),
-    }
+    lock::unlisten(store);
 }
 
 /// Adds what to do to client errors.

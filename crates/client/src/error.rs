@@ -85,10 +85,16 @@ pub enum ClientError {
     #[error("sending in this channel is blocked by a `{kind}` alert: {detail}. Run `backchannel verify` to read it")]
     Blocked {
         /// The alert's kind.
-        kind: String,
+        kind: backchannel_protocol::member::AlertKind,
         /// Its detail.
         detail: String,
     },
+    /// Another process holds the store as its writer.
+    #[error("another process (a `watch`?) already uses the store {0}")]
+    Busy(String),
+    /// A store opened for reading only cannot record changes.
+    #[error("the store was opened for reading only")]
+    ReadOnly,
     /// Key or Olm failure.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -117,6 +123,8 @@ impl ClientError {
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::Blocked { .. } => "blocked",
+            ClientError::Busy(_) => "store_busy",
+            ClientError::ReadOnly => "read_only",
             ClientError::Channel { .. } => "channel_refused",
             ClientError::Crypto(CryptoError::BadKey(_)) => "bad_key",
             ClientError::Crypto(_) => "crypto",
@@ -129,6 +137,38 @@ impl ClientError {
             ClientError::Vault(VaultError::WrongPassphrase) => "wrong_passphrase",
             ClientError::Vault(VaultError::Missing(_)) => "no_store",
             ClientError::Vault(_) => "store",
+        }
+    }
+}
+
+impl From<backchannel_protocol::member::KeyError> for ClientError {
+    fn from(e: backchannel_protocol::member::KeyError) -> Self {
+        use backchannel_protocol::member::KeyError;
+        match e {
+            KeyError::Changed(h) | KeyError::Substituted(h) => ClientError::KeyChanged(h),
+            KeyError::Bad { .. } => {
+                ClientError::Crypto(CryptoError::BadKey("the relay served a bad key"))
+            }
+            KeyError::Crypto(c) => ClientError::Crypto(c),
+            e @ KeyError::RolledBack { .. } => ClientError::Input(e.to_string()),
+        }
+    }
+}
+
+impl ClientError {
+    /// From a refusal of the member machine to send in `channel`.
+    pub(crate) fn from_send(
+        channel: ChannelId,
+        e: backchannel_protocol::member::SendError,
+    ) -> Self {
+        use backchannel_protocol::member::SendError;
+        match e {
+            SendError::Blocked { kind, detail } => ClientError::Blocked { kind, detail },
+            SendError::UnknownChannel(c) => ClientError::UnknownChannel(c.to_hex()),
+            SendError::Channel(source) => ClientError::Channel { channel, source },
+            SendError::Decode(d) => ClientError::Decode(d),
+            SendError::Crypto(c) => ClientError::Crypto(c),
+            e @ SendError::NoSession(_) => ClientError::Input(e.to_string()),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod transcript;
 pub mod transport;
 pub mod vault;
 
+pub use client::lock;
 pub use client::{
     now, ChannelView, Client, Clock, ExchangeView, LogEntry, MemberView, ReceivedOffer, SyncReport,
     ONE_TIME_KEYS_TARGET,

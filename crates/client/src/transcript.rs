@@ -281,7 +281,8 @@ impl Client {
     /// The transcript of `channel` as this member holds it.
     pub fn export_transcript(&self, channel: ChannelId) -> Result<TranscriptFile, ClientError> {
         let payloads: Vec<Payload> = self
-            .ordered_msgs(channel)
+            .member()
+            .ordered(channel)
             .into_iter()
             .map(|m| m.payload.clone())
             .collect();
@@ -303,7 +304,8 @@ impl Client {
     ) -> Result<StoreComparison, ClientError> {
         let channel = ChannelId::from_hex(&file.channel_id)?;
         let held: BTreeMap<String, String> = self
-            .ordered_msgs(channel)
+            .member()
+            .ordered(channel)
             .into_iter()
             .map(|m| (m.payload.header().message_id.to_hex(), m.digest.to_hex()))
             .collect();

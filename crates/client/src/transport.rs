@@ -280,6 +280,12 @@ impl RelayClient {
         .await
     }
 
+    /// What the relay records of this principal (its acks, its last posts).
+    pub async fn me(&self) -> Result<backchannel_protocol::api::MeResponse, TransportError> {
+        self.call::<(), _>(reqwest::Method::GET, "/v1/me", None)
+            .await
+    }
+
     /// A channel's routing record.
     pub async fn channel(&self, id: ChannelId) -> Result<ChannelResponse, TransportError> {
         self.call::<(), _>(reqwest::Method::GET, &format!("/v1/channels/{id}"), None)

@@ -326,6 +326,28 @@ pub struct AckResponse {
     pub deleted: u64,
 }
 
+/// What the relay records of the calling principal (`GET /v1/me`): a
+/// client compares it with its store before posting anything, to notice a
+/// store restored from an older copy. Unauthenticated evidence.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MeResponse {
+    /// The caller's handle.
+    pub handle: String,
+    /// The highest mailbox position the caller acknowledged (0: none).
+    pub acked_through: u64,
+    /// The latest message the caller posted in each channel.
+    pub last_posts: Vec<LastPost>,
+}
+
+/// The latest message a principal posted in one channel.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastPost {
+    /// Channel id, hex.
+    pub channel_id: String,
+    /// Message id, hex.
+    pub message_id: String,
+}
+
 /// A frame the relay pushes over `GET /v1/ws`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -136,7 +136,17 @@ impl<'de> serde::Deserialize<'de> for Handle {
 /// A position in one sender's chain within one epoch. The first message is 1;
 /// 0 means "nothing yet" in a head vector.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Seq(pub u64);
@@ -153,7 +163,17 @@ impl Seq {
 
 /// An epoch's number: 0 is the channel's set-up.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct EpochNumber(pub u32);
@@ -161,7 +181,17 @@ pub struct EpochNumber(pub u32);
 /// Milliseconds since the Unix epoch, UTC. Always passed in by the caller:
 /// the protocol core never reads a clock.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);

@@ -125,6 +125,7 @@ impl Relay {
             )
             .route("/v1/mailbox", get(api::mailbox::fetch))
             .route("/v1/mailbox/ack", post(api::mailbox::ack))
+            .route("/v1/me", get(api::mailbox::me))
             .route("/v1/ws", get(api::mailbox::ws))
             .fallback(api::not_found)
             .method_not_allowed_fallback(api::method_not_allowed)

@@ -120,6 +120,9 @@ impl RelayStore for TamperStore {
     fn ack(&self, r: &Handle, through: u64) -> Result<u64, StoreError> {
         self.inner.ack(r, through)
     }
+    fn own_record(&self, who: &Handle) -> Result<backchannel_relay::store::OwnRecord, StoreError> {
+        self.inner.own_record(who)
+    }
     fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.inner.purge_expired(now)
     }

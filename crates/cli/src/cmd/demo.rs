@@ -12,6 +12,7 @@ use backchannel_protocol::commitments::structured::{
     Structured,
 };
 use backchannel_protocol::commitments::whatif::Effect;
+use backchannel_protocol::member::AlertKind;
 use backchannel_protocol::payload::Policy;
 use backchannel_protocol::{b64, Envelope, Handle, MessageId, Timestamp};
 use backchannel_relay::store::{RelayStore, SqliteStore};
@@ -359,10 +360,11 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         println!("    red:  ALERT {}: {}", a.kind, a.detail);
     }
     checks.check(
-        red_saw
-            .alerts
-            .iter()
-            .any(|a| a.kind == "gap" && a.sender == "blue" && a.message_ids == vec![next.to_hex()]),
+        red_saw.alerts.iter().any(|a| {
+            a.kind == AlertKind::Gap
+                && a.principal.as_ref().is_some_and(|p| p.as_str() == "blue")
+                && a.message_ids == vec![next]
+        }),
         "red sees the gap at blue's next message, naming the missing position",
     );
     mediator.sync().await?;
@@ -374,9 +376,9 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     }
     checks.check(
         blue_saw.alerts.iter().any(|a| {
-            a.kind == "ack_overdue"
-                && a.member == "red"
-                && a.message_ids.contains(&dropped.to_hex())
+            a.kind == AlertKind::AckOverdue
+                && a.member.as_ref().is_some_and(|m| m.as_str() == "red")
+                && a.message_ids.contains(&dropped)
         }),
         "blue sees ack_overdue for red: red never confirmed the dropped message",
     );

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use backchannel_client::vault::records::AlertRecord;
+use backchannel_protocol::member::{Alert, AlertId};
 use clap::{Args, Subcommand};
 
 use crate::store::{run_work, Work};
@@ -31,7 +31,7 @@ pub struct VerifyArgs {
     all: bool,
     /// Dismiss the alert with this id (after reading it).
     #[arg(long, value_name = "ID")]
-    dismiss: Option<i64>,
+    dismiss: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -39,15 +39,16 @@ pub struct VerifyArgs {
 
 #[derive(serde::Serialize)]
 struct Shown {
-    id: i64,
-    dismissed: bool,
     #[serde(flatten)]
-    alert: AlertRecord,
+    alert: Alert,
+    code: &'static str,
+    notice: bool,
+    advice: &'static str,
 }
 
 pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     if let Some(id) = args.dismiss {
-        run_work(store_path, Work::Dismiss { id }).await?;
+        run_work(store_path, Work::Dismiss { id: AlertId(id) }).await?;
         if !args.json {
             println!("dismissed alert {id}");
         }
@@ -61,26 +62,25 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     let shown: Vec<Shown> = client
         .alerts()?
         .into_iter()
-        .filter(|(_, _, a)| {
-            channel.is_none_or(|c| a.channel_id == c.to_hex() || a.channel_id.is_empty())
-        })
-        .filter(|(_, dismissed, a)| args.all || (!dismissed && a.cleared.is_none() && !a.notice))
-        .map(|(id, dismissed, alert)| Shown {
-            id,
-            dismissed,
+        .filter(|a| channel.is_none_or(|c| a.channel.is_none_or(|x| x == c)))
+        .filter(|a| args.all || (a.is_open() && !a.kind.is_notice()))
+        .map(|alert| Shown {
+            code: alert.kind.code(),
+            notice: alert.kind.is_notice(),
+            advice: render::advice(alert.kind),
             alert,
         })
         .collect();
     let open = shown
         .iter()
-        .filter(|s| !s.dismissed && s.alert.cleared.is_none() && !s.alert.notice)
+        .filter(|s| s.alert.is_open() && !s.notice)
         .count();
     if args.json {
         render::json(&shown)?;
     } else {
         for s in &shown {
             let a = &s.alert;
-            let state = if s.dismissed {
+            let state = if a.dismissed {
                 " (dismissed)".to_string()
             } else if let Some(c) = &a.cleared {
                 format!(" (cleared: {c})")
@@ -89,18 +89,14 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
             };
             println!(
                 "#{} {} {}{}{}\n    {}\n    messages: {}\n    what to do: {}",
-                s.id,
-                render::utc(a.raised_at_ms),
-                if a.notice { "notice " } else { "ALERT " },
+                a.id,
+                render::utc(a.raised_at.0),
+                if s.notice { "notice " } else { "ALERT " },
                 a.kind,
                 state,
                 a.detail,
-                if a.message_ids.is_empty() {
-                    "-".into()
-                } else {
-                    a.message_ids.join(", ")
-                },
-                a.advice
+                render::ids(&a.message_ids),
+                s.advice
             );
         }
         if open == 0 {

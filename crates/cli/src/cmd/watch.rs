@@ -1,10 +1,11 @@
-//! `watch`: stay connected, sync on every push, send receipts and
-//! heartbeats, and serve work that other commands hand over.
+//! `watch`: stay connected, sync on every push, wake at the member
+//! machine's next timeout (receipt deadlines, heartbeats) even when nothing
+//! is pushed, and serve work that other commands hand over.
 
 use std::path::Path;
 use std::time::Duration;
 
-use backchannel_client::{now, Client, SyncReport};
+use backchannel_client::{Client, SyncReport};
 use clap::Args;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -12,8 +13,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::render;
 use crate::store::{self, perform, Work, WorkResult};
 
-/// How often heartbeats are checked for.
-const HEARTBEAT_CHECK: Duration = Duration::from_secs(15);
+/// Longest sleep when the machine names no timeout (it is asked again
+/// after every event anyway).
+const IDLE_MAX: Duration = Duration::from_secs(3600);
+/// Wait before acting again on a timeout that came back unchanged.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between reconnection attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
@@ -21,7 +25,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 ///
 /// Holds the store while it runs; `send`, `sync` and `channel` commands on
 /// the same store hand their work to it (so no two processes advance one Olm
-/// session). Reconnects by itself and resumes from its cursor. Ctrl-C stops.
+/// session). Receipt deadlines (`ack_overdue`) and heartbeats fire on time
+/// even when the relay pushes nothing. Reconnects by itself and resumes
+/// from its cursor. Ctrl-C stops.
 ///
 /// Example:
 ///
@@ -49,18 +55,12 @@ fn show(report: &SyncReport, json: bool) {
             println!("channel {c} is now active");
         }
         for a in &report.alerts {
-            println!(
-                "ALERT {}: {} (messages {})",
-                a.kind,
-                a.detail,
-                a.message_ids.join(", ")
-            );
+            println!("{}", render::alert_line(a));
         }
     }
 }
 
 pub async fn run(store_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
-    let _lock = store::lock_for_watch(store_path)?;
     let mut client =
         Client::open(store_path, &store::passphrase(false)?).map_err(store::explain)?;
     let listener = store::listen(store_path)?;
@@ -80,7 +80,9 @@ async fn watch_loop(
     json: bool,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_secs(1);
-    let mut beat = tokio::time::interval(HEARTBEAT_CHECK);
+    // The timeout last acted on: if the same one comes back (a heartbeat
+    // that could not be sent), wait a while before trying again.
+    let mut last_fired = None;
     loop {
         match c.sync().await {
             Ok(r) => show(&r, json),
@@ -120,19 +122,25 @@ async fn watch_loop(
                         serve_work(c, conn).await;
                     }
                 }
-                _ = beat.tick() => {
-                    let due = c.heartbeats_due(now()).unwrap_or_default();
-                    for channel in due {
-                        match c.send_heartbeat(channel).await {
-                            Ok(_) if !json => println!("heartbeat sent in {}", &channel.to_hex()[..8]),
-                            Ok(_) => {}
-                            Err(e) => eprintln!("heartbeat in {channel} failed: {e}"),
-                        }
+                _ = tokio::time::sleep(until_timeout(c, last_fired)) => {
+                    last_fired = c.next_timeout();
+                    match c.handle_timeout().await {
+                        Ok(r) => show(&r, json),
+                        Err(e) => eprintln!("timeout work failed: {e}"),
                     }
                 }
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }
         }
+    }
+}
+
+/// How long until the machine's next timeout, on the client's own clock.
+fn until_timeout(c: &Client, last_fired: Option<backchannel_protocol::Timestamp>) -> Duration {
+    match c.next_timeout() {
+        Some(t) if Some(t) == last_fired => RETRY_TIMEOUT,
+        Some(t) => Duration::from_millis(t.0.saturating_sub(c.now().0).max(0) as u64).min(IDLE_MAX),
+        None => IDLE_MAX,
     }
 }
 

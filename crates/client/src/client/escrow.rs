@@ -5,12 +5,12 @@
 
 use backchannel_protocol::api::{CreateExchangeRequest, ExchangeStatus, SealedCopy};
 use backchannel_protocol::escrow::{check_release, SealedOffer};
+use backchannel_protocol::member::{Alert, AlertKind};
 use backchannel_protocol::{b64, ChannelId, Digest, ExchangeId, Handle, OlmType, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{peer_keys, Client};
+use super::Client;
 use crate::error::ClientError;
-use crate::vault::records::AlertRecord;
 
 /// An offer this member received at release.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl Client {
         self.connect().await?;
         let id = ExchangeId::random();
         let mut participants: Vec<String> = with.iter().map(Handle::to_string).collect();
-        participants.push(self.me.to_string());
+        participants.push(self.me().to_string());
         participants.sort();
         participants.dedup();
         let terms_digest = Digest::of(&[terms.as_bytes()]);
@@ -92,7 +92,7 @@ impl Client {
         };
         let plaintext = sealed.to_plaintext()?;
         let mut copies = Vec::new();
-        let me = self.me.to_string();
+        let me = self.me().to_string();
         let others: Vec<String> = status
             .participants
             .iter()
@@ -101,8 +101,8 @@ impl Client {
             .collect();
         for p in &others {
             let peer = Handle::new(p.as_str())?;
-            let pinned = match self.peers.get(&peer) {
-                Some(r) => peer_keys(r)?,
+            let pinned = match self.member.peer(&peer) {
+                Some(r) => r.keys,
                 None => self.pin_from_relay(&peer).await?,
             };
             // A fresh one-time key for a one-message session: never a channel session.
@@ -111,7 +111,7 @@ impl Client {
             if keys != pinned {
                 return Err(ClientError::KeyChanged(peer));
             }
-            let mut session = self.identity.outbound_session(&keys, &one_time)?;
+            let mut session = self.member.identity().outbound_session(&keys, &one_time)?;
             let (olm_type, ciphertext) = session.encrypt(&plaintext)?;
             copies.push(SealedCopy {
                 participant: p.clone(),
@@ -163,8 +163,8 @@ impl Client {
             let mut used = 0;
             for copy in &status.offers {
                 let from = Handle::new(copy.participant.as_str())?;
-                let keys = match self.peers.get(&from) {
-                    Some(r) => Some(peer_keys(r)?),
+                let keys = match self.member.peer(&from) {
+                    Some(r) => Some(r.keys),
                     None => self.pin_from_relay(&from).await.ok(),
                 };
                 let plain = match (
@@ -173,7 +173,8 @@ impl Client {
                     OlmType::from_number(copy.olm_type),
                 ) {
                     (Some(k), Ok(ct), Ok(t)) => self
-                        .identity
+                        .member
+                        .identity_mut()
                         .inbound_session(&k, t, &ct)
                         .ok()
                         .map(|(_, p)| p),
@@ -188,7 +189,7 @@ impl Client {
             let expected: Vec<String> = status
                 .participants
                 .iter()
-                .filter(|p| **p != self.me.as_str())
+                .filter(|p| **p != self.me().as_str())
                 .cloned()
                 .collect();
             let found = check_release(
@@ -199,32 +200,27 @@ impl Client {
                 local.saw_open_past_deadline,
             );
             let channel = ChannelId::from_hex(&status.channel_id)?;
-            let alerts: Vec<AlertRecord> = found
-                .iter()
-                .map(|p| {
-                    let mut a = AlertRecord::new(
-                        &p.kind,
-                        channel.to_hex(),
-                        p.participant.clone(),
-                        vec![id.to_hex()],
-                        p.detail.clone(),
-                        now,
-                    );
-                    a.member = p.participant.clone();
-                    a
-                })
-                .collect();
+            for p in &found {
+                let Some(kind) = AlertKind::from_code(&p.kind) else {
+                    continue;
+                };
+                let who = Handle::new(p.participant.as_str()).unwrap_or_else(|_| self.me().clone());
+                let mut a = Alert::escrow(kind, Timestamp(now), &who, p.detail.clone());
+                a.channel = Some(channel);
+                a.member = Some(who);
+                self.member.raise(a);
+            }
             problems = found
                 .iter()
                 .map(|p| format!("{}: {}", p.kind, p.detail))
                 .collect();
             local.opened = Some(opened.clone());
+            self.member.account_changed();
+            let changes = self.member.poll_changes();
             let mut tx = self.vault.tx()?;
-            tx.put_account(&self.identity)?;
+            tx.apply(&changes)?;
             tx.put_exchange(&id, &local)?;
-            let staged = Self::stage_alerts(&mut tx, alerts)?;
             tx.commit()?;
-            self.commit_alerts(staged);
             if used > 0 {
                 self.replenish_keys(used).await?;
             }

@@ -1,31 +1,29 @@
-//! The client: one principal's store, Olm sessions (kept in memory, never
-//! unpickled per message), channels rebuilt from verified payloads, and the
-//! relay connection.
+//! The client: a thin driver of the protocol's [`Member`] machine. It
+//! fetches, persists and posts; every decision (what is an alert, what to
+//! post, when a deadline falls) is the machine's.
 //!
-//! Inputs are commands (`send_text`, `accept`...) and `sync`; every change
-//! commits to the store before anything leaves the machine (outbox) and
-//! ratchet state commits together with the message it decrypted.
+//! Each input goes to the machine, then its [`Changes`] commit to the store
+//! in one transaction, then its posts go out in order: nothing leaves the
+//! machine before the advanced ratchets and the outbox are on disk.
 
-mod audit;
 mod escrow;
+pub mod lock;
 mod receive;
 mod send;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backchannel_protocol::channel::{ChannelState, ChannelStatus, Response};
 use backchannel_protocol::fingerprint::SafetyNumber;
+use backchannel_protocol::member::{Alert, AlertId, Changes, Member, StoredMessage};
 use backchannel_protocol::payload::{Body, BodyKind, Payload, Policy, Role};
-use backchannel_protocol::{
-    b64, ChannelId, Digest, Handle, Identity, IdentityKeys, MessageId, PeerSession, Seq, Timestamp,
-};
+use backchannel_protocol::{ChannelId, Handle, Identity, IdentityKeys, MessageId, Seq, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClientError, VaultError};
 use crate::transport::RelayClient;
-use crate::vault::records::{AlertRecord, Direction, PeerRecord, Trust};
+use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
 pub use escrow::{ExchangeView, ReceivedOffer};
@@ -131,65 +129,26 @@ pub struct ChannelView {
 /// Where the client reads the time (the system clock, or a test's).
 pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
-/// A payload held in memory, decoded once when the store opens.
-#[derive(Clone, Debug)]
-pub(crate) struct Msg {
-    pub(crate) row: i64,
-    pub(crate) channel: ChannelId,
-    pub(crate) applied: Option<i64>,
-    pub(crate) payload: Payload,
-    pub(crate) digest: Digest,
-    pub(crate) direction: Direction,
-    pub(crate) stored_at: i64,
-}
-
-impl Msg {
-    fn entry(&self) -> LogEntry {
-        entry_of(
-            &self.payload,
-            &self.digest.to_hex(),
-            self.direction,
-            self.applied.is_none(),
-            self.stored_at,
-        )
-    }
-}
-
 /// A principal's client.
 pub struct Client {
     vault: Vault,
-    /// Every payload, in arrival order (the store's `messages`, decoded).
-    msgs: Vec<Msg>,
-    /// The folding order the next applied payload takes.
-    next_applied: i64,
-    /// Every alert with its id and whether it was dismissed.
-    alert_list: Vec<(i64, bool, AlertRecord)>,
+    member: Member,
     clock: Clock,
-    me: Handle,
-    identity: Identity,
-    /// Sessions per peer, most recently used first.
-    sessions: BTreeMap<Handle, Vec<PeerSession>>,
-    peers: BTreeMap<Handle, PeerRecord>,
-    channels: BTreeMap<ChannelId, ChannelState>,
     relay: RelayClient,
     /// When the current token was obtained (tokens live one hour).
     logged_in_at: Option<std::time::Instant>,
+    /// Held for as long as this client is open: one writer per store
+    /// (`None`: opened for reading only, and nothing is ever written).
+    lock: Option<lock::StoreLock>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("me", &self.me)
+            .field("me", self.member.me())
             .field("relay", &self.relay)
             .finish_non_exhaustive()
     }
-}
-
-fn peer_keys(p: &PeerRecord) -> Result<IdentityKeys, ClientError> {
-    Ok(IdentityKeys {
-        curve25519: backchannel_protocol::api::fixed(&p.curve25519, "curve25519")?,
-        ed25519: backchannel_protocol::api::fixed(&p.ed25519, "ed25519")?,
-    })
 }
 
 pub(crate) fn kind_name(kind: BodyKind) -> &'static str {
@@ -205,14 +164,9 @@ pub(crate) fn kind_name(kind: BodyKind) -> &'static str {
     }
 }
 
-/// How one payload shows in a log.
-pub(crate) fn entry_of(
-    payload: &Payload,
-    digest: &str,
-    direction: Direction,
-    held_back: bool,
-    stored_at_ms: i64,
-) -> LogEntry {
+/// How one stored payload shows in a log.
+pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
+    let payload = &m.payload;
     let h = payload.header();
     let (text, stub) = match payload {
         Payload::Full {
@@ -224,7 +178,7 @@ pub(crate) fn entry_of(
             ..
         } => (Some(s.summary()), false),
         Payload::Full { .. } => (None, false),
-        Payload::Stub { .. } => (None, true),
+        Payload::Stub { .. } => (None, !m.unsupported),
     };
     LogEntry {
         channel_id: h.channel_id.to_hex(),
@@ -237,10 +191,10 @@ pub(crate) fn entry_of(
         kind: kind_name(h.body_kind).to_string(),
         text,
         stub,
-        digest: digest.to_string(),
-        direction,
-        held_back,
-        stored_at_ms,
+        digest: m.digest.to_hex(),
+        direction: m.direction,
+        held_back: m.applied.is_none(),
+        stored_at_ms: m.stored_at.0,
     }
 }
 
@@ -279,73 +233,51 @@ impl Client {
         Ok(client)
     }
 
-    /// Opens an existing store (no network).
+    /// Opens an existing store (no network), as its one writer: while this
+    /// client is open, another `open` of the same store fails with
+    /// [`ClientError::Busy`] (hand the work to the running one instead).
     pub fn open(path: &Path, passphrase: &str) -> Result<Client, ClientError> {
-        let vault = Vault::open(path, passphrase)?;
-        let me = vault.handle()?;
-        let identity = vault.account()?;
-        let mut sessions: BTreeMap<Handle, Vec<PeerSession>> = BTreeMap::new();
-        for (peer, s) in vault.sessions()? {
-            sessions.entry(peer).or_default().push(s);
+        if !path.exists() {
+            return Err(VaultError::Missing(path.display().to_string()).into());
         }
-        let mut peers = BTreeMap::new();
-        for p in vault.peers()? {
-            let h =
-                Handle::new(p.handle.as_str()).map_err(|_| VaultError::Corrupt("peer handle"))?;
-            peers.insert(h, p);
-        }
-        let relay = RelayClient::new(&vault.relay_url()?)?;
-        let mut msgs = Vec::new();
-        for m in vault.messages()? {
-            msgs.push(Msg {
-                row: m.row,
-                channel: m.channel_id,
-                applied: m.applied,
-                payload: Payload::decode(&b64::decode(&m.record.payload, "payload")?)?,
-                digest: Digest::from_hex(&m.record.digest)?,
-                direction: m.record.direction,
-                stored_at: m.record.stored_at_ms,
-            });
-        }
-        let next_applied = msgs.iter().filter_map(|m| m.applied).max().unwrap_or(0) + 1;
-        let alert_list = vault.alerts()?;
-        let mut client = Client {
-            vault,
-            msgs,
-            next_applied,
-            alert_list,
-            clock: std::sync::Arc::new(now),
-            me,
-            identity,
-            sessions,
-            peers,
-            channels: BTreeMap::new(),
-            relay,
-            logged_in_at: None,
-        };
-        client.rebuild_channels()?;
-        Ok(client)
+        let lock = lock::StoreLock::acquire(path)?;
+        Self::open_with(path, passphrase, Some(lock))
     }
 
-    /// Refolds every applied payload, in the order it was applied: the
-    /// channels are derived, never stored as mutable state.
-    fn rebuild_channels(&mut self) -> Result<(), ClientError> {
-        let mut applied: Vec<&Msg> = self.msgs.iter().filter(|m| m.applied.is_some()).collect();
-        applied.sort_by_key(|m| m.applied);
-        for m in applied {
-            let me = self.me.clone();
-            let state = self
-                .channels
-                .entry(m.channel)
-                .or_insert_with(|| ChannelState::new(m.channel, me));
-            state
-                .handle_payload(&m.payload, m.digest)
-                .map_err(|source| ClientError::Channel {
-                    channel: m.channel,
-                    source,
-                })?;
-        }
-        Ok(())
+    /// Opens a store while its writer waits or runs elsewhere: reads only,
+    /// and any change is refused with [`ClientError::ReadOnly`].
+    pub fn open_read_only(path: &Path, passphrase: &str) -> Result<Client, ClientError> {
+        Self::open_with(path, passphrase, None)
+    }
+
+    /// Opens a store with a lock already held (see [`lock::StoreLock::wait`]).
+    pub fn open_locked(
+        path: &Path,
+        passphrase: &str,
+        lock: lock::StoreLock,
+    ) -> Result<Client, ClientError> {
+        Self::open_with(path, passphrase, Some(lock))
+    }
+
+    fn open_with(
+        path: &Path,
+        passphrase: &str,
+        lock: Option<lock::StoreLock>,
+    ) -> Result<Client, ClientError> {
+        let vault = Vault::open(path, passphrase)?;
+        let relay = RelayClient::new(&vault.relay_url()?)?;
+        let member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
+            channel: e.channel,
+            source: e.source,
+        })?;
+        Ok(Client {
+            vault,
+            member,
+            clock: std::sync::Arc::new(now),
+            relay,
+            logged_in_at: None,
+            lock,
+        })
     }
 
     /// Replaces the clock (tests run on a virtual one).
@@ -358,54 +290,38 @@ impl Client {
         (self.clock)()
     }
 
-    /// Stores a payload in `tx` (applied as number `order`, or held);
-    /// call [`Client::commit_message`] with the result after the commit.
-    pub(crate) fn stage_message(
-        tx: &mut crate::vault::Tx<'_>,
-        payload: &Payload,
-        digest: Digest,
-        direction: Direction,
-        order: Option<i64>,
-        stored_at: i64,
-    ) -> Result<Msg, ClientError> {
-        let h = payload.header();
-        let record = crate::vault::records::MessageRecord {
-            payload: b64::encode(payload.encode()),
-            digest: digest.to_hex(),
-            direction,
-            stored_at_ms: stored_at,
-        };
-        let row = tx.put_message(&h.channel_id, &h.message_id, &h.sender, &record)?;
-        if let Some(n) = order {
-            tx.set_applied(row, n)?;
-        }
-        Ok(Msg {
-            row,
-            channel: h.channel_id,
-            applied: order,
-            payload: payload.clone(),
-            digest,
-            direction,
-            stored_at,
-        })
+    /// The member machine (read only: every change goes through the client).
+    pub fn member(&self) -> &Member {
+        &self.member
     }
 
-    /// Keeps a committed message in memory.
-    pub(crate) fn commit_message(&mut self, msg: Msg) {
-        if msg.applied.is_some() {
-            self.next_applied += 1;
+    /// Commits what the machine changed, in one transaction.
+    pub(crate) fn persist(&mut self) -> Result<(), ClientError> {
+        self.persist_changes().map(drop)
+    }
+
+    /// Commits what the machine changed, in one transaction; returns it.
+    pub(crate) fn persist_changes(&mut self) -> Result<Changes, ClientError> {
+        let changes = self.member.poll_changes();
+        if !changes.is_empty() {
+            if self.lock.is_none() {
+                return Err(ClientError::ReadOnly);
+            }
+            let mut tx = self.vault.tx()?;
+            tx.apply(&changes)?;
+            tx.commit()?;
         }
-        self.msgs.push(msg);
+        Ok(changes)
     }
 
     /// This principal's handle.
     pub fn me(&self) -> &Handle {
-        &self.me
+        self.member.me()
     }
 
     /// This principal's identity keys.
     pub fn keys(&self) -> IdentityKeys {
-        self.identity.keys()
+        self.member.keys()
     }
 
     /// The relay URL.
@@ -424,7 +340,8 @@ impl Client {
             .logged_in_at
             .is_none_or(|t| t.elapsed() > TOKEN_REFRESH)
         {
-            self.relay.login(&self.me, &self.identity).await?;
+            let me = self.me().clone();
+            self.relay.login(&me, self.member.identity()).await?;
             self.logged_in_at = Some(std::time::Instant::now());
         }
         Ok(())
@@ -433,46 +350,44 @@ impl Client {
     /// The relay's push stream from this member's cursor.
     pub async fn push_stream(&mut self) -> Result<crate::transport::PushStream, ClientError> {
         self.connect().await?;
-        Ok(self.relay.push_stream(self.vault.cursor()?).await?)
+        Ok(self.relay.push_stream(self.member.cursor()).await?)
     }
 
     /// Generates, saves and publishes `n` one-time keys and a fresh fallback key.
     pub async fn replenish_keys(&mut self, n: usize) -> Result<(), ClientError> {
-        let one_time = self.identity.generate_one_time_keys(n);
-        let fallback = self.identity.generate_fallback_key();
-        let mut tx = self.vault.tx()?;
-        tx.put_account(&self.identity)?;
-        tx.commit()?;
+        let identity = self.member.identity_mut();
+        let one_time = identity.generate_one_time_keys(n);
+        let fallback = identity.generate_fallback_key();
+        self.member.account_changed();
+        self.persist()?;
         self.connect().await?;
-        self.relay.upload_keys(&one_time, fallback.as_ref()).await?;
+        let answer = self.relay.upload_keys(&one_time, fallback.as_ref()).await?;
+        let me = self.me().clone();
+        self.member.note_key_version(&me, answer.key_version);
+        self.persist()?;
         Ok(())
     }
 
     /// The pairwise safety number with `peer` and how its key is trusted.
     pub fn safety_number(&self, peer: &Handle) -> Result<(SafetyNumber, Trust), ClientError> {
-        let Some(record) = self.peers.get(peer) else {
+        let Some(p) = self.member.peer(peer) else {
             return Err(ClientError::Input(format!(
                 "no key pinned for {peer} yet: it is learnt from a channel proposal or a first message"
             )));
         };
-        let keys = peer_keys(record)?;
         Ok((
-            SafetyNumber::of((&self.me, &self.keys()), (peer, &keys)),
-            record.trust.clone(),
+            SafetyNumber::of((self.me(), &self.keys()), (peer, &p.keys)),
+            p.trust.clone(),
         ))
     }
 
     /// Marks `peer`'s pinned key as verified: call it only after comparing
     /// the safety number over a path the intermediary does not control.
     pub fn mark_verified(&mut self, peer: &Handle) -> Result<(), ClientError> {
-        let Some(mut record) = self.peers.get(peer).cloned() else {
+        if !self.member.mark_verified(peer) {
             return Err(ClientError::Input(format!("no key pinned for {peer}")));
-        };
-        record.trust = Trust::Verified;
-        let mut tx = self.vault.tx()?;
-        tx.put_peer(&record)?;
-        tx.commit()?;
-        self.peers.insert(peer.clone(), record);
+        }
+        self.persist()?;
         Ok(())
     }
 
@@ -485,169 +400,39 @@ impl Client {
         &mut self,
         peer: &Handle,
     ) -> Result<SafetyNumber, ClientError> {
-        let keys = self.served_keys(peer).await?;
-        let record = PeerRecord {
-            handle: peer.to_string(),
-            curve25519: b64::encode(keys.curve25519),
-            ed25519: b64::encode(keys.ed25519),
-            trust: Trust::Tofu,
-        };
-        let cleared: Vec<(i64, bool, AlertRecord)> = self
-            .alert_list
-            .iter()
-            .filter(|(_, _, a)| {
-                a.kind == "key_changed" && a.sender == peer.as_str() && a.cleared.is_none()
-            })
-            .map(|(id, d, a)| {
-                let mut a = a.clone();
-                a.cleared = Some("the user accepted the new key".into());
-                (*id, *d, a)
-            })
-            .collect();
-        let mut tx = self.vault.tx()?;
-        tx.put_peer(&record)?;
-        tx.delete_sessions(peer)?;
-        for (id, d, a) in &cleared {
-            tx.update_alert(*id, a, *d)?;
-        }
-        tx.commit()?;
-        self.peers.insert(peer.clone(), record);
-        self.sessions.remove(peer);
-        for (id, d, a) in cleared {
-            if let Some(slot) = self.alert_list.iter_mut().find(|(i, _, _)| *i == id) {
-                *slot = (id, d, a);
-            }
-        }
-        Ok(SafetyNumber::of((&self.me, &self.keys()), (peer, &keys)))
-    }
-
-    /// Fetches `peer`'s keys from the relay and pins them on first use (a
-    /// key already pinned is kept; a different one is refused).
-    pub async fn pin_from_relay(&mut self, peer: &Handle) -> Result<IdentityKeys, ClientError> {
-        let keys = self.served_keys(peer).await?;
-        self.pin(peer, keys, Trust::Tofu)?;
-        Ok(keys)
-    }
-
-    /// `peer`'s identity keys as the relay serves them now, checked.
-    async fn served_keys(&mut self, peer: &Handle) -> Result<IdentityKeys, ClientError> {
         self.connect().await?;
         let p = self.relay.principal(peer).await?;
         let keys = IdentityKeys {
             curve25519: backchannel_protocol::api::fixed(&p.curve25519, "curve25519")?,
             ed25519: backchannel_protocol::api::fixed(&p.ed25519, "ed25519")?,
         };
-        self.check_served_keys(peer, &keys, p.key_version)?;
+        let now = self.now();
+        self.member.dangerous_accept_new_key(now, peer, keys);
+        self.persist()?;
+        Ok(SafetyNumber::of((self.me(), &self.keys()), (peer, &keys)))
+    }
+
+    /// Fetches `peer`'s keys from the relay and pins them on first use (a
+    /// key already pinned is kept; a different one is refused).
+    pub async fn pin_from_relay(&mut self, peer: &Handle) -> Result<IdentityKeys, ClientError> {
+        self.connect().await?;
+        let p = self.relay.principal(peer).await?;
+        let keys = IdentityKeys {
+            curve25519: backchannel_protocol::api::fixed(&p.curve25519, "curve25519")?,
+            ed25519: backchannel_protocol::api::fixed(&p.ed25519, "ed25519")?,
+        };
+        let now = self.now();
+        let result = self
+            .member
+            .handle_served_keys(now, peer, keys, p.key_version);
+        self.persist()?;
+        result?;
         Ok(keys)
     }
 
-    /// Checks identity keys the relay served for `peer`: no low-order or
-    /// identity-point key, no key of one type passed as the other, no key
-    /// of another principal, no key version older than one seen before.
-    pub(crate) fn check_served_keys(
-        &mut self,
-        peer: &Handle,
-        keys: &IdentityKeys,
-        version: u64,
-    ) -> Result<(), ClientError> {
-        let bad = if let Err(e) = backchannel_protocol::identity::check_curve25519(&keys.curve25519)
-        {
-            Some(e.to_string())
-        } else if let Err(e) = backchannel_protocol::identity::check_ed25519(&keys.ed25519) {
-            Some(e.to_string())
-        } else if keys.curve25519 == keys.ed25519 {
-            Some("the same bytes served as both the Curve25519 and the Ed25519 key".into())
-        } else {
-            self.peers
-                .iter()
-                .filter(|(h, _)| *h != peer)
-                .find(|(_, r)| {
-                    peer_keys(r).is_ok_and(|k| {
-                        k.curve25519 == keys.curve25519
-                            || k.ed25519 == keys.ed25519
-                            || k.curve25519 == keys.ed25519
-                            || k.ed25519 == keys.curve25519
-                    })
-                })
-                .map(|(h, _)| format!("a key of {h} served as {peer}'s"))
-                .or_else(|| {
-                    (keys.curve25519 == self.keys().curve25519
-                        || keys.ed25519 == self.keys().ed25519)
-                        .then(|| format!("your own key served as {peer}'s"))
-                })
-        };
-        if let Some(why) = bad {
-            let alert = AlertRecord::new(
-                "bad_key",
-                String::new(),
-                peer.to_string(),
-                Vec::new(),
-                format!("the relay served a bad key for {peer}: {why}"),
-                self.now().0,
-            );
-            self.raise(vec![alert])?;
-            return Err(ClientError::Crypto(
-                backchannel_protocol::CryptoError::BadKey("the relay served a bad key"),
-            ));
-        }
-        if let Some(seen) = self.vault.key_version(peer)? {
-            if version < seen {
-                let alert = AlertRecord::new(
-                    "rollback",
-                    String::new(),
-                    peer.to_string(),
-                    Vec::new(),
-                    format!(
-                        "the relay served {peer}'s keys at version {version} after version {seen}"
-                    ),
-                    self.now().0,
-                );
-                self.raise(vec![alert])?;
-                return Err(ClientError::Input(format!(
-                    "the relay rolled {peer}'s keys back to version {version}"
-                )));
-            }
-        }
-        let mut tx = self.vault.tx()?;
-        tx.put_key_version(peer, version)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Pins `keys` for `peer` unless a key is pinned already; a different
-    /// pinned key is an error (and an alert), never a silent switch.
-    fn pin(&mut self, peer: &Handle, keys: IdentityKeys, trust: Trust) -> Result<(), ClientError> {
-        if let Some(existing) = self.peers.get(peer) {
-            if peer_keys(existing)? != keys {
-                let alert = AlertRecord::new(
-                    "key_changed",
-                    String::new(),
-                    peer.to_string(),
-                    Vec::new(),
-                    format!("{peer} now presents another identity key than the one pinned; sending to it is blocked"),
-                    self.now().0,
-                );
-                self.raise(vec![alert])?;
-                return Err(ClientError::KeyChanged(peer.clone()));
-            }
-            return Ok(());
-        }
-        let record = PeerRecord {
-            handle: peer.to_string(),
-            curve25519: b64::encode(keys.curve25519),
-            ed25519: b64::encode(keys.ed25519),
-            trust,
-        };
-        let mut tx = self.vault.tx()?;
-        tx.put_peer(&record)?;
-        tx.commit()?;
-        self.peers.insert(peer.clone(), record);
-        Ok(())
-    }
-
     fn channel_state(&self, id: &ChannelId) -> Result<&ChannelState, ClientError> {
-        self.channels
-            .get(id)
+        self.member
+            .channel(id)
             .ok_or_else(|| ClientError::UnknownChannel(id.to_hex()))
     }
 
@@ -655,7 +440,8 @@ impl Client {
     pub fn resolve_channel(&self, prefix: &str) -> Result<ChannelId, ClientError> {
         let prefix = prefix.to_ascii_lowercase();
         let matches: Vec<_> = self
-            .channels
+            .member
+            .channels()
             .keys()
             .filter(|id| id.to_hex().starts_with(&prefix))
             .collect();
@@ -671,18 +457,15 @@ impl Client {
 
     /// Every channel this member knows.
     pub fn channels(&self) -> Result<Vec<ChannelView>, ClientError> {
-        let messages = self.vault.messages()?;
-        self.channels
+        Ok(self
+            .member
+            .channels()
             .values()
-            .map(|s| self.view(s, &messages))
-            .collect()
+            .map(|s| self.view(s))
+            .collect())
     }
 
-    fn view(
-        &self,
-        s: &ChannelState,
-        messages: &[crate::vault::StoredMessage],
-    ) -> Result<ChannelView, ClientError> {
+    fn view(&self, s: &ChannelState) -> ChannelView {
         let policy = s.policy().unwrap_or(Policy {
             mediator_reads: false,
             receipt_deadline_s: 0,
@@ -706,16 +489,16 @@ impl Client {
                     None if m.role == Role::Party => "waiting".into(),
                     None => "-".into(),
                 },
-                key: if m.handle == self.me {
+                key: if m.handle == *self.me() {
                     "self".into()
                 } else {
-                    self.peers
-                        .get(&m.handle)
+                    self.member
+                        .peer(&m.handle)
                         .map_or("not pinned".into(), |p| p.trust.label())
                 },
             })
             .collect();
-        Ok(ChannelView {
+        ChannelView {
             channel_id: s.id().to_hex(),
             title: setup.map_or(String::new(), |st| st.proposal.title.clone()),
             status: match s.status() {
@@ -737,115 +520,64 @@ impl Client {
             mediator_reads: policy.mediator_reads,
             receipt_deadline_s: policy.receipt_deadline_s,
             heartbeat_interval_s: policy.heartbeat_interval_s,
-            messages: messages.iter().filter(|m| m.channel_id == s.id()).count(),
-        })
+            messages: self
+                .member
+                .messages()
+                .iter()
+                .filter(|m| m.channel() == s.id())
+                .count(),
+        }
     }
 
     /// The transcript of one channel (or all), in the order this member
     /// folded it; held-back messages last.
     pub fn log(&self, channel: Option<ChannelId>) -> Result<Vec<LogEntry>, ClientError> {
-        let mut msgs: Vec<&Msg> = self
-            .msgs
+        let mut msgs: Vec<(usize, &StoredMessage)> = self
+            .member
+            .messages()
             .iter()
-            .filter(|m| channel.is_none_or(|c| c == m.channel))
+            .enumerate()
+            .filter(|(_, m)| channel.is_none_or(|c| c == m.channel()))
             .collect();
-        msgs.sort_by_key(|m| (m.applied.is_none(), m.applied, m.row));
-        Ok(msgs.iter().map(|m| m.entry()).collect())
+        msgs.sort_by_key(|(i, m)| (m.applied.is_none(), m.applied, *i));
+        Ok(msgs.into_iter().map(|(_, m)| entry_of(m)).collect())
     }
 
-    /// One channel's payloads in folding order, held-back ones last.
-    pub(crate) fn ordered_msgs(&self, channel: ChannelId) -> Vec<&Msg> {
-        let mut msgs: Vec<&Msg> = self.msgs.iter().filter(|m| m.channel == channel).collect();
-        msgs.sort_by_key(|m| (m.applied.is_none(), m.applied, m.row));
-        msgs
-    }
-
-    /// Alerts, with their ids and whether they were dismissed.
-    pub fn alerts(&self) -> Result<Vec<(i64, bool, AlertRecord)>, ClientError> {
-        Ok(self.alert_list.clone())
+    /// Every alert and notice, dismissed and cleared ones included.
+    pub fn alerts(&self) -> Result<Vec<Alert>, ClientError> {
+        Ok(self.member.alerts().to_vec())
     }
 
     /// Alerts (not notices) neither dismissed nor cleared.
-    pub fn open_alerts(&self) -> Vec<(i64, AlertRecord)> {
-        self.alert_list
-            .iter()
-            .filter(|(_, dismissed, a)| !dismissed && a.cleared.is_none() && !a.notice)
-            .map(|(id, _, a)| (*id, a.clone()))
-            .collect()
+    pub fn open_alerts(&self) -> Vec<Alert> {
+        self.member.open_alerts().into_iter().cloned().collect()
     }
 
     /// Dismisses an alert after the user read it. Returns false if no such id.
-    pub fn dismiss_alert(&mut self, id: i64) -> Result<bool, ClientError> {
-        let mut tx = self.vault.tx()?;
-        let found = tx.dismiss_alert(id)?;
-        tx.commit()?;
-        for (aid, dismissed, _) in &mut self.alert_list {
-            if *aid == id {
-                *dismissed = true;
-            }
-        }
+    pub fn dismiss_alert(&mut self, id: AlertId) -> Result<bool, ClientError> {
+        let found = self.member.dismiss(id);
+        self.persist()?;
         Ok(found)
     }
 
-    /// Records alerts in `tx`; returns them with their ids, to be kept with
-    /// [`Client::commit_alerts`] after the commit.
-    pub(crate) fn stage_alerts(
-        tx: &mut crate::vault::Tx<'_>,
-        alerts: Vec<AlertRecord>,
-    ) -> Result<Vec<(i64, AlertRecord)>, ClientError> {
-        alerts
-            .into_iter()
-            .map(|a| Ok((tx.put_alert(&a)?, a)))
-            .collect()
-    }
-
-    /// Records and keeps alerts in a transaction of their own.
-    pub(crate) fn raise(&mut self, alerts: Vec<AlertRecord>) -> Result<(), ClientError> {
-        let mut tx = self.vault.tx()?;
-        let staged = Self::stage_alerts(&mut tx, alerts)?;
-        tx.commit()?;
-        self.commit_alerts(staged);
-        Ok(())
-    }
-
-    /// Keeps committed alerts in memory.
-    pub(crate) fn commit_alerts(&mut self, staged: Vec<(i64, AlertRecord)>) {
-        self.alert_list
-            .extend(staged.into_iter().map(|(id, a)| (id, false, a)));
-    }
-
     /// An open alert that blocks sending in `channel`: a changed key of one
-    /// of its members, or a member the relay added.
-    pub fn blocking_alert(&self, channel: &ChannelId) -> Option<AlertRecord> {
-        let members: Vec<String> = self
-            .channels
-            .get(channel)
-            .map(|s| s.members().iter().map(|m| m.handle.to_string()).collect())
-            .unwrap_or_default();
-        self.open_alerts().into_iter().map(|(_, a)| a).find(|a| {
-            (a.kind == "key_changed"
-                && (members.contains(&a.sender) || a.channel_id == channel.to_hex()))
-                || (a.kind == "membership_mismatch" && a.channel_id == channel.to_hex())
-        })
+    /// of its members, a member the relay added, or a stale store.
+    pub fn blocking_alert(&self, channel: &ChannelId) -> Option<Alert> {
+        self.member.blocking_alert(channel).cloned()
     }
 
     /// Tries to decrypt a copy with this member's keys and sessions without
     /// changing anything: what a curious mediator (or anyone holding this
     /// store) could read of a ciphertext.
     pub fn try_decrypt_copy(&self, envelope: &backchannel_protocol::Envelope) -> Option<Vec<u8>> {
-        for sessions in self.sessions.values() {
-            for s in sessions {
-                let mut probe = PeerSession::from_pickle(s.pickle());
-                if let Ok(p) = probe.decrypt(envelope.olm_type, &envelope.ciphertext) {
-                    return Some(p);
-                }
+        for (_, s) in self.vault.sessions().ok()? {
+            let mut probe = s;
+            if let Ok(p) = probe.decrypt(envelope.olm_type, &envelope.ciphertext) {
+                return Some(p);
             }
         }
-        let mut account = Identity::from_pickle(self.identity.pickle());
-        let sender = self
-            .peers
-            .get(&envelope.sender)
-            .and_then(|p| peer_keys(p).ok())?;
+        let mut account = Identity::from_pickle(self.member.identity().pickle());
+        let sender = self.member.peer(&envelope.sender)?.keys;
         account
             .inbound_session(&sender, envelope.olm_type, &envelope.ciphertext)
             .ok()
@@ -855,38 +587,40 @@ impl Client {
     /// The account pickle, private keys included. For tests that search
     /// files for key material; never print it.
     pub fn dangerous_account_pickle(&self) -> vodozemac::olm::AccountPickle {
-        self.identity.pickle()
+        self.member.identity().pickle()
     }
 
     /// Active channels where this member has sent nothing for at least the
     /// heartbeat interval: a heartbeat proves the channel alive.
     pub fn heartbeats_due(&self, at: Timestamp) -> Result<Vec<ChannelId>, ClientError> {
-        let log = self.log(None)?;
-        Ok(self
-            .channels
-            .values()
-            .filter(|s| s.status() == ChannelStatus::Active)
-            .filter(|s| {
-                let interval_ms =
-                    i64::from(s.policy().map_or(0, |p| p.heartbeat_interval_s)) * 1000;
-                let last = log
-                    .iter()
-                    .filter(|e| e.direction == Direction::Out && e.channel_id == s.id().to_hex())
-                    .map(|e| e.sent_at_ms)
-                    .max()
-                    .unwrap_or(i64::MIN / 2);
-                interval_ms > 0 && at.0 - last >= interval_ms
-            })
-            .map(ChannelState::id)
-            .collect())
+        Ok(self.member.heartbeats_due(at))
     }
 
-    /// The next sequence number this member would use in `channel`.
+    /// The next instant the machine needs the time: a receipt deadline or a
+    /// heartbeat. `watch` sleeps until then or the next push.
+    pub fn next_timeout(&self) -> Option<Timestamp> {
+        self.member.poll_timeout()
+    }
+
+    /// The time named by [`Client::next_timeout`] has come: judges the
+    /// deadlines and sends the heartbeats due, with no mailbox read.
+    pub async fn handle_timeout(&mut self) -> Result<SyncReport, ClientError> {
+        let now = self.now();
+        self.member.handle_timeout(now);
+        let mut report = SyncReport::default();
+        self.collect(&mut report)?;
+        for channel in self.member.heartbeats_due(now) {
+            self.send_heartbeat(channel).await?;
+        }
+        Ok(report)
+    }
+
+    /// The next position this member would use in `channel`.
     pub fn next_seq(&self, channel: &ChannelId) -> Result<Seq, ClientError> {
-        let s = self.channel_state(channel)?;
-        Ok(Seq(s.head(s.epoch().number, &self.me).seq.0 + 1))
+        self.member
+            .next_seq(channel)
+            .ok_or_else(|| ClientError::UnknownChannel(channel.to_hex()))
     }
-
     /// The board of `channel` at `at`: every assurance's state and flags,
     /// folded from the transcript this member holds.
     pub fn board(
@@ -903,7 +637,8 @@ impl Client {
     /// The channel's event reports as PLOVER-style records (JSON lines).
     pub fn event_records(&self, channel: ChannelId) -> Result<Vec<serde_json::Value>, ClientError> {
         Ok(self
-            .ordered_msgs(channel)
+            .member
+            .ordered(channel)
             .into_iter()
             .filter_map(|m| match &m.payload {
                 Payload::Full {
@@ -944,7 +679,7 @@ impl Client {
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         let mut entries = Vec::new();
         let mut members: Vec<(Handle, Role)> = Vec::new();
-        for id in self.channels.keys() {
+        for id in self.member.channels().keys() {
             let (e, m) = self.fold_inputs(*id)?;
             entries.extend(e);
             for (h, r) in m {
@@ -976,7 +711,8 @@ impl Client {
             .map(|m| (m.handle.clone(), m.role))
             .collect();
         let entries = self
-            .ordered_msgs(channel)
+            .member
+            .ordered(channel)
             .into_iter()
             .filter(|m| m.applied.is_some())
             .map(|m| backchannel_protocol::commitments::fold::Entry {

@@ -1,14 +1,14 @@
-//! Sending: prepare, seal, encrypt per recipient, commit (sessions, the
-//! message and the outbox in one transaction), then post in order.
+//! The send driver: the member machine prepares, seals, encrypts and
+//! queues; the client claims one-time keys it asks for, commits its
+//! changes (sessions, message and outbox together), then posts in order.
 
 use backchannel_protocol::api::EnvelopeJson;
-use backchannel_protocol::channel::{ChannelState, CopyKind};
-use backchannel_protocol::payload::{seal, Body, Member, Payload, Policy, Proposal, Role};
-use backchannel_protocol::{ChannelId, Envelope, Handle, MessageId, PeerSession};
+use backchannel_protocol::member::SendError;
+use backchannel_protocol::payload::{Body, Member, Policy, Proposal, Role};
+use backchannel_protocol::{ChannelId, Handle, MessageId};
 
-use super::{crash_point, peer_keys, Client};
+use super::{crash_point, Client};
 use crate::error::ClientError;
-use crate::vault::records::{AlertRecord, Direction, OutboxRecord, Trust};
 
 impl Client {
     /// Opens a channel as its mediator: routing record on the relay, then the
@@ -23,20 +23,20 @@ impl Client {
     ) -> Result<ChannelId, ClientError> {
         self.connect().await?;
         let mut members = vec![Member {
-            handle: self.me.clone(),
+            handle: self.me().clone(),
             role: Role::Mediator,
             curve25519: self.keys().curve25519,
             ed25519: self.keys().ed25519,
         }];
         for (handles, role) in [(parties, Role::Party), (observers, Role::Observer)] {
             for h in handles {
-                if *h == self.me || members.iter().any(|m| &m.handle == h) {
+                if h == self.me() || members.iter().any(|m| &m.handle == h) {
                     return Err(ClientError::Input(format!(
                         "{h} is listed twice (the mediator is a member already)"
                     )));
                 }
-                let keys = match self.peers.get(h) {
-                    Some(p) => peer_keys(p)?,
+                let keys = match self.member.peer(h) {
+                    Some(p) => p.keys,
                     None => self.pin_from_relay(h).await?,
                 };
                 members.push(Member {
@@ -61,17 +61,8 @@ impl Client {
             members,
             policy,
         };
-        self.channels
-            .insert(id, ChannelState::new(id, self.me.clone()));
-        match self.send_body(id, Body::Creation(proposal), None).await {
-            Ok(_) => Ok(id),
-            Err(e) => {
-                if self.log(Some(id))?.is_empty() {
-                    self.channels.remove(&id);
-                }
-                Err(e)
-            }
-        }
+        self.send_body(id, Body::Creation(proposal), None).await?;
+        Ok(id)
     }
 
     /// Proposes a new epoch, as the channel's mediator: `add` parties and
@@ -91,7 +82,7 @@ impl Client {
         let Some(setup) = state.setup() else {
             return Err(ClientError::UnknownChannel(channel.to_hex()));
         };
-        if setup.proposer != self.me {
+        if setup.proposer != *self.me() {
             return Err(ClientError::Input(format!(
                 "only the channel's mediator ({}) proposes amendments",
                 setup.proposer
@@ -100,7 +91,7 @@ impl Client {
         let mut proposal = setup.proposal.clone();
         let current: Vec<Handle> = proposal.members.iter().map(|m| m.handle.clone()).collect();
         for r in remove {
-            if *r == self.me || !current.contains(r) {
+            if r == self.me() || !current.contains(r) {
                 return Err(ClientError::Input(format!(
                     "{r} is not a member this mediator can remove"
                 )));
@@ -112,8 +103,8 @@ impl Client {
                 if proposal.members.iter().any(|m| &m.handle == h) {
                     return Err(ClientError::Input(format!("{h} is a member already")));
                 }
-                let keys = match self.peers.get(h) {
-                    Some(p) => peer_keys(p)?,
+                let keys = match self.member.peer(h) {
+                    Some(p) => p.keys,
                     None => self.pin_from_relay(h).await?,
                 };
                 proposal.members.push(Member {
@@ -235,64 +226,18 @@ impl Client {
         self.send_body(channel, Body::Heartbeat, None).await
     }
 
-    /// The session to encrypt to `peer` with, claiming a one-time key and
-    /// opening one if there is none. The claimed key's owner must match the
-    /// pinned identity keys.
-    async fn ensure_session(&mut self, peer: &Handle) -> Result<(), ClientError> {
-        if self.sessions.get(peer).is_some_and(|s| !s.is_empty()) {
-            return Ok(());
-        }
+    /// Opens a session to `peer` with a claimed one-time key, checked by
+    /// the machine against the pinned identity key.
+    async fn open_session(&mut self, peer: &Handle) -> Result<(), ClientError> {
         self.connect().await?;
-        let pinned = match self.peers.get(peer) {
-            Some(p) => Some(peer_keys(p)?),
-            None => None,
-        };
         let claim = self.relay.claim(peer).await?;
         let (keys, one_time) = claim.decode()?;
-        match pinned {
-            Some(p) if p != keys => {
-                self.pin(peer, keys, Trust::Tofu)?; // raises key_changed
-                return Err(ClientError::KeyChanged(peer.clone()));
-            }
-            Some(_) => self.check_served_keys(peer, &keys, claim.key_version)?,
-            None => {
-                self.check_served_keys(peer, &keys, claim.key_version)?;
-                self.pin(peer, keys, Trust::Tofu)?;
-            }
-        }
-        match one_time.verify(&keys) {
-            Ok(()) => {}
-            Err(backchannel_protocol::CryptoError::BadSignature { .. }) => {
-                let alert = AlertRecord::new(
-                    "key_changed",
-                    String::new(),
-                    peer.to_string(),
-                    Vec::new(),
-                    format!("the one-time key served for {peer} is not signed by {peer}'s pinned key: substituted; sending to {peer} is blocked"),
-                    self.now().0,
-                );
-                self.raise(vec![alert])?;
-                return Err(ClientError::KeyChanged(peer.clone()));
-            }
-            Err(e) => {
-                let alert = AlertRecord::new(
-                    "bad_key",
-                    String::new(),
-                    peer.to_string(),
-                    Vec::new(),
-                    format!("the one-time key served for {peer}: {e}"),
-                    self.now().0,
-                );
-                self.raise(vec![alert])?;
-                return Err(e.into());
-            }
-        }
-        let session = self.identity.outbound_session(&keys, &one_time)?;
-        self.sessions
-            .entry(peer.clone())
-            .or_default()
-            .insert(0, session);
-        Ok(())
+        let now = self.now();
+        let result = self
+            .member
+            .handle_claimed_key(now, peer, keys, claim.key_version, &one_time);
+        self.persist()?;
+        Ok(result?)
     }
 
     /// Prepares, seals, encrypts, commits and posts one message.
@@ -339,91 +284,46 @@ impl Client {
         overrides: std::collections::BTreeMap<Handle, Body>,
         in_reply_to: Option<MessageId>,
     ) -> Result<MessageId, ClientError> {
-        if !matches!(body, Body::Receipt | Body::Heartbeat) {
-            if let Some(a) = self.blocking_alert(&channel) {
-                return Err(ClientError::Blocked {
-                    kind: a.kind,
-                    detail: a.detail,
-                });
-            }
-        }
         self.connect().await?;
         self.flush_outbox().await?;
-        let message_id = MessageId::random();
-        let sent_at = self.now();
-        let prepared = self
-            .channel_state(&channel)?
-            .prepare(&body, message_id, sent_at, in_reply_to)
-            .map_err(|source| ClientError::Channel { channel, source })?;
-        for (peer, _) in &prepared.recipients {
-            self.ensure_session(peer).await?;
-        }
-        let salt: [u8; 16] = rand::random();
-        let sealed = seal(prepared.header.clone(), salt, body.clone())?;
-        let payload = Payload::Full {
-            header: prepared.header.clone(),
-            salt,
-            body,
-        };
-        let mut state = self.channel_state(&channel)?.clone();
-        state
-            .handle_payload(&payload, sealed.digest)
-            .map_err(|source| ClientError::Channel { channel, source })?;
-
-        let mut envelopes = Vec::new();
-        let mut used: Vec<Handle> = Vec::new();
-        for (peer, kind) in &prepared.recipients {
-            let other = match overrides.get(peer) {
-                Some(b) => Some(seal(prepared.header.clone(), rand::random(), b.clone())?),
-                None => None,
+        let mut claimed = false;
+        let message_id = loop {
+            let now = self.now();
+            let mut rng = rand::rngs::OsRng;
+            #[cfg(feature = "adversarial")]
+            let sent = if overrides.is_empty() {
+                self.member
+                    .send(now, channel, body.clone(), in_reply_to, &mut rng)
+            } else {
+                self.member.dangerous_equivocate(
+                    now,
+                    channel,
+                    body.clone(),
+                    overrides.clone(),
+                    &mut rng,
+                )
             };
-            let sealed = other.as_ref().unwrap_or(&sealed);
-            let copy = match kind {
-                CopyKind::Full => &sealed.full,
-                CopyKind::Stub => sealed.stub.as_ref().unwrap_or(&sealed.full),
+            #[cfg(not(feature = "adversarial"))]
+            let sent = {
+                let _ = &overrides;
+                self.member
+                    .send(now, channel, body.clone(), in_reply_to, &mut rng)
             };
-            let session: &mut PeerSession = self
-                .sessions
-                .get_mut(peer)
-                .and_then(|s| s.first_mut())
-                .ok_or_else(|| ClientError::Input(format!("no session with {peer}")))?;
-            let (olm_type, ciphertext) = session.encrypt(copy)?;
-            envelopes.push(EnvelopeJson::from(&Envelope {
-                channel_id: channel,
-                message_id,
-                sender: self.me.clone(),
-                recipient: peer.clone(),
-                seq_hint: prepared.header.seq.0,
-                olm_type,
-                ciphertext,
-            }));
-            used.push(peer.clone());
-        }
-
-        let next = self.next_applied;
-        let mut tx = self.vault.tx()?;
-        for peer in &used {
-            if let Some(s) = self.sessions.get(peer).and_then(|s| s.first()) {
-                tx.put_session(peer, s, sent_at.0)?;
+            match sent {
+                Ok(id) => break id,
+                Err(SendError::NoSession(peers)) if !claimed => {
+                    for peer in peers {
+                        self.open_session(&peer).await?;
+                    }
+                    claimed = true;
+                }
+                Err(e) => {
+                    self.persist()?;
+                    return Err(ClientError::from_send(channel, e));
+                }
             }
-        }
-        let msg = Self::stage_message(
-            &mut tx,
-            &payload,
-            sealed.digest,
-            Direction::Out,
-            Some(next),
-            sent_at.0,
-        )?;
-        if !envelopes.is_empty() {
-            tx.push_outbox(&OutboxRecord {
-                channel_id: channel.to_hex(),
-                envelopes,
-            })?;
-        }
-        tx.commit()?;
-        self.commit_message(msg);
-        self.channels.insert(channel, state);
+        };
+        self.persist()?;
         crash_point("after_outbox_commit");
         self.flush_outbox().await?;
         Ok(message_id)
@@ -432,20 +332,19 @@ impl Client {
     /// Posts every committed, unanswered post, oldest first, each after the
     /// previous one was answered. Returns how many went out.
     pub async fn flush_outbox(&mut self) -> Result<usize, ClientError> {
-        let pending = self.vault.outbox()?;
-        if pending.is_empty() {
+        if self.member.outbox().next().is_none() {
             return Ok(0);
         }
-        self.connect().await?;
+        self.check_own_record().await?;
         let mut sent = 0;
-        for (id, record) in pending {
-            self.relay
-                .post(&record.channel_id, record.envelopes)
-                .await?;
+        while let Some(t) = self.member.poll_transmit() {
+            self.connect().await?;
+            let envelopes: Vec<EnvelopeJson> = t.envelopes.iter().map(EnvelopeJson::from).collect();
+            let posted = self.relay.post(&t.channel.to_hex(), envelopes).await;
+            self.member.handle_posted(t.id, posted.is_ok());
+            posted?;
             crash_point("after_post");
-            let mut tx = self.vault.tx()?;
-            tx.delete_outbox(id)?;
-            tx.commit()?;
+            self.persist()?;
             sent += 1;
         }
         Ok(sent)

@@ -10,46 +10,25 @@ pub mod records;
 
 use std::path::{Path, PathBuf};
 
-use backchannel_protocol::{ChannelId, Handle, Identity, MessageId, PeerSession};
+use backchannel_protocol::api::EnvelopeJson;
+use backchannel_protocol::member::{
+    Alert, Changes, Failure, Peer, Snapshot, StoredMessage, Transmit, TransmitId,
+};
+use backchannel_protocol::payload::Payload;
+use backchannel_protocol::{
+    b64, ChannelId, Digest, Envelope, Handle, Identity, MessageId, PeerSession, Timestamp,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crypto::KdfParams;
 use crypto::{derive, Sealer};
-use records::{AlertRecord, MessageRecord, OutboxRecord, PeerRecord};
+use records::{MessageRecord, OutboxRecord, PeerRecord};
 
 use crate::error::VaultError;
 
 const SCHEMA: &str = include_str!("schema.sql");
-
-/// A stored payload with its row data.
-#[derive(Clone, Debug)]
-pub struct StoredMessage {
-    /// Row id (arrival order).
-    pub row: i64,
-    /// The channel.
-    pub channel_id: ChannelId,
-    /// Folding order, or `None` if held back.
-    pub applied: Option<i64>,
-    /// The record.
-    pub record: MessageRecord,
-}
-
-/// A ciphertext that failed to decrypt, waiting to be classified.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// Its message id.
-    pub message_id: MessageId,
-    /// The channel its envelope named.
-    pub channel_id: ChannelId,
-    /// The sender its envelope named.
-    pub sender: Handle,
-    /// The envelope's (unauthenticated) sequence-number hint.
-    pub seq_hint: u64,
-    /// When this member learnt of it.
-    pub learned_at: i64,
-}
 
 /// The open store.
 pub struct Vault {
@@ -193,142 +172,104 @@ impl Vault {
         Ok(Identity::from_pickle(self.open_json("account", &sealed)?))
     }
 
-    /// Every Olm session, most recently used first per peer.
-    pub fn sessions(&self) -> Result<Vec<(Handle, PeerSession)>, VaultError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT peer, sealed FROM sessions ORDER BY used_at DESC")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    /// Everything the member machine is restored from.
+    pub fn snapshot(&self) -> Result<Snapshot, VaultError> {
+        let mut s = Snapshot::new(self.handle()?, self.account()?);
+        s.sessions = self.sessions()?;
+        s.peers = self
+            .peers()?
+            .into_iter()
+            .map(|p| p.to_peer())
+            .collect::<Result<_, _>>()?;
+        s.key_versions = self.rows("SELECT handle, version FROM key_versions", |r| {
+            let h = Handle::new(r.get::<_, String>(0)?)
+                .map_err(|_| VaultError::Corrupt("key version handle"))?;
+            Ok((h, r.get::<_, i64>(1)? as u64))
         })?;
+        s.messages = self.rows("SELECT applied, sealed FROM messages ORDER BY id", |r| {
+            let applied = r.get::<_, Option<i64>>(0)?.map(|n| n as u64);
+            let record: MessageRecord = self.open_json("messages", &r.get::<_, Vec<u8>>(1)?)?;
+            Ok(StoredMessage {
+                payload: Payload::decode(
+                    &b64::decode(&record.payload, "payload")
+                        .map_err(|_| VaultError::Corrupt("message"))?,
+                )
+                .map_err(|_| VaultError::Corrupt("message"))?,
+                digest: Digest::from_hex(&record.digest)
+                    .map_err(|_| VaultError::Corrupt("message digest"))?,
+                direction: record.direction,
+                stored_at: Timestamp(record.stored_at_ms),
+                applied,
+                unsupported: record.unsupported,
+            })
+        })?;
+        s.processed = self.rows("SELECT message_id, envelope_hash FROM processed", |r| {
+            Ok((
+                MessageId(fixed(&r.get::<_, Vec<u8>>(0)?)?),
+                fixed(&r.get::<_, Vec<u8>>(1)?)?,
+            ))
+        })?;
+        s.ciphertexts = self.rows("SELECT digest FROM ciphertexts", |r| {
+            fixed(&r.get::<_, Vec<u8>>(0)?)
+        })?;
+        s.failures = self.rows(
+            "SELECT message_id, channel_id, sender, seq_hint, learned_at FROM failures ORDER BY learned_at",
+            |r| {
+                Ok(Failure {
+                    message_id: MessageId(fixed(&r.get::<_, Vec<u8>>(0)?)?),
+                    channel_id: ChannelId(fixed(&r.get::<_, Vec<u8>>(1)?)?),
+                    sender: Handle::new(r.get::<_, String>(2)?).map_err(|_| VaultError::Corrupt("failure sender"))?,
+                    seq_hint: r.get::<_, i64>(3)? as u64,
+                    learned_at: Timestamp(r.get(4)?),
+                })
+            },
+        )?;
+        s.alerts = self.rows("SELECT sealed FROM alerts ORDER BY id", |r| {
+            self.open_json::<Alert>("alerts", &r.get::<_, Vec<u8>>(0)?)
+        })?;
+        s.outbox = self.rows("SELECT id, sealed FROM outbox ORDER BY id", |r| {
+            let id = TransmitId(r.get::<_, i64>(0)? as u64);
+            let record: OutboxRecord = self.open_json("outbox", &r.get::<_, Vec<u8>>(1)?)?;
+            record.to_transmit(id)
+        })?;
+        s.cursor = self.cursor()?;
+        Ok(s)
+    }
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<T, VaultError>,
+    ) -> Result<Vec<T>, VaultError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = stmt.query([])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (peer, sealed) = row?;
-            let peer = Handle::new(peer).map_err(|_| VaultError::Corrupt("session peer"))?;
-            out.push((
-                peer,
-                PeerSession::from_pickle(self.open_json("sessions", &sealed)?),
-            ));
+        while let Some(r) = rows.next()? {
+            out.push(f(r)?);
         }
         Ok(out)
+    }
+
+    /// Every Olm session, most recently used first per peer.
+    pub fn sessions(&self) -> Result<Vec<(Handle, PeerSession)>, VaultError> {
+        self.rows(
+            "SELECT peer, sealed FROM sessions ORDER BY used_at DESC",
+            |r| {
+                let peer = Handle::new(r.get::<_, String>(0)?)
+                    .map_err(|_| VaultError::Corrupt("session peer"))?;
+                Ok((
+                    peer,
+                    PeerSession::from_pickle(self.open_json("sessions", &r.get::<_, Vec<u8>>(1)?)?),
+                ))
+            },
+        )
     }
 
     /// Every pinned peer.
     pub fn peers(&self) -> Result<Vec<PeerRecord>, VaultError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT sealed FROM peers ORDER BY handle")?;
-        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|r| self.open_json("peers", &r?)).collect()
-    }
-
-    /// Every stored payload, in arrival order.
-    pub fn messages(&self) -> Result<Vec<StoredMessage>, VaultError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, channel_id, applied, sealed FROM messages ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, channel, applied, sealed) = row?;
-            let channel: [u8; 16] = channel
-                .as_slice()
-                .try_into()
-                .map_err(|_| VaultError::Corrupt("channel id"))?;
-            out.push(StoredMessage {
-                row: id,
-                channel_id: ChannelId(channel),
-                applied,
-                record: self.open_json("messages", &sealed)?,
-            });
-        }
-        Ok(out)
-    }
-
-    /// The envelope hash stored for a processed message id.
-    pub fn processed(&self, id: &MessageId) -> Result<Option<[u8; 32]>, VaultError> {
-        let hash: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT envelope_hash FROM processed WHERE message_id = ?1",
-                [&id.0[..]],
-                |r| r.get(0),
-            )
-            .optional()?;
-        hash.map(|h| {
-            h.as_slice()
-                .try_into()
-                .map_err(|_| VaultError::Corrupt("envelope hash"))
+        self.rows("SELECT sealed FROM peers ORDER BY handle", |r| {
+            self.open_json("peers", &r.get::<_, Vec<u8>>(0)?)
         })
-        .transpose()
-    }
-
-    /// True if this ciphertext digest was processed before.
-    pub fn seen_ciphertext(&self, digest: &[u8; 32]) -> Result<bool, VaultError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM ciphertexts WHERE digest = ?1",
-                [&digest[..]],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
-    /// Unclassified decryption failures.
-    pub fn failures(&self) -> Result<Vec<Failure>, VaultError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT message_id, channel_id, sender, seq_hint, learned_at FROM failures ORDER BY learned_at")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (m, c, s, hint, at) = r?;
-            Ok(Failure {
-                message_id: MessageId(
-                    m.as_slice()
-                        .try_into()
-                        .map_err(|_| VaultError::Corrupt("failure id"))?,
-                ),
-                channel_id: ChannelId(
-                    c.as_slice()
-                        .try_into()
-                        .map_err(|_| VaultError::Corrupt("failure channel"))?,
-                ),
-                sender: Handle::new(s).map_err(|_| VaultError::Corrupt("failure sender"))?,
-                seq_hint: hint as u64,
-                learned_at: at,
-            })
-        })
-        .collect()
-    }
-
-    /// The highest key version seen for `handle`.
-    pub fn key_version(&self, handle: &Handle) -> Result<Option<u64>, VaultError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT version FROM key_versions WHERE handle = ?1",
-                [handle.as_str()],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .map(|v| v as u64))
     }
 
     /// This member's record of an exchange.
@@ -347,38 +288,6 @@ impl Vault {
         sealed.map(|s| self.open_json("exchanges", &s)).transpose()
     }
 
-    /// Posts not yet answered, oldest first.
-    pub fn outbox(&self) -> Result<Vec<(i64, OutboxRecord)>, VaultError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, sealed FROM outbox ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-        rows.map(|r| {
-            let (id, sealed) = r?;
-            Ok((id, self.open_json("outbox", &sealed)?))
-        })
-        .collect()
-    }
-
-    /// Alerts, with their row ids and whether they were dismissed.
-    pub fn alerts(&self) -> Result<Vec<(i64, bool, AlertRecord)>, VaultError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, dismissed, sealed FROM alerts ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (id, dismissed, sealed) = r?;
-            Ok((id, dismissed, self.open_json("alerts", &sealed)?))
-        })
-        .collect()
-    }
-
     /// Starts a write transaction.
     pub fn tx(&mut self) -> Result<Tx<'_>, VaultError> {
         Ok(Tx {
@@ -390,6 +299,11 @@ impl Vault {
     }
 }
 
+fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], VaultError> {
+    b.try_into()
+        .map_err(|_| VaultError::Corrupt("a fixed-size column"))
+}
+
 /// One atomic write to the store.
 pub struct Tx<'a> {
     tx: Transaction<'a>,
@@ -398,7 +312,7 @@ pub struct Tx<'a> {
 
 impl std::fmt::Debug for Tx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tx { .. }")
+        f.debug_struct("Tx").finish_non_exhaustive()
     }
 }
 
@@ -410,7 +324,14 @@ impl Tx<'_> {
 
     /// Saves the Olm account.
     pub fn put_account(&mut self, identity: &Identity) -> Result<(), VaultError> {
-        let sealed = self.seal("account", &identity.pickle())?;
+        self.put_account_pickle(&identity.pickle())
+    }
+
+    fn put_account_pickle(
+        &mut self,
+        pickle: &vodozemac::olm::AccountPickle,
+    ) -> Result<(), VaultError> {
+        let sealed = self.seal("account", pickle)?;
         self.tx.execute(
             "INSERT INTO account (id, sealed) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
             [sealed],
@@ -418,31 +339,88 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Saves an Olm session.
-    pub fn put_session(
-        &mut self,
-        peer: &Handle,
-        session: &PeerSession,
-        used_at: i64,
-    ) -> Result<(), VaultError> {
-        let sealed = self.seal("sessions", &session.pickle())?;
-        self.tx.execute(
-            "INSERT INTO sessions (session_id, peer, sealed, used_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (session_id) DO UPDATE SET sealed = excluded.sealed, used_at = excluded.used_at",
-            params![session.id(), peer.as_str(), sealed, used_at],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets every session with `peer` (its identity key changed).
-    pub fn delete_sessions(&mut self, peer: &Handle) -> Result<(), VaultError> {
-        self.tx
-            .execute("DELETE FROM sessions WHERE peer = ?1", [peer.as_str()])?;
+    /// Persists what the member machine changed, all in this transaction.
+    pub fn apply(&mut self, c: &Changes) -> Result<(), VaultError> {
+        if let Some(a) = &c.account {
+            self.put_account_pickle(a)?;
+        }
+        for peer in &c.forget_sessions {
+            self.tx
+                .execute("DELETE FROM sessions WHERE peer = ?1", [peer.as_str()])?;
+        }
+        for s in &c.sessions {
+            let sealed = self.seal("sessions", &s.pickle)?;
+            self.tx.execute(
+                "INSERT INTO sessions (session_id, peer, sealed, used_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (session_id) DO UPDATE SET sealed = excluded.sealed, used_at = excluded.used_at",
+                params![s.id, s.peer.as_str(), sealed, s.used_at.0],
+            )?;
+        }
+        for (h, p) in &c.peers {
+            self.put_peer(&PeerRecord::of(h, p))?;
+        }
+        for (h, v) in &c.key_versions {
+            self.tx.execute(
+                "INSERT INTO key_versions (handle, version) VALUES (?1, ?2)
+                 ON CONFLICT (handle) DO UPDATE SET version = max(version, excluded.version)",
+                params![h.as_str(), *v as i64],
+            )?;
+        }
+        for m in &c.messages {
+            self.put_message(m)?;
+        }
+        for (id, hash) in &c.processed {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO processed (message_id, envelope_hash) VALUES (?1, ?2)",
+                params![&id.0[..], &hash[..]],
+            )?;
+        }
+        for d in &c.ciphertexts {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO ciphertexts (digest) VALUES (?1)",
+                [&d[..]],
+            )?;
+        }
+        for f in &c.failures {
+            self.tx.execute(
+                "INSERT OR REPLACE INTO failures (message_id, channel_id, sender, seq_hint, learned_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&f.message_id.0[..], &f.channel_id.0[..], f.sender.as_str(), f.seq_hint as i64, f.learned_at.0],
+            )?;
+        }
+        for id in &c.resolved_failures {
+            self.tx
+                .execute("DELETE FROM failures WHERE message_id = ?1", [&id.0[..]])?;
+        }
+        for a in &c.alerts {
+            let sealed = self.seal("alerts", a)?;
+            self.tx.execute(
+                "INSERT INTO alerts (id, dismissed, sealed) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET dismissed = excluded.dismissed, sealed = excluded.sealed",
+                params![a.id.0 as i64, a.dismissed, sealed],
+            )?;
+        }
+        for t in &c.outbox {
+            let sealed = self.seal("outbox", &OutboxRecord::of(t))?;
+            self.tx.execute(
+                "INSERT INTO outbox (id, channel_id, sealed) VALUES (?1, ?2, ?3)",
+                params![t.id.0 as i64, t.channel.to_hex().as_bytes(), sealed],
+            )?;
+        }
+        for id in &c.outbox_done {
+            self.tx
+                .execute("DELETE FROM outbox WHERE id = ?1", [id.0 as i64])?;
+        }
+        if let Some(cursor) = c.cursor {
+            self.tx.execute(
+                "UPDATE meta SET v = ?1 WHERE k = 'cursor' AND v < ?1",
+                [cursor.to_be_bytes().to_vec()],
+            )?;
+        }
         Ok(())
     }
 
     /// Pins (or re-pins) a peer.
-    pub fn put_peer(&mut self, peer: &PeerRecord) -> Result<(), VaultError> {
+    fn put_peer(&mut self, peer: &PeerRecord) -> Result<(), VaultError> {
         let sealed = self.seal("peers", peer)?;
         self.tx.execute(
             "INSERT INTO peers (handle, sealed) VALUES (?1, ?2) ON CONFLICT (handle) DO UPDATE SET sealed = excluded.sealed",
@@ -451,90 +429,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Stores a payload; returns its row id.
-    pub fn put_message(
-        &mut self,
-        channel: &ChannelId,
-        message: &MessageId,
-        sender: &Handle,
-        record: &MessageRecord,
-    ) -> Result<i64, VaultError> {
-        let sealed = self.seal("messages", record)?;
+    /// Stores a payload, or marks a stored one applied.
+    fn put_message(&mut self, m: &StoredMessage) -> Result<(), VaultError> {
+        let h = m.payload.header();
+        let record = MessageRecord {
+            payload: b64::encode(m.payload.encode()),
+            digest: m.digest.to_hex(),
+            direction: m.direction,
+            stored_at_ms: m.stored_at.0,
+            unsupported: m.unsupported,
+        };
+        let sealed = self.seal("messages", &record)?;
         self.tx.execute(
-            "INSERT INTO messages (channel_id, message_id, sender, sealed) VALUES (?1, ?2, ?3, ?4)",
-            params![&channel.0[..], &message.0[..], sender.as_str(), sealed],
-        )?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
-    /// Marks a stored payload as folded into its channel as number `order`.
-    pub fn set_applied(&mut self, row: i64, order: i64) -> Result<(), VaultError> {
-        self.tx.execute(
-            "UPDATE messages SET applied = ?2 WHERE id = ?1",
-            [row, order],
-        )?;
-        Ok(())
-    }
-
-    /// Records a processed ciphertext's digest.
-    pub fn put_ciphertext(&mut self, digest: &[u8; 32]) -> Result<(), VaultError> {
-        self.tx.execute(
-            "INSERT OR IGNORE INTO ciphertexts (digest) VALUES (?1)",
-            [&digest[..]],
-        )?;
-        Ok(())
-    }
-
-    /// Records an unclassified decryption failure.
-    pub fn put_failure(&mut self, f: &Failure) -> Result<(), VaultError> {
-        self.tx.execute(
-            "INSERT OR REPLACE INTO failures (message_id, channel_id, sender, seq_hint, learned_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![&f.message_id.0[..], &f.channel_id.0[..], f.sender.as_str(), f.seq_hint as i64, f.learned_at],
-        )?;
-        Ok(())
-    }
-
-    /// Removes a classified failure.
-    pub fn delete_failure(&mut self, id: &MessageId) -> Result<(), VaultError> {
-        self.tx
-            .execute("DELETE FROM failures WHERE message_id = ?1", [&id.0[..]])?;
-        Ok(())
-    }
-
-    /// Records the key version the relay showed for `handle`.
-    pub fn put_key_version(&mut self, handle: &Handle, version: u64) -> Result<(), VaultError> {
-        self.tx.execute(
-            "INSERT INTO key_versions (handle, version) VALUES (?1, ?2)
-             ON CONFLICT (handle) DO UPDATE SET version = max(version, excluded.version)",
-            params![handle.as_str(), version as i64],
-        )?;
-        Ok(())
-    }
-
-    /// Replaces an alert's record and dismissal.
-    pub fn update_alert(
-        &mut self,
-        id: i64,
-        alert: &AlertRecord,
-        dismissed: bool,
-    ) -> Result<(), VaultError> {
-        let sealed = self.seal("alerts", alert)?;
-        self.tx.execute(
-            "UPDATE alerts SET sealed = ?2, dismissed = ?3 WHERE id = ?1",
-            params![id, sealed, dismissed],
-        )?;
-        Ok(())
-    }
-
-    /// Records a processed message id.
-    pub fn put_processed(
-        &mut self,
-        id: &MessageId,
-        envelope_hash: &[u8; 32],
-    ) -> Result<(), VaultError> {
-        self.tx.execute(
-            "INSERT OR IGNORE INTO processed (message_id, envelope_hash) VALUES (?1, ?2)",
-            params![&id.0[..], &envelope_hash[..]],
+            "INSERT INTO messages (channel_id, message_id, sender, applied, sealed) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (message_id, sender) DO UPDATE SET applied = excluded.applied, sealed = excluded.sealed",
+            params![&h.channel_id.0[..], &h.message_id.0[..], h.sender.as_str(), m.applied.map(|n| n as i64), sealed],
         )?;
         Ok(())
     }
@@ -553,50 +462,59 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Queues a post.
-    pub fn push_outbox(&mut self, record: &OutboxRecord) -> Result<i64, VaultError> {
-        let sealed = self.seal("outbox", record)?;
-        self.tx.execute(
-            "INSERT INTO outbox (channel_id, sealed) VALUES (?1, ?2)",
-            params![record.channel_id.as_bytes(), sealed],
-        )?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
-    /// Removes an answered post.
-    pub fn delete_outbox(&mut self, id: i64) -> Result<(), VaultError> {
-        self.tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
-        Ok(())
-    }
-
-    /// Records an alert; returns its id.
-    pub fn put_alert(&mut self, alert: &AlertRecord) -> Result<i64, VaultError> {
-        let sealed = self.seal("alerts", alert)?;
-        self.tx
-            .execute("INSERT INTO alerts (sealed) VALUES (?1)", [sealed])?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
-    /// Marks an alert dismissed.
-    pub fn dismiss_alert(&mut self, id: i64) -> Result<bool, VaultError> {
-        Ok(self
-            .tx
-            .execute("UPDATE alerts SET dismissed = 1 WHERE id = ?1", [id])?
-            > 0)
-    }
-
-    /// Advances the mailbox cursor (never backwards).
-    pub fn set_cursor(&mut self, cursor: u64) -> Result<(), VaultError> {
-        self.tx.execute(
-            "UPDATE meta SET v = ?1 WHERE k = 'cursor' AND v < ?1",
-            [cursor.to_be_bytes().to_vec()],
-        )?;
-        Ok(())
-    }
-
     /// Commits.
     pub fn commit(self) -> Result<(), VaultError> {
         self.tx.commit()?;
         Ok(())
+    }
+}
+
+impl PeerRecord {
+    fn of(handle: &Handle, p: &Peer) -> PeerRecord {
+        PeerRecord {
+            handle: handle.to_string(),
+            curve25519: b64::encode(p.keys.curve25519),
+            ed25519: b64::encode(p.keys.ed25519),
+            trust: p.trust.clone(),
+        }
+    }
+
+    fn to_peer(&self) -> Result<(Handle, Peer), VaultError> {
+        let bad = |_| VaultError::Corrupt("peer record");
+        let h = Handle::new(self.handle.as_str()).map_err(bad)?;
+        let keys = backchannel_protocol::IdentityKeys {
+            curve25519: backchannel_protocol::api::fixed(&self.curve25519, "curve25519")
+                .map_err(bad)?,
+            ed25519: backchannel_protocol::api::fixed(&self.ed25519, "ed25519").map_err(bad)?,
+        };
+        Ok((
+            h,
+            Peer {
+                keys,
+                trust: self.trust.clone(),
+            },
+        ))
+    }
+}
+
+impl OutboxRecord {
+    fn of(t: &Transmit) -> OutboxRecord {
+        OutboxRecord {
+            channel_id: t.channel.to_hex(),
+            envelopes: t.envelopes.iter().map(EnvelopeJson::from).collect(),
+        }
+    }
+
+    fn to_transmit(&self, id: TransmitId) -> Result<Transmit, VaultError> {
+        let bad = |_| VaultError::Corrupt("outbox record");
+        Ok(Transmit {
+            id,
+            channel: ChannelId::from_hex(&self.channel_id).map_err(bad)?,
+            envelopes: self
+                .envelopes
+                .iter()
+                .map(|e| Envelope::try_from(e).map_err(|_| VaultError::Corrupt("outbox envelope")))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }

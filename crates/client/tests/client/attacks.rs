@@ -5,19 +5,20 @@
 
 use std::collections::BTreeMap;
 
-use backchannel_client::vault::records::AlertRecord;
 use backchannel_client::Client;
+use backchannel_protocol::member::Alert;
 use backchannel_protocol::{ChannelId, Envelope, Identity, IdentityKeys, MessageId, OlmType};
 
+use crate::{alert_ids, alert_member, alert_pos, alert_who};
 use crate::{h, Cast};
 
 /// Open alerts (not dismissed, not cleared, not notices).
-fn open(c: &Client) -> Vec<AlertRecord> {
-    c.open_alerts().into_iter().map(|(_, a)| a).collect()
+fn open(c: &Client) -> Vec<Alert> {
+    c.open_alerts()
 }
 
-fn kinds(c: &Client) -> Vec<String> {
-    open(c).iter().map(|a| a.kind.clone()).collect()
+fn kinds(c: &Client) -> Vec<&'static str> {
+    open(c).iter().map(|a| a.kind.code()).collect()
 }
 
 /// The position of a message in its sender's chain.
@@ -46,9 +47,9 @@ async fn row_01_a_dropped_message_is_a_gap_at_the_next_one() {
     cast.red.sync().await.unwrap();
     let alerts = open(&cast.red);
     assert_eq!(kinds(&cast.red), ["gap"]);
-    assert_eq!(alerts[0].sender, "blue");
-    assert_eq!(alerts[0].positions, [seq_of(&cast.blue, id, m2)]);
-    assert_eq!(alerts[0].message_ids, [m3.to_hex()]);
+    assert_eq!(alert_who(&alerts[0]), "blue");
+    assert_eq!(alert_pos(&alerts[0]), [seq_of(&cast.blue, id, m2)]);
+    assert_eq!(alert_ids(&alerts[0]), [m3.to_hex()]);
     // The later message is still shown.
     assert!(cast
         .red
@@ -77,10 +78,10 @@ async fn row_02_a_tail_drop_is_ack_overdue_for_every_member_affected() {
         let alerts = open(c);
         assert_eq!(alerts.len(), 1, "{}: {alerts:?}", c.me());
         assert_eq!(
-            (alerts[0].kind.as_str(), alerts[0].member.as_str()),
+            (alerts[0].kind.code(), alert_member(&alerts[0])),
             ("ack_overdue", "red")
         );
-        assert!(alerts[0].message_ids.contains(&last.to_hex()));
+        assert!(alert_ids(&alerts[0]).contains(&last.to_hex()));
     }
     // Red was not cut off for good: the message arrives late and red's
     // receipt clears the alert.
@@ -93,7 +94,7 @@ async fn row_02_a_tail_drop_is_ack_overdue_for_every_member_affected() {
         .alerts()
         .unwrap()
         .iter()
-        .any(|(_, _, a)| a.kind == "ack_overdue" && a.cleared.is_some()));
+        .any(|a| a.kind.code() == "ack_overdue" && a.cleared.is_some()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,10 +116,10 @@ async fn row_02_a_member_cut_off_for_good_stays_overdue() {
     cast.blue.sync().await.unwrap();
     let alerts = open(&cast.blue);
     assert_eq!(alerts.len(), 1, "one alert per member: {alerts:?}");
-    assert_eq!(alerts[0].member, "red");
-    assert!(alerts[0].message_ids.contains(&m.to_hex()));
+    assert_eq!(alert_member(&alerts[0]), "red");
+    assert!(alert_ids(&alerts[0]).contains(&m.to_hex()));
     assert!(
-        alerts[0].message_ids.contains(&hb.to_hex()),
+        alert_ids(&alerts[0]).contains(&hb.to_hex()),
         "heartbeats are receipted too"
     );
 }
@@ -139,7 +140,7 @@ async fn row_03_reordered_messages_are_a_reorder() {
         ["reorder"],
         "the gap is closed: {alerts:?}"
     );
-    assert_eq!(alerts[0].message_ids, [m1.to_hex()]);
+    assert_eq!(alert_ids(&alerts[0]), [m1.to_hex()]);
     let texts: Vec<_> = cast
         .red
         .log(Some(id))
@@ -175,12 +176,11 @@ async fn row_04_a_delayed_reply_is_a_crossed_messages_notice() {
         .alerts()
         .unwrap()
         .into_iter()
-        .map(|(_, _, a)| a)
-        .filter(|a| a.notice)
+        .filter(|a| a.kind.is_notice())
         .collect();
     assert_eq!(notices.len(), 1);
-    assert_eq!(notices[0].kind, "crossed_messages");
-    assert_eq!(notices[0].message_ids, [reply.to_hex(), q2.to_hex()]);
+    assert_eq!(notices[0].kind.code(), "crossed_messages");
+    assert_eq!(alert_ids(&notices[0]), [reply.to_hex(), q2.to_hex()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,8 +208,8 @@ async fn row_05_replayed_or_moved_ciphertexts_are_a_replay() {
     cast.red.sync().await.unwrap();
     let alerts = open(&cast.red);
     assert_eq!(kinds(&cast.red), ["replay", "replay"]);
-    assert_eq!(alerts[0].message_ids, [renamed.message_id.to_hex()]);
-    assert_eq!(alerts[1].message_ids, [moved.message_id.to_hex()]);
+    assert_eq!(alert_ids(&alerts[0]), [renamed.message_id.to_hex()]);
+    assert_eq!(alert_ids(&alerts[1]), [moved.message_id.to_hex()]);
     let shown = cast
         .red
         .log(Some(id))
@@ -234,7 +234,7 @@ async fn row_06_flipped_bits_are_modified() {
     cast.red.sync().await.unwrap();
     let alerts = open(&cast.red);
     assert_eq!(kinds(&cast.red), ["modified"], "{alerts:?}");
-    assert_eq!(alerts[0].message_ids, [m1.to_hex(), m2.to_hex()]);
+    assert_eq!(alert_ids(&alerts[0]), [m1.to_hex(), m2.to_hex()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,10 +273,10 @@ async fn row_07_an_injected_ciphertext_is_forged() {
     cast.red.sync().await.unwrap();
     let alerts = open(&cast.red);
     assert_eq!(kinds(&cast.red), ["forged", "forged"], "{alerts:?}");
-    let ids: Vec<_> = alerts.iter().flat_map(|a| a.message_ids.clone()).collect();
+    let ids: Vec<_> = alerts.iter().flat_map(alert_ids).collect();
     assert!(ids.contains(&fake.message_id.to_hex()) && ids.contains(&prekey.message_id.to_hex()));
     assert!(
-        !kinds(&cast.red).contains(&"key_changed".to_string()),
+        !kinds(&cast.red).contains(&"key_changed"),
         "an unknown identity is forged, not key_changed"
     );
 }
@@ -304,7 +304,7 @@ async fn row_08_an_equivocating_member_is_a_fork_when_head_vectors_meet() {
         assert!(
             alerts
                 .iter()
-                .all(|a| a.kind == "fork" && a.sender == "blue"),
+                .all(|a| a.kind.code() == "fork" && alert_who(a) == "blue"),
             "{}: {alerts:?}",
             c.me()
         );
@@ -329,7 +329,7 @@ async fn row_09_a_member_the_relay_adds_is_a_membership_mismatch() {
     assert_eq!(
         open(&cast.blue)
             .iter()
-            .map(|a| (a.kind.as_str(), a.member.as_str()))
+            .map(|a| (a.kind.code(), alert_member(a)))
             .collect::<Vec<_>>(),
         [("membership_mismatch", "ghost")]
     );
@@ -361,7 +361,7 @@ async fn row_10_a_substituted_identity_key_is_key_changed_and_blocks() {
     assert_eq!(err.code(), "key_changed");
     let alerts = open(&cast.blue);
     assert_eq!(
-        (alerts[0].kind.as_str(), alerts[0].sender.as_str()),
+        (alerts[0].kind.code(), alert_who(&alerts[0])),
         ("key_changed", "red")
     );
     assert_eq!(
@@ -445,7 +445,7 @@ async fn row_11_and_12_bad_keys_are_bad_key() {
                 .alerts()
                 .unwrap()
                 .iter()
-                .filter(|(_, _, a)| a.kind == "bad_key")
+                .filter(|a| a.kind.code() == "bad_key")
                 .count(),
             i + 1,
             "{what}"
@@ -468,7 +468,7 @@ async fn row_14_a_forged_mailbox_ack_clears_nothing() {
     cast.advance_s(3601);
     cast.blue.sync().await.unwrap();
     assert_eq!(kinds(&cast.blue), ["ack_overdue"]);
-    assert_eq!(open(&cast.blue)[0].member, "red");
+    assert_eq!(alert_member(&open(&cast.blue)[0]), "red");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,14 +511,14 @@ async fn row_16_messages_withheld_past_the_olm_window_are_late_undecryptable() {
     }
     cast.red.sync().await.unwrap();
     let k = kinds(&cast.red);
-    let late = k.iter().filter(|k| *k == "late_undecryptable").count();
+    let late = k.iter().filter(|k| **k == "late_undecryptable").count();
     assert!(late >= 1, "{k:?}");
     assert!(
         k.iter()
-            .all(|k| k == "late_undecryptable" || k == "reorder" || k == "gap"),
+            .all(|k| *k == "late_undecryptable" || *k == "reorder" || *k == "gap"),
         "never forged or modified: {k:?}"
     );
-    assert_eq!(late + k.iter().filter(|k| *k == "reorder").count(), 45);
+    assert_eq!(late + k.iter().filter(|k| **k == "reorder").count(), 45);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,5 +538,5 @@ async fn row_17_truncated_acknowledged_rows_are_a_gap_or_ack_overdue() {
     cast.blue.send_text(id, "three", None).await.unwrap();
     cast.red.sync().await.unwrap();
     assert_eq!(kinds(&cast.red), ["gap"]);
-    assert_eq!(open(&cast.red)[0].positions.len(), 2);
+    assert_eq!(alert_pos(&open(&cast.red)[0]).len(), 2);
 }

@@ -4,6 +4,7 @@ use backchannel_client::LogEntry;
 use backchannel_protocol::payload::Payload;
 use backchannel_testkit::contains;
 
+use crate::alert_member;
 use crate::{h, Cast};
 
 const TEXT: &str = "We will not strike first, as long as we are not attacked first.";
@@ -146,14 +147,14 @@ async fn a_member_the_relay_adds_gets_nothing() {
         let kinds: Vec<_> = r
             .alerts
             .iter()
-            .map(|a| (a.kind.as_str(), a.member.as_str()))
+            .map(|a| (a.kind.code(), alert_member(a)))
             .collect();
         assert_eq!(kinds, [("membership_mismatch", "ghost")], "{}", c.me());
     }
     let err = cast.blue.send_text(id, TEXT, None).await.unwrap_err();
     assert_eq!(err.code(), "blocked");
     // The user reads the alert and acts (dismisses it); still nothing goes to ghost.
-    let (alert_id, _) = cast.blue.open_alerts()[0].clone();
+    let alert_id = cast.blue.open_alerts()[0].id;
     assert!(cast.blue.dismiss_alert(alert_id).unwrap());
     cast.blue.send_text(id, TEXT, None).await.unwrap();
     cast.red.sync().await.unwrap();

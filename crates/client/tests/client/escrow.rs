@@ -30,8 +30,8 @@ async fn exchange(
     x
 }
 
-fn kinds(c: &Client) -> Vec<String> {
-    c.open_alerts().into_iter().map(|(_, a)| a.kind).collect()
+fn kinds(c: &Client) -> Vec<&'static str> {
+    c.open_alerts().into_iter().map(|a| a.kind.code()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +150,7 @@ async fn a_tampering_relay_raises_the_escrow_alerts() {
         .fetch_sub(61_000, std::sync::atomic::Ordering::SeqCst);
     cast.red.exchange_submit(x4, RED_OFFER).await.unwrap();
     assert!(
-        kinds(&cast.red).contains(&"escrow_late_release".to_string()),
+        kinds(&cast.red).contains(&"escrow_late_release"),
         "{:?}",
         kinds(&cast.red)
     );

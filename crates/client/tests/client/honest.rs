@@ -145,7 +145,7 @@ async fn an_honest_run_of_2000_messages_raises_no_alert() {
             .alerts()
             .unwrap()
             .into_iter()
-            .filter(|(_, _, a)| !a.notice)
+            .filter(|a| !a.kind.is_notice())
             .collect();
         assert!(
             alerts.is_empty(),

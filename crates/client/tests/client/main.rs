@@ -125,3 +125,23 @@ impl Cast {
             .collect()
     }
 }
+
+/// The principal an alert names, or "".
+pub fn alert_who(a: &backchannel_protocol::member::Alert) -> &str {
+    a.principal.as_ref().map_or("", |p| p.as_str())
+}
+
+/// The member an alert names, or "".
+pub fn alert_member(a: &backchannel_protocol::member::Alert) -> &str {
+    a.member.as_ref().map_or("", |p| p.as_str())
+}
+
+/// The message ids of an alert, hex.
+pub fn alert_ids(a: &backchannel_protocol::member::Alert) -> Vec<String> {
+    a.message_ids.iter().map(|m| m.to_hex()).collect()
+}
+
+/// The positions of an alert.
+pub fn alert_pos(a: &backchannel_protocol::member::Alert) -> Vec<u64> {
+    a.positions.iter().map(|s| s.0).collect()
+}

@@ -11,11 +11,31 @@ async fn a_wrong_passphrase_is_a_clear_error_and_changes_nothing() {
     let cast = Cast::new().await;
     let path = cast.blue.store_path().to_path_buf();
     let before = std::fs::read(&path).unwrap();
-    let err = Client::open(&path, "wrong").unwrap_err();
+    let err = Client::open_read_only(&path, "wrong").unwrap_err();
     assert_eq!(err.code(), "wrong_passphrase");
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
+    Client::open_read_only(&path, PASS).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_allows_one_writer_per_store() {
+    let cast = Cast::new().await;
+    let path = cast.blue.store_path().to_path_buf();
+    // blue's client holds the store: a second writer is refused at once...
+    let err = Client::open(&path, PASS).unwrap_err();
+    assert_eq!(err.code(), "store_busy", "{err}");
+    // ...a reader may look, and cannot write.
+    let mut reader = Client::open_read_only(&path, PASS).unwrap();
+    assert!(reader.alerts().unwrap().is_empty());
+    assert!(!reader
+        .dismiss_alert(backchannel_protocol::member::AlertId(1))
+        .unwrap());
+    // Once the writer is gone, the store opens for writing again.
+    let Cast { blue, dir, .. } = cast;
+    drop(blue);
     Client::open(&path, PASS).unwrap();
+    drop(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +74,9 @@ async fn the_store_file_holds_no_private_key_and_no_plaintext() {
             .map(|e| e.file_name().to_string_lossy().to_string())
             .filter(|n| n.starts_with(&name) && n != &name)
             .collect();
-        assert!(extra.is_empty(), "{extra:?}");
+        // Only the writer's lock file, which holds nothing.
+        assert_eq!(extra, [format!("{name}.lock")]);
+        assert_eq!(std::fs::metadata(dir.join(&extra[0])).unwrap().len(), 0);
     }
 }
 

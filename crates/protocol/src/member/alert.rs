@@ -152,7 +152,17 @@ impl fmt::Display for AlertKind {
 
 /// An alert's number in this member's store (stable across restarts).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct AlertId(pub u64);
@@ -366,9 +376,13 @@ impl Alert {
         overdue: Vec<MessageId>,
         deadline_s: u32,
     ) -> Alert {
-        let mut a = Alert::base(AlertKind::AckOverdue, at, ack_overdue_detail(member, overdue.len(), deadline_s))
-            .at(channel, member)
-            .ids(overdue);
+        let mut a = Alert::base(
+            AlertKind::AckOverdue,
+            at,
+            ack_overdue_detail(member, overdue.len(), deadline_s),
+        )
+        .at(channel, member)
+        .ids(overdue);
         a.member = Some(member.clone());
         a
     }
@@ -382,7 +396,12 @@ impl Alert {
     }
 
     /// `peer`'s key changed (`why` says how); sending to it is blocked.
-    pub fn key_changed(at: Timestamp, channel: Option<ChannelId>, peer: &Handle, why: String) -> Alert {
+    pub fn key_changed(
+        at: Timestamp,
+        channel: Option<ChannelId>,
+        peer: &Handle,
+        why: String,
+    ) -> Alert {
         let mut a = Alert::base(AlertKind::KeyChanged, at, why);
         a.channel = channel;
         a.principal = Some(peer.clone());
@@ -527,7 +546,11 @@ mod tests {
             .collect();
         assert_eq!(
             blocking,
-            [AlertKind::KeyChanged, AlertKind::MembershipMismatch, AlertKind::StaleStore]
+            [
+                AlertKind::KeyChanged,
+                AlertKind::MembershipMismatch,
+                AlertKind::StaleStore
+            ]
         );
         assert!(AlertKind::UnsupportedBody.is_notice());
         assert!(!AlertKind::Withheld.is_notice());

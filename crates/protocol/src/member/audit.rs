@@ -35,9 +35,15 @@ impl Member {
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let mut next: Option<Timestamp> = None;
         let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
-        for state in self.channels.values().filter(|s| s.status() == ChannelStatus::Active) {
-            if let Some(t) = self.next_heartbeat(state) {
-                consider(t);
+        for state in self
+            .channels
+            .values()
+            .filter(|s| s.status() == ChannelStatus::Active)
+        {
+            if self.blocking_alert(&state.id()).is_none() {
+                if let Some(t) = self.next_heartbeat(state) {
+                    consider(t);
+                }
             }
             if !self.caught_up {
                 continue;
@@ -47,7 +53,10 @@ impl Member {
                 continue;
             }
             for member in self.others(state) {
-                let flagged = self.open_overdue(state.id(), member).map(|a| a.message_ids.clone()).unwrap_or_default();
+                let flagged = self
+                    .open_overdue(state.id(), member)
+                    .map(|a| a.message_ids.clone())
+                    .unwrap_or_default();
                 for (stored_at, id) in self.unreceipted(state, member) {
                     if !flagged.contains(&id) {
                         consider(Timestamp(stored_at.0.saturating_add(deadline_ms)));
@@ -75,7 +84,11 @@ impl Member {
     }
 
     fn others<'a>(&'a self, state: &'a ChannelState) -> impl Iterator<Item = &'a Handle> + 'a {
-        state.members().iter().map(|m| &m.handle).filter(move |m| **m != self.me)
+        state
+            .members()
+            .iter()
+            .map(|m| &m.handle)
+            .filter(move |m| **m != self.me)
     }
 
     /// Messages of the open epoch that `member`'s receipts do not cover
@@ -109,7 +122,11 @@ impl Member {
     /// message past the channel's deadline; clears it when they do.
     fn check_receipts(&mut self, now: Timestamp) {
         let mut work = Vec::new();
-        for state in self.channels.values().filter(|s| s.status() == ChannelStatus::Active) {
+        for state in self
+            .channels
+            .values()
+            .filter(|s| s.status() == ChannelStatus::Active)
+        {
             let deadline_ms = deadline_ms(state);
             if deadline_ms == 0 {
                 continue;
@@ -121,16 +138,28 @@ impl Member {
                     .filter(|(at, _)| now.0 - at.0 >= deadline_ms)
                     .map(|(_, id)| id)
                     .collect();
-                let existing = self.open_overdue(state.id(), member).map(|a| (a.id, a.message_ids.clone()));
-                work.push((state.id(), member.clone(), overdue, existing, (deadline_ms / 1000) as u32));
+                let existing = self
+                    .open_overdue(state.id(), member)
+                    .map(|a| (a.id, a.message_ids.clone()));
+                work.push((
+                    state.id(),
+                    member.clone(),
+                    overdue,
+                    existing,
+                    (deadline_ms / 1000) as u32,
+                ));
             }
         }
         for (channel, member, overdue, existing, deadline_s) in work {
             match (overdue.is_empty(), existing) {
                 (false, None) => {
-                    self.push_alert(Alert::ack_overdue(now, channel, &member, overdue, deadline_s));
+                    self.push_alert(Alert::ack_overdue(
+                        now, channel, &member, overdue, deadline_s,
+                    ));
                 }
-                (true, Some((id, _))) => self.clear_alert(id, format!("cleared by a late receipt from {member}")),
+                (true, Some((id, _))) => {
+                    self.clear_alert(id, format!("cleared by a late receipt from {member}"))
+                }
                 (false, Some((id, ids))) if ids != overdue => {
                     if let Some(a) = self.alerts.iter_mut().find(|a| a.id == id) {
                         a.detail = ack_overdue_detail(&member, overdue.len(), deadline_s);
@@ -150,16 +179,25 @@ impl Member {
             .iter()
             .filter(|a| a.kind == AlertKind::Gap && a.cleared.is_none())
             .filter(|a| {
-                let (Some(channel), Some(sender), Some(epoch)) = (a.channel, &a.principal, a.epoch) else {
+                let (Some(channel), Some(sender), Some(epoch)) = (a.channel, &a.principal, a.epoch)
+                else {
                     return false;
                 };
-                let log = self.channels.get(&channel).and_then(|s| s.sender_log(epoch, sender));
-                a.positions.iter().all(|p| log.is_some_and(|l| l.digest_at(p.0).is_some()))
+                let log = self
+                    .channels
+                    .get(&channel)
+                    .and_then(|s| s.sender_log(epoch, sender));
+                a.positions
+                    .iter()
+                    .all(|p| log.is_some_and(|l| l.digest_at(p.0).is_some()))
             })
             .map(|a| a.id)
             .collect();
         for id in filled {
-            self.clear_alert(id, "every missing message arrived late (see `reorder`)".into());
+            self.clear_alert(
+                id,
+                "every missing message arrived late (see `reorder`)".into(),
+            );
         }
     }
 
@@ -169,7 +207,9 @@ impl Member {
         let held: Vec<usize> = (0..self.failures.len())
             .filter(|i| {
                 let f = &self.failures[*i];
-                self.channels.get(&f.channel_id).is_some_and(|s| s.holds(&f.sender, f.seq_hint))
+                self.channels
+                    .get(&f.channel_id)
+                    .is_some_and(|s| s.holds(&f.sender, f.seq_hint))
             })
             .collect();
         for i in held.into_iter().rev() {
@@ -178,30 +218,53 @@ impl Member {
             let epoch = self.epoch_of(&f.channel_id);
             let why = format!("a ciphertext claiming to be {}'s #{} does not decrypt, and the genuine #{} is here", f.sender, f.seq_hint, f.seq_hint);
             let place = Some((epoch, crate::Seq(f.seq_hint)));
-            self.push_alert(Alert::forged(now, Some(f.channel_id), &f.sender, place, f.message_id, why));
+            self.push_alert(Alert::forged(
+                now,
+                Some(f.channel_id),
+                &f.sender,
+                place,
+                f.message_id,
+                why,
+            ));
         }
     }
 
     /// Channels whose routing record the driver should fetch and hand to
     /// [`Member::handle_routing`].
     pub fn routing_to_check(&self) -> Vec<ChannelId> {
-        self.channels.values().filter(|s| s.setup().is_some()).map(ChannelState::id).collect()
+        self.channels
+            .values()
+            .filter(|s| s.setup().is_some())
+            .map(ChannelState::id)
+            .collect()
     }
 
     /// The relay's routing record of `channel`: a member nobody agreed to
     /// is `membership_mismatch` (nothing is ever encrypted to it).
     pub fn handle_routing(&mut self, now: Timestamp, channel: ChannelId, routed: &[Handle]) {
-        let Some(s) = self.channels.get(&channel) else { return };
+        let Some(s) = self.channels.get(&channel) else {
+            return;
+        };
         // Agreed: this epoch's members, those a pending amendment would
         // add, and former members still routed.
         let mut agreed: Vec<&Handle> = s.members().iter().map(|m| &m.handle).collect();
-        agreed.extend(s.pending().iter().flat_map(|p| p.proposal.members.iter().map(|m| &m.handle)));
+        agreed.extend(
+            s.pending()
+                .iter()
+                .flat_map(|p| p.proposal.members.iter().map(|m| &m.handle)),
+        );
         agreed.extend(s.former_members());
         agreed.extend(s.heard_members());
-        let extra: Vec<Handle> = routed.iter().filter(|m| !agreed.contains(m)).cloned().collect();
+        let extra: Vec<Handle> = routed
+            .iter()
+            .filter(|m| !agreed.contains(m))
+            .cloned()
+            .collect();
         for extra in extra {
             let known = self.alerts.iter().any(|a| {
-                a.kind == AlertKind::MembershipMismatch && a.channel == Some(channel) && a.member.as_ref() == Some(&extra)
+                a.kind == AlertKind::MembershipMismatch
+                    && a.channel == Some(channel)
+                    && a.member.as_ref() == Some(&extra)
             });
             if !known {
                 self.push_alert(Alert::membership_mismatch(now, channel, &extra));
@@ -216,7 +279,9 @@ impl Member {
         if h.sender == self.me {
             return;
         }
-        let Some(claimed) = h.heads.0.get(&self.me) else { return };
+        let Some(claimed) = h.heads.0.get(&self.me) else {
+            return;
+        };
         let held = state.head(h.epoch.number, &self.me).seq.0;
         if claimed.seq.0 > held {
             self.own_chain_ahead(now, state.id(), &h.sender, claimed.seq.0, held);
@@ -225,16 +290,23 @@ impl Member {
 
     /// A channel's epoch may have moved on: a rekey answers `stale_store`.
     pub(crate) fn on_epoch_change(&mut self, _now: Timestamp, channel: ChannelId) {
-        let Some(epoch) = self.channels.get(&channel).map(|s| s.epoch().number) else { return };
+        let Some(epoch) = self.channels.get(&channel).map(|s| s.epoch().number) else {
+            return;
+        };
         let answered: Vec<_> = self
             .alerts
             .iter()
-            .filter(|a| a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(channel))
+            .filter(|a| {
+                a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(channel)
+            })
             .filter(|a| self.stale_epoch(a).is_some_and(|e| epoch > e))
             .map(|a| a.id)
             .collect();
         for id in answered {
-            self.clear_alert(id, format!("a new epoch ({}) opened with fresh sessions", epoch.0));
+            self.clear_alert(
+                id,
+                format!("a new epoch ({}) opened with fresh sessions", epoch.0),
+            );
         }
     }
 

@@ -58,8 +58,6 @@ impl KeyError {
 pub struct OwnRecord {
     /// The mailbox position the relay says this member acknowledged.
     pub acked_through: u64,
-    /// This member's key version on the relay.
-    pub key_version: u64,
     /// The latest message this member posted in each channel.
     pub last_posts: Vec<(ChannelId, MessageId)>,
 }
@@ -108,12 +106,18 @@ impl Member {
             Err(e) => {
                 let why = format!("the one-time key served for {peer}: {e}");
                 self.push_alert(Alert::bad_key(now, None, peer, why.clone()));
-                return Err(KeyError::Bad { peer: peer.clone(), why });
+                return Err(KeyError::Bad {
+                    peer: peer.clone(),
+                    why,
+                });
             }
         }
         let session = self.identity.outbound_session(&keys, one_time)?;
         self.changes.account = Some(self.identity.pickle());
-        self.sessions.entry(peer.clone()).or_default().insert(0, session);
+        self.sessions
+            .entry(peer.clone())
+            .or_default()
+            .insert(0, session);
         self.save_session(peer, now);
         Ok(())
     }
@@ -141,18 +145,28 @@ impl Member {
                 .filter(|(h, _)| *h != peer)
                 .find(|(_, p)| shares_a_key(&p.keys, keys))
                 .map(|(h, _)| format!("a key of {h} served as {peer}'s"))
-                .or_else(|| shares_a_key(&mine, keys).then(|| format!("your own key served as {peer}'s")))
+                .or_else(|| {
+                    shares_a_key(&mine, keys).then(|| format!("your own key served as {peer}'s"))
+                })
         };
         if let Some(why) = bad {
             let detail = format!("the relay served a bad key for {peer}: {why}");
             self.push_alert(Alert::bad_key(now, None, peer, detail));
-            return Err(KeyError::Bad { peer: peer.clone(), why });
+            return Err(KeyError::Bad {
+                peer: peer.clone(),
+                why,
+            });
         }
         if let Some(seen) = self.key_versions.get(peer).copied() {
             if version < seen {
-                let why = format!("the relay served {peer}'s keys at version {version} after version {seen}");
+                let why = format!(
+                    "the relay served {peer}'s keys at version {version} after version {seen}"
+                );
                 self.push_alert(Alert::rollback(now, None, peer, Vec::new(), why));
-                return Err(KeyError::RolledBack { peer: peer.clone(), version });
+                return Err(KeyError::RolledBack {
+                    peer: peer.clone(),
+                    version,
+                });
             }
         }
         self.note_key_version(peer, version);
@@ -202,7 +216,10 @@ impl Member {
             .map_or(state.members(), |p| p.proposal.members.as_slice())
             .to_vec();
         for m in members {
-            let keys = IdentityKeys { curve25519: m.curve25519, ed25519: m.ed25519 };
+            let keys = IdentityKeys {
+                curve25519: m.curve25519,
+                ed25519: m.ed25519,
+            };
             if m.handle == self.me {
                 if keys != mine {
                     let why = format!("{proposer} introduced you to the channel with keys that are not yours: others would encrypt to someone else");
@@ -210,7 +227,9 @@ impl Member {
                 }
                 continue;
             }
-            let trust = Trust::Introduced { by: proposer.to_string() };
+            let trust = Trust::Introduced {
+                by: proposer.to_string(),
+            };
             // A changed key is raised inside; nothing else to do here.
             let _ = self.pin(now, Some(state.id()), &m.handle, keys, trust);
         }
@@ -219,7 +238,9 @@ impl Member {
     /// Marks `peer`'s pinned key as verified (after comparing the safety
     /// number over a path the intermediary does not control).
     pub fn mark_verified(&mut self, peer: &Handle) -> bool {
-        let Some(p) = self.peers.get_mut(peer) else { return false };
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
         p.trust = Trust::Verified;
         self.changes.peers.push((peer.clone(), p.clone()));
         true
@@ -230,7 +251,10 @@ impl Member {
     /// only after comparing the new safety number out of band.
     pub fn dangerous_accept_new_key(&mut self, now: Timestamp, peer: &Handle, keys: IdentityKeys) {
         let _ = now;
-        let p = Peer { keys, trust: Trust::Tofu };
+        let p = Peer {
+            keys,
+            trust: Trust::Tofu,
+        };
         self.changes.peers.push((peer.clone(), p.clone()));
         self.peers.insert(peer.clone(), p);
         self.sessions.remove(peer);
@@ -238,7 +262,11 @@ impl Member {
         let ids: Vec<_> = self
             .alerts
             .iter()
-            .filter(|a| a.kind == AlertKind::KeyChanged && a.principal.as_ref() == Some(peer) && a.cleared.is_none())
+            .filter(|a| {
+                a.kind == AlertKind::KeyChanged
+                    && a.principal.as_ref() == Some(peer)
+                    && a.cleared.is_none()
+            })
             .map(|a| a.id)
             .collect();
         for id in ids {
@@ -249,7 +277,9 @@ impl Member {
     /// Saves the most recently used session with `peer`.
     pub(crate) fn save_session(&mut self, peer: &Handle, now: Timestamp) {
         if let Some(s) = self.sessions.get(peer).and_then(|s| s.first()) {
-            self.changes.sessions.retain(|x| !(x.peer == *peer && x.id == s.id()));
+            self.changes
+                .sessions
+                .retain(|x| !(x.peer == *peer && x.id == s.id()));
             self.changes.sessions.push(SessionSave {
                 peer: peer.clone(),
                 id: s.id(),
@@ -287,16 +317,15 @@ impl Member {
                 record.acked_through, self.cursor
             )));
         }
-        let known = self.key_versions.get(&self.me).copied().unwrap_or(0);
-        if record.key_version > known && known > 0 {
-            ahead.push((None, Vec::new(), format!(
-                "the relay holds version {} of your published keys, this store knows version {known}",
-                record.key_version
-            )));
-        }
         for (channel, last) in &record.last_posts {
-            let held = self.msgs.iter().any(|m| m.payload.header().message_id == *last)
-                || self.outbox.iter().any(|t| t.envelopes.iter().any(|e| e.message_id == *last));
+            let held = self
+                .msgs
+                .iter()
+                .any(|m| m.payload.header().message_id == *last)
+                || self
+                    .outbox
+                    .iter()
+                    .any(|t| t.envelopes.iter().any(|e| e.message_id == *last));
             if !held {
                 ahead.push((Some(*channel), vec![*last], format!(
                     "the relay holds your message {last} in channel {channel}, which this store never sent"
@@ -312,21 +341,33 @@ impl Member {
 
     /// Another member's authenticated head vector covers `seq` of this
     /// member's own chain, beyond what the store holds.
-    pub(crate) fn own_chain_ahead(&mut self, now: Timestamp, channel: ChannelId, claimed_by: &Handle, seq: u64, held: u64) {
+    pub(crate) fn own_chain_ahead(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        claimed_by: &Handle,
+        seq: u64,
+        held: u64,
+    ) {
         let what = format!("{claimed_by} has received your message #{seq} in channel {channel}, but this store sent only up to #{held}");
         self.go_stale(now, vec![(Some(channel), Vec::new(), what)]);
     }
 
-    fn go_stale(&mut self, now: Timestamp, ahead: Vec<(Option<ChannelId>, Vec<MessageId>, String)>) {
+    fn go_stale(
+        &mut self,
+        now: Timestamp,
+        ahead: Vec<(Option<ChannelId>, Vec<MessageId>, String)>,
+    ) {
         let queued: Vec<MessageId> = self
             .outbox
             .iter()
             .filter_map(|t| t.envelopes.first().map(|e| e.message_id))
             .collect();
         for (channel, mut ids, what) in ahead {
-            let exists = self.alerts.iter().any(|a| {
-                a.kind == AlertKind::StaleStore && a.is_open() && a.channel == channel
-            });
+            let exists = self
+                .alerts
+                .iter()
+                .any(|a| a.kind == AlertKind::StaleStore && a.is_open() && a.channel == channel);
             if exists {
                 continue;
             }

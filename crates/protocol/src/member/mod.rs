@@ -31,7 +31,7 @@
 //! use backchannel_protocol::member::{Member, Snapshot};
 //! use backchannel_protocol::{Handle, Identity, Timestamp};
 //!
-//! let mut blue = Member::restore(Snapshot::new(Handle::new("blue").unwrap(), Identity::new()));
+//! let mut blue = Member::restore(Snapshot::new(Handle::new("blue").unwrap(), Identity::new())).unwrap();
 //! // Nothing was fed yet: nothing to persist, post, show or wait for.
 //! let changes = blue.poll_changes();
 //! assert!(changes.is_empty());
@@ -368,17 +368,18 @@ pub struct RestoreError {
 impl Member {
     /// Rebuilds a member from what it persisted: channels are refolded from
     /// the applied payloads, in the order they were applied.
-    pub fn restore(s: Snapshot) -> Member {
-        Self::try_restore(s).unwrap_or_else(|(m, _)| m)
-    }
-
-    /// As [`Member::restore`], reporting a channel that does not refold.
-    pub fn try_restore(s: Snapshot) -> Result<Member, (Member, RestoreError)> {
+    pub fn restore(s: Snapshot) -> Result<Member, RestoreError> {
         let mut sessions: BTreeMap<Handle, Vec<PeerSession>> = BTreeMap::new();
         for (peer, session) in s.sessions {
             sessions.entry(peer).or_default().push(session);
         }
-        let next_applied = s.messages.iter().filter_map(|m| m.applied).max().unwrap_or(0) + 1;
+        let next_applied = s
+            .messages
+            .iter()
+            .filter_map(|m| m.applied)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let next_alert = s.alerts.iter().map(|a| a.id.0).max().unwrap_or(0) + 1;
         let next_transmit = s.outbox.iter().map(|t| t.id.0).max().unwrap_or(0) + 1;
         let mut m = Member {
@@ -418,7 +419,7 @@ impl Member {
                 .entry(channel)
                 .or_insert_with(|| ChannelState::new(channel, m.me.clone()));
             if let Err(source) = state.handle_payload(&msg.payload, msg.digest) {
-                return Err((m, RestoreError { channel, source }));
+                return Err(RestoreError { channel, source });
             }
         }
         Ok(m)
@@ -530,7 +531,7 @@ impl Member {
     }
 
     /// What to persist before acting on anything else.
-    #[must_use]
+    #[must_use = "persist the changes in one transaction before acting on anything else"]
     pub fn poll_changes(&mut self) -> Changes {
         std::mem::take(&mut self.changes)
     }
@@ -606,15 +607,18 @@ impl Member {
             .get(channel)
             .map(|s| s.members().iter().map(|m| &m.handle).collect())
             .unwrap_or_default();
-        self.alerts.iter().filter(|a| a.is_open()).find(|a| match a.kind {
-            AlertKind::KeyChanged => {
-                a.principal.as_ref().is_some_and(|p| members.contains(&p))
-                    || a.channel == Some(*channel)
-            }
-            AlertKind::MembershipMismatch => a.channel == Some(*channel),
-            AlertKind::StaleStore => a.channel.is_none() || a.channel == Some(*channel),
-            _ => false,
-        })
+        self.alerts
+            .iter()
+            .filter(|a| a.is_open())
+            .find(|a| match a.kind {
+                AlertKind::KeyChanged => {
+                    a.principal.as_ref().is_some_and(|p| members.contains(&p))
+                        || a.channel == Some(*channel)
+                }
+                AlertKind::MembershipMismatch => a.channel == Some(*channel),
+                AlertKind::StaleStore => a.channel.is_none() || a.channel == Some(*channel),
+                _ => false,
+            })
     }
 
     /// Active channels where this member has sent nothing for at least the

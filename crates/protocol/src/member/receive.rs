@@ -60,7 +60,14 @@ impl Member {
             if *seen != hash {
                 let why = "a message id already processed came again with different bytes; the new copy was not shown".into();
                 let place = self.hinted(&env);
-                self.push_alert(Alert::replay(now, env.channel_id, &env.sender, place, vec![id], why));
+                self.push_alert(Alert::replay(
+                    now,
+                    env.channel_id,
+                    &env.sender,
+                    place,
+                    vec![id],
+                    why,
+                ));
             }
             // An identical redelivery is dropped silently: Olm would refuse
             // its message key a second time anyway.
@@ -69,21 +76,47 @@ impl Member {
         self.processed.insert(id, hash);
         self.changes.processed.push((id, hash));
         if !self.ciphertexts.insert(ct_digest) {
-            let why = "a ciphertext already processed came again under another message id or channel".into();
+            let why =
+                "a ciphertext already processed came again under another message id or channel"
+                    .into();
             let place = self.hinted(&env);
-            self.push_alert(Alert::replay(now, env.channel_id, &env.sender, place, vec![id], why));
+            self.push_alert(Alert::replay(
+                now,
+                env.channel_id,
+                &env.sender,
+                place,
+                vec![id],
+                why,
+            ));
             return;
         }
         self.changes.ciphertexts.push(ct_digest);
         if env.recipient != self.me {
-            let why = format!("a copy addressed to {} was put in this mailbox", env.recipient);
+            let why = format!(
+                "a copy addressed to {} was put in this mailbox",
+                env.recipient
+            );
             let place = self.hinted(&env);
-            self.push_alert(Alert::forged(now, Some(env.channel_id), &env.sender, place, id, why));
+            self.push_alert(Alert::forged(
+                now,
+                Some(env.channel_id),
+                &env.sender,
+                place,
+                id,
+                why,
+            ));
             return;
         }
         if let Some(why) = self.foreign_pre_key(&env) {
             let place = self.hinted(&env);
-            self.push_alert(Alert::forged(now, Some(env.channel_id), &env.sender, place, id, why));
+            self.push_alert(Alert::forged(
+                now,
+                Some(env.channel_id),
+                &env.sender,
+                place,
+                id,
+                why,
+            ));
             return;
         }
         let plaintext = match self.decrypt(&env) {
@@ -99,13 +132,23 @@ impl Member {
             Err(e) => return self.unreadable(now, &env, &plaintext, &e.to_string()),
         };
         let h = payload.header().clone();
-        if h.channel_id != env.channel_id || h.message_id != env.message_id || h.sender != env.sender {
+        if h.channel_id != env.channel_id
+            || h.message_id != env.message_id
+            || h.sender != env.sender
+        {
             let why = format!(
                 "a payload of channel {} message {} arrived under another envelope (moved)",
                 h.channel_id, h.message_id
             );
             let place = Some((h.epoch.number, h.seq));
-            self.push_alert(Alert::replay(now, env.channel_id, &env.sender, place, vec![id, h.message_id], why));
+            self.push_alert(Alert::replay(
+                now,
+                env.channel_id,
+                &env.sender,
+                place,
+                vec![id, h.message_id],
+                why,
+            ));
             return;
         }
         self.place(now, payload, false);
@@ -141,20 +184,37 @@ impl Member {
             .and_then(Payload::decode_unreadable)
             .filter(|p| {
                 let h = p.header();
-                h.channel_id == env.channel_id && h.message_id == env.message_id && h.sender == env.sender
+                h.channel_id == env.channel_id
+                    && h.message_id == env.message_id
+                    && h.sender == env.sender
             });
         let version = plaintext.get(5).copied().unwrap_or(0);
         match stub {
             Some(p) => {
                 let h = p.header().clone();
-                let what = format!("a {:?} body it could not read ({why})", h.body_kind).to_lowercase();
+                let what =
+                    format!("a {:?} body it could not read ({why})", h.body_kind).to_lowercase();
                 let place = Some((h.epoch.number, h.seq));
-                self.push_alert(Alert::unsupported_body(now, env.channel_id, &env.sender, place, env.message_id, what));
+                self.push_alert(Alert::unsupported_body(
+                    now,
+                    env.channel_id,
+                    &env.sender,
+                    place,
+                    env.message_id,
+                    what,
+                ));
                 self.place(now, p, true);
             }
             None => {
                 let what = format!("a payload of format version {version} ({why})");
-                self.push_alert(Alert::unsupported_body(now, env.channel_id, &env.sender, None, env.message_id, what));
+                self.push_alert(Alert::unsupported_body(
+                    now,
+                    env.channel_id,
+                    &env.sender,
+                    None,
+                    env.message_id,
+                    what,
+                ));
             }
         }
     }
@@ -251,7 +311,14 @@ impl Member {
             None => false,
         };
         if entitled {
-            self.push_alert(Alert::withheld(now, h.channel_id, &h.sender, h.epoch.number, h.seq, h.message_id));
+            self.push_alert(Alert::withheld(
+                now,
+                h.channel_id,
+                &h.sender,
+                h.epoch.number,
+                h.seq,
+                h.message_id,
+            ));
         }
     }
 
@@ -262,7 +329,12 @@ impl Member {
         for event in events {
             match event {
                 ChannelEvent::Proposed { by } => self.introduce(now, state, by),
-                ChannelEvent::Gap { sender, epoch, missing, message_id } => {
+                ChannelEvent::Gap {
+                    sender,
+                    epoch,
+                    missing,
+                    message_id,
+                } => {
                     let epoch = EpochNumber(*epoch);
                     let mut unexplained = Vec::new();
                     for pos in missing {
@@ -273,19 +345,54 @@ impl Member {
                             Some(i) => {
                                 let f = self.failures.remove(i);
                                 self.changes.resolved_failures.push(f.message_id);
-                                self.push_alert(Alert::modified(now, channel, sender, epoch, *pos, f.message_id, *message_id));
+                                self.push_alert(Alert::modified(
+                                    now,
+                                    channel,
+                                    sender,
+                                    epoch,
+                                    *pos,
+                                    f.message_id,
+                                    *message_id,
+                                ));
                             }
                             None => unexplained.push(*pos),
                         }
                     }
                     if !unexplained.is_empty() {
-                        self.push_alert(Alert::gap(now, channel, sender, epoch, unexplained, *message_id));
+                        self.push_alert(Alert::gap(
+                            now,
+                            channel,
+                            sender,
+                            epoch,
+                            unexplained,
+                            *message_id,
+                        ));
                     }
                 }
-                ChannelEvent::Reorder { sender, epoch, seq, message_id } => {
-                    self.push_alert(Alert::reorder(now, channel, sender, EpochNumber(*epoch), *seq, *message_id));
+                ChannelEvent::Reorder {
+                    sender,
+                    epoch,
+                    seq,
+                    message_id,
+                } => {
+                    self.push_alert(Alert::reorder(
+                        now,
+                        channel,
+                        sender,
+                        EpochNumber(*epoch),
+                        *seq,
+                        *message_id,
+                    ));
                 }
-                ChannelEvent::Fork { member, epoch, seq, claimed_by, claimed, held, held_from } => {
+                ChannelEvent::Fork {
+                    member,
+                    epoch,
+                    seq,
+                    claimed_by,
+                    claimed,
+                    held,
+                    held_from,
+                } => {
                     let detail = if claimed_by == member {
                         format!(
                             "{member}'s message #{} (epoch {epoch}) reports its own previous position as {}…, but its chain holds {}…: {member} misreports its own head",
@@ -302,9 +409,18 @@ impl Member {
                             seq.0
                         )
                     };
-                    self.push_alert(Alert::fork(now, channel, member, EpochNumber(*epoch), *seq, detail));
+                    self.push_alert(Alert::fork(
+                        now,
+                        channel,
+                        member,
+                        EpochNumber(*epoch),
+                        *seq,
+                        detail,
+                    ));
                 }
-                ChannelEvent::Activated(_) | ChannelEvent::Message { .. } | ChannelEvent::Responded { .. } => {}
+                ChannelEvent::Activated(_)
+                | ChannelEvent::Message { .. }
+                | ChannelEvent::Responded { .. } => {}
             }
         }
     }
@@ -314,7 +430,11 @@ impl Member {
     fn crossed(&mut self, now: Timestamp, payload: &Payload) {
         let h = payload.header();
         let Some(q) = h.in_reply_to else { return };
-        let Some(question) = self.msgs.iter().find(|m| m.payload.header().message_id == q) else {
+        let Some(question) = self
+            .msgs
+            .iter()
+            .find(|m| m.payload.header().message_id == q)
+        else {
             return;
         };
         let qh = question.payload.header();
@@ -344,11 +464,21 @@ impl Member {
             h.sender,
             q,
             qh.sender,
-            later.iter().map(|m| m.to_hex()).collect::<Vec<_>>().join(", ")
+            later
+                .iter()
+                .map(|m| m.to_hex())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let mut ids = vec![h.message_id];
         ids.extend(later);
-        self.push_alert(Alert::crossed_messages(now, h.channel_id, &h.sender, ids, detail));
+        self.push_alert(Alert::crossed_messages(
+            now,
+            h.channel_id,
+            &h.sender,
+            ids,
+            detail,
+        ));
     }
 
     /// Classifies a ciphertext that did not decrypt, by the position its
@@ -359,10 +489,25 @@ impl Member {
         let seq = Seq(env.seq_hint);
         let state = self.channels.get(&env.channel_id);
         if state.is_some_and(|s| s.is_gap(&env.sender, env.seq_hint)) {
-            self.push_alert(Alert::late_undecryptable(now, env.channel_id, &env.sender, epoch, seq, id, why));
+            self.push_alert(Alert::late_undecryptable(
+                now,
+                env.channel_id,
+                &env.sender,
+                epoch,
+                seq,
+                id,
+                why,
+            ));
         } else if state.is_some_and(|s| s.holds(&env.sender, env.seq_hint)) {
             let why = format!("a ciphertext claiming to be {}'s #{} does not decrypt, and the genuine #{} is already here ({why})", env.sender, seq.0, seq.0);
-            self.push_alert(Alert::forged(now, Some(env.channel_id), &env.sender, Some((epoch, seq)), id, why));
+            self.push_alert(Alert::forged(
+                now,
+                Some(env.channel_id),
+                &env.sender,
+                Some((epoch, seq)),
+                id,
+                why,
+            ));
         } else {
             // Decided later: a genuine message of the sender will show
             // whether a message existed at this position.
@@ -379,7 +524,13 @@ impl Member {
     }
 
     /// Failures at the position a genuine message just took were forged.
-    fn resolve_failures_at(&mut self, now: Timestamp, channel: ChannelId, sender: &Handle, seq: Seq) {
+    fn resolve_failures_at(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        sender: &Handle,
+        seq: Seq,
+    ) {
         let epoch = self.epoch_of(&channel);
         while let Some(i) = self
             .failures
@@ -389,7 +540,14 @@ impl Member {
             let f = self.failures.remove(i);
             self.changes.resolved_failures.push(f.message_id);
             let why = format!("a ciphertext claiming to be {sender} #{} failed to decrypt, and the genuine #{} arrived", seq.0, seq.0);
-            self.push_alert(Alert::forged(now, Some(channel), sender, Some((epoch, seq)), f.message_id, why));
+            self.push_alert(Alert::forged(
+                now,
+                Some(channel),
+                sender,
+                Some((epoch, seq)),
+                f.message_id,
+                why,
+            ));
         }
     }
 
@@ -416,7 +574,10 @@ impl Member {
             .identity
             .inbound_session(&keys, env.olm_type, &env.ciphertext)
             .map_err(|e| e.to_string())?;
-        self.sessions.entry(env.sender.clone()).or_default().insert(0, session);
+        self.sessions
+            .entry(env.sender.clone())
+            .or_default()
+            .insert(0, session);
         self.inbound_sessions += 1;
         self.changes.account = Some(self.identity.pickle());
         Ok(plaintext)
@@ -430,7 +591,9 @@ impl Member {
                 if self.msgs[i].channel() != channel || self.msgs[i].applied.is_some() {
                     continue;
                 }
-                let Some(state) = self.channels.get(&channel) else { return };
+                let Some(state) = self.channels.get(&channel) else {
+                    return;
+                };
                 let mut next = state.clone();
                 let (payload, digest) = (self.msgs[i].payload.clone(), self.msgs[i].digest);
                 let Ok(events) = next.handle_payload(&payload, digest) else {

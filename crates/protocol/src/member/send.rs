@@ -83,12 +83,17 @@ impl Member {
         if let Some(a) = self.blocking_alert(&channel) {
             let control = matches!(body, Body::Receipt | Body::Heartbeat);
             if !control || a.kind == AlertKind::StaleStore {
-                return Err(SendError::Blocked { kind: a.kind, detail: a.detail.clone() });
+                return Err(SendError::Blocked {
+                    kind: a.kind,
+                    detail: a.detail.clone(),
+                });
             }
         }
         let state = match self.channels.get(&channel) {
             Some(s) => s.clone(),
-            None if matches!(body, Body::Creation(_)) => ChannelState::new(channel, self.me.clone()),
+            None if matches!(body, Body::Creation(_)) => {
+                ChannelState::new(channel, self.me.clone())
+            }
             None => return Err(SendError::UnknownChannel(channel)),
         };
         let mut id = [0u8; 16];
@@ -107,7 +112,11 @@ impl Member {
         let mut salt = [0u8; 16];
         rng.fill_bytes(&mut salt);
         let sealed = seal(prepared.header.clone(), salt, body.clone())?;
-        let payload = Payload::Full { header: prepared.header.clone(), salt, body };
+        let payload = Payload::Full {
+            header: prepared.header.clone(),
+            salt,
+            body,
+        };
         let mut next = state;
         next.handle_payload(&payload, sealed.digest)?;
 
@@ -161,7 +170,11 @@ impl Member {
             self.on_epoch_change(now, channel);
         }
         if !envelopes.is_empty() {
-            let t = Transmit { id: TransmitId(self.next_transmit), channel, envelopes };
+            let t = Transmit {
+                id: TransmitId(self.next_transmit),
+                channel,
+                envelopes,
+            };
             self.next_transmit += 1;
             self.changes.outbox.push(t.clone());
             self.outbox.push_back(t);

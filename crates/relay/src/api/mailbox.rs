@@ -6,7 +6,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backchannel_protocol::api::{
-    AckRequest, AckResponse, Delivery, EnvelopeJson, MailboxResponse, PushFrame,
+    AckRequest, AckResponse, Delivery, EnvelopeJson, LastPost, MailboxResponse, MeResponse,
+    PushFrame,
 };
 use backchannel_protocol::Handle;
 use futures_util::{SinkExt, StreamExt};
@@ -76,6 +77,27 @@ pub(crate) async fn ack(
         relay.wake_maintenance();
     }
     Ok(Json(AckResponse { deleted }))
+}
+
+/// What the relay records of the caller (its acks and its last posts).
+pub(crate) async fn me(
+    State(relay): State<Relay>,
+    Caller(caller): Caller,
+) -> Result<Json<MeResponse>, ApiError> {
+    let who = caller.clone();
+    let record = relay.run(move |s| s.own_record(&who)).await?;
+    Ok(Json(MeResponse {
+        handle: caller.to_string(),
+        acked_through: record.acked_through,
+        last_posts: record
+            .last_posts
+            .into_iter()
+            .map(|(c, m)| LastPost {
+                channel_id: c.to_hex(),
+                message_id: m.to_hex(),
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]

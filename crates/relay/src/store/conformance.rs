@@ -32,7 +32,8 @@ macro_rules! relay_store_conformance {
             keys_are_claimed_once_then_fallback, key_stock_is_limited,
             channels_are_routing_records, post_is_atomic_and_idempotent,
             mailbox_pages_in_cursor_order, ack_deletes_and_cursors_never_repeat,
-            expired_credentials_are_purged, exchanges_release_together_or_are_destroyed);
+            expired_credentials_are_purged, exchanges_release_together_or_are_destroyed,
+            own_record_follows_acks_and_posts);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -333,6 +334,29 @@ pub fn ack_deletes_and_cursors_never_repeat(store: &dyn RelayStore) {
         "cursors are never reused after deletes"
     );
     assert_eq!(store.row_counts().unwrap().envelopes, 1);
+}
+
+/// The relay records each principal's highest ack and latest post per
+/// channel (a re-post of the same bytes changes nothing).
+pub fn own_record_follows_acks_and_posts(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red"]);
+    let empty = store.own_record(&h("blue")).unwrap();
+    assert_eq!((empty.acked_through, empty.last_posts.len()), (0, 0));
+    let m1 = env(ch, MessageId::random(), "blue", "red", 1);
+    let m2 = env(ch, MessageId::random(), "blue", "red", 2);
+    store.post(std::slice::from_ref(&m1), T0).unwrap();
+    store.post(std::slice::from_ref(&m2), T0).unwrap();
+    store.post(std::slice::from_ref(&m1), T0).unwrap();
+    let blue = store.own_record(&h("blue")).unwrap();
+    assert_eq!(blue.last_posts, [(ch, m2.message_id)]);
+    let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
+    store.ack(&h("red"), last).unwrap();
+    store.ack(&h("red"), 1.min(last)).unwrap();
+    assert_eq!(store.own_record(&h("red")).unwrap().acked_through, last);
+    assert!(matches!(
+        store.own_record(&h("nobody")),
+        Err(StoreError::UnknownPrincipal(_))
+    ));
 }
 
 pub fn expired_credentials_are_purged(store: &dyn RelayStore) {

@@ -5,7 +5,7 @@
 //! Every method that changes state is atomic and durable when it returns.
 
 use backchannel_protocol::{
-    ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, SignedKey, Timestamp,
+    ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, MessageId, SignedKey, Timestamp,
 };
 use thiserror::Error;
 
@@ -126,6 +126,16 @@ pub struct OfferCopy {
     pub olm_type: backchannel_protocol::OlmType,
     /// The sealed bytes.
     pub ciphertext: Vec<u8>,
+}
+
+/// What the relay records of one principal's own activity, so that its
+/// client can notice a store restored from an older copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnRecord {
+    /// The highest mailbox position it acknowledged (0: none).
+    pub acked_through: u64,
+    /// The latest message it posted in each channel.
+    pub last_posts: Vec<(ChannelId, MessageId)>,
 }
 
 /// Row counts per table, for tests that check a refused request changed
@@ -291,8 +301,11 @@ pub trait RelayStore: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredEnvelope>, StoreError>;
-    /// Deletes the recipient's envelopes up to `through`; returns how many.
+    /// Deletes the recipient's envelopes up to `through` (and records the
+    /// highest position acknowledged); returns how many.
     fn ack(&self, recipient: &Handle, through: u64) -> Result<u64, StoreError>;
+    /// What the relay records of `who`'s own activity.
+    fn own_record(&self, who: &Handle) -> Result<OwnRecord, StoreError>;
 
     /// Deletes expired challenges and tokens; returns how many.
     fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;

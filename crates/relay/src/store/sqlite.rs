@@ -12,14 +12,15 @@ use backchannel_protocol::{
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, OfferCopy, PrincipalRecord,
-    RelayStore, RowCounts, StoreError, StoredEnvelope, ONE_TIME_KEYS_HELD_MAX,
+    ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, OfferCopy, OwnRecord,
+    PrincipalRecord, RelayStore, RowCounts, StoreError, StoredEnvelope, ONE_TIME_KEYS_HELD_MAX,
 };
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the last.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_escrow.sql"),
+    include_str!("../../migrations/sqlite/0003_own_record.sql"),
 ];
 
 /// A relay store in one SQLite file.
@@ -608,6 +609,13 @@ impl RelayStore for SqliteStore {
                 envelope: e.clone(),
             });
         }
+        if let Some(e) = stored.first().map(|s| &s.envelope) {
+            tx.execute(
+                "INSERT INTO last_posts (sender, channel_id, message_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sender, channel_id) DO UPDATE SET message_id = excluded.message_id",
+                params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..]],
+            )?;
+        }
         tx.commit()?;
         Ok(stored)
     }
@@ -646,6 +654,37 @@ impl RelayStore for SqliteStore {
         rows.map(|r| stored_envelope(r?)).collect()
     }
 
+    fn own_record(&self, who: &Handle) -> Result<OwnRecord, StoreError> {
+        let conn = self.conn();
+        let acked_through: i64 = conn
+            .query_row(
+                "SELECT acked_through FROM principals WHERE handle = ?1",
+                [who.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownPrincipal(who.clone()))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT channel_id, message_id FROM last_posts WHERE sender = ?1 ORDER BY channel_id",
+        )?;
+        let rows = stmt.query_map([who.as_str()], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut last_posts = Vec::new();
+        for row in rows {
+            let (c, m) = row?;
+            let bad = |_| StoreError::Backend("a last post row is damaged".into());
+            last_posts.push((
+                ChannelId(c.as_slice().try_into().map_err(bad)?),
+                MessageId(m.as_slice().try_into().map_err(bad)?),
+            ));
+        }
+        Ok(OwnRecord {
+            acked_through: acked_through as u64,
+            last_posts,
+        })
+    }
+
     fn ack(&self, recipient: &Handle, through: u64) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -665,6 +704,10 @@ impl RelayStore for SqliteStore {
         }
         let deleted = tx.execute(
             "DELETE FROM envelopes WHERE recipient = ?1 AND cursor <= ?2",
+            params![recipient.as_str(), through as i64],
+        )?;
+        tx.execute(
+            "UPDATE principals SET acked_through = max(acked_through, ?2) WHERE handle = ?1",
             params![recipient.as_str(), through as i64],
         )?;
         tx.commit()?;
