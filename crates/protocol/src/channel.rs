@@ -416,6 +416,9 @@ impl ChannelState {
             joined_in = Some(h.epoch.number);
             heard = Some(h.heads.0.keys().cloned().collect::<Vec<_>>());
         }
+        if h.epoch != genesis && h.epoch.number < epoch.number && self.had_epoch(&h.epoch) {
+            return self.handle_late(h, digest);
+        }
         if h.epoch != genesis && h.epoch != epoch {
             return Err(if h.epoch.number > epoch.number {
                 ChannelError::NotYetOpen(h.epoch.number.0)
@@ -621,6 +624,53 @@ impl ChannelState {
             });
         }
         self.activate(&mut events);
+        Ok(events)
+    }
+
+    /// True if this member held messages of `epoch` (a closed one).
+    fn had_epoch(&self, epoch: &Epoch) -> bool {
+        self.chains
+            .iter()
+            .any(|((n, _), log)| *n == epoch.number && log.epoch() == *epoch)
+    }
+
+    /// A message of a closed epoch, sent before its sender saw the next
+    /// one open (honest crossing at an epoch change): it takes its place in
+    /// that epoch's chain, where gaps and reorders still show.
+    fn handle_late(&mut self, h: &Header, digest: Digest) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let known = self.setup.as_ref().is_some_and(|s| s.proposal.members.iter().any(|m| m.handle == h.sender))
+            || self.former.contains(&h.sender)
+            || self.chains.contains_key(&(h.epoch.number, h.sender.clone()));
+        if !known {
+            return Err(ChannelError::NotAMember(h.sender.clone()));
+        }
+        let mut log = self
+            .chains
+            .get(&(h.epoch.number, h.sender.clone()))
+            .cloned()
+            .unwrap_or_else(|| SenderLog::new(h.epoch));
+        let mut events = Vec::new();
+        match log.place(h.epoch, h.seq, h.prev, digest)? {
+            Placed::Next => {}
+            Placed::Late => events.push(ChannelEvent::Reorder {
+                sender: h.sender.clone(),
+                epoch: h.epoch.number.0,
+                seq: h.seq,
+                message_id: h.message_id,
+            }),
+            Placed::Ahead(missing) => events.push(ChannelEvent::Gap {
+                sender: h.sender.clone(),
+                epoch: h.epoch.number.0,
+                missing,
+                message_id: h.message_id,
+            }),
+        }
+        self.chains.insert((h.epoch.number, h.sender.clone()), log);
+        events.push(ChannelEvent::Message {
+            sender: h.sender.clone(),
+            message_id: h.message_id,
+            kind: h.body_kind,
+        });
         Ok(events)
     }
 

@@ -219,6 +219,11 @@ pub struct SenderLog {
 }
 
 impl SenderLog {
+    /// The epoch this log belongs to.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
     /// An empty log at the start of `epoch`.
     pub fn new(epoch: Epoch) -> Self {
         SenderLog {

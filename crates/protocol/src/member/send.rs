@@ -42,6 +42,17 @@ pub enum SendError {
     Crypto(#[from] CryptoError),
 }
 
+/// How an adversarial test makes a member misbehave (never in honest use).
+#[derive(Default)]
+struct Tamper {
+    /// Another body at the same position for these recipients.
+    bodies: BTreeMap<Handle, Body>,
+    /// These recipients get a stub where they may read the full copy.
+    stub_for: Vec<Handle>,
+    /// The sender's own head entry is reported wrong.
+    misreport_own_head: bool,
+}
+
 impl Member {
     /// Prepares, seals and encrypts one message in `channel`, and queues its
     /// post: take [`Member::poll_changes`] and persist it before posting.
@@ -54,7 +65,7 @@ impl Member {
         in_reply_to: Option<MessageId>,
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
-        self.send_with_overrides(now, channel, body, BTreeMap::new(), in_reply_to, rng)
+        self.send_tampered(now, channel, body, Tamper::default(), in_reply_to, rng)
     }
 
     /// What an equivocating member does: one position, another body for
@@ -68,18 +79,49 @@ impl Member {
         others: BTreeMap<Handle, Body>,
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
-        self.send_with_overrides(now, channel, body, others, None, rng)
+        let tamper = Tamper { bodies: others, ..Tamper::default() };
+        self.send_tampered(now, channel, body, tamper, None, rng)
     }
 
-    fn send_with_overrides<R: RngCore + CryptoRng>(
+    /// What a sender withholding content does: `victim` gets a stub although
+    /// the policy entitles it to the full copy. For adversarial tests only.
+    #[cfg(feature = "adversarial")]
+    pub fn dangerous_withhold<R: RngCore + CryptoRng>(
         &mut self,
         now: Timestamp,
         channel: ChannelId,
         body: Body,
-        overrides: BTreeMap<Handle, Body>,
+        victim: Handle,
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        let tamper = Tamper { stub_for: vec![victim], ..Tamper::default() };
+        self.send_tampered(now, channel, body, tamper, None, rng)
+    }
+
+    /// A sender misreporting its own entry in its head vector. For
+    /// adversarial tests only.
+    #[cfg(feature = "adversarial")]
+    pub fn dangerous_misreport_own_head<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        body: Body,
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        let tamper = Tamper { misreport_own_head: true, ..Tamper::default() };
+        self.send_tampered(now, channel, body, tamper, None, rng)
+    }
+
+    fn send_tampered<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        body: Body,
+        tamper: Tamper,
         in_reply_to: Option<MessageId>,
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
+        let overrides = tamper.bodies;
         if let Some(a) = self.blocking_alert(&channel) {
             let control = matches!(body, Body::Receipt | Body::Heartbeat);
             if !control || a.kind == AlertKind::StaleStore {
@@ -99,7 +141,12 @@ impl Member {
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         let message_id = MessageId(id);
-        let prepared = state.prepare(&body, message_id, now, in_reply_to)?;
+        let mut prepared = state.prepare(&body, message_id, now, in_reply_to)?;
+        if tamper.misreport_own_head {
+            if let Some(own) = prepared.header.heads.0.get_mut(&self.me) {
+                own.digest = crate::ids::Digest::of(&[b"misreported", &own.digest.0]);
+            }
+        }
         let missing: Vec<Handle> = prepared
             .recipients
             .iter()
@@ -131,6 +178,7 @@ impl Member {
                 None => None,
             };
             let sealed = other.as_ref().unwrap_or(&sealed);
+            let kind = if tamper.stub_for.contains(peer) { &CopyKind::Stub } else { kind };
             let copy = match kind {
                 CopyKind::Full => &sealed.full,
                 CopyKind::Stub => sealed.stub.as_ref().unwrap_or(&sealed.full),
