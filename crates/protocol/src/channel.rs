@@ -637,10 +637,19 @@ impl ChannelState {
     /// A message of a closed epoch, sent before its sender saw the next
     /// one open (honest crossing at an epoch change): it takes its place in
     /// that epoch's chain, where gaps and reorders still show.
-    fn handle_late(&mut self, h: &Header, digest: Digest) -> Result<Vec<ChannelEvent>, ChannelError> {
-        let known = self.setup.as_ref().is_some_and(|s| s.proposal.members.iter().any(|m| m.handle == h.sender))
+    fn handle_late(
+        &mut self,
+        h: &Header,
+        digest: Digest,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let known = self
+            .setup
+            .as_ref()
+            .is_some_and(|s| s.proposal.members.iter().any(|m| m.handle == h.sender))
             || self.former.contains(&h.sender)
-            || self.chains.contains_key(&(h.epoch.number, h.sender.clone()));
+            || self
+                .chains
+                .contains_key(&(h.epoch.number, h.sender.clone()));
         if !known {
             return Err(ChannelError::NotAMember(h.sender.clone()));
         }

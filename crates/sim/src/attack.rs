@@ -7,7 +7,9 @@
 use backchannel_protocol::api::EnvelopeJson;
 use backchannel_protocol::member::{Alert, AlertKind};
 use backchannel_protocol::payload::Body;
-use backchannel_protocol::{Envelope, Handle, Identity, IdentityKeys, MessageId, OlmType, SignedKey, Timestamp};
+use backchannel_protocol::{
+    Envelope, Handle, Identity, IdentityKeys, MessageId, OlmType, SignedKey, Timestamp,
+};
 use rand::Rng;
 
 use crate::world::{h, World};
@@ -139,7 +141,10 @@ impl Attack {
     /// Attacks armed from the start (their moment is a claim or a key
     /// lookup, which happen while the channel is set up).
     pub fn at_setup(self) -> bool {
-        matches!(self, Attack::KeySubstitution | Attack::BadKey | Attack::KeyConfusion)
+        matches!(
+            self,
+            Attack::KeySubstitution | Attack::BadKey | Attack::KeyConfusion
+        )
     }
 }
 
@@ -192,12 +197,16 @@ impl Active {
 }
 
 fn armed(w: &World, a: Attack) -> bool {
-    w.attack.as_ref().is_some_and(|x| x.attack == a && !x.done && (x.at.is_some() || a.at_setup()))
+    w.attack
+        .as_ref()
+        .is_some_and(|x| x.attack == a && !x.done && (x.at.is_some() || a.at_setup()))
 }
 
 /// The relay stores a post: a hostile one drops, holds or alters copies.
 pub fn on_post(w: &mut World, envelopes: Vec<Envelope>) -> Vec<Envelope> {
-    let Some(a) = w.attack.as_mut() else { return envelopes };
+    let Some(a) = w.attack.as_mut() else {
+        return envelopes;
+    };
     if a.at.is_none() || a.done {
         return envelopes;
     }
@@ -264,7 +273,11 @@ pub fn on_post(w: &mut World, envelopes: Vec<Envelope>) -> Vec<Envelope> {
 }
 
 /// A claim of `peer`'s key by `who`: a hostile relay substitutes one.
-pub fn on_claim(w: &mut World, who: &Handle, peer: &Handle) -> Option<(IdentityKeys, SignedKey, u64)> {
+pub fn on_claim(
+    w: &mut World,
+    who: &Handle,
+    peer: &Handle,
+) -> Option<(IdentityKeys, SignedKey, u64)> {
     let claimed = w.relay.claim(peer)?;
     if !armed(w, Attack::KeySubstitution) {
         return Some(claimed);
@@ -292,7 +305,9 @@ pub fn on_lookup(w: &mut World, peer: &Handle) -> Option<(IdentityKeys, u64)> {
     let attack = w.attack.as_ref().map(|a| a.attack);
     let target = w.attack.as_ref().and_then(|a| a.sender.clone());
     let bad = match attack {
-        Some(x @ (Attack::BadKey | Attack::KeyConfusion)) if armed(w, x) && target.as_ref() == Some(peer) => {
+        Some(x @ (Attack::BadKey | Attack::KeyConfusion))
+            if armed(w, x) && target.as_ref() == Some(peer) =>
+        {
             let mut keys = served.0;
             let pick = w.rng.gen_range(0..2);
             match (x, pick) {
@@ -304,8 +319,12 @@ pub fn on_lookup(w: &mut World, peer: &Handle) -> Option<(IdentityKeys, u64)> {
                 }
                 (_, 0) => keys.curve25519 = keys.ed25519,
                 _ => {
-                    let (owner, other) =
-                        w.relay.keys.iter().find(|(h, _)| *h != peer).map(|(h, k)| (h.clone(), k.identity.curve25519))?;
+                    let (owner, other) = w
+                        .relay
+                        .keys
+                        .iter()
+                        .find(|(h, _)| *h != peer)
+                        .map(|(h, k)| (h.clone(), k.identity.curve25519))?;
                     keys.curve25519 = other;
                     if let Some(a) = w.attack.as_mut() {
                         a.victim = Some(owner);
@@ -330,8 +349,13 @@ pub fn on_lookup(w: &mut World, peer: &Handle) -> Option<(IdentityKeys, u64)> {
 }
 
 /// A fetch of `who`'s mailbox: a hostile relay serves an old position.
-pub fn on_fetch(w: &mut World, who: &Handle, mut page: Vec<(u64, EnvelopeJson)>) -> Vec<(u64, EnvelopeJson)> {
-    if !armed(w, Attack::Rollback) || w.attack.as_ref().and_then(|a| a.victim.as_ref()) != Some(who) {
+pub fn on_fetch(
+    w: &mut World,
+    who: &Handle,
+    mut page: Vec<(u64, EnvelopeJson)>,
+) -> Vec<(u64, EnvelopeJson)> {
+    if !armed(w, Attack::Rollback) || w.attack.as_ref().and_then(|a| a.victim.as_ref()) != Some(who)
+    {
         return page;
     }
     let cursor = w.nodes.get(who).map_or(0, |n| n.member.cursor());
@@ -351,11 +375,21 @@ pub fn on_fetch(w: &mut World, who: &Handle, mut page: Vec<(u64, EnvelopeJson)>)
 
 /// Mounts the attack now (for those not armed from the start).
 pub fn inject(w: &mut World) {
-    let Some(attack) = w.attack.as_ref().map(|a| a.attack) else { return };
+    let Some(attack) = w.attack.as_ref().map(|a| a.attack) else {
+        return;
+    };
     let members = w.members();
-    let parties: Vec<Handle> = members.iter().filter(|m| **m != w.mediator).cloned().collect();
+    let parties: Vec<Handle> = members
+        .iter()
+        .filter(|m| **m != w.mediator)
+        .cloned()
+        .collect();
     let victim = w.pick(&members);
-    let others: Vec<Handle> = members.iter().filter(|m| Some(*m) != victim.as_ref()).cloned().collect();
+    let others: Vec<Handle> = members
+        .iter()
+        .filter(|m| Some(*m) != victim.as_ref())
+        .cloned()
+        .collect();
     let sender = w.pick(&others);
     let now = w.now;
     let (Some(victim), Some(sender)) = (victim, sender) else {
@@ -366,7 +400,10 @@ pub fn inject(w: &mut World) {
         a.at = Some(now);
         a.victim = Some(victim.clone());
         a.sender = Some(sender.clone());
-        if matches!(attack, Attack::TailDrop | Attack::ForgedAck | Attack::Truncate) {
+        if matches!(
+            attack,
+            Attack::TailDrop | Attack::ForgedAck | Attack::Truncate
+        ) {
             // Cut off from everyone, or rows lost whoever sent them.
             a.sender = None;
         }
@@ -377,9 +414,17 @@ pub fn inject(w: &mut World) {
             _ => 0,
         };
     }
-    w.note(format!("attack {} on {victim} (sender {sender} where it matters)", attack.name()));
+    w.note(format!(
+        "attack {} on {victim} (sender {sender} where it matters)",
+        attack.name()
+    ));
     match attack {
-        Attack::Drop | Attack::Reorder | Attack::Flip | Attack::TailDrop | Attack::Truncate | Attack::Rollback => {}
+        Attack::Drop
+        | Attack::Reorder
+        | Attack::Flip
+        | Attack::TailDrop
+        | Attack::Truncate
+        | Attack::Rollback => {}
         Attack::ForgedAck => {
             // The relay deletes what the victim has not read and claims it acked.
             let last = w.relay.mailbox(&victim, 0).last().map(|(c, _)| *c);
@@ -406,12 +451,29 @@ pub fn inject(w: &mut World) {
             finish(w);
         }
         Attack::Fork => {
-            let Some(other) = w.pick(&others.iter().filter(|m| **m != sender).cloned().collect::<Vec<_>>()) else {
+            let Some(other) = w.pick(
+                &others
+                    .iter()
+                    .filter(|m| **m != sender)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ) else {
                 skip(w, "an equivocation needs two other members");
                 return;
             };
-            let bodies: std::collections::BTreeMap<_, _> = [(other, Body::Text("the other version".into()))].into_iter().collect();
-            let id = w.send_tampered(&sender, |m, now, c, rng| m.dangerous_equivocate(now, c, Body::Text("one version".into()), bodies.clone(), rng));
+            let bodies: std::collections::BTreeMap<_, _> =
+                [(other, Body::Text("the other version".into()))]
+                    .into_iter()
+                    .collect();
+            let id = w.send_tampered(&sender, |m, now, c, rng| {
+                m.dangerous_equivocate(
+                    now,
+                    c,
+                    Body::Text("one version".into()),
+                    bodies.clone(),
+                    rng,
+                )
+            });
             record(w, id, &sender);
         }
         Attack::Withheld => {
@@ -422,11 +484,21 @@ pub fn inject(w: &mut World) {
             if let Some(a) = w.attack.as_mut() {
                 a.victim = Some(party.clone());
             }
-            let id = w.send_tampered(&sender, |m, now, c, rng| m.dangerous_withhold(now, c, Body::Text("for your eyes".into()), party.clone(), rng));
+            let id = w.send_tampered(&sender, |m, now, c, rng| {
+                m.dangerous_withhold(
+                    now,
+                    c,
+                    Body::Text("for your eyes".into()),
+                    party.clone(),
+                    rng,
+                )
+            });
             record(w, id, &sender);
         }
         Attack::MisreportHead => {
-            let id = w.send_tampered(&sender, |m, now, c, rng| m.dangerous_misreport_own_head(now, c, Body::Text("my head".into()), rng));
+            let id = w.send_tampered(&sender, |m, now, c, rng| {
+                m.dangerous_misreport_own_head(now, c, Body::Text("my head".into()), rng)
+            });
             record(w, id, &sender);
         }
         Attack::DelayReply => delay_reply(w, &parties),
@@ -449,7 +521,11 @@ fn finish(w: &mut World) {
 
 /// Records the message a tampering sender sent, with its position.
 fn record(w: &mut World, id: Option<MessageId>, sender: &Handle) {
-    let seq = w.nodes.get(sender).and_then(|n| n.member.next_seq(&w.channel)).map(|s| s.0.saturating_sub(1));
+    let seq = w
+        .nodes
+        .get(sender)
+        .and_then(|n| n.member.next_seq(&w.channel))
+        .map(|s| s.0.saturating_sub(1));
     match (id, seq, w.attack.as_mut()) {
         (Some(id), Some(seq), Some(a)) => {
             a.ids.push(id);
@@ -461,7 +537,13 @@ fn record(w: &mut World, id: Option<MessageId>, sender: &Handle) {
 }
 
 fn replay(w: &mut World, victim: &Handle) {
-    let past = w.relay.history.iter().rev().find(|(_, e)| &e.recipient == victim).map(|(_, e)| e.clone());
+    let past = w
+        .relay
+        .history
+        .iter()
+        .rev()
+        .find(|(_, e)| &e.recipient == victim)
+        .map(|(_, e)| e.clone());
     let Some(mut e) = past else {
         skip(w, "nothing delivered to replay");
         return;
@@ -508,7 +590,9 @@ fn foreign_pre_key(w: &mut World, victim: &Handle, sender: &Handle) {
         skip(w, "no session");
         return;
     };
-    let Ok((olm_type, ciphertext)) = session.encrypt(&[0u8; 512]) else { return };
+    let Ok((olm_type, ciphertext)) = session.encrypt(&[0u8; 512]) else {
+        return;
+    };
     let mut id = [0u8; 16];
     w.rng.fill(&mut id);
     let e = Envelope {
@@ -537,12 +621,18 @@ fn delay_reply(w: &mut World, parties: &[Handle]) {
         a.victim = Some(asker.clone());
         a.sender = Some(answerer.clone());
     }
-    let Some(q1) = w.send(&asker, Body::Text("first question".into()), None) else { return };
+    let Some(q1) = w.send(&asker, Body::Text("first question".into()), None) else {
+        return;
+    };
     w.sync(&answerer);
     if let Some(a) = w.attack.as_mut() {
         a.budget = 1;
     }
-    let reply = w.send(&answerer, Body::Text("answer to the first".into()), Some(q1));
+    let reply = w.send(
+        &answerer,
+        Body::Text("answer to the first".into()),
+        Some(q1),
+    );
     let q2 = w.send(&asker, Body::Text("second question".into()), None);
     let held = w.attack.as_mut().map(|a| {
         a.budget = 0;
@@ -556,35 +646,62 @@ fn delay_reply(w: &mut World, parties: &[Handle]) {
 }
 
 /// True when `a` names what the attack did.
-fn names(a: &Alert, kind: AlertKind, principal: Option<&Handle>, ids: &[MessageId], positions: &[u64]) -> bool {
+fn names(
+    a: &Alert,
+    kind: AlertKind,
+    principal: Option<&Handle>,
+    ids: &[MessageId],
+    positions: &[u64],
+) -> bool {
     a.kind == kind
         && principal.is_none_or(|p| a.principal.as_ref() == Some(p))
         && ids.iter().all(|i| a.message_ids.contains(i))
-        && positions.iter().all(|p| a.positions.iter().any(|x| x.0 == *p))
+        && positions
+            .iter()
+            .all(|p| a.positions.iter().any(|x| x.0 == *p))
 }
 
 /// Whether the attack was detected as its row requires: the exact kind,
 /// naming its ids and positions, at the members the row names, raised
 /// within `window` of the injection.
 pub fn detected(w: &World, window: i64) -> Result<(), String> {
-    let Some(a) = w.attack.as_ref() else { return Err("no attack".into()) };
-    let Some(at) = a.at else { return Err("the attack never found its moment".into()) };
+    let Some(a) = w.attack.as_ref() else {
+        return Err("no attack".into());
+    };
+    let Some(at) = a.at else {
+        return Err("the attack never found its moment".into());
+    };
     let in_time = |x: &Alert| x.raised_at.0 <= at.0 + window;
     let alerts_of = |m: &Handle| -> Vec<&Alert> {
-        w.nodes.get(m).map(|n| n.member.alerts().iter().filter(|x| in_time(x)).collect()).unwrap_or_default()
+        w.nodes
+            .get(m)
+            .map(|n| n.member.alerts().iter().filter(|x| in_time(x)).collect())
+            .unwrap_or_default()
     };
     let (victim, sender) = (a.victim.as_ref(), a.sender.as_ref());
-    let at_victim = |kind: AlertKind, principal: Option<&Handle>, ids: &[MessageId], pos: &[u64]| {
-        victim.is_some_and(|v| alerts_of(v).iter().any(|x| names(x, kind, principal, ids, pos)))
-    };
-    let others: Vec<Handle> = w.members().into_iter().filter(|m| Some(m) != victim).collect();
+    let at_victim =
+        |kind: AlertKind, principal: Option<&Handle>, ids: &[MessageId], pos: &[u64]| {
+            victim.is_some_and(|v| {
+                alerts_of(v)
+                    .iter()
+                    .any(|x| names(x, kind, principal, ids, pos))
+            })
+        };
+    // Members in their own view (the victim's view may be stale).
+    let others: Vec<Handle> = w
+        .active_members()
+        .into_iter()
+        .filter(|m| Some(m) != victim)
+        .collect();
     // A cut-off member is noticed a deadline after each other member learnt
     // of the first message it missed (plus that member's own offline spell
     // or sync interval, on its own clock).
     let overdue_everywhere = || {
         !others.is_empty()
             && others.iter().all(|m| {
-                let Some(n) = w.nodes.get(m) else { return false };
+                let Some(n) = w.nodes.get(m) else {
+                    return false;
+                };
                 // Deadlines are judged per epoch: count from the open one.
                 let epoch = n.member.channel(&w.channel).map(|c| c.epoch().number);
                 let first_missed = n
@@ -593,11 +710,17 @@ pub fn detected(w: &World, window: i64) -> Result<(), String> {
                     .iter()
                     .filter(|x| Some(x.payload.header().epoch.number) == epoch)
                     // Sent after the cut: the victim never got it.
-                    .filter(|x| x.payload.header().sent_at >= at && x.payload.header().body_kind != backchannel_protocol::payload::BodyKind::Receipt)
+                    .filter(|x| {
+                        x.payload.header().sent_at >= at
+                            && x.payload.header().body_kind
+                                != backchannel_protocol::payload::BodyKind::Receipt
+                    })
                     .filter(|x| Some(&x.payload.header().sender) != victim)
                     .map(|x| x.stored_at.0)
                     .min();
-                let Some(first) = first_missed else { return false };
+                let Some(first) = first_missed else {
+                    return false;
+                };
                 n.member.alerts().iter().any(|x| {
                     x.kind == AlertKind::AckOverdue
                         && x.member.as_ref() == victim
@@ -611,18 +734,24 @@ pub fn detected(w: &World, window: i64) -> Result<(), String> {
         Attack::Reorder => at_victim(AlertKind::Reorder, sender, &a.ids, &a.positions),
         Attack::DelayReply => {
             let v = victim.map(alerts_of).unwrap_or_default();
-            v.iter().any(|x| names(x, AlertKind::CrossedMessages, sender, &a.ids, &[]))
+            v.iter()
+                .any(|x| names(x, AlertKind::CrossedMessages, sender, &a.ids, &[]))
                 && !v.iter().any(|x| !x.kind.is_notice())
         }
         Attack::Replay => at_victim(AlertKind::Replay, None, &a.ids, &[]),
         Attack::Flip => at_victim(AlertKind::Modified, sender, &a.ids, &a.positions),
         Attack::Inject | Attack::ForeignPreKey => at_victim(AlertKind::Forged, sender, &a.ids, &[]),
-        Attack::Fork | Attack::MisreportHead => others
-            .iter()
-            .filter(|m| Some(*m) != sender)
-            .any(|m| alerts_of(m).iter().any(|x| names(x, AlertKind::Fork, sender, &[], &[]))),
+        Attack::Fork | Attack::MisreportHead => {
+            others.iter().filter(|m| Some(*m) != sender).any(|m| {
+                alerts_of(m)
+                    .iter()
+                    .any(|x| names(x, AlertKind::Fork, sender, &[], &[]))
+            })
+        }
         Attack::Ghost => w.members().iter().all(|m| {
-            alerts_of(m).iter().any(|x| x.kind == AlertKind::MembershipMismatch && x.member == Some(h("ghost")))
+            alerts_of(m)
+                .iter()
+                .any(|x| x.kind == AlertKind::MembershipMismatch && x.member == Some(h("ghost")))
         }),
         Attack::KeySubstitution => at_victim(AlertKind::KeyChanged, sender, &[], &[]),
         // Which principal the alert names depends on which key was seen
@@ -634,7 +763,12 @@ pub fn detected(w: &World, window: i64) -> Result<(), String> {
         Attack::Rollback => at_victim(AlertKind::Rollback, None, &[], &[]),
         Attack::WithholdWindow => {
             at_victim(AlertKind::LateUndecryptable, sender, &[], &[])
-                && !w.nodes.values().any(|n| n.member.alerts().iter().any(|x| x.kind == AlertKind::Forged))
+                && !w.nodes.values().any(|n| {
+                    n.member
+                        .alerts()
+                        .iter()
+                        .any(|x| x.kind == AlertKind::Forged)
+                })
         }
         Attack::Truncate => at_victim(AlertKind::Gap, sender, &[], &[]) || overdue_everywhere(),
         Attack::Withheld => at_victim(AlertKind::Withheld, sender, &a.ids, &a.positions),
@@ -647,7 +781,13 @@ pub fn detected(w: &World, window: i64) -> Result<(), String> {
         .iter()
         .flat_map(|(m, n)| {
             n.member.alerts().iter().map(move |x| {
-                format!("{m}: {} principal {:?} member {:?} at +{} s", x.kind, x.principal, x.member, (x.raised_at.0 - at.0) / 1000)
+                format!(
+                    "{m}: {} principal {:?} member {:?} at +{} s",
+                    x.kind,
+                    x.principal,
+                    x.member,
+                    (x.raised_at.0 - at.0) / 1000
+                )
             })
         })
         .take(12)

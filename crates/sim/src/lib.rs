@@ -84,8 +84,9 @@ pub fn attack_for(seed: u64, share: f64, only: Option<Attack>) -> Option<Attack>
     Some(only.unwrap_or_else(|| Attack::ALL[rng.gen_range(0..Attack::ALL.len())]))
 }
 
-/// Runs seed `seed`, honest or with `attack`.
-pub fn run(seed: u64, attack: Option<Attack>) -> Outcome {
+/// A world from `seed` with the channel open (every member active), and
+/// `attack` armed but not yet injected (set-up attacks are mounted here).
+pub fn setup(seed: u64, attack: Option<Attack>) -> World {
     let mut w = World {
         rng: StdRng::seed_from_u64(seed),
         now: Timestamp(1_750_000_000_000),
@@ -104,8 +105,10 @@ pub fn run(seed: u64, attack: Option<Attack>) -> Outcome {
     if three {
         parties.push(h("green"));
     }
-    let joiner = h("yellow");
-    for who in std::iter::once(w.mediator.clone()).chain(parties.iter().cloned()).chain([joiner.clone()]) {
+    for who in std::iter::once(w.mediator.clone())
+        .chain(parties.iter().cloned())
+        .chain([h(JOINER)])
+    {
         w.add_node(&who);
     }
     let policy = Policy {
@@ -124,21 +127,39 @@ pub fn run(seed: u64, attack: Option<Attack>) -> Outcome {
             }
         }
     }
-    w.note(format!("parties {parties:?}, mediator_reads {}", policy.mediator_reads));
+    w.note(format!(
+        "parties {parties:?}, mediator_reads {}",
+        policy.mediator_reads
+    ));
     w.create_channel(&parties, policy);
     for _ in 0..20 {
         if w.all_active() {
             break;
         }
-        w.now.0 += 2_000;
-        let all: Vec<_> = w.nodes.keys().cloned().collect();
-        for who in all {
-            w.sync(&who);
-        }
+        w.settle_step(2_000);
     }
+    w
+}
+
+/// The member a seed may add by amendment.
+pub const JOINER: &str = "yellow";
+
+/// Runs seed `seed`, honest or with `attack`.
+pub fn run(seed: u64, attack: Option<Attack>) -> Outcome {
+    let mut w = setup(seed, attack);
+    let joiner = h(JOINER);
     let start = w.now.0;
     let attack_at = start + w.rng.gen_range(60_000..MAIN_MS / 2);
-    let amend_at = w.rng.gen_bool(0.3).then(|| start + w.rng.gen_range(60_000..MAIN_MS - 600_000));
+    let mut amend_at = w
+        .rng
+        .gen_bool(0.3)
+        .then(|| start + w.rng.gen_range(60_000..MAIN_MS - 600_000));
+    // An attack racing an epoch change is a case of its own (see the
+    // README): keep honest amendments a deadline and a heartbeat away.
+    let apart = i64::from(DEADLINE_S + HEARTBEAT_S) * 1000;
+    if attack.is_some() && amend_at.is_some_and(|t| (t - attack_at).abs() < apart) {
+        amend_at = None;
+    }
     let mut offline_until: std::collections::BTreeMap<_, i64> = Default::default();
     let mut injected = attack.is_none_or(|a| a.at_setup());
     let mut amended = false;
@@ -160,18 +181,17 @@ pub fn run(seed: u64, attack: Option<Attack>) -> Outcome {
     }
     let settle_end = w.now.0 + i64::from(DEADLINE_S + 2 * HEARTBEAT_S) * 1000;
     while w.now.0 < settle_end {
-        w.now.0 += w.rng.gen_range(2_000..10_000);
-        let all: Vec<_> = w.nodes.keys().cloned().collect();
-        for who in all {
-            w.sync(&who);
-            w.timeout(&who);
-        }
+        let dt = w.rng.gen_range(2_000..10_000);
+        w.settle_step(dt);
     }
     judge(seed, attack, w)
 }
 
 /// One step of honest activity for every member, in a random order.
-fn step(w: &mut World, offline_until: &mut std::collections::BTreeMap<backchannel_protocol::Handle, i64>) {
+fn step(
+    w: &mut World,
+    offline_until: &mut std::collections::BTreeMap<backchannel_protocol::Handle, i64>,
+) {
     let mut all: Vec<_> = w.nodes.keys().cloned().collect();
     for i in (1..all.len()).rev() {
         let j = w.rng.gen_range(0..=i);
@@ -179,7 +199,9 @@ fn step(w: &mut World, offline_until: &mut std::collections::BTreeMap<backchanne
     }
     for who in all {
         let now = w.now.0;
-        let Some(node) = w.nodes.get_mut(&who) else { continue };
+        let Some(node) = w.nodes.get_mut(&who) else {
+            continue;
+        };
         if !node.online {
             if offline_until.get(&who).is_some_and(|t| now >= *t) {
                 node.online = true;
@@ -222,7 +244,10 @@ fn step(w: &mut World, offline_until: &mut std::collections::BTreeMap<backchanne
 }
 
 /// The last message `who` received, to answer now and then.
-fn last_received(w: &mut World, who: &backchannel_protocol::Handle) -> Option<backchannel_protocol::MessageId> {
+fn last_received(
+    w: &mut World,
+    who: &backchannel_protocol::Handle,
+) -> Option<backchannel_protocol::MessageId> {
     if !w.rng.gen_bool(0.3) {
         return None;
     }
@@ -241,15 +266,28 @@ fn redeliver(w: &mut World, who: &backchannel_protocol::Handle) {
     let unread = w.relay.mailbox(who, 0);
     if let Some((_, env)) = unread.first().cloned() {
         let c = w.relay.cursor();
-        w.relay.mailboxes.entry(who.clone()).or_default().push((c, env));
+        w.relay
+            .mailboxes
+            .entry(who.clone())
+            .or_default()
+            .push((c, env));
     }
 }
 
 /// The mediator changes the membership or the policy in a new epoch.
 fn amend(w: &mut World, joiner: &backchannel_protocol::Handle) {
     let members = w.members();
-    let parties: Vec<_> = members.iter().filter(|m| **m != w.mediator).cloned().collect();
-    let Some(policy) = w.nodes.get(&w.mediator).and_then(|n| n.member.channel(&w.channel)).and_then(|s| s.policy()) else {
+    let parties: Vec<_> = members
+        .iter()
+        .filter(|m| **m != w.mediator)
+        .cloned()
+        .collect();
+    let Some(policy) = w
+        .nodes
+        .get(&w.mediator)
+        .and_then(|n| n.member.channel(&w.channel))
+        .and_then(|s| s.policy())
+    else {
         return;
     };
     match w.rng.gen_range(0..3) {
@@ -257,13 +295,19 @@ fn amend(w: &mut World, joiner: &backchannel_protocol::Handle) {
             w.note(format!("amendment: {joiner} joins"));
             w.amend(Some(joiner), None, policy);
         }
-        1 if parties.len() > 2 => {
+        // Never the member under attack: its leaving would end the attack.
+        1 if parties.len() > 2
+            && w.attack.as_ref().and_then(|a| a.victim.as_ref()) != parties.last() =>
+        {
             let leaver = parties[parties.len() - 1].clone();
             w.note(format!("amendment: {leaver} leaves"));
             w.amend(None, Some(&leaver), policy);
         }
         _ => {
-            let p = Policy { heartbeat_interval_s: HEARTBEAT_S / 2, ..policy };
+            let p = Policy {
+                heartbeat_interval_s: HEARTBEAT_S / 2,
+                ..policy
+            };
             w.note("amendment: shorter heartbeats".into());
             w.amend(None, None, p);
         }
@@ -292,5 +336,13 @@ fn judge(seed: u64, attack: Option<Attack>, w: World) -> Outcome {
     } else {
         Vec::new()
     };
-    Outcome { seed, attack, detected, skipped, honest_alerts, messages, trace: w.trace }
+    Outcome {
+        seed,
+        attack,
+        detected,
+        skipped,
+        honest_alerts,
+        messages,
+        trace: w.trace,
+    }
 }

@@ -67,7 +67,11 @@ fn main() -> anyhow::Result<()> {
             Some(a) => Some(a),
             None => bail!(
                 "unknown attack {name}: one of {}",
-                Attack::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                Attack::ALL
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
         None => None,
@@ -76,7 +80,11 @@ fn main() -> anyhow::Result<()> {
         Some(s) => vec![s],
         None => (args.first..args.first + args.seeds).collect(),
     };
-    let share = if only.is_some() && args.attack_share == 0.5 { 1.0 } else { args.attack_share };
+    let share = if only.is_some() && args.attack_share == 0.5 {
+        1.0
+    } else {
+        args.attack_share
+    };
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let tally = Mutex::new(Tally::default());
@@ -85,14 +93,24 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..args.jobs.max(1) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(seed) = seeds.get(i as usize).copied() else { break };
-                let attack = if args.seed.is_some() && only.is_some() { only } else { attack_for(seed, share, only) };
+                let Some(seed) = seeds.get(i as usize).copied() else {
+                    break;
+                };
+                let attack = if args.seed.is_some() && only.is_some() {
+                    only
+                } else {
+                    attack_for(seed, share, only)
+                };
                 let outcome = run(seed, attack);
                 report(&outcome, args.verbose || args.seed.is_some());
                 if let Ok(mut t) = tally.lock() {
                     count(&mut t, &outcome);
                     if t.seeds % 500 == 0 && total > 500 {
-                        eprintln!("  {} of {total} seeds, {:.0} s", t.seeds, started.elapsed().as_secs_f64());
+                        eprintln!(
+                            "  {} of {total} seeds, {:.0} s",
+                            t.seeds,
+                            started.elapsed().as_secs_f64()
+                        );
                     }
                 }
             });
@@ -104,9 +122,16 @@ fn main() -> anyhow::Result<()> {
         eprintln!("  {name:<17} detected {d} of {n}");
     }
     if t.skipped > 0 {
-        eprintln!("  attacks that found no moment to mount (not counted): {}", t.skipped);
+        eprintln!(
+            "  attacks that found no moment to mount (not counted): {}",
+            t.skipped
+        );
     }
-    eprintln!("  {:.1} s, {:.1} seeds/s", secs, t.seeds as f64 / secs.max(1e-9));
+    eprintln!(
+        "  {:.1} s, {:.1} seeds/s",
+        secs,
+        t.seeds as f64 / secs.max(1e-9)
+    );
     if !t.failed.is_empty() {
         let mut f = t.failed.clone();
         f.sort();
@@ -153,7 +178,14 @@ fn report(o: &Outcome, verbose: bool) {
     let name = o.attack.map_or("honest", |a| a.name());
     if o.passed() {
         if verbose {
-            eprintln!("seed {} ({name}): ok, {} envelopes{}", o.seed, o.messages, o.skipped.as_ref().map_or(String::new(), |s| format!(" (attack not mounted: {s})")));
+            eprintln!(
+                "seed {} ({name}): ok, {} envelopes{}",
+                o.seed,
+                o.messages,
+                o.skipped
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(" (attack not mounted: {s})"))
+            );
         }
         return;
     }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use backchannel_protocol::api::EnvelopeJson;
-use backchannel_protocol::{ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, SignedKey};
+use backchannel_protocol::{
+    ChannelId, Digest, Envelope, Handle, IdentityKeys, MessageId, SignedKey,
+};
 
 /// One principal's published keys.
 pub struct Keys {
@@ -57,7 +59,8 @@ impl MemRelay {
                 Some(_) => return Err(format!("conflict for {} to {}", e.message_id, e.recipient)),
                 None => {}
             }
-            self.posted.insert((e.message_id, e.recipient.clone()), hash);
+            self.posted
+                .insert((e.message_id, e.recipient.clone()), hash);
             let c = self.cursor();
             self.mailboxes
                 .entry(e.recipient.clone())
@@ -67,7 +70,8 @@ impl MemRelay {
             stored.push((c, e.clone()));
         }
         if let Some((_, e)) = stored.first() {
-            self.last_posts.insert((e.sender.clone(), e.channel_id), e.message_id);
+            self.last_posts
+                .insert((e.sender.clone(), e.channel_id), e.message_id);
         }
         Ok(stored)
     }
@@ -102,7 +106,13 @@ impl MemRelay {
     }
 
     /// Publishes keys.
-    pub fn upload(&mut self, who: &Handle, identity: IdentityKeys, one_time: Vec<SignedKey>, fallback: Option<SignedKey>) -> u64 {
+    pub fn upload(
+        &mut self,
+        who: &Handle,
+        identity: IdentityKeys,
+        one_time: Vec<SignedKey>,
+        fallback: Option<SignedKey>,
+    ) -> u64 {
         let k = self.keys.entry(who.clone()).or_insert(Keys {
             identity,
             one_time: Vec::new(),

@@ -9,7 +9,7 @@ use backchannel_protocol::member::{
 use backchannel_protocol::{Handle, Identity, MessageId, PeerSession, Timestamp};
 
 /// What one member persisted.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct MemStore {
     account: String,
     /// Session id → (peer, pickle JSON, last use).
@@ -53,7 +53,12 @@ impl MemStore {
             *e = (*e).max(v);
         }
         for m in c.messages {
-            let key = |x: &StoredMessage| (x.payload.header().message_id, x.payload.header().sender.clone());
+            let key = |x: &StoredMessage| {
+                (
+                    x.payload.header().message_id,
+                    x.payload.header().sender.clone(),
+                )
+            };
             match self.messages.iter_mut().find(|x| key(x) == key(&m)) {
                 Some(slot) => *slot = m,
                 None => self.messages.push(m),
@@ -93,10 +98,21 @@ impl MemStore {
         let mut sessions: Vec<_> = self.sessions.values().collect();
         sessions.sort_by_key(|(_, _, used)| std::cmp::Reverse(*used));
         for (peer, pickle, _) in sessions {
-            s.sessions.push((peer.clone(), PeerSession::from_pickle(serde_json::from_str(pickle).ok()?)));
+            s.sessions.push((
+                peer.clone(),
+                PeerSession::from_pickle(serde_json::from_str(pickle).ok()?),
+            ));
         }
-        s.peers = self.peers.iter().map(|(h, p)| (h.clone(), p.clone())).collect();
-        s.key_versions = self.key_versions.iter().map(|(h, v)| (h.clone(), *v)).collect();
+        s.peers = self
+            .peers
+            .iter()
+            .map(|(h, p)| (h.clone(), p.clone()))
+            .collect();
+        s.key_versions = self
+            .key_versions
+            .iter()
+            .map(|(h, v)| (h.clone(), *v))
+            .collect();
         s.messages = self.messages.clone();
         s.processed = self.processed.iter().map(|(k, v)| (*k, *v)).collect();
         s.ciphertexts = self.ciphertexts.iter().copied().collect();

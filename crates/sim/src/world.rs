@@ -84,12 +84,19 @@ impl World {
         let fallback = identity.generate_fallback_key();
         let version = self.relay.upload(who, identity.keys(), one_time, fallback);
         let store = MemStore::new(&identity);
-        let mut member = match Member::restore(backchannel_protocol::member::Snapshot::new(who.clone(), identity)) {
+        let mut member = match Member::restore(backchannel_protocol::member::Snapshot::new(
+            who.clone(),
+            identity,
+        )) {
             Ok(m) => m,
             Err(_) => return,
         };
         member.note_key_version(who, version);
-        let mut node = Node { member, store, online: true };
+        let mut node = Node {
+            member,
+            store,
+            online: true,
+        };
         node.store.apply(node.member.poll_changes());
         self.nodes.insert(who.clone(), node);
     }
@@ -165,14 +172,21 @@ impl World {
     }
 
     /// Sends `body` as `who` (claiming keys first if needed), then posts.
-    pub fn send(&mut self, who: &Handle, body: Body, in_reply_to: Option<MessageId>) -> Option<MessageId> {
+    pub fn send(
+        &mut self,
+        who: &Handle,
+        body: Body,
+        in_reply_to: Option<MessageId>,
+    ) -> Option<MessageId> {
         let channel = self.channel;
         let mut claimed = false;
         loop {
             let now = self.now;
             let (rng, nodes) = (&mut self.rng, &mut self.nodes);
             let n = nodes.get_mut(who)?;
-            let sent = n.member.send(now, channel, body.clone(), in_reply_to, &mut SimRng(rng));
+            let sent = n
+                .member
+                .send(now, channel, body.clone(), in_reply_to, &mut SimRng(rng));
             match sent {
                 Ok(id) => {
                     if !matches!(body, Body::Receipt) {
@@ -249,7 +263,12 @@ impl World {
             self.relay.ack(who, reached);
         }
         let now = self.now;
-        let routing = self.relay.routing.get(&self.channel).cloned().unwrap_or_default();
+        let routing = self
+            .relay
+            .routing
+            .get(&self.channel)
+            .cloned()
+            .unwrap_or_default();
         let channel = self.channel;
         if let Some(n) = self.node(who) {
             n.member.handle_caught_up(now);
@@ -259,7 +278,11 @@ impl World {
         }
         self.persist(who);
         self.answer_proposals(who);
-        let due = self.nodes.get(who).map(|n| n.member.receipts_due()).unwrap_or_default();
+        let due = self
+            .nodes
+            .get(who)
+            .map(|n| n.member.receipts_due())
+            .unwrap_or_default();
         for _ in due {
             self.send(who, Body::Receipt, None);
         }
@@ -298,7 +321,11 @@ impl World {
             _ => None,
         });
         let Some(target) = target else { return };
-        let is_party = target.proposal.members.iter().any(|m| &m.handle == who && m.role == Role::Party);
+        let is_party = target
+            .proposal
+            .members
+            .iter()
+            .any(|m| &m.handle == who && m.role == Role::Party);
         if !is_party || target.responses.contains_key(who) {
             return;
         }
@@ -324,7 +351,9 @@ impl World {
     /// `who` crashes and restarts from exactly what it persisted.
     pub fn crash(&mut self, who: &Handle) {
         let Some(n) = self.node(who) else { return };
-        let Some(snapshot) = n.store.snapshot(who) else { return };
+        let Some(snapshot) = n.store.snapshot(who) else {
+            return;
+        };
         if let Ok(m) = Member::restore(snapshot) {
             n.member = m;
         }
@@ -335,7 +364,9 @@ impl World {
         let mut members = Vec::new();
         let med = self.mediator.clone();
         for p in std::iter::once(&med).chain(parties) {
-            let Some((keys, version)) = crate::attack::on_lookup(self, p) else { continue };
+            let Some((keys, version)) = crate::attack::on_lookup(self, p) else {
+                continue;
+            };
             if *p != med {
                 let now = self.now;
                 let ok = self
@@ -347,15 +378,31 @@ impl World {
                     continue;
                 }
             }
-            let role = if *p == med { Role::Mediator } else { Role::Party };
-            members.push(ProposalMember { handle: p.clone(), role, curve25519: keys.curve25519, ed25519: keys.ed25519 });
+            let role = if *p == med {
+                Role::Mediator
+            } else {
+                Role::Party
+            };
+            members.push(ProposalMember {
+                handle: p.clone(),
+                role,
+                curve25519: keys.curve25519,
+                ed25519: keys.ed25519,
+            });
         }
         members.sort_by(|a, b| a.handle.cmp(&b.handle));
         if !members.iter().any(|m| m.role == Role::Party) {
             return;
         }
-        self.relay.routing.insert(self.channel, members.iter().map(|m| m.handle.clone()).collect());
-        let proposal = Proposal { title: "simulated talks".into(), members, policy };
+        self.relay.routing.insert(
+            self.channel,
+            members.iter().map(|m| m.handle.clone()).collect(),
+        );
+        let proposal = Proposal {
+            title: "simulated talks".into(),
+            members,
+            policy,
+        };
         self.send(&med, Body::Creation(proposal), None);
     }
 
@@ -364,7 +411,20 @@ impl World {
     pub fn amend(&mut self, add: Option<&Handle>, remove: Option<&Handle>, policy: Policy) {
         let med = self.mediator.clone();
         let channel = self.channel;
-        let Some(setup) = self.nodes.get(&med).and_then(|n| n.member.channel(&channel)).and_then(|s| s.setup()) else {
+        if self
+            .nodes
+            .get(&med)
+            .is_some_and(|n| n.member.blocking_alert(&channel).is_some())
+        {
+            // As the client does: no routing change while sending is blocked.
+            return;
+        }
+        let Some(setup) = self
+            .nodes
+            .get(&med)
+            .and_then(|n| n.member.channel(&channel))
+            .and_then(|s| s.setup())
+        else {
             return;
         };
         let mut proposal = setup.proposal.clone();
@@ -373,13 +433,20 @@ impl World {
             proposal.members.retain(|m| &m.handle != r);
         }
         if let Some(a) = add {
-            let Some((keys, version)) = crate::attack::on_lookup(self, a) else { return };
+            let Some((keys, version)) = crate::attack::on_lookup(self, a) else {
+                return;
+            };
             let now = self.now;
             if let Some(n) = self.node(&med) {
                 let _ = n.member.handle_served_keys(now, a, keys, version);
             }
             self.persist(&med);
-            proposal.members.push(ProposalMember { handle: a.clone(), role: Role::Party, curve25519: keys.curve25519, ed25519: keys.ed25519 });
+            proposal.members.push(ProposalMember {
+                handle: a.clone(),
+                role: Role::Party,
+                curve25519: keys.curve25519,
+                ed25519: keys.ed25519,
+            });
             routing.push(a.clone());
         }
         proposal.members.sort_by(|a, b| a.handle.cmp(&b.handle));
@@ -399,6 +466,20 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// Members that see themselves in the channel's open epoch.
+    pub fn active_members(&self) -> Vec<Handle> {
+        self.nodes
+            .iter()
+            .filter(|(who, n)| {
+                n.member.channel(&self.channel).is_some_and(|s| {
+                    s.status() == ChannelStatus::Active
+                        && s.members().iter().any(|m| &m.handle == *who)
+                })
+            })
+            .map(|(who, _)| who.clone())
+            .collect()
+    }
+
     /// True once every member sees the channel active.
     pub fn all_active(&self) -> bool {
         let members = self.members();
@@ -409,6 +490,17 @@ impl World {
                     .and_then(|n| n.member.channel(&self.channel))
                     .is_some_and(|s| s.status() == ChannelStatus::Active)
             })
+    }
+
+    /// Advances the clock by `dt_ms`, then every member syncs and wakes at
+    /// its timeout, in a fixed order.
+    pub fn settle_step(&mut self, dt_ms: i64) {
+        self.now.0 += dt_ms;
+        let all: Vec<_> = self.nodes.keys().cloned().collect();
+        for who in all {
+            self.sync(&who);
+            self.timeout(&who);
+        }
     }
 
     /// Keeps a line of the trace.

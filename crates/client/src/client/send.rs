@@ -122,6 +122,13 @@ impl Client {
                 "a channel needs at least one party".into(),
             ));
         }
+        if let Some(a) = self.blocking_alert(&channel) {
+            // Nothing changes, not even the routing record, while blocked.
+            return Err(ClientError::Blocked {
+                kind: a.kind,
+                detail: a.detail,
+            });
+        }
         // Routing first: joiners must be able to receive the proposal and
         // answer it; leavers stay routed until the new epoch opens.
         let mut routing: Vec<Handle> = current;

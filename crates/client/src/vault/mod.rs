@@ -54,6 +54,21 @@ fn connect(path: &Path) -> Result<Connection, VaultError> {
     Ok(conn)
 }
 
+/// Brings a store made by an earlier version up to date (version 2: the
+/// epoch of each unclassified failure).
+fn migrate(conn: &Connection) -> Result<(), VaultError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 2 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE failures ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version=2;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, VaultError> {
     serde_json::to_vec(v).map_err(|_| VaultError::Corrupt("record does not encode"))
 }
@@ -88,7 +103,7 @@ impl Vault {
         ] {
             tx.execute("INSERT INTO meta (k, v) VALUES (?1, ?2)", params![k, v])?;
         }
-        tx.execute_batch("PRAGMA user_version=1")?;
+        tx.execute_batch("PRAGMA user_version=2")?;
         tx.commit()?;
         let mut vault = Vault {
             conn,
@@ -118,6 +133,7 @@ impl Vault {
         let wrapped = meta("store_key")?;
         let kek = Sealer::new(&*derive(passphrase, &salt, kdf)?);
         let store_key = kek.unwrap_key(&wrapped)?;
+        migrate(&conn)?;
         Ok(Vault {
             conn,
             sealer: Sealer::new(&store_key),
@@ -213,7 +229,7 @@ impl Vault {
             fixed(&r.get::<_, Vec<u8>>(0)?)
         })?;
         s.failures = self.rows(
-            "SELECT message_id, channel_id, sender, seq_hint, learned_at FROM failures ORDER BY learned_at",
+            "SELECT message_id, channel_id, sender, seq_hint, learned_at, epoch FROM failures ORDER BY learned_at",
             |r| {
                 Ok(Failure {
                     message_id: MessageId(fixed(&r.get::<_, Vec<u8>>(0)?)?),
@@ -221,6 +237,7 @@ impl Vault {
                     sender: Handle::new(r.get::<_, String>(2)?).map_err(|_| VaultError::Corrupt("failure sender"))?,
                     seq_hint: r.get::<_, i64>(3)? as u64,
                     learned_at: Timestamp(r.get(4)?),
+                    epoch: backchannel_protocol::EpochNumber(r.get::<_, i64>(5)? as u32),
                 })
             },
         )?;
@@ -383,8 +400,8 @@ impl Tx<'_> {
         }
         for f in &c.failures {
             self.tx.execute(
-                "INSERT OR REPLACE INTO failures (message_id, channel_id, sender, seq_hint, learned_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&f.message_id.0[..], &f.channel_id.0[..], f.sender.as_str(), f.seq_hint as i64, f.learned_at.0],
+                "INSERT OR REPLACE INTO failures (message_id, channel_id, sender, seq_hint, learned_at, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&f.message_id.0[..], &f.channel_id.0[..], f.sender.as_str(), f.seq_hint as i64, f.learned_at.0, f.epoch.0],
             )?;
         }
         for id in &c.resolved_failures {

@@ -72,7 +72,8 @@ CREATE TABLE failures (
     channel_id BLOB NOT NULL,
     sender     TEXT NOT NULL,
     seq_hint   INTEGER NOT NULL,
-    learned_at INTEGER NOT NULL
+    learned_at INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL DEFAULT 0
 );
 
 -- The highest key version the relay ever showed for each principal: an

@@ -209,13 +209,14 @@ impl Member {
                 let f = &self.failures[*i];
                 self.channels
                     .get(&f.channel_id)
-                    .is_some_and(|s| s.holds(&f.sender, f.seq_hint))
+                    .and_then(|s| s.sender_log(f.epoch, &f.sender))
+                    .is_some_and(|l| f.seq_hint > 0 && l.digest_at(f.seq_hint).is_some())
             })
             .collect();
         for i in held.into_iter().rev() {
             let f = self.failures.remove(i);
             self.changes.resolved_failures.push(f.message_id);
-            let epoch = self.epoch_of(&f.channel_id);
+            let epoch = f.epoch;
             let why = format!("a ciphertext claiming to be {}'s #{} does not decrypt, and the genuine #{} is here", f.sender, f.seq_hint, f.seq_hint);
             let place = Some((epoch, crate::Seq(f.seq_hint)));
             self.push_alert(Alert::forged(

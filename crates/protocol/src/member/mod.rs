@@ -150,6 +150,8 @@ pub struct Failure {
     pub sender: Handle,
     /// The unauthenticated position hint.
     pub seq_hint: u64,
+    /// The channel's open epoch when it arrived: the hint's epoch.
+    pub epoch: EpochNumber,
     /// When it arrived (this member's clock).
     pub learned_at: Timestamp,
 }

@@ -246,7 +246,7 @@ impl Member {
             self.crossed(now, &payload);
         }
         if !matches!(placement, Placement::Rejected) {
-            self.resolve_failures_at(now, h.channel_id, &h.sender, h.seq);
+            self.resolve_failures_at(now, h.channel_id, &h.sender, h.epoch.number, h.seq);
         }
         let applied = match placement {
             Placement::Rejected => return,
@@ -339,7 +339,10 @@ impl Member {
                     let mut unexplained = Vec::new();
                     for pos in missing {
                         let failed = self.failures.iter().position(|f| {
-                            f.channel_id == channel && &f.sender == sender && f.seq_hint == pos.0
+                            f.channel_id == channel
+                                && &f.sender == sender
+                                && f.seq_hint == pos.0
+                                && f.epoch == epoch
                         });
                         match failed {
                             Some(i) => {
@@ -516,6 +519,7 @@ impl Member {
                 channel_id: env.channel_id,
                 sender: env.sender.clone(),
                 seq_hint: env.seq_hint,
+                epoch,
                 learned_at: now,
             };
             self.changes.failures.push(f.clone());
@@ -529,14 +533,15 @@ impl Member {
         now: Timestamp,
         channel: ChannelId,
         sender: &Handle,
+        epoch: EpochNumber,
         seq: Seq,
     ) {
-        let epoch = self.epoch_of(&channel);
-        while let Some(i) = self
-            .failures
-            .iter()
-            .position(|f| f.channel_id == channel && &f.sender == sender && f.seq_hint == seq.0)
-        {
+        while let Some(i) = self.failures.iter().position(|f| {
+            f.channel_id == channel
+                && &f.sender == sender
+                && f.seq_hint == seq.0
+                && f.epoch == epoch
+        }) {
             let f = self.failures.remove(i);
             self.changes.resolved_failures.push(f.message_id);
             let why = format!("a ciphertext claiming to be {sender} #{} failed to decrypt, and the genuine #{} arrived", seq.0, seq.0);

@@ -79,7 +79,10 @@ impl Member {
         others: BTreeMap<Handle, Body>,
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
-        let tamper = Tamper { bodies: others, ..Tamper::default() };
+        let tamper = Tamper {
+            bodies: others,
+            ..Tamper::default()
+        };
         self.send_tampered(now, channel, body, tamper, None, rng)
     }
 
@@ -94,7 +97,10 @@ impl Member {
         victim: Handle,
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
-        let tamper = Tamper { stub_for: vec![victim], ..Tamper::default() };
+        let tamper = Tamper {
+            stub_for: vec![victim],
+            ..Tamper::default()
+        };
         self.send_tampered(now, channel, body, tamper, None, rng)
     }
 
@@ -108,8 +114,95 @@ impl Member {
         body: Body,
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
-        let tamper = Tamper { misreport_own_head: true, ..Tamper::default() };
+        let tamper = Tamper {
+            misreport_own_head: true,
+            ..Tamper::default()
+        };
         self.send_tampered(now, channel, body, tamper, None, rng)
+    }
+
+    /// What a newer client does: a structured body in a schema this
+    /// version cannot parse (`json`), sent to every member in full. For
+    /// adversarial tests only (the receiver must say `unsupported_body`).
+    #[cfg(feature = "adversarial")]
+    pub fn dangerous_send_unreadable<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        json: &[u8],
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        let state = self
+            .channels
+            .get(&channel)
+            .cloned()
+            .ok_or(SendError::UnknownChannel(channel))?;
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let placeholder = Body::Structured(Box::new(crate::commitments::Structured::Note {
+            text: String::new(),
+        }));
+        let prepared = state.prepare(&placeholder, MessageId(id), now, None)?;
+        let missing: Vec<Handle> = prepared
+            .recipients
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| !self.has_session(p))
+            .collect();
+        if !missing.is_empty() {
+            return Err(SendError::NoSession(missing));
+        }
+        let mut body = vec![BodyKind::Structured.tag()];
+        body.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        body.extend_from_slice(json);
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let (plaintext, digest) = Payload::dangerous_raw_full(&prepared.header, salt, &body)?;
+        let stub = Payload::Stub {
+            header: prepared.header.clone(),
+            body_hash: crate::payload::body_hash(&salt, &body),
+        };
+        let mut next = state;
+        next.handle_payload(&stub, digest)?;
+        let mut envelopes = Vec::new();
+        for (peer, _) in &prepared.recipients {
+            let Some(session) = self.sessions.get_mut(peer).and_then(|s| s.first_mut()) else {
+                return Err(SendError::NoSession(vec![peer.clone()]));
+            };
+            let (olm_type, ciphertext) = session.encrypt(&plaintext)?;
+            envelopes.push(Envelope {
+                channel_id: channel,
+                message_id: MessageId(id),
+                sender: self.me.clone(),
+                recipient: peer.clone(),
+                seq_hint: prepared.header.seq.0,
+                olm_type,
+                ciphertext,
+            });
+        }
+        for (peer, _) in &prepared.recipients {
+            self.save_session(peer, now);
+        }
+        let order = self.next_applied;
+        self.next_applied += 1;
+        self.store_message(StoredMessage {
+            payload: stub,
+            digest,
+            direction: Direction::Out,
+            stored_at: now,
+            applied: Some(order),
+            unsupported: true,
+        });
+        self.channels.insert(channel, next);
+        let t = Transmit {
+            id: TransmitId(self.next_transmit),
+            channel,
+            envelopes,
+        };
+        self.next_transmit += 1;
+        self.changes.outbox.push(t.clone());
+        self.outbox.push_back(t);
+        Ok(MessageId(id))
     }
 
     fn send_tampered<R: RngCore + CryptoRng>(
@@ -178,7 +271,11 @@ impl Member {
                 None => None,
             };
             let sealed = other.as_ref().unwrap_or(&sealed);
-            let kind = if tamper.stub_for.contains(peer) { &CopyKind::Stub } else { kind };
+            let kind = if tamper.stub_for.contains(peer) {
+                &CopyKind::Stub
+            } else {
+                kind
+            };
             let copy = match kind {
                 CopyKind::Full => &sealed.full,
                 CopyKind::Stub => sealed.stub.as_ref().unwrap_or(&sealed.full),

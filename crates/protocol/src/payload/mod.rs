@@ -283,6 +283,23 @@ impl Payload {
         Ok(payload)
     }
 
+    /// The padded plaintext of a full payload with raw `body` bytes (kind
+    /// tag first), as a newer version would write a body this one cannot
+    /// parse; with its digest. For adversarial tests only.
+    #[cfg(feature = "adversarial")]
+    pub fn dangerous_raw_full(
+        header: &Header,
+        salt: [u8; 16],
+        body: &[u8],
+    ) -> Result<(Vec<u8>, Digest), DecodeError> {
+        let mut w = Writer::default();
+        w.u8(FORM_FULL);
+        header.write(&mut w);
+        w.raw(&salt).bytes32(body);
+        let digest = header.digest_with(&body_hash(&salt, body));
+        Ok((pad(&w.buf, bucket_for(w.buf.len())?)?, digest))
+    }
+
     /// For an authentic plaintext whose body this version cannot read (a
     /// newer schema): the header and body hash, so the message keeps its
     /// place in the sender's chain as a stub. `None` if even the header

@@ -1,0 +1,380 @@
+//! One test per behaviour of the trust core that the simulation can show
+//! exactly: each names the alert or notice, who raises it, and what it
+//! names. They run on the virtual clock, so they take milliseconds.
+
+#![allow(clippy::unwrap_used)]
+
+use backchannel_protocol::member::{Alert, AlertKind, SendError};
+use backchannel_protocol::payload::Body;
+use backchannel_protocol::{Envelope, Identity, MessageId};
+use backchannel_sim::world::{h, World};
+use backchannel_sim::{run, setup, Attack};
+
+/// Alerts and notices `who` raised.
+fn alerts(w: &World, who: &str) -> Vec<Alert> {
+    w.nodes[&h(who)].member.alerts().to_vec()
+}
+
+fn kinds(w: &World, who: &str) -> Vec<AlertKind> {
+    alerts(w, who).iter().map(|a| a.kind).collect()
+}
+
+/// Every member syncs and wakes, `n` times, a few seconds apart.
+fn settle(w: &mut World, n: usize) {
+    for _ in 0..n {
+        w.settle_step(3_000);
+    }
+}
+
+fn position_of(w: &World, who: &str, id: MessageId) -> u64 {
+    w.nodes[&h(who)]
+        .member
+        .messages()
+        .iter()
+        .find(|m| m.payload.header().message_id == id)
+        .map(|m| m.payload.header().seq.0)
+        .unwrap()
+}
+
+#[test]
+fn an_authentic_body_of_a_newer_schema_is_a_notice_and_keeps_its_place() {
+    let mut w = setup(3, None);
+    let json = br#"{"type":"ceasefire_map","version":7}"#;
+    let id = w
+        .send_tampered(&h("blue"), |m, now, c, rng| {
+            m.dangerous_send_unreadable(now, c, json, rng)
+        })
+        .unwrap();
+    let seq = position_of(&w, "blue", id);
+    w.send(&h("blue"), Body::Text("and a readable one".into()), None);
+    settle(&mut w, 3);
+    let members = w.members();
+    for who in members.iter().filter(|m| m.as_str() != "blue") {
+        let a = alerts(&w, who.as_str());
+        assert_eq!(a.len(), 1, "{who}: {a:?}");
+        assert_eq!(a[0].kind, AlertKind::UnsupportedBody);
+        assert!(a[0].kind.is_notice());
+        assert_eq!(a[0].principal, Some(h("blue")));
+        assert_eq!(a[0].message_ids, [id]);
+        assert_eq!(
+            a[0].positions.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [seq]
+        );
+        assert!(a[0].detail.contains("structured"), "{}", a[0].detail);
+    }
+    assert!(kinds(&w, "blue").is_empty());
+}
+
+#[test]
+fn a_stub_where_the_policy_gives_the_full_copy_is_withheld() {
+    let mut w = setup(4, None);
+    let id = w
+        .send_tampered(&h("blue"), |m, now, c, rng| {
+            m.dangerous_withhold(
+                now,
+                c,
+                Body::Text("only for the mediator".into()),
+                h("red"),
+                rng,
+            )
+        })
+        .unwrap();
+    let seq = position_of(&w, "blue", id);
+    settle(&mut w, 2);
+    let a = alerts(&w, "red");
+    assert_eq!(
+        a.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        [AlertKind::Withheld],
+        "{a:?}"
+    );
+    assert_eq!(a[0].principal, Some(h("blue")));
+    assert_eq!(a[0].message_ids, [id]);
+    assert_eq!(a[0].positions[0].0, seq);
+    assert_eq!(a[0].epoch.map(|e| e.0), Some(1));
+    // The mediator, whatever the policy, is not wronged by an honest copy.
+    assert!(!kinds(&w, "mediator").contains(&AlertKind::Withheld));
+}
+
+#[test]
+fn a_pre_key_message_under_an_unknown_identity_is_forged_at_once() {
+    let mut w = setup(5, None);
+    let (keys, one_time, _) = w.relay.claim(&h("red")).unwrap();
+    let mut session = Identity::new().outbound_session(&keys, &one_time).unwrap();
+    let (olm_type, ciphertext) = session.encrypt(&[0u8; 512]).unwrap();
+    let id = MessageId([7; 16]);
+    let e = Envelope {
+        channel_id: w.channel,
+        message_id: id,
+        sender: h("blue"),
+        recipient: h("red"),
+        seq_hint: 90,
+        olm_type,
+        ciphertext,
+    };
+    w.relay.post(&[e]).unwrap();
+    // One read of the mailbox, no genuine message at position 90 ever.
+    w.sync(&h("red"));
+    let a = alerts(&w, "red");
+    assert_eq!(
+        a.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        [AlertKind::Forged],
+        "{a:?}"
+    );
+    assert_eq!(a[0].message_ids, [id]);
+    assert_eq!(a[0].principal, Some(h("blue")));
+}
+
+#[test]
+fn a_sender_misreporting_its_own_head_is_a_fork() {
+    let mut w = setup(6, None);
+    w.send_tampered(&h("blue"), |m, now, c, rng| {
+        m.dangerous_misreport_own_head(now, c, Body::Text("x".into()), rng)
+    })
+    .unwrap();
+    settle(&mut w, 2);
+    let a = alerts(&w, "red");
+    assert!(!a.is_empty());
+    assert!(
+        a.iter()
+            .all(|a| a.kind == AlertKind::Fork && a.principal == Some(h("blue"))),
+        "{a:?}"
+    );
+    assert!(
+        a[0].detail.contains("misreports its own head"),
+        "{}",
+        a[0].detail
+    );
+}
+
+#[test]
+fn alerts_of_a_later_epoch_carry_that_epoch_and_their_positions() {
+    // Seed 2 amends nothing by itself: open epoch 2 with a policy change.
+    let mut w = setup(2, Some(Attack::Flip));
+    let policy = w.nodes[&h("mediator")]
+        .member
+        .channel(&w.channel)
+        .and_then(|s| s.policy())
+        .unwrap();
+    w.amend(
+        None,
+        None,
+        backchannel_protocol::payload::Policy {
+            heartbeat_interval_s: 120,
+            ..policy
+        },
+    );
+    settle(&mut w, 4);
+    assert!(w.active_members().len() >= 3);
+    assert_eq!(
+        w.nodes[&h("red")]
+            .member
+            .channel(&w.channel)
+            .unwrap()
+            .epoch()
+            .number
+            .0,
+        2
+    );
+    // The relay flips blue's next copy to red; blue's following message
+    // shows that a message existed there.
+    if let Some(a) = w.attack.as_mut() {
+        a.victim = Some(h("red"));
+        a.sender = Some(h("blue"));
+        a.at = Some(w.now);
+    }
+    let flipped = w
+        .send(&h("blue"), Body::Text("flipped in transit".into()), None)
+        .unwrap();
+    let seq = position_of(&w, "blue", flipped);
+    let next = w
+        .send(&h("blue"), Body::Text("the next".into()), None)
+        .unwrap();
+    settle(&mut w, 2);
+    let a: Vec<Alert> = alerts(&w, "red")
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::Modified)
+        .collect();
+    assert_eq!(a.len(), 1, "{:?}", alerts(&w, "red"));
+    assert_eq!(a[0].epoch.map(|e| e.0), Some(2));
+    assert_eq!(
+        a[0].positions.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [seq]
+    );
+    assert_eq!(a[0].message_ids, [flipped, next]);
+    // A replay in epoch 2 names epoch 2 as well.
+    let past = w
+        .relay
+        .history
+        .iter()
+        .rev()
+        .find(|(_, e)| e.recipient == h("red"))
+        .map(|(_, e)| e.clone())
+        .unwrap();
+    w.relay
+        .post(&[Envelope {
+            message_id: MessageId([9; 16]),
+            ..past
+        }])
+        .unwrap();
+    w.sync(&h("red"));
+    let replay: Vec<Alert> = alerts(&w, "red")
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::Replay)
+        .collect();
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0].epoch.map(|e| e.0), Some(2));
+    assert!(!replay[0].positions.is_empty());
+}
+
+/// Blue keeps using its store after a backup, then the backup is restored.
+fn restored_from_backup(seed: u64) -> (World, MessageId) {
+    let mut w = setup(seed, None);
+    let blue = h("blue");
+    // A post committed but not yet answered when the backup is taken.
+    let now = w.now;
+    let channel = w.channel;
+    let queued = {
+        let (rng, nodes) = (&mut w.rng, &mut w.nodes);
+        let n = nodes.get_mut(&blue).unwrap();
+        n.member
+            .send(
+                now,
+                channel,
+                Body::Text("queued at the backup".into()),
+                None,
+                &mut backchannel_sim::world::SimRng(rng),
+            )
+            .unwrap()
+    };
+    w.persist(&blue);
+    let backup = w.nodes[&blue].store.clone();
+    w.flush(&blue);
+    for i in 0..3 {
+        w.send(&blue, Body::Text(format!("after the backup {i}")), None);
+    }
+    settle(&mut w, 3);
+    w.nodes.get_mut(&blue).unwrap().store = backup;
+    w.crash(&blue);
+    (w, queued)
+}
+
+#[test]
+fn a_store_restored_from_an_older_copy_stops_before_posting_anything() {
+    let (mut w, queued) = restored_from_backup(8);
+    let blue = h("blue");
+    let posted_before = w.relay.history.len();
+    w.sync(&blue);
+    let a = alerts(&w, "blue");
+    let stale: Vec<&Alert> = a
+        .iter()
+        .filter(|a| a.kind == AlertKind::StaleStore)
+        .collect();
+    assert!(!stale.is_empty(), "{a:?}");
+    assert!(stale[0].kind.blocks_sending());
+    assert!(
+        stale[0].detail.contains("or the relay is lying"),
+        "{}",
+        stale[0].detail
+    );
+    assert!(
+        !stale[0].detail.contains("init"),
+        "never advises re-initialising"
+    );
+    assert!(
+        stale.iter().any(|s| s.message_ids.contains(&queued)),
+        "the queued post is listed as not sent"
+    );
+    // Nothing from the restored store went out: not the queued post, not a receipt.
+    assert!(w.relay.history[posted_before..]
+        .iter()
+        .all(|(_, e)| e.sender != blue));
+    assert_eq!(w.nodes[&blue].member.outbox().count(), 0);
+    // It refuses to send on its old positions and sessions.
+    let channel = w.channel;
+    let now = w.now;
+    let (rng, nodes) = (&mut w.rng, &mut w.nodes);
+    let refused = nodes.get_mut(&blue).unwrap().member.send(
+        now,
+        channel,
+        Body::Text("again".into()),
+        None,
+        &mut backchannel_sim::world::SimRng(rng),
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(SendError::Blocked {
+                kind: AlertKind::StaleStore,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    settle(&mut w, 3);
+    for other in ["mediator", "red"] {
+        assert!(
+            kinds(&w, other).iter().all(|k| k.is_notice()),
+            "{other}: {:?}",
+            alerts(&w, other)
+        );
+    }
+}
+
+#[test]
+fn other_members_receipts_reveal_a_restored_store_even_if_the_relay_says_nothing() {
+    let (mut w, _) = restored_from_backup(9);
+    let blue = h("blue");
+    // A relay that keeps no record of blue's posts (or hides it).
+    w.relay.last_posts.clear();
+    w.relay.acked.clear();
+    w.send(
+        &h("red"),
+        Body::Text("red covers blue's positions".into()),
+        None,
+    );
+    w.sync(&blue);
+    let a = alerts(&w, "blue");
+    let stale: Vec<&Alert> = a
+        .iter()
+        .filter(|a| a.kind == AlertKind::StaleStore)
+        .collect();
+    assert_eq!(stale.len(), 1, "{a:?}");
+    assert!(
+        stale[0].detail.contains("has received your message"),
+        "{}",
+        stale[0].detail
+    );
+    assert_eq!(stale[0].channel, Some(w.channel));
+}
+
+#[test]
+fn a_seed_replays_the_same_schedule_and_alerts() {
+    for (seed, attack) in [
+        (11, None),
+        (12, Some(Attack::Reorder)),
+        (13, Some(Attack::Flip)),
+    ] {
+        let a = run(seed, attack);
+        let b = run(seed, attack);
+        assert_eq!(a.trace, b.trace, "seed {seed}");
+        assert_eq!(a.honest_alerts, b.honest_alerts);
+        assert_eq!(format!("{:?}", a.detected), format!("{:?}", b.detected));
+        assert!(a.passed(), "seed {seed}: {:?}", a.detected);
+    }
+}
+
+#[test]
+fn every_attack_row_is_detected_on_a_few_seeds() {
+    for attack in Attack::ALL {
+        for seed in 0..3 {
+            let o = run(seed, Some(attack));
+            assert!(
+                o.passed(),
+                "{} seed {seed}: {:?}\n{}",
+                attack.name(),
+                o.detected,
+                o.trace.join("\n")
+            );
+        }
+    }
+}
