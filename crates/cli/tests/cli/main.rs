@@ -6,6 +6,7 @@ mod commitments;
 mod crash;
 mod flows;
 mod relay;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
