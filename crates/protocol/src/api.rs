@@ -346,6 +346,8 @@ pub struct LastPost {
     pub channel_id: String,
     /// Message id, hex.
     pub message_id: String,
+    /// Its envelope's (unauthenticated) sequence hint.
+    pub seq_hint: u64,
 }
 
 /// A frame the relay pushes over `GET /v1/ws`.

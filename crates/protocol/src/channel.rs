@@ -833,6 +833,33 @@ impl ChannelState {
         sent_at: Timestamp,
         in_reply_to: Option<MessageId>,
     ) -> Result<Prepared, ChannelError> {
+        self.prepare_from(body, message_id, sent_at, in_reply_to, None)
+    }
+
+    /// The highest position of this member's own chain in `epoch` that
+    /// another member's authenticated head vector reports, beyond what is
+    /// held here (a store restored from an older copy resumes from it).
+    pub fn claimed_own_head(&self, epoch: EpochNumber) -> Option<Head> {
+        self.claims
+            .iter()
+            .filter(|((e, m, _), _)| *e == epoch && *m == self.me)
+            .map(|((_, _, seq), (digest, _))| Head {
+                seq: crate::Seq(*seq),
+                digest: *digest,
+            })
+            .max_by_key(|h| h.seq)
+    }
+
+    /// As [`prepare`](Self::prepare), with this member's own chain resumed
+    /// at `own_head` when given (after a restore: never at a position used).
+    pub fn prepare_from(
+        &self,
+        body: &Body,
+        message_id: MessageId,
+        sent_at: Timestamp,
+        in_reply_to: Option<MessageId>,
+        own_head: Option<Head>,
+    ) -> Result<Prepared, ChannelError> {
         let kind = body.kind();
         // `members`: whose heads the header reports; `to`: who receives it.
         let (epoch, members, to, policy) = match body {
@@ -916,10 +943,15 @@ impl ChannelState {
         if !to.iter().any(|m| m.handle == self.me) {
             return Err(ChannelError::NotAMember(self.me.clone()));
         }
-        let mine = self
+        let held = self
             .chains
             .get(&(epoch.number, self.me.clone()))
-            .map_or_else(|| Chain::new(epoch), |l| Chain::resume(epoch, l.head()));
+            .map(SenderLog::head);
+        let mine = match (own_head, held) {
+            (Some(o), h) if h.is_none_or(|h| o.seq > h.seq) => Chain::resume(epoch, o),
+            (_, Some(h)) => Chain::resume(epoch, h),
+            (_, None) => Chain::new(epoch),
+        };
         let Some(seq) = mine.next_seq() else {
             return Err(ChannelError::NotActive(
                 "this member's chain is full".into(),
@@ -937,6 +969,11 @@ impl ChannelState {
             body_kind: kind,
             heads: self.heads_for(epoch, &members),
         };
+        let mut header = header;
+        if let Some(own) = header.heads.0.get_mut(&self.me) {
+            // The own entry is where this message's chain stands.
+            *own = mine.head();
+        }
         let recipients = to
             .iter()
             .filter(|m| m.handle != self.me)

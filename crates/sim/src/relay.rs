@@ -35,8 +35,8 @@ pub struct MemRelay {
     pub routing: BTreeMap<ChannelId, Vec<Handle>>,
     /// Highest ack per principal.
     pub acked: BTreeMap<Handle, u64>,
-    /// Latest post per (sender, channel).
-    pub last_posts: BTreeMap<(Handle, ChannelId), MessageId>,
+    /// Latest post per (sender, channel), with its sequence hint.
+    pub last_posts: BTreeMap<(Handle, ChannelId), (MessageId, u64)>,
     /// Every envelope ever stored, for attacks that replay or inspect.
     pub history: Vec<(u64, Envelope)>,
 }
@@ -71,7 +71,7 @@ impl MemRelay {
         }
         if let Some((_, e)) = stored.first() {
             self.last_posts
-                .insert((e.sender.clone(), e.channel_id), e.message_id);
+                .insert((e.sender.clone(), e.channel_id), (e.message_id, e.seq_hint));
         }
         Ok(stored)
     }

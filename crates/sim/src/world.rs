@@ -122,7 +122,7 @@ impl World {
                 .last_posts
                 .iter()
                 .filter(|((s, _), _)| s == who)
-                .map(|((_, c), m)| (*c, *m))
+                .map(|((_, c), (m, seq))| (*c, *m, backchannel_protocol::Seq(*seq)))
                 .collect(),
         }
     }
@@ -131,7 +131,7 @@ impl World {
         let record = self.own_record(who);
         let now = self.now;
         if let Some(n) = self.node(who) {
-            if !n.member.outbox_open() && !n.member.is_stale() {
+            if !n.member.own_checked() {
                 n.member.handle_own_record(now, &record);
             }
         }

@@ -41,13 +41,18 @@ fn a_silent_peer_is_overdue_at_the_deadline_in_watch_with_nothing_pushed() {
     let sock = std::path::PathBuf::from(sock);
     let started = Instant::now();
     while !sock.exists() {
-        assert!(started.elapsed() < Duration::from_secs(20), "watch did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "watch did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Handed to the running watch; then red and the mediator stay silent:
     // nothing is ever pushed to blue, and nobody runs `sync` for it.
-    s.blue.run(&["send", &id, "Are you there?"]);
+    // The clock starts before the send: the deadline runs from the post,
+    // which happens inside this command.
     let sent_at = Instant::now();
+    s.blue.run(&["send", &id, "Are you there?"]);
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = watch.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -59,7 +64,9 @@ fn a_silent_peer_is_overdue_at_the_deadline_in_watch_with_nothing_pushed() {
     });
     let mut overdue = Vec::new();
     while overdue.len() < 2 && sent_at.elapsed() < Duration::from_secs(30) {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
         let report: serde_json::Value = serde_json::from_str(&line).unwrap();
         for a in report["alerts"].as_array().into_iter().flatten() {
             if a["kind"] == "ack_overdue" {
@@ -71,7 +78,17 @@ fn a_silent_peer_is_overdue_at_the_deadline_in_watch_with_nothing_pushed() {
     watch.kill().unwrap();
     watch.wait().unwrap();
     overdue.sort();
-    assert_eq!(overdue, ["mediator", "red"], "one ack_overdue per silent member");
-    assert!(waited >= Duration::from_secs(3), "not before the deadline: {waited:?}");
-    assert!(waited < Duration::from_secs(15), "at the deadline, not at some later push: {waited:?}");
+    assert_eq!(
+        overdue,
+        ["mediator", "red"],
+        "one ack_overdue per silent member"
+    );
+    assert!(
+        waited >= Duration::from_secs(3),
+        "not before the deadline: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "at the deadline, not at some later push: {waited:?}"
+    );
 }

@@ -42,7 +42,7 @@ impl Client {
     /// per open, before anything queued is posted): a store restored from
     /// an older copy raises `stale_store` and posts nothing.
     pub async fn check_own_record(&mut self) -> Result<Vec<String>, ClientError> {
-        if self.member.outbox_open() || self.member.is_stale() {
+        if self.member.own_checked() {
             return Ok(Vec::new());
         }
         self.connect().await?;
@@ -56,6 +56,7 @@ impl Client {
                     Some((
                         ChannelId::from_hex(&p.channel_id).ok()?,
                         backchannel_protocol::MessageId::from_hex(&p.message_id).ok()?,
+                        backchannel_protocol::Seq(p.seq_hint),
                     ))
                 })
                 .collect(),

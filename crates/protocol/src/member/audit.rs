@@ -277,7 +277,7 @@ impl Member {
     /// this member's own chain beyond what the store holds: it was
     /// restored from an older copy.
     pub(crate) fn check_own_head(&mut self, now: Timestamp, state: &ChannelState, h: &Header) {
-        if h.sender == self.me {
+        if h.sender == self.me || h.epoch != state.epoch() {
             return;
         }
         let Some(claimed) = h.heads.0.get(&self.me) else {

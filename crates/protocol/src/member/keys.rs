@@ -4,7 +4,7 @@
 
 use crate::channel::ChannelState;
 use crate::identity::{check_curve25519, check_ed25519, IdentityKeys, SignedKey};
-use crate::ids::{ChannelId, Handle, MessageId, Timestamp};
+use crate::ids::{ChannelId, Handle, MessageId, Seq, Timestamp};
 use crate::CryptoError;
 
 use super::{Alert, AlertKind, Member, Peer, SessionSave, Trust};
@@ -58,8 +58,9 @@ impl KeyError {
 pub struct OwnRecord {
     /// The mailbox position the relay says this member acknowledged.
     pub acked_through: u64,
-    /// The latest message this member posted in each channel.
-    pub last_posts: Vec<(ChannelId, MessageId)>,
+    /// The latest message this member posted in each channel, with the
+    /// position its envelope named.
+    pub last_posts: Vec<(ChannelId, MessageId, Seq)>,
 }
 
 impl Member {
@@ -317,7 +318,8 @@ impl Member {
                 record.acked_through, self.cursor
             )));
         }
-        for (channel, last) in &record.last_posts {
+        for (channel, last, seq) in &record.last_posts {
+            self.stale_targets.insert(*channel, *seq);
             let held = self
                 .msgs
                 .iter()
@@ -358,6 +360,19 @@ impl Member {
         now: Timestamp,
         ahead: Vec<(Option<ChannelId>, Vec<MessageId>, String)>,
     ) {
+        // Evidence about the whole store stops every channel; each is
+        // answered by its own rekey.
+        let channels: Vec<ChannelId> = self.channels.keys().copied().collect();
+        let ahead: Vec<_> = ahead
+            .into_iter()
+            .flat_map(|(c, ids, what)| match c {
+                Some(c) => vec![(Some(c), ids, what)],
+                None => channels
+                    .iter()
+                    .map(|c| (Some(*c), ids.clone(), what.clone()))
+                    .collect(),
+            })
+            .collect();
         let queued: Vec<MessageId> = self
             .outbox
             .iter()

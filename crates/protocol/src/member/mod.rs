@@ -342,6 +342,9 @@ pub struct Member {
     to_receipt: BTreeSet<ChannelId>,
     /// Inbound sessions opened since the last key top-up.
     inbound_sessions: usize,
+    /// Per channel, the last position the relay says this member posted:
+    /// after a restore, its chain resumes only beyond it.
+    stale_targets: BTreeMap<ChannelId, Seq>,
     changes: Changes,
     new_alerts: VecDeque<Alert>,
 }
@@ -406,6 +409,7 @@ impl Member {
             own_checked: false,
             to_receipt: BTreeSet::new(),
             inbound_sessions: 0,
+            stale_targets: BTreeMap::new(),
             changes: Changes::default(),
             new_alerts: VecDeque::new(),
         };
@@ -517,6 +521,20 @@ impl Member {
     /// store opened: before that, nothing queued is posted.
     pub fn outbox_open(&self) -> bool {
         self.own_checked && !self.is_stale()
+    }
+
+    /// True once the relay's record of this member was checked since the
+    /// store opened.
+    pub fn own_checked(&self) -> bool {
+        self.own_checked
+    }
+
+    /// True while `channel` has an open `stale_store` alert (its old
+    /// sessions and positions are not used; a rekey answers it).
+    pub fn is_stale_in(&self, channel: &ChannelId) -> bool {
+        self.alerts
+            .iter()
+            .any(|a| a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(*channel))
     }
 
     /// True while an open `stale_store` alert stands.

@@ -361,7 +361,7 @@ impl Member {
                             None => unexplained.push(*pos),
                         }
                     }
-                    if !unexplained.is_empty() {
+                    if !unexplained.is_empty() && !self.is_stale_in(&channel) {
                         self.push_alert(Alert::gap(
                             now,
                             channel,
@@ -487,6 +487,12 @@ impl Member {
     /// Classifies a ciphertext that did not decrypt, by the position its
     /// (unauthenticated) hint names.
     fn classify_failure(&mut self, now: Timestamp, env: &Envelope, why: &str) {
+        if self.is_stale_in(&env.channel_id) {
+            // The restored store cannot read what was sent on sessions it
+            // lost: a consequence of the restore, not evidence against the
+            // relay (the stale_store alert says so).
+            return;
+        }
         let id = env.message_id;
         let epoch = self.epoch_of(&env.channel_id);
         let seq = Seq(env.seq_hint);

@@ -42,6 +42,42 @@ pub enum SendError {
     Crypto(#[from] CryptoError),
 }
 
+impl Member {
+    /// Where a member with a stale store may resume its chain in `channel`
+    /// to accept a pending rekey: the highest of its own positions that
+    /// another member's authenticated receipts report, once that reaches
+    /// the last position the relay says it posted.
+    fn resume_point(
+        &self,
+        channel: &ChannelId,
+        body: &Body,
+    ) -> Result<crate::transcript::Head, String> {
+        let state = self.channels.get(channel).ok_or("unknown channel")?;
+        let Body::Acceptance { proposal } = body else {
+            return Err("only the acceptance of a rekey can be sent from this store".into());
+        };
+        if state.pending().is_none_or(|p| p.digest != *proposal) {
+            return Err(
+                "only the acceptance of a pending rekey can be sent from this store".into(),
+            );
+        }
+        let epoch = state.epoch().number;
+        let held = state.head(epoch, &self.me);
+        let claimed = state
+            .claimed_own_head(epoch)
+            .filter(|c| c.seq > held.seq)
+            .unwrap_or(held);
+        let target = self.stale_targets.get(channel).copied().unwrap_or_default();
+        if claimed.seq < target {
+            return Err(format!(
+                "the other members' receipts do not yet show your position #{}: sync again shortly",
+                target.0
+            ));
+        }
+        Ok(claimed)
+    }
+}
+
 /// How an adversarial test makes a member misbehave (never in honest use).
 #[derive(Default)]
 struct Tamper {
@@ -215,9 +251,18 @@ impl Member {
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
         let overrides = tamper.bodies;
+        let mut own_head = None;
         if let Some(a) = self.blocking_alert(&channel) {
             let control = matches!(body, Body::Receipt | Body::Heartbeat);
-            if !control || a.kind == AlertKind::StaleStore {
+            if a.kind == AlertKind::StaleStore {
+                // The one way back: accept the rekey, from a position
+                // beyond anything this member ever posted.
+                let resume = self.resume_point(&channel, &body);
+                own_head = Some(resume.map_err(|why| SendError::Blocked {
+                    kind: a.kind,
+                    detail: format!("{} ({why})", a.detail),
+                })?);
+            } else if !control {
                 return Err(SendError::Blocked {
                     kind: a.kind,
                     detail: a.detail.clone(),
@@ -234,7 +279,7 @@ impl Member {
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         let message_id = MessageId(id);
-        let mut prepared = state.prepare(&body, message_id, now, in_reply_to)?;
+        let mut prepared = state.prepare_from(&body, message_id, now, in_reply_to, own_head)?;
         if tamper.misreport_own_head {
             if let Some(own) = prepared.header.heads.0.get_mut(&self.me) {
                 own.digest = crate::ids::Digest::of(&[b"misreported", &own.digest.0]);

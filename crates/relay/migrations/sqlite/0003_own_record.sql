@@ -8,5 +8,6 @@ CREATE TABLE last_posts (
     sender       TEXT NOT NULL,
     channel_id   BLOB NOT NULL,
     message_id   BLOB NOT NULL,
+    seq_hint     INTEGER NOT NULL,
     PRIMARY KEY (sender, channel_id)
 ) WITHOUT ROWID;

@@ -92,9 +92,10 @@ pub(crate) async fn me(
         last_posts: record
             .last_posts
             .into_iter()
-            .map(|(c, m)| LastPost {
+            .map(|(c, m, seq_hint)| LastPost {
                 channel_id: c.to_hex(),
                 message_id: m.to_hex(),
+                seq_hint,
             })
             .collect(),
     }))

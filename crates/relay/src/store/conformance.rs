@@ -348,7 +348,7 @@ pub fn own_record_follows_acks_and_posts(store: &dyn RelayStore) {
     store.post(std::slice::from_ref(&m2), T0).unwrap();
     store.post(std::slice::from_ref(&m1), T0).unwrap();
     let blue = store.own_record(&h("blue")).unwrap();
-    assert_eq!(blue.last_posts, [(ch, m2.message_id)]);
+    assert_eq!(blue.last_posts, [(ch, m2.message_id, m2.seq_hint)]);
     let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
     store.ack(&h("red"), last).unwrap();
     store.ack(&h("red"), 1.min(last)).unwrap();

@@ -134,8 +134,8 @@ pub struct OfferCopy {
 pub struct OwnRecord {
     /// The highest mailbox position it acknowledged (0: none).
     pub acked_through: u64,
-    /// The latest message it posted in each channel.
-    pub last_posts: Vec<(ChannelId, MessageId)>,
+    /// The latest message it posted in each channel, with its sequence hint.
+    pub last_posts: Vec<(ChannelId, MessageId, u64)>,
 }
 
 /// Row counts per table, for tests that check a refused request changed

@@ -611,9 +611,9 @@ impl RelayStore for SqliteStore {
         }
         if let Some(e) = stored.first().map(|s| &s.envelope) {
             tx.execute(
-                "INSERT INTO last_posts (sender, channel_id, message_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (sender, channel_id) DO UPDATE SET message_id = excluded.message_id",
-                params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..]],
+                "INSERT INTO last_posts (sender, channel_id, message_id, seq_hint) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sender, channel_id) DO UPDATE SET message_id = excluded.message_id, seq_hint = excluded.seq_hint",
+                params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..], e.seq_hint as i64],
             )?;
         }
         tx.commit()?;
@@ -665,18 +665,23 @@ impl RelayStore for SqliteStore {
             .optional()?
             .ok_or_else(|| StoreError::UnknownPrincipal(who.clone()))?;
         let mut stmt = conn.prepare_cached(
-            "SELECT channel_id, message_id FROM last_posts WHERE sender = ?1 ORDER BY channel_id",
+            "SELECT channel_id, message_id, seq_hint FROM last_posts WHERE sender = ?1 ORDER BY channel_id",
         )?;
         let rows = stmt.query_map([who.as_str()], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
         let mut last_posts = Vec::new();
         for row in rows {
-            let (c, m) = row?;
+            let (c, m, seq) = row?;
             let bad = |_| StoreError::Backend("a last post row is damaged".into());
             last_posts.push((
                 ChannelId(c.as_slice().try_into().map_err(bad)?),
                 MessageId(m.as_slice().try_into().map_err(bad)?),
+                seq as u64,
             ));
         }
         Ok(OwnRecord {
