@@ -179,6 +179,10 @@ impl World {
         in_reply_to: Option<MessageId>,
     ) -> Option<MessageId> {
         let channel = self.channel;
+        // As the client does: the relay's record first, then the send.
+        if self.nodes.get(who).is_some_and(|n| n.online) {
+            self.check_own(who);
+        }
         let mut claimed = false;
         loop {
             let now = self.now;

@@ -378,3 +378,64 @@ fn every_attack_row_is_detected_on_a_few_seeds() {
         }
     }
 }
+
+#[test]
+fn a_rekey_epoch_brings_a_restored_store_back_with_no_alert_anywhere() {
+    let (mut w, _) = restored_from_backup(8);
+    let blue = h("blue");
+    w.sync(&blue);
+    assert!(kinds(&w, "blue").contains(&AlertKind::StaleStore));
+    let before = w.nodes[&blue]
+        .member
+        .channel(&w.channel)
+        .unwrap()
+        .epoch()
+        .number;
+    // `channel amend --rekey`: the same members and policy, a new epoch.
+    let policy = w.nodes[&h("mediator")]
+        .member
+        .channel(&w.channel)
+        .and_then(|s| s.policy())
+        .unwrap();
+    // Blue's program restarts before the rekey arrives: the relay's
+    // record is checked again, and still shows what the copy lacks.
+    w.crash(&blue);
+    w.amend(None, None, policy);
+    settle(&mut w, 4);
+    assert_eq!(w.active_members().len(), 3, "{}", w.trace.join("\n"));
+    let after = w.nodes[&blue]
+        .member
+        .channel(&w.channel)
+        .unwrap()
+        .epoch()
+        .number;
+    assert!(after > before, "a new epoch opened at blue");
+    assert!(w.nodes[&blue].member.blocking_alert(&w.channel).is_none());
+    let sent = w.send(&blue, Body::Text("back, on new positions".into()), None);
+    let answer = w.send(&h("red"), Body::Text("welcome back".into()), None);
+    settle(&mut w, 3);
+    let (sent, answer) = (sent.unwrap(), answer.unwrap());
+    for other in ["mediator", "red"] {
+        assert!(
+            kinds(&w, other).is_empty(),
+            "{other}: {:?}",
+            alerts(&w, other)
+        );
+        assert!(w.nodes[&h(other)]
+            .member
+            .messages()
+            .iter()
+            .any(|m| m.payload.header().message_id == sent));
+    }
+    assert!(w.nodes[&blue]
+        .member
+        .messages()
+        .iter()
+        .any(|m| m.payload.header().message_id == answer));
+    let at_blue: Vec<AlertKind> = kinds(&w, "blue");
+    assert!(
+        at_blue.iter().all(|k| *k == AlertKind::StaleStore),
+        "nothing but the stale store itself: {:?}",
+        alerts(&w, "blue")
+    );
+}

@@ -73,9 +73,14 @@ enum ChannelCommand {
     /// accepts (`channel accept`). Sequence numbers restart in the new
     /// epoch; receipts are then due only from its members.
     ///
-    /// Example:
+    /// `--rekey` proposes a new epoch with the same members and policy, on
+    /// new sessions: the way back for a member whose store was restored
+    /// from an older copy (its `stale_store` alert says so).
+    ///
+    /// Examples:
     ///
     ///   backchannel --store mediator.store channel amend 3f2a --add-party green --remove observer1 --mediator-reads yes
+    ///   backchannel --store mediator.store channel amend 3f2a --rekey
     #[command(verbatim_doc_comment)]
     Amend {
         /// Channel id, or a unique prefix of it.
@@ -98,6 +103,9 @@ enum ChannelCommand {
         /// Change the heartbeat interval.
         #[arg(long, value_parser = parse_duration)]
         heartbeat: Option<u32>,
+        /// A new epoch with the same members and policy (no other change).
+        #[arg(long, conflicts_with_all = ["add", "observers", "remove", "mediator_reads", "receipt_deadline", "heartbeat"])]
+        rekey: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -208,8 +216,18 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             mediator_reads,
             receipt_deadline,
             heartbeat,
+            rekey,
             json,
         } => {
+            let unchanged = add.is_empty()
+                && observers.is_empty()
+                && remove.is_empty()
+                && mediator_reads.is_none()
+                && receipt_deadline.is_none()
+                && heartbeat.is_none();
+            if unchanged && !rekey {
+                anyhow::bail!("nothing to change: name a change (--add-party, --remove, --mediator-reads, ...), or pass --rekey for a new epoch with the same members and policy");
+            }
             let out = run_work(
                 store_path,
                 Work::Amend {
@@ -226,8 +244,9 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&out);
             }
+            let what = if rekey { "a rekey" } else { "an amendment" };
             println!(
-                "proposed an amendment to channel {}",
+                "proposed {what} of channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
             println!("It takes effect when every party of the new membership accepts.");

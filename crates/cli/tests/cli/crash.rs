@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{inbox, Scene, User};
 
 /// Starts `args` stopped at `point`, waits until it gets there, SIGKILLs it.
-fn kill_at(u: &User, args: &[&str], point: &str) {
+pub(crate) fn kill_at(u: &User, args: &[&str], point: &str) {
     let mut child: Child = u
         .command(args)
         .env("BACKCHANNEL_CRASH_POINT", point)
@@ -34,7 +34,7 @@ fn kill_at(u: &User, args: &[&str], point: &str) {
     child.wait().unwrap();
 }
 
-fn no_alerts(u: &User) {
+pub(crate) fn no_alerts(u: &User) {
     let r = u.json(&["sync"]);
     assert_eq!(r["alerts"], json!([]), "{}", u.store.display());
 }

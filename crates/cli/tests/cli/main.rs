@@ -6,6 +6,7 @@ mod commitments;
 mod crash;
 mod flows;
 mod relay;
+mod stale;
 mod watch;
 
 use std::path::{Path, PathBuf};

@@ -339,10 +339,12 @@ impl Client {
     /// Posts every committed, unanswered post, oldest first, each after the
     /// previous one was answered. Returns how many went out.
     pub async fn flush_outbox(&mut self) -> Result<usize, ClientError> {
+        // Checked before anything is sent in this open, even with nothing
+        // queued: a stale store then prepares only what it may send.
+        self.check_own_record().await?;
         if self.member.outbox().next().is_none() {
             return Ok(0);
         }
-        self.check_own_record().await?;
         let mut sent = 0;
         while let Some(t) = self.member.poll_transmit() {
             self.connect().await?;

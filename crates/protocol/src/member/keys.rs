@@ -2,12 +2,14 @@
 //! it is pinned), one-time keys claimed for new sessions, and the relay's
 //! record of this member's own state (a store restored from an older copy).
 
+use std::collections::VecDeque;
+
 use crate::channel::ChannelState;
 use crate::identity::{check_curve25519, check_ed25519, IdentityKeys, SignedKey};
 use crate::ids::{ChannelId, Handle, MessageId, Seq, Timestamp};
 use crate::CryptoError;
 
-use super::{Alert, AlertKind, Member, Peer, SessionSave, Trust};
+use super::{Alert, AlertKind, Member, Peer, SessionSave, Transmit, Trust};
 
 /// Why keys the relay served were not used.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +121,7 @@ impl Member {
             .entry(peer.clone())
             .or_default()
             .insert(0, session);
+        self.fresh_sessions.insert(peer.clone());
         self.save_session(peer, now);
         Ok(())
     }
@@ -351,8 +354,14 @@ impl Member {
         seq: u64,
         held: u64,
     ) {
+        let target = self.stale_targets.entry(channel).or_default();
+        target.0 = target.0.max(seq);
         let what = format!("{claimed_by} has received your message #{seq} in channel {channel}, but this store sent only up to #{held}");
         self.go_stale(now, vec![(Some(channel), Vec::new(), what)]);
+    }
+
+    fn is_stale_in_opt(&self, channel: &Option<ChannelId>) -> bool {
+        channel.as_ref().is_some_and(|c| self.is_stale_in(c))
     }
 
     fn go_stale(
@@ -372,20 +381,24 @@ impl Member {
                     .map(|c| (Some(*c), ids.clone(), what.clone()))
                     .collect(),
             })
+            .filter(|(c, _, _)| !self.is_stale_in_opt(c))
             .collect();
-        let queued: Vec<MessageId> = self
-            .outbox
+        if ahead.is_empty() {
+            // Known already: sessions opened since (for the rekey) stay.
+            return;
+        }
+        // What was queued before the restore never goes out; a rekey's
+        // acceptance queued from a resumed position (an earlier open of
+        // this stale store) is kept.
+        let (resumed, stale): (Vec<Transmit>, Vec<Transmit>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|t| self.is_resumed(t));
+        self.outbox = VecDeque::from(resumed);
+        let queued: Vec<MessageId> = stale
             .iter()
             .filter_map(|t| t.envelopes.first().map(|e| e.message_id))
             .collect();
         for (channel, mut ids, what) in ahead {
-            let exists = self
-                .alerts
-                .iter()
-                .any(|a| a.kind == AlertKind::StaleStore && a.is_open() && a.channel == channel);
-            if exists {
-                continue;
-            }
             let what = if queued.is_empty() {
                 what
             } else {
@@ -397,7 +410,7 @@ impl Member {
             alert.epoch = channel.map(|c| self.epoch_of(&c));
             self.push_alert(alert);
         }
-        for t in std::mem::take(&mut self.outbox) {
+        for t in stale {
             self.changes.outbox_done.push(t.id);
         }
         self.in_flight = 0;

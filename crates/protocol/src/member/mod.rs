@@ -345,6 +345,11 @@ pub struct Member {
     /// Per channel, the last position the relay says this member posted:
     /// after a restore, its chain resumes only beyond it.
     stale_targets: BTreeMap<ChannelId, Seq>,
+    /// Peers whose front session was just opened from a claimed key and
+    /// has carried nothing yet: amendments and acceptances go only on such
+    /// sessions, so a new epoch never depends on a session a peer may have
+    /// lost (a restored or reinstalled store).
+    fresh_sessions: BTreeSet<Handle>,
     changes: Changes,
     new_alerts: VecDeque<Alert>,
 }
@@ -409,6 +414,7 @@ impl Member {
             own_checked: false,
             to_receipt: BTreeSet::new(),
             inbound_sessions: 0,
+            fresh_sessions: BTreeSet::new(),
             stale_targets: BTreeMap::new(),
             changes: Changes::default(),
             new_alerts: VecDeque::new(),
@@ -523,6 +529,17 @@ impl Member {
         self.own_checked && !self.is_stale()
     }
 
+    /// A post prepared after `stale_store`, from beyond the last position
+    /// the relay says this member posted (the acceptance of a rekey): the
+    /// one kind a stale channel lets through.
+    fn is_resumed(&self, t: &Transmit) -> bool {
+        let target = self.stale_targets.get(&t.channel);
+        t.envelopes
+            .first()
+            .zip(target)
+            .is_some_and(|(e, target)| e.seq_hint > target.0)
+    }
+
     /// True once the relay's record of this member was checked since the
     /// store opened.
     pub fn own_checked(&self) -> bool {
@@ -561,10 +578,13 @@ impl Member {
     /// record of this member was checked, or after `stale_store`.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if self.in_flight > 0 || !self.outbox_open() {
+        if self.in_flight > 0 || !self.own_checked {
             return None;
         }
         let t = self.outbox.front().cloned()?;
+        if self.is_stale_in(&t.channel) && !self.is_resumed(&t) {
+            return None;
+        }
         self.in_flight = 1;
         Some(t)
     }

@@ -24,8 +24,10 @@ pub enum SendError {
         /// What it says.
         detail: String,
     },
-    /// No Olm session with these recipients yet: claim a one-time key for
-    /// each ([`Member::handle_claimed_key`]) and send again.
+    /// No Olm session with these recipients yet, or (for an amendment or
+    /// an acceptance, which open a new epoch on new sessions) none opened
+    /// since the last epoch change: claim a one-time key for each
+    /// ([`Member::handle_claimed_key`]) and send again.
     #[error("no session yet with {}", .0.iter().map(Handle::to_string).collect::<Vec<_>>().join(", "))]
     NoSession(Vec<Handle>),
     /// This member knows no such channel.
@@ -285,11 +287,13 @@ impl Member {
                 own.digest = crate::ids::Digest::of(&[b"misreported", &own.digest.0]);
             }
         }
+        // A new epoch starts on new sessions (see `fresh_sessions`).
+        let epoch_change = matches!(body, Body::Amendment(_) | Body::Acceptance { .. });
         let missing: Vec<Handle> = prepared
             .recipients
             .iter()
             .map(|(p, _)| p.clone())
-            .filter(|p| !self.has_session(p))
+            .filter(|p| !self.has_session(p) || (epoch_change && !self.fresh_sessions.contains(p)))
             .collect();
         if !missing.is_empty() {
             return Err(SendError::NoSession(missing));
@@ -341,6 +345,7 @@ impl Member {
         }
         for (peer, _) in &prepared.recipients {
             self.save_session(peer, now);
+            self.fresh_sessions.remove(peer);
         }
         let kind = prepared.header.body_kind;
         let order = self.next_applied;
