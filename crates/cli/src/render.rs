@@ -222,7 +222,6 @@ pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
         K::Rollback => "the relay served older state than you had: it may have been restored from backup, or is lying",
         K::StaleStore => "sending is stopped: your store looks older than what you sent (restored from a copy?), or the relay lies. Keep this store; ask the mediator for a rekey (`backchannel channel amend CHANNEL --rekey`) and accept it",
         K::UnsupportedBody => "not evidence: an authentic message of a newer kind; update Backchannel to read it",
-        K::UnauthorizedAct => "a member acted with authority it lacks; the act is ignored on the board: tell the mediator",
         K::Withheld => "the sender gave you only a digest of a message you may read: ask the sender and the mediator for the full text",
         _ => "read the detail, then dismiss it with `backchannel verify --dismiss ID`",
     }

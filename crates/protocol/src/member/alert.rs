@@ -49,15 +49,13 @@ pub enum AlertKind {
     /// An authentic body of a kind or version this client cannot read
     /// (notice: a newer client sent it).
     UnsupportedBody,
-    /// A member acted with authority it lacks (shown on the board).
-    UnauthorizedAct,
     /// A stub arrived where the policy entitles this member to the full copy.
     Withheld,
 }
 
 impl AlertKind {
     /// Every kind, for listings and round-trip tests.
-    pub const ALL: [AlertKind; 20] = [
+    pub const ALL: [AlertKind; 19] = [
         AlertKind::AckOverdue,
         AlertKind::BadKey,
         AlertKind::CrossedMessages,
@@ -76,7 +74,6 @@ impl AlertKind {
         AlertKind::Rollback,
         AlertKind::StaleStore,
         AlertKind::UnsupportedBody,
-        AlertKind::UnauthorizedAct,
         AlertKind::Withheld,
     ];
 
@@ -101,7 +98,6 @@ impl AlertKind {
             AlertKind::Rollback => "rollback",
             AlertKind::StaleStore => "stale_store",
             AlertKind::UnsupportedBody => "unsupported_body",
-            AlertKind::UnauthorizedAct => "unauthorized_act",
             AlertKind::Withheld => "withheld",
         }
     }
