@@ -345,6 +345,13 @@ impl ChannelState {
         &self.former
     }
 
+    /// The epoch this member joined in the middle of, if it did: it holds
+    /// nothing of that epoch before the amendment that brought it (nor of
+    /// its own chain there, if it is a reinstalled member).
+    pub fn joined_in(&self) -> Option<EpochNumber> {
+        self.joined_in
+    }
+
     /// For a member that joined mid-epoch: that epoch's members by handle.
     pub fn heard_members(&self) -> &[Handle] {
         &self.heard_members
@@ -591,6 +598,13 @@ impl ChannelState {
         }
         if joined_in != Some(h.epoch.number) {
             self.check_heads(h, digest, &mut events);
+        } else if let Some(own) = h.heads.0.get(&self.me).filter(|o| o.seq.0 > 0) {
+            // A joiner checks nothing of an epoch it never saw, but keeps
+            // what others say of its own chain there (a reinstalled device
+            // resumes beyond it).
+            self.claims
+                .entry((h.epoch.number, self.me.clone(), own.seq.0))
+                .or_insert((own.digest, h.sender.clone()));
         }
         if let Some(s) = new_setup {
             self.setup = Some(s);

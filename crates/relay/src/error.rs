@@ -165,7 +165,7 @@ impl From<StoreError> for ApiError {
             StoreError::HandleTaken(_) => Self::new(
                 StatusCode::CONFLICT,
                 "handle_taken",
-                format!("{e}: choose another handle"),
+                format!("{e}: choose another handle, or, if this is your handle on a new device, ask the relay's operator to release it (`backchannel relay release --handle ...`)"),
             ),
             StoreError::ExchangeClosed(_) => {
                 Self::new(StatusCode::CONFLICT, "exchange_closed", e.to_string())

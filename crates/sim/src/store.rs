@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use backchannel_protocol::member::{
     Alert, AlertId, Changes, Failure, Peer, Snapshot, StoredMessage, Transmit, TransmitId,
 };
-use backchannel_protocol::{Handle, Identity, MessageId, PeerSession, Timestamp};
+use backchannel_protocol::{Envelope, Handle, Identity, MessageId, PeerSession, Timestamp};
 
 /// What one member persisted.
 #[derive(Clone, Default)]
@@ -22,6 +22,7 @@ pub struct MemStore {
     failures: BTreeMap<MessageId, Failure>,
     alerts: BTreeMap<AlertId, Alert>,
     outbox: BTreeMap<TransmitId, Transmit>,
+    deferred: BTreeMap<MessageId, Envelope>,
     cursor: u64,
 }
 
@@ -81,6 +82,12 @@ impl MemStore {
         for id in c.outbox_done {
             self.outbox.remove(&id);
         }
+        for e in c.deferred {
+            self.deferred.insert(e.message_id, e);
+        }
+        for id in c.deferred_done {
+            self.deferred.remove(&id);
+        }
         if let Some(cursor) = c.cursor {
             self.cursor = self.cursor.max(cursor);
         }
@@ -119,6 +126,7 @@ impl MemStore {
         s.failures = self.failures.values().cloned().collect();
         s.alerts = self.alerts.values().cloned().collect();
         s.outbox = self.outbox.values().cloned().collect();
+        s.deferred = self.deferred.values().cloned().collect();
         s.cursor = self.cursor;
         Some(s)
     }

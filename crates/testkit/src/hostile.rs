@@ -39,6 +39,9 @@ impl RelayStore for TamperStore {
     ) -> Result<PrincipalRecord, StoreError> {
         self.inner.register(h, k, now)
     }
+    fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
+        self.inner.release_principal(h)
+    }
     fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
         self.inner.principal(h)
     }

@@ -40,13 +40,53 @@ enum RelayCommand {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
         listen: SocketAddr,
     },
+    /// Release a handle whose device was lost, so that it can register again
+    /// with new keys (the operator's part of a reinstall).
+    ///
+    /// Deletes the handle's published keys, logins and undelivered envelopes
+    /// (sealed to the old keys); channels keep routing to it, and the record
+    /// of its last posts stays (the new device raises `stale_store` from it
+    /// and resumes its chains beyond them). The principal then runs `backchannel init` with
+    /// the same handle on its new device, and the mediator re-introduces the
+    /// new keys in a rekey epoch (`channel amend --rekey` after accepting the
+    /// new key); every other member sees `key_changed` for it and must
+    /// compare safety numbers again. Works while the relay is serving.
+    ///
+    /// Example:
+    ///
+    ///   backchannel relay release --db relay.db --handle blue
+    #[command(verbatim_doc_comment)]
+    Release {
+        /// The relay's SQLite database file.
+        #[arg(long, value_name = "PATH", default_value = "backchannel-relay.db")]
+        db: PathBuf,
+        /// The handle to release.
+        #[arg(long)]
+        handle: String,
+    },
 }
 
 /// Runs `relay` subcommands.
 pub fn run(args: RelayArgs) -> anyhow::Result<()> {
     match args.command {
         RelayCommand::Serve { db, listen } => serve_relay(db, listen),
+        RelayCommand::Release { db, handle } => release(db, &handle),
     }
+}
+
+fn release(db: PathBuf, handle: &str) -> anyhow::Result<()> {
+    use backchannel_relay::store::RelayStore as _;
+    let handle = backchannel_protocol::Handle::new(handle)?;
+    if !db.exists() {
+        anyhow::bail!("no relay database at {}", db.display());
+    }
+    let store = SqliteStore::open(&db)
+        .with_context(|| format!("opening the relay database {}", db.display()))?;
+    if !store.release_principal(&handle)? {
+        anyhow::bail!("no principal {handle} is registered at this relay");
+    }
+    println!("released {handle}: it may now register again with new keys (`backchannel init --handle {handle}` on its new device)");
+    Ok(())
 }
 
 fn serve_relay(db: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {

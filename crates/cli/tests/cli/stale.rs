@@ -142,3 +142,101 @@ fn amend_without_a_change_asks_for_one_or_rekey() {
         .try_run(&["channel", "amend", &id[..8], "--rekey", "--remove", "red"]);
     assert!(!out.status.success(), "--rekey changes nothing else");
 }
+
+/// Every alert a user's store ever raised (open, cleared or dismissed).
+fn all_kinds(u: &User) -> Vec<String> {
+    let out = u.try_run(&["verify", "--all", "--json"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_reinstalled_member_is_reintroduced_and_nothing_is_called_forged() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    s.blue.run(&["send", &id, "before the loss"]);
+    s.red.run(&["sync"]);
+    s.red.run(&["send", &id, "heard you"]);
+    for u in [&s.mediator, &s.blue, &s.mediator] {
+        no_alerts(u);
+    }
+
+    // Blue's device is lost; the operator releases the handle; blue starts
+    // again on a new device, with new keys, under the same handle.
+    std::fs::remove_file(&s.blue.store).unwrap();
+    let taken = s
+        .blue
+        .try_run(&["init", "--relay", &s.relay.url, "--handle", "blue"]);
+    assert!(!taken.status.success());
+    let said = String::from_utf8_lossy(&taken.stderr);
+    assert!(said.contains("relay release"), "{said}");
+    let _ = std::fs::remove_file(&s.blue.store);
+    let db = s.dir.path().join("relay.db");
+    let released = std::process::Command::new(crate::bin())
+        .args(["relay", "release", "--handle", "blue", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(released.status.success(), "{released:?}");
+    s.blue
+        .run(&["init", "--relay", &s.relay.url, "--handle", "blue"]);
+
+    // The mediator accepts the new key (after comparing safety numbers)
+    // and re-introduces it in a rekey epoch.
+    s.mediator
+        .run(&["trust", "dangerous-accept-new-key", "blue"]);
+    s.mediator.run(&["channel", "amend", &id[..8], "--rekey"]);
+    s.blue.run(&["sync"]);
+    s.blue.run(&["channel", "accept", &id[..8]]);
+
+    // Red sees the new key as introduced by the mediator: blocked until it
+    // decides; blue's acceptance waits, unread, and is not called forged.
+    let red = s.red.try_run(&["sync", "--json"]);
+    let report: Value = serde_json::from_slice(&red.stdout).unwrap();
+    let kinds: Vec<&str> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["key_changed"], "{report}");
+    let refused = s.red.try_run(&["channel", "accept", &id[..8]]);
+    assert!(!refused.status.success(), "blocked until red decides");
+    s.red.run(&["trust", "dangerous-accept-new-key", "blue"]);
+    s.red.run(&["channel", "accept", &id[..8]]);
+    for u in [&s.mediator, &s.blue, &s.red, &s.mediator, &s.blue] {
+        u.run(&["sync"]);
+    }
+    for u in [&s.mediator, &s.red, &s.blue] {
+        let list = u.json(&["channel", "list"]);
+        assert_eq!(list[0]["epoch"], 2, "the rekey epoch is open: {list}");
+    }
+    s.blue.run(&["send", &id, "back on a new device"]);
+    s.red.run(&["sync"]);
+    s.red.run(&["send", &id, "welcome back"]);
+    for u in [&s.mediator, &s.red, &s.blue] {
+        no_alerts(u);
+    }
+    assert!(inbox(&s.red).contains(&("blue".into(), "back on a new device".into())));
+    assert!(inbox(&s.blue).contains(&("red".into(), "welcome back".into())));
+    for (who, u) in [
+        ("mediator", &s.mediator),
+        ("red", &s.red),
+        ("blue", &s.blue),
+    ] {
+        let kinds = all_kinds(u);
+        // The new device finds the relay's record of its old posts (cleared
+        // by the rekey); red had to decide on the new key.
+        let expected: &[&str] = match who {
+            "red" => &["key_changed"],
+            "blue" => &["stale_store"],
+            _ => &[],
+        };
+        assert_eq!(kinds, expected, "{who}: never forged, nothing else");
+    }
+}

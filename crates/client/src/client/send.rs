@@ -89,6 +89,14 @@ impl Client {
             )));
         }
         let mut proposal = setup.proposal.clone();
+        // Members keep the keys pinned here now: a member whose new key the
+        // mediator accepted (a reinstalled device) is re-introduced with it.
+        for m in &mut proposal.members {
+            if let Some(p) = self.member.peer(&m.handle) {
+                m.curve25519 = p.keys.curve25519;
+                m.ed25519 = p.keys.ed25519;
+            }
+        }
         let current: Vec<Handle> = proposal.members.iter().map(|m| m.handle.clone()).collect();
         for r in remove {
             if r == self.me() || !current.contains(r) {

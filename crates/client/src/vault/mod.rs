@@ -55,7 +55,8 @@ fn connect(path: &Path) -> Result<Connection, VaultError> {
 }
 
 /// Brings a store made by an earlier version up to date (version 2: the
-/// epoch of each unclassified failure).
+/// epoch of each unclassified failure; version 3: envelopes deferred until
+/// a key decision).
 fn migrate(conn: &Connection) -> Result<(), VaultError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 2 {
@@ -63,6 +64,14 @@ fn migrate(conn: &Connection) -> Result<(), VaultError> {
             "BEGIN IMMEDIATE;
              ALTER TABLE failures ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
              PRAGMA user_version=2;
+             COMMIT;",
+        )?;
+    }
+    if version < 3 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE deferred (message_id BLOB PRIMARY KEY, sealed BLOB NOT NULL);
+             PRAGMA user_version=3;
              COMMIT;",
         )?;
     }
@@ -103,7 +112,7 @@ impl Vault {
         ] {
             tx.execute("INSERT INTO meta (k, v) VALUES (?1, ?2)", params![k, v])?;
         }
-        tx.execute_batch("PRAGMA user_version=2")?;
+        tx.execute_batch("PRAGMA user_version=3")?;
         tx.commit()?;
         let mut vault = Vault {
             conn,
@@ -248,6 +257,10 @@ impl Vault {
             let id = TransmitId(r.get::<_, i64>(0)? as u64);
             let record: OutboxRecord = self.open_json("outbox", &r.get::<_, Vec<u8>>(1)?)?;
             record.to_transmit(id)
+        })?;
+        s.deferred = self.rows("SELECT sealed FROM deferred ORDER BY rowid", |r| {
+            let e: EnvelopeJson = self.open_json("deferred", &r.get::<_, Vec<u8>>(0)?)?;
+            Envelope::try_from(&e).map_err(|_| VaultError::Corrupt("deferred envelope"))
         })?;
         s.cursor = self.cursor()?;
         Ok(s)
@@ -426,6 +439,17 @@ impl Tx<'_> {
         for id in &c.outbox_done {
             self.tx
                 .execute("DELETE FROM outbox WHERE id = ?1", [id.0 as i64])?;
+        }
+        for e in &c.deferred {
+            let sealed = self.seal("deferred", &EnvelopeJson::from(e))?;
+            self.tx.execute(
+                "INSERT OR REPLACE INTO deferred (message_id, sealed) VALUES (?1, ?2)",
+                params![&e.message_id.0[..], sealed],
+            )?;
+        }
+        for id in &c.deferred_done {
+            self.tx
+                .execute("DELETE FROM deferred WHERE message_id = ?1", [&id.0[..]])?;
         }
         if let Some(cursor) = c.cursor {
             self.tx.execute(

@@ -88,3 +88,9 @@ CREATE TABLE exchanges (
     exchange_id BLOB PRIMARY KEY,
     sealed      BLOB NOT NULL
 );
+
+-- First messages under a changed key, kept unread until the user decides.
+CREATE TABLE deferred (
+    message_id BLOB PRIMARY KEY,
+    sealed     BLOB NOT NULL
+);

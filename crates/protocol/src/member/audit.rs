@@ -6,7 +6,7 @@
 //! Mailbox acks never clear anything: only end-to-end receipts do.
 
 use crate::channel::{ChannelState, ChannelStatus};
-use crate::ids::{ChannelId, EpochNumber, Handle, MessageId, Timestamp};
+use crate::ids::{ChannelId, Handle, MessageId, Timestamp};
 use crate::payload::{BodyKind, Header};
 
 use super::alert::ack_overdue_detail;
@@ -277,7 +277,12 @@ impl Member {
     /// this member's own chain beyond what the store holds: it was
     /// restored from an older copy.
     pub(crate) fn check_own_head(&mut self, now: Timestamp, state: &ChannelState, h: &Header) {
-        if h.sender == self.me || h.epoch != state.epoch() {
+        // A member that joined mid-epoch holds none of its earlier positions
+        // there (a reinstalled device): it resumes from the claim instead.
+        if h.sender == self.me
+            || h.epoch != state.epoch()
+            || state.joined_in() == Some(h.epoch.number)
+        {
             return;
         }
         let Some(claimed) = h.heads.0.get(&self.me) else {
@@ -291,16 +296,28 @@ impl Member {
 
     /// A channel's epoch may have moved on: a rekey answers `stale_store`.
     pub(crate) fn on_epoch_change(&mut self, _now: Timestamp, channel: ChannelId) {
-        let Some(epoch) = self.channels.get(&channel).map(|s| s.epoch().number) else {
+        let Some(state) = self.channels.get(&channel) else {
             return;
         };
+        let (epoch, joined) = (state.epoch().number, state.joined_in());
+        let stale = |a: &Alert| {
+            a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(channel)
+        };
+        // Raised before this store heard of the channel (a new device): it
+        // concerns the epoch the store joined in.
+        let unplaced: Vec<usize> = (0..self.alerts.len())
+            .filter(|&i| stale(&self.alerts[i]) && self.alerts[i].epoch.is_none())
+            .collect();
+        if let Some(joined) = joined {
+            for i in unplaced {
+                self.alerts[i].epoch = Some(joined);
+                self.changes.alerts.push(self.alerts[i].clone());
+            }
+        }
         let answered: Vec<_> = self
             .alerts
             .iter()
-            .filter(|a| {
-                a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(channel)
-            })
-            .filter(|a| self.stale_epoch(a).is_some_and(|e| epoch > e))
+            .filter(|a| stale(a) && a.epoch.is_some_and(|e| epoch > e))
             .map(|a| a.id)
             .collect();
         for id in answered {
@@ -309,11 +326,6 @@ impl Member {
                 format!("a new epoch ({}) opened with fresh sessions", epoch.0),
             );
         }
-    }
-
-    /// The epoch a stale-store alert was raised in (kept in its epoch).
-    fn stale_epoch(&self, a: &Alert) -> Option<EpochNumber> {
-        a.epoch
     }
 }
 

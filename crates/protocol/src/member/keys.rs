@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::channel::ChannelState;
+use crate::envelope::Envelope;
 use crate::identity::{check_curve25519, check_ed25519, IdentityKeys, SignedKey};
 use crate::ids::{ChannelId, Handle, MessageId, Seq, Timestamp};
 use crate::CryptoError;
@@ -254,7 +255,6 @@ impl Member {
     /// with the old one and clears its `key_changed` alerts. Dangerous:
     /// only after comparing the new safety number out of band.
     pub fn dangerous_accept_new_key(&mut self, now: Timestamp, peer: &Handle, keys: IdentityKeys) {
-        let _ = now;
         let p = Peer {
             keys,
             trust: Trust::Tofu,
@@ -275,6 +275,16 @@ impl Member {
             .collect();
         for id in ids {
             self.clear_alert(id, "the user accepted the new key".into());
+        }
+        // What waited for this decision is read now (or, under yet another
+        // key, judged as any first message is).
+        let (waiting, rest): (Vec<Envelope>, Vec<Envelope>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|e| &e.sender == peer);
+        self.deferred = rest;
+        for env in waiting {
+            self.changes.deferred_done.push(env.message_id);
+            self.receive(now, env);
         }
     }
 
@@ -407,7 +417,11 @@ impl Member {
             };
             let me = self.me.clone();
             let mut alert = Alert::stale_store(now, channel, &me, ids, what);
-            alert.epoch = channel.map(|c| self.epoch_of(&c));
+            // A channel this store never heard of (a new device) has no
+            // epoch yet: the rekey's epoch clears it.
+            alert.epoch = channel
+                .filter(|c| self.channels.contains_key(c))
+                .map(|c| self.epoch_of(&c));
             self.push_alert(alert);
         }
         for t in stale {

@@ -214,6 +214,10 @@ pub struct Changes {
     pub outbox: Vec<Transmit>,
     /// Posts answered, or never to be sent.
     pub outbox_done: Vec<TransmitId>,
+    /// Envelopes set aside until the user decides on a changed key.
+    pub deferred: Vec<Envelope>,
+    /// Set-aside envelopes handled since (by message id).
+    pub deferred_done: Vec<MessageId>,
     /// The mailbox cursor reached.
     pub cursor: Option<u64>,
 }
@@ -257,6 +261,8 @@ impl Changes {
             && self.alerts.is_empty()
             && self.outbox.is_empty()
             && self.outbox_done.is_empty()
+            && self.deferred.is_empty()
+            && self.deferred_done.is_empty()
             && self.cursor.is_none()
     }
 }
@@ -286,6 +292,8 @@ pub struct Snapshot {
     pub alerts: Vec<Alert>,
     /// Posts committed and not yet answered, oldest first.
     pub outbox: Vec<Transmit>,
+    /// Envelopes set aside until the user decides on a changed key.
+    pub deferred: Vec<Envelope>,
     /// The mailbox cursor.
     pub cursor: u64,
 }
@@ -305,6 +313,7 @@ impl Snapshot {
             failures: Vec::new(),
             alerts: Vec::new(),
             outbox: Vec::new(),
+            deferred: Vec::new(),
             cursor: 0,
         }
     }
@@ -327,6 +336,10 @@ pub struct Member {
     alerts: Vec<Alert>,
     next_alert: u64,
     outbox: VecDeque<Transmit>,
+    /// First messages under the key a pending proposal introduces for a
+    /// member whose pinned key differs (a reinstalled device): kept unread
+    /// until the user accepts or refuses the new key, never called forged.
+    deferred: Vec<Envelope>,
     next_transmit: u64,
     /// Posts handed out by `poll_transmit` and not yet answered.
     in_flight: usize,
@@ -407,6 +420,7 @@ impl Member {
             alerts: s.alerts,
             next_alert,
             outbox: s.outbox.into_iter().collect(),
+            deferred: s.deferred,
             next_transmit,
             in_flight: 0,
             cursor: s.cursor,

@@ -10,7 +10,7 @@ use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Seq, Timesta
 use crate::payload::{BodyKind, Payload, Role};
 use crate::transcript::ChainError;
 
-use super::{Alert, Direction, Failure, Member, StoredMessage};
+use super::{Alert, AlertKind, Direction, Failure, Member, StoredMessage};
 
 /// Where a payload went.
 enum Placement {
@@ -52,7 +52,14 @@ impl Member {
         (env.seq_hint > 0).then(|| (self.epoch_of(&env.channel_id), Seq(env.seq_hint)))
     }
 
-    fn receive(&mut self, now: Timestamp, env: Envelope) {
+    pub(crate) fn receive(&mut self, now: Timestamp, env: Envelope) {
+        if self.awaits_key_decision(&env) {
+            if !self.deferred.iter().any(|d| d.message_id == env.message_id) {
+                self.changes.deferred.push(env.clone());
+                self.deferred.push(env);
+            }
+            return;
+        }
         let hash = Digest::of(&[&env.encode()]).0;
         let ct_digest = Digest::of(&[&env.ciphertext]).0;
         let id = env.message_id;
@@ -152,6 +159,38 @@ impl Member {
             return;
         }
         self.place(now, payload, false);
+    }
+
+    /// A first message made under the key that the channel's pending
+    /// proposal introduces for its sender, where another key is pinned and
+    /// `key_changed` is open for it: a reinstalled member answering a
+    /// rekey. It waits for the user's decision on the new key.
+    fn awaits_key_decision(&self, env: &Envelope) -> bool {
+        if env.olm_type != OlmType::PreKey || env.recipient != self.me {
+            return false;
+        }
+        let Some(pinned) = self.peers.get(&env.sender) else {
+            return false;
+        };
+        let Some(used) = crate::identity::pre_key_identity(&env.ciphertext) else {
+            return false;
+        };
+        let introduced = self
+            .channels
+            .get(&env.channel_id)
+            .and_then(|s| s.pending())
+            .is_some_and(|p| {
+                p.proposal
+                    .members
+                    .iter()
+                    .any(|m| m.handle == env.sender && m.curve25519 == used)
+            });
+        let undecided = self.alerts.iter().any(|a| {
+            a.kind == AlertKind::KeyChanged
+                && a.is_open()
+                && a.principal.as_ref() == Some(&env.sender)
+        });
+        used != pinned.keys.curve25519 && introduced && undecided
     }
 
     /// A pre-key message made under another identity key than the one

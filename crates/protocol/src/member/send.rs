@@ -80,6 +80,19 @@ impl Member {
     }
 }
 
+/// A member that joined mid-epoch but finds its own positions in that
+/// epoch's head vectors is a reinstalled device of a member: its chain
+/// resumes beyond the highest position others report, so no position is
+/// used twice.
+fn joiner_resume(state: &ChannelState, me: &Handle) -> Option<crate::transcript::Head> {
+    let epoch = state.epoch().number;
+    if state.joined_in() != Some(epoch) {
+        return None;
+    }
+    let held = state.head(epoch, me).seq;
+    state.claimed_own_head(epoch).filter(|c| c.seq > held)
+}
+
 /// How an adversarial test makes a member misbehave (never in honest use).
 #[derive(Default)]
 struct Tamper {
@@ -278,6 +291,9 @@ impl Member {
             }
             None => return Err(SendError::UnknownChannel(channel)),
         };
+        if own_head.is_none() {
+            own_head = joiner_resume(&state, &self.me);
+        }
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         let message_id = MessageId(id);

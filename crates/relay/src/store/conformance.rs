@@ -33,7 +33,7 @@ macro_rules! relay_store_conformance {
             channels_are_routing_records, post_is_atomic_and_idempotent,
             mailbox_pages_in_cursor_order, ack_deletes_and_cursors_never_repeat,
             expired_credentials_are_purged, exchanges_release_together_or_are_destroyed,
-            own_record_follows_acks_and_posts);
+            own_record_follows_acks_and_posts, a_released_handle_registers_again_with_new_keys);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -357,6 +357,45 @@ pub fn own_record_follows_acks_and_posts(store: &dyn RelayStore) {
         store.own_record(&h("nobody")),
         Err(StoreError::UnknownPrincipal(_))
     ));
+}
+
+/// Only a released handle registers again: with new keys, the next key
+/// version, and nothing of the old device left but its last posts.
+pub fn a_released_handle_registers_again_with_new_keys(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red"]);
+    let old = store.principal(&h("blue")).unwrap().unwrap();
+    let taken = store.register(&h("blue"), &keys(), T0);
+    assert!(matches!(taken, Err(StoreError::HandleTaken(_))));
+    store
+        .post(&[env(ch, MessageId::random(), "blue", "red", 1)], T0)
+        .unwrap();
+    store
+        .post(&[env(ch, MessageId::random(), "red", "blue", 2)], T0)
+        .unwrap();
+    let last = store.mailbox(&h("blue"), 0, 10).unwrap()[0].cursor;
+    store.ack(&h("blue"), last).unwrap();
+    store
+        .post(&[env(ch, MessageId::random(), "red", "blue", 3)], T0)
+        .unwrap();
+    assert!(store.release_principal(&h("blue")).unwrap());
+    assert!(!store.release_principal(&h("nobody")).unwrap());
+    assert!(store.mailbox(&h("blue"), 0, 10).unwrap().is_empty());
+    let record = store.own_record(&h("blue")).unwrap();
+    assert_eq!((record.acked_through, record.last_posts.len()), (0, 1));
+    let new_keys = keys();
+    let again = store.register(&h("blue"), &new_keys, T0).unwrap();
+    assert_eq!(again.keys, new_keys);
+    assert!(again.key_version > old.key_version);
+    assert_eq!(store.principal(&h("blue")).unwrap().unwrap(), again);
+    assert!(matches!(
+        store.register(&h("blue"), &keys(), T0),
+        Err(StoreError::HandleTaken(_))
+    ));
+    // Routing is untouched: the channel still reaches the handle.
+    store
+        .post(&[env(ch, MessageId::random(), "red", "blue", 4)], T0)
+        .unwrap();
+    assert_eq!(store.mailbox(&h("blue"), 0, 10).unwrap().len(), 1);
 }
 
 pub fn expired_credentials_are_purged(store: &dyn RelayStore) {

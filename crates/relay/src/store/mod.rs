@@ -208,13 +208,19 @@ pub enum StoreError {
 /// The relay's storage. Implementations must make every state change
 /// durable before returning `Ok` (a crash after it loses nothing).
 pub trait RelayStore: Send + Sync + 'static {
-    /// Registers a principal with key version 1.
+    /// Registers a principal with key version 1, or a released handle
+    /// again with new keys and the next key version.
     fn register(
         &self,
         handle: &Handle,
         keys: &IdentityKeys,
         now: Timestamp,
     ) -> Result<PrincipalRecord, StoreError>;
+    /// The operator's answer to a lost device: the handle's keys, logins
+    /// and mailbox are deleted, its acknowledgement reset (its last posts
+    /// are kept), and its next registration takes new keys. False if no
+    /// such principal.
+    fn release_principal(&self, handle: &Handle) -> Result<bool, StoreError>;
     /// Looks a principal up.
     fn principal(&self, handle: &Handle) -> Result<Option<PrincipalRecord>, StoreError>;
 

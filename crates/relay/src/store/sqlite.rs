@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_escrow.sql"),
     include_str!("../../migrations/sqlite/0003_own_record.sql"),
+    include_str!("../../migrations/sqlite/0004_release.sql"),
 ];
 
 /// A relay store in one SQLite file.
@@ -91,6 +92,34 @@ fn id16(v: Vec<u8>) -> Result<[u8; 16], StoreError> {
     <[u8; 16]>::try_from(v.as_slice()).map_err(|_| StoreError::Corrupt("id is not 16 bytes".into()))
 }
 
+impl SqliteStore {
+    /// A released handle registers again with new keys and the next key
+    /// version; any other taken handle is refused.
+    fn register_released(
+        &self,
+        h: &Handle,
+        keys: &IdentityKeys,
+    ) -> Result<PrincipalRecord, StoreError> {
+        let conn = self.conn();
+        let version: Option<i64> = conn
+            .query_row(
+                "UPDATE principals SET curve25519 = ?2, ed25519 = ?3, key_version = key_version + 1, released = 0
+                 WHERE handle = ?1 AND released = 1 RETURNING key_version",
+                params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version {
+            Some(v) => Ok(PrincipalRecord {
+                handle: h.clone(),
+                keys: *keys,
+                key_version: v as u64,
+            }),
+            None => Err(StoreError::HandleTaken(h.clone())),
+        }
+    }
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -144,19 +173,46 @@ impl RelayStore for SqliteStore {
         keys: &IdentityKeys,
         now: Timestamp,
     ) -> Result<PrincipalRecord, StoreError> {
-        let conn = self.conn();
-        match conn.execute(
+        let inserted = self.conn().execute(
             "INSERT INTO principals (handle, curve25519, ed25519, key_version, created_at_ms) VALUES (?1, ?2, ?3, 1, ?4)",
             params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..], now.0],
-        ) {
+        );
+        // (The connection is released before a released handle is retried.)
+        match inserted {
             Ok(_) => Ok(PrincipalRecord {
                 handle: h.clone(),
                 keys: *keys,
                 key_version: 1,
             }),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::HandleTaken(h.clone())),
+            Err(e) if is_unique_violation(&e) => self.register_released(h, keys),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = tx.execute(
+            "UPDATE principals SET released = 1, acked_through = 0 WHERE handle = ?1",
+            [h.as_str()],
+        )?;
+        if found == 0 {
+            return Ok(false);
+        }
+        // Nothing of the lost device's stays usable: its keys, logins and
+        // undelivered envelopes (sealed to the old keys). Its last posts
+        // stay: the new device learns from them where its chains stand.
+        for sql in [
+            "DELETE FROM one_time_keys WHERE handle = ?1",
+            "DELETE FROM fallback_keys WHERE handle = ?1",
+            "DELETE FROM tokens WHERE handle = ?1",
+            "DELETE FROM challenges WHERE handle = ?1",
+            "DELETE FROM envelopes WHERE recipient = ?1",
+        ] {
+            tx.execute(sql, [h.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
