@@ -1,4 +1,5 @@
 //! `backchannel`: the relay, the principals' commands, and the narrated demo.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -30,6 +30,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 pub(crate) mod client;
 pub mod error;

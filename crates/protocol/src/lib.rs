@@ -48,6 +48,7 @@
 //! let payload = Payload::from_plaintext(&plaintext).unwrap();
 //! assert_eq!(payload.digest(), sealed.digest);
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod b64;

@@ -21,6 +21,7 @@
 //! serve(listener, relay, std::future::pending()).await
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::time::Duration;

@@ -551,7 +551,7 @@ fn replay(w: &mut World, victim: &Handle) {
     let mut id = [0u8; 16];
     w.rng.fill(&mut id);
     e.message_id = MessageId(id);
-    let _ = w.relay.post(&[e]);
+    let _ = w.relay.inject(&[e]);
     if let Some(a) = w.attack.as_mut() {
         a.ids.push(MessageId(id));
         a.done = true;
@@ -573,7 +573,7 @@ fn inject_forgery(w: &mut World, victim: &Handle, sender: &Handle) {
         olm_type: OlmType::Normal,
         ciphertext: ct,
     };
-    let _ = w.relay.post(&[e]);
+    let _ = w.relay.inject(&[e]);
     if let Some(a) = w.attack.as_mut() {
         a.ids.push(MessageId(id));
         a.done = true;
@@ -604,7 +604,7 @@ fn foreign_pre_key(w: &mut World, victim: &Handle, sender: &Handle) {
         olm_type,
         ciphertext,
     };
-    let _ = w.relay.post(&[e]);
+    let _ = w.relay.inject(&[e]);
     if let Some(a) = w.attack.as_mut() {
         a.ids.push(MessageId(id));
         a.done = true;

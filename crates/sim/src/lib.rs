@@ -18,6 +18,7 @@
 //! ```
 //!
 //! [`Member`]: backchannel_protocol::member::Member
+#![forbid(unsafe_code)]
 
 pub mod attack;
 pub mod relay;

@@ -1,5 +1,6 @@
 //! `backchannel-sim`: runs seeds of the deterministic simulation and
 //! prints one closing line. `scripts/simulate` wraps it.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

@@ -48,9 +48,21 @@ impl MemRelay {
         self.next_cursor
     }
 
-    /// Stores the copies of one message; identical copies again are
-    /// skipped, different bytes refused. Returns the copies newly stored.
+    /// A member's post of one message: its copies are stored, and the
+    /// relay's record of the sender's last post (`GET /v1/me`) follows.
     pub fn post(&mut self, envelopes: &[Envelope]) -> Result<Vec<(u64, Envelope)>, String> {
+        let stored = self.inject(envelopes)?;
+        if let Some((_, e)) = stored.first() {
+            self.last_posts
+                .insert((e.sender.clone(), e.channel_id), (e.message_id, e.seq_hint));
+        }
+        Ok(stored)
+    }
+
+    /// Stores copies straight into mailboxes, as a hostile operator does
+    /// (no member posted them, so no record of anyone's posts changes);
+    /// identical copies again are skipped, different bytes refused.
+    pub fn inject(&mut self, envelopes: &[Envelope]) -> Result<Vec<(u64, Envelope)>, String> {
         let mut stored = Vec::new();
         for e in envelopes {
             let hash = Digest::of(&[&e.encode()]).0;
@@ -68,10 +80,6 @@ impl MemRelay {
                 .push((c, EnvelopeJson::from(e)));
             self.history.push((c, e.clone()));
             stored.push((c, e.clone()));
-        }
-        if let Some((_, e)) = stored.first() {
-            self.last_posts
-                .insert((e.sender.clone(), e.channel_id), (e.message_id, e.seq_hint));
         }
         Ok(stored)
     }

@@ -2,6 +2,7 @@
 //! temporary SQLite database, and principals that talk to it over real HTTP
 //! using only the protocol crate. Everything here panics on failure: it is
 //! for tests.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;

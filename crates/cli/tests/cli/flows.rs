@@ -174,6 +174,7 @@ fn every_command_has_help_with_an_example() {
         vec!["events", "export"],
         vec!["events", "import"],
         vec!["relay", "serve"],
+        vec!["relay", "release"],
     ] {
         let out = std::process::Command::new(bin())
             .args(&cmd)

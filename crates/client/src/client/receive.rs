@@ -61,19 +61,18 @@ impl Client {
                 })
                 .collect(),
         };
-        let queued: Vec<String> = self
-            .member
-            .outbox()
-            .filter_map(|t| t.envelopes.first().map(|e| e.message_id.to_hex()))
-            .collect();
+        let queued = |m: &backchannel_protocol::member::Member| -> Vec<String> {
+            m.outbox()
+                .filter_map(|t| t.envelopes.first().map(|e| e.message_id.to_hex()))
+                .collect()
+        };
+        let before = queued(&self.member);
         let now = self.now();
         self.member.handle_own_record(now, &record);
         self.persist()?;
-        Ok(if self.member.is_stale() {
-            queued
-        } else {
-            Vec::new()
-        })
+        // What the check dropped from the outbox will never be sent.
+        let kept = queued(&self.member);
+        Ok(before.into_iter().filter(|id| !kept.contains(id)).collect())
     }
 
     fn statuses(&self) -> BTreeMap<ChannelId, ChannelStatus> {

@@ -63,12 +63,8 @@ impl Member {
                 "only the acceptance of a pending rekey can be sent from this store".into(),
             );
         }
-        let epoch = state.epoch().number;
-        let held = state.head(epoch, &self.me);
-        let claimed = state
-            .claimed_own_head(epoch)
-            .filter(|c| c.seq > held.seq)
-            .unwrap_or(held);
+        let claimed = claimed_beyond(state, &self.me)
+            .unwrap_or_else(|| state.head(state.epoch().number, &self.me));
         let target = self.stale_targets.get(channel).copied().unwrap_or_default();
         if claimed.seq < target {
             return Err(format!(
@@ -85,10 +81,16 @@ impl Member {
 /// resumes beyond the highest position others report, so no position is
 /// used twice.
 fn joiner_resume(state: &ChannelState, me: &Handle) -> Option<crate::transcript::Head> {
-    let epoch = state.epoch().number;
-    if state.joined_in() != Some(epoch) {
+    if state.joined_in() != Some(state.epoch().number) {
         return None;
     }
+    claimed_beyond(state, me)
+}
+
+/// The highest of `me`'s own positions in the open epoch that another
+/// member's head vector reports, if it is beyond what `me` holds.
+fn claimed_beyond(state: &ChannelState, me: &Handle) -> Option<crate::transcript::Head> {
+    let epoch = state.epoch().number;
     let held = state.head(epoch, me).seq;
     state.claimed_own_head(epoch).filter(|c| c.seq > held)
 }
