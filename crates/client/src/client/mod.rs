@@ -555,7 +555,8 @@ impl Client {
 
     /// Dismisses an alert after the user read it. Returns false if no such id.
     pub fn dismiss_alert(&mut self, id: AlertId) -> Result<bool, ClientError> {
-        let found = self.member.dismiss(id);
+        let now = self.now();
+        let found = self.member.dismiss(now, id);
         self.persist()?;
         Ok(found)
     }

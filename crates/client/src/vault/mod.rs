@@ -543,6 +543,7 @@ impl OutboxRecord {
         OutboxRecord {
             channel_id: t.channel.to_hex(),
             envelopes: t.envelopes.iter().map(EnvelopeJson::from).collect(),
+            resumed: t.resumed,
         }
     }
 
@@ -556,6 +557,7 @@ impl OutboxRecord {
                 .iter()
                 .map(|e| Envelope::try_from(e).map_err(|_| VaultError::Corrupt("outbox envelope")))
                 .collect::<Result<_, _>>()?,
+            resumed: self.resumed,
         })
     }
 }

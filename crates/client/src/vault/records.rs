@@ -40,6 +40,9 @@ pub struct OutboxRecord {
     pub channel_id: String,
     /// The envelopes, JSON form.
     pub envelopes: Vec<backchannel_protocol::api::EnvelopeJson>,
+    /// Prepared from a resumed position after `stale_store`.
+    #[serde(default)]
+    pub resumed: bool,
 }
 
 /// What this member saw of an exchange.

@@ -300,9 +300,7 @@ impl Member {
             return;
         };
         let (epoch, joined) = (state.epoch().number, state.joined_in());
-        let stale = |a: &Alert| {
-            a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(channel)
-        };
+        let stale = |a: &Alert| super::is_open_stale_in(a, &channel);
         // Raised before this store heard of the channel (a new device): it
         // concerns the epoch the store joined in.
         let unplaced: Vec<usize> = (0..self.alerts.len())

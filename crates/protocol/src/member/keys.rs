@@ -2,7 +2,7 @@
 //! it is pinned), one-time keys claimed for new sessions, and the relay's
 //! record of this member's own state (a store restored from an older copy).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::channel::ChannelState;
 use crate::envelope::Envelope;
@@ -262,6 +262,7 @@ impl Member {
         self.changes.peers.push((peer.clone(), p.clone()));
         self.peers.insert(peer.clone(), p);
         self.sessions.remove(peer);
+        self.fresh_sessions.remove(peer);
         self.changes.forget_sessions.push(peer.clone());
         let ids: Vec<_> = self
             .alerts
@@ -278,6 +279,12 @@ impl Member {
         }
         // What waited for this decision is read now (or, under yet another
         // key, judged as any first message is).
+        self.judge_deferred(now, peer);
+    }
+
+    /// Hands `peer`'s deferred envelopes back to `receive` once the user
+    /// decided on its key (accepted, or dismissed the alert).
+    pub(crate) fn judge_deferred(&mut self, now: Timestamp, peer: &Handle) {
         let (waiting, rest): (Vec<Envelope>, Vec<Envelope>) = std::mem::take(&mut self.deferred)
             .into_iter()
             .partition(|e| &e.sender == peer);
@@ -379,19 +386,28 @@ impl Member {
         now: Timestamp,
         ahead: Vec<(Option<ChannelId>, Vec<MessageId>, String)>,
     ) {
-        // Evidence about the whole store stops every channel; each is
-        // answered by its own rekey.
-        let channels: Vec<ChannelId> = self.channels.keys().copied().collect();
-        let ahead: Vec<_> = ahead
+        // The store as a whole is older (its sessions span channels): every
+        // channel stops, each answered by its own rekey, with the evidence
+        // that names it if any.
+        let mut per_channel: BTreeMap<Option<ChannelId>, (Vec<MessageId>, String)> =
+            BTreeMap::new();
+        for (c, ids, what) in ahead {
+            if let Some(c) = c {
+                per_channel.insert(Some(c), (ids.clone(), what.clone()));
+            }
+            for other in self.channels.keys() {
+                per_channel
+                    .entry(Some(*other))
+                    .or_insert_with(|| (Vec::new(), what.clone()));
+            }
+            if per_channel.is_empty() {
+                per_channel.insert(None, (ids, what));
+            }
+        }
+        let ahead: Vec<_> = per_channel
             .into_iter()
-            .flat_map(|(c, ids, what)| match c {
-                Some(c) => vec![(Some(c), ids, what)],
-                None => channels
-                    .iter()
-                    .map(|c| (Some(*c), ids.clone(), what.clone()))
-                    .collect(),
-            })
-            .filter(|(c, _, _)| !self.is_stale_in_opt(c))
+            .filter(|(c, _)| !self.is_stale_in_opt(c))
+            .map(|(c, (ids, what))| (c, ids, what))
             .collect();
         if ahead.is_empty() {
             // Known already: sessions opened since (for the rekey) stay.
@@ -402,7 +418,7 @@ impl Member {
         // this stale store) is kept.
         let (resumed, stale): (Vec<Transmit>, Vec<Transmit>) = std::mem::take(&mut self.outbox)
             .into_iter()
-            .partition(|t| self.is_resumed(t));
+            .partition(|t| t.resumed);
         self.outbox = VecDeque::from(resumed);
         let queued: Vec<MessageId> = stale
             .iter()
@@ -431,6 +447,7 @@ impl Member {
         for peer in std::mem::take(&mut self.sessions).into_keys() {
             self.changes.forget_sessions.push(peer);
         }
+        self.fresh_sessions.clear();
         self.changes.sessions.clear();
     }
 }

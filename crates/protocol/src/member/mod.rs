@@ -49,8 +49,6 @@ mod audit;
 mod keys;
 mod receive;
 mod send;
-#[cfg(test)]
-mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -169,6 +167,9 @@ pub struct Transmit {
     pub channel: ChannelId,
     /// The envelopes, one per recipient.
     pub envelopes: Vec<Envelope>,
+    /// Prepared after `stale_store`, from a resumed position (the
+    /// acceptance of a rekey): the one post a stale channel lets through.
+    pub resumed: bool,
 }
 
 /// An Olm session to save.
@@ -317,6 +318,11 @@ impl Snapshot {
             cursor: 0,
         }
     }
+}
+
+/// An open `stale_store` alert about `channel`.
+fn is_open_stale_in(a: &Alert, channel: &ChannelId) -> bool {
+    a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(*channel)
 }
 
 /// One principal's view of every channel it is in.
@@ -543,17 +549,6 @@ impl Member {
         self.own_checked && !self.is_stale()
     }
 
-    /// A post prepared after `stale_store`, from beyond the last position
-    /// the relay says this member posted (the acceptance of a rekey): the
-    /// one kind a stale channel lets through.
-    fn is_resumed(&self, t: &Transmit) -> bool {
-        let target = self.stale_targets.get(&t.channel);
-        t.envelopes
-            .first()
-            .zip(target)
-            .is_some_and(|(e, target)| e.seq_hint > target.0)
-    }
-
     /// True once the relay's record of this member was checked since the
     /// store opened.
     pub fn own_checked(&self) -> bool {
@@ -563,9 +558,7 @@ impl Member {
     /// True while `channel` has an open `stale_store` alert (its old
     /// sessions and positions are not used; a rekey answers it).
     pub fn is_stale_in(&self, channel: &ChannelId) -> bool {
-        self.alerts
-            .iter()
-            .any(|a| a.kind == AlertKind::StaleStore && a.is_open() && a.channel == Some(*channel))
+        self.alerts.iter().any(|a| is_open_stale_in(a, channel))
     }
 
     /// True while an open `stale_store` alert stands.
@@ -596,7 +589,7 @@ impl Member {
             return None;
         }
         let t = self.outbox.front().cloned()?;
-        if self.is_stale_in(&t.channel) && !self.is_resumed(&t) {
+        if self.is_stale_in(&t.channel) && !t.resumed {
             return None;
         }
         self.in_flight = 1;
@@ -620,12 +613,18 @@ impl Member {
     }
 
     /// Dismisses an alert after the user read it; false if no such id.
-    pub fn dismiss(&mut self, id: AlertId) -> bool {
+    pub fn dismiss(&mut self, now: Timestamp, id: AlertId) -> bool {
         let Some(a) = self.alerts.iter_mut().find(|a| a.id == id) else {
             return false;
         };
         a.dismissed = true;
+        let (kind, peer) = (a.kind, a.principal.clone());
         self.changes.alerts.push(a.clone());
+        // Dismissing a changed key without accepting it refuses the key:
+        // what waited for that decision is judged under the pinned one.
+        if let (AlertKind::KeyChanged, Some(peer)) = (kind, peer) {
+            self.judge_deferred(now, &peer);
+        }
         true
     }
 
@@ -656,21 +655,26 @@ impl Member {
     /// one of its members, a member the relay added, or a stale store not
     /// yet answered by a new epoch.
     pub fn blocking_alert(&self, channel: &ChannelId) -> Option<&Alert> {
+        self.blocking_alerts(*channel).next()
+    }
+
+    /// Every open alert that blocks sending in `channel`.
+    pub fn blocking_alerts(&self, channel: ChannelId) -> impl Iterator<Item = &Alert> + '_ {
         let members: Vec<&Handle> = self
             .channels
-            .get(channel)
+            .get(&channel)
             .map(|s| s.members().iter().map(|m| &m.handle).collect())
             .unwrap_or_default();
         self.alerts
             .iter()
             .filter(|a| a.is_open())
-            .find(|a| match a.kind {
+            .filter(move |a| match a.kind {
                 AlertKind::KeyChanged => {
                     a.principal.as_ref().is_some_and(|p| members.contains(&p))
-                        || a.channel == Some(*channel)
+                        || a.channel == Some(channel)
                 }
-                AlertKind::MembershipMismatch => a.channel == Some(*channel),
-                AlertKind::StaleStore => a.channel.is_none() || a.channel == Some(*channel),
+                AlertKind::MembershipMismatch => a.channel == Some(channel),
+                AlertKind::StaleStore => a.channel.is_none() || a.channel == Some(channel),
                 _ => false,
             })
     }

@@ -12,6 +12,10 @@ use crate::transcript::ChainError;
 
 use super::{Alert, AlertKind, Direction, Failure, Member, StoredMessage};
 
+/// Most first messages kept per sender while the user decides on its new
+/// key (a rekey needs one or two; a relay must not fill the store).
+const DEFERRED_PER_SENDER_MAX: usize = 16;
+
 /// Where a payload went.
 enum Placement {
     Applied(Vec<ChannelEvent>),
@@ -54,11 +58,29 @@ impl Member {
 
     pub(crate) fn receive(&mut self, now: Timestamp, env: Envelope) {
         if self.awaits_key_decision(&env) {
-            if !self.deferred.iter().any(|d| d.message_id == env.message_id) {
-                self.changes.deferred.push(env.clone());
-                self.deferred.push(env);
+            match self
+                .deferred
+                .iter()
+                .find(|d| d.message_id == env.message_id)
+            {
+                // An identical redelivery of what already waits.
+                Some(d) if *d == env => return,
+                // Another copy under the id (judged as usual: replay) or
+                // more than a rekey needs from one sender: not kept.
+                Some(_) => {}
+                None if self
+                    .deferred
+                    .iter()
+                    .filter(|d| d.sender == env.sender)
+                    .count()
+                    < DEFERRED_PER_SENDER_MAX =>
+                {
+                    self.changes.deferred.push(env.clone());
+                    self.deferred.push(env);
+                    return;
+                }
+                None => {}
             }
-            return;
         }
         let hash = Digest::of(&[&env.encode()]).0;
         let ct_digest = Digest::of(&[&env.ciphertext]).0;
@@ -609,6 +631,10 @@ impl Member {
                 if let Ok(plaintext) = list[i].decrypt(env.olm_type, &env.ciphertext) {
                     let s = list.remove(i);
                     list.insert(0, s);
+                    if i > 0 {
+                        // Another session is in front now: not the fresh one.
+                        self.fresh_sessions.remove(&env.sender);
+                    }
                     return Ok(plaintext);
                 }
             }
@@ -628,6 +654,7 @@ impl Member {
             .entry(env.sender.clone())
             .or_default()
             .insert(0, session);
+        self.fresh_sessions.remove(&env.sender);
         self.inbound_sessions += 1;
         self.changes.account = Some(self.identity.pickle());
         Ok(plaintext)

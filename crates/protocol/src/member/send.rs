@@ -251,6 +251,7 @@ impl Member {
             id: TransmitId(self.next_transmit),
             channel,
             envelopes,
+            resumed: false,
         };
         self.next_transmit += 1;
         self.changes.outbox.push(t.clone());
@@ -269,23 +270,32 @@ impl Member {
     ) -> Result<MessageId, SendError> {
         let overrides = tamper.bodies;
         let mut own_head = None;
-        if let Some(a) = self.blocking_alert(&channel) {
-            let control = matches!(body, Body::Receipt | Body::Heartbeat);
-            if a.kind == AlertKind::StaleStore {
-                // The one way back: accept the rekey, from a position
-                // beyond anything this member ever posted.
-                let resume = self.resume_point(&channel, &body);
-                own_head = Some(resume.map_err(|why| SendError::Blocked {
-                    kind: a.kind,
-                    detail: format!("{} ({why})", a.detail),
-                })?);
-            } else if !control {
-                return Err(SendError::Blocked {
-                    kind: a.kind,
-                    detail: a.detail.clone(),
-                });
-            }
+        let control = matches!(body, Body::Receipt | Body::Heartbeat);
+        // Every open block counts, not just the first: a stale member still
+        // decides on a changed key before it accepts.
+        let blocks: Vec<(AlertKind, String)> = self
+            .blocking_alerts(channel)
+            .map(|a| (a.kind, a.detail.clone()))
+            .collect();
+        if let Some((kind, detail)) = blocks
+            .iter()
+            .find(|(k, _)| *k != AlertKind::StaleStore && !control)
+        {
+            return Err(SendError::Blocked {
+                kind: *kind,
+                detail: detail.clone(),
+            });
         }
+        if let Some((kind, detail)) = blocks.iter().find(|(k, _)| *k == AlertKind::StaleStore) {
+            // The one way back: accept the rekey, from a position beyond
+            // anything this member ever posted.
+            let resume = self.resume_point(&channel, &body);
+            own_head = Some(resume.map_err(|why| SendError::Blocked {
+                kind: *kind,
+                detail: format!("{detail} ({why})"),
+            })?);
+        }
+        let resumed = own_head.is_some();
         let state = match self.channels.get(&channel) {
             Some(s) => s.clone(),
             None if matches!(body, Body::Creation(_)) => {
@@ -387,6 +397,7 @@ impl Member {
                 id: TransmitId(self.next_transmit),
                 channel,
                 envelopes,
+                resumed,
             };
             self.next_transmit += 1;
             self.changes.outbox.push(t.clone());

@@ -379,6 +379,8 @@ pub fn a_released_handle_registers_again_with_new_keys(store: &dyn RelayStore) {
         .unwrap();
     assert!(store.release_principal(&h("blue")).unwrap());
     assert!(!store.release_principal(&h("nobody")).unwrap());
+    // Released, the old device is nobody: no login, no keys, no claims.
+    assert_eq!(store.principal(&h("blue")).unwrap(), None);
     assert!(store.mailbox(&h("blue"), 0, 10).unwrap().is_empty());
     let record = store.own_record(&h("blue")).unwrap();
     assert_eq!((record.acked_through, record.last_posts.len()), (0, 1));

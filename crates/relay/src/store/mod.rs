@@ -221,7 +221,8 @@ pub trait RelayStore: Send + Sync + 'static {
     /// are kept), and its next registration takes new keys. False if no
     /// such principal.
     fn release_principal(&self, handle: &Handle) -> Result<bool, StoreError>;
-    /// Looks a principal up.
+    /// Looks a principal up (a released one is nobody until it registers
+    /// again: it can neither log in nor be claimed).
     fn principal(&self, handle: &Handle) -> Result<Option<PrincipalRecord>, StoreError>;
 
     /// Stores a single-use login challenge.

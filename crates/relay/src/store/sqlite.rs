@@ -219,7 +219,7 @@ impl RelayStore for SqliteStore {
         let row = self
             .conn()
             .query_row(
-                "SELECT curve25519, ed25519, key_version FROM principals WHERE handle = ?1",
+                "SELECT curve25519, ed25519, key_version FROM principals WHERE handle = ?1 AND released = 0",
                 [h.as_str()],
                 |r| {
                     Ok((
