@@ -385,12 +385,15 @@ fn a_rekey_epoch_brings_a_restored_store_back_with_no_alert_anywhere() {
     let blue = h("blue");
     w.sync(&blue);
     assert!(kinds(&w, "blue").contains(&AlertKind::StaleStore));
-    let before = w.nodes[&blue]
-        .member
-        .channel(&w.channel)
-        .unwrap()
-        .epoch()
-        .number;
+    let epoch_at_blue = |w: &World| {
+        w.nodes[&h("blue")]
+            .member
+            .channel(&w.channel)
+            .unwrap()
+            .epoch()
+            .number
+    };
+    let before = epoch_at_blue(&w);
     // `channel amend --rekey`: the same members and policy, a new epoch.
     let policy = w.nodes[&h("mediator")]
         .member
@@ -403,12 +406,7 @@ fn a_rekey_epoch_brings_a_restored_store_back_with_no_alert_anywhere() {
     w.amend(None, None, policy);
     settle(&mut w, 4);
     assert_eq!(w.active_members().len(), 3, "{}", w.trace.join("\n"));
-    let after = w.nodes[&blue]
-        .member
-        .channel(&w.channel)
-        .unwrap()
-        .epoch()
-        .number;
+    let after = epoch_at_blue(&w);
     assert!(after > before, "a new epoch opened at blue");
     assert!(w.nodes[&blue].member.blocking_alert(&w.channel).is_none());
     let sent = w.send(&blue, Body::Text("back, on new positions".into()), None);

@@ -143,16 +143,20 @@ fn amend_without_a_change_asks_for_one_or_rekey() {
     assert!(!out.status.success(), "--rekey changes nothing else");
 }
 
-/// Every alert a user's store ever raised (open, cleared or dismissed).
-fn all_kinds(u: &User) -> Vec<String> {
-    let out = u.try_run(&["verify", "--all", "--json"]);
-    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
-    shown
+/// The kinds in a JSON list of alerts.
+fn kinds_of(alerts: &Value) -> Vec<String> {
+    alerts
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a["kind"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Every alert a user's store ever raised (open, cleared or dismissed).
+fn all_kinds(u: &User) -> Vec<String> {
+    let out = u.try_run(&["verify", "--all", "--json"]);
+    kinds_of(&serde_json::from_slice(&out.stdout).unwrap())
 }
 
 #[test]
@@ -198,13 +202,7 @@ fn a_reinstalled_member_is_reintroduced_and_nothing_is_called_forged() {
     // decides; blue's acceptance waits, unread, and is not called forged.
     let red = s.red.try_run(&["sync", "--json"]);
     let report: Value = serde_json::from_slice(&red.stdout).unwrap();
-    let kinds: Vec<&str> = report["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["key_changed"], "{report}");
+    assert_eq!(kinds_of(&report["alerts"]), ["key_changed"], "{report}");
     let refused = s.red.try_run(&["channel", "accept", &id[..8]]);
     assert!(!refused.status.success(), "blocked until red decides");
     s.red.run(&["trust", "dangerous-accept-new-key", "blue"]);

@@ -543,10 +543,15 @@ impl Member {
         self.outbox.iter()
     }
 
-    /// True once the relay's record of this member was checked since the
-    /// store opened: before that, nothing queued is posted.
+    /// True when the next queued post may go: the relay's record of this
+    /// member was checked since the store opened, and the post is not held
+    /// by `stale_store` (only a resumed acceptance passes that).
     pub fn outbox_open(&self) -> bool {
-        self.own_checked && !self.is_stale()
+        self.own_checked
+            && self
+                .outbox
+                .front()
+                .is_none_or(|t| t.resumed || !self.is_stale_in(&t.channel))
     }
 
     /// True once the relay's record of this member was checked since the
@@ -559,13 +564,6 @@ impl Member {
     /// sessions and positions are not used; a rekey answers it).
     pub fn is_stale_in(&self, channel: &ChannelId) -> bool {
         self.alerts.iter().any(|a| is_open_stale_in(a, channel))
-    }
-
-    /// True while an open `stale_store` alert stands.
-    pub fn is_stale(&self) -> bool {
-        self.alerts
-            .iter()
-            .any(|a| a.kind == AlertKind::StaleStore && a.is_open())
     }
 
     /// Inbound sessions opened since the last call: the driver publishes as
@@ -585,13 +583,10 @@ impl Member {
     /// record of this member was checked, or after `stale_store`.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if self.in_flight > 0 || !self.own_checked {
+        if self.in_flight > 0 || !self.outbox_open() {
             return None;
         }
         let t = self.outbox.front().cloned()?;
-        if self.is_stale_in(&t.channel) && !t.resumed {
-            return None;
-        }
         self.in_flight = 1;
         Some(t)
     }
