@@ -84,7 +84,7 @@ impl TranscriptMessage {
                     _ => None,
                 },
                 Some(hex::encode(salt)),
-                Some(hex::encode(body.encode())),
+                Some(hex::encode(body.encode(h.version))),
             ),
             Payload::Stub { .. } => (None, None, None),
         };
@@ -94,7 +94,7 @@ impl TranscriptMessage {
             sender: h.sender.to_string(),
             seq: h.seq.0,
             sent_at_ms: h.sent_at.0,
-            kind: crate::client::kind_name(h.body_kind).to_string(),
+            kind: h.body_kind.name(),
             text,
             in_reply_to: h.in_reply_to.map(|m| m.to_hex()),
             heads: h
@@ -202,7 +202,7 @@ pub fn verify(file: &TranscriptFile) -> TranscriptCheck {
                             .problems
                             .push(format!("{which}: the body does not hash to body_hash"));
                     }
-                    match Body::decode(&body) {
+                    match Body::decode(&body, h.version) {
                         Ok(Body::Text(t)) if m.text.as_deref() != Some(t.as_str()) => {
                             check.problems.push(format!(
                                 "{which}: the readable text differs from the body bytes"

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Seq, Timestamp};
-use crate::payload::{Body, BodyKind, Header, Member, Payload, Policy, Proposal, Role};
+use crate::payload::{
+    Body, BodyKind, BodyVersion, Header, Member, Payload, Policy, Proposal, Role,
+};
 use crate::transcript::{Chain, ChainError, Epoch, Head, HeadVector, Placed, SenderLog};
 
 /// Whether a recipient gets the full copy or a stub.
@@ -48,6 +50,41 @@ pub struct Setup {
     pub sent_at: Timestamp,
     /// Parties' answers so far.
     pub responses: BTreeMap<Handle, Response>,
+    /// The body version the proposal was written in (its answers use it).
+    pub version: BodyVersion,
+    /// The body versions each member announced: the proposer in the
+    /// proposal, each party in its acceptance.
+    pub announced: BTreeMap<Handle, Vec<BodyVersion>>,
+}
+
+impl Setup {
+    fn new(h: &Header, digest: Digest, proposal: &Proposal) -> Setup {
+        Setup {
+            digest,
+            proposer: h.sender.clone(),
+            proposal: proposal.clone(),
+            sent_at: h.sent_at,
+            responses: BTreeMap::new(),
+            version: h.version,
+            announced: BTreeMap::from([(h.sender.clone(), proposal.reads.clone())]),
+        }
+    }
+
+    /// The highest body version every member of this set-up announced. A
+    /// member that announces nothing (an observer answers no proposal) is
+    /// held to the baseline every protocol-v1 client reads.
+    pub fn common_version(&self) -> BodyVersion {
+        let baseline: Vec<BodyVersion> = BodyVersion::SUPPORTED
+            .into_iter()
+            .filter(|v| *v <= BodyVersion::BASELINE)
+            .collect();
+        let lists = self.proposal.members.iter().map(|m| {
+            self.announced
+                .get(&m.handle)
+                .map_or(&baseline[..], Vec::as_slice)
+        });
+        BodyVersion::common(lists).unwrap_or(BodyVersion::V1)
+    }
 }
 
 /// Where the channel stands.
@@ -466,13 +503,7 @@ impl ChannelState {
                     }
                     Some(_) => {}
                     None => {
-                        new_setup = Some(Setup {
-                            digest,
-                            proposer: h.sender.clone(),
-                            proposal: proposal.clone(),
-                            sent_at: h.sent_at,
-                            responses: BTreeMap::new(),
-                        });
+                        new_setup = Some(Setup::new(h, digest, proposal));
                         events.push(ChannelEvent::Proposed {
                             by: h.sender.clone(),
                         });
@@ -493,13 +524,7 @@ impl ChannelState {
                         ));
                     }
                 }
-                new_pending = Some(Setup {
-                    digest,
-                    proposer: h.sender.clone(),
-                    proposal: proposal.clone(),
-                    sent_at: h.sent_at,
-                    responses: BTreeMap::new(),
-                });
+                new_pending = Some(Setup::new(h, digest, proposal));
                 events.push(ChannelEvent::Proposed {
                     by: h.sender.clone(),
                 });
@@ -524,7 +549,7 @@ impl ChannelState {
         }
 
         let response = match body {
-            Some(Body::Acceptance { proposal }) => Some((*proposal, Response::Accepted)),
+            Some(Body::Acceptance { proposal, .. }) => Some((*proposal, Response::Accepted)),
             Some(Body::Decline { proposal, reason }) => Some((
                 *proposal,
                 Response::Declined {
@@ -624,6 +649,9 @@ impl ChannelState {
             };
             if let Some(t) = target {
                 t.responses.insert(h.sender.clone(), answer);
+                if let Some(Body::Acceptance { reads, .. }) = body {
+                    t.announced.insert(h.sender.clone(), reads.clone());
+                }
             }
         }
         if !matches!(
@@ -837,6 +865,35 @@ impl ChannelState {
         }
     }
 
+    /// The body version of the open epoch: the highest every member of its
+    /// set-up announced (version 1 in a channel opened before protocol v1).
+    pub fn version(&self) -> BodyVersion {
+        self.setup
+            .as_ref()
+            .map_or(BodyVersion::BASELINE, Setup::common_version)
+    }
+
+    /// The version this member writes `body` in: a creation in the
+    /// baseline; an answer in its proposal's version (every member who
+    /// reads the proposal reads the answer); everything else in the open
+    /// epoch's version.
+    fn write_version(&self, body: &Body) -> BodyVersion {
+        let answered = |digest: &Digest| {
+            [self.pending.as_ref(), self.setup.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|s| s.digest == *digest)
+                .map(|s| s.version)
+        };
+        match body {
+            Body::Creation(_) => BodyVersion::BASELINE,
+            Body::Acceptance { proposal, .. } | Body::Decline { proposal, .. } => {
+                answered(proposal).unwrap_or_else(|| self.version())
+            }
+            _ => self.version(),
+        }
+    }
+
     /// The header and recipients of this member's next message with `body`.
     /// Nothing changes until the sealed payload is fed back through
     /// [`handle_payload`](Self::handle_payload).
@@ -905,7 +962,7 @@ impl ChannelState {
                     setup.proposal.policy,
                 )
             }
-            Body::Acceptance { proposal } | Body::Decline { proposal, .. }
+            Body::Acceptance { proposal, .. } | Body::Decline { proposal, .. }
                 if self.pending.as_ref().is_some_and(|p| p.digest == *proposal) =>
             {
                 let pending = self.pending.as_ref().map(|p| p.proposal.clone());
@@ -972,6 +1029,7 @@ impl ChannelState {
             ));
         };
         let header = Header {
+            version: self.write_version(body),
             channel_id: self.id,
             message_id,
             epoch,

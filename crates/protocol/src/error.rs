@@ -28,6 +28,12 @@ pub enum DecodeError {
         /// The version found.
         found: u8,
     },
+    /// A value in another encoding than its one canonical form.
+    #[error("{field} is not in its canonical encoding")]
+    NonCanonical {
+        /// The field.
+        field: &'static str,
+    },
     /// An enum tag with no meaning.
     #[error("unknown {field} tag {tag}")]
     UnknownTag {

@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use backchannel_protocol::{
-//!     payload::{seal, Body, BodyKind, Header, Payload},
+//!     payload::{seal, Body, BodyKind, BodyVersion, Header, Payload},
 //!     transcript::{Chain, Epoch, HeadVector},
 //!     ChannelId, Handle, Identity, MessageId, Timestamp,
 //! };
@@ -30,6 +30,7 @@
 //! let epoch = Epoch::genesis(channel);
 //! let chain = Chain::new(epoch);
 //! let header = Header {
+//!     version: BodyVersion::V2,
 //!     channel_id: channel,
 //!     message_id: MessageId::random(),
 //!     epoch,

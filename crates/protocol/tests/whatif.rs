@@ -105,13 +105,14 @@ fn transcript(s: &Scenario) -> (Vec<Entry>, Vec<(Handle, Role)>, BTreeMap<String
                 let s: Structured =
                     serde_json::from_str(&json).unwrap_or_else(|e| panic!("{label}: {e}"));
                 s.validate().unwrap_or_else(|e| panic!("{label}: {e}"));
-                Body::Structured(Box::new(s))
+                Body::structured(s).unwrap()
             }
             None => Body::Receipt,
         };
         ids.insert(label.clone(), id.to_hex());
         labels.insert(id.to_hex(), label);
         let header = Header {
+            version: backchannel_protocol::payload::BodyVersion::V2,
             channel_id: channel,
             message_id: id,
             epoch,

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use backchannel_protocol::channel::ChannelStatus;
 use backchannel_protocol::member::{Member, OwnRecord, SendError};
-use backchannel_protocol::payload::{Body, Member as ProposalMember, Policy, Proposal, Role};
+use backchannel_protocol::payload::{
+    Body, BodyVersion, Member as ProposalMember, Policy, Proposal, Role,
+};
 use backchannel_protocol::{ChannelId, Envelope, Handle, Identity, MessageId, Timestamp};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -334,7 +336,7 @@ impl World {
             return;
         }
         let digest = target.digest;
-        self.send(who, Body::Acceptance { proposal: digest }, None);
+        self.send(who, Body::accept(digest), None);
     }
 
     /// Wakes `who` at its machine's timeout, if it has come.
@@ -406,6 +408,7 @@ impl World {
             title: "simulated talks".into(),
             members,
             policy,
+            reads: BodyVersion::SUPPORTED.to_vec(),
         };
         self.send(&med, Body::Creation(proposal), None);
     }
@@ -455,6 +458,7 @@ impl World {
         }
         proposal.members.sort_by(|a, b| a.handle.cmp(&b.handle));
         proposal.policy = policy;
+        proposal.reads = BodyVersion::SUPPORTED.to_vec();
         routing.sort();
         routing.dedup();
         self.relay.routing.insert(channel, routing);

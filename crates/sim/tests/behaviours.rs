@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use backchannel_protocol::member::{Alert, AlertKind, SendError};
-use backchannel_protocol::payload::Body;
-use backchannel_protocol::{Envelope, Identity, MessageId};
+use backchannel_protocol::member::{Alert, AlertKind, SendError, StoredMessage, Unreadable};
+use backchannel_protocol::payload::{Body, BodyVersion, Payload};
+use backchannel_protocol::{Envelope, Handle, Identity, MessageId};
 use backchannel_sim::world::{h, World};
 use backchannel_sim::{run, setup, Attack};
 
@@ -36,13 +36,32 @@ fn position_of(w: &World, who: &str, id: MessageId) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn an_authentic_body_of_a_newer_schema_is_a_notice_and_keeps_its_place() {
+/// The message `id` as `who` holds it.
+fn held<'w>(w: &'w World, who: &Handle, id: MessageId) -> &'w StoredMessage {
+    w.nodes[who]
+        .member
+        .messages()
+        .iter()
+        .find(|m| m.payload.header().message_id == id)
+        .unwrap()
+}
+
+/// `kind ‖ u32 len ‖ json`: a structured body's bytes.
+fn structured_bytes(json: &[u8]) -> Vec<u8> {
+    let mut body = vec![8u8];
+    body.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    body.extend_from_slice(json);
+    body
+}
+
+/// Sends raw `body` bytes under `version` from blue; every other member
+/// must keep it as an authentic, unread stub at its place with a notice of
+/// `reason`, and read blue's next message without any other alert.
+fn unread_everywhere(version: u8, body: &[u8], reason: Unreadable, kind_named: &str) {
     let mut w = setup(3, None);
-    let json = br#"{"type":"ceasefire_map","version":7}"#;
     let id = w
         .send_tampered(&h("blue"), |m, now, c, rng| {
-            m.dangerous_send_unreadable(now, c, json, rng)
+            m.dangerous_send_raw(now, c, BodyVersion(version), body, rng)
         })
         .unwrap();
     let seq = position_of(&w, "blue", id);
@@ -53,6 +72,7 @@ fn an_authentic_body_of_a_newer_schema_is_a_notice_and_keeps_its_place() {
         let a = alerts(&w, who.as_str());
         assert_eq!(a.len(), 1, "{who}: {a:?}");
         assert_eq!(a[0].kind, AlertKind::UnsupportedBody);
+        assert_eq!(a[0].reason, Some(reason));
         assert!(a[0].kind.is_notice());
         assert_eq!(a[0].principal, Some(h("blue")));
         assert_eq!(a[0].message_ids, [id]);
@@ -60,9 +80,77 @@ fn an_authentic_body_of_a_newer_schema_is_a_notice_and_keeps_its_place() {
             a[0].positions.iter().map(|s| s.0).collect::<Vec<_>>(),
             [seq]
         );
-        assert!(a[0].detail.contains("structured"), "{}", a[0].detail);
+        assert!(a[0].detail.contains(kind_named), "{}", a[0].detail);
+        assert!(a[0].detail.contains(reason.code()), "{}", a[0].detail);
+        // Never displayed or folded: it is held as a stub.
+        let held = held(&w, who, id);
+        assert!(held.unsupported);
+        assert!(matches!(held.payload, Payload::Stub { .. }));
     }
     assert!(kinds(&w, "blue").is_empty());
+}
+
+#[test]
+fn an_authentic_body_of_a_newer_schema_is_a_notice_and_keeps_its_place() {
+    let json = br#"{"type":"ceasefire_map","version":7}"#;
+    unread_everywhere(
+        2,
+        &structured_bytes(json),
+        Unreadable::Malformed,
+        "structured",
+    );
+}
+
+#[test]
+fn a_body_version_this_client_does_not_read_still_counts_in_the_chain() {
+    unread_everywhere(
+        9,
+        b"\x01\x00\x00\x00\x02hi",
+        Unreadable::UnknownVersion,
+        "version 9",
+    );
+}
+
+#[test]
+fn a_body_kind_this_client_does_not_know_still_counts_in_the_chain() {
+    unread_everywhere(2, b"\x2a\x00\x01", Unreadable::UnknownKind, "kind 42");
+}
+
+#[test]
+fn a_non_canonical_structured_body_is_never_read() {
+    // The canonical form is {"text":"hi","type":"note"}: key order differs.
+    let json = br#"{"type":"note","text":"hi"}"#;
+    unread_everywhere(
+        2,
+        &structured_bytes(json),
+        Unreadable::NonCanonical,
+        "structured",
+    );
+}
+
+#[test]
+fn a_version_1_body_is_read_as_version_1_allowed_any_json() {
+    let mut w = setup(3, None);
+    let json = br#"{ "type": "note", "text": "old style" }"#;
+    let body = structured_bytes(json);
+    let id = w
+        .send_tampered(&h("blue"), |m, now, c, rng| {
+            m.dangerous_send_raw(now, c, BodyVersion::V1, &body, rng)
+        })
+        .unwrap();
+    settle(&mut w, 3);
+    for who in w.members().iter().filter(|m| m.as_str() != "blue") {
+        assert!(alerts(&w, who.as_str()).is_empty(), "{who}");
+        let held = held(&w, who, id);
+        let Payload::Full {
+            body: Body::Structured(s),
+            ..
+        } = &held.payload
+        else {
+            panic!("{who} did not read it");
+        };
+        assert_eq!(s.json(), json, "the exact bytes are kept");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod commitments;
+mod compat;
 mod crash;
 mod flows;
 mod relay;

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use backchannel_protocol::channel::{ChannelState, ChannelStatus, Response};
 use backchannel_protocol::fingerprint::SafetyNumber;
 use backchannel_protocol::member::{Alert, AlertId, Changes, Member, StoredMessage};
-use backchannel_protocol::payload::{Body, BodyKind, Payload, Policy, Role};
+use backchannel_protocol::payload::{Body, Payload, Policy, Role};
 use backchannel_protocol::{ChannelId, Handle, Identity, IdentityKeys, MessageId, Seq, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -151,19 +151,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-pub(crate) fn kind_name(kind: BodyKind) -> &'static str {
-    match kind {
-        BodyKind::Acceptance => "acceptance",
-        BodyKind::Amendment => "amendment",
-        BodyKind::Creation => "creation",
-        BodyKind::Decline => "decline",
-        BodyKind::Heartbeat => "heartbeat",
-        BodyKind::Receipt => "receipt",
-        BodyKind::Structured => "structured",
-        BodyKind::Text => "text",
-    }
-}
-
 /// How one stored payload shows in a log.
 pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
     let payload = &m.payload;
@@ -188,7 +175,7 @@ pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
         sender: h.sender.to_string(),
         sent_at_ms: h.sent_at.0,
         in_reply_to: h.in_reply_to.map(|m| m.to_hex()),
-        kind: kind_name(h.body_kind).to_string(),
+        kind: h.body_kind.name(),
         text,
         stub,
         digest: m.digest.to_hex(),

@@ -4,7 +4,7 @@
 
 use backchannel_protocol::api::EnvelopeJson;
 use backchannel_protocol::member::SendError;
-use backchannel_protocol::payload::{Body, Member, Policy, Proposal, Role};
+use backchannel_protocol::payload::{Body, BodyVersion, Member, Policy, Proposal, Role};
 use backchannel_protocol::{ChannelId, Handle, MessageId};
 
 use super::{crash_point, Client};
@@ -60,6 +60,7 @@ impl Client {
             title: title.to_string(),
             members,
             policy,
+            reads: BodyVersion::SUPPORTED.to_vec(),
         };
         self.send_body(id, Body::Creation(proposal), None).await?;
         Ok(id)
@@ -125,6 +126,7 @@ impl Client {
         }
         proposal.members.sort_by(|a, b| a.handle.cmp(&b.handle));
         proposal.policy = policy;
+        proposal.reads = BodyVersion::SUPPORTED.to_vec();
         if !proposal.members.iter().any(|m| m.role == Role::Party) {
             return Err(ClientError::Input(
                 "a channel needs at least one party".into(),
@@ -151,8 +153,15 @@ impl Client {
     /// Accepts the channel's creation proposal.
     pub async fn accept(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
         let proposal = self.proposal_digest(&channel)?;
-        self.send_body(channel, Body::Acceptance { proposal }, None)
-            .await
+        self.send_body(
+            channel,
+            Body::Acceptance {
+                proposal,
+                reads: BodyVersion::SUPPORTED.to_vec(),
+            },
+            None,
+        )
+        .await
     }
 
     /// Declines the channel's creation proposal.
@@ -227,7 +236,7 @@ impl Client {
                 }
             }
         }
-        self.send_body(channel, Body::Structured(Box::new(body)), in_reply_to)
+        self.send_body(channel, Body::structured(body)?, in_reply_to)
             .await
     }
 

@@ -15,9 +15,9 @@ fn payloads(file: &TranscriptFile) -> Vec<Payload> {
             let header = Header::decode(&hex::decode(&m.header).unwrap()).unwrap();
             match (&m.salt, &m.body) {
                 (Some(s), Some(b)) => Payload::Full {
-                    header,
                     salt: hex::decode(s).unwrap().try_into().unwrap(),
-                    body: Body::decode(&hex::decode(b).unwrap()).unwrap(),
+                    body: Body::decode(&hex::decode(b).unwrap(), header.version).unwrap(),
+                    header,
                 },
                 _ => Payload::Stub {
                     header,
@@ -56,6 +56,7 @@ async fn a_transcript_built_without_any_key_passes_verify_and_fails_against_the_
         .unwrap()
         .clone();
     let header = Header {
+        version: backchannel_protocol::payload::BodyVersion::V2,
         message_id: MessageId([0x66; 16]),
         seq: Seq(last.header().seq.0 + 1),
         prev: last.digest(),

@@ -33,6 +33,7 @@ fn proposal(reads: bool) -> Proposal {
             receipt_deadline_s: 3600,
             heartbeat_interval_s: 600,
         },
+        reads: BodyVersion::SUPPORTED.to_vec(),
     }
 }
 
@@ -58,6 +59,7 @@ impl World {
             Timestamp(i64::from(n)),
             None,
         )?;
+        let body = body.for_version(prepared.header.version);
         let sealed = seal(prepared.header.clone(), [n; 16], body.clone()).unwrap();
         let payload = Payload::Full {
             header: prepared.header.clone(),
@@ -86,10 +88,8 @@ fn a_channel_opens_when_every_party_accepts() {
         w.send("blue", Body::Text("too early".into())),
         Err(ChannelError::NotActive(_))
     ));
-    w.send("blue", Body::Acceptance { proposal: creation })
-        .unwrap();
-    w.send("red", Body::Acceptance { proposal: creation })
-        .unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    w.send("red", Body::accept(creation)).unwrap();
     for s in w.states.values() {
         assert_eq!(s.status(), ChannelStatus::Active);
         assert_eq!(s.epoch().number, EpochNumber(1));
@@ -131,8 +131,8 @@ fn a_channel_opens_when_every_party_accepts() {
 fn mediator_reads_only_when_the_policy_says_so() {
     let mut w = World::new();
     let (_, c) = w.send("mediator", Body::Creation(proposal(true))).unwrap();
-    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
-    w.send("red", Body::Acceptance { proposal: c }).unwrap();
+    w.send("blue", Body::accept(c)).unwrap();
+    w.send("red", Body::accept(c)).unwrap();
     let (p, _) = w.send("red", Body::Text("hi".into())).unwrap();
     assert!(p.recipients.iter().all(|(_, k)| *k == CopyKind::Full));
 }
@@ -141,7 +141,7 @@ fn mediator_reads_only_when_the_policy_says_so() {
 fn a_decline_keeps_the_channel_closed() {
     let mut w = World::new();
     let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
-    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
+    w.send("blue", Body::accept(c)).unwrap();
     w.send(
         "red",
         Body::Decline {
@@ -168,18 +168,13 @@ fn misfits_are_refused_and_change_nothing() {
     let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
     // The mediator does not accept; a party does not accept another proposal.
     assert!(matches!(
-        w.send("mediator", Body::Acceptance { proposal: c }),
+        w.send("mediator", Body::accept(c)),
         Err(ChannelError::Response(_))
     ));
     let mut red = w.states[&h("red")].clone();
     let before = format!("{red:?}");
     assert!(matches!(
-        w.send(
-            "blue",
-            Body::Acceptance {
-                proposal: Digest([1; 32])
-            }
-        ),
+        w.send("blue", Body::accept(Digest([1; 32]))),
         Err(ChannelError::Response(_))
     ));
     // A replayed payload does not extend the chain again.
@@ -204,8 +199,8 @@ fn misfits_are_refused_and_change_nothing() {
 fn gaps_reorders_and_forks_are_events() {
     let mut w = World::new();
     let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
-    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
-    w.send("red", Body::Acceptance { proposal: c }).unwrap();
+    w.send("blue", Body::accept(c)).unwrap();
+    w.send("red", Body::accept(c)).unwrap();
     // Blue writes three messages; only blue's own state applies them here.
     let mut blue = w.states[&h("blue")].clone();
     let mut sent = Vec::new();
@@ -279,8 +274,8 @@ mod properties {
     fn honest_history(n: usize) -> (ChannelState, Vec<(Payload, Digest)>) {
         let mut w = World::new();
         let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
-        w.send("blue", Body::Acceptance { proposal: c }).unwrap();
-        w.send("red", Body::Acceptance { proposal: c }).unwrap();
+        w.send("blue", Body::accept(c)).unwrap();
+        w.send("red", Body::accept(c)).unwrap();
         let red = w.states[&h("red")].clone();
         let mut blue = w.states[&h("blue")].clone();
         let mut mediator = w.states[&h("mediator")].clone();
@@ -375,8 +370,8 @@ fn send_to_recipients(
 fn an_amendment_opens_a_new_epoch_when_every_remaining_party_accepts() {
     let mut w = World::new();
     let (_, c) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
-    w.send("blue", Body::Acceptance { proposal: c }).unwrap();
-    w.send("red", Body::Acceptance { proposal: c }).unwrap();
+    w.send("blue", Body::accept(c)).unwrap();
+    w.send("red", Body::accept(c)).unwrap();
     let mut states = w.states;
     states.insert(
         h("green"),
@@ -409,19 +404,14 @@ fn an_amendment_opens_a_new_epoch_when_every_remaining_party_accepts() {
     );
     assert!(
         states[&h("red")]
-            .prepare(
-                &Body::Acceptance { proposal: a },
-                MessageId([1; 16]),
-                Timestamp(1),
-                None
-            )
+            .prepare(&Body::accept(a), MessageId([1; 16]), Timestamp(1), None)
             .is_err(),
         "a leaver does not answer"
     );
     // Messages still flow in epoch 1 while the amendment is pending.
     send_to_recipients(&mut states, "red", Body::Text("still here".into()), 13).unwrap();
-    send_to_recipients(&mut states, "blue", Body::Acceptance { proposal: a }, 14).unwrap();
-    send_to_recipients(&mut states, "green", Body::Acceptance { proposal: a }, 15).unwrap();
+    send_to_recipients(&mut states, "blue", Body::accept(a), 14).unwrap();
+    send_to_recipients(&mut states, "green", Body::accept(a), 15).unwrap();
     for who in ["blue", "green", "mediator"] {
         let s = &states[&h(who)];
         assert_eq!(s.status(), ChannelStatus::Active, "{who}");
@@ -458,4 +448,52 @@ fn an_amendment_opens_a_new_epoch_when_every_remaining_party_accepts() {
             None
         )
         .is_err());
+}
+
+#[test]
+fn members_write_the_highest_version_every_member_announced() {
+    let mut w = World::new();
+    let (p, creation) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    assert_eq!(p.header.version, BodyVersion::BASELINE, "a creation");
+    let (a, _) = w.send("blue", Body::accept(creation)).unwrap();
+    assert_eq!(a.header.version, BodyVersion::BASELINE, "an answer");
+    // Red's client reads only version 1 (as a client older than protocol
+    // v1 would): nobody may write version 2 to it.
+    w.send(
+        "red",
+        Body::Acceptance {
+            proposal: creation,
+            reads: vec![BodyVersion::V1],
+        },
+    )
+    .unwrap();
+    for s in w.states.values() {
+        assert_eq!(s.version(), BodyVersion::V1);
+    }
+    let (t, _) = w.send("blue", Body::Text("hello".into())).unwrap();
+    assert_eq!(t.header.version, BodyVersion::V1);
+    let (r, _) = w.send("mediator", Body::Receipt).unwrap();
+    assert_eq!(r.header.version, BodyVersion::V1);
+}
+
+#[test]
+fn a_channel_whose_set_up_announced_nothing_stays_on_version_1() {
+    // As a store from before protocol v1 holds it: version 1 proposal and
+    // acceptances carry no announcement.
+    let mut w = World::new();
+    let mut p = proposal(false);
+    p.reads = vec![BodyVersion::V1];
+    let (_, creation) = w.send("mediator", Body::Creation(p)).unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    w.send("red", Body::accept(creation)).unwrap();
+    assert_eq!(w.states[&h("red")].version(), BodyVersion::V1);
+    let (t, _) = w.send("red", Body::Text("hello".into())).unwrap();
+    assert_eq!(t.header.version, BodyVersion::V1);
+
+    let mut w = World::new();
+    let (_, creation) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    w.send("red", Body::accept(creation)).unwrap();
+    let (t, _) = w.send("red", Body::Text("hello".into())).unwrap();
+    assert_eq!(t.header.version, BodyVersion::V2);
 }

@@ -267,7 +267,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                     Payload::Full {
                         body: Body::Structured(s),
                         ..
-                    } => Some(s),
+                    } => Some(s.value()),
                     _ => None,
                 },
             }
@@ -564,7 +564,7 @@ pub fn assurance_of(payload: &Payload) -> Option<&Assurance> {
         Payload::Full {
             body: Body::Structured(s),
             ..
-        } => match &**s {
+        } => match s.value() {
             Structured::Assurance(a) => Some(a),
             _ => None,
         },
@@ -633,6 +633,7 @@ mod tests {
             let prev = self.heads[&sender];
             let id = MessageId([self.entries.len() as u8 + 1; 16]);
             let header = Header {
+                version: crate::payload::BodyVersion::V2,
                 channel_id: ChannelId([1; 16]),
                 message_id: id,
                 epoch: self.epoch,
@@ -661,7 +662,7 @@ mod tests {
         }
 
         fn s(&mut self, sender: &str, at: i64, s: Structured) -> MessageId {
-            self.push(sender, at, Body::Structured(Box::new(s)))
+            self.push(sender, at, Body::structured(s).unwrap())
         }
     }
 

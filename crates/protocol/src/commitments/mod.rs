@@ -2,9 +2,11 @@
 //! events), their lifecycle folded from the transcript, and what-if
 //! cascades. All pure: the evaluation time is an argument.
 
+pub mod canonical;
 pub mod fold;
 pub mod plover;
 pub mod structured;
 pub mod whatif;
 
+pub use canonical::StructuredBody;
 pub use structured::{Action, Actor, Assurance, Structured};

@@ -169,6 +169,44 @@ impl fmt::Display for AlertId {
     }
 }
 
+/// Why an authentic body was kept unread (`unsupported_body`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreadable {
+    /// A body version this client does not read.
+    UnknownVersion,
+    /// A body kind this client does not know.
+    UnknownKind,
+    /// A body in another encoding than its one canonical form.
+    NonCanonical,
+    /// A body of a known kind and version that does not decode.
+    Malformed,
+}
+
+impl Unreadable {
+    /// Classifies why a payload did not decode.
+    pub fn of(e: &crate::DecodeError) -> Unreadable {
+        match e {
+            crate::DecodeError::Version { .. } => Unreadable::UnknownVersion,
+            crate::DecodeError::UnknownTag {
+                field: "body_kind", ..
+            } => Unreadable::UnknownKind,
+            crate::DecodeError::NonCanonical { .. } => Unreadable::NonCanonical,
+            _ => Unreadable::Malformed,
+        }
+    }
+
+    /// Its stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Unreadable::UnknownVersion => "unknown_version",
+            Unreadable::UnknownKind => "unknown_kind",
+            Unreadable::NonCanonical => "non_canonical",
+            Unreadable::Malformed => "malformed",
+        }
+    }
+}
+
 /// One alert or notice with everything it is about.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
@@ -190,6 +228,9 @@ pub struct Alert {
     pub message_ids: Vec<MessageId>,
     /// What was seen, in plain words.
     pub detail: String,
+    /// For `unsupported_body`: why the body was not read.
+    #[serde(default)]
+    pub reason: Option<Unreadable>,
     /// When it was raised (this member's clock).
     pub raised_at: Timestamp,
     /// Set when the evidence was answered (a late receipt, a gap filled).
@@ -210,6 +251,7 @@ impl Alert {
             positions: Vec::new(),
             message_ids: Vec::new(),
             detail,
+            reason: None,
             raised_at: at,
             cleared: None,
             dismissed: false,
@@ -447,11 +489,19 @@ impl Alert {
         place: Option<(EpochNumber, Seq)>,
         message: MessageId,
         what: String,
+        reason: Unreadable,
     ) -> Alert {
-        let detail = format!("{sender} sent {what}, which this client cannot read: the message is authentic and kept in its place; update Backchannel to read it");
+        let advice = match reason {
+            Unreadable::UnknownVersion | Unreadable::UnknownKind => "update Backchannel to read it",
+            Unreadable::NonCanonical | Unreadable::Malformed => {
+                "the sender's client wrote it wrongly; ask its author to fix it"
+            }
+        };
+        let detail = format!("{sender} sent {what}, which this client cannot read ({}): the message is authentic and kept in its place; {advice}", reason.code());
         let mut a = Alert::base(AlertKind::UnsupportedBody, at, detail)
             .at(channel, sender)
             .ids(vec![message]);
+        a.reason = Some(reason);
         if let Some((e, s)) = place {
             a = a.placed(e, vec![s]);
         }

@@ -55,7 +55,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use vodozemac::olm::{AccountPickle, SessionPickle};
 
-pub use alert::{describe_positions, Alert, AlertId, AlertKind};
+pub use alert::{describe_positions, Alert, AlertId, AlertKind, Unreadable};
 pub use keys::{KeyError, OwnRecord};
 pub use send::SendError;
 

@@ -10,7 +10,8 @@ use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Seq, Timesta
 use crate::payload::{BodyKind, Payload, Role};
 use crate::transcript::ChainError;
 
-use super::{Alert, AlertKind, Direction, Failure, Member, StoredMessage};
+use super::{Alert, AlertKind, Direction, Failure, Member, StoredMessage, Unreadable};
+use crate::DecodeError;
 
 /// Most first messages kept per sender while the user decides on its new
 /// key (a rekey needs one or two; a relay must not fill the store).
@@ -158,7 +159,7 @@ impl Member {
         self.save_session(&env.sender, now);
         let payload = match Payload::from_plaintext(&plaintext) {
             Ok(p) => p,
-            Err(e) => return self.unreadable(now, &env, &plaintext, &e.to_string()),
+            Err(e) => return self.unreadable(now, &env, &plaintext, &e),
         };
         let h = payload.header().clone();
         if h.channel_id != env.channel_id
@@ -239,7 +240,8 @@ impl Member {
 
     /// An authentic plaintext (it decrypted) whose payload this version
     /// cannot read: a notice, and the message keeps its place as a stub.
-    fn unreadable(&mut self, now: Timestamp, env: &Envelope, plaintext: &[u8], why: &str) {
+    fn unreadable(&mut self, now: Timestamp, env: &Envelope, plaintext: &[u8], e: &DecodeError) {
+        let reason = Unreadable::of(e);
         let stub = crate::payload::unpad(plaintext)
             .ok()
             .and_then(Payload::decode_unreadable)
@@ -253,8 +255,11 @@ impl Member {
         match stub {
             Some(p) => {
                 let h = p.header().clone();
-                let what =
-                    format!("a {:?} body it could not read ({why})", h.body_kind).to_lowercase();
+                let what = format!(
+                    "a {} body of version {} ({e})",
+                    h.body_kind.name(),
+                    h.version
+                );
                 let place = Some((h.epoch.number, h.seq));
                 self.push_alert(Alert::unsupported_body(
                     now,
@@ -263,11 +268,12 @@ impl Member {
                     place,
                     env.message_id,
                     what,
+                    reason,
                 ));
                 self.place(now, p, true);
             }
             None => {
-                let what = format!("a payload of format version {version} ({why})");
+                let what = format!("a payload of version {version} ({e})");
                 self.push_alert(Alert::unsupported_body(
                     now,
                     env.channel_id,
@@ -275,6 +281,7 @@ impl Member {
                     None,
                     env.message_id,
                     what,
+                    reason,
                 ));
             }
         }

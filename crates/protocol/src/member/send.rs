@@ -55,7 +55,7 @@ impl Member {
         body: &Body,
     ) -> Result<crate::transcript::Head, String> {
         let state = self.channels.get(channel).ok_or("unknown channel")?;
-        let Body::Acceptance { proposal } = body else {
+        let Body::Acceptance { proposal, .. } = body else {
             return Err("only the acceptance of a rekey can be sent from this store".into());
         };
         if state.pending().is_none_or(|p| p.digest != *proposal) {
@@ -174,15 +174,17 @@ impl Member {
         self.send_tampered(now, channel, body, tamper, None, rng)
     }
 
-    /// What a newer client does: a structured body in a schema this
-    /// version cannot parse (`json`), sent to every member in full. For
-    /// adversarial tests only (the receiver must say `unsupported_body`).
+    /// What a newer (or broken) client does: `body` (kind tag first) as
+    /// raw bytes under body `version`, sent to every member in full, with a
+    /// header of the same layout. For adversarial tests only (the receiver
+    /// must say `unsupported_body`).
     #[cfg(feature = "adversarial")]
-    pub fn dangerous_send_unreadable<R: RngCore + CryptoRng>(
+    pub fn dangerous_send_raw<R: RngCore + CryptoRng>(
         &mut self,
         now: Timestamp,
         channel: ChannelId,
-        json: &[u8],
+        version: crate::payload::BodyVersion,
+        body: &[u8],
         rng: &mut R,
     ) -> Result<MessageId, SendError> {
         let state = self
@@ -192,10 +194,10 @@ impl Member {
             .ok_or(SendError::UnknownChannel(channel))?;
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
-        let placeholder = Body::Structured(Box::new(crate::commitments::Structured::Note {
-            text: String::new(),
-        }));
-        let prepared = state.prepare(&placeholder, MessageId(id), now, None)?;
+        let placeholder = Body::Text(String::new());
+        let mut prepared = state.prepare(&placeholder, MessageId(id), now, None)?;
+        prepared.header.version = version;
+        prepared.header.body_kind = BodyKind::from_tag(body.first().copied().unwrap_or(0))?;
         let missing: Vec<Handle> = prepared
             .recipients
             .iter()
@@ -205,15 +207,12 @@ impl Member {
         if !missing.is_empty() {
             return Err(SendError::NoSession(missing));
         }
-        let mut body = vec![BodyKind::Structured.tag()];
-        body.extend_from_slice(&(json.len() as u32).to_be_bytes());
-        body.extend_from_slice(json);
         let mut salt = [0u8; 16];
         rng.fill_bytes(&mut salt);
-        let (plaintext, digest) = Payload::dangerous_raw_full(&prepared.header, salt, &body)?;
+        let (plaintext, digest) = Payload::dangerous_raw_full(&prepared.header, salt, body)?;
         let stub = Payload::Stub {
             header: prepared.header.clone(),
-            body_hash: crate::payload::body_hash(&salt, &body),
+            body_hash: crate::payload::body_hash(&salt, body),
         };
         let mut next = state;
         next.handle_payload(&stub, digest)?;
@@ -310,6 +309,7 @@ impl Member {
         rng.fill_bytes(&mut id);
         let message_id = MessageId(id);
         let mut prepared = state.prepare_from(&body, message_id, now, in_reply_to, own_head)?;
+        let body = body.for_version(prepared.header.version);
         if tamper.misreport_own_head {
             if let Some(own) = prepared.header.heads.0.get_mut(&self.me) {
                 own.digest = crate::ids::Digest::of(&[b"misreported", &own.digest.0]);

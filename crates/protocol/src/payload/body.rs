@@ -2,10 +2,12 @@
 //! assurances and the like) is ever stubbed; control bodies go in full to
 //! every member of the epoch.
 
-use crate::commitments::Structured;
+use crate::commitments::StructuredBody;
 use crate::error::DecodeError;
 use crate::ids::{Digest, Handle};
 use crate::wire::{Reader, Writer};
+
+use super::BodyVersion;
 
 /// Longest text body, in bytes of UTF-8.
 pub const TEXT_MAX_BYTES: usize = 64 * 1024;
@@ -16,38 +18,59 @@ pub const TITLE_MAX_BYTES: usize = 256;
 /// Longest decline reason, in bytes.
 pub const REASON_MAX_BYTES: usize = 2048;
 
+/// Most versions an acceptance or proposal may announce.
+pub const VERSIONS_MAX: usize = 16;
+
 /// The kind of a body, carried in the header so that a stub says what it
 /// stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
 pub enum BodyKind {
     /// A member accepts a proposal.
-    Acceptance = 5,
+    Acceptance,
     /// A proposal to open a new epoch (membership or policy change).
-    Amendment = 7,
+    Amendment,
     /// The mediator's creation proposal (epoch 0).
-    Creation = 4,
+    Creation,
     /// A member declines a proposal.
-    Decline = 6,
+    Decline,
     /// A periodic liveness proof carrying the head vector.
-    Heartbeat = 3,
+    Heartbeat,
     /// An explicit receipt: the head vector says what was received.
-    Receipt = 2,
+    Receipt,
     /// A typed commitment, event or answer (JSON of [`Structured`]).
-    Structured = 8,
+    Structured,
     /// Free text from a principal.
-    Text = 1,
+    Text,
+    /// A kind this implementation does not know (a newer client's): the
+    /// message still verifies and counts in its sender's chain, unread.
+    Other(u8),
 }
 
 impl BodyKind {
     /// The tag byte.
     pub fn tag(self) -> u8 {
-        self as u8
+        match self {
+            BodyKind::Text => 1,
+            BodyKind::Receipt => 2,
+            BodyKind::Heartbeat => 3,
+            BodyKind::Creation => 4,
+            BodyKind::Acceptance => 5,
+            BodyKind::Decline => 6,
+            BodyKind::Amendment => 7,
+            BodyKind::Structured => 8,
+            BodyKind::Other(tag) => tag,
+        }
     }
 
-    /// From the tag byte.
+    /// From the tag byte (0 is never a kind).
     pub fn from_tag(tag: u8) -> Result<Self, DecodeError> {
         Ok(match tag {
+            0 => {
+                return Err(DecodeError::UnknownTag {
+                    field: "body_kind",
+                    tag,
+                })
+            }
             1 => BodyKind::Text,
             2 => BodyKind::Receipt,
             3 => BodyKind::Heartbeat,
@@ -56,19 +79,32 @@ impl BodyKind {
             6 => BodyKind::Decline,
             7 => BodyKind::Amendment,
             8 => BodyKind::Structured,
-            tag => {
-                return Err(DecodeError::UnknownTag {
-                    field: "body_kind",
-                    tag,
-                })
-            }
+            tag => BodyKind::Other(tag),
         })
     }
 
     /// Content may be stubbed for a member who may not read it; control
-    /// bodies never are.
+    /// bodies never are. An unknown kind may be either, so its stub is kept.
     pub fn is_content(self) -> bool {
-        matches!(self, BodyKind::Text | BodyKind::Structured)
+        matches!(
+            self,
+            BodyKind::Text | BodyKind::Structured | BodyKind::Other(_)
+        )
+    }
+
+    /// Its name in listings and vectors.
+    pub fn name(self) -> String {
+        match self {
+            BodyKind::Text => "text".into(),
+            BodyKind::Receipt => "receipt".into(),
+            BodyKind::Heartbeat => "heartbeat".into(),
+            BodyKind::Creation => "creation".into(),
+            BodyKind::Acceptance => "acceptance".into(),
+            BodyKind::Decline => "decline".into(),
+            BodyKind::Amendment => "amendment".into(),
+            BodyKind::Structured => "structured".into(),
+            BodyKind::Other(tag) => format!("kind {tag}"),
+        }
     }
 }
 
@@ -134,6 +170,8 @@ pub struct Proposal {
     pub members: Vec<Member>,
     /// The policy.
     pub policy: Policy,
+    /// The body versions the proposer reads (announced from version 2 on).
+    pub reads: Vec<BodyVersion>,
 }
 
 /// The typed body of a payload.
@@ -143,6 +181,8 @@ pub enum Body {
     Acceptance {
         /// Digest of the proposal's message.
         proposal: Digest,
+        /// The body versions the accepter reads (announced from version 2 on).
+        reads: Vec<BodyVersion>,
     },
     /// A proposed new epoch.
     Amendment(Proposal),
@@ -159,13 +199,27 @@ pub enum Body {
     Heartbeat,
     /// Explicit receipt; its header carries the head vector.
     Receipt,
-    /// A typed commitment, event or answer.
-    Structured(Box<Structured>),
+    /// A typed commitment, event or answer, with its exact JSON.
+    Structured(Box<StructuredBody>),
     /// Free text.
     Text(String),
 }
 
 impl Body {
+    /// A structured body in its canonical encoding.
+    pub fn structured(value: crate::commitments::Structured) -> Result<Body, DecodeError> {
+        Ok(Body::Structured(Box::new(StructuredBody::new(value)?)))
+    }
+
+    /// An acceptance of `proposal` announcing every version this
+    /// implementation reads.
+    pub fn accept(proposal: Digest) -> Body {
+        Body::Acceptance {
+            proposal,
+            reads: BodyVersion::SUPPORTED.to_vec(),
+        }
+    }
+
     /// The body's kind.
     pub fn kind(&self) -> BodyKind {
         match self {
@@ -180,22 +234,26 @@ impl Body {
         }
     }
 
-    /// The exact bytes the body hash covers.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The exact bytes the body hash covers, under the rules of `version`
+    /// (the header's). Version 1 carries no announced versions.
+    pub fn encode(&self, version: BodyVersion) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(self.kind().tag());
+        let announce = version >= BodyVersion::V2;
         match self {
-            Body::Acceptance { proposal } => {
+            Body::Acceptance { proposal, reads } => {
                 w.digest(proposal);
+                if announce {
+                    encode_versions(&mut w, reads);
+                }
             }
-            Body::Amendment(p) | Body::Creation(p) => encode_proposal(&mut w, p),
+            Body::Amendment(p) | Body::Creation(p) => encode_proposal(&mut w, p, announce),
             Body::Decline { proposal, reason } => {
                 w.digest(proposal).bytes32(reason.as_bytes());
             }
             Body::Heartbeat | Body::Receipt => {}
             Body::Structured(s) => {
-                // Serializing these plain types cannot fail.
-                w.bytes32(&serde_json::to_vec(s).unwrap_or_default());
+                w.bytes32(s.json());
             }
             Body::Text(t) => {
                 w.bytes32(t.as_bytes());
@@ -204,15 +262,29 @@ impl Body {
         w.buf
     }
 
-    /// Decodes body bytes; never panics.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes body bytes written under `version`; never panics. A version
+    /// or kind this implementation does not read is an error here (the
+    /// receiver keeps such a message as an unread stub).
+    pub fn decode(bytes: &[u8], version: BodyVersion) -> Result<Self, DecodeError> {
+        if !version.is_supported() {
+            return Err(DecodeError::Version {
+                expected: BodyVersion::BASELINE.0,
+                found: version.0,
+            });
+        }
+        let announce = version >= BodyVersion::V2;
         let mut r = Reader::new(bytes);
         let body = match BodyKind::from_tag(r.u8("body_kind")?)? {
             BodyKind::Acceptance => Body::Acceptance {
                 proposal: r.digest("proposal")?,
+                reads: if announce {
+                    decode_versions(&mut r)?
+                } else {
+                    vec![BodyVersion::V1]
+                },
             },
-            BodyKind::Amendment => Body::Amendment(decode_proposal(&mut r)?),
-            BodyKind::Creation => Body::Creation(decode_proposal(&mut r)?),
+            BodyKind::Amendment => Body::Amendment(decode_proposal(&mut r, announce)?),
+            BodyKind::Creation => Body::Creation(decode_proposal(&mut r, announce)?),
             BodyKind::Decline => Body::Decline {
                 proposal: r.digest("proposal")?,
                 reason: r.string("reason", REASON_MAX_BYTES)?,
@@ -221,21 +293,66 @@ impl Body {
             BodyKind::Receipt => Body::Receipt,
             BodyKind::Structured => {
                 let json = r.bytes32("structured", TEXT_MAX_BYTES)?;
-                Body::Structured(serde_json::from_slice(json).map_err(|_| {
-                    DecodeError::Invalid {
-                        field: "structured",
-                        reason: "not the JSON of a typed payload",
-                    }
-                })?)
+                Body::Structured(Box::new(StructuredBody::decode(json, version)?))
             }
             BodyKind::Text => Body::Text(r.string("text", TEXT_MAX_BYTES)?),
+            BodyKind::Other(tag) => {
+                return Err(DecodeError::UnknownTag {
+                    field: "body_kind",
+                    tag,
+                })
+            }
         };
         r.finish()?;
         Ok(body)
     }
+
+    /// This body as a sender writes it under `version`: a version 1
+    /// acceptance or proposal has no list and announces version 1 only, so
+    /// the sender's own copy says what the others will read.
+    pub fn for_version(mut self, version: BodyVersion) -> Body {
+        if version < BodyVersion::V2 {
+            match &mut self {
+                Body::Acceptance { reads, .. } => *reads = vec![BodyVersion::V1],
+                Body::Amendment(p) | Body::Creation(p) => p.reads = vec![BodyVersion::V1],
+                _ => {}
+            }
+        }
+        self
+    }
 }
 
-fn encode_proposal(w: &mut Writer, p: &Proposal) {
+/// `u8 count ‖ count × u8`, strictly ascending, at least one.
+fn encode_versions(w: &mut Writer, reads: &[BodyVersion]) {
+    w.u8(reads.len().min(VERSIONS_MAX) as u8);
+    for v in reads.iter().take(VERSIONS_MAX) {
+        w.u8(v.0);
+    }
+}
+
+fn decode_versions(r: &mut Reader<'_>) -> Result<Vec<BodyVersion>, DecodeError> {
+    let n = r.u8("reads")? as usize;
+    if n == 0 || n > VERSIONS_MAX {
+        return Err(DecodeError::Invalid {
+            field: "reads",
+            reason: "announces no version, or more than 16",
+        });
+    }
+    let mut reads: Vec<BodyVersion> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let v = BodyVersion(r.u8("reads.version")?);
+        if v.0 == 0 || reads.last().is_some_and(|prev| *prev >= v) {
+            return Err(DecodeError::Invalid {
+                field: "reads",
+                reason: "versions are not strictly ascending from 1",
+            });
+        }
+        reads.push(v);
+    }
+    Ok(reads)
+}
+
+fn encode_proposal(w: &mut Writer, p: &Proposal, announce: bool) {
     w.bytes32(p.title.as_bytes());
     // Bounded by MEMBERS_MAX when built through the client; the decoder
     // enforces it on the way in.
@@ -249,9 +366,12 @@ fn encode_proposal(w: &mut Writer, p: &Proposal) {
     w.u8(u8::from(p.policy.mediator_reads))
         .u32(p.policy.receipt_deadline_s)
         .u32(p.policy.heartbeat_interval_s);
+    if announce {
+        encode_versions(w, &p.reads);
+    }
 }
 
-fn decode_proposal(r: &mut Reader<'_>) -> Result<Proposal, DecodeError> {
+fn decode_proposal(r: &mut Reader<'_>, announce: bool) -> Result<Proposal, DecodeError> {
     let title = r.string("title", TITLE_MAX_BYTES)?;
     let n = r.u16("members")? as usize;
     if n > MEMBERS_MAX {
@@ -287,13 +407,19 @@ fn decode_proposal(r: &mut Reader<'_>) -> Result<Proposal, DecodeError> {
             })
         }
     };
+    let policy = Policy {
+        mediator_reads,
+        receipt_deadline_s: r.u32("receipt_deadline_s")?,
+        heartbeat_interval_s: r.u32("heartbeat_interval_s")?,
+    };
     Ok(Proposal {
         title,
         members,
-        policy: Policy {
-            mediator_reads,
-            receipt_deadline_s: r.u32("receipt_deadline_s")?,
-            heartbeat_interval_s: r.u32("heartbeat_interval_s")?,
+        policy,
+        reads: if announce {
+            decode_versions(r)?
+        } else {
+            vec![BodyVersion::V1]
         },
     })
 }

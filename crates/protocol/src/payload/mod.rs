@@ -13,19 +13,18 @@
 //! bucket so the relay cannot tell them apart by size.
 
 mod body;
+mod version;
 
 pub use body::{
     Body, BodyKind, Member, Policy, Proposal, Role, MEMBERS_MAX, REASON_MAX_BYTES, TEXT_MAX_BYTES,
-    TITLE_MAX_BYTES,
+    TITLE_MAX_BYTES, VERSIONS_MAX,
 };
+pub use version::BodyVersion;
 
 use crate::error::DecodeError;
 use crate::ids::{ChannelId, Digest, EpochNumber, Handle, MessageId, Seq, Timestamp};
 use crate::transcript::{Epoch, Head, HeadVector};
 use crate::wire::{Reader, Writer};
-
-/// The payload format version, first byte of every header.
-pub const PAYLOAD_VERSION: u8 = 1;
 
 /// Padded plaintext sizes, in bytes. Every plaintext is exactly one of these.
 pub const PAD_BUCKETS_BYTES: [usize; 5] = [512, 2048, 8192, 32 * 1024, 128 * 1024];
@@ -40,6 +39,9 @@ const FORM_STUB: u8 = 2;
 /// vectors are built from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// By which rules the body is written; the rest of the header has the
+    /// same layout in every version.
+    pub version: BodyVersion,
     /// Must equal the envelope's channel id.
     pub channel_id: ChannelId,
     /// Must equal the envelope's message id.
@@ -80,7 +82,7 @@ impl Header {
     }
 
     fn write(&self, w: &mut Writer) {
-        w.u8(PAYLOAD_VERSION)
+        w.u8(self.version.0)
             .raw(&self.channel_id.0)
             .raw(&self.message_id.0)
             .u32(self.epoch.number.0)
@@ -102,11 +104,13 @@ impl Header {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let version = r.u8("version")?;
-        if version != PAYLOAD_VERSION {
-            return Err(DecodeError::Version {
-                expected: PAYLOAD_VERSION,
-                found: version,
+        // Any version reads here: the layout is frozen, only the body's
+        // rules change (checked where the body is decoded).
+        let version = BodyVersion(r.u8("version")?);
+        if version.0 == 0 {
+            return Err(DecodeError::Invalid {
+                field: "version",
+                reason: "versions start at 1",
             });
         }
         let channel_id = r.channel_id()?;
@@ -162,6 +166,7 @@ impl Header {
             heads.0.insert(member, head);
         }
         Ok(Header {
+            version,
             channel_id,
             message_id,
             epoch,
@@ -219,7 +224,7 @@ impl Payload {
     /// The body hash (computed for a full payload).
     pub fn body_hash(&self) -> Digest {
         match self {
-            Payload::Full { salt, body, .. } => body_hash(salt, &body.encode()),
+            Payload::Full { header, salt, body } => body_hash(salt, &body.encode(header.version)),
             Payload::Stub { body_hash, .. } => *body_hash,
         }
     }
@@ -237,7 +242,7 @@ impl Payload {
             Payload::Full { header, salt, body } => {
                 w.u8(FORM_FULL);
                 header.write(&mut w);
-                w.raw(salt).bytes32(&body.encode());
+                w.raw(salt).bytes32(&body.encode(header.version));
             }
             Payload::Stub { header, body_hash } => {
                 w.u8(FORM_STUB);
@@ -256,7 +261,7 @@ impl Payload {
         let payload = match form {
             FORM_FULL => {
                 let salt = r.array("salt")?;
-                let body = Body::decode(r.bytes32("body", PAYLOAD_MAX_BYTES)?)?;
+                let body = Body::decode(r.bytes32("body", PAYLOAD_MAX_BYTES)?, header.version)?;
                 if body.kind() != header.body_kind {
                     return Err(DecodeError::Invalid {
                         field: "body_kind",
@@ -301,9 +306,9 @@ impl Payload {
     }
 
     /// For an authentic plaintext whose body this version cannot read (a
-    /// newer schema): the header and body hash, so the message keeps its
-    /// place in the sender's chain as a stub. `None` if even the header
-    /// does not decode.
+    /// newer version or kind, or a non-canonical body): the header and body
+    /// hash, so the message keeps its place in the sender's chain as a
+    /// stub. `None` if even the frozen header layout does not decode.
     pub fn decode_unreadable(bytes: &[u8]) -> Option<Payload> {
         let mut r = Reader::new(bytes);
         if r.u8("form").ok()? != FORM_FULL {
@@ -311,11 +316,9 @@ impl Payload {
         }
         let header = Header::read(&mut r).ok()?;
         let salt: [u8; 16] = r.array("salt").ok()?;
-        let body = r.bytes32("body", PAYLOAD_MAX_BYTES).ok()?;
-        Some(Payload::Stub {
-            body_hash: body_hash(&salt, body),
-            header,
-        })
+        let body_hash = body_hash(&salt, r.bytes32("body", PAYLOAD_MAX_BYTES).ok()?);
+        r.finish().ok()?;
+        Some(Payload::Stub { header, body_hash })
     }
 
     /// Decodes a padded plaintext (what Olm decrypted).
@@ -401,7 +404,7 @@ pub fn seal(header: Header, salt: [u8; 16], body: Body) -> Result<Sealed, Decode
             reason: "header and body disagree",
         });
     }
-    let body_bytes = body.encode();
+    let body_bytes = body.encode(header.version);
     let hash = body_hash(&salt, &body_bytes);
     let digest = header.digest_with(&hash);
     let stub = body.kind().is_content().then(|| Payload::Stub {

@@ -11,12 +11,16 @@ fn handle(s: &str) -> Handle {
 /// The fixed inputs of the worked example in docs/protocol.md.
 fn worked_example() -> (Header, [u8; 16], Body) {
     let channel = ChannelId(core::array::from_fn(|i| i as u8));
-    let epoch = Epoch::genesis(channel);
+    // Content starts in epoch 1, opened by the creation's digest (here a
+    // fixed stand-in).
+    let creation = Digest(core::array::from_fn(|i| 0x30 + i as u8));
+    let epoch = Epoch::genesis(channel).successor(creation).unwrap();
     let heads = HeadVector::empty(
         &epoch,
         [&handle("blue"), &handle("mediator"), &handle("red")],
     );
     let header = Header {
+        version: BodyVersion::V2,
         channel_id: channel,
         message_id: MessageId(core::array::from_fn(|i| 0x10 + i as u8)),
         epoch,
@@ -67,7 +71,7 @@ fn doc_value(name: &str) -> String {
 fn worked_example_matches_docs_byte_for_byte() {
     let (header, salt, body) = worked_example();
     let header_bytes = header.encode();
-    let body_bytes = body.encode();
+    let body_bytes = body.encode(BodyVersion::V2);
     let hash = body_hash(&salt, &body_bytes);
     let sealed = seal(header.clone(), salt, body).unwrap();
     if std::env::var_os("PRINT_WORKED_EXAMPLE").is_some() {
@@ -288,6 +292,7 @@ fn arb_header() -> impl Strategy<Value = Header> {
         proptest::collection::btree_map(arb_handle(), (any::<u64>(), arb_digest()), 0..6),
     )
         .prop_map(|(c, m, e, o, sender, seq, prev, t, reply, heads)| Header {
+            version: BodyVersion::V2,
             channel_id: ChannelId(c),
             message_id: MessageId(m),
             epoch: Epoch {
@@ -345,20 +350,21 @@ fn arb_proposal() -> impl Strategy<Value = Proposal> {
                 receipt_deadline_s: deadline,
                 heartbeat_interval_s: beat,
             },
+            reads: BodyVersion::SUPPORTED.to_vec(),
         })
 }
 
 fn arb_body() -> impl Strategy<Value = Body> {
     prop_oneof![
         ".{0,200}".prop_map(Body::Text),
-        ".{0,80}".prop_map(|text| Body::Structured(Box::new(
-            crate::commitments::Structured::Note { text }
-        ))),
+        ".{0,80}".prop_map(
+            |text| Body::structured(crate::commitments::Structured::Note { text }).unwrap()
+        ),
         Just(Body::Receipt),
         Just(Body::Heartbeat),
         arb_proposal().prop_map(Body::Creation),
         arb_proposal().prop_map(Body::Amendment),
-        arb_digest().prop_map(|proposal| Body::Acceptance { proposal }),
+        arb_digest().prop_map(Body::accept),
         (arb_digest(), ".{0,50}").prop_map(|(proposal, reason)| Body::Decline { proposal, reason }),
     ]
 }
@@ -433,7 +439,8 @@ proptest! {
         let _ = Payload::decode(&bytes);
         let _ = Payload::from_plaintext(&bytes);
         let _ = Envelope::decode(&bytes);
-        let _ = Body::decode(&bytes);
+        let _ = Body::decode(&bytes, BodyVersion::V1);
+        let _ = Body::decode(&bytes, BodyVersion::V2);
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn text_message(
     let epoch = Epoch::genesis(channel);
     let chain = Chain::new(epoch);
     let header = Header {
+        version: backchannel_protocol::payload::BodyVersion::V2,
         channel_id: channel,
         message_id: MessageId::random(),
         epoch,
