@@ -206,6 +206,7 @@ pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
     match kind {
         K::AckOverdue => "the member has not confirmed receipt in time: reach it by another path, and do not read silence as assent",
         K::BadKey => "the relay served a key that cannot be right: do not use this relay for this principal until checked",
+        K::EscrowReplacedOffer => "a participant received an offer of yours that you had replaced (or never sealed): the intermediary released the wrong one; treat the exchange as failed and tell the others",
         K::EscrowForeignOffer => "an offer sealed for another exchange was released in this one: the intermediary moved it; treat the exchange as failed",
         K::EscrowLateRelease => "the release came after the deadline (or an offer was sealed after it): the intermediary was not fair; treat the exchange as failed",
         K::EscrowPartialRelease => "not every offer was released together: the intermediary was not fair; treat the exchange as failed",

@@ -40,8 +40,8 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
-    now, ChannelView, Client, Clock, ExchangeView, LogEntry, MemberView, ReceivedOffer, SyncReport,
-    ONE_TIME_KEYS_TARGET,
+    now, ChannelView, Client, Clock, Confirmation, ExchangeView, LogEntry, MemberView,
+    ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
 };
 pub use error::{ClientError, TransportError, VaultError};
 pub use vault::KdfParams;

@@ -361,21 +361,38 @@ impl Hostile {
             .unwrap();
     }
 
-    /// Replaces a sealed copy in `to` with the one from `from` (a foreign offer).
-    pub fn move_offer(&self, from: ExchangeId, to: ExchangeId, submitter: &str, recipient: &str) {
-        let c = self.conn();
-        let ct: Vec<u8> = c
+    /// One sealed copy as stored.
+    pub fn offer_copy(&self, exchange: ExchangeId, submitter: &str, recipient: &str) -> Vec<u8> {
+        self.conn()
             .query_row(
                 "SELECT ciphertext FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
-                params![&from.0[..], submitter, recipient],
+                params![&exchange.0[..], submitter, recipient],
                 |r| r.get(0),
             )
+            .unwrap()
+    }
+
+    /// Puts back an earlier sealed copy (a replaced offer released instead
+    /// of the last one).
+    pub fn restore_offer_copy(
+        &self,
+        exchange: ExchangeId,
+        submitter: &str,
+        recipient: &str,
+        ciphertext: &[u8],
+    ) {
+        self.conn()
+            .execute(
+                "UPDATE offers SET ciphertext = ?1 WHERE exchange_id = ?2 AND submitter = ?3 AND recipient = ?4",
+                params![ciphertext, &exchange.0[..], submitter, recipient],
+            )
             .unwrap();
-        c.execute(
-            "UPDATE offers SET ciphertext = ?1 WHERE exchange_id = ?2 AND submitter = ?3 AND recipient = ?4",
-            params![ct, &to.0[..], submitter, recipient],
-        )
-        .unwrap();
+    }
+
+    /// Replaces a sealed copy in `to` with the one from `from` (a foreign offer).
+    pub fn move_offer(&self, from: ExchangeId, to: ExchangeId, submitter: &str, recipient: &str) {
+        let ct = self.offer_copy(from, submitter, recipient);
+        self.restore_offer_copy(to, submitter, recipient, &ct);
     }
 
     /// A principal's current key version on the relay.

@@ -143,6 +143,16 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
             o.offer.as_deref().unwrap_or("[nothing readable]")
         );
     }
+    for c in &view.confirmations {
+        if c.matches {
+            println!("  {} confirmed receiving the offer you sealed", c.by);
+        } else {
+            println!(
+                "  ALERT {} confirmed receiving another offer of yours than the one you last sealed: see `backchannel sync` for the alert",
+                c.by
+            );
+        }
+    }
     for p in &view.problems {
         println!("  ALERT {p}");
     }

@@ -229,8 +229,13 @@ fn an_escrowed_exchange_from_the_command_line() {
         out.contains("released") && out.contains("from blue: Blue withdraws two brigades."),
         "{out}"
     );
+    s.blue.run(&["sync"]);
     let out = s.blue.run(&["exchange", "status", &x]);
     assert!(out.contains("from red: Red releases the crew."), "{out}");
+    assert!(
+        out.contains("red confirmed receiving the offer you sealed"),
+        "{out}"
+    );
     let outsider = s.mediator.try_run(&["exchange", "status", &x]);
     assert!(!outsider.status.success());
     assert!(String::from_utf8(outsider.stderr)

@@ -1,11 +1,18 @@
 //! Escrowed simultaneous exchanges, as a participant runs them: each offer
 //! is sealed for each other participant in a fresh one-message Olm session
 //! (a newly claimed one-time key, outside the channel's chains), with the
-//! exchange id, deadline and sealing time inside.
+//! exchange id, deadline and sealing time inside. The exchange is announced
+//! end to end (`escrow_exchange`), and every participant confirms end to end
+//! the digest of each offer it opened (`escrow_confirmation`), which each
+//! submitter checks against what it sealed.
 
 use backchannel_protocol::api::{CreateExchangeRequest, ExchangeStatus, SealedCopy};
-use backchannel_protocol::escrow::{check_release, SealedOffer};
+use backchannel_protocol::commitments::{ConfirmedOffer, Structured};
+use backchannel_protocol::escrow::{
+    check_confirmation, check_release, offer_digest, ReleaseProblem, SealedOffer,
+};
 use backchannel_protocol::member::{Alert, AlertKind};
+use backchannel_protocol::payload::{Body, Payload};
 use backchannel_protocol::{b64, ChannelId, Digest, ExchangeId, Handle, OlmType, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +26,18 @@ pub struct ReceivedOffer {
     pub from: String,
     /// The offer, if it opened.
     pub offer: Option<String>,
-    /// SHA-256 of the sealed offer's plaintext, hex.
+    /// SHA-256 of the exact sealed plaintext, hex (absent for an offer
+    /// opened before protocol v1, whose bytes were not kept).
     pub digest: Option<String>,
+}
+
+/// What another participant confirmed receiving from this member.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The participant.
+    pub by: String,
+    /// It names the offer this member last sealed.
+    pub matches: bool,
 }
 
 /// An exchange as this member sees it.
@@ -30,6 +47,9 @@ pub struct ExchangeView {
     pub status: ExchangeStatus,
     /// Offers opened at release.
     pub offers: Vec<ReceivedOffer>,
+    /// What the others confirmed receiving from this member.
+    #[serde(default)]
+    pub confirmations: Vec<Confirmation>,
     /// Alerts this release raised.
     pub problems: Vec<String>,
 }
@@ -47,8 +67,8 @@ impl Client {
     ) -> Result<ExchangeId, ClientError> {
         self.connect().await?;
         let id = ExchangeId::random();
-        let mut participants: Vec<String> = with.iter().map(Handle::to_string).collect();
-        participants.push(self.me().to_string());
+        let mut participants: Vec<Handle> = with.to_vec();
+        participants.push(self.me().clone());
         participants.sort();
         participants.dedup();
         let terms_digest = Digest::of(&[terms.as_bytes()]);
@@ -56,22 +76,19 @@ impl Client {
             .create_exchange(&CreateExchangeRequest {
                 exchange_id: id.to_hex(),
                 channel_id: channel.to_hex(),
-                participants: participants.clone(),
+                participants: participants.iter().map(Handle::to_string).collect(),
                 terms_digest: terms_digest.to_hex(),
                 deadline_ms: deadline.0,
             })
             .await?;
-        let note = format!(
-            "exchange {id}: {} submit sealed offers by {} ms; terms digest {terms_digest}. Terms: {terms}",
-            participants.join(", "),
-            deadline.0
-        );
-        self.send_structured(
-            channel,
-            backchannel_protocol::commitments::Structured::Note { text: note },
-            None,
-        )
-        .await?;
+        let announcement = Structured::EscrowExchange {
+            exchange: id,
+            participants,
+            terms: terms.to_string(),
+            terms_digest,
+            deadline_ms: deadline.0,
+        };
+        self.send_structured(channel, announcement, None).await?;
         Ok(id)
     }
 
@@ -83,14 +100,27 @@ impl Client {
     ) -> Result<ExchangeView, ClientError> {
         self.connect().await?;
         let status = self.relay.exchange(id).await?;
+        self.check_announced(id, &status)?;
         let sealed = SealedOffer {
-            exchange_id: id.to_hex(),
-            deadline_ms: status.deadline_ms,
-            sealed_at_ms: self.now().0,
-            terms_digest: status.terms_digest.clone(),
+            exchange_id: id,
+            deadline: Timestamp(status.deadline_ms),
+            sealed_at: self.now(),
+            terms_digest: Digest::from_hex(&status.terms_digest)?,
             offer: offer.to_string(),
         };
         let plaintext = sealed.to_plaintext()?;
+        self.submit_plaintext(id, &status, &plaintext).await
+    }
+
+    /// Seals exactly `plaintext` (a padded sealed offer) for every other
+    /// participant and submits it, keeping its digest to check the others'
+    /// confirmations.
+    async fn submit_plaintext(
+        &mut self,
+        id: ExchangeId,
+        status: &ExchangeStatus,
+        plaintext: &[u8],
+    ) -> Result<ExchangeView, ClientError> {
         let mut copies = Vec::new();
         let me = self.me().to_string();
         let others: Vec<String> = status
@@ -112,15 +142,146 @@ impl Client {
                 return Err(ClientError::KeyChanged(peer));
             }
             let mut session = self.member.identity().outbound_session(&keys, &one_time)?;
-            let (olm_type, ciphertext) = session.encrypt(&plaintext)?;
+            let (olm_type, ciphertext) = session.encrypt(plaintext)?;
             copies.push(SealedCopy {
                 participant: p.clone(),
                 olm_type: olm_type.number(),
                 ciphertext: b64::encode(ciphertext),
             });
         }
+        // Kept before the submission: a confirmation may name it at once.
+        let mut local = self.vault.exchange(&id)?.unwrap_or_default();
+        local.sealed.push(offer_digest(plaintext));
+        let mut tx = self.vault.tx()?;
+        tx.put_exchange(&id, &local)?;
+        tx.commit()?;
         let status = self.relay.submit_offer(id, copies).await?;
         self.exchange_view(id, status).await
+    }
+
+    /// Seals raw `plaintext` as this member's offer: what another client
+    /// (or an older one, in JSON) would seal. For tests of the confirmation
+    /// rule only.
+    #[cfg(feature = "adversarial")]
+    pub async fn dangerous_submit_plaintext(
+        &mut self,
+        id: ExchangeId,
+        plaintext: &[u8],
+    ) -> Result<ExchangeView, ClientError> {
+        self.connect().await?;
+        let status = self.relay.exchange(id).await?;
+        self.submit_plaintext(id, &status, plaintext).await
+    }
+
+    /// Refuses to seal for an exchange whose relay record differs from what
+    /// its creator announced end to end (the relay would be changing the
+    /// terms, the deadline or who takes part).
+    fn check_announced(&self, id: ExchangeId, status: &ExchangeStatus) -> Result<(), ClientError> {
+        let Ok(channel) = ChannelId::from_hex(&status.channel_id) else {
+            return Ok(());
+        };
+        for (_, s) in self.structured_in(channel) {
+            let Structured::EscrowExchange {
+                exchange,
+                participants,
+                terms_digest,
+                deadline_ms,
+                ..
+            } = s
+            else {
+                continue;
+            };
+            if *exchange != id {
+                continue;
+            }
+            let named: Vec<String> = participants.iter().map(Handle::to_string).collect();
+            if named != status.participants
+                || terms_digest.to_hex() != status.terms_digest
+                || *deadline_ms != status.deadline_ms
+            {
+                return Err(ClientError::Input(format!(
+                    "the relay's record of exchange {id} differs from what its creator announced in the channel (participants, terms or deadline): nothing was sealed; tell the mediator"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every readable structured body of `channel`, with its sender.
+    fn structured_in(&self, channel: ChannelId) -> impl Iterator<Item = (&Handle, &Structured)> {
+        self.member
+            .messages()
+            .iter()
+            .filter_map(move |m| match &m.payload {
+                Payload::Full {
+                    header,
+                    body: Body::Structured(s),
+                    ..
+                } if header.channel_id == channel => Some((&header.sender, s.value())),
+                _ => None,
+            })
+    }
+
+    /// Judges every confirmation received of this member's sealed offers
+    /// (once each): one naming another offer than the last sealed is
+    /// `escrow_replaced_offer`, one naming nothing readable
+    /// `escrow_partial_release`.
+    pub(crate) fn judge_confirmations(&mut self) -> Result<(), ClientError> {
+        let me = self.me().clone();
+        let mut said: Vec<(ChannelId, ExchangeId, Handle, Option<Digest>)> = Vec::new();
+        for m in self.member.messages() {
+            let Payload::Full {
+                header,
+                body: Body::Structured(s),
+                ..
+            } = &m.payload
+            else {
+                continue;
+            };
+            if let Structured::EscrowConfirmation { exchange, offers } = s.value() {
+                if header.sender == me {
+                    continue;
+                }
+                if let Some(o) = offers.iter().find(|o| o.from == me) {
+                    said.push((
+                        header.channel_id,
+                        *exchange,
+                        header.sender.clone(),
+                        o.digest,
+                    ));
+                }
+            }
+        }
+        for (channel, exchange, by, digest) in said {
+            let Some(mut local) = self.vault.exchange(&exchange)? else {
+                continue;
+            };
+            if local.judged.contains(&by) {
+                continue;
+            }
+            if let Some(p) = check_confirmation(&by, digest, &local.sealed) {
+                self.raise_escrow(channel, &p);
+            }
+            local.judged.push(by);
+            self.member.account_changed();
+            let changes = self.member.poll_changes();
+            let mut tx = self.vault.tx()?;
+            tx.apply(&changes)?;
+            tx.put_exchange(&exchange, &local)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn raise_escrow(&mut self, channel: ChannelId, p: &ReleaseProblem) {
+        let Some(kind) = AlertKind::from_code(&p.kind) else {
+            return;
+        };
+        let who = Handle::new(p.participant.as_str()).unwrap_or_else(|_| self.me().clone());
+        let mut a = Alert::escrow(kind, self.now(), &who, p.detail.clone());
+        a.channel = Some(channel);
+        a.member = Some(who);
+        self.member.raise(a);
     }
 
     /// Withdraws this member's offer (before release).
@@ -158,8 +319,10 @@ impl Client {
             tx.put_exchange(&id, &local)?;
             tx.commit()?;
         }
+        let channel = ChannelId::from_hex(&status.channel_id)?;
         if status.state == "released" && local.opened.is_none() {
             let mut opened = Vec::new();
+            let mut digests = Vec::new();
             let mut used = 0;
             for copy in &status.offers {
                 let from = Handle::new(copy.participant.as_str())?;
@@ -181,10 +344,11 @@ impl Client {
                     _ => None,
                 };
                 used += usize::from(plain.is_some());
-                opened.push((
-                    copy.participant.clone(),
-                    plain.and_then(|p| SealedOffer::from_plaintext(&p).ok()),
-                ));
+                let offer = plain
+                    .as_deref()
+                    .and_then(|p| SealedOffer::from_plaintext(p).ok());
+                digests.push(offer.as_ref().and(plain.as_deref()).map(offer_digest));
+                opened.push((copy.participant.clone(), offer));
             }
             let expected: Vec<String> = status
                 .participants
@@ -193,28 +357,21 @@ impl Client {
                 .cloned()
                 .collect();
             let found = check_release(
-                &id.to_hex(),
-                status.deadline_ms,
+                id,
+                Timestamp(status.deadline_ms),
                 &expected,
                 &opened,
                 local.saw_open_past_deadline,
             );
-            let channel = ChannelId::from_hex(&status.channel_id)?;
             for p in &found {
-                let Some(kind) = AlertKind::from_code(&p.kind) else {
-                    continue;
-                };
-                let who = Handle::new(p.participant.as_str()).unwrap_or_else(|_| self.me().clone());
-                let mut a = Alert::escrow(kind, Timestamp(now), &who, p.detail.clone());
-                a.channel = Some(channel);
-                a.member = Some(who);
-                self.member.raise(a);
+                self.raise_escrow(channel, p);
             }
             problems = found
                 .iter()
                 .map(|p| format!("{}: {}", p.kind, p.detail))
                 .collect();
             local.opened = Some(opened.clone());
+            local.opened_digests = digests.clone();
             self.member.account_changed();
             let changes = self.member.poll_changes();
             let mut tx = self.vault.tx()?;
@@ -225,39 +382,63 @@ impl Client {
                 self.replenish_keys(used).await?;
             }
             // Every participant confirms, end to end, what it received.
-            let digests: Vec<String> = opened
-                .iter()
-                .map(|(from, o)| match o {
-                    Some(o) => format!("{from}: {}", digest_of(o)),
-                    None => format!("{from}: nothing readable"),
-                })
-                .collect();
-            let note = format!("exchange {id} released; received {}", digests.join("; "));
-            self.send_structured(
-                channel,
-                backchannel_protocol::commitments::Structured::Note { text: note },
-                None,
-            )
-            .await?;
+            let mut offers = Vec::new();
+            for p in &expected {
+                let from = Handle::new(p.as_str())?;
+                let digest = opened
+                    .iter()
+                    .zip(&digests)
+                    .find(|((f, _), _)| f == p)
+                    .and_then(|(_, d)| *d);
+                offers.push(ConfirmedOffer { from, digest });
+            }
+            let confirmation = Structured::EscrowConfirmation {
+                exchange: id,
+                offers,
+            };
+            self.send_structured(channel, confirmation, None).await?;
         }
+        let digests = local.opened_digests.clone();
         let offers = local
             .opened
             .unwrap_or_default()
             .into_iter()
-            .map(|(from, o)| ReceivedOffer {
+            .enumerate()
+            .map(|(i, (from, o))| ReceivedOffer {
                 from,
-                digest: o.as_ref().map(digest_of),
+                digest: digests.get(i).copied().flatten().map(|d| d.to_hex()),
                 offer: o.map(|o| o.offer),
             })
             .collect();
         Ok(ExchangeView {
             status,
             offers,
+            confirmations: self.confirmations_of(channel, id, &local.sealed),
             problems,
         })
     }
-}
 
-fn digest_of(o: &SealedOffer) -> String {
-    Digest::of(&[&serde_json::to_vec(o).unwrap_or_default()]).to_hex()
+    /// What the others confirmed receiving from this member in exchange `id`.
+    fn confirmations_of(
+        &self,
+        channel: ChannelId,
+        id: ExchangeId,
+        sealed: &[Digest],
+    ) -> Vec<Confirmation> {
+        let me = self.me();
+        self.structured_in(channel)
+            .filter(|(by, _)| *by != me)
+            .filter_map(|(by, s)| match s {
+                Structured::EscrowConfirmation { exchange, offers } if *exchange == id => {
+                    let said = offers.iter().find(|o| o.from == *me)?;
+                    Some(Confirmation {
+                        by: by.to_string(),
+                        matches: check_confirmation(by, said.digest, sealed).is_none()
+                            && !sealed.is_empty(),
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
 }

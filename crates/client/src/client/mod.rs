@@ -26,7 +26,7 @@ use crate::transport::RelayClient;
 use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
-pub use escrow::{ExchangeView, ReceivedOffer};
+pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
 pub use receive::SyncReport;
 
 /// A token is renewed after this long (the relay's tokens live one hour).

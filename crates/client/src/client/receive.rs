@@ -145,6 +145,7 @@ impl Client {
         let now = self.now();
         self.member.handle_caught_up(now);
         self.check_routing().await?;
+        self.judge_confirmations()?;
         self.collect(&mut report)?;
         for channel in self.member.receipts_due() {
             self.send_receipt(channel).await?;

@@ -52,4 +52,14 @@ pub struct ExchangeLocal {
     pub saw_open_past_deadline: bool,
     /// Once released: each copy's submitter and what it decrypted to.
     pub opened: Option<Vec<(String, Option<backchannel_protocol::escrow::SealedOffer>)>>,
+    /// For each entry of `opened`: SHA-256 of the exact plaintext opened
+    /// (empty in records from before protocol v1).
+    #[serde(default)]
+    pub opened_digests: Vec<Option<backchannel_protocol::Digest>>,
+    /// The digest of every offer this member sealed here, oldest first.
+    #[serde(default)]
+    pub sealed: Vec<backchannel_protocol::Digest>,
+    /// The participants whose confirmations were judged.
+    #[serde(default)]
+    pub judged: Vec<backchannel_protocol::Handle>,
 }

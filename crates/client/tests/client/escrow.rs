@@ -77,6 +77,88 @@ async fn offers_are_released_together_and_nothing_leaks_before() {
             .is_some_and(|t| t.contains("released; received red:"))));
     let bytes = cast.relay.file_bytes();
     assert!(!contains(&bytes, BLUE_OFFER.as_bytes()) && !contains(&bytes, RED_OFFER.as_bytes()));
+    // Each confirmation names, by digest over the exact sealed bytes, the
+    // offer its submitter sealed.
+    let blue = cast.blue.exchange_status(x).await.unwrap();
+    let red = cast.red.exchange_status(x).await.unwrap();
+    for (v, by) in [(&blue, "red"), (&red, "blue")] {
+        assert_eq!(
+            v.confirmations,
+            [backchannel_client::Confirmation {
+                by: by.into(),
+                matches: true
+            }]
+        );
+    }
+    assert!(kinds(&cast.blue).is_empty() && kinds(&cast.red).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_sealed_in_another_encoding_still_confirms() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let x = exchange(&mut cast, id, 3_600_000).await;
+    let st = cast.blue.exchange_status(x).await.unwrap().status;
+    // As a client from before protocol v1 (or another language) might seal
+    // it: JSON, keys in another order, spaces. No re-encoding of it could
+    // give back these bytes; the digest is over them as they are.
+    let json = format!(
+        r#"{{ "offer" : "{BLUE_OFFER}", "sealed_at_ms": {}, "deadline_ms": {}, "terms_digest": "{}", "exchange_id": "{x}" }}"#,
+        cast.blue.now().0,
+        st.deadline_ms,
+        st.terms_digest
+    );
+    let plaintext = backchannel_protocol::payload::pad(json.as_bytes(), 512).unwrap();
+    cast.blue
+        .dangerous_submit_plaintext(x, &plaintext)
+        .await
+        .unwrap();
+    let red = cast.red.exchange_submit(x, RED_OFFER).await.unwrap();
+    assert_eq!(red.offers[0].offer.as_deref(), Some(BLUE_OFFER));
+    assert_eq!(
+        red.offers[0].digest.as_deref(),
+        Some(
+            backchannel_protocol::escrow::offer_digest(&plaintext)
+                .to_hex()
+                .as_str()
+        )
+    );
+    cast.sync_all().await;
+    let blue = cast.blue.exchange_status(x).await.unwrap();
+    assert_eq!(blue.confirmations.len(), 1);
+    assert!(blue.confirmations[0].matches, "{:?}", blue.confirmations);
+    assert!(kinds(&cast.blue).is_empty(), "{:?}", kinds(&cast.blue));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_offer_released_instead_of_the_last_is_caught_by_its_submitter() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let x = exchange(&mut cast, id, 3_600_000).await;
+    cast.blue
+        .exchange_submit(x, "Blue withdraws one brigade.")
+        .await
+        .unwrap();
+    let first = cast.relay.hostile.offer_copy(x, "blue", "red");
+    cast.blue.exchange_submit(x, BLUE_OFFER).await.unwrap();
+    // The relay keeps the replaced copy and releases it: authentic, for
+    // this exchange, before the deadline, so red cannot tell.
+    cast.relay
+        .hostile
+        .restore_offer_copy(x, "blue", "red", &first);
+    let red = cast.red.exchange_submit(x, RED_OFFER).await.unwrap();
+    assert_eq!(
+        red.offers[0].offer.as_deref(),
+        Some("Blue withdraws one brigade.")
+    );
+    assert!(kinds(&cast.red).is_empty());
+    // Red's confirmation names what it opened; blue sees it is not its last.
+    cast.blue.sync().await.unwrap();
+    assert_eq!(kinds(&cast.blue), ["escrow_replaced_offer"]);
+    let blue = cast.blue.exchange_status(x).await.unwrap();
+    assert!(!blue.confirmations[0].matches);
+    cast.blue.sync().await.unwrap();
+    assert_eq!(kinds(&cast.blue), ["escrow_replaced_offer"], "raised once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

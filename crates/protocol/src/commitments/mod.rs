@@ -9,4 +9,4 @@ pub mod structured;
 pub mod whatif;
 
 pub use canonical::StructuredBody;
-pub use structured::{Action, Actor, Assurance, Structured};
+pub use structured::{Action, Actor, Assurance, ConfirmedOffer, Structured};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::plover::EventType;
+use crate::ids::{Digest, ExchangeId, Handle};
 
 /// Who acts or is acted upon: a member (by handle) or an outside actor
 /// named by the members (a proxy militia, a great power).
@@ -189,6 +190,18 @@ pub struct Place {
     pub radius_m: u32,
 }
 
+/// One offer as a participant received it at release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmedOffer {
+    /// Who submitted it.
+    pub from: Handle,
+    /// SHA-256 of the exact sealed plaintext opened; absent when nothing
+    /// readable came from `from`.
+    #[serde(default)]
+    pub digest: Option<Digest>,
+}
+
 /// Every typed payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -230,6 +243,29 @@ pub enum Structured {
         original: String,
         /// The paraphrase.
         text: String,
+    },
+    /// What a participant received when an escrowed exchange was released:
+    /// for each other participant, the digest of the exact sealed plaintext
+    /// it opened (see [`crate::escrow::offer_digest`]).
+    EscrowConfirmation {
+        /// The exchange.
+        exchange: ExchangeId,
+        /// One entry per other participant.
+        offers: Vec<ConfirmedOffer>,
+    },
+    /// An escrowed exchange, announced end to end by its creator: the terms
+    /// travel here (the relay holds only their digest).
+    EscrowExchange {
+        /// The exchange.
+        exchange: ExchangeId,
+        /// Every participant, sorted, the creator included.
+        participants: Vec<Handle>,
+        /// The terms, in words.
+        terms: String,
+        /// SHA-256 of the UTF-8 terms.
+        terms_digest: Digest,
+        /// Offers are destroyed unless all are in by then.
+        deadline_ms: i64,
     },
     /// Something happened (or, for what-if, might).
     Event {
@@ -362,6 +398,31 @@ impl Structured {
                 "[the mediator's words, conveying {}] {text}",
                 short(original)
             ),
+            Structured::EscrowConfirmation { exchange, offers } => format!(
+                "[escrow {exchange} released; received {}]",
+                offers
+                    .iter()
+                    .map(|o| match &o.digest {
+                        Some(d) => format!("{}: offer {}", o.from, short(&d.to_hex())),
+                        None => format!("{}: nothing readable", o.from),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Structured::EscrowExchange {
+                exchange,
+                participants,
+                terms,
+                deadline_ms,
+                ..
+            } => format!(
+                "[escrowed exchange {exchange} among {}, offers due by {deadline_ms} ms] Terms: {terms}",
+                participants
+                    .iter()
+                    .map(Handle::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Structured::Event {
                 actor,
                 action,
@@ -454,6 +515,9 @@ pub enum CommitmentError {
         /// The value.
         value: String,
     },
+    /// An escrowed exchange whose terms digest is not SHA-256 of its terms.
+    #[error("the terms digest is not SHA-256 of the terms")]
+    TermsDigest,
     /// A required text is empty.
     #[error("{0} is empty")]
     Empty(&'static str),
@@ -579,7 +643,19 @@ impl Structured {
             Structured::Request { about, .. } => {
                 about.as_deref().map_or(Ok(()), |a| check_ref("about", a))
             }
-            Structured::Note { .. } | Structured::Relate { .. } => Ok(()),
+            Structured::EscrowExchange {
+                terms,
+                terms_digest,
+                ..
+            } => {
+                if *terms_digest != Digest::of(&[terms.as_bytes()]) {
+                    return Err(CommitmentError::TermsDigest);
+                }
+                Ok(())
+            }
+            Structured::Note { .. }
+            | Structured::Relate { .. }
+            | Structured::EscrowConfirmation { .. } => Ok(()),
         }
     }
 }

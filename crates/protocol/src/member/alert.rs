@@ -23,6 +23,9 @@ pub enum AlertKind {
     EscrowLateRelease,
     /// An escrow release did not carry every offer.
     EscrowPartialRelease,
+    /// A participant confirmed receiving another offer of this member's
+    /// than the one it last sealed (an older, replaced one).
+    EscrowReplacedOffer,
     /// Two versions of one position were reported.
     Fork,
     /// A ciphertext its claimed sender never sent.
@@ -55,13 +58,14 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind, for listings and round-trip tests.
-    pub const ALL: [AlertKind; 19] = [
+    pub const ALL: [AlertKind; 20] = [
         AlertKind::AckOverdue,
         AlertKind::BadKey,
         AlertKind::CrossedMessages,
         AlertKind::EscrowForeignOffer,
         AlertKind::EscrowLateRelease,
         AlertKind::EscrowPartialRelease,
+        AlertKind::EscrowReplacedOffer,
         AlertKind::Fork,
         AlertKind::Forged,
         AlertKind::Gap,
@@ -86,6 +90,7 @@ impl AlertKind {
             AlertKind::EscrowForeignOffer => "escrow_foreign_offer",
             AlertKind::EscrowLateRelease => "escrow_late_release",
             AlertKind::EscrowPartialRelease => "escrow_partial_release",
+            AlertKind::EscrowReplacedOffer => "escrow_replaced_offer",
             AlertKind::Fork => "fork",
             AlertKind::Forged => "forged",
             AlertKind::Gap => "gap",
