@@ -361,6 +361,17 @@ impl Hostile {
             .unwrap();
     }
 
+    /// Changes an exchange's terms digest (the terms its creator announced
+    /// end to end stay as they were).
+    pub fn swap_exchange_terms(&self, exchange: ExchangeId, terms_digest: [u8; 32]) {
+        self.conn()
+            .execute(
+                "UPDATE exchanges SET terms_digest = ?1 WHERE exchange_id = ?2",
+                params![&terms_digest[..], &exchange.0[..]],
+            )
+            .unwrap();
+    }
+
     /// One sealed copy as stored.
     pub fn offer_copy(&self, exchange: ExchangeId, submitter: &str, recipient: &str) -> Vec<u8> {
         self.conn()

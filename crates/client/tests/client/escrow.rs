@@ -237,3 +237,28 @@ async fn a_tampering_relay_raises_the_escrow_alerts() {
         kinds(&cast.red)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_sealed_for_terms_other_than_the_announced_ones() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let x = exchange(&mut cast, id, 3_600_000).await;
+    cast.red.sync().await.unwrap();
+    let other = backchannel_protocol::Digest::of(&[b"Red disarms first."]);
+    cast.relay.hostile.swap_exchange_terms(x, other.0);
+    let err = cast.red.exchange_submit(x, RED_OFFER).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("differs from what its creator announced"),
+        "{err}"
+    );
+    assert!(
+        !cast
+            .red
+            .exchange_status(x)
+            .await
+            .unwrap()
+            .status
+            .you_submitted
+    );
+}
