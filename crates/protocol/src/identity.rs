@@ -93,6 +93,64 @@ pub fn check_curve25519(key: &[u8; 32]) -> Result<(), CryptoError> {
     }
 }
 
+/// The Curve25519 public keys every client and the relay refuse: the
+/// points of order 1, 2, 4 and 8 in every 32-byte encoding (u, u + p where
+/// that is below 2^255, and each with the ignored top bit set). A
+/// Diffie-Hellman exchange with any of them gives a predictable secret.
+/// [`check_curve25519`] refuses them by the result of the exchange, so this
+/// list is what it is tested against, and what docs/protocol.md lists.
+pub const REFUSED_CURVE25519: [&str; 14] = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "0100000000000000000000000000000000000000000000000000000000000080",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+];
+
+/// The Curve25519 form of an Ed25519 public key (the same key pair on the
+/// other curve), if the bytes are an Ed25519 point.
+pub fn ed25519_on_curve25519(ed25519: &[u8; 32]) -> Option<[u8; 32]> {
+    curve25519_dalek::edwards::CompressedEdwardsY(*ed25519)
+        .decompress()
+        .map(|p| p.to_montgomery().to_bytes())
+}
+
+/// Every check on a principal's identity keys that needs no other record,
+/// made by the relay at registration and by a client on every key served:
+/// no identity or low-order Curve25519 point, an Ed25519 key that decodes,
+/// and not one key pair used as both (the same bytes, or the Curve25519
+/// key being the Ed25519 key's image on Curve25519).
+pub fn check_identity_keys(keys: &IdentityKeys) -> Result<(), CryptoError> {
+    check_curve25519(&keys.curve25519)?;
+    check_ed25519(&keys.ed25519)?;
+    if keys.curve25519 == keys.ed25519
+        || ed25519_on_curve25519(&keys.ed25519) == Some(keys.curve25519)
+    {
+        return Err(CryptoError::BadKey(
+            "the Curve25519 key is the Ed25519 key (one key pair used for both)",
+        ));
+    }
+    Ok(())
+}
+
+/// True if two principals' key sets have a key in common (either way
+/// round): one principal's key served or registered as another's.
+pub fn shares_a_key(a: &IdentityKeys, b: &IdentityKeys) -> bool {
+    a.curve25519 == b.curve25519
+        || a.ed25519 == b.ed25519
+        || a.curve25519 == b.ed25519
+        || a.ed25519 == b.curve25519
+}
+
 /// Refuses bytes that are not an Ed25519 public key.
 pub fn check_ed25519(key: &[u8; 32]) -> Result<(), CryptoError> {
     Ed25519PublicKey::from_slice(key)
@@ -157,9 +215,14 @@ pub struct SignedKey {
 
 impl SignedKey {
     /// Checks the signature against the owner's Ed25519 key and refuses
-    /// low-order keys.
+    /// low-order keys and the owner's identity keys passed as one-time keys.
     pub fn verify(&self, owner: &IdentityKeys) -> Result<(), CryptoError> {
         check_curve25519(&self.key)?;
+        if self.key == owner.curve25519 || self.key == owner.ed25519 {
+            return Err(CryptoError::BadKey(
+                "an identity key passed as a one-time key",
+            ));
+        }
         verify(
             SignPurpose::OneTimeKey,
             &owner.ed25519,
@@ -319,6 +382,32 @@ pub fn pre_key_identity(ciphertext: &[u8]) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::check_curve25519;
+
+    #[test]
+    fn every_listed_point_is_refused() {
+        for hex_key in super::REFUSED_CURVE25519 {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(hex_key, &mut key).unwrap();
+            assert!(check_curve25519(&key).is_err(), "{hex_key} accepted");
+        }
+    }
+
+    #[test]
+    fn one_key_pair_used_as_both_is_refused() {
+        let real = crate::Identity::new().keys();
+        assert!(super::check_identity_keys(&real).is_ok());
+        let same = crate::IdentityKeys {
+            curve25519: real.ed25519,
+            ed25519: real.ed25519,
+        };
+        let image = crate::IdentityKeys {
+            curve25519: super::ed25519_on_curve25519(&real.ed25519).unwrap(),
+            ed25519: real.ed25519,
+        };
+        for bad in [same, image] {
+            assert!(super::check_identity_keys(&bad).is_err());
+        }
+    }
 
     #[test]
     fn identity_and_low_order_points_are_refused() {

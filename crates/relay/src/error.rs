@@ -167,6 +167,11 @@ impl From<StoreError> for ApiError {
                 "handle_taken",
                 format!("{e}: choose another handle, or, if this is your handle on a new device, ask the relay's operator to release it (`backchannel relay release --handle ...`)"),
             ),
+            StoreError::KeyTaken => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_key",
+                format!("{e}: every principal has keys of its own; generate new ones"),
+            ),
             StoreError::ExchangeClosed(_) => {
                 Self::new(StatusCode::CONFLICT, "exchange_closed", e.to_string())
             }

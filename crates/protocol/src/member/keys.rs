@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::channel::ChannelState;
 use crate::envelope::Envelope;
-use crate::identity::{check_curve25519, check_ed25519, IdentityKeys, SignedKey};
+use crate::identity::{check_identity_keys, shares_a_key, IdentityKeys, SignedKey};
 use crate::ids::{ChannelId, Handle, MessageId, Seq, Timestamp};
 use crate::CryptoError;
 
@@ -138,12 +138,8 @@ impl Member {
         version: u64,
     ) -> Result<(), KeyError> {
         let mine = self.identity.keys();
-        let bad = if let Err(e) = check_curve25519(&keys.curve25519) {
+        let bad = if let Err(e) = check_identity_keys(keys) {
             Some(e.to_string())
-        } else if let Err(e) = check_ed25519(&keys.ed25519) {
-            Some(e.to_string())
-        } else if keys.curve25519 == keys.ed25519 {
-            Some("the same bytes served as both the Curve25519 and the Ed25519 key".into())
         } else {
             self.peers
                 .iter()
@@ -230,6 +226,15 @@ impl Member {
                     let why = format!("{proposer} introduced you to the channel with keys that are not yours: others would encrypt to someone else");
                     self.push_alert(Alert::key_changed(now, Some(state.id()), proposer, why));
                 }
+                continue;
+            }
+            if let Err(e) = check_identity_keys(&keys) {
+                // Not pinned: no session can be made with it.
+                let why = format!(
+                    "{proposer} introduced {} with a key no client accepts: {e}",
+                    m.handle
+                );
+                self.push_alert(Alert::bad_key(now, Some(state.id()), &m.handle, why));
                 continue;
             }
             let trust = Trust::Introduced {
@@ -450,11 +455,4 @@ impl Member {
         self.fresh_sessions.clear();
         self.changes.sessions.clear();
     }
-}
-
-fn shares_a_key(a: &IdentityKeys, b: &IdentityKeys) -> bool {
-    a.curve25519 == b.curve25519
-        || a.ed25519 == b.ed25519
-        || a.curve25519 == b.ed25519
-        || a.ed25519 == b.curve25519
 }

@@ -7,9 +7,7 @@ use backchannel_protocol::api::{
     fixed, ChallengeRequest, ChallengeResponse, LoginRequest, LoginResponse, PrincipalResponse,
     RegisterRequest,
 };
-use backchannel_protocol::identity::{
-    check_curve25519, check_ed25519, verify, SignPurpose, CHALLENGE_LEN,
-};
+use backchannel_protocol::identity::{check_identity_keys, verify, SignPurpose, CHALLENGE_LEN};
 use backchannel_protocol::{b64, Digest, Handle, IdentityKeys, Timestamp};
 
 use crate::app::{ApiJson, ApiPath, Caller, Relay};
@@ -34,8 +32,7 @@ pub(crate) async fn register(
         curve25519: fixed(&req.curve25519, "curve25519")?,
         ed25519: fixed(&req.ed25519, "ed25519")?,
     };
-    check_curve25519(&keys.curve25519)?;
-    check_ed25519(&keys.ed25519)?;
+    check_identity_keys(&keys)?;
     let now = relay.now();
     let record = relay.run(move |s| s.register(&handle, &keys, now)).await?;
     Ok((StatusCode::CREATED, Json(principal_json(&record))))

@@ -98,6 +98,29 @@ pub fn register_and_look_up(store: &dyn RelayStore) {
         k,
         "a refused registration changes nothing"
     );
+    // Blue's keys under another handle, either key, either way round.
+    let other = keys();
+    for taken in [
+        k,
+        IdentityKeys {
+            curve25519: k.curve25519,
+            ed25519: other.ed25519,
+        },
+        IdentityKeys {
+            curve25519: other.curve25519,
+            ed25519: k.ed25519,
+        },
+        IdentityKeys {
+            curve25519: k.ed25519,
+            ed25519: other.ed25519,
+        },
+    ] {
+        assert!(matches!(
+            store.register(&h("mallory"), &taken, T0),
+            Err(StoreError::KeyTaken)
+        ));
+    }
+    assert_eq!(store.principal(&h("mallory")).unwrap(), None);
     assert_eq!(store.principal(&h("nobody")).unwrap(), None);
 }
 

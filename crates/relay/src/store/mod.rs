@@ -194,6 +194,9 @@ pub enum StoreError {
     /// The handle is registered.
     #[error("handle {0} is taken")]
     HandleTaken(Handle),
+    /// A key of the registration is another principal's identity key.
+    #[error("a key of this registration belongs to another principal")]
+    KeyTaken,
     /// The exchange is not open, or its deadline passed.
     #[error("exchange {0}")]
     ExchangeClosed(&'static str),
@@ -209,7 +212,8 @@ pub enum StoreError {
 /// durable before returning `Ok` (a crash after it loses nothing).
 pub trait RelayStore: Send + Sync + 'static {
     /// Registers a principal with key version 1, or a released handle
-    /// again with new keys and the next key version.
+    /// again with new keys and the next key version. Refuses keys another
+    /// principal holds (either key, either way round): `KeyTaken`.
     fn register(
         &self,
         handle: &Handle,

@@ -173,20 +173,38 @@ impl RelayStore for SqliteStore {
         keys: &IdentityKeys,
         now: Timestamp,
     ) -> Result<PrincipalRecord, StoreError> {
-        let inserted = self.conn().execute(
-            "INSERT INTO principals (handle, curve25519, ed25519, key_version, created_at_ms) VALUES (?1, ?2, ?3, 1, ?4)",
-            params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..], now.0],
-        );
-        // (The connection is released before a released handle is retried.)
-        match inserted {
-            Ok(_) => Ok(PrincipalRecord {
-                handle: h.clone(),
-                keys: *keys,
-                key_version: 1,
-            }),
-            Err(e) if is_unique_violation(&e) => self.register_released(h, keys),
-            Err(e) => Err(e.into()),
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let holder: Option<String> = tx
+                .query_row(
+                    "SELECT handle FROM principals WHERE handle <> ?1 AND (curve25519 IN (?2, ?3) OR ed25519 IN (?2, ?3)) LIMIT 1",
+                    params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..]],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if holder.is_some() {
+                return Err(StoreError::KeyTaken);
+            }
+            let inserted = tx.execute(
+                "INSERT INTO principals (handle, curve25519, ed25519, key_version, created_at_ms) VALUES (?1, ?2, ?3, 1, ?4)",
+                params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..], now.0],
+            );
+            match inserted {
+                Ok(_) => {
+                    tx.commit()?;
+                    return Ok(PrincipalRecord {
+                        handle: h.clone(),
+                        keys: *keys,
+                        key_version: 1,
+                    });
+                }
+                Err(e) if is_unique_violation(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        // (The connection is released before a released handle is retried.)
+        self.register_released(h, keys)
     }
 
     fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {

@@ -5,3 +5,4 @@
 mod api;
 mod bad_input;
 mod conformance;
+mod keys;

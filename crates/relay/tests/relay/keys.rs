@@ -1,0 +1,97 @@
+//! The relay refuses at registration and at key upload, with `400
+//! bad_key`, every key a client refuses (docs/protocol.md §2 lists them),
+//! and changes nothing when it does.
+
+use backchannel_protocol::identity::{ed25519_on_curve25519, REFUSED_CURVE25519};
+use backchannel_protocol::{b64, Identity};
+use backchannel_testkit::{request, Principal, TestRelay};
+use serde_json::{json, Value};
+
+fn point(hex_key: &str) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut k).unwrap();
+    k
+}
+
+fn registration(handle: &str, curve: [u8; 32], ed: [u8; 32]) -> Value {
+    json!({"handle": handle, "curve25519": b64::encode(curve), "ed25519": b64::encode(ed)})
+}
+
+async fn refused_registration(relay: &TestRelay, body: &Value, why: &str) {
+    let before = relay.row_counts();
+    let http = reqwest::Client::new();
+    let a = request(
+        &http,
+        "POST",
+        &format!("{}/v1/principals", relay.url),
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!((a.status, a.code()), (400, "bad_key"), "{why}: {}", a.text);
+    assert_eq!(
+        relay.row_counts(),
+        before,
+        "{why}: a refusal changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_refuses_every_key_a_client_refuses() {
+    let relay = TestRelay::start().await;
+    let ed = Identity::new().keys().ed25519;
+    for p in REFUSED_CURVE25519 {
+        refused_registration(&relay, &registration("newcomer", point(p), ed), p).await;
+    }
+    // One key pair used as both: the same bytes, or the Ed25519 key's image.
+    refused_registration(&relay, &registration("newcomer", ed, ed), "same bytes").await;
+    let image = ed25519_on_curve25519(&ed).unwrap();
+    refused_registration(&relay, &registration("newcomer", image, ed), "image").await;
+    // Another principal's keys under a new handle, each key, either way round.
+    let blue = Principal::join(&relay.url, "blue", 1).await;
+    let k = blue.identity.keys();
+    let fresh = Identity::new().keys();
+    for (curve, ed, why) in [
+        (k.curve25519, k.ed25519, "both of blue's keys"),
+        (k.curve25519, fresh.ed25519, "blue's Curve25519 key"),
+        (fresh.curve25519, k.ed25519, "blue's Ed25519 key"),
+        (k.ed25519, fresh.ed25519, "blue's Ed25519 key as Curve25519"),
+    ] {
+        refused_registration(&relay, &registration("mallory", curve, ed), why).await;
+    }
+    // And a sound registration still goes through.
+    let a = request(
+        &reqwest::Client::new(),
+        "POST",
+        &format!("{}/v1/principals", relay.url),
+        None,
+        Some(&registration("newcomer", fresh.curve25519, fresh.ed25519)),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_upload_refuses_every_key_a_client_refuses() {
+    let relay = TestRelay::start().await;
+    let blue = Principal::join(&relay.url, "blue", 0).await;
+    let own = blue.identity.keys();
+    let mut bad: Vec<(String, [u8; 32])> = REFUSED_CURVE25519
+        .iter()
+        .map(|p| (p.to_string(), point(p)))
+        .collect();
+    bad.push(("the own Curve25519 identity key".into(), own.curve25519));
+    bad.push(("the own Ed25519 identity key".into(), own.ed25519));
+    for (why, key) in bad {
+        let signed = json!({"key": b64::encode(key), "signature": b64::encode([7u8; 64])});
+        for body in [
+            json!({"one_time_keys": [signed.clone()], "fallback_key": null}),
+            json!({"one_time_keys": [], "fallback_key": signed.clone()}),
+        ] {
+            let before = relay.row_counts();
+            let a = blue.call("POST", "/v1/keys", Some(&body)).await;
+            assert_eq!((a.status, a.code()), (400, "bad_key"), "{why}: {}", a.text);
+            assert_eq!(relay.row_counts(), before, "{why}");
+        }
+    }
+}
