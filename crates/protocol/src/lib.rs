@@ -65,6 +65,7 @@ pub mod member;
 pub mod payload;
 pub mod session;
 pub mod transcript;
+pub mod vectors;
 mod wire;
 
 pub use envelope::{Envelope, OlmType};
