@@ -95,3 +95,77 @@ async fn key_upload_refuses_every_key_a_client_refuses() {
         }
     }
 }
+
+/// The small behaviours docs/protocol.md states, each as written there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_small_behaviours_hold() {
+    use backchannel_protocol::api::{KeyJson, UploadKeysRequest};
+    let relay = TestRelay::start().await;
+    let mut blue = Principal::join(&relay.url, "blue", 0).await;
+    let red = Principal::join(&relay.url, "red", 0).await;
+    // A login challenge of 3 bytes: invalid_field, and nothing consumed.
+    let c = blue
+        .call(
+            "POST",
+            "/v1/login/challenge",
+            Some(&json!({"handle": "blue"})),
+        )
+        .await;
+    assert_eq!(c.status, 200);
+    let a = blue
+        .call(
+            "POST",
+            "/v1/login",
+            Some(&json!({"handle": "blue", "challenge": b64::encode([1u8, 2, 3]), "signature": b64::encode([0u8; 64])})),
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (400, "invalid_field"), "{}", a.text);
+    // Only the channel's creator changes its routing members.
+    let channel = "00112233445566778899aabbccddeeff";
+    let a = blue
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(&json!({"channel_id": channel, "members": ["blue", "red"]})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = red
+        .call(
+            "PUT",
+            &format!("/v1/channels/{channel}/members"),
+            Some(&json!({"members": ["blue", "red"]})),
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (403, "not_a_member"), "{}", a.text);
+    // limit=0 is refused; an empty page echoes `after`.
+    let a = blue.call("GET", "/v1/mailbox?limit=0", None).await;
+    assert_eq!((a.status, a.code()), (400, "limit_exceeded"), "{}", a.text);
+    let a = blue.call("GET", "/v1/mailbox?after=41", None).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.body,
+        json!({"deliveries": [], "next_cursor": 41, "more": false})
+    );
+    // Re-uploading a held one-time key stores it once and bumps key_version.
+    let first = blue.publish_keys(1).await;
+    let v1 = first.body["key_version"].as_u64().unwrap();
+    let held = blue.identity.generate_one_time_keys(1);
+    let again = UploadKeysRequest {
+        one_time_keys: held.iter().map(KeyJson::from_signed).collect(),
+        fallback_key: None,
+    };
+    let body = serde_json::to_value(&again).unwrap();
+    let a = blue.call("POST", "/v1/keys", Some(&body)).await;
+    let b = blue.call("POST", "/v1/keys", Some(&body)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        b.body["one_time_key_count"], a.body["one_time_key_count"],
+        "held once"
+    );
+    assert_eq!(
+        b.body["key_version"].as_u64().unwrap(),
+        a.body["key_version"].as_u64().unwrap() + 1
+    );
+    assert!(a.body["key_version"].as_u64().unwrap() > v1);
+}
