@@ -31,6 +31,14 @@ impl StructuredBody {
         Ok(StructuredBody { value, json })
     }
 
+    /// `value` in serde's own JSON (fields in declaration order, `null`s
+    /// written): what a client breaking the canonical rule sends. For
+    /// conformance tests only.
+    pub fn dangerous_loose(value: Structured) -> Self {
+        let json = serde_json::to_vec(&value).unwrap_or_default();
+        StructuredBody { value, json }
+    }
+
     /// Decodes JSON written under `version`: version 1 takes any JSON of the
     /// schema (old transcripts); later versions only the canonical form.
     pub fn decode(json: &[u8], version: BodyVersion) -> Result<Self, DecodeError> {

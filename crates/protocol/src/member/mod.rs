@@ -46,6 +46,7 @@
 
 mod alert;
 mod audit;
+mod breaks;
 mod keys;
 mod receive;
 mod send;
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use vodozemac::olm::{AccountPickle, SessionPickle};
 
 pub use alert::{describe_positions, Alert, AlertId, AlertKind, Unreadable};
+pub use breaks::Rule;
 pub use keys::{KeyError, OwnRecord};
 pub use send::SendError;
 
@@ -364,6 +366,8 @@ pub struct Member {
     /// Per channel, the last position the relay says this member posted:
     /// after a restore, its chain resumes only beyond it.
     stale_targets: BTreeMap<ChannelId, Seq>,
+    /// Rules this member was told to break (conformance tests only).
+    breaks: BTreeSet<Rule>,
     /// Peers whose front session was just opened from a claimed key and
     /// has carried nothing yet: amendments and acceptances go only on such
     /// sessions, so a new epoch never depends on a session a peer may have
@@ -436,6 +440,7 @@ impl Member {
             inbound_sessions: 0,
             fresh_sessions: BTreeSet::new(),
             stale_targets: BTreeMap::new(),
+            breaks: BTreeSet::new(),
             changes: Changes::default(),
             new_alerts: VecDeque::new(),
         };
@@ -697,6 +702,7 @@ impl Member {
                     .get(c)
                     .is_some_and(|s| s.status() == crate::channel::ChannelStatus::Active)
                     && self.blocking_alert(c).is_none()
+                    && !self.breaks(Rule::Receipts)
             })
             .collect()
     }

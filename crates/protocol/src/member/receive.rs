@@ -164,7 +164,7 @@ impl Member {
         let h = payload.header().clone();
         if h.channel_id != env.channel_id
             || h.message_id != env.message_id
-            || h.sender != env.sender
+            || (h.sender != env.sender && !self.breaks(super::Rule::SenderIsPeer))
         {
             let why = format!(
                 "a payload of channel {} message {} arrived under another envelope (moved)",
@@ -270,7 +270,9 @@ impl Member {
                     what,
                     reason,
                 ));
-                self.place(now, p, true);
+                if !self.breaks(super::Rule::UnreadCounts) {
+                    self.place(now, p, true);
+                }
             }
             None => {
                 let what = format!("a payload of version {version} ({e})");

@@ -11,7 +11,7 @@ use crate::ids::{ChannelId, Handle, MessageId, Timestamp};
 use crate::payload::{seal, Body, BodyKind, Payload};
 use crate::{CryptoError, DecodeError};
 
-use super::{AlertKind, Direction, Member, StoredMessage, Transmit, TransmitId};
+use super::{AlertKind, Direction, Member, Rule, StoredMessage, Transmit, TransmitId};
 
 /// Why a message was not sent (nothing changed).
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,103 @@ fn claimed_beyond(state: &ChannelState, me: &Handle) -> Option<crate::transcript
     let epoch = state.epoch().number;
     let held = state.head(epoch, me).seq;
     state.claimed_own_head(epoch).filter(|c| c.seq > held)
+}
+
+impl Member {
+    /// What a member forging another's messages does: `body` under a header
+    /// naming `claimed` as its sender, at `claimed`'s next position as this
+    /// member holds its chain, sent on this member's own session to `to`
+    /// only, and kept nowhere here. The receiver must refuse it (`replay`:
+    /// the header's sender is not the Olm peer). For the conformance harness.
+    pub fn dangerous_send_as<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Timestamp,
+        channel: ChannelId,
+        claimed: &Handle,
+        to: &Handle,
+        body: Body,
+        rng: &mut R,
+    ) -> Result<MessageId, SendError> {
+        let state = self
+            .channels
+            .get(&channel)
+            .cloned()
+            .ok_or(SendError::UnknownChannel(channel))?;
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let message_id = MessageId(id);
+        let mut prepared = state.prepare(&body, message_id, now, None)?;
+        let head = state.head(prepared.header.epoch.number, claimed);
+        let h = &mut prepared.header;
+        h.sender = claimed.clone();
+        h.seq = crate::Seq(head.seq.0 + 1);
+        h.prev = head.digest;
+        if let Some(own) = h.heads.0.get_mut(claimed) {
+            *own = head;
+        }
+        let body = body.for_version(h.version);
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let sealed = seal(prepared.header.clone(), salt, body)?;
+        let Some(session) = self.sessions.get_mut(to).and_then(|s| s.first_mut()) else {
+            return Err(SendError::NoSession(vec![to.clone()]));
+        };
+        let (olm_type, ciphertext) = session.encrypt(&sealed.full)?;
+        self.save_session(to, now);
+        let t = Transmit {
+            id: TransmitId(self.next_transmit),
+            channel,
+            envelopes: vec![Envelope {
+                channel_id: channel,
+                message_id,
+                sender: self.me.clone(),
+                recipient: to.clone(),
+                seq_hint: prepared.header.seq.0,
+                olm_type,
+                ciphertext,
+            }],
+            resumed: false,
+        };
+        self.next_transmit += 1;
+        self.changes.outbox.push(t.clone());
+        self.outbox.push_back(t);
+        Ok(message_id)
+    }
+
+    /// The header changes of the rules this member was told to break;
+    /// true if the message no longer fits the sender's own chain.
+    fn break_header(
+        &self,
+        state: &ChannelState,
+        body: &Body,
+        h: &mut crate::payload::Header,
+    ) -> bool {
+        if self.breaks(Rule::Versions) && matches!(body, Body::Acceptance { .. }) {
+            h.version = crate::payload::BodyVersion::V1;
+        }
+        if self.breaks(Rule::JoinerHeads)
+            && matches!(body, Body::Acceptance { .. })
+            && state.joined_in() == Some(h.epoch.number)
+        {
+            h.heads.0.retain(|m, _| *m == self.me);
+        }
+        if self.breaks(Rule::Epoch1Content) && h.body_kind.is_content() {
+            h.epoch = crate::transcript::Epoch::genesis(h.channel_id);
+            return true;
+        }
+        false
+    }
+
+    /// A structured body in serde's own JSON (declaration order, nulls),
+    /// when told to break the canonical rule.
+    fn break_body(&self, body: Body) -> Body {
+        match body {
+            Body::Structured(s) if self.breaks(Rule::Canonical) => Body::Structured(Box::new(
+                crate::commitments::StructuredBody::dangerous_loose(s.value().clone()),
+            )),
+            other => other,
+        }
+    }
 }
 
 /// How an adversarial test makes a member misbehave (never in honest use).
@@ -177,8 +274,7 @@ impl Member {
     /// What a newer (or broken) client does: `body` (kind tag first) as
     /// raw bytes under body `version`, sent to every member in full, with a
     /// header of the same layout. For adversarial tests only (the receiver
-    /// must say `unsupported_body`).
-    #[cfg(feature = "adversarial")]
+    /// must say `unsupported_body`). The conformance harness sends these.
     pub fn dangerous_send_raw<R: RngCore + CryptoRng>(
         &mut self,
         now: Timestamp,
@@ -309,8 +405,9 @@ impl Member {
         rng.fill_bytes(&mut id);
         let message_id = MessageId(id);
         let mut prepared = state.prepare_from(&body, message_id, now, in_reply_to, own_head)?;
-        let body = body.for_version(prepared.header.version);
-        if tamper.misreport_own_head {
+        let broken = self.break_header(&state, &body, &mut prepared.header);
+        let body = self.break_body(body.for_version(prepared.header.version));
+        if tamper.misreport_own_head || self.breaks(Rule::OwnHead) {
             if let Some(own) = prepared.header.heads.0.get_mut(&self.me) {
                 own.digest = crate::ids::Digest::of(&[b"misreported", &own.digest.0]);
             }
@@ -335,7 +432,10 @@ impl Member {
             body,
         };
         let mut next = state;
-        next.handle_payload(&payload, sealed.digest)?;
+        let applied = next.handle_payload(&payload, sealed.digest);
+        if !broken {
+            applied?;
+        }
 
         let mut envelopes = Vec::new();
         for (peer, kind) in &prepared.recipients {
@@ -350,6 +450,8 @@ impl Member {
             let sealed = other.as_ref().unwrap_or(&sealed);
             let kind = if tamper.stub_for.contains(peer) {
                 &CopyKind::Stub
+            } else if self.breaks(Rule::Stubs) {
+                &CopyKind::Full
             } else {
                 kind
             };
