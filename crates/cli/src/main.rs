@@ -32,6 +32,7 @@ enum Command {
     Channel(cmd::channel::ChannelArgs),
     #[command(flatten)]
     Commit(cmd::commit::CommitCommand),
+    Conformance(cmd::conformance::ConformanceArgs),
     Demo(cmd::demo::DemoArgs),
     Events(cmd::exchange::EventsArgs),
     Exchange(cmd::exchange::ExchangeArgs),
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Relay(args) => cmd::relay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Conformance(args) => cmd::conformance::run(args),
         command => store::store_path(cli.store).and_then(|store| {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
@@ -75,7 +77,9 @@ fn main() -> ExitCode {
                     Command::Trust(a) => cmd::trust::trust(&store, a).await,
                     Command::Verify(a) => cmd::trust::verify(&store, a).await,
                     Command::Watch(a) => cmd::watch::run(&store, a).await,
-                    Command::Relay(_) | Command::Demo(_) => unreachable!("handled above"),
+                    Command::Relay(_) | Command::Demo(_) | Command::Conformance(_) => {
+                        unreachable!("handled above")
+                    }
                 }
             })
         }),

@@ -2,6 +2,7 @@
 
 pub mod channel;
 pub mod commit;
+pub mod conformance;
 pub mod demo;
 pub mod exchange;
 pub mod message;

@@ -185,6 +185,21 @@ pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
     }
 }
 
+/// In debug builds only: the protocol rules named (comma-separated) in
+/// `BACKCHANNEL_TEST_BREAK`, broken on purpose, so the conformance harness
+/// can be shown to catch each one. Release builds ignore the variable.
+fn break_rules_for_tests(member: &mut Member) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Ok(rules) = std::env::var("BACKCHANNEL_TEST_BREAK") else {
+        return;
+    };
+    for rule in rules.split(',').filter_map(|r| r.trim().parse().ok()) {
+        member.dangerous_break(rule);
+    }
+}
+
 impl Client {
     /// Creates a store at `path`, registers `handle` on the relay and
     /// publishes one-time keys. If the relay refuses, no store is left.
@@ -253,10 +268,11 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let vault = Vault::open(path, passphrase)?;
         let relay = RelayClient::new(&vault.relay_url()?)?;
-        let member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
+        let mut member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
             channel: e.channel,
             source: e.source,
         })?;
+        break_rules_for_tests(&mut member);
         Ok(Client {
             vault,
             member,

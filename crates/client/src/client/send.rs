@@ -308,32 +308,42 @@ impl Client {
         overrides: std::collections::BTreeMap<Handle, Body>,
         in_reply_to: Option<MessageId>,
     ) -> Result<MessageId, ClientError> {
+        #[cfg(not(feature = "adversarial"))]
+        let _ = &overrides;
+        self.send_with(channel, |member, now, rng| {
+            #[cfg(feature = "adversarial")]
+            if !overrides.is_empty() {
+                return member.dangerous_equivocate(
+                    now,
+                    channel,
+                    body.clone(),
+                    overrides.clone(),
+                    rng,
+                );
+            }
+            member.send(now, channel, body.clone(), in_reply_to, rng)
+        })
+        .await
+    }
+
+    /// Runs `send` on the machine (claiming keys and retrying once if a
+    /// session is missing), commits, and posts.
+    async fn send_with(
+        &mut self,
+        channel: ChannelId,
+        mut send: impl FnMut(
+            &mut backchannel_protocol::member::Member,
+            backchannel_protocol::Timestamp,
+            &mut rand::rngs::OsRng,
+        ) -> Result<MessageId, SendError>,
+    ) -> Result<MessageId, ClientError> {
         self.connect().await?;
         self.flush_outbox().await?;
         let mut claimed = false;
         let message_id = loop {
             let now = self.now();
             let mut rng = rand::rngs::OsRng;
-            #[cfg(feature = "adversarial")]
-            let sent = if overrides.is_empty() {
-                self.member
-                    .send(now, channel, body.clone(), in_reply_to, &mut rng)
-            } else {
-                self.member.dangerous_equivocate(
-                    now,
-                    channel,
-                    body.clone(),
-                    overrides.clone(),
-                    &mut rng,
-                )
-            };
-            #[cfg(not(feature = "adversarial"))]
-            let sent = {
-                let _ = &overrides;
-                self.member
-                    .send(now, channel, body.clone(), in_reply_to, &mut rng)
-            };
-            match sent {
+            match send(&mut self.member, now, &mut rng) {
                 Ok(id) => break id,
                 Err(SendError::NoSession(peers)) if !claimed => {
                     for peer in peers {
@@ -351,6 +361,35 @@ impl Client {
         crash_point("after_outbox_commit");
         self.flush_outbox().await?;
         Ok(message_id)
+    }
+
+    /// Sends raw `body` bytes (kind tag first) under body `version`, as a
+    /// newer or broken client would. For the conformance harness.
+    pub async fn dangerous_send_raw(
+        &mut self,
+        channel: ChannelId,
+        version: backchannel_protocol::payload::BodyVersion,
+        body: &[u8],
+    ) -> Result<MessageId, ClientError> {
+        self.send_with(channel, |m, now, rng| {
+            m.dangerous_send_raw(now, channel, version, body, rng)
+        })
+        .await
+    }
+
+    /// Sends `body` to `to` alone under a header naming `claimed` as its
+    /// sender (a forgery `to` must refuse). For the conformance harness.
+    pub async fn dangerous_send_as(
+        &mut self,
+        channel: ChannelId,
+        claimed: &Handle,
+        to: &Handle,
+        body: Body,
+    ) -> Result<MessageId, ClientError> {
+        self.send_with(channel, |m, now, rng| {
+            m.dangerous_send_as(now, channel, claimed, to, body.clone(), rng)
+        })
+        .await
     }
 
     /// Posts every committed, unanswered post, oldest first, each after the
