@@ -592,3 +592,43 @@ fn content_in_epoch_0_is_forged() {
         );
     }
 }
+
+#[test]
+fn a_proposal_introducing_a_key_no_client_accepts_is_bad_key_and_nothing_is_pinned() {
+    use backchannel_protocol::payload::{Member as ProposalMember, Role};
+    let mut w = setup(3, None);
+    let mut p = w.nodes[&h("mediator")]
+        .member
+        .channel(&w.channel)
+        .and_then(|s| s.setup())
+        .unwrap()
+        .proposal
+        .clone();
+    let ed25519 = Identity::new().keys().ed25519;
+    p.members.push(ProposalMember {
+        handle: h(backchannel_sim::JOINER),
+        role: Role::Observer,
+        curve25519: [0; 32], // the identity point
+        ed25519,
+    });
+    p.members.sort_by(|a, b| a.handle.cmp(&b.handle));
+    w.relay.routing.insert(
+        w.channel,
+        p.members.iter().map(|m| m.handle.clone()).collect(),
+    );
+    w.send(&h("mediator"), Body::Amendment(p), None);
+    settle(&mut w, 2);
+    for who in ["blue", "red"] {
+        let a = alerts(&w, who);
+        assert!(
+            a.iter()
+                .any(|a| a.kind == AlertKind::BadKey
+                    && a.principal == Some(h(backchannel_sim::JOINER))),
+            "{who}: {a:?}"
+        );
+        assert!(w.nodes[&h(who)]
+            .member
+            .peer(&h(backchannel_sim::JOINER))
+            .is_none_or(|p| p.keys.curve25519 != [0; 32]));
+    }
+}
