@@ -504,5 +504,16 @@ fn fuzz_corpus_replays() {
             seen += 1;
         }
     }
-    assert!(seen >= 3, "the seed corpus is missing");
+    for entry in std::fs::read_dir(root.join("sealed_offer")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(o) = crate::escrow::SealedOffer::from_plaintext(&bytes) {
+            let again = o.to_plaintext().unwrap();
+            assert_eq!(
+                crate::escrow::SealedOffer::from_plaintext(&again).unwrap(),
+                o
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "the seed corpus is missing");
 }
