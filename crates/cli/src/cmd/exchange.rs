@@ -144,13 +144,16 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         );
     }
     for c in &view.confirmations {
-        if c.matches {
-            println!("  {} confirmed receiving the offer you sealed", c.by);
-        } else {
-            println!(
+        match c.matches {
+            Some(true) => println!("  {} confirmed receiving the offer you sealed", c.by),
+            Some(false) => println!(
                 "  ALERT {} confirmed receiving another offer of yours than the one you last sealed: see `backchannel sync` for the alert",
                 c.by
-            );
+            ),
+            None => println!(
+                "  {} confirmed receiving an offer of yours; this store keeps no digest to compare (sealed before protocol v1)",
+                c.by
+            ),
         }
     }
     for p in &view.problems {

@@ -12,7 +12,7 @@ use backchannel_protocol::escrow::{
     check_confirmation, check_release, offer_digest, ReleaseProblem, SealedOffer,
 };
 use backchannel_protocol::member::{Alert, AlertKind};
-use backchannel_protocol::payload::{Body, Payload};
+use backchannel_protocol::payload::{Body, Header, Payload};
 use backchannel_protocol::{b64, ChannelId, Digest, ExchangeId, Handle, OlmType, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +36,9 @@ pub struct ReceivedOffer {
 pub struct Confirmation {
     /// The participant.
     pub by: String,
-    /// It names the offer this member last sealed.
-    pub matches: bool,
+    /// It names the offer this member last sealed; `None` when this store
+    /// keeps no digest of it (sealed before protocol v1).
+    pub matches: Option<bool>,
 }
 
 /// An exchange as this member sees it.
@@ -100,6 +101,10 @@ impl Client {
     ) -> Result<ExchangeView, ClientError> {
         self.connect().await?;
         let status = self.relay.exchange(id).await?;
+        if self.check_announced(id, &status).is_err() {
+            // The announcement may simply not be fetched yet.
+            self.sync().await?;
+        }
         self.check_announced(id, &status)?;
         let sealed = SealedOffer {
             exchange_id: id,
@@ -149,14 +154,25 @@ impl Client {
                 ciphertext: b64::encode(ciphertext),
             });
         }
-        // Kept before the submission: a confirmation may name it at once.
+        // Kept as pending before the submission (its answer may be lost),
+        // and as sealed once the relay took it; dropped if it refused.
         let mut local = self.vault.exchange(&id)?.unwrap_or_default();
-        local.sealed.push(offer_digest(plaintext));
-        let mut tx = self.vault.tx()?;
-        tx.put_exchange(&id, &local)?;
-        tx.commit()?;
-        let status = self.relay.submit_offer(id, copies).await?;
-        self.exchange_view(id, status).await
+        local.pending = Some(offer_digest(plaintext));
+        local.channel = Some(ChannelId::from_hex(&status.channel_id)?);
+        local.participants = status
+            .participants
+            .iter()
+            .map(|p| Handle::new(p.as_str()))
+            .collect::<Result<_, _>>()?;
+        self.put_local(&id, &local)?;
+        let submitted = self.relay.submit_offer(id, copies).await;
+        match &submitted {
+            Ok(_) => local.sealed.extend(local.pending.take()),
+            Err(e) if e.api_code().is_some() => local.pending = None,
+            Err(_) => {}
+        }
+        self.put_local(&id, &local)?;
+        self.exchange_view(id, submitted?).await
     }
 
     /// Seals raw `plaintext` as this member's offer: what another client
@@ -173,53 +189,68 @@ impl Client {
         self.submit_plaintext(id, &status, plaintext).await
     }
 
-    /// Refuses to seal for an exchange whose relay record differs from what
-    /// its creator announced end to end (the relay would be changing the
-    /// terms, the deadline or who takes part).
+    /// The exchange's end-to-end announcement: an `escrow_exchange` body
+    /// for `id` from one of the participants it names, whose terms digest is
+    /// the digest of its terms. Refuses to seal without one, or when the
+    /// relay's record (channel, participants, terms, deadline) differs from
+    /// it: the relay would be changing what is exchanged.
     fn check_announced(&self, id: ExchangeId, status: &ExchangeStatus) -> Result<(), ClientError> {
-        let Ok(channel) = ChannelId::from_hex(&status.channel_id) else {
-            return Ok(());
-        };
-        for (_, s) in self.structured_in(channel) {
-            let Structured::EscrowExchange {
-                exchange,
+        let announced: Vec<(ChannelId, &Structured)> = self
+            .structured()
+            .filter(|(h, s)| {
+                matches!(s, Structured::EscrowExchange { exchange, participants, .. }
+                    if *exchange == id && participants.contains(&h.sender))
+                    && s.validate().is_ok()
+            })
+            .map(|(h, s)| (h.channel_id, s))
+            .collect();
+        let [(
+            channel,
+            Structured::EscrowExchange {
                 participants,
                 terms_digest,
                 deadline_ms,
                 ..
-            } = s
-            else {
-                continue;
-            };
-            if *exchange != id {
-                continue;
-            }
-            let named: Vec<String> = participants.iter().map(Handle::to_string).collect();
-            if named != status.participants
-                || terms_digest.to_hex() != status.terms_digest
-                || *deadline_ms != status.deadline_ms
-            {
-                return Err(ClientError::Input(format!(
-                    "the relay's record of exchange {id} differs from what its creator announced in the channel (participants, terms or deadline): nothing was sealed; tell the mediator"
-                )));
-            }
+            },
+        )] = announced.as_slice()
+        else {
+            return Err(ClientError::Input(format!(
+                "exchange {id} was not announced end to end exactly once in its channel (an exchange created before protocol v1 cannot be joined): nothing was sealed"
+            )));
+        };
+        let named: Vec<String> = participants.iter().map(Handle::to_string).collect();
+        if channel.to_hex() != status.channel_id
+            || named != status.participants
+            || terms_digest.to_hex() != status.terms_digest
+            || *deadline_ms != status.deadline_ms
+        {
+            return Err(ClientError::Input(format!(
+                "the relay's record of exchange {id} differs from what its creator announced in the channel (participants, terms or deadline): nothing was sealed; tell the mediator"
+            )));
         }
         Ok(())
     }
 
-    /// Every readable structured body of `channel`, with its sender.
-    fn structured_in(&self, channel: ChannelId) -> impl Iterator<Item = (&Handle, &Structured)> {
+    /// Every readable structured body this member holds, with its header.
+    fn structured(&self) -> impl Iterator<Item = (&Header, &Structured)> {
         self.member
             .messages()
             .iter()
-            .filter_map(move |m| match &m.payload {
+            .filter_map(|m| match &m.payload {
                 Payload::Full {
                     header,
                     body: Body::Structured(s),
                     ..
-                } if header.channel_id == channel => Some((&header.sender, s.value())),
+                } => Some((header, s.value())),
                 _ => None,
             })
+    }
+
+    /// Every readable structured body of `channel`, with its sender.
+    fn structured_in(&self, channel: ChannelId) -> impl Iterator<Item = (&Handle, &Structured)> {
+        self.structured()
+            .filter(move |(h, _)| h.channel_id == channel)
+            .map(|(h, s)| (&h.sender, s))
     }
 
     /// Judges every confirmation received of this member's sealed offers
@@ -228,38 +259,36 @@ impl Client {
     /// `escrow_partial_release`.
     pub(crate) fn judge_confirmations(&mut self) -> Result<(), ClientError> {
         let me = self.me().clone();
-        let mut said: Vec<(ChannelId, ExchangeId, Handle, Option<Digest>)> = Vec::new();
-        for m in self.member.messages() {
-            let Payload::Full {
-                header,
-                body: Body::Structured(s),
-                ..
-            } = &m.payload
-            else {
-                continue;
-            };
-            if let Structured::EscrowConfirmation { exchange, offers } = s.value() {
-                if header.sender == me {
+        let said: Vec<(ChannelId, ExchangeId, Handle, Option<Digest>)> = self
+            .structured()
+            .filter(|(h, _)| h.sender != me)
+            .filter_map(|(h, s)| match s {
+                Structured::EscrowConfirmation { exchange, offers } => offers
+                    .iter()
+                    .find(|o| o.from == me)
+                    .map(|o| (h.channel_id, *exchange, h.sender.clone(), o.digest)),
+                _ => None,
+            })
+            .collect();
+        for (channel, exchange, by, digest) in said {
+            // One unreadable record must not stop every sync.
+            let local = match self.vault.exchange(&exchange) {
+                Ok(Some(l)) => l,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("exchange {exchange}: its local record does not open: {e}");
                     continue;
                 }
-                if let Some(o) = offers.iter().find(|o| o.from == me) {
-                    said.push((
-                        header.channel_id,
-                        *exchange,
-                        header.sender.clone(),
-                        o.digest,
-                    ));
-                }
-            }
-        }
-        for (channel, exchange, by, digest) in said {
-            let Some(mut local) = self.vault.exchange(&exchange)? else {
-                continue;
             };
-            if local.judged.contains(&by) {
+            // Only the exchange's own participants, in its own channel.
+            if local.judged.contains(&by)
+                || local.channel != Some(channel)
+                || !local.participants.contains(&by)
+            {
                 continue;
             }
-            if let Some(p) = check_confirmation(&by, digest, &local.sealed) {
+            let mut local = local;
+            if let Some(p) = check_confirmation(&by, digest, &local.candidates()) {
                 self.raise_escrow(channel, &p);
             }
             local.judged.push(by);
@@ -282,6 +311,17 @@ impl Client {
         a.channel = Some(channel);
         a.member = Some(who);
         self.member.raise(a);
+    }
+
+    fn put_local(
+        &mut self,
+        id: &ExchangeId,
+        local: &crate::vault::records::ExchangeLocal,
+    ) -> Result<(), ClientError> {
+        let mut tx = self.vault.tx()?;
+        tx.put_exchange(id, local)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Withdraws this member's offer (before release).
@@ -399,6 +439,8 @@ impl Client {
             self.send_structured(channel, confirmation, None).await?;
         }
         let digests = local.opened_digests.clone();
+        let candidates = local.candidates();
+        let participants = local.participants.clone();
         let offers = local
             .opened
             .unwrap_or_default()
@@ -413,28 +455,30 @@ impl Client {
         Ok(ExchangeView {
             status,
             offers,
-            confirmations: self.confirmations_of(channel, id, &local.sealed),
+            confirmations: self.confirmations_of(channel, id, &candidates, &participants),
             problems,
         })
     }
 
-    /// What the others confirmed receiving from this member in exchange `id`.
+    /// What the other participants confirmed receiving from this member in
+    /// exchange `id`.
     fn confirmations_of(
         &self,
         channel: ChannelId,
         id: ExchangeId,
         sealed: &[Digest],
+        participants: &[Handle],
     ) -> Vec<Confirmation> {
         let me = self.me();
         self.structured_in(channel)
-            .filter(|(by, _)| *by != me)
+            .filter(|(by, _)| *by != me && participants.contains(by))
             .filter_map(|(by, s)| match s {
                 Structured::EscrowConfirmation { exchange, offers } if *exchange == id => {
                     let said = offers.iter().find(|o| o.from == *me)?;
                     Some(Confirmation {
                         by: by.to_string(),
-                        matches: check_confirmation(by, said.digest, sealed).is_none()
-                            && !sealed.is_empty(),
+                        matches: (!sealed.is_empty())
+                            .then(|| check_confirmation(by, said.digest, sealed).is_none()),
                     })
                 }
                 _ => None,

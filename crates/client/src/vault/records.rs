@@ -45,6 +45,13 @@ pub struct OutboxRecord {
     pub resumed: bool,
 }
 
+impl ExchangeLocal {
+    /// The offers a confirmation may name, the possibly released one last.
+    pub fn candidates(&self) -> Vec<backchannel_protocol::Digest> {
+        self.sealed.iter().copied().chain(self.pending).collect()
+    }
+}
+
 /// What this member saw of an exchange.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ExchangeLocal {
@@ -56,9 +63,18 @@ pub struct ExchangeLocal {
     /// (empty in records from before protocol v1).
     #[serde(default)]
     pub opened_digests: Vec<Option<backchannel_protocol::Digest>>,
-    /// The digest of every offer this member sealed here, oldest first.
+    /// The digest of every offer of this member the relay took, oldest first.
     #[serde(default)]
     pub sealed: Vec<backchannel_protocol::Digest>,
+    /// An offer submitted whose answer did not arrive (it may have been taken).
+    #[serde(default)]
+    pub pending: Option<backchannel_protocol::Digest>,
+    /// The exchange's channel and participants, as this member sealed for them.
+    #[serde(default)]
+    pub channel: Option<backchannel_protocol::ChannelId>,
+    /// See `channel`.
+    #[serde(default)]
+    pub participants: Vec<backchannel_protocol::Handle>,
     /// The participants whose confirmations were judged.
     #[serde(default)]
     pub judged: Vec<backchannel_protocol::Handle>,

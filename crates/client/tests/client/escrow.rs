@@ -86,7 +86,7 @@ async fn offers_are_released_together_and_nothing_leaks_before() {
             v.confirmations,
             [backchannel_client::Confirmation {
                 by: by.into(),
-                matches: true
+                matches: Some(true)
             }]
         );
     }
@@ -126,7 +126,12 @@ async fn an_offer_sealed_in_another_encoding_still_confirms() {
     cast.sync_all().await;
     let blue = cast.blue.exchange_status(x).await.unwrap();
     assert_eq!(blue.confirmations.len(), 1);
-    assert!(blue.confirmations[0].matches, "{:?}", blue.confirmations);
+    assert_eq!(
+        blue.confirmations[0].matches,
+        Some(true),
+        "{:?}",
+        blue.confirmations
+    );
     assert!(kinds(&cast.blue).is_empty(), "{:?}", kinds(&cast.blue));
 }
 
@@ -156,7 +161,7 @@ async fn a_replaced_offer_released_instead_of_the_last_is_caught_by_its_submitte
     cast.blue.sync().await.unwrap();
     assert_eq!(kinds(&cast.blue), ["escrow_replaced_offer"]);
     let blue = cast.blue.exchange_status(x).await.unwrap();
-    assert!(!blue.confirmations[0].matches);
+    assert_eq!(blue.confirmations[0].matches, Some(false));
     cast.blue.sync().await.unwrap();
     assert_eq!(kinds(&cast.blue), ["escrow_replaced_offer"], "raised once");
 }
@@ -216,7 +221,12 @@ async fn a_tampering_relay_raises_the_escrow_alerts() {
         "{:?}",
         v.problems
     );
-    assert_eq!(kinds(&cast.red), ["escrow_foreign_offer"]);
+    // Red also learnt, from blue's confirmation of x1, that its x1 offer
+    // never reached blue.
+    assert_eq!(
+        kinds(&cast.red),
+        ["escrow_partial_release", "escrow_foreign_offer"]
+    );
 
     // Late release: red saw the exchange unreleased past its deadline (on
     // its own clock); a release after that is late.
@@ -260,5 +270,45 @@ async fn nothing_is_sealed_for_terms_other_than_the_announced_ones() {
             .unwrap()
             .status
             .you_submitted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_participants_confirmations_count_and_a_refused_resubmission_changes_nothing() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    let x = exchange(&mut cast, id, 3_600_000).await;
+    cast.blue.exchange_submit(x, BLUE_OFFER).await.unwrap();
+    cast.red.exchange_submit(x, RED_OFFER).await.unwrap();
+    // After release, a second submission is refused: it was never sealed.
+    assert!(cast
+        .blue
+        .exchange_submit(x, "Something else.")
+        .await
+        .is_err());
+    // The mediator, not a participant, claims blue's offer was another one.
+    cast.mediator
+        .send_structured(
+            id,
+            backchannel_protocol::commitments::Structured::EscrowConfirmation {
+                exchange: x,
+                offers: vec![backchannel_protocol::commitments::ConfirmedOffer {
+                    from: h("blue"),
+                    digest: Some(backchannel_protocol::Digest([9; 32])),
+                }],
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    cast.blue.sync().await.unwrap();
+    let v = cast.blue.exchange_status(x).await.unwrap();
+    assert!(kinds(&cast.blue).is_empty(), "{:?}", kinds(&cast.blue));
+    assert_eq!(
+        v.confirmations,
+        [backchannel_client::Confirmation {
+            by: "red".into(),
+            matches: Some(true)
+        }]
     );
 }
