@@ -188,10 +188,8 @@ pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
 /// In debug builds only: the protocol rules named (comma-separated) in
 /// `BACKCHANNEL_TEST_BREAK`, broken on purpose, so the conformance harness
 /// can be shown to catch each one. Release builds ignore the variable.
+#[cfg(debug_assertions)]
 fn break_rules_for_tests(member: &mut Member) {
-    if !cfg!(debug_assertions) {
-        return;
-    }
     let Ok(rules) = std::env::var("BACKCHANNEL_TEST_BREAK") else {
         return;
     };
@@ -268,10 +266,12 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let vault = Vault::open(path, passphrase)?;
         let relay = RelayClient::new(&vault.relay_url()?)?;
+        #[cfg_attr(not(debug_assertions), allow(unused_mut))]
         let mut member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
             channel: e.channel,
             source: e.source,
         })?;
+        #[cfg(debug_assertions)]
         break_rules_for_tests(&mut member);
         Ok(Client {
             vault,

@@ -365,6 +365,7 @@ impl Client {
 
     /// Sends raw `body` bytes (kind tag first) under body `version`, as a
     /// newer or broken client would. For the conformance harness.
+    #[cfg(feature = "conformance")]
     pub async fn dangerous_send_raw(
         &mut self,
         channel: ChannelId,
@@ -379,6 +380,7 @@ impl Client {
 
     /// Sends `body` to `to` alone under a header naming `claimed` as its
     /// sender (a forgery `to` must refuse). For the conformance harness.
+    #[cfg(feature = "conformance")]
     pub async fn dangerous_send_as(
         &mut self,
         channel: ChannelId,

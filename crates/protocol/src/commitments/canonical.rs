@@ -34,7 +34,7 @@ impl StructuredBody {
     /// `value` in serde's own JSON (fields in declaration order, `null`s
     /// written): what a client breaking the canonical rule sends. For
     /// conformance tests only.
-    pub fn dangerous_loose(value: Structured) -> Self {
+    pub(crate) fn dangerous_loose(value: Structured) -> Self {
         let json = serde_json::to_vec(&value).unwrap_or_default();
         StructuredBody { value, json }
     }

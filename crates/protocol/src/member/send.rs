@@ -101,6 +101,7 @@ impl Member {
     /// member holds its chain, sent on this member's own session to `to`
     /// only, and kept nowhere here. The receiver must refuse it (`replay`:
     /// the header's sender is not the Olm peer). For the conformance harness.
+    #[cfg(any(feature = "adversarial", feature = "conformance"))]
     pub fn dangerous_send_as<R: RngCore + CryptoRng>(
         &mut self,
         now: Timestamp,
@@ -275,6 +276,7 @@ impl Member {
     /// raw bytes under body `version`, sent to every member in full, with a
     /// header of the same layout. For adversarial tests only (the receiver
     /// must say `unsupported_body`). The conformance harness sends these.
+    #[cfg(any(feature = "adversarial", feature = "conformance"))]
     pub fn dangerous_send_raw<R: RngCore + CryptoRng>(
         &mut self,
         now: Timestamp,

@@ -291,6 +291,7 @@ impl Payload {
     /// The padded plaintext of a full payload with raw `body` bytes (kind
     /// tag first), as a newer version would write a body this one cannot
     /// parse; with its digest. For tests and the conformance harness.
+    #[cfg(any(feature = "adversarial", feature = "conformance"))]
     pub fn dangerous_raw_full(
         header: &Header,
         salt: [u8; 16],
