@@ -276,6 +276,18 @@ impl Harness {
             )
             .into());
         }
+        let agreed = state(&self.m, a).and_then(ChannelState::version);
+        if Some(hd.version) != agreed {
+            return Err(Broke(
+                Rule::Versions,
+                format!(
+                    "the text is body version {}, not the version every member announced ({})",
+                    hd.version,
+                    agreed.map_or("none".into(), |v| v.to_string())
+                ),
+            )
+            .into());
+        }
         let mediator_copy = self
             .wait(Rule::Stubs, "the mediator's copy of the peer's text", |h| {
                 Ok(from_peer(&h.m, &h.peer, a)
@@ -313,13 +325,21 @@ impl Harness {
 
         // 4. A structured body in canonical JSON.
         self.step(report, 4, vec![Rule::Canonical], Action::Acknowledge(a, t1));
-        self.wait(Rule::Canonical, "the peer's acknowledgement", |h| {
+        let ack = self
+            .wait(Rule::Canonical, "the peer's acknowledgement", |h| {
             h.peer_message(a, |m| {
                 matches!(body(m), Some(Body::Structured(s))
                     if matches!(s.value(), Structured::Acknowledgement { of, .. } if *of == t1.to_hex()))
             })
         })
         .await?;
+        if ack.payload.header().version < BodyVersion::V2 {
+            return Err(Broke(
+                Rule::Canonical,
+                "the acknowledgement is body version 1, where the canonical form is not enforced; the channel runs on version 2".into(),
+            )
+            .into());
+        }
         self.hold(report, &[Rule::Canonical]);
 
         // 5. Bodies the peer cannot read still count in the party's chain.
@@ -526,7 +546,9 @@ impl Harness {
         let h = acc.payload.header();
         let broke = |why: String| Broke(Rule::JoinerHeads, why);
         let Some(pending) = state(&self.m, b).and_then(|s| s.pending().cloned()) else {
-            return Ok(());
+            return Err(broke(
+                "the amendment is no longer pending: nothing to compare with".into(),
+            ));
         };
         let expected: Vec<&Handle> = pending.proposal.members.iter().map(|m| &m.handle).collect();
         let listed: Vec<&Handle> = h.heads.0.keys().collect();
@@ -541,7 +563,7 @@ impl Harness {
             let ok = if *member == self.peer {
                 at_start
             } else if *member == *self.m.me() && amendment.seq.0 == 1 {
-                head.seq >= amendment.seq
+                *head == amendment
             } else {
                 at_start
                     || self.m.member().messages().iter().any(|m| {

@@ -70,10 +70,10 @@ impl Setup {
         }
     }
 
-    /// The highest body version every member of this set-up announced. A
-    /// member that announces nothing (an observer answers no proposal) is
-    /// held to the baseline every protocol-v1 client reads.
-    pub fn common_version(&self) -> BodyVersion {
+    /// The highest body version every member of this set-up announced, if
+    /// they share one. A member that announces nothing (an observer answers
+    /// no proposal) is held to the baseline every protocol-v1 client reads.
+    pub fn common_version(&self) -> Option<BodyVersion> {
         let baseline: Vec<BodyVersion> = BodyVersion::SUPPORTED
             .into_iter()
             .filter(|v| *v <= BodyVersion::BASELINE)
@@ -83,7 +83,7 @@ impl Setup {
                 .get(&m.handle)
                 .map_or(&baseline[..], Vec::as_slice)
         });
-        BodyVersion::common(lists).unwrap_or(BodyVersion::V1)
+        BodyVersion::common(lists)
     }
 }
 
@@ -581,10 +581,18 @@ impl ChannelState {
             if role != Some(Role::Party) {
                 return Err(ChannelError::Response("only parties answer a proposal"));
             }
+            // The same answer again must announce the same versions, or the
+            // members would disagree on the epoch's version.
+            let reads = match body {
+                Some(Body::Acceptance { reads, .. }) => Some(reads),
+                _ => None,
+            };
             if target
                 .responses
                 .get(&h.sender)
                 .is_some_and(|prev| prev != answer)
+                || (target.responses.contains_key(&h.sender)
+                    && reads.is_some_and(|r| target.announced.get(&h.sender) != Some(r)))
             {
                 return Err(ChannelError::Response(
                     "the party already answered differently",
@@ -866,18 +874,19 @@ impl ChannelState {
     }
 
     /// The body version of the open epoch: the highest every member of its
-    /// set-up announced (version 1 in a channel opened before protocol v1).
-    pub fn version(&self) -> BodyVersion {
+    /// set-up announced (version 1 in a channel opened before protocol v1);
+    /// `None` if they share none (nothing can then be written to them all).
+    pub fn version(&self) -> Option<BodyVersion> {
         self.setup
             .as_ref()
-            .map_or(BodyVersion::BASELINE, Setup::common_version)
+            .map_or(Some(BodyVersion::BASELINE), Setup::common_version)
     }
 
     /// The version this member writes `body` in: a creation in the
     /// baseline; an answer in its proposal's version (every member who
     /// reads the proposal reads the answer); everything else in the open
     /// epoch's version.
-    fn write_version(&self, body: &Body) -> BodyVersion {
+    fn write_version(&self, body: &Body) -> Result<BodyVersion, ChannelError> {
         let answered = |digest: &Digest| {
             [self.pending.as_ref(), self.setup.as_ref()]
                 .into_iter()
@@ -885,13 +894,18 @@ impl ChannelState {
                 .find(|s| s.digest == *digest)
                 .map(|s| s.version)
         };
-        match body {
-            Body::Creation(_) => BodyVersion::BASELINE,
+        let version = match body {
+            Body::Creation(_) => Some(BodyVersion::BASELINE),
             Body::Acceptance { proposal, .. } | Body::Decline { proposal, .. } => {
-                answered(proposal).unwrap_or_else(|| self.version())
+                answered(proposal).or_else(|| self.version())
             }
             _ => self.version(),
-        }
+        };
+        version.ok_or_else(|| {
+            ChannelError::NotActive(
+                "its members announced no body version in common: nothing can be written that all of them read".into(),
+            )
+        })
     }
 
     /// The header and recipients of this member's next message with `body`.
@@ -1029,7 +1043,7 @@ impl ChannelState {
             ));
         };
         let header = Header {
-            version: self.write_version(body),
+            version: self.write_version(body)?,
             channel_id: self.id,
             message_id,
             epoch,

@@ -153,15 +153,7 @@ impl Client {
     /// Accepts the channel's creation proposal.
     pub async fn accept(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
         let proposal = self.proposal_digest(&channel)?;
-        self.send_body(
-            channel,
-            Body::Acceptance {
-                proposal,
-                reads: BodyVersion::SUPPORTED.to_vec(),
-            },
-            None,
-        )
-        .await
+        self.send_body(channel, Body::accept(proposal), None).await
     }
 
     /// Declines the channel's creation proposal.

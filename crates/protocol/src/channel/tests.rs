@@ -468,7 +468,7 @@ fn members_write_the_highest_version_every_member_announced() {
     )
     .unwrap();
     for s in w.states.values() {
-        assert_eq!(s.version(), BodyVersion::V1);
+        assert_eq!(s.version(), Some(BodyVersion::V1));
     }
     let (t, _) = w.send("blue", Body::Text("hello".into())).unwrap();
     assert_eq!(t.header.version, BodyVersion::V1);
@@ -486,7 +486,7 @@ fn a_channel_whose_set_up_announced_nothing_stays_on_version_1() {
     let (_, creation) = w.send("mediator", Body::Creation(p)).unwrap();
     w.send("blue", Body::accept(creation)).unwrap();
     w.send("red", Body::accept(creation)).unwrap();
-    assert_eq!(w.states[&h("red")].version(), BodyVersion::V1);
+    assert_eq!(w.states[&h("red")].version(), Some(BodyVersion::V1));
     let (t, _) = w.send("red", Body::Text("hello".into())).unwrap();
     assert_eq!(t.header.version, BodyVersion::V1);
 
@@ -496,4 +496,51 @@ fn a_channel_whose_set_up_announced_nothing_stays_on_version_1() {
     w.send("red", Body::accept(creation)).unwrap();
     let (t, _) = w.send("red", Body::Text("hello".into())).unwrap();
     assert_eq!(t.header.version, BodyVersion::V2);
+}
+
+#[test]
+fn an_answer_repeated_with_other_versions_is_refused_and_unshared_versions_write_nothing() {
+    let mut w = World::new();
+    let (_, creation) = w.send("mediator", Body::Creation(proposal(false))).unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    let again = Body::Acceptance {
+        proposal: creation,
+        reads: vec![BodyVersion::V1],
+    };
+    assert!(matches!(
+        w.send("blue", again),
+        Err(ChannelError::Response(_))
+    ));
+    // Red announces only a version nobody else reads: the channel opens,
+    // but nothing can be written to all of them.
+    w.send(
+        "red",
+        Body::Acceptance {
+            proposal: creation,
+            reads: vec![BodyVersion(7)],
+        },
+    )
+    .unwrap();
+    assert_eq!(w.states[&h("blue")].version(), None);
+    assert!(matches!(
+        w.send("blue", Body::Text("hello".into())),
+        Err(ChannelError::NotActive(_))
+    ));
+}
+
+#[test]
+fn a_malformed_list_of_versions_is_never_written() {
+    let w = World::new();
+    let mut p = proposal(false);
+    p.reads = vec![BodyVersion::V2, BodyVersion::V1];
+    let header = w.states[&h("mediator")]
+        .prepare(
+            &Body::Creation(p.clone()),
+            MessageId([1; 16]),
+            Timestamp(1),
+            None,
+        )
+        .unwrap()
+        .header;
+    assert!(seal(header, [0; 16], Body::Creation(p)).is_err());
 }

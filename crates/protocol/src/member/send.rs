@@ -96,6 +96,19 @@ fn claimed_beyond(state: &ChannelState, me: &Handle) -> Option<crate::transcript
 }
 
 impl Member {
+    /// Queues one post in the outbox (persisted with the next changes).
+    fn queue(&mut self, channel: ChannelId, envelopes: Vec<Envelope>, resumed: bool) {
+        let t = Transmit {
+            id: TransmitId(self.next_transmit),
+            channel,
+            envelopes,
+            resumed,
+        };
+        self.next_transmit += 1;
+        self.changes.outbox.push(t.clone());
+        self.outbox.push_back(t);
+    }
+
     /// What a member forging another's messages does: `body` under a header
     /// naming `claimed` as its sender, at `claimed`'s next position as this
     /// member holds its chain, sent on this member's own session to `to`
@@ -137,23 +150,16 @@ impl Member {
         };
         let (olm_type, ciphertext) = session.encrypt(&sealed.full)?;
         self.save_session(to, now);
-        let t = Transmit {
-            id: TransmitId(self.next_transmit),
-            channel,
-            envelopes: vec![Envelope {
-                channel_id: channel,
-                message_id,
-                sender: self.me.clone(),
-                recipient: to.clone(),
-                seq_hint: prepared.header.seq.0,
-                olm_type,
-                ciphertext,
-            }],
-            resumed: false,
+        let envelope = Envelope {
+            channel_id: channel,
+            message_id,
+            sender: self.me.clone(),
+            recipient: to.clone(),
+            seq_hint: prepared.header.seq.0,
+            olm_type,
+            ciphertext,
         };
-        self.next_transmit += 1;
-        self.changes.outbox.push(t.clone());
-        self.outbox.push_back(t);
+        self.queue(channel, vec![envelope], false);
         Ok(message_id)
     }
 
@@ -344,15 +350,7 @@ impl Member {
             unsupported: true,
         });
         self.channels.insert(channel, next);
-        let t = Transmit {
-            id: TransmitId(self.next_transmit),
-            channel,
-            envelopes,
-            resumed: false,
-        };
-        self.next_transmit += 1;
-        self.changes.outbox.push(t.clone());
-        self.outbox.push_back(t);
+        self.queue(channel, envelopes, false);
         Ok(MessageId(id))
     }
 
@@ -497,15 +495,7 @@ impl Member {
             self.on_epoch_change(now, channel);
         }
         if !envelopes.is_empty() {
-            let t = Transmit {
-                id: TransmitId(self.next_transmit),
-                channel,
-                envelopes,
-                resumed,
-            };
-            self.next_transmit += 1;
-            self.changes.outbox.push(t.clone());
-            self.outbox.push_back(t);
+            self.queue(channel, envelopes, resumed);
         }
         Ok(message_id)
     }

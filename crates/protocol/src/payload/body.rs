@@ -307,6 +307,19 @@ impl Body {
         Ok(body)
     }
 
+    /// Refuses to write a body its receivers would not decode the same:
+    /// an announced-versions list out of form (from version 2).
+    pub fn check(&self, version: BodyVersion) -> Result<(), DecodeError> {
+        if version < BodyVersion::V2 {
+            return Ok(());
+        }
+        match self {
+            Body::Acceptance { reads, .. } => check_versions(reads),
+            Body::Amendment(p) | Body::Creation(p) => check_versions(&p.reads),
+            _ => Ok(()),
+        }
+    }
+
     /// This body as a sender writes it under `version`: a version 1
     /// acceptance or proposal has no list and announces version 1 only, so
     /// the sender's own copy says what the others will read.
@@ -330,25 +343,25 @@ fn encode_versions(w: &mut Writer, reads: &[BodyVersion]) {
     }
 }
 
-fn decode_versions(r: &mut Reader<'_>) -> Result<Vec<BodyVersion>, DecodeError> {
-    let n = r.u8("reads")? as usize;
-    if n == 0 || n > VERSIONS_MAX {
+/// A list of announced versions must be 1 to 16 versions, strictly
+/// ascending, none 0: the one form its decoder takes.
+fn check_versions(reads: &[BodyVersion]) -> Result<(), DecodeError> {
+    let ascending = reads.windows(2).all(|w| w[0] < w[1]);
+    if reads.is_empty() || reads.len() > VERSIONS_MAX || !ascending || reads[0].0 == 0 {
         return Err(DecodeError::Invalid {
             field: "reads",
-            reason: "announces no version, or more than 16",
+            reason: "announces 1 to 16 versions, strictly ascending from 1",
         });
     }
-    let mut reads: Vec<BodyVersion> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let v = BodyVersion(r.u8("reads.version")?);
-        if v.0 == 0 || reads.last().is_some_and(|prev| *prev >= v) {
-            return Err(DecodeError::Invalid {
-                field: "reads",
-                reason: "versions are not strictly ascending from 1",
-            });
-        }
-        reads.push(v);
-    }
+    Ok(())
+}
+
+fn decode_versions(r: &mut Reader<'_>) -> Result<Vec<BodyVersion>, DecodeError> {
+    let n = r.u8("reads")? as usize;
+    let reads = (0..n)
+        .map(|_| r.u8("reads.version").map(BodyVersion))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_versions(&reads)?;
     Ok(reads)
 }
 

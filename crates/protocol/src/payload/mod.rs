@@ -404,6 +404,7 @@ pub fn seal(header: Header, salt: [u8; 16], body: Body) -> Result<Sealed, Decode
             reason: "header and body disagree",
         });
     }
+    body.check(header.version)?;
     let body_bytes = body.encode(header.version);
     let hash = body_hash(&salt, &body_bytes);
     let digest = header.digest_with(&hash);

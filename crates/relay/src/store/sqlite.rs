@@ -92,31 +92,29 @@ fn id16(v: Vec<u8>) -> Result<[u8; 16], StoreError> {
     <[u8; 16]>::try_from(v.as_slice()).map_err(|_| StoreError::Corrupt("id is not 16 bytes".into()))
 }
 
-impl SqliteStore {
-    /// A released handle registers again with new keys and the next key
-    /// version; any other taken handle is refused.
-    fn register_released(
-        &self,
-        h: &Handle,
-        keys: &IdentityKeys,
-    ) -> Result<PrincipalRecord, StoreError> {
-        let conn = self.conn();
-        let version: Option<i64> = conn
-            .query_row(
-                "UPDATE principals SET curve25519 = ?2, ed25519 = ?3, key_version = key_version + 1, released = 0
-                 WHERE handle = ?1 AND released = 1 RETURNING key_version",
-                params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..]],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match version {
-            Some(v) => Ok(PrincipalRecord {
-                handle: h.clone(),
-                keys: *keys,
-                key_version: v as u64,
-            }),
-            None => Err(StoreError::HandleTaken(h.clone())),
-        }
+/// A released handle registers again with new keys and the next key
+/// version; any other taken handle is refused. Runs in the registration's
+/// transaction, after its key check.
+fn register_released(
+    conn: &Connection,
+    h: &Handle,
+    keys: &IdentityKeys,
+) -> Result<PrincipalRecord, StoreError> {
+    let version: Option<i64> = conn
+        .query_row(
+            "UPDATE principals SET curve25519 = ?2, ed25519 = ?3, key_version = key_version + 1, released = 0
+             WHERE handle = ?1 AND released = 1 RETURNING key_version",
+            params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match version {
+        Some(v) => Ok(PrincipalRecord {
+            handle: h.clone(),
+            keys: *keys,
+            key_version: v as u64,
+        }),
+        None => Err(StoreError::HandleTaken(h.clone())),
     }
 }
 
@@ -193,18 +191,20 @@ impl RelayStore for SqliteStore {
             match inserted {
                 Ok(_) => {
                     tx.commit()?;
-                    return Ok(PrincipalRecord {
+                    Ok(PrincipalRecord {
                         handle: h.clone(),
                         keys: *keys,
                         key_version: 1,
-                    });
+                    })
                 }
-                Err(e) if is_unique_violation(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) if is_unique_violation(&e) => {
+                    let record = register_released(&tx, h, keys)?;
+                    tx.commit()?;
+                    Ok(record)
+                }
+                Err(e) => Err(e.into()),
             }
         }
-        // (The connection is released before a released handle is retried.)
-        self.register_released(h, keys)
     }
 
     fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
