@@ -57,6 +57,12 @@ impl User {
         self.command(args).output().unwrap()
     }
 
+    /// Accepts the channel's pending proposal (its creation or an
+    /// amendment), the way a script does. Tests accept only through this.
+    pub fn accept(&self, channel: &str) -> String {
+        self.run(&["channel", "accept", channel])
+    }
+
     /// Runs with `--json` and parses the output.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
@@ -105,7 +111,7 @@ impl Scene {
         let id = out["channel_id"].as_str().unwrap().to_string();
         for p in [&self.blue, &self.red] {
             p.run(&["sync"]);
-            p.run(&["channel", "accept", &id[..8]]);
+            p.accept(&id[..8]);
         }
         for u in [&self.mediator, &self.blue, &self.red] {
             let r = u.json(&["sync"]);

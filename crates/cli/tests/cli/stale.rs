@@ -97,7 +97,7 @@ fn a_restored_store_posts_nothing_and_comes_back_through_a_rekey() {
     s.mediator.run(&["channel", "amend", &id[..8], "--rekey"]);
     for p in [&s.blue, &s.red] {
         p.run(&["sync"]);
-        p.run(&["channel", "accept", &id[..8]]);
+        p.accept(&id[..8]);
     }
     for u in [&s.mediator, &s.red, &s.blue, &s.mediator, &s.red] {
         u.run(&["sync"]);
@@ -196,7 +196,7 @@ fn a_reinstalled_member_is_reintroduced_and_nothing_is_called_forged() {
         .run(&["trust", "dangerous-accept-new-key", "blue"]);
     s.mediator.run(&["channel", "amend", &id[..8], "--rekey"]);
     s.blue.run(&["sync"]);
-    s.blue.run(&["channel", "accept", &id[..8]]);
+    s.blue.accept(&id[..8]);
 
     // Red sees the new key as introduced by the mediator: blocked until it
     // decides; blue's acceptance waits, unread, and is not called forged.
@@ -206,7 +206,7 @@ fn a_reinstalled_member_is_reintroduced_and_nothing_is_called_forged() {
     let refused = s.red.try_run(&["channel", "accept", &id[..8]]);
     assert!(!refused.status.success(), "blocked until red decides");
     s.red.run(&["trust", "dangerous-accept-new-key", "blue"]);
-    s.red.run(&["channel", "accept", &id[..8]]);
+    s.red.accept(&id[..8]);
     for u in [&s.mediator, &s.blue, &s.red, &s.mediator, &s.blue] {
         u.run(&["sync"]);
     }

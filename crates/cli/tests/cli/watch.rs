@@ -24,7 +24,7 @@ fn a_silent_peer_is_overdue_at_the_deadline_in_watch_with_nothing_pushed() {
     let id = out["channel_id"].as_str().unwrap().to_string();
     for p in [&s.blue, &s.red] {
         p.run(&["sync"]);
-        p.run(&["channel", "accept", &id[..8]]);
+        p.accept(&id[..8]);
     }
     for u in [&s.mediator, &s.blue, &s.red] {
         u.run(&["sync"]);
