@@ -1,6 +1,6 @@
 //! How data reads in a terminal; `--json` prints the same data as JSON.
 
-use backchannel_client::{ChannelView, LogEntry, SyncReport};
+use backchannel_client::{duration_words, ChannelView, LogEntry, SyncReport};
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix milliseconds.
 pub fn utc(ms: i64) -> String {
@@ -48,14 +48,14 @@ pub fn entry(e: &LogEntry) -> String {
 /// A channel with its members.
 pub fn channel(v: &ChannelView) -> String {
     let mut out = format!(
-        "{}  {:?}  {}  epoch {}\n  policy: mediator {}, receipts due within {} s, heartbeat every {} s\n",
+        "{}  {:?}  {}  epoch {}\n  policy: mediator {}, receipts due within {}, heartbeat every {}\n",
         v.channel_id,
         v.title,
         v.status,
         v.epoch,
         if v.mediator_reads { "reads content" } else { "gets stubs only" },
-        v.receipt_deadline_s,
-        v.heartbeat_interval_s
+        duration_words(v.receipt_deadline_s.into()),
+        duration_words(v.heartbeat_interval_s.into())
     );
     for m in &v.members {
         out.push_str(&format!(
@@ -66,12 +66,90 @@ pub fn channel(v: &ChannelView) -> String {
     out
 }
 
+/// A proposal's statement, as a party reads it before it consents.
+pub fn consent(s: &backchannel_client::ConsentStatement) -> String {
+    let mut out = String::new();
+    for line in &s.lines {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
+}
+
+/// `channel show`.
+pub fn channel_show(shown: &crate::cmd::channel::Shown) -> String {
+    let mut out = shown.channel.as_ref().map_or(String::new(), channel);
+    match &shown.pending {
+        Some(p) => {
+            out.push_str(&format!(
+                "\nawaiting answers: proposal {} (digest {})\n",
+                p.short_digest(),
+                p.digest
+            ));
+            out.push_str(&consent(p));
+            if p.awaits_you {
+                out.push_str(&format!(
+                    "  Your answer: `backchannel channel accept {} --yes {}` or `channel decline`.\n",
+                    &p.channel_id.to_hex()[..8],
+                    p.short_digest()
+                ));
+            }
+        }
+        None => out.push_str("\nnothing awaits an answer\n"),
+    }
+    if !shown.history.is_empty() {
+        out.push_str("\nhistory:\n");
+    }
+    for h in &shown.history {
+        use backchannel_client::AnswerState;
+        let outcome = if shown.pending.as_ref().is_some_and(|p| p.digest == h.digest) {
+            "awaiting answers"
+        } else if h.answers.iter().any(|a| a.answer == AnswerState::Declined) {
+            "declined"
+        } else if h.answers.iter().all(|a| a.answer == AnswerState::Accepted) {
+            "took effect"
+        } else {
+            "replaced before every party answered"
+        };
+        out.push_str(&format!(
+            "  epoch {}: proposal {} by {}, {}: {outcome}\n",
+            h.opens_epoch,
+            h.short_digest(),
+            h.proposer,
+            utc(h.sent_at.0)
+        ));
+        for line in h.lines.iter().skip(1) {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out
+}
+
+/// A sync's report with the proposals it brought.
+#[derive(Debug, serde::Deserialize)]
+pub struct Synced {
+    /// The report.
+    #[serde(flatten)]
+    pub report: SyncReport,
+    /// Proposals that arrived and await this member's answer.
+    #[serde(default)]
+    pub awaiting_your_consent: Vec<backchannel_client::ConsentStatement>,
+}
+
 /// What a sync brought.
-pub fn sync(r: &SyncReport) -> String {
+pub fn sync(synced: &Synced) -> String {
+    let r = &synced.report;
     let mut out = String::new();
     for e in &r.received {
         out.push_str(&entry(e));
         out.push('\n');
+    }
+    for s in &synced.awaiting_your_consent {
+        out.push_str("a proposal awaits your consent:\n");
+        out.push_str(&consent(s));
+        out.push_str(&format!(
+            "  Read it, then `backchannel channel accept {}` (you will be asked to confirm).\n",
+            &s.channel_id.to_hex()[..8]
+        ));
     }
     for c in &r.activated {
         out.push_str(&format!(

@@ -25,9 +25,16 @@ pub fn store_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(base.join("backchannel").join("store"))
 }
 
+/// The passphrase typed once in this process (a command that reads, then
+/// writes, asks only once).
+static TYPED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The passphrase from `BACKCHANNEL_PASSPHRASE`, or asked for on the terminal
 /// (twice when `confirm`).
 pub fn passphrase(confirm: bool) -> anyhow::Result<String> {
+    if let (false, Some(p)) = (confirm, TYPED.get()) {
+        return Ok(p.clone());
+    }
     if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
         if p.is_empty() {
             bail!("{PASSPHRASE_ENV} is set but empty");
@@ -47,6 +54,7 @@ pub fn passphrase(confirm: bool) -> anyhow::Result<String> {
             bail!("the two passphrases differ; nothing was created");
         }
     }
+    let _ = TYPED.set(first.clone());
     Ok(first)
 }
 
@@ -59,10 +67,12 @@ pub fn open_reader(store: &Path) -> anyhow::Result<Client> {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Work {
-    /// `channel accept`.
+    /// `channel accept`: exactly the proposal the user was shown.
     Accept {
         /// Channel id prefix.
         channel: String,
+        /// The proposal's digest.
+        proposal: backchannel_protocol::Digest,
     },
     /// `channel create`.
     Create {
@@ -189,10 +199,10 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             .collect()
     };
     Ok(match work {
-        Work::Accept { channel } => {
+        Work::Accept { channel, proposal } => {
             let id = client.resolve_channel(&channel)?;
-            let m = client.accept(id).await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+            let m = client.accept(id, proposal).await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex(), "proposal": proposal})
         }
         Work::Create {
             title,
@@ -258,7 +268,22 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             let m = client.send_text(id, &text, reply).await?;
             serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
         }
-        Work::Sync => serde_json::to_value(client.sync().await?)?,
+        Work::Sync => {
+            let report = client.sync().await?;
+            let mut out = serde_json::to_value(&report)?;
+            // A proposal that arrived is shown in full, never as one line.
+            let mut awaiting = Vec::new();
+            for id in client.member().channels().keys().copied().collect::<Vec<_>>() {
+                let arrived = report.received.iter().any(|e| {
+                    e.channel_id == id.to_hex() && matches!(e.kind.as_str(), "creation" | "amendment")
+                });
+                if let Some(s) = client.consent(id)?.filter(|s| arrived && s.awaits_you) {
+                    awaiting.push(s);
+                }
+            }
+            out["awaiting_your_consent"] = serde_json::to_value(awaiting)?;
+            out
+        }
         Work::ExchangeCreate {
             channel,
             with,

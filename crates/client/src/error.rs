@@ -110,6 +110,17 @@ pub enum ClientError {
     /// The relay.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// Nothing in the channel awaits an answer.
+    #[error("channel {0} has no proposal awaiting an answer: `backchannel sync` fetches new ones, `backchannel channel show` shows what it holds")]
+    NothingToAccept(String),
+    /// The proposal awaiting an answer is not the one the user was shown.
+    #[error("the proposal changed: you were shown {shown}, the channel now awaits an answer to {now}; nothing was accepted. Read it with `backchannel channel show`, then accept that one")]
+    ProposalChanged {
+        /// The digest prefix the user accepted.
+        shown: String,
+        /// The digest prefix of the proposal awaiting an answer.
+        now: String,
+    },
     /// No such channel in this store.
     #[error("unknown channel {0}: run `backchannel sync`, or check the id with `backchannel channel list`")]
     UnknownChannel(String),
@@ -134,6 +145,8 @@ impl ClientError {
             ClientError::Transport(TransportError::Api { .. }) => "relay_refused",
             ClientError::Transport(_) => "relay_unreachable",
             ClientError::UnknownChannel(_) => "unknown_channel",
+            ClientError::NothingToAccept(_) => "nothing_to_accept",
+            ClientError::ProposalChanged { .. } => "proposal_changed",
             ClientError::Vault(VaultError::WrongPassphrase) => "wrong_passphrase",
             ClientError::Vault(VaultError::Missing(_)) => "no_store",
             ClientError::Vault(_) => "store",

@@ -40,6 +40,10 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
+    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
+    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+};
+pub use client::{
     now, ChannelView, Client, Clock, Confirmation, ExchangeView, LogEntry, MemberView,
     ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
 };

@@ -248,7 +248,8 @@ impl Harness {
         self.acceptance(Rule::Versions, a).await?;
         self.hold(report, &[Rule::Versions, Rule::OwnHead]);
         self.p.sync().await?;
-        self.p.accept(a).await?;
+        let shown = self.shown(a)?;
+        self.p.accept(a, shown).await?;
         self.wait(Rule::Versions, "the channel to open", |h| {
             Ok(state(&h.m, a)
                 .is_some_and(|s| s.epoch().number.0 == 1)
@@ -404,7 +405,8 @@ impl Harness {
             .create_channel("conformance join", std::slice::from_ref(&ph), &[], policy())
             .await?;
         self.p.sync().await?;
-        self.p.accept(b).await?;
+        let shown = self.shown(b)?;
+        self.p.accept(b, shown).await?;
         self.m.sync().await?;
         let amendment = self
             .m
@@ -581,6 +583,15 @@ impl Harness {
             }
         }
         Ok(())
+    }
+
+    /// The proposal the harness's party is shown in `channel` (it accepts
+    /// exactly that one).
+    fn shown(&self, channel: ChannelId) -> Result<Digest, Failure> {
+        self.p
+            .consent(channel)?
+            .map(|s| s.digest)
+            .ok_or_else(|| Failure::Harness(ClientError::NothingToAccept(channel.to_hex()).into()))
     }
 
     /// The last message of `kind` this harness's mediator sent in `channel`.

@@ -2,6 +2,10 @@
 
 use std::path::Path;
 
+use std::io::IsTerminal as _;
+
+use anyhow::{bail, Context as _};
+use backchannel_client::{ClientError, ConsentStatement};
 use clap::{Args, Subcommand};
 
 use crate::store::{run_work, Work};
@@ -52,13 +56,37 @@ enum ChannelCommand {
     },
     /// Accept a channel's proposal: its creation, or a pending amendment.
     ///
-    /// Run `sync` first to receive it.
+    /// Shows what you are asked to accept (title, members and their keys,
+    /// the policy before and after, whether the mediator will read) and
+    /// asks you to confirm. From a script, read it first with `channel show`
+    /// and pass `--yes DIGEST`: only the proposal with that digest is
+    /// accepted, never another one that arrived meanwhile. Run `sync` first
+    /// to receive the proposal.
+    ///
+    /// Examples:
+    ///
+    ///   backchannel --store blue.store channel accept 3f2a9c
+    ///   backchannel --store blue.store channel accept 3f2a9c --yes 8d41c07e2b9a
+    #[command(verbatim_doc_comment)]
+    Accept {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Accept without asking, if the proposal's digest starts with
+        /// DIGEST (at least 6 hex digits; `channel show` prints it).
+        #[arg(long, value_name = "DIGEST")]
+        yes: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a channel: members and their keys, the policy, what awaits
+    /// your consent, and every epoch with who accepted what.
     ///
     /// Example:
     ///
-    ///   backchannel --store blue.store channel accept 3f2a
+    ///   backchannel --store blue.store channel show 3f2a9c --json
     #[command(verbatim_doc_comment)]
-    Accept {
+    Show {
         /// Channel id, or a unique prefix of it.
         channel: String,
         /// Print JSON.
@@ -198,15 +226,22 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             );
             println!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
         }
-        ChannelCommand::Accept { channel, json } => {
-            let out = run_work(store_path, Work::Accept { channel }).await?;
+        ChannelCommand::Accept { channel, yes, json } => accept(store_path, channel, yes, json).await?,
+        ChannelCommand::Show { channel, json } => {
+            let client = store::open_reader(store_path)?;
+            let id = client.resolve_channel(&channel).map_err(store::explain)?;
+            let shown = Shown {
+                channel: client
+                    .channels()?
+                    .into_iter()
+                    .find(|c| c.channel_id == id.to_hex()),
+                pending: client.consent(id)?,
+                history: client.proposals(id)?,
+            };
             if json {
-                return render::json(&out);
+                return render::json(&shown);
             }
-            println!(
-                "accepted channel {}",
-                out["channel_id"].as_str().unwrap_or("")
-            );
+            print!("{}", render::channel_show(&shown));
         }
         ChannelCommand::Amend {
             channel,
@@ -276,10 +311,111 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             }
             for c in &channels {
                 println!("{}", render::channel(c));
+                let id = client.resolve_channel(&c.channel_id)?;
+                if let Some(p) = client.consent(id)?.filter(|p| p.awaits_you) {
+                    println!("  awaiting your consent:");
+                    print!("{}", render::consent(&p));
+                    println!(
+                        "  Answer with `backchannel channel accept {}` or `channel decline`.\n",
+                        &c.channel_id[..8]
+                    );
+                }
             }
         }
     }
     Ok(())
+}
+
+/// `channel show`: the channel, what awaits consent, its epoch history.
+#[derive(Debug, serde::Serialize)]
+pub struct Shown {
+    /// The channel as this member knows it.
+    pub channel: Option<backchannel_client::ChannelView>,
+    /// The proposal awaiting answers, if any.
+    pub pending: Option<ConsentStatement>,
+    /// Every proposal held, oldest first.
+    pub history: Vec<ConsentStatement>,
+}
+
+/// `channel accept`: the statement, then consent (asked on a terminal, or
+/// given by `--yes DIGEST`), then exactly that proposal accepted.
+async fn accept(
+    store_path: &Path,
+    channel: String,
+    yes: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let statement = {
+        let client = store::open_reader(store_path)?;
+        let id = client.resolve_channel(&channel).map_err(store::explain)?;
+        client
+            .consent(id)?
+            .ok_or_else(|| store::explain(ClientError::NothingToAccept(id.to_hex())))?
+    };
+    let digest = match yes {
+        Some(prefix) if statement.is_named_by(&prefix) => statement.digest,
+        Some(prefix) => {
+            print_statement(&statement, json);
+            bail!(
+                "nothing was accepted: {prefix:?} does not name the proposal awaiting your answer ({}). Read it above, then pass --yes {}",
+                statement.short_digest(),
+                statement.short_digest()
+            );
+        }
+        None => {
+            print_statement(&statement, json);
+            if !std::io::stdin().is_terminal() {
+                bail!(
+                    "nothing was accepted: confirm on a terminal, or after reading the proposal above pass --yes {}",
+                    statement.short_digest()
+                );
+            }
+            if !confirm(&format!("Accept proposal {}? Type yes to accept: ", statement.short_digest()))? {
+                bail!("nothing was accepted");
+            }
+            statement.digest
+        }
+    };
+    let out = run_work(
+        store_path,
+        Work::Accept {
+            channel: statement.channel_id.to_hex(),
+            proposal: digest,
+        },
+    )
+    .await?;
+    if json {
+        return render::json(&out);
+    }
+    println!(
+        "accepted proposal {} of channel {}",
+        statement.short_digest(),
+        &statement.channel_id.to_hex()[..8]
+    );
+    Ok(())
+}
+
+/// The statement, on standard output (standard error under `--json`, so the
+/// JSON stays one document).
+fn print_statement(s: &ConsentStatement, json: bool) {
+    let text = render::consent(s);
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+/// Asks on the terminal; true only for "yes".
+pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("reading your answer")?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use backchannel_protocol::commitments::structured::{
 use backchannel_protocol::commitments::whatif::Effect;
 use backchannel_protocol::member::AlertKind;
 use backchannel_protocol::payload::Policy;
-use backchannel_protocol::{b64, Envelope, Handle, MessageId, Timestamp};
+use backchannel_protocol::{b64, ChannelId, Envelope, Handle, MessageId, Timestamp};
 use backchannel_relay::store::{RelayStore, SqliteStore};
 use backchannel_relay::{serve, Relay};
 use clap::Args;
@@ -200,7 +200,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     println!("\n4. Blue and red fetch the proposal (members, their keys as the mediator introduces them, policy) and accept:");
     for party in [&mut blue, &mut red] {
         party.sync().await?;
-        party.accept(channel).await?;
+        accept_shown(party, channel).await?;
     }
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await?;
@@ -404,7 +404,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         .await?;
     for party in [&mut blue, &mut red] {
         party.sync().await?;
-        party.accept(talks).await?;
+        accept_shown(party, talks).await?;
     }
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await?;
@@ -676,4 +676,18 @@ mod tests {
             }
         }
     }
+}
+
+/// A party reads the statement of what it is asked to accept, then
+/// accepts exactly that proposal (by its digest).
+async fn accept_shown(party: &mut Client, channel: ChannelId) -> anyhow::Result<()> {
+    let statement = party
+        .consent(channel)?
+        .context("the proposal did not arrive")?;
+    println!("   {} is shown, before it accepts:", party.me());
+    for line in &statement.lines {
+        println!("     {line}");
+    }
+    party.accept(channel, statement.digest).await?;
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use backchannel_client::vault::records::Direction;
-use backchannel_client::{LogEntry, SyncReport};
+use backchannel_client::LogEntry;
 use clap::Args;
 
 use crate::store::{run_work, Work};
@@ -86,7 +86,8 @@ pub async fn sync(store_path: &Path, args: SyncArgs) -> anyhow::Result<()> {
     if args.json {
         return render::json(&out);
     }
-    let report: SyncReport = serde_json::from_value(out).context("reading the sync report")?;
+    let report: render::Synced =
+        serde_json::from_value(out).context("reading the sync report")?;
     print!("{}", render::sync(&report));
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod commitments;
 mod compat;
 mod conformance;
+mod consent;
 mod crash;
 mod flows;
 mod relay;
@@ -60,7 +61,12 @@ impl User {
     /// Accepts the channel's pending proposal (its creation or an
     /// amendment), the way a script does. Tests accept only through this.
     pub fn accept(&self, channel: &str) -> String {
-        self.run(&["channel", "accept", channel])
+        let shown = self.json(&["channel", "show", channel]);
+        let digest = shown["pending"]["digest"]
+            .as_str()
+            .unwrap_or_else(|| panic!("nothing awaits an answer in {channel}: {shown}"))
+            .to_string();
+        self.run(&["channel", "accept", channel, "--yes", &digest[..12]])
     }
 
     /// Runs with `--json` and parses the output.

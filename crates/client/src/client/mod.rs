@@ -6,6 +6,7 @@
 //! in one transaction, then its posts go out in order: nothing leaves the
 //! machine before the advanced ratchets and the outbox are on disk.
 
+mod consent;
 mod escrow;
 pub mod lock;
 mod receive;
@@ -26,6 +27,10 @@ use crate::transport::RelayClient;
 use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
+pub use consent::{
+    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
+    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+};
 pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
 pub use receive::SyncReport;
 
@@ -164,6 +169,21 @@ pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
             body: Body::Structured(s),
             ..
         } => (Some(s.summary()), false),
+        Payload::Full {
+            body: Body::Creation(p) | Body::Amendment(p),
+            ..
+        } => (Some(consent::proposal_summary(m.digest, p)), false),
+        Payload::Full {
+            body: Body::Acceptance { proposal, .. },
+            ..
+        } => (Some(format!("accepts proposal {}", consent::short(proposal))), false),
+        Payload::Full {
+            body: Body::Decline { proposal, reason },
+            ..
+        } => (
+            Some(format!("declines proposal {}: {reason}", consent::short(proposal))),
+            false,
+        ),
         Payload::Full { .. } => (None, false),
         Payload::Stub { .. } => (None, !m.unsupported),
     };
@@ -469,14 +489,18 @@ impl Client {
     }
 
     fn view(&self, s: &ChannelState) -> ChannelView {
-        let policy = s.policy().unwrap_or(Policy {
-            mediator_reads: false,
-            receipt_deadline_s: 0,
-            heartbeat_interval_s: 0,
-        });
-        let setup = s.setup();
-        let members = s
-            .members()
+        // A joiner knows the channel only through the amendment inviting it.
+        let setup = s.setup().or(s.pending());
+        let policy = setup.map_or(
+            Policy {
+                mediator_reads: false,
+                receipt_deadline_s: 0,
+                heartbeat_interval_s: 0,
+            },
+            |st| st.proposal.policy,
+        );
+        let members = setup
+            .map_or(&[][..], |st| &st.proposal.members[..])
             .iter()
             .map(|m| MemberView {
                 handle: m.handle.to_string(),

@@ -150,9 +150,24 @@ impl Client {
             .await
     }
 
-    /// Accepts the channel's creation proposal.
-    pub async fn accept(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
-        let proposal = self.proposal_digest(&channel)?;
+    /// Accepts the proposal awaiting this member's answer in `channel` (its
+    /// creation, or a pending amendment), only if it is `proposal`: the one
+    /// whose [`Client::consent`] statement the user was shown. If another
+    /// proposal arrived meanwhile, nothing is sent.
+    pub async fn accept(
+        &mut self,
+        channel: ChannelId,
+        proposal: backchannel_protocol::Digest,
+    ) -> Result<MessageId, ClientError> {
+        let Some(statement) = self.consent(channel)? else {
+            return Err(ClientError::NothingToAccept(channel.to_hex()));
+        };
+        if statement.digest != proposal {
+            return Err(ClientError::ProposalChanged {
+                shown: proposal.to_hex()[..12].to_string(),
+                now: statement.short_digest(),
+            });
+        }
         self.send_body(channel, Body::accept(proposal), None).await
     }
 

@@ -198,7 +198,7 @@ async fn a_declined_proposal_keeps_the_channel_closed() {
         .unwrap();
     cast.blue.sync().await.unwrap();
     cast.red.sync().await.unwrap();
-    cast.blue.accept(id).await.unwrap();
+    cast.blue.accept(id, crate::proposal(&cast.blue, id)).await.unwrap();
     cast.red
         .decline(id, "not through this intermediary")
         .await
@@ -252,7 +252,7 @@ async fn a_join_and_a_leave_open_a_new_epoch_and_raise_no_alert() {
     for c in [&mut cast.blue, &mut green] {
         let r = c.sync().await.unwrap();
         assert!(r.alerts.is_empty(), "{}: {:?}", c.me(), r.alerts);
-        c.accept(id).await.unwrap();
+        c.accept(id, crate::proposal(c, id)).await.unwrap();
     }
     for _ in 0..2 {
         for c in [

@@ -17,6 +17,12 @@ use backchannel_testkit::TestRelay;
 
 pub const PASS: &str = "test passphrase";
 
+/// The digest of the proposal awaiting `c`'s answer in `id`, as its
+/// consent statement names it (a test accepts what it was shown).
+pub fn proposal(c: &Client, id: ChannelId) -> backchannel_protocol::Digest {
+    c.consent(id).unwrap().expect("a proposal awaits an answer").digest
+}
+
 pub fn h(s: &str) -> Handle {
     Handle::new(s).unwrap()
 }
@@ -82,7 +88,7 @@ impl Cast {
             .unwrap();
         for p in [&mut self.blue, &mut self.red] {
             p.sync().await.unwrap();
-            p.accept(id).await.unwrap();
+            p.accept(id, proposal(p, id)).await.unwrap();
         }
         self.sync_all().await;
         id
