@@ -106,6 +106,11 @@ pub enum Work {
         /// New heartbeat interval, if changed.
         heartbeat_interval_s: Option<u32>,
     },
+    /// `channel leave`.
+    Leave {
+        /// Channel id prefix.
+        channel: String,
+    },
     /// `channel decline`.
     Decline {
         /// Channel id prefix.
@@ -253,6 +258,11 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
                 .await?;
             serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
         }
+        Work::Leave { channel } => {
+            let id = client.resolve_channel(&channel)?;
+            let m = client.leave(id).await?;
+            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+        }
         Work::Decline { channel, reason } => {
             let id = client.resolve_channel(&channel)?;
             let m = client.decline(id, &reason).await?;
@@ -273,9 +283,16 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             let mut out = serde_json::to_value(&report)?;
             // A proposal that arrived is shown in full, never as one line.
             let mut awaiting = Vec::new();
-            for id in client.member().channels().keys().copied().collect::<Vec<_>>() {
+            for id in client
+                .member()
+                .channels()
+                .keys()
+                .copied()
+                .collect::<Vec<_>>()
+            {
                 let arrived = report.received.iter().any(|e| {
-                    e.channel_id == id.to_hex() && matches!(e.kind.as_str(), "creation" | "amendment")
+                    e.channel_id == id.to_hex()
+                        && matches!(e.kind.as_str(), "creation" | "amendment")
                 });
                 if let Some(s) = client.consent(id)?.filter(|s| arrived && s.awaits_you) {
                     awaiting.push(s);

@@ -82,7 +82,16 @@ async fn sends(n: usize) -> (f64, f64) {
         .unwrap_or_else(|e| panic!("{e}"));
     for p in [&mut blue, &mut red] {
         p.sync().await.unwrap_or_else(|e| panic!("{e}"));
-        p.accept(id, p.consent(id).ok().flatten().map(|s| s.digest).unwrap_or_else(|| panic!("no proposal"))).await.unwrap_or_else(|e| panic!("{e}"));
+        p.accept(
+            id,
+            p.consent(id)
+                .ok()
+                .flatten()
+                .map(|s| s.digest)
+                .unwrap_or_else(|| panic!("no proposal")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await.unwrap_or_else(|e| panic!("{e}"));

@@ -40,8 +40,8 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
-    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
-    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind,
+    ProposedMember, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use client::{
     now, ChannelView, Client, Clock, Confirmation, ExchangeView, LogEntry, MemberView,

@@ -59,15 +59,47 @@ pub struct Setup {
 
 impl Setup {
     fn new(h: &Header, digest: Digest, proposal: &Proposal) -> Setup {
+        // A party that proposes (version 3) accepts its own proposal.
+        let proposer_is_party = proposal
+            .members
+            .iter()
+            .any(|m| m.handle == h.sender && m.role == Role::Party);
+        let responses = if proposer_is_party {
+            BTreeMap::from([(h.sender.clone(), Response::Accepted)])
+        } else {
+            BTreeMap::new()
+        };
         Setup {
             digest,
             proposer: h.sender.clone(),
             proposal: proposal.clone(),
             sent_at: h.sent_at,
-            responses: BTreeMap::new(),
+            responses,
             version: h.version,
             announced: BTreeMap::from([(h.sender.clone(), proposal.reads.clone())]),
         }
+    }
+
+    /// The channel's mediator: the member with that role.
+    pub fn mediator(&self) -> Option<&Handle> {
+        self.proposal
+            .members
+            .iter()
+            .find(|m| m.role == Role::Mediator)
+            .map(|m| &m.handle)
+    }
+
+    /// True if this proposal only takes its proposer out of `current`
+    /// (same title, policy and other members): a member leaving, which
+    /// takes effect with no answer awaited (version 3).
+    pub fn is_leave(&self, current: &Setup) -> bool {
+        let mut rest = current.proposal.members.clone();
+        rest.retain(|m| m.handle != self.proposer);
+        self.version >= BodyVersion::V3
+            && rest.len() + 1 == current.proposal.members.len()
+            && rest == self.proposal.members
+            && self.proposal.title == current.proposal.title
+            && self.proposal.policy == current.proposal.policy
     }
 
     /// The highest body version every member of this set-up announced, if
@@ -511,18 +543,17 @@ impl ChannelState {
                 }
             }
             Some(Body::Amendment(proposal)) => {
-                Self::check_proposer(proposal, &h.sender)?;
-                if let Some(s) = &self.setup {
-                    if s.proposer != h.sender {
-                        return Err(ChannelError::Proposal(
-                            "only the channel's mediator proposes amendments",
-                        ));
+                match &self.setup {
+                    Some(s) if s.mediator() == Some(&h.sender) => {
+                        Self::check_proposer(proposal, &h.sender)?;
                     }
-                    if self.status() != ChannelStatus::Active {
-                        return Err(ChannelError::Proposal(
-                            "an amendment before the channel is active",
-                        ));
-                    }
+                    Some(s) => Self::check_party_proposal(s, proposal, h)?,
+                    None => Self::check_proposer(proposal, &h.sender)?,
+                }
+                if self.setup.is_some() && self.status() != ChannelStatus::Active {
+                    return Err(ChannelError::Proposal(
+                        "an amendment before the channel is active",
+                    ));
                 }
                 new_pending = Some(Setup::new(h, digest, proposal));
                 events.push(ChannelEvent::Proposed {
@@ -734,6 +765,43 @@ impl ChannelState {
     }
 
     /// A proposal's sender must be a mediator member of it.
+    /// A party's amendment (version 3): it keeps the mediator, adds no
+    /// member (only the mediator introduces members and routes them), and
+    /// keeps its proposer unless it is the proposer leaving.
+    fn check_party_proposal(
+        current: &Setup,
+        proposal: &Proposal,
+        h: &Header,
+    ) -> Result<(), ChannelError> {
+        let role = current
+            .proposal
+            .members
+            .iter()
+            .find(|m| m.handle == h.sender)
+            .map(|m| m.role);
+        if role != Some(Role::Party) || h.version < BodyVersion::V3 {
+            return Err(ChannelError::Proposal(
+                "only the channel's mediator, or a party in a version 3 epoch, proposes amendments",
+            ));
+        }
+        let keeps_mediator = current.mediator().is_some_and(|med| {
+            proposal
+                .members
+                .iter()
+                .any(|m| &m.handle == med && m.role == Role::Mediator)
+        });
+        let adds = proposal
+            .members
+            .iter()
+            .any(|m| !current.proposal.members.contains(m));
+        if !keeps_mediator || adds {
+            return Err(ChannelError::Proposal(
+                "a party's amendment keeps the mediator and adds no member",
+            ));
+        }
+        Ok(())
+    }
+
     fn check_proposer(proposal: &Proposal, sender: &Handle) -> Result<(), ChannelError> {
         match proposal.members.iter().find(|m| &m.handle == sender) {
             Some(m) if m.role == Role::Mediator => Ok(()),
@@ -758,7 +826,8 @@ impl ChannelState {
             return;
         }
         let Some(p) = &self.pending else { return };
-        if !Self::answers(p).is_ok_and(|w| w.is_empty()) {
+        let leave = self.setup.as_ref().is_some_and(|s| p.is_leave(s));
+        if !leave && !Self::answers(p).is_ok_and(|w| w.is_empty()) {
             return;
         }
         let Some(next) = self.epoch.successor(p.digest) else {
@@ -766,10 +835,18 @@ impl ChannelState {
         };
         let mut agreed = p.clone();
         if let Some(old) = &self.setup {
-            // Answers to the creation stay on record with the new members.
+            // Answers to the creation stay on record with the new members,
+            // and so do the versions a member announced before (a mediator
+            // answers no party's amendment, yet still reads what it did).
             for (k, v) in &old.responses {
                 agreed
                     .responses
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+            for (k, v) in &old.announced {
+                agreed
+                    .announced
                     .entry(k.clone())
                     .or_insert_with(|| v.clone());
             }
@@ -963,9 +1040,16 @@ impl ChannelState {
                 let Some(setup) = &self.setup else {
                     return Err(ChannelError::NotActive("no creation proposal yet".into()));
                 };
-                if setup.proposer != self.me || self.status() != ChannelStatus::Active {
+                let party = setup
+                    .proposal
+                    .members
+                    .iter()
+                    .any(|m| m.handle == self.me && m.role == Role::Party);
+                let may = setup.mediator() == Some(&self.me)
+                    || (party && self.version().is_some_and(|v| v >= BodyVersion::V3));
+                if !may || self.status() != ChannelStatus::Active {
                     return Err(ChannelError::Proposal(
-                        "only the mediator of an active channel proposes amendments",
+                        "only the mediator of an active channel, or a party where every member reads version 3, proposes amendments",
                     ));
                 }
                 let to = union(&setup.proposal.members, &p.members);

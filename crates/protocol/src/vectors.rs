@@ -461,7 +461,7 @@ fn messages() -> Value {
         "amendment adding green",
         "in the open epoch, to its members and to green; its head vector lists epoch 1's members",
         "mediator",
-        Body::Amendment(proposal("talks", four)),
+        Body::Amendment(proposal("talks", four.clone())),
         None,
     );
     let a = s.digests["amendment adding green"];
@@ -485,6 +485,46 @@ fn messages() -> Value {
         "epoch 2, seq 1, prev = the amendment's digest; green's first content",
         "green",
         Body::Text("Green is ready.".into()),
+        None,
+    );
+    let mut withdrawn = proposal("talks", four);
+    withdrawn.policy.receipt_deadline_s = 7200;
+    s.send(
+        "amendment by red (a party) changing the receipt deadline",
+        "version 3: a party proposes; its own proposal counts as its acceptance, the mediator does not answer",
+        "red",
+        Body::Amendment(withdrawn.clone()),
+        None,
+    );
+    let w = s.digests["amendment by red (a party) changing the receipt deadline"];
+    s.send(
+        "acceptance by blue of red's amendment",
+        "epoch 2; red already counts as accepted",
+        "blue",
+        Body::accept(w),
+        None,
+    );
+    s.send(
+        "acceptance by green of red's amendment",
+        "the last answer: epoch 3 opens with red's amendment's digest",
+        "green",
+        Body::accept(w),
+        None,
+    );
+    let mut left = withdrawn;
+    left.members.retain(|m| m.handle != h("green"));
+    s.send(
+        "leave by green",
+        "version 3: an amendment by a party that only removes itself (same title, policy and other members) takes effect when received, with no answer: epoch 4 opens with its digest",
+        "green",
+        Body::Amendment(left),
+        None,
+    );
+    s.send(
+        "text by blue after green left",
+        "epoch 4, seq 1: to red in full and the mediator as a stub; nothing to green",
+        "blue",
+        Body::Text("Noted.".into()),
         None,
     );
     json!({

@@ -127,6 +127,7 @@ fn every_message_vector_decodes_verifies_and_follows_the_chain_rules() {
     // (epoch, sender) → (seq, digest) of the last message seen.
     let mut chains: std::collections::BTreeMap<(u32, String), (u64, Digest)> = Default::default();
     let mut openings = vec![epoch0];
+    let mut proposals = Vec::new();
     for m in f["messages"].as_array().unwrap() {
         let name = m["name"].as_str().unwrap();
         let header_bytes = bytes(&m["header"]);
@@ -177,6 +178,14 @@ fn every_message_vector_decodes_verifies_and_follows_the_chain_rules() {
         if header.body_kind.is_content() {
             assert!(e >= 1, "{name}: content in epoch 0");
         }
+        // A new epoch opens with the digest of a proposal sent before it.
+        if e as usize == openings.len() {
+            assert!(
+                proposals.contains(&header.epoch.opening),
+                "{name}: epoch {e} opens with no proposal's digest"
+            );
+            openings.push(header.epoch.opening);
+        }
         assert_eq!(
             header.epoch.opening, openings[e as usize],
             "{name}: opening"
@@ -198,16 +207,15 @@ fn every_message_vector_decodes_verifies_and_follows_the_chain_rules() {
             "{name}: own head entry"
         );
         chains.insert(key, (header.seq.0, digest));
-        // The last acceptance opens the next epoch with its proposal's digest.
-        if name.starts_with("acceptance by red") {
-            let proposal = match &body {
-                Body::Acceptance { proposal, .. } => *proposal,
-                _ => unreachable!(),
-            };
-            openings.push(proposal);
+        if matches!(body, Body::Creation(_) | Body::Amendment(_)) {
+            proposals.push(digest);
         }
     }
-    assert_eq!(openings.len(), 3, "the vectors reach epoch 2");
+    assert_eq!(
+        openings.len(),
+        5,
+        "the vectors reach epoch 4 (a join, a party's amendment, a leave)"
+    );
 }
 
 #[test]

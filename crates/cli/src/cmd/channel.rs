@@ -93,12 +93,14 @@ enum ChannelCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Propose a new epoch, as the channel's mediator: members join or leave,
-    /// or the policy changes.
+    /// Propose a new epoch: members join or leave, or the policy changes.
     ///
-    /// The amendment goes end to end to every current member and every
-    /// joiner; it takes effect when every party of the new membership
-    /// accepts (`channel accept`). Sequence numbers restart in the new
+    /// The mediator proposes any change; a party may propose to change the
+    /// policy (e.g. withdraw --mediator-reads) or to remove members, where
+    /// every member's client reads body version 3. The amendment goes end
+    /// to end to every current member and every joiner; it takes effect
+    /// when every party of the new membership accepts (`channel accept`;
+    /// a party's own proposal counts as its acceptance). Sequence numbers restart in the new
     /// epoch; receipts are then due only from its members.
     ///
     /// `--rekey` proposes a new epoch with the same members and policy, on
@@ -134,6 +136,28 @@ enum ChannelCommand {
         /// A new epoch with the same members and policy (no other change).
         #[arg(long, conflicts_with_all = ["add", "observers", "remove", "mediator_reads", "receipt_deadline", "heartbeat"])]
         rekey: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leave a channel, as a party: withdraw your consent to it.
+    ///
+    /// Takes effect as soon as the others receive it, with no answer
+    /// awaited: a new epoch opens without you, and nothing sent from then
+    /// on is encrypted to you. It cannot be undone (the mediator can only
+    /// invite you again, by an amendment you would have to accept). Asks
+    /// for confirmation on a terminal; --yes for scripts.
+    ///
+    /// Example:
+    ///
+    ///   backchannel --store blue.store channel leave 3f2a9c --yes
+    #[command(verbatim_doc_comment)]
+    Leave {
+        /// Channel id, or a unique prefix of it.
+        channel: String,
+        /// Leave without asking.
+        #[arg(long)]
+        yes: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -226,7 +250,27 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             );
             println!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
         }
-        ChannelCommand::Accept { channel, yes, json } => accept(store_path, channel, yes, json).await?,
+        ChannelCommand::Accept { channel, yes, json } => {
+            accept(store_path, channel, yes, json).await?
+        }
+        ChannelCommand::Leave { channel, yes, json } => {
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("nothing was sent: leaving cannot be undone; confirm on a terminal, or pass --yes");
+                }
+                if !confirm(&format!("Leave channel {channel}? You will receive nothing sent in it from then on. Type yes to leave: "))? {
+                    bail!("nothing was sent");
+                }
+            }
+            let out = run_work(store_path, Work::Leave { channel }).await?;
+            if json {
+                return render::json(&out);
+            }
+            println!(
+                "left channel {}: a new epoch opens without you as the others receive it",
+                out["channel_id"].as_str().unwrap_or("")
+            );
+        }
         ChannelCommand::Show { channel, json } => {
             let client = store::open_reader(store_path)?;
             let id = client.resolve_channel(&channel).map_err(store::explain)?;
@@ -370,7 +414,10 @@ async fn accept(
                     statement.short_digest()
                 );
             }
-            if !confirm(&format!("Accept proposal {}? Type yes to accept: ", statement.short_digest()))? {
+            if !confirm(&format!(
+                "Accept proposal {}? Type yes to accept: ",
+                statement.short_digest()
+            ))? {
                 bail!("nothing was accepted");
             }
             statement.digest

@@ -638,6 +638,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A party reads the statement of what it is asked to accept, then
+/// accepts exactly that proposal (by its digest).
+async fn accept_shown(party: &mut Client, channel: ChannelId) -> anyhow::Result<()> {
+    let statement = party
+        .consent(channel)?
+        .context("the proposal did not arrive")?;
+    println!("   {} is shown, before it accepts:", party.me());
+    for line in &statement.lines {
+        println!("     {line}");
+    }
+    party.accept(channel, statement.digest).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use backchannel_protocol::identity::{audit, SignPurpose, CHALLENGE_LEN};
@@ -676,18 +690,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A party reads the statement of what it is asked to accept, then
-/// accepts exactly that proposal (by its digest).
-async fn accept_shown(party: &mut Client, channel: ChannelId) -> anyhow::Result<()> {
-    let statement = party
-        .consent(channel)?
-        .context("the proposal did not arrive")?;
-    println!("   {} is shown, before it accepts:", party.me());
-    for line in &statement.lines {
-        println!("     {line}");
-    }
-    party.accept(channel, statement.digest).await?;
-    Ok(())
 }

@@ -86,8 +86,7 @@ pub async fn sync(store_path: &Path, args: SyncArgs) -> anyhow::Result<()> {
     if args.json {
         return render::json(&out);
     }
-    let report: render::Synced =
-        serde_json::from_value(out).context("reading the sync report")?;
+    let report: render::Synced = serde_json::from_value(out).context("reading the sync report")?;
     print!("{}", render::sync(&report));
     Ok(())
 }

@@ -47,9 +47,16 @@ fn a_party_sees_the_amendment_before_accepting() {
     let listed = s.blue.run(&["channel", "list"]);
     let shown = s.blue.run(&["channel", "show", &id[..8]]);
     let granted = backchannel_client::MEDIATOR_READS_GRANTED;
-    for (what, text) in [("sync", &synced), ("channel list", &listed), ("channel show", &shown)] {
+    for (what, text) in [
+        ("sync", &synced),
+        ("channel list", &listed),
+        ("channel show", &shown),
+    ] {
         assert!(text.contains("Adds green as party"), "{what}: {text}");
-        assert!(text.contains(granted), "{what} must say what mediator_reads grants: {text}");
+        assert!(
+            text.contains(granted),
+            "{what} must say what mediator_reads grants: {text}"
+        );
         assert!(text.contains("1 day becomes 2 days"), "{what}: {text}");
     }
     let log = s.blue.run(&["log", &id[..8]]);
@@ -84,13 +91,18 @@ fn accept_without_a_terminal_or_yes_refuses_and_sends_nothing() {
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("Adds green"), "the statement is shown: {stdout}");
+    assert!(
+        stdout.contains("Adds green"),
+        "the statement is shown: {stdout}"
+    );
     assert!(
         stderr.contains("nothing was accepted") && stderr.contains("--yes"),
         "{stderr}"
     );
     // A wrong digest is refused too.
-    let wrong = s.blue.try_run(&["channel", "accept", &id[..8], "--yes", "000000"]);
+    let wrong = s
+        .blue
+        .try_run(&["channel", "accept", &id[..8], "--yes", "000000"]);
     assert!(!wrong.status.success());
     // Nothing went out: the mediator still waits for blue.
     s.mediator.run(&["sync"]);
@@ -122,7 +134,10 @@ fn accept_yes_accepts_only_the_proposal_shown() {
     let out = s
         .blue
         .try_run(&["channel", "accept", &id[..8], "--yes", &first[..12]]);
-    assert!(!out.status.success(), "the shown proposal is no longer the one awaiting");
+    assert!(
+        !out.status.success(),
+        "the shown proposal is no longer the one awaiting"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nothing was accepted"), "{stderr}");
     // The one now shown is accepted by its own digest.
@@ -165,4 +180,95 @@ fn a_joiner_sees_the_real_proposal() {
     assert!(!text.contains("0 seconds"), "{text}");
     // And it accepts through the same path as everyone.
     green.accept(&id[..8]);
+}
+
+/// Alerts a user's sync raised (kinds).
+fn alert_kinds(u: &User) -> Vec<String> {
+    u.json(&["sync"])["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[test]
+fn a_party_leaves_and_nothing_is_sent_to_it_afterwards() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let refused = s.blue.try_run(&["channel", "leave", &id[..8]]);
+    assert!(!refused.status.success(), "no terminal and no --yes");
+    s.blue.run(&["channel", "leave", &id[..8], "--yes"]);
+    for u in [&s.mediator, &s.red, &s.blue] {
+        assert_eq!(alert_kinds(u), Vec::<String>::new(), "a leave is no alarm");
+    }
+    let shown = s.red.json(&["channel", "show", &id[..8]]);
+    let members: Vec<&str> = shown["channel"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["handle"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["mediator", "red"], "{shown}");
+    assert_eq!(shown["channel"]["epoch"], 2);
+    let last = shown["history"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["kind"], "leave");
+    s.red.run(&["send", &id[..8], "after blue left"]);
+    for u in [&s.mediator, &s.blue, &s.red, &s.mediator] {
+        assert_eq!(alert_kinds(u), Vec::<String>::new());
+    }
+    let texts: Vec<(String, String)> = crate::inbox(&s.blue);
+    assert!(
+        !texts.iter().any(|(_, t)| t == "after blue left"),
+        "{texts:?}"
+    );
+    let listed = s.blue.json(&["channel", "list"]);
+    assert!(
+        listed[0]["status"].as_str().unwrap().starts_with("left"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_party_withdraws_mediator_reads_and_the_mediator_then_gets_stubs() {
+    let s = Scene::new();
+    let id = s.open_channel_with(&["--mediator-reads"]);
+    s.red.run(&["send", &id[..8], "read by the mediator"]);
+    // Blue proposes to withdraw the mediator's right to read; red is shown
+    // the withdrawal in words and accepts; the mediator has no say.
+    s.blue
+        .run(&["channel", "amend", &id[..8], "--mediator-reads", "no"]);
+    let synced = s.red.run(&["sync"]);
+    assert!(
+        synced.contains(backchannel_client::MEDIATOR_READS_WITHDRAWN),
+        "{synced}"
+    );
+    s.red.accept(&id[..8]);
+    for u in [&s.mediator, &s.blue, &s.red, &s.mediator] {
+        assert_eq!(alert_kinds(u), Vec::<String>::new());
+    }
+    s.red.run(&["send", &id[..8], "not for the mediator"]);
+    s.mediator.run(&["sync"]);
+    let log = s.mediator.json(&["log", &id[..8]]);
+    let entries = log.as_array().unwrap();
+    let text_of = |e: &Value| e["text"].as_str().map(str::to_string);
+    let texts: Vec<Option<String>> = entries
+        .iter()
+        .filter(|e| e["sender"] == "red" && e["kind"] == "text")
+        .map(text_of)
+        .collect();
+    assert_eq!(
+        texts,
+        [Some("read by the mediator".to_string()), None],
+        "the mediator holds the later message as a stub: {log}"
+    );
+    let stubs = entries
+        .iter()
+        .filter(|e| e["sender"] == "red" && e["stub"] == true)
+        .count();
+    assert_eq!(stubs, 1);
+    assert_eq!(
+        s.blue.json(&["channel", "show", &id[..8]])["channel"]["mediator_reads"],
+        false
+    );
 }

@@ -111,17 +111,28 @@ impl Scene {
 
     /// The mediator proposes, both parties accept, everyone syncs.
     pub fn open_channel(&self) -> String {
-        let out = self.mediator.json(&[
+        let id = self.open_channel_with(&[]);
+        for u in [&self.mediator, &self.blue, &self.red] {
+            let r = u.json(&["sync"]);
+            assert_eq!(r["alerts"], serde_json::json!([]));
+        }
+        id
+    }
+
+    /// Like `open_channel`, with more `channel create` arguments (policy).
+    pub fn open_channel_with(&self, extra: &[&str]) -> String {
+        let mut args = vec![
             "channel", "create", "--title", "talks", "--party", "blue", "--party", "red",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = self.mediator.json(&args);
         let id = out["channel_id"].as_str().unwrap().to_string();
         for p in [&self.blue, &self.red] {
             p.run(&["sync"]);
             p.accept(&id[..8]);
         }
         for u in [&self.mediator, &self.blue, &self.red] {
-            let r = u.json(&["sync"]);
-            assert_eq!(r["alerts"], serde_json::json!([]));
+            u.run(&["sync"]);
         }
         id
     }

@@ -9,26 +9,7 @@ use crate::Scene;
 #[test]
 fn a_silent_peer_is_overdue_at_the_deadline_in_watch_with_nothing_pushed() {
     let s = Scene::new();
-    let out = s.mediator.json(&[
-        "channel",
-        "create",
-        "--title",
-        "quiet line",
-        "--party",
-        "blue",
-        "--party",
-        "red",
-        "--receipt-deadline",
-        "3s",
-    ]);
-    let id = out["channel_id"].as_str().unwrap().to_string();
-    for p in [&s.blue, &s.red] {
-        p.run(&["sync"]);
-        p.accept(&id[..8]);
-    }
-    for u in [&s.mediator, &s.blue, &s.red] {
-        u.run(&["sync"]);
-    }
+    let id = s.open_channel_with(&["--receipt-deadline", "3s"]);
     let mut watch = s
         .blue
         .command(&["watch", "--json"])

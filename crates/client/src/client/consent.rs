@@ -31,6 +31,8 @@ pub enum ProposalKind {
     Amendment,
     /// A new epoch with the same members and policy, on new sessions.
     Rekey,
+    /// A party leaves: it takes effect when received, no answer awaited.
+    Leave,
 }
 
 /// How this member knows a proposed member's identity key.
@@ -221,7 +223,12 @@ impl ConsentStatement {
 
 /// Seconds in words: "2 days", "1 hour 30 minutes", "90 seconds".
 pub fn duration_words(secs: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")];
+    const UNITS: [(u64, &str); 4] = [
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
     if secs == 0 {
         return "0 seconds".into();
     }
@@ -314,9 +321,17 @@ impl Client {
             .collect();
         let policy_before = before.map(|b| PolicyView::from(b.proposal.policy));
         let kind = match before {
+            Some(b) if setup.is_leave(b) => ProposalKind::Leave,
             None if amendment => ProposalKind::Amendment,
             None => ProposalKind::Creation,
-            Some(b) if b.proposal.policy == p.policy && added.is_empty() && removed.is_empty() && b.proposal.title == p.title => ProposalKind::Rekey,
+            Some(b)
+                if b.proposal.policy == p.policy
+                    && added.is_empty()
+                    && removed.is_empty()
+                    && b.proposal.title == p.title =>
+            {
+                ProposalKind::Rekey
+            }
             Some(_) => ProposalKind::Amendment,
         };
         let answers: Vec<Answer> = p
@@ -324,13 +339,27 @@ impl Client {
             .iter()
             .filter(|m| m.role == Role::Party && m.handle != setup.proposer)
             .map(|m| match setup.responses.get(&m.handle) {
-                Some(Response::Accepted) => Answer { party: m.handle.clone(), answer: AnswerState::Accepted, reason: None },
-                Some(Response::Declined { reason }) => Answer { party: m.handle.clone(), answer: AnswerState::Declined, reason: Some(reason.clone()) },
-                None => Answer { party: m.handle.clone(), answer: AnswerState::Waiting, reason: None },
+                Some(Response::Accepted) => Answer {
+                    party: m.handle.clone(),
+                    answer: AnswerState::Accepted,
+                    reason: None,
+                },
+                Some(Response::Declined { reason }) => Answer {
+                    party: m.handle.clone(),
+                    answer: AnswerState::Declined,
+                    reason: Some(reason.clone()),
+                },
+                None => Answer {
+                    party: m.handle.clone(),
+                    answer: AnswerState::Waiting,
+                    reason: None,
+                },
             })
             .collect();
         let me = self.me();
-        let awaits_you = answers.iter().any(|a| &a.party == me && a.answer == AnswerState::Waiting);
+        let awaits_you = answers
+            .iter()
+            .any(|a| &a.party == me && a.answer == AnswerState::Waiting);
         let mut s = ConsentStatement {
             channel_id: state.id(),
             digest: setup.digest,
@@ -395,7 +424,12 @@ impl Client {
         let state = self.channel_state(&channel)?;
         let mut out = Vec::new();
         let mut before: Option<Setup> = None;
-        for m in self.member.messages().iter().filter(|m| m.channel() == channel) {
+        for m in self
+            .member
+            .messages()
+            .iter()
+            .filter(|m| m.channel() == channel)
+        {
             let Payload::Full { body, .. } = &m.payload else {
                 continue;
             };
@@ -417,18 +451,30 @@ impl Client {
                 },
             };
             // Answers to proposals no longer current come from the log.
-            for a in self.member.messages().iter().filter(|a| a.channel() == channel) {
+            for a in self
+                .member
+                .messages()
+                .iter()
+                .filter(|a| a.channel() == channel)
+            {
                 let Payload::Full { body, .. } = &a.payload else {
                     continue;
                 };
                 let answer = match body {
-                    Body::Acceptance { proposal, .. } if *proposal == m.digest => Response::Accepted,
+                    Body::Acceptance { proposal, .. } if *proposal == m.digest => {
+                        Response::Accepted
+                    }
                     Body::Decline { proposal, reason } if *proposal == m.digest => {
-                        Response::Declined { reason: reason.clone() }
+                        Response::Declined {
+                            reason: reason.clone(),
+                        }
                     }
                     _ => continue,
                 };
-                setup.responses.entry(a.payload.header().sender.clone()).or_insert(answer);
+                setup
+                    .responses
+                    .entry(a.payload.header().sender.clone())
+                    .or_insert(answer);
             }
             let amendment = matches!(body, Body::Amendment(_));
             let mut s = self.statement(state, &setup, before.as_ref(), amendment);
@@ -462,6 +508,16 @@ fn lines_of(s: &ConsentStatement) -> Vec<String> {
             let all: Vec<String> = s.members.iter().map(|m| party_words(&m.handle)).collect();
             lines.push(format!("Members: {}.", all.join("; ")));
         }
+        ProposalKind::Leave => {
+            lines.push(format!(
+                "{} left channel {}: epoch {} opened without it (proposal {}); nothing sent from then on is encrypted to it. A leave awaits no answer.",
+                s.proposer,
+                quoted(&s.title),
+                s.opens_epoch,
+                s.short_digest()
+            ));
+            return lines;
+        }
         ProposalKind::Amendment if s.joining => {
             lines.push(format!(
                 "{} proposes to add you to channel {}, open before you were invited: epoch {} would open with you in it (proposal {}). You will not see what was said before.",
@@ -477,19 +533,29 @@ fn lines_of(s: &ConsentStatement) -> Vec<String> {
             lines.push(format!(
                 "{} proposes {} of channel {}: epoch {} would open (proposal {}).",
                 s.proposer,
-                if s.kind == ProposalKind::Rekey { "a rekey (new sessions, nothing else changes)" } else { "an amendment" },
+                if s.kind == ProposalKind::Rekey {
+                    "a rekey (new sessions, nothing else changes)"
+                } else {
+                    "an amendment"
+                },
                 quoted(s.title_before.as_deref().unwrap_or(&s.title)),
                 s.opens_epoch,
                 s.short_digest()
             ));
             if let Some(old) = &s.title_before {
-                lines.push(format!("Title: {} becomes {}.", quoted(old), quoted(&s.title)));
+                lines.push(format!(
+                    "Title: {} becomes {}.",
+                    quoted(old),
+                    quoted(&s.title)
+                ));
             }
             for h in &s.added {
                 lines.push(format!("Adds {}.", party_words(h)));
             }
             for h in &s.removed {
-                lines.push(format!("Removes {h}: it will receive nothing sent from then on."));
+                lines.push(format!(
+                    "Removes {h}: it will receive nothing sent from then on."
+                ));
             }
             if s.added.is_empty() && s.removed.is_empty() {
                 let all: Vec<String> = s.members.iter().map(|m| party_words(&m.handle)).collect();
@@ -545,7 +611,11 @@ fn lines_of(s: &ConsentStatement) -> Vec<String> {
             waiting.join(", ")
         ));
     }
-    for a in s.answers.iter().filter(|a| a.answer != AnswerState::Waiting) {
+    for a in s
+        .answers
+        .iter()
+        .filter(|a| a.answer != AnswerState::Waiting)
+    {
         lines.push(match &a.reason {
             Some(r) if !r.is_empty() => format!("{} {}: {r}.", a.party, a.answer.word()),
             _ => format!("{} {}.", a.party, a.answer.word()),

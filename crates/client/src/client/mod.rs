@@ -28,8 +28,8 @@ use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
 pub use consent::{
-    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
-    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind,
+    ProposedMember, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
 pub use receive::SyncReport;
@@ -176,12 +176,18 @@ pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
         Payload::Full {
             body: Body::Acceptance { proposal, .. },
             ..
-        } => (Some(format!("accepts proposal {}", consent::short(proposal))), false),
+        } => (
+            Some(format!("accepts proposal {}", consent::short(proposal))),
+            false,
+        ),
         Payload::Full {
             body: Body::Decline { proposal, reason },
             ..
         } => (
-            Some(format!("declines proposal {}: {reason}", consent::short(proposal))),
+            Some(format!(
+                "declines proposal {}: {reason}",
+                consent::short(proposal)
+            )),
             false,
         ),
         Payload::Full { .. } => (None, false),

@@ -83,11 +83,27 @@ impl Client {
         let Some(setup) = state.setup() else {
             return Err(ClientError::UnknownChannel(channel.to_hex()));
         };
-        if setup.proposer != *self.me() {
-            return Err(ClientError::Input(format!(
-                "only the channel's mediator ({}) proposes amendments",
-                setup.proposer
-            )));
+        let mediator = setup.mediator().cloned();
+        if mediator.as_ref() != Some(self.me()) {
+            let party = state
+                .member(self.me())
+                .is_some_and(|m| m.role == Role::Party);
+            if !party {
+                return Err(ClientError::Input(format!(
+                    "only the channel's mediator ({}) or a party proposes amendments",
+                    mediator.map_or_else(|| "none".into(), |m| m.to_string())
+                )));
+            }
+            if state.version().is_none_or(|v| v < BodyVersion::V3) {
+                return Err(ClientError::Input(
+                    "a party proposes amendments only where every member's client reads protocol body version 3; ask the mediator to propose it".into(),
+                ));
+            }
+            if !add.is_empty() || !observers.is_empty() {
+                return Err(ClientError::Input(
+                    "only the mediator adds members; a party may change the policy or remove members".into(),
+                ));
+            }
         }
         let mut proposal = setup.proposal.clone();
         // Members keep the keys pinned here now: a member whose new key the
@@ -100,9 +116,14 @@ impl Client {
         }
         let current: Vec<Handle> = proposal.members.iter().map(|m| m.handle.clone()).collect();
         for r in remove {
-            if r == self.me() || !current.contains(r) {
+            if r == self.me() {
+                return Err(ClientError::Input(
+                    "you cannot remove yourself in an amendment: `backchannel channel leave` does that".into(),
+                ));
+            }
+            if !current.contains(r) {
                 return Err(ClientError::Input(format!(
-                    "{r} is not a member this mediator can remove"
+                    "{r} is not a member of this channel"
                 )));
             }
         }
@@ -145,7 +166,37 @@ impl Client {
         routing.extend(proposal.members.iter().map(|m| m.handle.clone()));
         routing.sort();
         routing.dedup();
-        self.relay.set_members(channel, &routing).await?;
+        // A party's amendment adds nobody: the routing stays the creator's.
+        if mediator.as_ref() == Some(self.me()) {
+            self.relay.set_members(channel, &routing).await?;
+        }
+        self.send_body(channel, Body::Amendment(proposal), None)
+            .await
+    }
+
+    /// Leaves `channel`: withdraws this member's consent. A party's leave
+    /// takes effect as soon as the others receive it (no answer awaited):
+    /// nothing sent afterwards is encrypted to it. Needs every member to
+    /// read body version 3; the mediator does not leave (it amends).
+    pub async fn leave(&mut self, channel: ChannelId) -> Result<MessageId, ClientError> {
+        self.connect().await?;
+        let state = self.channel_state(&channel)?;
+        let Some(setup) = state.setup() else {
+            return Err(ClientError::UnknownChannel(channel.to_hex()));
+        };
+        if state.member(self.me()).map(|m| m.role) != Some(Role::Party) {
+            return Err(ClientError::Input(
+                "only a party leaves a channel; a mediator ends its part by an amendment".into(),
+            ));
+        }
+        if state.version().is_none_or(|v| v < BodyVersion::V3) {
+            return Err(ClientError::Input(
+                "leaving needs every member's client to read protocol body version 3; ask the mediator to remove you (`channel amend --remove`)".into(),
+            ));
+        }
+        let mut proposal = setup.proposal.clone();
+        proposal.members.retain(|m| &m.handle != self.me());
+        proposal.reads = BodyVersion::SUPPORTED.to_vec();
         self.send_body(channel, Body::Amendment(proposal), None)
             .await
     }

@@ -357,7 +357,11 @@ async fn row_10_a_substituted_identity_key_is_key_changed_and_blocks() {
     cast.relay
         .hostile
         .set_identity("red", &Identity::new().keys());
-    let err = cast.blue.accept(id, crate::proposal(&cast.blue, id)).await.unwrap_err();
+    let err = cast
+        .blue
+        .accept(id, crate::proposal(&cast.blue, id))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "key_changed");
     let alerts = open(&cast.blue);
     assert_eq!(
@@ -388,7 +392,11 @@ async fn row_10_a_substituted_one_time_key_is_key_changed() {
         .hostile
         .substitute_one_time_keys("red", Identity::new().keys().curve25519);
     assert_eq!(
-        cast.blue.accept(id, crate::proposal(&cast.blue, id)).await.unwrap_err().code(),
+        cast.blue
+            .accept(id, crate::proposal(&cast.blue, id))
+            .await
+            .unwrap_err()
+            .code(),
         "key_changed"
     );
     assert_eq!(kinds(&cast.blue), ["key_changed"]);

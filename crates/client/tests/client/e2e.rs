@@ -198,7 +198,10 @@ async fn a_declined_proposal_keeps_the_channel_closed() {
         .unwrap();
     cast.blue.sync().await.unwrap();
     cast.red.sync().await.unwrap();
-    cast.blue.accept(id, crate::proposal(&cast.blue, id)).await.unwrap();
+    cast.blue
+        .accept(id, crate::proposal(&cast.blue, id))
+        .await
+        .unwrap();
     cast.red
         .decline(id, "not through this intermediary")
         .await

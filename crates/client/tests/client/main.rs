@@ -20,7 +20,10 @@ pub const PASS: &str = "test passphrase";
 /// The digest of the proposal awaiting `c`'s answer in `id`, as its
 /// consent statement names it (a test accepts what it was shown).
 pub fn proposal(c: &Client, id: ChannelId) -> backchannel_protocol::Digest {
-    c.consent(id).unwrap().expect("a proposal awaits an answer").digest
+    c.consent(id)
+        .unwrap()
+        .expect("a proposal awaits an answer")
+        .digest
 }
 
 pub fn h(s: &str) -> Handle {

@@ -495,7 +495,7 @@ fn a_channel_whose_set_up_announced_nothing_stays_on_version_1() {
     w.send("blue", Body::accept(creation)).unwrap();
     w.send("red", Body::accept(creation)).unwrap();
     let (t, _) = w.send("red", Body::Text("hello".into())).unwrap();
-    assert_eq!(t.header.version, BodyVersion::V2);
+    assert_eq!(t.header.version, BodyVersion::V3);
 }
 
 #[test]
@@ -543,4 +543,97 @@ fn a_malformed_list_of_versions_is_never_written() {
         .unwrap()
         .header;
     assert!(seal(header, [0; 16], Body::Creation(p)).is_err());
+}
+
+/// An open channel whose members all announced version 3.
+fn open_v3() -> (World, Proposal) {
+    let mut w = World::new();
+    let p = proposal(true);
+    let (_, creation) = w.send("mediator", Body::Creation(p.clone())).unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    w.send("red", Body::accept(creation)).unwrap();
+    assert_eq!(w.states[&h("red")].version(), Some(BodyVersion::V3));
+    (w, p)
+}
+
+#[test]
+fn a_party_proposes_an_amendment_in_version_3_and_its_proposal_counts_as_its_acceptance() {
+    let (mut w, mut p) = open_v3();
+    p.policy.mediator_reads = false;
+    let (_, amendment) = w.send("blue", Body::Amendment(p)).unwrap();
+    let pending = w.states[&h("mediator")].pending().unwrap();
+    assert_eq!(
+        pending.responses.keys().collect::<Vec<_>>(),
+        [&h("blue")],
+        "blue's own proposal counts as its acceptance; the mediator does not answer"
+    );
+    assert_eq!(w.states[&h("mediator")].epoch().number, EpochNumber(1));
+    w.send("red", Body::accept(amendment)).unwrap();
+    for s in w.states.values() {
+        assert_eq!(s.epoch().number, EpochNumber(2));
+        assert_eq!(s.policy().map(|p| p.mediator_reads), Some(false));
+        assert_eq!(
+            s.version(),
+            Some(BodyVersion::V3),
+            "the mediator's earlier announcement still counts"
+        );
+    }
+    // The mediator still amends afterwards.
+    let mut again = w.states[&h("mediator")].setup().unwrap().proposal.clone();
+    again.policy.heartbeat_interval_s = 60;
+    w.send("mediator", Body::Amendment(again)).unwrap();
+}
+
+#[test]
+fn a_party_adds_nobody_and_removes_no_mediator() {
+    let (mut w, p) = open_v3();
+    let mut adds = p.clone();
+    let k = Identity::new().keys();
+    adds.members.push(Member {
+        handle: h("green"),
+        role: Role::Party,
+        curve25519: k.curve25519,
+        ed25519: k.ed25519,
+    });
+    adds.members.sort_by(|a, b| a.handle.cmp(&b.handle));
+    assert!(matches!(
+        w.send("blue", Body::Amendment(adds)),
+        Err(ChannelError::Proposal(_))
+    ));
+    let mut no_mediator = p;
+    no_mediator.members.retain(|m| m.role != Role::Mediator);
+    assert!(matches!(
+        w.send("blue", Body::Amendment(no_mediator)),
+        Err(ChannelError::Proposal(_))
+    ));
+}
+
+#[test]
+fn a_leave_takes_effect_when_received_with_no_answer() {
+    let (mut w, mut p) = open_v3();
+    p.members.retain(|m| m.handle != h("blue"));
+    w.send("blue", Body::Amendment(p)).unwrap();
+    for (who, s) in &w.states {
+        assert_eq!(s.epoch().number, EpochNumber(2), "{who}");
+        assert!(s.member(&h("blue")).is_none());
+    }
+    assert_eq!(w.states[&h("blue")].status(), ChannelStatus::Left);
+    assert_eq!(w.states[&h("red")].status(), ChannelStatus::Active);
+    assert!(w.send("blue", Body::Text("after".into())).is_err());
+}
+
+#[test]
+fn a_party_proposes_nothing_where_a_member_reads_only_version_2() {
+    let mut w = World::new();
+    let mut p = proposal(true);
+    p.reads = vec![BodyVersion::V1, BodyVersion::V2];
+    let (_, creation) = w.send("mediator", Body::Creation(p.clone())).unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    w.send("red", Body::accept(creation)).unwrap();
+    assert_eq!(w.states[&h("red")].version(), Some(BodyVersion::V2));
+    p.policy.mediator_reads = false;
+    assert!(matches!(
+        w.send("blue", Body::Amendment(p)),
+        Err(ChannelError::Proposal(_))
+    ));
 }

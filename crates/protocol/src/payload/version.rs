@@ -17,8 +17,14 @@ impl BodyVersion {
     /// Protocol v1's rules: structured bodies in canonical JSON (enforced),
     /// and acceptances and proposals announce the versions their sender reads.
     pub const V2: BodyVersion = BodyVersion(2);
+    /// Version 2's encoding, plus consent that can be withdrawn: a party of
+    /// the open epoch may propose an amendment (its own answer counts as an
+    /// acceptance), and a member's amendment that only removes itself (it
+    /// leaves) takes effect when received, with no answer awaited. Only
+    /// sent in epochs whose every member announced it.
+    pub const V3: BodyVersion = BodyVersion(3);
     /// What this implementation reads, ascending.
-    pub const SUPPORTED: [BodyVersion; 2] = [BodyVersion::V1, BodyVersion::V2];
+    pub const SUPPORTED: [BodyVersion; 3] = [BodyVersion::V1, BodyVersion::V2, BodyVersion::V3];
     /// What a proposal is written in when nobody has announced anything yet
     /// (a creation): every protocol-v1 client reads it.
     pub const BASELINE: BodyVersion = BodyVersion::V2;
@@ -36,7 +42,7 @@ impl BodyVersion {
     /// use backchannel_protocol::payload::BodyVersion;
     /// let new = BodyVersion::SUPPORTED.to_vec();
     /// let old = vec![BodyVersion::V1];
-    /// assert_eq!(BodyVersion::common([&new[..], &new[..]]), Some(BodyVersion::V2));
+    /// assert_eq!(BodyVersion::common([&new[..], &new[..]]), Some(BodyVersion::V3));
     /// assert_eq!(BodyVersion::common([&new[..], &old[..]]), Some(BodyVersion::V1));
     /// ```
     pub fn common<'a>(announced: impl IntoIterator<Item = &'a [BodyVersion]>) -> Option<Self> {
