@@ -8,6 +8,18 @@ pub fn utc(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }
 
+/// The line a sending command ends with: sent, or queued and why.
+pub fn delivery(out: &serde_json::Value) -> String {
+    let id = out["message_id"].as_str().unwrap_or("");
+    match out["delivery"].as_str() {
+        Some("queued") => format!(
+            "queued {id}: will be delivered when the relay is reachable ({}). Do not send it again: `backchannel outbox` lists what waits.",
+            out["reason"].as_str().unwrap_or("")
+        ),
+        _ => format!("sent {id}"),
+    }
+}
+
 /// Prints `value` as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -29,7 +41,7 @@ pub fn entry(e: &LogEntry) -> String {
             .as_ref()
             .map_or(String::new(), |r| format!(", in reply to {}", &r[..8])),
     );
-    let body = match (&e.text, e.stub) {
+    let body = match (e.text.as_ref().or(e.summary.as_ref()), e.stub) {
         (Some(t), _) => format!("\n    {}", t.replace('\n', "\n    ")),
         (None, true) => format!(
             "\n    [stub: content not readable under this channel's policy; digest {}]",

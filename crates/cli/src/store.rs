@@ -196,6 +196,10 @@ pub struct WorkResult {
 
 /// Runs `work` on an open client; the JSON shape is the command's `--json`.
 pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_json::Value> {
+    perform_unexplained(client, work).await.map_err(with_hint)
+}
+
+async fn perform_unexplained(client: &mut Client, work: Work) -> anyhow::Result<serde_json::Value> {
     use backchannel_protocol::payload::Policy;
     use backchannel_protocol::{Handle, MessageId};
     let handles = |v: &[String]| -> anyhow::Result<Vec<Handle>> {
@@ -207,7 +211,11 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
         Work::Accept { channel, proposal } => {
             let id = client.resolve_channel(&channel)?;
             let m = client.accept(id, proposal).await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex(), "proposal": proposal})
+            {
+                let mut v = sent(client, id, m);
+                v["proposal"] = serde_json::to_value(proposal)?;
+                v
+            }
         }
         Work::Create {
             title,
@@ -256,17 +264,17 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
                     policy,
                 )
                 .await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+            sent(client, id, m)
         }
         Work::Leave { channel } => {
             let id = client.resolve_channel(&channel)?;
             let m = client.leave(id).await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+            sent(client, id, m)
         }
         Work::Decline { channel, reason } => {
             let id = client.resolve_channel(&channel)?;
             let m = client.decline(id, &reason).await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+            sent(client, id, m)
         }
         Work::Send {
             channel,
@@ -276,7 +284,7 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             let id = client.resolve_channel(&channel)?;
             let reply = reply_to.as_deref().map(MessageId::from_hex).transpose()?;
             let m = client.send_text(id, &text, reply).await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+            sent(client, id, m)
         }
         Work::Sync => {
             let report = client.sync().await?;
@@ -364,7 +372,7 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             let structured: backchannel_protocol::commitments::Structured =
                 serde_json::from_value(body).context("building the payload")?;
             let m = client.send_structured(id, structured, None).await?;
-            serde_json::json!({"channel_id": id.to_hex(), "message_id": m.to_hex()})
+            sent(client, id, m)
         }
         Work::Dismiss { id } => {
             if !client.dismiss_alert(id)? {
@@ -388,6 +396,22 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
             serde_json::json!({"peer": peer.as_str(), "safety_number": number.one_line(), "key": "first seen from the relay, unverified"})
         }
     })
+}
+
+/// A sending command's result: the ids, and whether the relay took the
+/// message or it waits in the outbox (and why).
+fn sent(
+    client: &Client,
+    channel: backchannel_protocol::ChannelId,
+    m: backchannel_protocol::MessageId,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({"channel_id": channel.to_hex(), "message_id": m.to_hex()});
+    if let (Some(o), Ok(serde_json::Value::Object(d))) =
+        (v.as_object_mut(), serde_json::to_value(client.delivery(m)))
+    {
+        o.extend(d);
+    }
+    v
 }
 
 /// Turns `{"member": name}` into `{"outside": name}` wherever `name` is not
@@ -458,18 +482,29 @@ pub fn unlisten(store: &Path) {
     lock::unlisten(store);
 }
 
+/// What to do next, for a client error.
+fn hint(e: &ClientError) -> Option<&'static str> {
+    Some(match e.code() {
+        "wrong_passphrase" => "check BACKCHANNEL_PASSPHRASE or what you typed",
+        "no_store" => "create one with `backchannel init --relay URL --handle NAME`, or pass --store",
+        "relay_unreachable" => "nothing was sent or queued; is the relay running? (`backchannel relay serve` starts one)",
+        "channel_refused" => "`backchannel sync` fetches what the others sent; `backchannel channel show ID` shows where the channel stands",
+        _ => return None,
+    })
+}
+
 /// Adds what to do to client errors.
-pub fn explain(e: backchannel_client::ClientError) -> anyhow::Error {
-    let hint = match e.code() {
-        "wrong_passphrase" => Some("check BACKCHANNEL_PASSPHRASE or what you typed"),
-        "no_store" => {
-            Some("create one with `backchannel init --relay URL --handle NAME`, or pass --store")
-        }
-        "relay_unreachable" => Some("is the relay running? `backchannel relay serve` starts one"),
-        _ => None,
-    };
-    match hint {
+pub fn explain(e: ClientError) -> anyhow::Error {
+    match hint(&e) {
         Some(h) => anyhow::anyhow!("{e}\n  hint: {h}"),
         None => anyhow::Error::new(e),
+    }
+}
+
+/// Adds what to do to an error that is a client error.
+pub fn with_hint(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<ClientError>() {
+        Ok(ce) => explain(ce),
+        Err(other) => other,
     }
 }

@@ -74,12 +74,12 @@ impl TransportError {
 #[non_exhaustive]
 pub enum ClientError {
     /// A channel refused the operation.
-    #[error("channel {channel}: {source}")]
+    #[error("channel {channel}: {reason}")]
     Channel {
         /// The channel.
         channel: ChannelId,
         /// Why.
-        source: ChannelError,
+        reason: ChannelError,
     },
     /// An open alert blocks sending in this channel until the user acts.
     #[error("sending in this channel is blocked by a `{kind}` alert: {detail}. Run `backchannel verify` to read it")]
@@ -110,6 +110,9 @@ pub enum ClientError {
     /// The relay.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// Nothing was committed to the outbox: the message will never go.
+    #[error("not sent and not queued: {0}. Send it again once the relay is reachable")]
+    NotQueued(String),
     /// Nothing in the channel awaits an answer.
     #[error("channel {0} has no proposal awaiting an answer: `backchannel sync` fetches new ones, `backchannel channel show` shows what it holds")]
     NothingToAccept(String),
@@ -146,6 +149,7 @@ impl ClientError {
             ClientError::Transport(_) => "relay_unreachable",
             ClientError::UnknownChannel(_) => "unknown_channel",
             ClientError::NothingToAccept(_) => "nothing_to_accept",
+            ClientError::NotQueued(_) => "not_queued",
             ClientError::ProposalChanged { .. } => "proposal_changed",
             ClientError::Vault(VaultError::WrongPassphrase) => "wrong_passphrase",
             ClientError::Vault(VaultError::Missing(_)) => "no_store",
@@ -178,7 +182,7 @@ impl ClientError {
         match e {
             SendError::Blocked { kind, detail } => ClientError::Blocked { kind, detail },
             SendError::UnknownChannel(c) => ClientError::UnknownChannel(c.to_hex()),
-            SendError::Channel(source) => ClientError::Channel { channel, source },
+            SendError::Channel(reason) => ClientError::Channel { channel, reason },
             SendError::Decode(d) => ClientError::Decode(d),
             SendError::Crypto(c) => ClientError::Crypto(c),
             e @ SendError::NoSession(_) => ClientError::Input(e.to_string()),

@@ -44,8 +44,8 @@ pub use client::{
     ProposedMember, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use client::{
-    now, ChannelView, Client, Clock, Confirmation, ExchangeView, LogEntry, MemberView,
-    ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
+    now, ChannelView, Client, Clock, Confirmation, Delivery, ExchangeView, LogEntry, MemberView,
+    QueuedPost, ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
 };
 pub use error::{ClientError, TransportError, VaultError};
 pub use vault::KdfParams;

@@ -140,6 +140,28 @@ pub enum ChannelStatus {
     Unknown,
 }
 
+impl ChannelStatus {
+    /// Where it stands, in words (for an error a person reads).
+    pub fn words(&self) -> String {
+        let names = |v: &[Handle]| {
+            v.iter()
+                .map(Handle::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            ChannelStatus::Active => "it is open".into(),
+            ChannelStatus::Declined { by } => format!("{by} declined it; it never opens"),
+            ChannelStatus::Pending { waiting_for } => format!(
+                "it opens when every party has accepted, and this store has no acceptance yet from {}; `backchannel sync` fetches answers, `backchannel channel show` says who has answered",
+                names(waiting_for)
+            ),
+            ChannelStatus::Left => "you are no longer a member of it".into(),
+            ChannelStatus::Unknown => "no proposal of it is held here; `backchannel sync` fetches it".into(),
+        }
+    }
+}
+
 /// What a payload did to the channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChannelEvent {
@@ -227,7 +249,7 @@ pub enum ChannelError {
         epoch: u32,
     },
     /// The channel is not active, so nothing but set-up can be sent.
-    #[error("the channel is not active ({0})")]
+    #[error("the channel is not open: {0}")]
     NotActive(String),
     /// The sender is not a member of the proposal.
     #[error("{0} is not a member of the channel as proposed")]
@@ -1102,7 +1124,7 @@ impl ChannelState {
                     BodyKind::Acceptance | BodyKind::Decline => Epoch::genesis(self.id),
                     _ => match self.status() {
                         ChannelStatus::Active => self.epoch,
-                        other => return Err(ChannelError::NotActive(format!("{other:?}"))),
+                        other => return Err(ChannelError::NotActive(other.words())),
                     },
                 };
                 let m = setup.proposal.members.clone();

@@ -352,15 +352,35 @@ pub struct RelayProcess {
     /// Base URL it printed.
     pub url: String,
     child: std::process::Child,
+    bin: std::path::PathBuf,
+    db: std::path::PathBuf,
 }
 
 impl RelayProcess {
     /// Starts `bin relay serve --db db --listen 127.0.0.1:0` and reads the
     /// address it prints.
     pub fn spawn(bin: &Path, db: &Path) -> Self {
+        Self::spawn_on(bin, db, "127.0.0.1:0")
+    }
+
+    /// Stops the relay (SIGKILL): clients then find it unreachable.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same address and database.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let again = Self::spawn_on(&self.bin.clone(), &self.db.clone(), &listen);
+        *self = again;
+    }
+
+    fn spawn_on(bin: &Path, db: &Path, listen: &str) -> Self {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(bin)
-            .args(["relay", "serve", "--listen", "127.0.0.1:0", "--db"])
+            .args(["relay", "serve", "--listen", listen, "--db"])
             .arg(db)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -376,7 +396,12 @@ impl RelayProcess {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("relay printed no address: {line:?}"))
             .to_string();
-        RelayProcess { url, child }
+        RelayProcess {
+            url,
+            child,
+            bin: bin.to_path_buf(),
+            db: db.to_path_buf(),
+        }
     }
 
     /// Kills the process with SIGKILL (no chance to flush or clean up) and

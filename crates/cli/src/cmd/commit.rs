@@ -831,6 +831,6 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
         },
     )
     .await?;
-    println!("sent {}", out["message_id"].as_str().unwrap_or(""));
+    println!("{}", render::delivery(&out));
     Ok(())
 }

@@ -59,7 +59,57 @@ pub async fn send(store_path: &Path, args: SendArgs) -> anyhow::Result<()> {
     if args.json {
         return render::json(&out);
     }
-    println!("sent {}", out["message_id"].as_str().unwrap_or(""));
+    println!("{}", render::delivery(&out));
+    Ok(())
+}
+
+/// List what waits in your outbox, and why.
+///
+/// Every message is committed to the outbox before it is posted, so a send
+/// that could not reach the relay is queued, never lost: `sync` (or a
+/// running `watch`) posts it, the same bytes exactly once. Do not send it
+/// again.
+///
+/// Example:
+///
+///   backchannel --store blue.store outbox --json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct OutboxArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn outbox(store_path: &Path, args: OutboxArgs) -> anyhow::Result<()> {
+    let mut client = store::open_reader(store_path)?;
+    if client.queued().is_empty() {
+        if args.json {
+            return render::json(&Vec::<backchannel_client::QueuedPost>::new());
+        }
+        println!("the outbox is empty: everything you sent was taken by the relay");
+        return Ok(());
+    }
+    client.probe_relay().await;
+    let queued = client.queued();
+    if args.json {
+        return render::json(&queued);
+    }
+    for q in &queued {
+        println!(
+            "{} {} in channel {}, queued {}, to {}\n    {}",
+            q.message_id,
+            q.kind,
+            &q.channel_id.to_hex()[..8],
+            render::utc(q.queued_at.0),
+            q.recipients
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            q.reason
+        );
+    }
     Ok(())
 }
 

@@ -96,9 +96,20 @@ async fn watch_loop(
             }
             Err(e) => {
                 eprintln!("cannot connect ({e}); retrying in {} s", backoff.as_secs());
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                // Handed-over work is served while waiting: a send is
+                // queued at once instead of hanging until the relay is back.
+                let wake = tokio::time::sleep(backoff);
+                tokio::pin!(wake);
+                loop {
+                    tokio::select! {
+                        _ = &mut wake => break,
+                        conn = listener.accept() => {
+                            if let Ok((conn, _)) = conn {
+                                serve_work(c, conn).await;
+                            }
+                        }
+                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                    }
                 }
                 backoff = (backoff * 2).min(RECONNECT_MAX);
                 continue;

@@ -56,7 +56,14 @@ fn against(broken: Option<Rule>) -> (bool, Vec<String>) {
             };
             act(&["sync"]);
             match action.split_whitespace().next().unwrap() {
-                "accept" => act(&["channel", "accept", &field("channel")]),
+                "accept" => {
+                    // As an operator would: read the proposal, accept that one.
+                    let shown = alice.try_run(&["channel", "show", &field("channel"), "--json"]);
+                    let shown: serde_json::Value =
+                        serde_json::from_slice(&shown.stdout).unwrap_or_default();
+                    let digest = shown["pending"]["digest"].as_str().unwrap_or("none");
+                    act(&["channel", "accept", &field("channel"), "--yes", digest]);
+                }
                 "sync" => {}
                 "send-text" => act(&["send", &field("channel"), "A message for the harness."]),
                 "acknowledge" => act(&[

@@ -8,6 +8,7 @@ mod conformance;
 mod consent;
 mod crash;
 mod flows;
+mod outbox;
 mod relay;
 mod stale;
 mod watch;

@@ -9,6 +9,7 @@
 mod consent;
 mod escrow;
 pub mod lock;
+mod outbox;
 mod receive;
 mod send;
 
@@ -32,6 +33,7 @@ pub use consent::{
     ProposedMember, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
+pub use outbox::{Delivery, QueuedPost};
 pub use receive::SyncReport;
 
 /// A token is renewed after this long (the relay's tokens live one hour).
@@ -84,6 +86,9 @@ pub struct LogEntry {
     pub text: Option<String>,
     /// True when this member holds only a stub (header and body hash).
     pub stub: bool,
+    /// What a set-up message (proposal, answer) says, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     /// Message digest, hex.
     pub digest: String,
     /// Sent or received.
@@ -142,6 +147,8 @@ pub struct Client {
     relay: RelayClient,
     /// When the current token was obtained (tokens live one hour).
     logged_in_at: Option<std::time::Instant>,
+    /// Why the last post of this process did not go (until one goes).
+    last_post_error: Option<String>,
     /// Held for as long as this client is open: one writer per store
     /// (`None`: opened for reading only, and nothing is ever written).
     lock: Option<lock::StoreLock>,
@@ -169,31 +176,30 @@ pub(crate) fn entry_of(m: &StoredMessage) -> LogEntry {
             body: Body::Structured(s),
             ..
         } => (Some(s.summary()), false),
-        Payload::Full {
-            body: Body::Creation(p) | Body::Amendment(p),
-            ..
-        } => (Some(consent::proposal_summary(m.digest, p)), false),
-        Payload::Full {
-            body: Body::Acceptance { proposal, .. },
-            ..
-        } => (
-            Some(format!("accepts proposal {}", consent::short(proposal))),
-            false,
-        ),
-        Payload::Full {
-            body: Body::Decline { proposal, reason },
-            ..
-        } => (
-            Some(format!(
-                "declines proposal {}: {reason}",
-                consent::short(proposal)
-            )),
-            false,
-        ),
         Payload::Full { .. } => (None, false),
         Payload::Stub { .. } => (None, !m.unsupported),
     };
+    // Set-up bodies carry no text; what they say is summarised.
+    let summary = match payload {
+        Payload::Full {
+            body: Body::Creation(p) | Body::Amendment(p),
+            ..
+        } => Some(consent::proposal_summary(m.digest, p)),
+        Payload::Full {
+            body: Body::Acceptance { proposal, .. },
+            ..
+        } => Some(format!("accepts proposal {}", consent::short(proposal))),
+        Payload::Full {
+            body: Body::Decline { proposal, reason },
+            ..
+        } => Some(format!(
+            "declines proposal {}: {reason}",
+            consent::short(proposal)
+        )),
+        _ => None,
+    };
     LogEntry {
+        summary,
         channel_id: h.channel_id.to_hex(),
         message_id: h.message_id.to_hex(),
         epoch: h.epoch.number.0,
@@ -295,7 +301,7 @@ impl Client {
         #[cfg_attr(not(debug_assertions), allow(unused_mut))]
         let mut member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
             channel: e.channel,
-            source: e.source,
+            reason: e.source,
         })?;
         #[cfg(debug_assertions)]
         break_rules_for_tests(&mut member);
@@ -305,6 +311,7 @@ impl Client {
             clock: std::sync::Arc::new(now),
             relay,
             logged_in_at: None,
+            last_post_error: None,
             lock,
         })
     }

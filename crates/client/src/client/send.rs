@@ -395,8 +395,17 @@ impl Client {
             &mut rand::rngs::OsRng,
         ) -> Result<MessageId, SendError>,
     ) -> Result<MessageId, ClientError> {
-        self.connect().await?;
-        self.flush_outbox().await?;
+        // Offline, a message is still prepared and committed (queued) when
+        // every session it needs exists; a first message to someone needs
+        // their one-time key from the relay, so it is refused, never queued.
+        let online = match self.connect().await {
+            Ok(()) => true,
+            Err(e) if e.leaves_queued() => false,
+            Err(e) => return Err(e),
+        };
+        if online {
+            self.flush_keeping_queue().await?;
+        }
         let mut claimed = false;
         let message_id = loop {
             let now = self.now();
@@ -404,6 +413,13 @@ impl Client {
             match send(&mut self.member, now, &mut rng) {
                 Ok(id) => break id,
                 Err(SendError::NoSession(peers)) if !claimed => {
+                    if !online {
+                        self.persist()?;
+                        return Err(ClientError::NotQueued(format!(
+                            "the relay cannot be reached, and a first message to {} needs a one-time key from it",
+                            peers.iter().map(Handle::to_string).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
                     for peer in peers {
                         self.open_session(&peer).await?;
                     }
@@ -417,7 +433,13 @@ impl Client {
         };
         self.persist()?;
         crash_point("after_outbox_commit");
-        self.flush_outbox().await?;
+        // Committed: from here the message is delivered or queued, so no
+        // error may suggest it was not (a retry would send it twice).
+        if let Err(e) = self.flush_outbox().await {
+            self.last_post_error = Some(e.to_string());
+        } else {
+            self.last_post_error = None;
+        }
         Ok(message_id)
     }
 
