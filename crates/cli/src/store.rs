@@ -452,7 +452,17 @@ pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Va
         Ok(c) => c,
         Err(ClientError::Busy(_)) => {
             let json = serde_json::to_value(&work)?;
-            if let Some(answer) = lock::hand_over(store, &json).await.map_err(explain)? {
+            // A writer that has just started may not listen yet: ask again
+            // for a few seconds before waiting for its lock.
+            let mut answered = None;
+            for _ in 0..30 {
+                answered = lock::hand_over(store, &json).await.map_err(explain)?;
+                if answered.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if let Some(answer) = answered {
                 let result: WorkResult = serde_json::from_value(answer)
                     .context("`watch` answered something unreadable")?;
                 return match (result.ok, result.error) {

@@ -38,6 +38,53 @@ pub struct WatchArgs {
     /// Print one JSON object per event.
     #[arg(long)]
     json: bool,
+    /// Run CMD (with `sh -c`) for each new alert, so that it reaches a
+    /// person: its kind, channel, id, principal and member are in the
+    /// environment as BACKCHANNEL_ALERT_KIND, _CHANNEL, _ID, _PRINCIPAL and
+    /// _MEMBER (empty when none); never content. Example:
+    /// --on-alert 'notify-send "backchannel: $BACKCHANNEL_ALERT_KIND"'
+    #[arg(long, value_name = "CMD")]
+    on_alert: Option<String>,
+}
+
+/// Where events go: the terminal (text or JSON) and the alert command.
+struct Output {
+    json: bool,
+    on_alert: Option<String>,
+}
+
+impl Output {
+    fn show(&self, report: &SyncReport) {
+        show(report, self.json);
+        let Some(cmd) = &self.on_alert else { return };
+        for a in &report.alerts {
+            let opt = |v: Option<String>| v.unwrap_or_default();
+            let spawned = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .env("BACKCHANNEL_ALERT_KIND", a.kind.code())
+                .env(
+                    "BACKCHANNEL_ALERT_CHANNEL",
+                    opt(a.channel.map(|c| c.to_hex())),
+                )
+                .env("BACKCHANNEL_ALERT_ID", a.id.to_string())
+                .env(
+                    "BACKCHANNEL_ALERT_PRINCIPAL",
+                    opt(a.principal.as_ref().map(ToString::to_string)),
+                )
+                .env(
+                    "BACKCHANNEL_ALERT_MEMBER",
+                    opt(a.member.as_ref().map(ToString::to_string)),
+                )
+                .stdin(std::process::Stdio::null())
+                .spawn();
+            match spawned {
+                // Reaped aside, so a slow command never holds the watch.
+                Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
+                Err(e) => eprintln!("--on-alert: cannot run {cmd:?}: {e}"),
+            }
+        }
+    }
 }
 
 fn show(report: &SyncReport, json: bool) {
@@ -69,7 +116,11 @@ pub async fn run(store_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
         client.me(),
         client.relay_url()
     );
-    let result = watch_loop(&mut client, &listener, args.json).await;
+    let out = Output {
+        json: args.json,
+        on_alert: args.on_alert,
+    };
+    let result = watch_loop(&mut client, &listener, &out).await;
     store::unlisten(store_path);
     result
 }
@@ -77,7 +128,7 @@ pub async fn run(store_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
 async fn watch_loop(
     c: &mut Client,
     listener: &tokio::net::UnixListener,
-    json: bool,
+    out: &Output,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_secs(1);
     // The timeout last acted on: if the same one comes back (a heartbeat
@@ -85,7 +136,7 @@ async fn watch_loop(
     let mut last_fired = None;
     loop {
         match c.sync().await {
-            Ok(r) => show(&r, json),
+            Ok(r) => out.show(&r),
             Err(e) => eprintln!("sync failed: {e}"),
         }
         let stream = c.push_stream().await;
@@ -120,7 +171,7 @@ async fn watch_loop(
                 frame = stream.next() => match frame {
                     Some(Ok(_)) => {
                         match c.sync().await {
-                            Ok(r) => show(&r, json),
+                            Ok(r) => out.show(&r),
                             Err(e) => eprintln!("sync failed: {e}"),
                         }
                     }
@@ -136,7 +187,7 @@ async fn watch_loop(
                 _ = tokio::time::sleep(until_timeout(c, last_fired)) => {
                     last_fired = c.next_timeout();
                     match c.handle_timeout().await {
-                        Ok(r) => show(&r, json),
+                        Ok(r) => out.show(&r),
                         Err(e) => eprintln!("timeout work failed: {e}"),
                     }
                 }

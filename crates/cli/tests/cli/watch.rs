@@ -73,3 +73,41 @@ fn a_silent_peer_is_overdue_at_the_deadline_in_watch_with_nothing_pushed() {
         "at the deadline, not at some later push: {waited:?}"
     );
 }
+
+#[test]
+fn on_alert_runs_a_command_with_the_alert_and_never_its_content() {
+    let s = Scene::new();
+    let id = s.open_channel_with(&["--receipt-deadline", "3s"]);
+    let file = s.dir.path().join("alerts.txt");
+    let hook = format!(
+        "echo \"$BACKCHANNEL_ALERT_KIND $BACKCHANNEL_ALERT_CHANNEL $BACKCHANNEL_ALERT_MEMBER $BACKCHANNEL_ALERT_ID\" >> '{}'",
+        file.display()
+    );
+    let mut watch = s
+        .blue
+        .command(&["watch", "--on-alert", &hook])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    s.blue.run(&["send", &id[..8], "a secret nobody receipts"]);
+    let started = std::time::Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.lines().count() >= 2 || started.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    let mut got: Vec<&str> = lines.lines().collect();
+    got.sort();
+    assert_eq!(got.len(), 2, "one run per alert: {lines:?}");
+    for (line, member) in got.iter().zip(["mediator", "red"]) {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f[..3], ["ack_overdue", id.as_str(), member], "{line}");
+        assert!(f[3].parse::<u64>().is_ok(), "an alert id: {line}");
+    }
+    assert!(!lines.contains("secret"), "never content: {lines}");
+}
