@@ -4,6 +4,7 @@
 
 mod commitments;
 mod compat;
+mod conventions;
 mod conformance;
 mod crash;
 mod flows;
