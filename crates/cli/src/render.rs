@@ -10,7 +10,7 @@ pub fn utc(ms: i64) -> String {
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

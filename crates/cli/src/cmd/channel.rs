@@ -192,18 +192,18 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&out);
             }
-            println!(
+            outln!(
                 "proposed channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
-            println!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
+            outln!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
         }
         ChannelCommand::Accept { channel, json } => {
             let out = run_work(store_path, Work::Accept { channel }).await?;
             if json {
                 return render::json(&out);
             }
-            println!(
+            outln!(
                 "accepted channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
@@ -245,11 +245,11 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                 return render::json(&out);
             }
             let what = if rekey { "a rekey" } else { "an amendment" };
-            println!(
+            outln!(
                 "proposed {what} of channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
-            println!("It takes effect when every party of the new membership accepts.");
+            outln!("It takes effect when every party of the new membership accepts.");
         }
         ChannelCommand::Decline {
             channel,
@@ -260,7 +260,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&out);
             }
-            println!(
+            outln!(
                 "declined channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
@@ -272,10 +272,10 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                 return render::json(&channels);
             }
             if channels.is_empty() {
-                println!("no channels yet: `backchannel sync` fetches proposals sent to you");
+                outln!("no channels yet: `backchannel sync` fetches proposals sent to you");
             }
             for c in &channels {
-                println!("{}", render::channel(c));
+                outln!("{}", render::channel(c));
             }
         }
     }

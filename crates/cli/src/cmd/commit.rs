@@ -610,7 +610,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             if json {
                 return render::json(&board);
             }
-            print!("{}", render::board(&board));
+            out!("{}", render::board(&board));
             return Ok(());
         }
         CommitCommand::Whatif {
@@ -648,9 +648,9 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 return render::json(&cascade);
             }
             if dot {
-                print!("{}", cascade.to_dot());
+                out!("{}", cascade.to_dot());
             } else {
-                print!("{}", cascade.to_text());
+                out!("{}", cascade.to_text());
             }
             return Ok(());
         }
@@ -831,6 +831,6 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
         },
     )
     .await?;
-    println!("sent {}", out["message_id"].as_str().unwrap_or(""));
+    outln!("sent {}", out["message_id"].as_str().unwrap_or(""));
     Ok(())
 }

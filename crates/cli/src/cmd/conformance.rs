@@ -53,7 +53,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<()> {
         .with_context(|| format!("the harness could not run against {}", args.relay))?;
     match report.broken {
         None => {
-            println!("conformance: all {} rules hold", Rule::ALL.len());
+            outln!("conformance: all {} rules hold", Rule::ALL.len());
             Ok(())
         }
         Some((rule, _)) => anyhow::bail!(
@@ -66,7 +66,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<()> {
 
 fn print_event(peer: &Handle, e: Event) {
     match e {
-        Event::Started { mediator, party } => println!(
+        Event::Started { mediator, party } => outln!(
             "conformance: playing mediator {mediator} and party {party} against {peer}, {STEPS} steps"
         ),
         Event::Step {
@@ -76,14 +76,14 @@ fn print_event(peer: &Handle, e: Event) {
             action,
         } => {
             let rules: Vec<&str> = rules.iter().map(|r| r.name()).collect();
-            println!(
+            outln!(
                 "step {number}/{of} ({}): {} — {}",
                 rules.join(", "),
                 action.code(),
                 action.words()
             );
         }
-        Event::Held(rule) => println!("ok {rule}"),
-        Event::Broken { rule, why } => println!("FAILED {rule}: {why}"),
+        Event::Held(rule) => outln!("ok {rule}"),
+        Event::Broken { rule, why } => outln!("FAILED {rule}: {why}"),
     }
 }

@@ -119,12 +119,12 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         return render::json(&out);
     }
     if let Some(id) = out.get("exchange_id").and_then(|v| v.as_str()) {
-        println!("created exchange {id}");
+        outln!("created exchange {id}");
         return Ok(());
     }
     let view: backchannel_client::ExchangeView = serde_json::from_value(out)?;
     let st = &view.status;
-    println!(
+    outln!(
         "exchange {}: {} (deadline {}); participants {}; your offer {}",
         st.exchange_id,
         st.state,
@@ -137,7 +137,7 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         }
     );
     for o in &view.offers {
-        println!(
+        outln!(
             "  from {}: {}",
             o.from,
             o.offer.as_deref().unwrap_or("[nothing readable]")
@@ -145,19 +145,19 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
     }
     for c in &view.confirmations {
         match c.matches {
-            Some(true) => println!("  {} confirmed receiving the offer you sealed", c.by),
-            Some(false) => println!(
+            Some(true) => outln!("  {} confirmed receiving the offer you sealed", c.by),
+            Some(false) => outln!(
                 "  ALERT {} confirmed receiving another offer of yours than the one you last sealed: see `backchannel sync` for the alert",
                 c.by
             ),
-            None => println!(
+            None => outln!(
                 "  {} confirmed receiving an offer of yours; this store keeps no digest to compare (sealed before protocol v1)",
                 c.by
             ),
         }
     }
     for p in &view.problems {
-        println!("  ALERT {p}");
+        outln!("  ALERT {p}");
     }
     Ok(())
 }
@@ -205,7 +205,7 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
             let client = crate::store::open_reader(store_path)?;
             let id = client.resolve_channel(&channel)?;
             for r in client.event_records(id)? {
-                println!("{}", serde_json::to_string(&r)?);
+                outln!("{}", serde_json::to_string(&r)?);
             }
         }
         EventsCommand::Import { channel, file } => {
@@ -234,7 +234,7 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 )
                 .await?;
             }
-            println!("sent {} event report(s)", bodies.len());
+            outln!("sent {} event report(s)", bodies.len());
         }
     }
     Ok(())

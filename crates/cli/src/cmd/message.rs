@@ -59,7 +59,7 @@ pub async fn send(store_path: &Path, args: SendArgs) -> anyhow::Result<()> {
     if args.json {
         return render::json(&out);
     }
-    println!("sent {}", out["message_id"].as_str().unwrap_or(""));
+    outln!("sent {}", out["message_id"].as_str().unwrap_or(""));
     Ok(())
 }
 
@@ -87,7 +87,7 @@ pub async fn sync(store_path: &Path, args: SyncArgs) -> anyhow::Result<()> {
         return render::json(&out);
     }
     let report: SyncReport = serde_json::from_value(out).context("reading the sync report")?;
-    print!("{}", render::sync(&report));
+    out!("{}", render::sync(&report));
     Ok(())
 }
 
@@ -123,10 +123,10 @@ pub fn inbox(store_path: &Path, args: InboxArgs) -> anyhow::Result<()> {
         return render::json(&received);
     }
     if received.is_empty() {
-        println!("no messages (run `backchannel sync` to fetch new ones)");
+        outln!("no messages (run `backchannel sync` to fetch new ones)");
     }
     for e in &received {
-        println!("channel {}  {}", &e.channel_id[..8], render::entry(e));
+        outln!("channel {}  {}", &e.channel_id[..8], render::entry(e));
     }
     Ok(())
 }
@@ -164,7 +164,7 @@ pub fn log(store_path: &Path, args: LogArgs) -> anyhow::Result<()> {
         return render::json(&entries);
     }
     for e in &entries {
-        println!("{}", render::entry(e));
+        outln!("{}", render::entry(e));
     }
     Ok(())
 }

@@ -46,15 +46,15 @@ pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
         .await
         .map_err(store::explain)?;
     let k = client.keys();
-    println!(
+    outln!(
         "created {} for {} on {}",
         store.display(),
         client.me(),
         client.relay_url()
     );
-    println!("  curve25519 {}", b64::encode(k.curve25519));
-    println!("  ed25519    {}", b64::encode(k.ed25519));
-    println!("Compare safety numbers in person with `backchannel fingerprint PEER` once you share a channel.");
+    outln!("  curve25519 {}", b64::encode(k.curve25519));
+    outln!("  ed25519    {}", b64::encode(k.ed25519));
+    outln!("Compare safety numbers in person with `backchannel fingerprint PEER` once you share a channel.");
     Ok(())
 }
 
@@ -98,7 +98,7 @@ pub fn fingerprint(store: &Path, args: FingerprintArgs) -> anyhow::Result<()> {
         let (number, trust) = client.safety_number(&p)?;
         rows.push(serde_json::json!({"peer": p.as_str(), "safety_number": number.one_line(), "key": trust.label()}));
         if !args.json {
-            println!(
+            outln!(
                 "{} and {} ({}):\n{}\n",
                 client.me(),
                 p,
@@ -116,7 +116,7 @@ pub fn fingerprint(store: &Path, args: FingerprintArgs) -> anyhow::Result<()> {
             "peers": rows,
         }))?;
     } else if args.peer.is_none() {
-        println!(
+        outln!(
             "{}: curve25519 {}  ed25519 {}",
             client.me(),
             b64::encode(k.curve25519),

@@ -74,7 +74,7 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
                         path.display()
                     );
                 }
-                None => println!("{text}"),
+                None => outln!("{text}"),
             }
         }
         TranscriptCommand::Verify {
@@ -97,16 +97,16 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
                     &serde_json::json!({"check": check, "against_store": store_problems}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "{} messages; {} inconsistencies",
                     check.messages,
                     check.problems.len()
                 );
                 for p in &check.problems {
-                    println!("  inconsistent: {p}");
+                    outln!("  inconsistent: {p}");
                 }
                 for r in &check.remarks {
-                    println!("  note: {r}");
+                    outln!("  note: {r}");
                 }
                 if let Some(cmp) = &store_problems {
                     let verdict = if cmp.problems.is_empty() {
@@ -114,18 +114,18 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
                     } else {
                         "MISMATCH"
                     };
-                    println!("against your store: {verdict}");
+                    outln!("against your store: {verdict}");
                     for p in &cmp.problems {
-                        println!("  {p}");
+                        outln!("  {p}");
                     }
                     if cmp.omitted > 0 {
-                        println!(
+                        outln!(
                             "  note: your store holds {} message(s) the file lacks",
                             cmp.omitted
                         );
                     }
                 }
-                println!("(internal consistency proves nothing to an outsider: anyone can write a consistent file)");
+                outln!("(internal consistency proves nothing to an outsider: anyone can write a consistent file)");
             }
             let bad = check.problems.len() + store_problems.map_or(0, |c| c.problems.len());
             if bad > 0 {

@@ -50,7 +50,7 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     if let Some(id) = args.dismiss {
         run_work(store_path, Work::Dismiss { id: AlertId(id) }).await?;
         if !args.json {
-            println!("dismissed alert {id}");
+            outln!("dismissed alert {id}");
         }
     }
     let client = store::open_reader(store_path)?;
@@ -87,7 +87,7 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "#{} {} {}{}{}\n    {}\n    messages: {}\n    what to do: {}",
                 a.id,
                 render::utc(a.raised_at.0),
@@ -100,7 +100,7 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
             );
         }
         if open == 0 {
-            println!("no open alerts");
+            outln!("no open alerts");
         }
     }
     if open > 0 {
@@ -165,11 +165,11 @@ pub async fn trust(store_path: &Path, args: TrustArgs) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!("{peer}'s key is marked verified");
+            outln!("{peer}'s key is marked verified");
         }
         TrustCommand::DangerousAcceptNewKey { peer } => {
             let out = run_work(store_path, Work::AcceptNewKey { peer: peer.clone() }).await?;
-            println!(
+            outln!(
                 "pinned the key the relay now serves for {peer} (unverified).\nCompare this safety number with {peer} before relying on it:\n{}",
                 out["safety_number"].as_str().unwrap_or("")
             );

@@ -4,8 +4,8 @@
 
 mod commitments;
 mod compat;
-mod conventions;
 mod conformance;
+mod conventions;
 mod crash;
 mod flows;
 mod relay;
