@@ -18,7 +18,12 @@ mod store;
 ///
 /// Start with `backchannel demo` to see the whole story on an embedded relay.
 #[derive(Debug, Parser)]
-#[command(name = "backchannel", version, propagate_version = true)]
+#[command(
+    name = "backchannel",
+    version,
+    propagate_version = true,
+    after_help = EXIT_STATUS
+)]
 struct Cli {
     /// The principal's store (one encrypted file). Default:
     /// $XDG_DATA_HOME/backchannel/store.
@@ -50,6 +55,30 @@ enum Command {
     Verify(cmd::trust::VerifyArgs),
     Watch(cmd::watch::WatchArgs),
 }
+
+/// The exit statuses, as `--help` lists them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  done; for `verify`, no alert is open
+  1  the command ran and found a problem: `verify` (alerts are open),
+     `transcript verify` (inconsistencies), `conformance` (a broken rule),
+     `demo` (a failed check)
+  2  the command could not do its work: wrong usage, wrong passphrase, no
+     store, the relay unreachable or refusing; for `verify`, nothing was checked
+A closed pipe (`backchannel log ... | head`) is not an error: status 0.";
+
+/// What a check found wrong: exit status 1, where any other error (the
+/// check could not run) is 2.
+#[derive(Debug)]
+pub struct Found(pub String);
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Found {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -90,7 +119,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(if e.is::<Found>() { 1 } else { 2 })
         }
     }
 }

@@ -16,7 +16,8 @@ use clap::Args;
 /// registered as HANDLE: at each step it acts, prints what the operator of
 /// the client under test must do, and checks what arrives. Each step waits
 /// up to --step-timeout; a broken rule or a timeout names its rule and ends
-/// the run. Exit status 0 only if every rule holds.
+/// the run. Exit status: 0 if every rule holds, 1 if one is broken, 2 if
+/// the harness could not run.
 ///
 /// Each step line reads `step N/7 (rules): ACTION — words`, where ACTION is
 /// machine-readable: `accept channel=ID`, `sync`, `send-text channel=ID` or
@@ -56,11 +57,12 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<()> {
             outln!("conformance: all {} rules hold", Rule::ALL.len());
             Ok(())
         }
-        Some((rule, _)) => anyhow::bail!(
+        Some((rule, _)) => Err(crate::Found(format!(
             "rule {rule} is broken ({} of {} rules held before it); see docs/protocol.md §12",
             report.held.len(),
             Rule::ALL.len()
-        ),
+        ))
+        .into()),
     }
 }
 

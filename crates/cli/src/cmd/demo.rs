@@ -33,7 +33,8 @@ const DEMO_PASSPHRASE: &str = "demo only: not a real passphrase";
 /// opens a channel the mediator cannot read, carries blue's assurance to red
 /// and red's answer back through the same channel, then shows what the relay
 /// stored (ciphertext and routing only) and what the mediator holds (stubs).
-/// Every step is checked; the exit status is 0 only if all checks pass.
+/// Every step is checked; the exit status is 0 only if all checks pass (1
+/// if one fails, 2 if the demo could not run).
 ///
 /// Example:
 ///
@@ -80,7 +81,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         outln!("\nEvery step verified.");
         Ok(())
     } else {
-        anyhow::bail!("{} check(s) failed: {}", failed.len(), failed.join("; "))
+        Err(crate::Found(format!(
+            "{} check(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+        .into())
     }
 }
 

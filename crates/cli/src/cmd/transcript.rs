@@ -129,7 +129,7 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
             }
             let bad = check.problems.len() + store_problems.map_or(0, |c| c.problems.len());
             if bad > 0 {
-                anyhow::bail!("the transcript failed {bad} check(s)");
+                return Err(crate::Found(format!("the transcript failed {bad} check(s)")).into());
             }
         }
     }

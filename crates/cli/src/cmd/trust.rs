@@ -8,11 +8,12 @@ use clap::{Args, Subcommand};
 use crate::store::{run_work, Work};
 use crate::{render, store};
 
-/// Show alerts; exit non-zero while any is open.
+/// Show alerts; exit 1 while any is open.
 ///
 /// Lists the alerts of every channel (or of CHANNEL) that are neither
 /// dismissed nor cleared, with their time, kind, the message ids involved and
-/// what to do. Exits 1 while any is open, 0 when none is. Read an alert, act
+/// what to do. Exit status: 0 when no alert is open, 1 while any is, 2 when
+/// nothing could be checked (wrong passphrase, no store...). Read an alert, act
 /// on it, then dismiss it with --dismiss ID. `key_changed` and
 /// `membership_mismatch` block sending in their channel until then.
 ///
@@ -104,9 +105,10 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
         }
     }
     if open > 0 {
-        anyhow::bail!(
+        return Err(crate::Found(format!(
             "{open} open alert(s): read them, act, then `backchannel verify --dismiss ID`"
-        );
+        ))
+        .into());
     }
     Ok(())
 }

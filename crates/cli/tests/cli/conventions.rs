@@ -5,7 +5,7 @@
 
 use std::process::Stdio;
 
-use crate::bin;
+use crate::{bin, User, PASS};
 
 #[test]
 fn closed_pipe_ends_quietly() {
@@ -47,4 +47,44 @@ fn typos_suggest_the_command() {
             "{typo}: {stderr}"
         );
     }
+}
+
+#[test]
+fn verify_exit_codes_are_0_1_2() {
+    let s = crate::Scene::new();
+    let id = s.open_channel();
+    let status = |u: &User, pass: &str| {
+        u.command(&["verify"])
+            .env("BACKCHANNEL_PASSPHRASE", pass)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(status(&s.blue, PASS), Some(0), "clean");
+    // Blue's store goes back to an older copy: `stale_store` is open.
+    let copy = s.dir.path().join("blue.copy");
+    std::fs::copy(&s.blue.store, &copy).unwrap();
+    s.blue.run(&["send", &id, "after the copy"]);
+    std::fs::copy(&copy, &s.blue.store).unwrap();
+    let _ = s.blue.try_run(&["sync"]);
+    assert_eq!(status(&s.blue, PASS), Some(1), "alerts open");
+    assert_eq!(
+        status(&s.blue, "not the passphrase"),
+        Some(2),
+        "not checked"
+    );
+    let nobody = User {
+        store: s.dir.path().join("nobody.store"),
+    };
+    assert_eq!(status(&nobody, PASS), Some(2), "no store");
+    let help = String::from_utf8(
+        std::process::Command::new(bin())
+            .arg("--help")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(help.contains("Exit status:"), "{help}");
 }
