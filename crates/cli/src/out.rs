@@ -1,4 +1,7 @@
-//! Standard output for every command. Rust ignores SIGPIPE, so a reader
+//! Where the CLI's output goes: standard output for every command, and
+//! the files it writes, which hold plaintext and are its owner's alone.
+//!
+//! Standard output: Rust ignores SIGPIPE, so a reader
 //! that goes away (`backchannel log ... | head -1`) turns the next write
 //! into an error, which `outln!` answers with a panic. Every command
 //! prints through `out!` and `outln!` instead: a closed pipe ends the process at once with status 0 and no
@@ -32,4 +35,23 @@ macro_rules! out {
 macro_rules! outln {
     () => { $crate::out::write(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::out::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Writes `text` to `path`, readable and writable by its owner only (0600,
+/// whatever the umask; an existing file is narrowed to 0600 first).
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| file.set_len(0))
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

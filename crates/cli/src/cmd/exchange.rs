@@ -173,13 +173,18 @@ pub struct EventsArgs {
 enum EventsCommand {
     /// Write a channel's event reports as PLOVER records, one JSON per line.
     ///
+    /// They are plaintext: --out creates the file readable by you only (0600).
+    ///
     /// Example:
     ///
-    ///   backchannel events export 3f2a > reports.jsonl
+    ///   backchannel events export 3f2a --out reports.jsonl
     #[command(verbatim_doc_comment)]
     Export {
         /// Channel id, or a unique prefix of it.
         channel: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// Send each PLOVER record of a JSON-lines file as an event report.
     ///
@@ -201,11 +206,17 @@ enum EventsCommand {
 pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
     match args.command {
-        EventsCommand::Export { channel } => {
+        EventsCommand::Export { channel, out } => {
             let client = crate::store::open_reader(store_path)?;
             let id = client.resolve_channel(&channel)?;
+            let mut lines = String::new();
             for r in client.event_records(id)? {
-                outln!("{}", serde_json::to_string(&r)?);
+                lines.push_str(&serde_json::to_string(&r)?);
+                lines.push('\n');
+            }
+            match out {
+                Some(path) => crate::out::write_private(&path, &lines)?,
+                None => out!("{lines}"),
             }
         }
         EventsCommand::Import { channel, file } => {

@@ -39,7 +39,12 @@ pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let pass = store::passphrase(true)?;
     let client = Client::create(store, &pass, KdfParams::DEFAULT, &args.relay, &handle)

@@ -24,6 +24,8 @@ pub struct TranscriptArgs {
 enum TranscriptCommand {
     /// Write CHANNEL's history as JSON (no ciphertext, no key material).
     ///
+    /// It is plaintext: --out creates the file readable by you only (0600).
+    ///
     /// Example:
     ///
     ///   backchannel --store blue.store transcript export 3f2a --out talks.json
@@ -66,8 +68,7 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
             let text = serde_json::to_string_pretty(&file)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    crate::out::write_private(&path, &text)?;
                     eprintln!(
                         "wrote {} messages to {}",
                         file.messages.len(),

@@ -88,3 +88,96 @@ fn verify_exit_codes_are_0_1_2() {
     .unwrap();
     assert!(help.contains("Exit status:"), "{help}");
 }
+
+/// Runs `u`'s command under umask 022, the usual default.
+fn under_umask_022(u: &User, args: &[&str]) -> String {
+    let c = u.command(args);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn files_are_created_0600() {
+    let s = crate::Scene::new();
+    let id = s.open_channel();
+    let green = User {
+        store: s.dir.path().join("new-dir").join("green.store"),
+    };
+    under_umask_022(
+        &green,
+        &["init", "--relay", &s.relay.url, "--handle", "green"],
+    );
+    under_umask_022(&green, &["sync"]);
+    assert_eq!(mode(&green.store), 0o600, "the store");
+    assert_eq!(mode(&lock_of(&green)), 0o600, "its lock");
+    assert_eq!(
+        mode(green.store.parent().unwrap()),
+        0o700,
+        "the directory init made"
+    );
+
+    s.blue.run(&[
+        "report",
+        &id,
+        "Two drones.",
+        "--actor",
+        "outside:militia",
+        "--action",
+        "ASSAULT",
+        "--from",
+        "2026-11-24T02:10Z",
+        "--until",
+        "2026-11-24T02:40Z",
+    ]);
+    let transcript = s.dir.path().join("talks.json");
+    let events = s.dir.path().join("events.jsonl");
+    // An existing file is narrowed too.
+    std::fs::write(&events, "old").unwrap();
+    under_umask_022(
+        &s.blue,
+        &[
+            "transcript",
+            "export",
+            &id,
+            "--out",
+            transcript.to_str().unwrap(),
+        ],
+    );
+    under_umask_022(
+        &s.blue,
+        &["events", "export", &id, "--out", events.to_str().unwrap()],
+    );
+    assert_eq!(mode(&transcript), 0o600, "the transcript export");
+    assert_eq!(mode(&events), 0o600, "the events export");
+    assert!(std::fs::read_to_string(&events)
+        .unwrap()
+        .contains("Two drones."));
+}
+
+fn lock_of(u: &User) -> std::path::PathBuf {
+    let mut p = u.store.clone().into_os_string();
+    p.push(".lock");
+    p.into()
+}

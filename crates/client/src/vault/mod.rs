@@ -54,6 +54,20 @@ fn connect(path: &Path) -> Result<Connection, VaultError> {
     Ok(conn)
 }
 
+/// Creates an empty file readable and writable by its owner only (0600),
+/// whatever the umask: SQLite then fills it, and gives its journal the
+/// same mode.
+fn create_private(path: &Path) -> Result<(), VaultError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| VaultError::Sqlite(format!("cannot create {}: {e}", path.display())))
+}
+
 /// Brings a store made by an earlier version up to date (version 2: the
 /// epoch of each unclassified failure; version 3: envelopes deferred until
 /// a key decision).
@@ -99,6 +113,7 @@ impl Vault {
         let store_key = zeroize::Zeroizing::new(rand::random::<[u8; 32]>());
         let kek = Sealer::new(&*derive(passphrase, &salt, kdf)?);
         let wrapped = kek.wrap(&store_key)?;
+        create_private(path)?;
         let mut conn = connect(path)?;
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
