@@ -11,6 +11,7 @@ mod out;
 mod cmd;
 mod render;
 mod store;
+mod time;
 
 /// Backchannel: messages and assurances between parties with no direct
 /// relations, through an intermediary that relays but cannot read, alter or
@@ -22,7 +23,7 @@ mod store;
     name = "backchannel",
     version,
     propagate_version = true,
-    after_help = EXIT_STATUS
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// The principal's store (one encrypted file). Default:
@@ -56,8 +57,14 @@ enum Command {
     Watch(cmd::watch::WatchArgs),
 }
 
-/// The exit statuses, as `--help` lists them.
-const EXIT_STATUS: &str = "\
+/// What `--help` ends with: how to write times, and the exit statuses.
+const AFTER_HELP: &str = "\
+Times (--until, --deadline, --reply-by...): now; +90s, -30m, +1h30m, \"in 2
+days\", \"3 hours ago\"; 2026-12-03 (00:00 UTC); 2026-12-03T10:00Z or with an
+offset, 2026-12-03T10:00+02:00; or Unix milliseconds. Each is echoed back in
+UTC and your local time (TZ) on standard error. Durations: 90s, 30m, 24h, 2d,
+1w, \"1 hour 30 minutes\".
+
 Exit status:
   0  done; for `verify`, no alert is open
   1  the command ran and found a problem: `verify` (alerts are open),

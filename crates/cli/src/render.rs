@@ -2,11 +2,7 @@
 
 use backchannel_client::{ChannelView, LogEntry, SyncReport};
 
-/// `YYYY-MM-DD HH:MM:SS UTC` from Unix milliseconds.
-pub fn utc(ms: i64) -> String {
-    let (y, mo, d, h, mi, s) = backchannel_protocol::Timestamp(ms).civil();
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
-}
+use crate::time::{duration, show};
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -19,7 +15,7 @@ pub fn entry(e: &LogEntry) -> String {
     let id = &e.message_id[..8];
     let head = format!(
         "[{}] {} #{} e{} {} ({}){}",
-        utc(e.sent_at_ms),
+        show(e.sent_at_ms),
         e.sender,
         e.seq,
         e.epoch,
@@ -48,14 +44,14 @@ pub fn entry(e: &LogEntry) -> String {
 /// A channel with its members.
 pub fn channel(v: &ChannelView) -> String {
     let mut out = format!(
-        "{}  {:?}  {}  epoch {}\n  policy: mediator {}, receipts due within {} s, heartbeat every {} s\n",
+        "{}  {:?}  {}  epoch {}\n  policy: mediator {}, receipts due within {}, heartbeat every {}\n",
         v.channel_id,
         v.title,
         v.status,
         v.epoch,
         if v.mediator_reads { "reads content" } else { "gets stubs only" },
-        v.receipt_deadline_s,
-        v.heartbeat_interval_s
+        duration(v.receipt_deadline_s.into()),
+        duration(v.heartbeat_interval_s.into())
     );
     for m in &v.members {
         out.push_str(&format!(
@@ -100,7 +96,7 @@ pub fn sync(r: &SyncReport) -> String {
 
 /// The board of a channel.
 pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
-    let mut out = format!("board at {}\n", utc(b.at_ms));
+    let mut out = format!("board at {}\n", show(b.at_ms));
     if b.assurances.is_empty() && b.red_lines.is_empty() {
         out.push_str("  no assurances or red lines yet\n");
     }
@@ -113,11 +109,11 @@ pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
             to.join(", "),
             a.state,
             a.since_ms
-                .map_or(String::new(), |t| format!(" since {}", utc(t))),
+                .map_or(String::new(), |t| format!(" since {}", show(t))),
             a.wording
         ));
         if let Some(u) = a.valid_until_ms {
-            out.push_str(&format!("    valid until {}\n", utc(u)));
+            out.push_str(&format!("    valid until {}\n", show(u)));
         }
         for r in &a.reciprocated_by {
             out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
@@ -167,7 +163,7 @@ pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
             w.kind,
             w.from,
             &w.id[..8],
-            utc(w.due_ms),
+            show(w.due_ms),
             if w.overdue { " OVERDUE" } else { "" }
         ));
     }
@@ -225,15 +221,5 @@ pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
         K::UnsupportedBody => "not evidence: an authentic message of a newer kind; update Backchannel to read it",
         K::Withheld => "the sender gave you only a digest of a message you may read: ask the sender and the mediator for the full text",
         _ => "read the detail, then dismiss it with `backchannel verify --dismiss ID`",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_750_000_000_000), "2025-06-15 15:06:40 UTC");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use crate::store::{run_work, Work};
+use crate::time::parse_duration;
 use crate::{render, store};
 
 /// Open, accept, decline and list channels.
@@ -40,7 +41,7 @@ enum ChannelCommand {
         /// Let the mediator read content (every party must accept this).
         #[arg(long)]
         mediator_reads: bool,
-        /// How long members have to receipt a message: 90s, 30m, 24h, 2d.
+        /// How long members have to receipt a message: 90s, 30m, 24h, 2d, "1 hour 30 minutes".
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         receipt_deadline: u32,
         /// How often each member proves the channel alive: 90s, 30m, 1h.
@@ -146,24 +147,6 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
         "no" | "false" => Ok(false),
         _ => Err(format!("{s:?}: say yes or no")),
     }
-}
-
-/// Seconds from `90`, `90s`, `30m`, `24h` or `2d`.
-pub(crate) fn parse_duration(s: &str) -> Result<u32, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u32 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 24h or 2d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m, h or d")),
-    };
-    n.checked_mul(mult)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("{s:?} is out of range"))
 }
 
 pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
@@ -280,17 +263,4 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(super::parse_duration("90"), Ok(90));
-        assert_eq!(super::parse_duration("30m"), Ok(1800));
-        assert_eq!(super::parse_duration("2d"), Ok(172_800));
-        assert!(super::parse_duration("1w").is_err());
-        assert!(super::parse_duration("0s").is_err());
-        assert!(super::parse_duration("h").is_err());
-    }
 }

@@ -37,7 +37,7 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "HANDLE")]
     peer: String,
     /// How long each step waits for the client under test (90s, 5m...).
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::cmd::channel::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::time::parse_duration)]
     step_timeout: u32,
 }
 

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use crate::cmd::commit::parse_time;
 use crate::render;
 use crate::store::{run_work, Work};
 
@@ -40,7 +39,7 @@ enum ExchangeCommand {
         #[arg(long)]
         terms: String,
         /// After this, unreleased offers are destroyed.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::time::Time, allow_hyphen_values = true)]
         deadline: i64,
         /// Print JSON.
         #[arg(long)]
@@ -128,7 +127,7 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         "exchange {}: {} (deadline {}); participants {}; your offer {}",
         st.exchange_id,
         st.state,
-        render::utc(st.deadline_ms),
+        crate::time::show(st.deadline_ms),
         st.participants.join(", "),
         if st.you_submitted {
             "is in"

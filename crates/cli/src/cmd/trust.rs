@@ -91,7 +91,7 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
             outln!(
                 "#{} {} {}{}{}\n    {}\n    messages: {}\n    what to do: {}",
                 a.id,
-                render::utc(a.raised_at.0),
+                crate::time::show(a.raised_at.0),
                 if s.notice { "notice " } else { "ALERT " },
                 a.kind,
                 state,

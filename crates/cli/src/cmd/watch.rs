@@ -95,7 +95,10 @@ async fn watch_loop(
                 s
             }
             Err(e) => {
-                eprintln!("cannot connect ({e}); retrying in {} s", backoff.as_secs());
+                eprintln!(
+                    "cannot connect ({e}); retrying in {}",
+                    crate::time::duration(backoff.as_secs())
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = tokio::signal::ctrl_c() => return Ok(()),

@@ -181,3 +181,116 @@ fn lock_of(u: &User) -> std::path::PathBuf {
     p.push(".lock");
     p.into()
 }
+
+/// Runs with the local zone two hours east of UTC; returns (stdout, stderr).
+fn in_eet(u: &User, args: &[&str]) -> (String, String) {
+    let out = u.command(args).env("TZ", "EET-2").output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn times_accept_offsets_dates_and_relative_forms() {
+    let s = crate::Scene::new();
+    let id = s.open_channel();
+    // An offset, echoed back in UTC and local time before it is sent.
+    let (_, echoed) = in_eet(
+        &s.blue,
+        &[
+            "ask",
+            &id,
+            "Explain.",
+            "--reply-by",
+            "2026-12-03T12:00:00+02:00",
+        ],
+    );
+    assert!(
+        echoed.contains("reply-by: 2026-12-03 10:00 UTC (12:00 local)"),
+        "{echoed}"
+    );
+    // A bare date is 00:00 UTC.
+    let (_, echoed) = in_eet(
+        &s.blue,
+        &["ask", &id, "And this?", "--reply-by", "2026-12-04"],
+    );
+    assert!(
+        echoed.contains("reply-by: 2026-12-04 00:00 UTC (02:00 local)"),
+        "{echoed}"
+    );
+    let board = s.blue.json(&["status", &id]);
+    let due: Vec<i64> = board["awaiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["due_ms"].as_i64().unwrap())
+        .collect();
+    assert!(due.contains(&1_796_292_000_000), "{board}");
+    assert!(due.contains(&1_796_342_400_000), "{board}");
+    let (text, _) = in_eet(&s.blue, &["status", &id]);
+    assert!(
+        text.contains("due 2026-12-03 10:00 UTC (12:00 local)"),
+        "{text}"
+    );
+
+    // Relative forms, the documented `--from -30m` among them.
+    let (_, echoed) = in_eet(
+        &s.blue,
+        &[
+            "report",
+            &id,
+            "Seen.",
+            "--actor",
+            "outside:militia",
+            "--action",
+            "ASSAULT",
+            "--from",
+            "-30m",
+            "--until",
+            "+90s",
+        ],
+    );
+    assert!(
+        echoed.contains("from: ") && echoed.contains("until: "),
+        "{echoed}"
+    );
+    let (_, echoed) = in_eet(
+        &s.blue,
+        &[
+            "exchange",
+            "create",
+            &id,
+            "--with",
+            "red",
+            "--terms",
+            "t",
+            "--deadline",
+            "in 2 days",
+        ],
+    );
+    assert!(
+        echoed.contains("deadline: ") && echoed.contains(" local)"),
+        "{echoed}"
+    );
+    let bad = s
+        .blue
+        .try_run(&["ask", &id, "q", "--reply-by", "2026-12-03T10:00"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("no time zone"),
+        "{err}"
+    );
+
+    // Durations read as words, times as dates.
+    let (list, _) = in_eet(&s.blue, &["channel", "list"]);
+    assert!(
+        list.contains("receipts due within 1 day, heartbeat every 1 hour"),
+        "{list}"
+    );
+    let (log, _) = in_eet(&s.blue, &["log", &id]);
+    assert!(!log.contains(" ms]"), "{log}");
+    assert!(log.contains("offers due by 20"), "{log}");
+}

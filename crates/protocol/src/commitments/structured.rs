@@ -416,12 +416,13 @@ impl Structured {
                 deadline_ms,
                 ..
             } => format!(
-                "[escrowed exchange {exchange} among {}, offers due by {deadline_ms} ms] Terms: {terms}",
+                "[escrowed exchange {exchange} among {}, offers due by {}] Terms: {terms}",
                 participants
                     .iter()
                     .map(Handle::as_str)
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                crate::Timestamp(*deadline_ms).utc_text()
             ),
             Structured::Event {
                 actor,
