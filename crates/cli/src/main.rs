@@ -31,6 +31,16 @@ struct Cli {
     #[arg(long, global = true, env = "BACKCHANNEL_STORE", value_name = "PATH")]
     store: Option<PathBuf>,
 
+    /// Read the store's passphrase from the first line of this file (keep
+    /// it 0600) instead of BACKCHANNEL_PASSPHRASE or a prompt.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKCHANNEL_PASSPHRASE_FILE",
+        value_name = "PATH"
+    )]
+    passphrase_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +58,7 @@ enum Command {
     Inbox(cmd::message::InboxArgs),
     Init(cmd::principal::InitArgs),
     Log(cmd::message::LogArgs),
+    Passphrase(cmd::principal::PassphraseArgs),
     Relay(cmd::relay::RelayArgs),
     Send(cmd::message::SendArgs),
     Sync(cmd::message::SyncArgs),
@@ -89,6 +100,9 @@ impl std::error::Error for Found {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = cli.passphrase_file.clone() {
+        let _ = store::PASSPHRASE_FILE.set(path);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -109,6 +123,7 @@ fn main() -> ExitCode {
                     Command::Inbox(a) => cmd::message::inbox(&store, a),
                     Command::Init(a) => cmd::principal::init(&store, a).await,
                     Command::Log(a) => cmd::message::log(&store, a),
+                    Command::Passphrase(a) => cmd::principal::passphrase(&store, a),
                     Command::Send(a) => cmd::message::send(&store, a).await,
                     Command::Sync(a) => cmd::message::sync(&store, a).await,
                     Command::Transcript(a) => cmd::transcript::run(&store, a).await,

@@ -5,7 +5,20 @@
 
 use std::process::Stdio;
 
+use backchannel_testkit::RelayProcess;
+
 use crate::{bin, User, PASS};
+
+/// A relay and one initialised user, for tests that need no channel.
+fn solo() -> (RelayProcess, User, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::spawn(bin(), &dir.path().join("relay.db"));
+    let user = User {
+        store: dir.path().join("blue.store"),
+    };
+    user.run(&["init", "--relay", &relay.url, "--handle", "blue"]);
+    (relay, user, dir)
+}
 
 #[test]
 fn closed_pipe_ends_quietly() {
@@ -293,4 +306,70 @@ fn times_accept_offsets_dates_and_relative_forms() {
     let (log, _) = in_eet(&s.blue, &["log", &id]);
     assert!(!log.contains(" ms]"), "{log}");
     assert!(log.contains("offers due by 20"), "{log}");
+}
+
+#[test]
+fn passphrase_file_and_change() {
+    let (_relay, u, dir) = solo();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let old_file = write("old.txt", &format!("{PASS}\nthe rest is ignored\n"));
+    let new_file = write("new.txt", "a new passphrase\n");
+    let old = old_file.to_str().unwrap();
+    let new = new_file.to_str().unwrap();
+    let without_env = |args: &[&str]| {
+        u.command(args)
+            .env_remove("BACKCHANNEL_PASSPHRASE")
+            .output()
+            .unwrap()
+    };
+    // The first line of the file is the passphrase; no variable needed.
+    assert!(without_env(&["--passphrase-file", old, "fingerprint"])
+        .status
+        .success());
+    let asked = without_env(&["fingerprint"]);
+    let err = String::from_utf8_lossy(&asked.stderr);
+    assert!(
+        !asked.status.success() && err.contains("--passphrase-file"),
+        "{err}"
+    );
+
+    let changed = without_env(&[
+        "--passphrase-file",
+        old,
+        "passphrase",
+        "change",
+        "--new-passphrase-file",
+        new,
+    ]);
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    // The old passphrase no longer opens the store, by file or variable.
+    for out in [
+        without_env(&["--passphrase-file", old, "verify"]),
+        u.try_run(&["verify"]),
+    ] {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+    }
+    // The new one does, for reading and for work with the relay.
+    assert!(without_env(&["--passphrase-file", new, "verify"])
+        .status
+        .success());
+    let synced = u
+        .command(&["sync"])
+        .env("BACKCHANNEL_PASSPHRASE", "a new passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
 }

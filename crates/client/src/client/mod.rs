@@ -337,6 +337,15 @@ impl Client {
         self.vault.path()
     }
 
+    /// Seals the store under the passphrase `new` (see
+    /// [`Vault::change_passphrase`]); only its one writer may.
+    pub fn change_passphrase(&mut self, old: &str, new: &str) -> Result<(), ClientError> {
+        if self.lock.is_none() {
+            return Err(ClientError::ReadOnly);
+        }
+        Ok(self.vault.change_passphrase(old, new)?)
+    }
+
     /// Logs in if not logged in, or if the token is near its end.
     pub async fn connect(&mut self) -> Result<(), ClientError> {
         if self
