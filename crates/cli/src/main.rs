@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[macro_use]
 mod out;
@@ -50,6 +50,7 @@ enum Command {
     Channel(cmd::channel::ChannelArgs),
     #[command(flatten)]
     Commit(cmd::commit::CommitCommand),
+    Completions(cmd::shell::CompletionsArgs),
     Conformance(cmd::conformance::ConformanceArgs),
     Demo(cmd::demo::DemoArgs),
     Events(cmd::exchange::EventsArgs),
@@ -58,6 +59,7 @@ enum Command {
     Inbox(cmd::message::InboxArgs),
     Init(cmd::principal::InitArgs),
     Log(cmd::message::LogArgs),
+    Man(cmd::shell::ManArgs),
     Passphrase(cmd::principal::PassphraseArgs),
     Relay(cmd::relay::RelayArgs),
     Send(cmd::message::SendArgs),
@@ -111,6 +113,8 @@ fn main() -> ExitCode {
         Command::Relay(args) => cmd::relay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Conformance(args) => cmd::conformance::run(args),
+        Command::Completions(args) => cmd::shell::completions(args, Cli::command()),
+        Command::Man(args) => cmd::shell::man(args, Cli::command()),
         command => store::store_path(cli.store).and_then(|store| {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
@@ -130,9 +134,11 @@ fn main() -> ExitCode {
                     Command::Trust(a) => cmd::trust::trust(&store, a).await,
                     Command::Verify(a) => cmd::trust::verify(&store, a).await,
                     Command::Watch(a) => cmd::watch::run(&store, a).await,
-                    Command::Relay(_) | Command::Demo(_) | Command::Conformance(_) => {
-                        unreachable!("handled above")
-                    }
+                    Command::Relay(_)
+                    | Command::Demo(_)
+                    | Command::Conformance(_)
+                    | Command::Completions(_)
+                    | Command::Man(_) => unreachable!("handled above"),
                 }
             })
         }),

@@ -373,3 +373,39 @@ fn passphrase_file_and_change() {
         String::from_utf8_lossy(&synced.stderr)
     );
 }
+
+#[test]
+fn completions_and_man_page() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef backchannel"),
+        ("fish", "complete -c backchannel"),
+    ] {
+        let script = run(&["completions", shell]);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["sync", "passphrase", "transcript", "passphrase-file"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let page = run(&["man"]);
+    for part in [
+        ".TH backchannel 1",
+        ".SH SUBCOMMANDS",
+        "passphrase",
+        "Exit status",
+    ] {
+        assert!(page.contains(part), "the man page has {part}");
+    }
+}
