@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 #[macro_use]
 mod out;
 mod cmd;
+mod help;
 mod render;
 mod store;
 mod time;
@@ -100,8 +101,13 @@ impl std::fmt::Display for Found {
 
 impl std::error::Error for Found {}
 
+/// The command line, its help grouped by role.
+fn command() -> clap::Command {
+    help::with_roles(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     if let Some(path) = cli.passphrase_file.clone() {
         let _ = store::PASSPHRASE_FILE.set(path);
     }
@@ -113,8 +119,8 @@ fn main() -> ExitCode {
         Command::Relay(args) => cmd::relay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Conformance(args) => cmd::conformance::run(args),
-        Command::Completions(args) => cmd::shell::completions(args, Cli::command()),
-        Command::Man(args) => cmd::shell::man(args, Cli::command()),
+        Command::Completions(args) => cmd::shell::completions(args, command()),
+        Command::Man(args) => cmd::shell::man(args, command()),
         command => store::store_path(cli.store).and_then(|store| {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {

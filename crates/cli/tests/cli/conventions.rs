@@ -409,3 +409,53 @@ fn completions_and_man_page() {
         assert!(page.contains(part), "the man page has {part}");
     }
 }
+
+#[test]
+fn help_is_grouped_by_role() {
+    let out = std::process::Command::new(bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let at = |heading: &str| {
+        help.find(&format!("\n{heading}"))
+            .unwrap_or_else(|| panic!("no {heading} group: {help}"))
+    };
+    let groups = [
+        at("Everyone:"),
+        at("Mediator:"),
+        at("Commitments"),
+        at("Relay operator:"),
+        at("Options:"),
+    ];
+    assert!(groups.windows(2).all(|w| w[0] < w[1]), "{help}");
+    let section = |i: usize| &help[groups[i]..groups[i + 1]];
+    let listed = |i: usize, command: &str| {
+        section(i)
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{command} ")))
+    };
+    for c in [
+        "init",
+        "sync",
+        "send",
+        "verify",
+        "channel",
+        "passphrase",
+        "man",
+        "completions",
+    ] {
+        assert!(listed(0, c), "everyone: {c}");
+    }
+    for c in ["channel create", "channel amend", "convey", "find"] {
+        assert!(listed(1, c), "mediator: {c}");
+    }
+    for c in [
+        "assure", "redline", "status", "whatif", "exchange", "events",
+    ] {
+        assert!(listed(2, c), "commitments: {c}");
+    }
+    for c in ["relay", "conformance"] {
+        assert!(listed(3, c), "relay operator: {c}");
+    }
+}
