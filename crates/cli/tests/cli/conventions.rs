@@ -20,6 +20,14 @@ fn solo() -> (RelayProcess, User, tempfile::TempDir) {
     (relay, user, dir)
 }
 
+/// Runs the binary with no store.
+fn bare(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn closed_pipe_ends_quietly() {
     let s = crate::Scene::new();
@@ -49,10 +57,7 @@ fn closed_pipe_ends_quietly() {
 #[test]
 fn typos_suggest_the_command() {
     for (typo, meant) in [("snyc", "sync"), ("inbx", "inbox"), ("verfy", "verify")] {
-        let out = std::process::Command::new(bin())
-            .arg(typo)
-            .output()
-            .unwrap();
+        let out = bare(&[typo]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
@@ -91,14 +96,7 @@ fn verify_exit_codes_are_0_1_2() {
         store: s.dir.path().join("nobody.store"),
     };
     assert_eq!(status(&nobody, PASS), Some(2), "no store");
-    let help = String::from_utf8(
-        std::process::Command::new(bin())
-            .arg("--help")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let help = String::from_utf8(bare(&["--help"]).stdout).unwrap();
     assert!(help.contains("Exit status:"), "{help}");
 }
 
@@ -377,10 +375,7 @@ fn passphrase_file_and_change() {
 #[test]
 fn completions_and_man_page() {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin())
-            .args(args)
-            .output()
-            .unwrap();
+        let out = bare(args);
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -412,11 +407,7 @@ fn completions_and_man_page() {
 
 #[test]
 fn help_is_grouped_by_role() {
-    let out = std::process::Command::new(bin())
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
+    let help = String::from_utf8(bare(&["--help"]).stdout).unwrap();
     let at = |heading: &str| {
         help.find(&format!("\n{heading}"))
             .unwrap_or_else(|| panic!("no {heading} group: {help}"))
