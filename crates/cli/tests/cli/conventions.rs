@@ -295,6 +295,27 @@ fn times_accept_offsets_dates_and_relative_forms() {
         "{err}"
     );
 
+    let backwards = s.blue.try_run(&[
+        "report",
+        &id,
+        "x",
+        "--actor",
+        "outside:m",
+        "--action",
+        "ASSAULT",
+        "--from",
+        "2026-12-03T10:00Z",
+        "--until",
+        "2026-12-03",
+    ]);
+    let err = String::from_utf8_lossy(&backwards.stderr);
+    assert!(
+        err.contains(
+            "the window ends (2026-12-03 00:00 UTC) before it starts (2026-12-03 10:00 UTC)"
+        ),
+        "{err}"
+    );
+
     // Durations read as words, times as dates.
     let (list, _) = in_eet(&s.blue, &["channel", "list"]);
     assert!(
