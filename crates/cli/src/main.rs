@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+#[macro_use]
+mod out;
 mod cmd;
+mod help;
 mod render;
 mod store;
+mod time;
 
 /// Backchannel: messages and assurances between parties with no direct
 /// relations, through an intermediary that relays but cannot read, alter or
@@ -16,12 +20,27 @@ mod store;
 ///
 /// Start with `backchannel demo` to see the whole story on an embedded relay.
 #[derive(Debug, Parser)]
-#[command(name = "backchannel", version, propagate_version = true)]
+#[command(
+    name = "backchannel",
+    version,
+    propagate_version = true,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     /// The principal's store (one encrypted file). Default:
     /// $XDG_DATA_HOME/backchannel/store.
     #[arg(long, global = true, env = "BACKCHANNEL_STORE", value_name = "PATH")]
     store: Option<PathBuf>,
+
+    /// Read the store's passphrase from the first line of this file (keep
+    /// it 0600) instead of BACKCHANNEL_PASSPHRASE or a prompt.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKCHANNEL_PASSPHRASE_FILE",
+        value_name = "PATH"
+    )]
+    passphrase_file: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -32,6 +51,7 @@ enum Command {
     Channel(cmd::channel::ChannelArgs),
     #[command(flatten)]
     Commit(cmd::commit::CommitCommand),
+    Completions(cmd::shell::CompletionsArgs),
     Conformance(cmd::conformance::ConformanceArgs),
     Demo(cmd::demo::DemoArgs),
     Events(cmd::exchange::EventsArgs),
@@ -41,6 +61,8 @@ enum Command {
     Init(cmd::principal::InitArgs),
     Log(cmd::message::LogArgs),
     Outbox(cmd::message::OutboxArgs),
+    Man(cmd::shell::ManArgs),
+    Passphrase(cmd::principal::PassphraseArgs),
     Relay(cmd::relay::RelayArgs),
     Send(cmd::message::SendArgs),
     Sync(cmd::message::SyncArgs),
@@ -50,8 +72,46 @@ enum Command {
     Watch(cmd::watch::WatchArgs),
 }
 
+/// What `--help` ends with: how to write times, and the exit statuses.
+const AFTER_HELP: &str = "\
+Times (--until, --deadline, --reply-by...): now; +90s, -30m, +1h30m, \"in 2
+days\", \"3 hours ago\"; 2026-12-03 (00:00 UTC); 2026-12-03T10:00Z or with an
+offset, 2026-12-03T10:00+02:00; or Unix milliseconds. Each is echoed back in
+UTC and your local time (TZ) on standard error. Durations: 90s, 30m, 24h, 2d,
+1w, \"1 hour 30 minutes\".
+
+Exit status:
+  0  done; for `verify`, no alert is open
+  1  the command ran and found a problem: `verify` (alerts are open),
+     `transcript verify` (inconsistencies), `conformance` (a broken rule),
+     `demo` (a failed check)
+  2  the command could not do its work: wrong usage, wrong passphrase, no
+     store, the relay unreachable or refusing; for `verify`, nothing was checked
+A closed pipe (`backchannel log ... | head`) is not an error: status 0.";
+
+/// What a check found wrong: exit status 1, where any other error (the
+/// check could not run) is 2.
+#[derive(Debug)]
+pub struct Found(pub String);
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Found {}
+
+/// The command line, its help grouped by role.
+fn command() -> clap::Command {
+    help::with_roles(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    if let Some(path) = cli.passphrase_file.clone() {
+        let _ = store::PASSPHRASE_FILE.set(path);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -60,6 +120,8 @@ fn main() -> ExitCode {
         Command::Relay(args) => cmd::relay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Conformance(args) => cmd::conformance::run(args),
+        Command::Completions(args) => cmd::shell::completions(args, command()),
+        Command::Man(args) => cmd::shell::man(args, command()),
         command => store::store_path(cli.store).and_then(|store| {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
@@ -73,15 +135,18 @@ fn main() -> ExitCode {
                     Command::Init(a) => cmd::principal::init(&store, a).await,
                     Command::Log(a) => cmd::message::log(&store, a),
                     Command::Outbox(a) => cmd::message::outbox(&store, a).await,
+                    Command::Passphrase(a) => cmd::principal::passphrase(&store, a),
                     Command::Send(a) => cmd::message::send(&store, a).await,
                     Command::Sync(a) => cmd::message::sync(&store, a).await,
                     Command::Transcript(a) => cmd::transcript::run(&store, a).await,
                     Command::Trust(a) => cmd::trust::trust(&store, a).await,
                     Command::Verify(a) => cmd::trust::verify(&store, a).await,
                     Command::Watch(a) => cmd::watch::run(&store, a).await,
-                    Command::Relay(_) | Command::Demo(_) | Command::Conformance(_) => {
-                        unreachable!("handled above")
-                    }
+                    Command::Relay(_)
+                    | Command::Demo(_)
+                    | Command::Conformance(_)
+                    | Command::Completions(_)
+                    | Command::Man(_) => unreachable!("handled above"),
                 }
             })
         }),
@@ -90,7 +155,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(if e.is::<Found>() { 1 } else { 2 })
         }
     }
 }

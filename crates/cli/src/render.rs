@@ -1,12 +1,8 @@
 //! How data reads in a terminal; `--json` prints the same data as JSON.
 
-use backchannel_client::{duration_words, ChannelView, LogEntry, SyncReport};
+use backchannel_client::{ChannelView, LogEntry, SyncReport};
 
-/// `YYYY-MM-DD HH:MM:SS UTC` from Unix milliseconds.
-pub fn utc(ms: i64) -> String {
-    let (y, mo, d, h, mi, s) = backchannel_protocol::Timestamp(ms).civil();
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
-}
+use crate::time::{duration, show};
 
 /// The line a sending command ends with: sent, or queued and why.
 pub fn delivery(out: &serde_json::Value) -> String {
@@ -22,7 +18,7 @@ pub fn delivery(out: &serde_json::Value) -> String {
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -31,7 +27,7 @@ pub fn entry(e: &LogEntry) -> String {
     let id = &e.message_id[..8];
     let head = format!(
         "[{}] {} #{} e{} {} ({}){}",
-        utc(e.sent_at_ms),
+        show(e.sent_at_ms),
         e.sender,
         e.seq,
         e.epoch,
@@ -66,8 +62,8 @@ pub fn channel(v: &ChannelView) -> String {
         v.status,
         v.epoch,
         if v.mediator_reads { "reads content" } else { "gets stubs only" },
-        duration_words(v.receipt_deadline_s.into()),
-        duration_words(v.heartbeat_interval_s.into())
+        duration(v.receipt_deadline_s.into()),
+        duration(v.heartbeat_interval_s.into())
     );
     for m in &v.members {
         out.push_str(&format!(
@@ -127,7 +123,7 @@ pub fn channel_show(shown: &crate::cmd::channel::Shown) -> String {
             h.opens_epoch,
             h.short_digest(),
             h.proposer,
-            utc(h.sent_at.0)
+            crate::time::show(h.sent_at.0)
         ));
         for line in h.lines.iter().skip(1) {
             out.push_str(&format!("    {line}\n"));
@@ -190,7 +186,7 @@ pub fn sync(synced: &Synced) -> String {
 
 /// The board of a channel.
 pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
-    let mut out = format!("board at {}\n", utc(b.at_ms));
+    let mut out = format!("board at {}\n", show(b.at_ms));
     if b.assurances.is_empty() && b.red_lines.is_empty() {
         out.push_str("  no assurances or red lines yet\n");
     }
@@ -203,11 +199,11 @@ pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
             to.join(", "),
             a.state,
             a.since_ms
-                .map_or(String::new(), |t| format!(" since {}", utc(t))),
+                .map_or(String::new(), |t| format!(" since {}", show(t))),
             a.wording
         ));
         if let Some(u) = a.valid_until_ms {
-            out.push_str(&format!("    valid until {}\n", utc(u)));
+            out.push_str(&format!("    valid until {}\n", show(u)));
         }
         for r in &a.reciprocated_by {
             out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
@@ -257,7 +253,7 @@ pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
             w.kind,
             w.from,
             &w.id[..8],
-            utc(w.due_ms),
+            show(w.due_ms),
             if w.overdue { " OVERDUE" } else { "" }
         ));
     }
@@ -315,15 +311,5 @@ pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
         K::UnsupportedBody => "not evidence: an authentic message of a newer kind; update Backchannel to read it",
         K::Withheld => "the sender gave you only a digest of a message you may read: ask the sender and the mediator for the full text",
         _ => "read the detail, then dismiss it with `backchannel verify --dismiss ID`",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_750_000_000_000), "2025-06-15 15:06:40 UTC");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
     }
 }

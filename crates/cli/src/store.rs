@@ -13,6 +13,33 @@ use serde::{Deserialize, Serialize};
 /// Where the passphrase comes from when not prompted.
 pub const PASSPHRASE_ENV: &str = "BACKCHANNEL_PASSPHRASE";
 
+/// `--passphrase-file`, when given (set once, by `main`).
+pub static PASSPHRASE_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The first line of `path` (without its line ending), for a passphrase.
+pub fn passphrase_from_file(path: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        bail!(
+            "the passphrase file {} is empty: write the passphrase on its first line",
+            path.display()
+        );
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "warning: others may read the passphrase file {}: `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(line.to_string())
+}
+
 /// The store path given, or the default under the user's data directory.
 pub fn store_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
@@ -29,9 +56,12 @@ pub fn store_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// writes, asks only once).
 static TYPED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// The passphrase from `BACKCHANNEL_PASSPHRASE`, or asked for on the terminal
-/// (twice when `confirm`).
+/// The passphrase from `--passphrase-file`, else `BACKCHANNEL_PASSPHRASE`,
+/// else asked for on the terminal (twice when `confirm`).
 pub fn passphrase(confirm: bool) -> anyhow::Result<String> {
+    if let Some(path) = PASSPHRASE_FILE.get() {
+        return passphrase_from_file(path);
+    }
     if let (false, Some(p)) = (confirm, TYPED.get()) {
         return Ok(p.clone());
     }
@@ -41,20 +71,26 @@ pub fn passphrase(confirm: bool) -> anyhow::Result<String> {
         }
         return Ok(p);
     }
-    let first = rpassword::prompt_password("Passphrase for the store: ").with_context(|| {
-        format!("cannot read a passphrase: set {PASSPHRASE_ENV} or run in a terminal")
+    let typed = ask_passphrase("Passphrase for the store", confirm)?;
+    let _ = TYPED.set(typed.clone());
+    Ok(typed)
+}
+
+/// Asks on the terminal (twice when `confirm`).
+pub fn ask_passphrase(what: &str, confirm: bool) -> anyhow::Result<String> {
+    let first = rpassword::prompt_password(format!("{what}: ")).with_context(|| {
+        format!("cannot read a passphrase: run in a terminal, or pass --passphrase-file FILE (or set {PASSPHRASE_ENV})")
     })?;
     if first.is_empty() {
         bail!("the passphrase is empty");
     }
     if confirm {
-        let again = rpassword::prompt_password("Same passphrase again: ")
+        let again = rpassword::prompt_password(format!("{what}, again: "))
             .context("reading the passphrase")?;
         if again != first {
-            bail!("the two passphrases differ; nothing was created");
+            bail!("the two passphrases differ; nothing was changed");
         }
     }
-    let _ = TYPED.set(first.clone());
     Ok(first)
 }
 
@@ -495,7 +531,7 @@ pub fn unlisten(store: &Path) {
 /// What to do next, for a client error.
 fn hint(e: &ClientError) -> Option<&'static str> {
     Some(match e.code() {
-        "wrong_passphrase" => "check BACKCHANNEL_PASSPHRASE or what you typed",
+        "wrong_passphrase" => "check what you typed, the --passphrase-file or BACKCHANNEL_PASSPHRASE",
         "no_store" => "create one with `backchannel init --relay URL --handle NAME`, or pass --store",
         "relay_unreachable" => "nothing was sent or queued; is the relay running? (`backchannel relay serve` starts one)",
         "channel_refused" => "`backchannel sync` fetches what the others sent; `backchannel channel show ID` shows where the channel stands",

@@ -40,12 +40,12 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
-    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind,
-    ProposedMember, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
-};
-pub use client::{
     now, ChannelView, Client, Clock, Confirmation, Delivery, ExchangeView, LogEntry, MemberView,
     QueuedPost, ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
+};
+pub use client::{
+    Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
+    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use error::{ClientError, TransportError, VaultError};
 pub use vault::KdfParams;

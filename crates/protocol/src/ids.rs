@@ -244,6 +244,40 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// `2026-12-04 10:00 UTC`, with `:SS` when the seconds are not zero:
+    /// how the core writes a time into the words it produces.
+    pub fn utc_text(self) -> String {
+        let (y, mo, d, h, mi, s) = self.civil();
+        let seconds = if s == 0 {
+            String::new()
+        } else {
+            format!(":{s:02}")
+        };
+        format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}{seconds} UTC")
+    }
+}
+
+/// A duration in words, every unit exact: `2 days`, `1 hour 30 minutes`,
+/// `0 seconds`.
+pub fn duration_words(secs: u64) -> String {
+    let parts: Vec<String> = [
+        (secs / 86_400, "day"),
+        (secs % 86_400 / 3600, "hour"),
+        (secs % 3600 / 60, "minute"),
+        (secs % 60, "second"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, unit)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
+    .collect();
+    if parts.is_empty() {
+        "0 seconds".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Digest(pub [u8; 32]);
@@ -302,6 +336,22 @@ impl fmt::Display for Digest {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_and_durations_read_as_words() {
+        use super::{duration_words, Timestamp};
+        assert_eq!(Timestamp(0).utc_text(), "1970-01-01 00:00 UTC");
+        assert_eq!(
+            Timestamp(1_750_000_000_000).utc_text(),
+            "2025-06-15 15:06:40 UTC"
+        );
+        assert_eq!(duration_words(0), "0 seconds");
+        assert_eq!(duration_words(1), "1 second");
+        assert_eq!(duration_words(86_400), "1 day");
+        assert_eq!(duration_words(172_800), "2 days");
+        assert_eq!(duration_words(5400), "1 hour 30 minutes");
+        assert_eq!(duration_words(90_061), "1 day 1 hour 1 minute 1 second");
+    }
+
     use super::*;
 
     #[test]

@@ -71,5 +71,7 @@ mod wire;
 pub use envelope::{Envelope, OlmType};
 pub use error::{CryptoError, DecodeError};
 pub use identity::{Identity, IdentityKeys, SignedKey};
-pub use ids::{ChannelId, Digest, EpochNumber, ExchangeId, Handle, MessageId, Seq, Timestamp};
+pub use ids::{
+    duration_words, ChannelId, Digest, EpochNumber, ExchangeId, Handle, MessageId, Seq, Timestamp,
+};
 pub use session::PeerSession;

@@ -9,6 +9,7 @@ use backchannel_client::{ClientError, ConsentStatement};
 use clap::{Args, Subcommand};
 
 use crate::store::{run_work, Work};
+use crate::time::parse_duration;
 use crate::{render, store};
 
 /// Open, accept, decline and list channels.
@@ -44,7 +45,7 @@ enum ChannelCommand {
         /// Let the mediator read content (every party must accept this).
         #[arg(long)]
         mediator_reads: bool,
-        /// How long members have to receipt a message: 90s, 30m, 24h, 2d.
+        /// How long members have to receipt a message: 90s, 30m, 24h, 2d, "1 hour 30 minutes".
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         receipt_deadline: u32,
         /// How often each member proves the channel alive: 90s, 30m, 1h.
@@ -200,24 +201,6 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Seconds from `90`, `90s`, `30m`, `24h` or `2d`.
-pub(crate) fn parse_duration(s: &str) -> Result<u32, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u32 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 24h or 2d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m, h or d")),
-    };
-    n.checked_mul(mult)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("{s:?} is out of range"))
-}
-
 pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
     match args.command {
         ChannelCommand::Create {
@@ -244,11 +227,11 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&out);
             }
-            println!(
+            outln!(
                 "proposed channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
-            println!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
+            outln!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
         }
         ChannelCommand::Accept { channel, yes, json } => {
             accept(store_path, channel, yes, json).await?
@@ -266,7 +249,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&out);
             }
-            println!(
+            outln!(
                 "left channel {}: a new epoch opens without you as the others receive it",
                 out["channel_id"].as_str().unwrap_or("")
             );
@@ -285,7 +268,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&shown);
             }
-            print!("{}", render::channel_show(&shown));
+            out!("{}", render::channel_show(&shown));
         }
         ChannelCommand::Amend {
             channel,
@@ -324,11 +307,11 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                 return render::json(&out);
             }
             let what = if rekey { "a rekey" } else { "an amendment" };
-            println!(
+            outln!(
                 "proposed {what} of channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
-            println!("It takes effect when every party of the new membership accepts.");
+            outln!("It takes effect when every party of the new membership accepts.");
         }
         ChannelCommand::Decline {
             channel,
@@ -339,7 +322,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if json {
                 return render::json(&out);
             }
-            println!(
+            outln!(
                 "declined channel {}",
                 out["channel_id"].as_str().unwrap_or("")
             );
@@ -351,15 +334,15 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                 return render::json(&channels);
             }
             if channels.is_empty() {
-                println!("no channels yet: `backchannel sync` fetches proposals sent to you");
+                outln!("no channels yet: `backchannel sync` fetches proposals sent to you");
             }
             for c in &channels {
-                println!("{}", render::channel(c));
+                outln!("{}", render::channel(c));
                 let id = client.resolve_channel(&c.channel_id)?;
                 if let Some(p) = client.consent(id)?.filter(|p| p.awaits_you) {
-                    println!("  awaiting your consent:");
-                    print!("{}", render::consent(&p));
-                    println!(
+                    outln!("  awaiting your consent:");
+                    out!("{}", render::consent(&p));
+                    outln!(
                         "  Answer with `backchannel channel accept {}` or `channel decline`.\n",
                         &c.channel_id[..8]
                     );
@@ -434,7 +417,7 @@ async fn accept(
     if json {
         return render::json(&out);
     }
-    println!(
+    outln!(
         "accepted proposal {} of channel {}",
         statement.short_digest(),
         &statement.channel_id.to_hex()[..8]
@@ -449,7 +432,7 @@ fn print_statement(s: &ConsentStatement, json: bool) {
     if json {
         eprint!("{text}");
     } else {
-        print!("{text}");
+        out!("{text}");
     }
 }
 

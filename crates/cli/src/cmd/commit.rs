@@ -12,51 +12,8 @@ use backchannel_protocol::commitments::structured::{
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::store::{run_work, Work};
+use crate::time::Time;
 use crate::{render, store};
-
-/// A time: `now`, `+2h` / `-30m` from now, `2026-11-24T10:00Z`, or Unix ms.
-pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
-    let now = backchannel_client::now().0;
-    if s == "now" {
-        return Ok(now);
-    }
-    if let Some(rest) = s.strip_prefix('+').or_else(|| s.strip_prefix('-')) {
-        let secs = i64::from(crate::cmd::channel::parse_duration(rest)?);
-        return Ok(if s.starts_with('+') {
-            now + secs * 1000
-        } else {
-            now - secs * 1000
-        });
-    }
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    parse_utc(s)
-        .ok_or_else(|| format!("{s:?} is not a time: use now, +2h, 2026-11-24T10:00Z or Unix ms"))
-}
-
-/// `YYYY-MM-DDTHH:MM[:SS]Z` to Unix ms.
-fn parse_utc(s: &str) -> Option<i64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    backchannel_protocol::Timestamp::from_civil(
-        *d.first()?,
-        *d.get(1)?,
-        *d.get(2)?,
-        *t.first()?,
-        *t.get(1)?,
-        t.get(2).copied().unwrap_or(0),
-    )
-    .map(|t| t.0)
-}
 
 fn kind(s: &str) -> Result<EventType, String> {
     EventType::parse(s).ok_or_else(|| {
@@ -85,21 +42,6 @@ fn yes_no(s: &str) -> Result<bool, String> {
         "yes" => Ok(true),
         "no" => Ok(false),
         _ => Err(format!("{s:?}: say yes or no")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_parse_both_ways() {
-        assert_eq!(
-            super::parse_time("2025-06-15T15:06:40Z"),
-            Ok(1_750_000_000_000)
-        );
-        assert_eq!(super::parse_time("1750000000000"), Ok(1_750_000_000_000));
-        assert!(super::parse_time("2025-13-01T00:00Z").is_err());
-        let now = backchannel_client::now().0;
-        assert!((super::parse_time("+1h").unwrap() - now - 3_600_000).abs() < 5_000);
     }
 }
 
@@ -148,11 +90,11 @@ pub struct AssuranceArgs {
     /// Does an attack on your proxies count?
     #[arg(long, value_parser = yes_no)]
     attacked_proxies: Option<bool>,
-    /// Valid from (default now).
-    #[arg(long, value_parser = parse_time, default_value = "now")]
+    /// Valid from (default now). Times: see `backchannel --help`.
+    #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
     from: i64,
     /// Valid until (exclusive).
-    #[arg(long, value_parser = parse_time, required_unless_present = "until_revoked")]
+    #[arg(long, value_parser = Time, allow_hyphen_values = true, required_unless_present = "until_revoked")]
     until: Option<i64>,
     /// Valid until revoked (say so explicitly: no silent forever).
     #[arg(long)]
@@ -330,7 +272,7 @@ pub enum CommitCommand {
         #[arg(long)]
         assurance: Option<String>,
         /// When it takes effect (never before it is sent).
-        #[arg(long, value_parser = parse_time, default_value = "now")]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         effective: i64,
     },
     /// Suspend one of your assurances, or all of them.
@@ -348,10 +290,10 @@ pub enum CommitCommand {
         #[arg(long)]
         assurance: Option<String>,
         /// From.
-        #[arg(long, value_parser = parse_time, default_value = "now")]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         from: i64,
         /// Until (open if absent).
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         until: Option<i64>,
     },
     /// Report an event (actor, action, target, UTC window, place).
@@ -368,11 +310,11 @@ pub enum CommitCommand {
         text: String,
         #[command(flatten)]
         what: ActionArgs,
-        /// Window start (UTC).
-        #[arg(long, value_parser = parse_time)]
+        /// Window start.
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         from: i64,
-        /// Window end (UTC).
-        #[arg(long, value_parser = parse_time)]
+        /// Window end.
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         until: i64,
         /// Latitude, degrees.
         #[arg(long, allow_negative_numbers = true)]
@@ -418,7 +360,7 @@ pub enum CommitCommand {
         /// The evidence, in words.
         evidence: String,
         /// Reply due by.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         reply_by: i64,
     },
     /// Answer an allegation against your assurance.
@@ -473,7 +415,7 @@ pub enum CommitCommand {
         #[arg(long)]
         about: Option<String>,
         /// Reply due by.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         reply_by: i64,
     },
     /// Acknowledge a message: a deliberate "received and understood".
@@ -536,7 +478,7 @@ pub enum CommitCommand {
         /// Channel id, or a unique prefix of it.
         channel: String,
         /// Evaluate at this time (default now).
-        #[arg(long, value_parser = parse_time, default_value = "now")]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         at: i64,
         /// Print JSON.
         #[arg(long)]
@@ -560,7 +502,7 @@ pub enum CommitCommand {
         #[command(flatten)]
         what: ActionArgs,
         /// Evaluate at this time (default now).
-        #[arg(long, value_parser = parse_time, default_value = "now")]
+        #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         at: i64,
         /// Print JSON.
         #[arg(long, conflicts_with = "dot")]
@@ -610,7 +552,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             if json {
                 return render::json(&board);
             }
-            print!("{}", render::board(&board));
+            out!("{}", render::board(&board));
             return Ok(());
         }
         CommitCommand::Whatif {
@@ -648,9 +590,9 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 return render::json(&cascade);
             }
             if dot {
-                print!("{}", cascade.to_dot());
+                out!("{}", cascade.to_dot());
             } else {
-                print!("{}", cascade.to_text());
+                out!("{}", cascade.to_text());
             }
             return Ok(());
         }
@@ -831,6 +773,6 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
         },
     )
     .await?;
-    println!("{}", render::delivery(&out));
+    outln!("{}", render::delivery(&out));
     Ok(())
 }

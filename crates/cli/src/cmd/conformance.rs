@@ -16,7 +16,8 @@ use clap::Args;
 /// registered as HANDLE: at each step it acts, prints what the operator of
 /// the client under test must do, and checks what arrives. Each step waits
 /// up to --step-timeout; a broken rule or a timeout names its rule and ends
-/// the run. Exit status 0 only if every rule holds.
+/// the run. Exit status: 0 if every rule holds, 1 if one is broken, 2 if
+/// the harness could not run.
 ///
 /// Each step line reads `step N/7 (rules): ACTION — words`, where ACTION is
 /// machine-readable: `accept channel=ID`, `sync`, `send-text channel=ID` or
@@ -36,7 +37,7 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "HANDLE")]
     peer: String,
     /// How long each step waits for the client under test (90s, 5m...).
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::cmd::channel::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::time::parse_duration)]
     step_timeout: u32,
 }
 
@@ -53,20 +54,21 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<()> {
         .with_context(|| format!("the harness could not run against {}", args.relay))?;
     match report.broken {
         None => {
-            println!("conformance: all {} rules hold", Rule::ALL.len());
+            outln!("conformance: all {} rules hold", Rule::ALL.len());
             Ok(())
         }
-        Some((rule, _)) => anyhow::bail!(
+        Some((rule, _)) => Err(crate::Found(format!(
             "rule {rule} is broken ({} of {} rules held before it); see docs/protocol.md §12",
             report.held.len(),
             Rule::ALL.len()
-        ),
+        ))
+        .into()),
     }
 }
 
 fn print_event(peer: &Handle, e: Event) {
     match e {
-        Event::Started { mediator, party } => println!(
+        Event::Started { mediator, party } => outln!(
             "conformance: playing mediator {mediator} and party {party} against {peer}, {STEPS} steps"
         ),
         Event::Step {
@@ -76,14 +78,14 @@ fn print_event(peer: &Handle, e: Event) {
             action,
         } => {
             let rules: Vec<&str> = rules.iter().map(|r| r.name()).collect();
-            println!(
+            outln!(
                 "step {number}/{of} ({}): {} — {}",
                 rules.join(", "),
                 action.code(),
                 action.words()
             );
         }
-        Event::Held(rule) => println!("ok {rule}"),
-        Event::Broken { rule, why } => println!("FAILED {rule}: {why}"),
+        Event::Held(rule) => outln!("ok {rule}"),
+        Event::Broken { rule, why } => outln!("FAILED {rule}: {why}"),
     }
 }

@@ -33,7 +33,8 @@ const DEMO_PASSPHRASE: &str = "demo only: not a real passphrase";
 /// opens a channel the mediator cannot read, carries blue's assurance to red
 /// and red's answer back through the same channel, then shows what the relay
 /// stored (ciphertext and routing only) and what the mediator holds (stubs).
-/// Every step is checked; the exit status is 0 only if all checks pass.
+/// Every step is checked; the exit status is 0 only if all checks pass (1
+/// if one fails, 2 if the demo could not run).
 ///
 /// Example:
 ///
@@ -55,7 +56,7 @@ struct Checks {
 
 impl Checks {
     fn check(&mut self, ok: bool, what: &str) {
-        println!("  [{}] {what}", if ok { "ok" } else { "FAILED" });
+        outln!("  [{}] {what}", if ok { "ok" } else { "FAILED" });
         if !ok {
             self.failed.push(what.to_string());
         }
@@ -77,10 +78,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let failed = runtime.block_on(story(args))?;
     if failed.is_empty() {
-        println!("\nEvery step verified.");
+        outln!("\nEvery step verified.");
         Ok(())
     } else {
-        anyhow::bail!("{} check(s) failed: {}", failed.len(), failed.join("; "))
+        Err(crate::Found(format!(
+            "{} check(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+        .into())
     }
 }
 
@@ -113,12 +119,12 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     }));
     let mut checks = Checks::default();
 
-    println!(
+    outln!(
         "Backchannel demo: a relay on {url}, database {}\n",
         db.display()
     );
-    println!("1. Three principals make their keys and register with the relay:");
-    println!("   the mediator (the intermediary's envoy), and blue and red, two states with no direct relations.");
+    outln!("1. Three principals make their keys and register with the relay:");
+    outln!("   the mediator (the intermediary's envoy), and blue and red, two states with no direct relations.");
     // The clients' clock: the real one, plus however far the story moves it.
     let skew = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     let clock: backchannel_client::Clock = {
@@ -153,24 +159,24 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let mut blue = make("blue").await?;
     let mut red = make("red").await?;
     for c in [&mediator, &blue, &red] {
-        println!(
+        outln!(
             "   {:<9} ed25519 {}…",
             c.me().to_string(),
             &b64::encode(c.keys().ed25519)[..16]
         );
     }
 
-    println!(
+    outln!(
         "\n2. Blue and red cannot meet each other, but each meets the mediator's envoy in person"
     );
-    println!("   and compares a safety number covering both identity keys:");
+    outln!("   and compares a safety number covering both identity keys:");
     for party in [&mut blue, &mut red] {
         party.pin_from_relay(&h("mediator")?).await?;
         let who = party.me().clone();
         mediator.pin_from_relay(&who).await?;
         let (theirs, _) = party.safety_number(&h("mediator")?)?;
         let (ours, _) = mediator.safety_number(&who)?;
-        println!("   {who} and mediator: {}", theirs.one_line());
+        outln!("   {who} and mediator: {}", theirs.one_line());
         checks.check(
             theirs == ours,
             &format!("{who}'s screen and the mediator's show the same safety number"),
@@ -181,7 +187,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         }
     }
 
-    println!("\n3. The mediator proposes a channel it cannot read (no mediator_reads), receipts due within 1 h:");
+    outln!("\n3. The mediator proposes a channel it cannot read (no mediator_reads), receipts due within 1 h:");
     let policy = Policy {
         mediator_reads: false,
         receipt_deadline_s: 3600,
@@ -195,9 +201,9 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             policy,
         )
         .await?;
-    println!("   channel {channel}");
+    outln!("   channel {channel}");
 
-    println!("\n4. Blue and red fetch the proposal (members, their keys as the mediator introduces them, policy) and accept:");
+    outln!("\n4. Blue and red fetch the proposal (members, their keys as the mediator introduces them, policy) and accept:");
     for party in [&mut blue, &mut red] {
         party.sync().await?;
         accept_shown(party, channel).await?;
@@ -210,7 +216,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         .into_iter()
         .next()
         .context("red has the channel")?;
-    print!(
+    out!(
         "{}",
         render::channel(&view)
             .lines()
@@ -231,13 +237,13 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red sees blue's key as introduced by the mediator, unverified",
     );
 
-    println!("\n5. Blue sends its assurance:");
-    println!("   \"{BLUE_SAYS}\"");
+    outln!("\n5. Blue sends its assurance:");
+    outln!("   \"{BLUE_SAYS}\"");
     let m1 = blue.send_text(channel, BLUE_SAYS, None).await?;
     let relay_view = relay_holds(&*store, m1)?;
-    println!("   What the relay stores for it, one copy per member (routing and ciphertext only):");
+    outln!("   What the relay stores for it, one copy per member (routing and ciphertext only):");
     for e in &relay_view {
-        println!(
+        outln!(
             "     {} -> {:<8} olm type {} {:>5} bytes  {}…",
             e.sender,
             e.recipient.to_string(),
@@ -248,10 +254,10 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     }
     let mut captured = relay_view;
 
-    println!("\n6. Red syncs, decrypts and verifies it (epoch, position in blue's chain, previous digest):");
+    outln!("\n6. Red syncs, decrypts and verifies it (epoch, position in blue's chain, previous digest):");
     let got = red.sync().await?;
     for e in got.received.iter().filter(|e| e.kind == "text") {
-        println!("   {}", render::entry(e).replace('\n', "\n   "));
+        outln!("   {}", render::entry(e).replace('\n', "\n   "));
     }
     checks.check(
         got.received
@@ -260,8 +266,8 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red reads exactly what blue sent",
     );
 
-    println!("\n7. Red answers through the same channel:");
-    println!("   \"{RED_SAYS}\"");
+    outln!("\n7. Red answers through the same channel:");
+    outln!("   \"{RED_SAYS}\"");
     let m2 = red.send_text(channel, RED_SAYS, Some(m1)).await?;
     captured.extend(relay_holds(&*store, m2)?);
     let back = blue.sync().await?;
@@ -275,19 +281,19 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await?;
     }
-    println!("\n8. The transcript as blue sees it:");
+    outln!("\n8. The transcript as blue sees it:");
     for e in blue
         .log(Some(channel))?
         .iter()
         .filter(|e| !matches!(e.kind.as_str(), "receipt" | "heartbeat"))
     {
-        println!("   {}", render::entry(e).replace('\n', "\n   "));
+        outln!("   {}", render::entry(e).replace('\n', "\n   "));
     }
 
-    println!("\n9. What the mediator's client holds of the two messages: stubs, no words:");
+    outln!("\n9. What the mediator's client holds of the two messages: stubs, no words:");
     let med_log = mediator.log(Some(channel))?;
     for e in med_log.iter().filter(|e| e.kind == "text") {
-        println!("   {}", render::entry(e).replace('\n', "\n   "));
+        outln!("   {}", render::entry(e).replace('\n', "\n   "));
     }
     let (bt, rt, mt) = (
         texts(&blue.log(Some(channel))?),
@@ -318,7 +324,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         ),
     );
 
-    println!("\n10. Final checks:");
+    outln!("\n10. Final checks:");
     let files = [db.clone(), wal(&db)]
         .iter()
         .filter_map(|p| std::fs::read(p).ok())
@@ -344,10 +350,10 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         );
     }
 
-    println!(
+    outln!(
         "\n11. And if the relay cheats? Playing a dishonest operator, the demo deletes red's copy"
     );
-    println!("    of blue's next message from the relay's database before red fetches it:");
+    outln!("    of blue's next message from the relay's database before red fetches it:");
     let dropped = blue
         .send_text(channel, "A third message, which the relay will drop.", None)
         .await?;
@@ -357,7 +363,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         .await?;
     let red_saw = red.sync().await?;
     for a in &red_saw.alerts {
-        println!("    red:  ALERT {}: {}", a.kind, a.detail);
+        outln!("    red:  ALERT {}: {}", a.kind, a.detail);
     }
     checks.check(
         red_saw.alerts.iter().any(|a| {
@@ -368,11 +374,11 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red sees the gap at blue's next message, naming the missing position",
     );
     mediator.sync().await?;
-    println!("    An hour passes on the clients' clocks (the receipt deadline).");
+    outln!("    An hour passes on the clients' clocks (the receipt deadline).");
     skew.fetch_add(3601 * 1000, std::sync::atomic::Ordering::SeqCst);
     let blue_saw = blue.sync().await?;
     for a in &blue_saw.alerts {
-        println!("    blue: ALERT {}: {}", a.kind, a.detail);
+        outln!("    blue: ALERT {}: {}", a.kind, a.detail);
     }
     checks.check(
         blue_saw.alerts.iter().any(|a| {
@@ -383,12 +389,8 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "blue sees ack_overdue for red: red never confirmed the dropped message",
     );
 
-    println!(
-        "\n12. The assurances themselves. In the reports the intermediary carried the messages"
-    );
-    println!(
-        "    itself, so the mediator opens a second channel in which both parties let it read:"
-    );
+    outln!("\n12. The assurances themselves. In the reports the intermediary carried the messages");
+    outln!("    itself, so the mediator opens a second channel in which both parties let it read:");
     let reads = Policy {
         mediator_reads: true,
         receipt_deadline_s: 3600,
@@ -457,8 +459,8 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         )
         .await?;
     red.sync().await?;
-    println!("    blue's original (a non-paper):  \"{BLUE_SAYS}\"");
-    println!("    the mediator's words beside it: \"{paraphrase}\"");
+    outln!("    blue's original (a non-paper):  \"{BLUE_SAYS}\"");
+    outln!("    the mediator's words beside it: \"{paraphrase}\"");
     let a2 = red
         .send_structured(
             talks,
@@ -507,8 +509,8 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         }
     }
     let board = mediator.board(talks, mediator.now())?;
-    println!("\n13. The board, as the mediator's client folds it from the transcript:");
-    print!(
+    outln!("\n13. The board, as the mediator's client folds it from the transcript:");
+    out!(
         "{}",
         render::board(&board)
             .lines()
@@ -527,7 +529,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red's assurance is linked as reciprocating blue's",
     );
 
-    println!("\n14. What if green, a third actor, strikes red?");
+    outln!("\n14. What if green, a third actor, strikes red?");
     let cascade = mediator.what_if(
         talks,
         mediator.now(),
@@ -538,7 +540,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             target: Some(Actor::Member("red".into())),
         },
     )?;
-    print!(
+    out!(
         "{}",
         cascade
             .to_text()
@@ -553,7 +555,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red's red line fires, and blue's assurance lapses only under some readings of \"attacked first\"",
     );
 
-    println!("\n15. Neither side wants to move first: an escrowed exchange of sealed offers.");
+    outln!("\n15. Neither side wants to move first: an escrowed exchange of sealed offers.");
     let x = blue
         .exchange_create(
             talks,
@@ -565,7 +567,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     blue.exchange_submit(x, "Blue withdraws two brigades from the border zone.")
         .await?;
     let before = red.exchange_status(x).await?;
-    println!(
+    outln!(
         "    red's view while blue's offer is in: {} (it cannot tell whether blue submitted)",
         before.status.state
     );
@@ -575,7 +577,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let blue_view = blue.exchange_status(x).await?;
     for (who, v) in [("red", &red_view), ("blue", &blue_view)] {
         for o in &v.offers {
-            println!(
+            outln!(
                 "    {who} receives from {}: {}",
                 o.from,
                 o.offer.as_deref().unwrap_or("?")
@@ -596,7 +598,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let _ = stop.send(());
     let _ = server.await;
     if args.keep.is_some() {
-        println!("\nKept in {}: relay.db, mediator.store, blue.store, red.store (passphrase: {DEMO_PASSPHRASE:?})", dir.display());
+        outln!("\nKept in {}: relay.db, mediator.store, blue.store, red.store (passphrase: {DEMO_PASSPHRASE:?})", dir.display());
     }
     Ok(checks.failed)
 }
@@ -644,9 +646,9 @@ async fn accept_shown(party: &mut Client, channel: ChannelId) -> anyhow::Result<
     let statement = party
         .consent(channel)?
         .context("the proposal did not arrive")?;
-    println!("   {} is shown, before it accepts:", party.me());
+    outln!("   {} is shown, before it accepts:", party.me());
     for line in &statement.lines {
-        println!("     {line}");
+        outln!("     {line}");
     }
     party.accept(channel, statement.digest).await?;
     Ok(())

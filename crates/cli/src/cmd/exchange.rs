@@ -5,7 +5,6 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use crate::cmd::commit::parse_time;
 use crate::render;
 use crate::store::{run_work, Work};
 
@@ -40,7 +39,7 @@ enum ExchangeCommand {
         #[arg(long)]
         terms: String,
         /// After this, unreleased offers are destroyed.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::time::Time, allow_hyphen_values = true)]
         deadline: i64,
         /// Print JSON.
         #[arg(long)]
@@ -119,16 +118,16 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         return render::json(&out);
     }
     if let Some(id) = out.get("exchange_id").and_then(|v| v.as_str()) {
-        println!("created exchange {id}");
+        outln!("created exchange {id}");
         return Ok(());
     }
     let view: backchannel_client::ExchangeView = serde_json::from_value(out)?;
     let st = &view.status;
-    println!(
+    outln!(
         "exchange {}: {} (deadline {}); participants {}; your offer {}",
         st.exchange_id,
         st.state,
-        render::utc(st.deadline_ms),
+        crate::time::show(st.deadline_ms),
         st.participants.join(", "),
         if st.you_submitted {
             "is in"
@@ -137,7 +136,7 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         }
     );
     for o in &view.offers {
-        println!(
+        outln!(
             "  from {}: {}",
             o.from,
             o.offer.as_deref().unwrap_or("[nothing readable]")
@@ -145,19 +144,19 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
     }
     for c in &view.confirmations {
         match c.matches {
-            Some(true) => println!("  {} confirmed receiving the offer you sealed", c.by),
-            Some(false) => println!(
+            Some(true) => outln!("  {} confirmed receiving the offer you sealed", c.by),
+            Some(false) => outln!(
                 "  ALERT {} confirmed receiving another offer of yours than the one you last sealed: see `backchannel sync` for the alert",
                 c.by
             ),
-            None => println!(
+            None => outln!(
                 "  {} confirmed receiving an offer of yours; this store keeps no digest to compare (sealed before protocol v1)",
                 c.by
             ),
         }
     }
     for p in &view.problems {
-        println!("  ALERT {p}");
+        outln!("  ALERT {p}");
     }
     Ok(())
 }
@@ -173,13 +172,18 @@ pub struct EventsArgs {
 enum EventsCommand {
     /// Write a channel's event reports as PLOVER records, one JSON per line.
     ///
+    /// They are plaintext: --out creates the file readable by you only (0600).
+    ///
     /// Example:
     ///
-    ///   backchannel events export 3f2a > reports.jsonl
+    ///   backchannel events export 3f2a --out reports.jsonl
     #[command(verbatim_doc_comment)]
     Export {
         /// Channel id, or a unique prefix of it.
         channel: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// Send each PLOVER record of a JSON-lines file as an event report.
     ///
@@ -201,11 +205,17 @@ enum EventsCommand {
 pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
     match args.command {
-        EventsCommand::Export { channel } => {
+        EventsCommand::Export { channel, out } => {
             let client = crate::store::open_reader(store_path)?;
             let id = client.resolve_channel(&channel)?;
+            let mut lines = String::new();
             for r in client.event_records(id)? {
-                println!("{}", serde_json::to_string(&r)?);
+                lines.push_str(&serde_json::to_string(&r)?);
+                lines.push('\n');
+            }
+            match out {
+                Some(path) => crate::out::write_private(&path, &lines)?,
+                None => out!("{lines}"),
             }
         }
         EventsCommand::Import { channel, file } => {
@@ -234,7 +244,7 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 )
                 .await?;
             }
-            println!("sent {} event report(s)", bodies.len());
+            outln!("sent {} event report(s)", bodies.len());
         }
     }
     Ok(())

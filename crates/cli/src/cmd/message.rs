@@ -59,7 +59,7 @@ pub async fn send(store_path: &Path, args: SendArgs) -> anyhow::Result<()> {
     if args.json {
         return render::json(&out);
     }
-    println!("{}", render::delivery(&out));
+    outln!("{}", render::delivery(&out));
     Ok(())
 }
 
@@ -87,7 +87,7 @@ pub async fn outbox(store_path: &Path, args: OutboxArgs) -> anyhow::Result<()> {
         if args.json {
             return render::json(&Vec::<backchannel_client::QueuedPost>::new());
         }
-        println!("the outbox is empty: everything you sent was taken by the relay");
+        outln!("the outbox is empty: everything you sent was taken by the relay");
         return Ok(());
     }
     client.probe_relay().await;
@@ -96,12 +96,12 @@ pub async fn outbox(store_path: &Path, args: OutboxArgs) -> anyhow::Result<()> {
         return render::json(&queued);
     }
     for q in &queued {
-        println!(
+        outln!(
             "{} {} in channel {}, queued {}, to {}\n    {}",
             q.message_id,
             q.kind,
             &q.channel_id.to_hex()[..8],
-            render::utc(q.queued_at.0),
+            crate::time::show(q.queued_at.0),
             q.recipients
                 .iter()
                 .map(ToString::to_string)
@@ -137,7 +137,7 @@ pub async fn sync(store_path: &Path, args: SyncArgs) -> anyhow::Result<()> {
         return render::json(&out);
     }
     let report: render::Synced = serde_json::from_value(out).context("reading the sync report")?;
-    print!("{}", render::sync(&report));
+    out!("{}", render::sync(&report));
     Ok(())
 }
 
@@ -173,10 +173,10 @@ pub fn inbox(store_path: &Path, args: InboxArgs) -> anyhow::Result<()> {
         return render::json(&received);
     }
     if received.is_empty() {
-        println!("no messages (run `backchannel sync` to fetch new ones)");
+        outln!("no messages (run `backchannel sync` to fetch new ones)");
     }
     for e in &received {
-        println!("channel {}  {}", &e.channel_id[..8], render::entry(e));
+        outln!("channel {}  {}", &e.channel_id[..8], render::entry(e));
     }
     Ok(())
 }
@@ -214,7 +214,7 @@ pub fn log(store_path: &Path, args: LogArgs) -> anyhow::Result<()> {
         return render::json(&entries);
     }
     for e in &entries {
-        println!("{}", render::entry(e));
+        outln!("{}", render::entry(e));
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod exchange;
 pub mod message;
 pub mod principal;
 pub mod relay;
+pub mod shell;
 pub mod transcript;
 pub mod trust;
 pub mod watch;

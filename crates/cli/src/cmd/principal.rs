@@ -12,13 +12,16 @@ use crate::{render, store};
 /// Create a store and register on a relay.
 ///
 /// Makes a new identity (Olm account), seals it in the store with a key
-/// derived from your passphrase (BACKCHANNEL_PASSPHRASE, or asked for),
+/// derived from your passphrase (asked for twice, or the first line of
+/// --passphrase-file, or BACKCHANNEL_PASSPHRASE),
 /// registers HANDLE with its public keys on the relay and publishes one-time
-/// keys. If the relay refuses (a taken handle), no store is left behind.
+/// keys. If the relay refuses (a taken handle), no store is left behind. The
+/// store is readable by you only (0600).
 ///
-/// Example:
+/// Examples:
 ///
-///   BACKCHANNEL_PASSPHRASE=... backchannel --store blue.store init --relay http://127.0.0.1:8470 --handle blue
+///   backchannel --store blue.store init --relay http://127.0.0.1:8470 --handle blue
+///   backchannel --store blue.store --passphrase-file ~/.blue-pass init --relay http://127.0.0.1:8470 --handle blue
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct InitArgs {
@@ -39,22 +42,27 @@ pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let pass = store::passphrase(true)?;
     let client = Client::create(store, &pass, KdfParams::DEFAULT, &args.relay, &handle)
         .await
         .map_err(store::explain)?;
     let k = client.keys();
-    println!(
+    outln!(
         "created {} for {} on {}",
         store.display(),
         client.me(),
         client.relay_url()
     );
-    println!("  curve25519 {}", b64::encode(k.curve25519));
-    println!("  ed25519    {}", b64::encode(k.ed25519));
-    println!("Compare safety numbers in person with `backchannel fingerprint PEER` once you share a channel.");
+    outln!("  curve25519 {}", b64::encode(k.curve25519));
+    outln!("  ed25519    {}", b64::encode(k.ed25519));
+    outln!("Compare safety numbers in person with `backchannel fingerprint PEER` once you share a channel.");
     Ok(())
 }
 
@@ -98,7 +106,7 @@ pub fn fingerprint(store: &Path, args: FingerprintArgs) -> anyhow::Result<()> {
         let (number, trust) = client.safety_number(&p)?;
         rows.push(serde_json::json!({"peer": p.as_str(), "safety_number": number.one_line(), "key": trust.label()}));
         if !args.json {
-            println!(
+            outln!(
                 "{} and {} ({}):\n{}\n",
                 client.me(),
                 p,
@@ -116,12 +124,70 @@ pub fn fingerprint(store: &Path, args: FingerprintArgs) -> anyhow::Result<()> {
             "peers": rows,
         }))?;
     } else if args.peer.is_none() {
-        println!(
+        outln!(
             "{}: curve25519 {}  ed25519 {}",
             client.me(),
             b64::encode(k.curve25519),
             b64::encode(k.ed25519)
         );
     }
+    Ok(())
+}
+
+/// Change the store's passphrase.
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    #[command(subcommand)]
+    command: PassphraseCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PassphraseCommand {
+    /// Seal the store under a new passphrase; the old one stops working.
+    ///
+    /// The current passphrase comes from --passphrase-file,
+    /// BACKCHANNEL_PASSPHRASE or a prompt; the new one from
+    /// --new-passphrase-file or a prompt (twice). The store key is wrapped
+    /// anew in one transaction: the store opens with exactly one of the two
+    /// at any moment, even after a crash. Stop `watch` on this store first.
+    ///
+    /// Examples:
+    ///
+    ///   backchannel --store blue.store passphrase change
+    ///   backchannel --store blue.store --passphrase-file old.txt passphrase change --new-passphrase-file new.txt
+    #[command(verbatim_doc_comment)]
+    Change {
+        /// Read the new passphrase from the first line of this file.
+        #[arg(long, value_name = "PATH")]
+        new_passphrase_file: Option<std::path::PathBuf>,
+    },
+}
+
+pub fn passphrase(store: &Path, args: PassphraseArgs) -> anyhow::Result<()> {
+    let PassphraseCommand::Change {
+        new_passphrase_file,
+    } = args.command;
+    let old = store::passphrase(false)?;
+    let mut client = Client::open(store, &old).map_err(|e| match e.code() {
+        "store_busy" => anyhow::anyhow!(
+            "another backchannel process (`watch`?) is using {}: stop it, then change the passphrase",
+            store.display()
+        ),
+        _ => store::explain(e),
+    })?;
+    let new = match &new_passphrase_file {
+        Some(path) => store::passphrase_from_file(path)?,
+        None => store::ask_passphrase("New passphrase", true)?,
+    };
+    if new == old {
+        anyhow::bail!("the new passphrase is the old one; nothing was changed");
+    }
+    client
+        .change_passphrase(&old, &new)
+        .map_err(store::explain)?;
+    outln!(
+        "{} is now sealed under the new passphrase; the old one no longer opens it",
+        store.display()
+    );
     Ok(())
 }

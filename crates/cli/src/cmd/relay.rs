@@ -85,7 +85,7 @@ fn release(db: PathBuf, handle: &str) -> anyhow::Result<()> {
     if !store.release_principal(&handle)? {
         anyhow::bail!("no principal {handle} is registered at this relay");
     }
-    println!("released {handle}: it may now register again with new keys (`backchannel init --handle {handle}` on its new device)");
+    outln!("released {handle}: it may now register again with new keys (`backchannel init --handle {handle}` on its new device)");
     Ok(())
 }
 
@@ -101,7 +101,7 @@ fn serve_relay(db: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
             })?;
         let addr = listener.local_addr().context("reading the bound address")?;
         // Scripts and tests read this line to learn the port.
-        println!(
+        outln!(
             "backchannel relay listening on http://{addr} (database {})",
             db.display()
         );

@@ -24,6 +24,8 @@ pub struct TranscriptArgs {
 enum TranscriptCommand {
     /// Write CHANNEL's history as JSON (no ciphertext, no key material).
     ///
+    /// It is plaintext: --out creates the file readable by you only (0600).
+    ///
     /// Example:
     ///
     ///   backchannel --store blue.store transcript export 3f2a --out talks.json
@@ -66,15 +68,14 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
             let text = serde_json::to_string_pretty(&file)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    crate::out::write_private(&path, &text)?;
                     eprintln!(
                         "wrote {} messages to {}",
                         file.messages.len(),
                         path.display()
                     );
                 }
-                None => println!("{text}"),
+                None => outln!("{text}"),
             }
         }
         TranscriptCommand::Verify {
@@ -97,16 +98,16 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
                     &serde_json::json!({"check": check, "against_store": store_problems}),
                 )?;
             } else {
-                println!(
+                outln!(
                     "{} messages; {} inconsistencies",
                     check.messages,
                     check.problems.len()
                 );
                 for p in &check.problems {
-                    println!("  inconsistent: {p}");
+                    outln!("  inconsistent: {p}");
                 }
                 for r in &check.remarks {
-                    println!("  note: {r}");
+                    outln!("  note: {r}");
                 }
                 if let Some(cmp) = &store_problems {
                     let verdict = if cmp.problems.is_empty() {
@@ -114,22 +115,22 @@ pub async fn run(store_path: &Path, args: TranscriptArgs) -> anyhow::Result<()> 
                     } else {
                         "MISMATCH"
                     };
-                    println!("against your store: {verdict}");
+                    outln!("against your store: {verdict}");
                     for p in &cmp.problems {
-                        println!("  {p}");
+                        outln!("  {p}");
                     }
                     if cmp.omitted > 0 {
-                        println!(
+                        outln!(
                             "  note: your store holds {} message(s) the file lacks",
                             cmp.omitted
                         );
                     }
                 }
-                println!("(internal consistency proves nothing to an outsider: anyone can write a consistent file)");
+                outln!("(internal consistency proves nothing to an outsider: anyone can write a consistent file)");
             }
             let bad = check.problems.len() + store_problems.map_or(0, |c| c.problems.len());
             if bad > 0 {
-                anyhow::bail!("the transcript failed {bad} check(s)");
+                return Err(crate::Found(format!("the transcript failed {bad} check(s)")).into());
             }
         }
     }

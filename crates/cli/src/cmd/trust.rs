@@ -8,11 +8,12 @@ use clap::{Args, Subcommand};
 use crate::store::{run_work, Work};
 use crate::{render, store};
 
-/// Show alerts; exit non-zero while any is open.
+/// Show alerts; exit 1 while any is open.
 ///
 /// Lists the alerts of every channel (or of CHANNEL) that are neither
 /// dismissed nor cleared, with their time, kind, the message ids involved and
-/// what to do. Exits 1 while any is open, 0 when none is. Read an alert, act
+/// what to do. Exit status: 0 when no alert is open, 1 while any is, 2 when
+/// nothing could be checked (wrong passphrase, no store...). Read an alert, act
 /// on it, then dismiss it with --dismiss ID. `key_changed` and
 /// `membership_mismatch` block sending in their channel until then.
 ///
@@ -50,7 +51,7 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     if let Some(id) = args.dismiss {
         run_work(store_path, Work::Dismiss { id: AlertId(id) }).await?;
         if !args.json {
-            println!("dismissed alert {id}");
+            outln!("dismissed alert {id}");
         }
     }
     let client = store::open_reader(store_path)?;
@@ -87,10 +88,10 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "#{} {} {}{}{}\n    {}\n    messages: {}\n    what to do: {}",
                 a.id,
-                render::utc(a.raised_at.0),
+                crate::time::show(a.raised_at.0),
                 if s.notice { "notice " } else { "ALERT " },
                 a.kind,
                 state,
@@ -100,13 +101,14 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
             );
         }
         if open == 0 {
-            println!("no open alerts");
+            outln!("no open alerts");
         }
     }
     if open > 0 {
-        anyhow::bail!(
+        return Err(crate::Found(format!(
             "{open} open alert(s): read them, act, then `backchannel verify --dismiss ID`"
-        );
+        ))
+        .into());
     }
     Ok(())
 }
@@ -165,11 +167,11 @@ pub async fn trust(store_path: &Path, args: TrustArgs) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!("{peer}'s key is marked verified");
+            outln!("{peer}'s key is marked verified");
         }
         TrustCommand::DangerousAcceptNewKey { peer } => {
             let out = run_work(store_path, Work::AcceptNewKey { peer: peer.clone() }).await?;
-            println!(
+            outln!(
                 "pinned the key the relay now serves for {peer} (unverified).\nCompare this safety number with {peer} before relying on it:\n{}",
                 out["safety_number"].as_str().unwrap_or("")
             );

@@ -91,18 +91,18 @@ fn show(report: &SyncReport, json: bool) {
     if json {
         if !report.received.is_empty() || !report.alerts.is_empty() {
             if let Ok(line) = serde_json::to_string(report) {
-                println!("{line}");
+                outln!("{line}");
             }
         }
     } else {
         for e in &report.received {
-            println!("{}", render::entry(e));
+            outln!("{}", render::entry(e));
         }
         for c in &report.activated {
-            println!("channel {c} is now active");
+            outln!("channel {c} is now active");
         }
         for a in &report.alerts {
-            println!("{}", render::alert_line(a));
+            outln!("{}", render::alert_line(a));
         }
     }
 }

@@ -6,6 +6,7 @@ mod commitments;
 mod compat;
 mod conformance;
 mod consent;
+mod conventions;
 mod crash;
 mod flows;
 mod outbox;

@@ -6,7 +6,7 @@
 
 use backchannel_protocol::channel::{ChannelState, ChannelStatus, Response, Setup};
 use backchannel_protocol::payload::{Body, Payload, Policy, Proposal, Role};
-use backchannel_protocol::{ChannelId, Digest, Handle, Timestamp};
+use backchannel_protocol::{duration_words, ChannelId, Digest, Handle, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::Client;
@@ -219,32 +219,6 @@ impl ConsentStatement {
         let prefix = prefix.trim().to_ascii_lowercase();
         prefix.len() >= 6 && self.digest.to_hex().starts_with(&prefix)
     }
-}
-
-/// Seconds in words: "2 days", "1 hour 30 minutes", "90 seconds".
-pub fn duration_words(secs: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (86_400, "day"),
-        (3_600, "hour"),
-        (60, "minute"),
-        (1, "second"),
-    ];
-    if secs == 0 {
-        return "0 seconds".into();
-    }
-    let mut left = secs;
-    let mut parts = Vec::new();
-    for (size, name) in UNITS {
-        let n = left / size;
-        if n > 0 {
-            parts.push(format!("{n} {name}{}", if n == 1 { "" } else { "s" }));
-            left %= size;
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    parts.join(" ")
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -622,19 +596,4 @@ fn lines_of(s: &ConsentStatement) -> Vec<String> {
         });
     }
     lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration_words;
-
-    #[test]
-    fn durations_read_as_words() {
-        assert_eq!(duration_words(86_400), "1 day");
-        assert_eq!(duration_words(172_800), "2 days");
-        assert_eq!(duration_words(5_400), "1 hour 30 minutes");
-        assert_eq!(duration_words(90), "1 minute 30 seconds");
-        assert_eq!(duration_words(1), "1 second");
-        assert_eq!(duration_words(0), "0 seconds");
-    }
 }

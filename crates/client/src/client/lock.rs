@@ -25,8 +25,10 @@ pub fn sibling(store: &Path, suffix: &str) -> PathBuf {
 }
 
 fn open_lock_file(store: &Path) -> Result<File, ClientError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let path = sibling(store, ".lock");
     File::options()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)

@@ -29,8 +29,8 @@ use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
 pub use consent::{
-    duration_words, Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind,
-    ProposedMember, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+    Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
+    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
 pub use outbox::{Delivery, QueuedPost};
@@ -368,6 +368,15 @@ impl Client {
     /// The store file.
     pub fn store_path(&self) -> &Path {
         self.vault.path()
+    }
+
+    /// Seals the store under the passphrase `new` (see
+    /// [`Vault::change_passphrase`]); only its one writer may.
+    pub fn change_passphrase(&mut self, old: &str, new: &str) -> Result<(), ClientError> {
+        if self.lock.is_none() {
+            return Err(ClientError::ReadOnly);
+        }
+        Ok(self.vault.change_passphrase(old, new)?)
     }
 
     /// Logs in if not logged in, or if the token is near its end.

@@ -54,6 +54,20 @@ fn connect(path: &Path) -> Result<Connection, VaultError> {
     Ok(conn)
 }
 
+/// Creates an empty file readable and writable by its owner only (0600),
+/// whatever the umask: SQLite then fills it, and gives its journal the
+/// same mode.
+fn create_private(path: &Path) -> Result<(), VaultError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| VaultError::Sqlite(format!("cannot create {}: {e}", path.display())))
+}
+
 /// Brings a store made by an earlier version up to date (version 2: the
 /// epoch of each unclassified failure; version 3: envelopes deferred until
 /// a key decision).
@@ -99,6 +113,7 @@ impl Vault {
         let store_key = zeroize::Zeroizing::new(rand::random::<[u8; 32]>());
         let kek = Sealer::new(&*derive(passphrase, &salt, kdf)?);
         let wrapped = kek.wrap(&store_key)?;
+        create_private(path)?;
         let mut conn = connect(path)?;
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
@@ -153,6 +168,29 @@ impl Vault {
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Seals the store under `new` instead of `old`: the store key is
+    /// unwrapped with `old` (a wrong one changes nothing) and wrapped again
+    /// under a key derived from `new` with a fresh salt, in one SQLite
+    /// transaction (rollback journal, `synchronous=FULL`: either both the
+    /// salt and the wrapped key are replaced on disk, or neither). From
+    /// then on `old` no longer opens the store; the data stays sealed under
+    /// the same store key and is not rewritten.
+    pub fn change_passphrase(&mut self, old: &str, new: &str) -> Result<(), VaultError> {
+        let kdf = KdfParams::decode(&self.meta("kdf_params")?)?;
+        let old_kek = Sealer::new(&*derive(old, &self.meta("kdf_salt")?, kdf)?);
+        let store_key = old_kek.unwrap_key(&self.meta("store_key")?)?;
+        let salt: [u8; 16] = rand::random();
+        let wrapped = Sealer::new(&*derive(new, &salt, kdf)?).wrap(&store_key)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for (k, v) in [("kdf_salt", salt.to_vec()), ("store_key", wrapped)] {
+            tx.execute("UPDATE meta SET v = ?2 WHERE k = ?1", params![k, v])?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn meta(&self, k: &str) -> Result<Vec<u8>, VaultError> {
@@ -559,5 +597,40 @@ impl OutboxRecord {
                 .collect::<Result<_, _>>()?,
             resumed: self.resumed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_passphrase_opens_the_store_and_the_old_one_no_longer_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let handle = Handle::new("blue").unwrap();
+        let identity = Identity::new();
+        let mut vault = Vault::create(
+            &path,
+            "old words",
+            KdfParams::INSECURE_FOR_TESTS,
+            &handle,
+            "http://127.0.0.1:1",
+            &identity,
+        )
+        .unwrap();
+        assert!(matches!(
+            vault.change_passphrase("not them", "new words"),
+            Err(VaultError::WrongPassphrase)
+        ));
+        vault.change_passphrase("old words", "new words").unwrap();
+        drop(vault);
+        assert!(matches!(
+            Vault::open(&path, "old words"),
+            Err(VaultError::WrongPassphrase)
+        ));
+        let reopened = Vault::open(&path, "new words").unwrap();
+        assert_eq!(reopened.handle().unwrap(), handle);
+        assert_eq!(reopened.account().unwrap().keys(), identity.keys());
     }
 }

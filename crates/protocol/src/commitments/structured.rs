@@ -416,12 +416,13 @@ impl Structured {
                 deadline_ms,
                 ..
             } => format!(
-                "[escrowed exchange {exchange} among {}, offers due by {deadline_ms} ms] Terms: {terms}",
+                "[escrowed exchange {exchange} among {}, offers due by {}] Terms: {terms}",
                 participants
                     .iter()
                     .map(Handle::as_str)
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                crate::Timestamp(*deadline_ms).utc_text()
             ),
             Structured::Event {
                 actor,
@@ -478,6 +479,11 @@ impl Structured {
     }
 }
 
+/// A time in an error message.
+fn utc(ms: &i64) -> String {
+    crate::Timestamp(*ms).utc_text()
+}
+
 fn short(id: &str) -> String {
     id.chars().take(8).collect()
 }
@@ -497,7 +503,7 @@ pub enum CommitmentError {
         allowed: String,
     },
     /// A window that ends before it starts.
-    #[error("the window ends ({until}) before it starts ({from})")]
+    #[error("the window ends ({}) before it starts ({})", utc(.until), utc(.from))]
     Window {
         /// Start.
         from: i64,

@@ -555,7 +555,10 @@ impl Alert {
 }
 
 pub(crate) fn ack_overdue_detail(member: &Handle, n: usize, deadline_s: u32) -> String {
-    format!("{member} has not confirmed receipt of {n} message(s) within {deadline_s} s of when you learnt of them")
+    format!(
+        "{member} has not confirmed receipt of {n} message(s) within {} of when you learnt of them",
+        crate::duration_words(u64::from(deadline_s))
+    )
 }
 
 /// `#3`, `#3 and #4`, `#3 to #7`.
