@@ -182,6 +182,8 @@ pub struct AssuranceView {
     pub beneficiaries: Vec<Actor>,
     /// The wording.
     pub wording: String,
+    /// Every typed term (conditions, validity, formality, authority...).
+    pub assurance: Assurance,
     /// Main state at the evaluation time.
     pub state: State,
     /// Since when (transcript time), if known.
@@ -241,6 +243,9 @@ pub struct Board {
     pub relations: Vec<Declared>,
     /// Answers awaited.
     pub awaiting: Vec<Awaiting>,
+    /// Messages held only as stubs (digests): whatever commitments they
+    /// carry are not on this board.
+    pub stubs: usize,
 }
 
 struct Msg<'a> {
@@ -475,6 +480,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             issuer: m.sender.to_string(),
             beneficiaries: a.beneficiaries.clone(),
             wording: a.wording.clone(),
+            assurance: a.clone(),
             state,
             since_ms: since,
             valid_until_ms: a.valid_until_ms,
@@ -555,6 +561,10 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
         red_lines,
         relations,
         awaiting,
+        stubs: entries
+            .iter()
+            .filter(|e| matches!(e.payload, Payload::Stub { .. }))
+            .count(),
     }
 }
 
