@@ -40,8 +40,9 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
-    now, ChannelView, Client, Clock, Confirmation, ExchangeView, LogEntry, MemberView,
-    ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
+    now, unique_prefix, Candidate, ChannelView, Client, Clock, Confirmation, ExchangeState,
+    ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView, ReceivedOffer,
+    SyncReport, MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET,
 };
 pub use error::{ClientError, TransportError, VaultError};
 pub use vault::KdfParams;
