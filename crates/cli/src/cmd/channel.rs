@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use crate::store::{run_work, Work};
+use crate::store::{run_or_preview, DryRun, Work};
 use crate::{render, store};
 
 /// Open, accept, decline and list channels.
@@ -49,6 +49,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Accept a channel's proposal: its creation, or a pending amendment.
     ///
@@ -64,6 +66,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Propose a new epoch, as the channel's mediator: members join or leave,
     /// or the policy changes.
@@ -79,8 +83,8 @@ enum ChannelCommand {
     ///
     /// Examples:
     ///
-    ///   backchannel --store mediator.store channel amend 3f2a --add-party green --remove observer1 --mediator-reads yes
-    ///   backchannel --store mediator.store channel amend 3f2a --rekey
+    ///   backchannel --store mediator.store channel amend 3f2a9c1e --add-party green --remove observer1 --mediator-reads yes
+    ///   backchannel --store mediator.store channel amend 3f2a9c1e --rekey
     #[command(verbatim_doc_comment)]
     Amend {
         /// Channel id, or a unique prefix of it.
@@ -109,12 +113,14 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Decline a channel's creation proposal; it then never opens.
     ///
     /// Example:
     ///
-    ///   backchannel --store red.store channel decline 3f2a --reason "not through this intermediary"
+    ///   backchannel --store red.store channel decline 3f2a9c1e --reason "not through this intermediary"
     #[command(verbatim_doc_comment)]
     Decline {
         /// Channel id, or a unique prefix of it.
@@ -125,6 +131,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// List your channels with their members, answers and key trust.
     ///
@@ -176,8 +184,9 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             receipt_deadline,
             heartbeat,
             json,
+            dry,
         } => {
-            let out = run_work(
+            let Some(out) = run_or_preview(
                 store_path,
                 Work::Create {
                     title,
@@ -187,8 +196,13 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                     receipt_deadline_s: receipt_deadline,
                     heartbeat_interval_s: heartbeat,
                 },
+                dry,
+                json,
             )
-            .await?;
+            .await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -198,8 +212,11 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             );
             println!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
         }
-        ChannelCommand::Accept { channel, json } => {
-            let out = run_work(store_path, Work::Accept { channel }).await?;
+        ChannelCommand::Accept { channel, json, dry } => {
+            let Some(out) = run_or_preview(store_path, Work::Accept { channel }, dry, json).await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -218,6 +235,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             heartbeat,
             rekey,
             json,
+            dry,
         } => {
             let unchanged = add.is_empty()
                 && observers.is_empty()
@@ -228,7 +246,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if unchanged && !rekey {
                 anyhow::bail!("nothing to change: name a change (--add-party, --remove, --mediator-reads, ...), or pass --rekey for a new epoch with the same members and policy");
             }
-            let out = run_work(
+            let Some(out) = run_or_preview(
                 store_path,
                 Work::Amend {
                     channel,
@@ -239,8 +257,13 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                     receipt_deadline_s: receipt_deadline,
                     heartbeat_interval_s: heartbeat,
                 },
+                dry,
+                json,
             )
-            .await?;
+            .await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -255,8 +278,13 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             channel,
             reason,
             json,
+            dry,
         } => {
-            let out = run_work(store_path, Work::Decline { channel, reason }).await?;
+            let Some(out) =
+                run_or_preview(store_path, Work::Decline { channel, reason }, dry, json).await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }

@@ -1,4 +1,4 @@
-//! `exchange create | submit | withdraw | status`: escrowed simultaneous
+//! `exchange create | submit | withdraw | status | list`: escrowed simultaneous
 //! exchange, so that neither side has to move first.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use crate::cmd::commit::parse_time;
 use crate::render;
-use crate::store::{run_work, Work};
+use crate::store::{run_or_preview, run_work, DryRun, Work};
 
 /// Escrowed simultaneous exchange: sealed offers released together.
 ///
@@ -28,10 +28,10 @@ enum ExchangeCommand {
     ///
     /// Example:
     ///
-    ///   backchannel exchange create 3f2a --with red --terms "Simultaneous gestures of good faith." --deadline +24h
+    ///   backchannel exchange create 3f2a9c1e --with red --terms "Simultaneous gestures of good faith." --deadline +24h
     #[command(verbatim_doc_comment)]
     Create {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Another participant (repeat).
         #[arg(long = "with", value_name = "HANDLE", required = true)]
@@ -45,31 +45,50 @@ enum ExchangeCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Seal and submit your offer (replaces an earlier one).
     ///
     /// Example:
     ///
-    ///   backchannel exchange submit 9a7c... "Blue withdraws two brigades from the border zone."
+    ///   backchannel exchange submit 9a7c0e12 "Blue withdraws two brigades from the border zone."
     #[command(verbatim_doc_comment)]
     Submit {
-        /// Exchange id.
+        /// Exchange id, or a unique prefix of it (6 hex digits or more).
         exchange: String,
         /// Your offer.
         offer: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Withdraw your offer before release.
     ///
     /// Example:
     ///
-    ///   backchannel exchange withdraw 9a7c...
+    ///   backchannel exchange withdraw 9a7c0e12
     #[command(verbatim_doc_comment)]
     Withdraw {
-        /// Exchange id.
+        /// Exchange id, or a unique prefix of it (6 hex digits or more).
         exchange: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dry: DryRun,
+    },
+    /// List the exchanges announced in your channels, as this store last saw them.
+    ///
+    /// `exchange status ID` asks the relay for an exchange's state now.
+    ///
+    /// Example:
+    ///
+    ///   backchannel exchange list --json
+    #[command(verbatim_doc_comment)]
+    List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -78,10 +97,10 @@ enum ExchangeCommand {
     ///
     /// Example:
     ///
-    ///   backchannel exchange status 9a7c... --json
+    ///   backchannel exchange status 9a7c0e12 --json
     #[command(verbatim_doc_comment)]
     Status {
-        /// Exchange id.
+        /// Exchange id, or a unique prefix of it (6 hex digits or more).
         exchange: String,
         /// Print JSON.
         #[arg(long)]
@@ -90,13 +109,14 @@ enum ExchangeCommand {
 }
 
 pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
-    let (work, json) = match args.command {
+    let (work, json, dry) = match args.command {
         ExchangeCommand::Create {
             channel,
             with,
             terms,
             deadline,
             json,
+            dry,
         } => (
             Work::ExchangeCreate {
                 channel,
@@ -105,16 +125,27 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
                 deadline_ms: deadline,
             },
             json,
+            dry,
         ),
         ExchangeCommand::Submit {
             exchange,
             offer,
             json,
-        } => (Work::ExchangeSubmit { exchange, offer }, json),
-        ExchangeCommand::Withdraw { exchange, json } => (Work::ExchangeWithdraw { exchange }, json),
-        ExchangeCommand::Status { exchange, json } => (Work::ExchangeStatus { exchange }, json),
+            dry,
+        } => (Work::ExchangeSubmit { exchange, offer }, json, dry),
+        ExchangeCommand::Withdraw {
+            exchange,
+            json,
+            dry,
+        } => (Work::ExchangeWithdraw { exchange }, json, dry),
+        ExchangeCommand::Status { exchange, json } => {
+            (Work::ExchangeStatus { exchange }, json, DryRun::default())
+        }
+        ExchangeCommand::List { json } => return list(store_path, json),
     };
-    let out = run_work(store_path, work).await?;
+    let Some(out) = run_or_preview(store_path, work, dry, json).await? else {
+        return Ok(());
+    };
     if json {
         return render::json(&out);
     }
@@ -162,6 +193,22 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `exchange list`.
+fn list(store_path: &Path, json: bool) -> anyhow::Result<()> {
+    let client = crate::store::open_reader(store_path)?;
+    let exchanges = client.exchanges();
+    if json {
+        return render::json(&exchanges);
+    }
+    if exchanges.is_empty() {
+        println!("no exchanges announced in your channels (`backchannel sync` fetches new ones)");
+    }
+    for x in &exchanges {
+        print!("{}", render::exchange(x));
+    }
+    Ok(())
+}
+
 /// Export or import event reports as PLOVER-style JSON lines.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -175,10 +222,10 @@ enum EventsCommand {
     ///
     /// Example:
     ///
-    ///   backchannel events export 3f2a > reports.jsonl
+    ///   backchannel events export 3f2a9c1e > reports.jsonl
     #[command(verbatim_doc_comment)]
     Export {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
     },
     /// Send each PLOVER record of a JSON-lines file as an event report.
@@ -188,10 +235,10 @@ enum EventsCommand {
     ///
     /// Example:
     ///
-    ///   backchannel events import 3f2a reports.jsonl
+    ///   backchannel events import 3f2a9c1e reports.jsonl
     #[command(verbatim_doc_comment)]
     Import {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// The JSON-lines file.
         file: std::path::PathBuf,

@@ -7,6 +7,7 @@ mod compat;
 mod conformance;
 mod crash;
 mod flows;
+mod readable;
 mod relay;
 mod stale;
 mod watch;
@@ -127,6 +128,7 @@ pub fn inbox(u: &User) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| e["kind"] == "text")
         .map(|e| {
             (
                 e["sender"].as_str().unwrap().to_string(),
