@@ -227,7 +227,8 @@ pub fn message_view(v: &MessageView) -> String {
 }
 
 /// An exchange in `exchange list`: id prefix, channel, participants,
-/// deadline and state on one line, the terms below.
+/// deadline and state (as this store last saw it) on one line, the terms
+/// below.
 pub fn exchange(x: &backchannel_client::ExchangeSummary) -> String {
     use backchannel_client::ExchangeState;
     let state = match x.state {
@@ -236,7 +237,7 @@ pub fn exchange(x: &backchannel_client::ExchangeSummary) -> String {
         ExchangeState::Released => "released",
     };
     format!(
-        "exchange {}  channel {}  among {}  deadline {}  {state}, your offer {}\n    terms: {}\n",
+        "exchange {}  channel {}  among {}  deadline {}  {state}\n    terms: {}\n",
         &x.exchange_id.to_hex()[..8],
         &x.channel_id.to_hex()[..8],
         x.participants
@@ -245,11 +246,6 @@ pub fn exchange(x: &backchannel_client::ExchangeSummary) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         utc(x.deadline_ms),
-        if x.you_submitted {
-            "is in"
-        } else {
-            "is not in"
-        },
         x.terms
     )
 }

@@ -78,8 +78,6 @@ pub struct ExchangeSummary {
     pub deadline_ms: i64,
     /// As this store last saw it.
     pub state: ExchangeState,
-    /// Whether the relay took an offer of this member's.
-    pub you_submitted: bool,
 }
 
 /// The one item of `items` (hex id, item, its description) whose id
@@ -252,7 +250,7 @@ impl Client {
                 continue;
             }
             let local = self.vault.exchange(exchange).ok().flatten();
-            let released = local.as_ref().is_some_and(|l| l.opened.is_some());
+            let released = local.is_some_and(|l| l.opened.is_some());
             out.push(ExchangeSummary {
                 exchange_id: *exchange,
                 channel_id: header.channel_id,
@@ -266,7 +264,6 @@ impl Client {
                 } else {
                     ExchangeState::Open
                 },
-                you_submitted: local.is_some_and(|l| !l.sealed.is_empty()),
             });
         }
         out
