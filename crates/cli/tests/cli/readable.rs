@@ -2,7 +2,9 @@
 //! read, and irreversible acts that are deliberate. Each test is named after
 //! the bullet it checks.
 
-use std::process::Output;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -492,4 +494,53 @@ fn dry_run_sends_nothing() {
     assert_eq!(s.blue.json(&["exchange", "list"]), serde_json::json!([]));
     let refused = s.blue.try_run(&["send", &id, "  ", "--dry-run"]);
     assert!(!refused.status.success(), "{}", stdout(&refused));
+}
+
+/// On a terminal (`script` gives the command one), `revoke --all` asks,
+/// and only a typed yes sends.
+#[test]
+fn revoke_all_asks_on_a_terminal() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: no /usr/bin/script to give the command a terminal");
+        return;
+    }
+    let s = Scene::new();
+    let id = s.open_channel();
+    let a = assure(&s.blue, &id, "Blue will not strike Red first.");
+    let on_a_terminal = |answer: &str| {
+        let line = format!(
+            "{} --store {} revoke {id} --all Withdrawn.",
+            crate::bin().display(),
+            s.blue.store.display()
+        );
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("BACKCHANNEL_PASSPHRASE", crate::PASS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let before = log_len(&s.blue, &id);
+    let out = on_a_terminal("no");
+    let said = stdout(&out);
+    assert!(
+        !out.status.success() && said.contains("Type yes to revoke them") && said.contains(&a[..8]),
+        "{said}"
+    );
+    assert_eq!(log_len(&s.blue, &id), before, "nothing was sent");
+    let out = on_a_terminal("yes");
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(
+        s.blue.json(&["status", &id])["assurances"][0]["state"],
+        "revoked"
+    );
 }
