@@ -250,6 +250,8 @@ pub struct Board {
 
 struct Msg<'a> {
     id: MessageId,
+    /// Its place in its sender's chain (epoch, seq).
+    place: (u32, u64),
     sender: Handle,
     sent_at: i64,
     body: Option<&'a Structured>,
@@ -266,6 +268,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             let h = e.payload.header();
             Msg {
                 id: h.message_id,
+                place: (h.epoch.number.0, h.seq.0),
                 sender: h.sender.clone(),
                 sent_at: h.sent_at.0,
                 body: match &e.payload {
@@ -356,7 +359,12 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             };
         }
         let by_issuer = |x: &&Msg<'_>| x.sender == m.sender && x.sent_at <= at.0;
-        let targets = |t: &Option<String>| t.as_deref().is_none_or(|t| t == id);
+        // One assurance by its id, or (none named) every assurance its
+        // issuer sent before: never one sent after.
+        let targets = |x: &Msg<'_>, t: &Option<String>| match t.as_deref() {
+            Some(t) => t == id,
+            None => x.place > m.place,
+        };
         let revoked = msgs
             .iter()
             .filter(by_issuer)
@@ -365,7 +373,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                     assurance,
                     effective_ms,
                     ..
-                }) if targets(assurance) => Some((*effective_ms).max(x.sent_at)),
+                }) if targets(x, assurance) => Some((*effective_ms).max(x.sent_at)),
                 _ => None,
             })
             .min();
@@ -392,7 +400,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                 from_ms,
                 until_ms,
                 ..
-            }) if targets(assurance) => {
+            }) if targets(x, assurance) => {
                 let from = (*from_ms).max(x.sent_at);
                 (from <= at.0 && until_ms.is_none_or(|u| at.0 < u)).then_some(from)
             }
@@ -779,6 +787,32 @@ mod tests {
         );
         assert_eq!(state(&t, 7_999), State::Active);
         assert_eq!(state(&t, 8_000), State::Revoked);
+    }
+
+    #[test]
+    fn revoking_or_suspending_all_leaves_the_assurances_given_after() {
+        let mut t = T::new();
+        t.s("blue", 500, assurance(None));
+        for body in [
+            Structured::Revoke {
+                assurance: None,
+                effective_ms: 700,
+                text: "all withdrawn".into(),
+            },
+            Structured::Suspend {
+                assurance: None,
+                from_ms: 700,
+                until_ms: None,
+                text: "all paused".into(),
+            },
+        ] {
+            t.s("blue", 700, body);
+        }
+        t.s("blue", 800, assurance(None));
+        t.push("red", 900, Body::Receipt);
+        let board = fold(&t.entries, &members(), Timestamp(2_000));
+        let states: Vec<State> = board.assurances.iter().map(|a| a.state).collect();
+        assert_eq!(states, [State::Revoked, State::Active]);
     }
 
     #[test]
