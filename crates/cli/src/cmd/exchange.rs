@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use crate::cmd::commit::parse_time;
 use crate::render;
-use crate::store::{run_or_preview, run_work, DryRun, Work};
+use crate::store::{run_or_preview, DryRun, Work};
 
 /// Escrowed simultaneous exchange: sealed offers released together.
 ///
@@ -242,6 +242,8 @@ enum EventsCommand {
         channel: String,
         /// The JSON-lines file.
         file: std::path::PathBuf,
+        #[command(flatten)]
+        dry: DryRun,
     },
 }
 
@@ -255,7 +257,7 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             }
         }
-        EventsCommand::Import { channel, file } => {
+        EventsCommand::Import { channel, file, dry } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             // Every line is checked before anything is sent.
@@ -272,16 +274,14 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 bodies.push(serde_json::to_value(&e)?);
             }
             for body in &bodies {
-                run_work(
-                    store_path,
-                    Work::Structured {
-                        channel: channel.clone(),
-                        body: body.clone(),
-                    },
-                )
-                .await?;
+                let work = Work::Structured {
+                    channel: channel.clone(),
+                    body: body.clone(),
+                };
+                run_or_preview(store_path, work, dry, false).await?;
             }
-            println!("sent {} event report(s)", bodies.len());
+            let done = if dry.dry_run { "would send" } else { "sent" };
+            println!("{done} {} event report(s)", bodies.len());
         }
     }
     Ok(())

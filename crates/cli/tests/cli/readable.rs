@@ -477,6 +477,19 @@ fn dry_run_sends_nothing() {
     s.mediator
         .run(&["channel", "amend", &id, "--rekey", "--dry-run"]);
     s.red.run(&["channel", "decline", &id, "--dry-run"]);
+    let file = s.dir.path().join("reports.jsonl");
+    std::fs::write(
+        &file,
+        "{\"date\":\"2026-05-03\",\"actor\":[{\"entity_text\":\"militia\"}],\"event\":[\"ASSAULT\"]}\n",
+    )
+    .unwrap();
+    let out = s
+        .red
+        .run(&["events", "import", &id, file.to_str().unwrap(), "--dry-run"]);
+    assert!(
+        out.contains("it would send: event") && out.contains("would send 1 event report"),
+        "{out}"
+    );
 
     let after: Vec<usize> = [&s.mediator, &s.blue, &s.red]
         .iter()
