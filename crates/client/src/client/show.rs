@@ -8,7 +8,7 @@ use backchannel_protocol::payload::{Body, Payload};
 use backchannel_protocol::Timestamp;
 use serde::Serialize;
 
-use super::{entry_of, Client, LogEntry};
+use super::{entry_of, Client, IdKind, LogEntry};
 use crate::error::ClientError;
 
 /// A message with everything known about it.
@@ -37,7 +37,10 @@ impl Client {
         let (channel, id) = self.resolve_message(None, prefix)?;
         let ordered = self.member.ordered(channel);
         let Some(m) = ordered.iter().find(|m| m.payload.header().message_id == id) else {
-            return Err(ClientError::UnknownChannel(channel.to_hex()));
+            return Err(ClientError::NotFound {
+                kind: IdKind::Message,
+                prefix: prefix.to_string(),
+            });
         };
         let body = structured_of(&m.payload);
         let board = self.board(channel, at)?;
