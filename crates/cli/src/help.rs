@@ -46,6 +46,7 @@ const ROLES: &[(&str, &[&str])] = &[
             "ask",
             "acknowledge",
             "relate",
+            "show",
             "status",
             "whatif",
             "exchange",

@@ -1,6 +1,9 @@
 //! How data reads in a terminal; `--json` prints the same data as JSON.
 
-use backchannel_client::{ChannelView, LogEntry, SyncReport};
+use backchannel_client::{ChannelView, LogEntry, MessageView, SyncReport};
+use backchannel_protocol::commitments::fold::{AssuranceView, Board, State};
+use backchannel_protocol::commitments::structured::RelationKind;
+use backchannel_protocol::commitments::{terms, Structured};
 
 use crate::time::{duration, show};
 
@@ -184,67 +187,58 @@ pub fn sync(synced: &Synced) -> String {
     out
 }
 
-/// The board of a channel.
-pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
+/// An assurance's state in words.
+pub fn state(s: State) -> &'static str {
+    match s {
+        State::Active => "active",
+        State::Expired => "expired",
+        State::Lapsed => "lapsed",
+        State::Proposed => "proposed",
+        State::Revoked => "revoked",
+        State::Suspended => "suspended",
+    }
+}
+
+/// The board of a channel: each commitment with its state and terms.
+pub fn board(b: &Board) -> String {
     let mut out = format!("board at {}\n", show(b.at_ms));
-    if b.assurances.is_empty() && b.red_lines.is_empty() {
+    if b.stubs > 0 {
+        out.push_str(&format!("  {}\n", terms::stubs_notice(b.stubs)));
+    } else if b.assurances.is_empty() && b.red_lines.is_empty() {
         out.push_str("  no assurances or red lines yet\n");
     }
     for a in &b.assurances {
-        let to: Vec<String> = a.beneficiaries.iter().map(|x| x.to_string()).collect();
         out.push_str(&format!(
-            "assurance {} by {} to {}: {:?}{}\n    \"{}\"\n",
+            "assurance {} by {}: {}{}\n",
             &a.id[..8],
             a.issuer,
-            to.join(", "),
-            a.state,
+            state(a.state),
             a.since_ms
                 .map_or(String::new(), |t| format!(" since {}", show(t))),
-            a.wording
         ));
-        if let Some(u) = a.valid_until_ms {
-            out.push_str(&format!("    valid until {}\n", show(u)));
-        }
-        for r in &a.reciprocated_by {
-            out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
-        }
-        for c in &a.lapse_claims {
-            out.push_str(&format!(
-                "    LAPSE CLAIMED by {}'s report {} (condition {}){}\n",
-                c.reported_by,
-                &c.event[..8],
-                c.condition,
-                if c.readings_diverge {
-                    ": only under some readings of the condition"
-                } else {
-                    ""
-                }
-            ));
-        }
-        for x in &a.allegations {
-            let answered = if a.answered.contains(x) {
-                "answered"
-            } else {
-                "unanswered"
-            };
-            out.push_str(&format!("    breach alleged: {} ({answered})\n", &x[..8]));
-        }
-        for f in &a.findings {
-            out.push_str(&format!("    finding made: {}\n", &f[..8]));
-        }
+        out.push_str(&assurance_flags(a));
+        out.push_str(&self::terms(
+            &terms::terms(&Structured::Assurance(a.assurance.clone())),
+            "    ",
+        ));
     }
     for r in &b.red_lines {
-        out.push_str(&format!(
-            "red line {} by {}: \"{}\"\n",
-            &r.id[..8],
-            r.issuer,
-            r.red_line.wording
+        out.push_str(&format!("red line {} by {}\n", &r.id[..8], r.issuer));
+        out.push_str(&self::terms(
+            &terms::terms(&Structured::RedLine(r.red_line.clone())),
+            "    ",
         ));
     }
     for r in &b.relations {
         out.push_str(&format!(
-            "relation: {} {:?} {} (declared by {})\n",
-            r.subject, r.relation, r.object, r.by
+            "relation: {} {} {} (declared by {})\n",
+            terms::actor(&r.subject),
+            match r.relation {
+                RelationKind::AllyOf => "is an ally of",
+                RelationKind::ProxyOf => "is a proxy of",
+            },
+            terms::actor(&r.object),
+            r.by
         ));
     }
     for w in &b.awaiting {
@@ -258,6 +252,115 @@ pub fn board(b: &backchannel_protocol::commitments::fold::Board) -> String {
         ));
     }
     out
+}
+
+/// What happened to an assurance: reciprocation, lapse claims, allegations, findings.
+fn assurance_flags(a: &AssuranceView) -> String {
+    let mut out = String::new();
+    for r in &a.reciprocated_by {
+        out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
+    }
+    for c in &a.lapse_claims {
+        out.push_str(&format!(
+            "    LAPSE CLAIMED by {}'s report {} (condition {}){}\n",
+            c.reported_by,
+            &c.event[..8],
+            c.condition,
+            if c.readings_diverge {
+                ": only under some readings of the condition"
+            } else {
+                ""
+            }
+        ));
+    }
+    for x in &a.allegations {
+        let answered = if a.answered.contains(x) {
+            "answered"
+        } else {
+            "unanswered"
+        };
+        out.push_str(&format!("    breach alleged: {} ({answered})\n", &x[..8]));
+    }
+    for f in &a.findings {
+        out.push_str(&format!("    finding made: {}\n", &f[..8]));
+    }
+    out
+}
+
+/// One message with everything known about it (`show`).
+pub fn message_view(v: &MessageView) -> String {
+    let mut out = entry(&v.message);
+    out.push('\n');
+    if let Some(a) = &v.assurance {
+        out.push_str(&format!(
+            "  state: {}{}\n",
+            state(a.state),
+            a.since_ms
+                .map_or(String::new(), |t| format!(" since {}", show(t)))
+        ));
+        out.push_str(&assurance_flags(a).replacen("    ", "  ", usize::MAX));
+    }
+    if !v.terms.is_empty() {
+        out.push_str("  terms:\n");
+        out.push_str(&terms(&v.terms, "    "));
+    }
+    if !v.related.is_empty() {
+        out.push_str("  since then in the channel:\n");
+        for r in &v.related {
+            out.push_str(&format!("    {}\n", entry(r).replace('\n', "\n    ")));
+        }
+    }
+    out
+}
+
+/// An exchange in `exchange list`: id prefix, channel, participants,
+/// deadline and state (as this store last saw it) on one line, the terms
+/// below.
+pub fn exchange(x: &backchannel_client::ExchangeSummary) -> String {
+    use backchannel_client::ExchangeState;
+    let state = match x.state {
+        ExchangeState::Open => "open",
+        ExchangeState::PastDeadline => "past its deadline (destroyed unless released)",
+        ExchangeState::Released => "released",
+    };
+    format!(
+        "exchange {}  channel {}  among {}  deadline {}  {state}\n    terms: {}\n",
+        &x.exchange_id.to_hex()[..8],
+        &x.channel_id.to_hex()[..8],
+        x.participants
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        show(x.deadline_ms),
+        x.terms
+    )
+}
+
+/// What `--dry-run` would have sent.
+pub fn preview(p: &crate::store::Preview) -> String {
+    let mut out = format!(
+        "dry run: nothing was sent; it would send: {}, {}\n",
+        p.kind,
+        p.channel_id
+            .map_or("proposing a new channel".into(), |c| format!(
+                "in channel {c}"
+            ))
+    );
+    out.push_str(&terms(&p.terms, "  "));
+    out.push_str(&format!(
+        "payload:\n{}\n",
+        serde_json::to_string_pretty(&p.payload).unwrap_or_default()
+    ));
+    out
+}
+
+/// Terms one per line, `label: value`, each after `indent`.
+pub fn terms(terms: &[backchannel_protocol::commitments::terms::Term], indent: &str) -> String {
+    terms
+        .iter()
+        .map(|t| format!("{indent}{}: {}\n", t.label, t.value.replace('\n', "\n    ")))
+        .collect()
 }
 
 /// Message ids, comma-separated (`-` for none).

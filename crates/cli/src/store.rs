@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use backchannel_client::{lock, Client, ClientError};
+use backchannel_client::{lock, Client, ClientError, IdKind};
+use backchannel_protocol::commitments::Structured;
+use backchannel_protocol::{ChannelId, MessageId};
 use serde::{Deserialize, Serialize};
 
 /// Where the passphrase comes from when not prompted.
@@ -237,7 +239,7 @@ pub async fn perform(client: &mut Client, work: Work) -> anyhow::Result<serde_js
 
 async fn perform_unexplained(client: &mut Client, work: Work) -> anyhow::Result<serde_json::Value> {
     use backchannel_protocol::payload::Policy;
-    use backchannel_protocol::{Handle, MessageId};
+    use backchannel_protocol::Handle;
     let handles = |v: &[String]| -> anyhow::Result<Vec<Handle>> {
         v.iter()
             .map(|h| Handle::new(h.as_str()).map_err(anyhow::Error::from))
@@ -318,7 +320,7 @@ async fn perform_unexplained(client: &mut Client, work: Work) -> anyhow::Result<
             reply_to,
         } => {
             let id = client.resolve_channel(&channel)?;
-            let reply = reply_to.as_deref().map(MessageId::from_hex).transpose()?;
+            let reply = reply_to.map(|r| reply_id(client, id, &r)).transpose()?;
             let m = client.send_text(id, &text, reply).await?;
             sent(client, id, m)
         }
@@ -363,50 +365,19 @@ async fn perform_unexplained(client: &mut Client, work: Work) -> anyhow::Result<
             serde_json::json!({"exchange_id": x.to_hex()})
         }
         Work::ExchangeSubmit { exchange, offer } => {
-            let x = backchannel_protocol::ExchangeId::from_hex(&exchange)?;
+            let x = client.resolve_exchange(&exchange)?;
             serde_json::to_value(client.exchange_submit(x, &offer).await?)?
         }
         Work::ExchangeWithdraw { exchange } => {
-            let x = backchannel_protocol::ExchangeId::from_hex(&exchange)?;
+            let x = client.resolve_exchange(&exchange)?;
             serde_json::to_value(client.exchange_withdraw(x).await?)?
         }
         Work::ExchangeStatus { exchange } => {
-            let x = backchannel_protocol::ExchangeId::from_hex(&exchange)?;
+            let x = client.resolve_exchange(&exchange)?;
             serde_json::to_value(client.exchange_status(x).await?)?
         }
-        Work::Structured { channel, mut body } => {
-            let id = client.resolve_channel(&channel)?;
-            let members: Vec<String> = client
-                .channels()?
-                .into_iter()
-                .find(|c| c.channel_id == id.to_hex())
-                .map(|c| c.members.into_iter().map(|m| m.handle).collect())
-                .unwrap_or_default();
-            outside_unless_member(&mut body, &members);
-            let ids: Vec<String> = client
-                .message_ids(&id)?
-                .iter()
-                .map(|m| m.to_hex())
-                .collect();
-            if let Some(obj) = body.as_object_mut() {
-                for field in backchannel_protocol::commitments::Structured::REFERENCE_FIELDS {
-                    if let Some(serde_json::Value::String(prefix)) = obj.get(field).cloned() {
-                        let found: Vec<&String> = ids
-                            .iter()
-                            .filter(|m| m.starts_with(&prefix.to_ascii_lowercase()))
-                            .collect();
-                        match found.as_slice() {
-                            [one] => {
-                                obj.insert(field.to_string(), serde_json::Value::String((*one).clone()));
-                            }
-                            [] => bail!("no message {prefix} in this channel (see `backchannel log {channel}`)"),
-                            _ => bail!("{prefix} matches {} messages: give more digits", found.len()),
-                        }
-                    }
-                }
-            }
-            let structured: backchannel_protocol::commitments::Structured =
-                serde_json::from_value(body).context("building the payload")?;
+        Work::Structured { channel, body } => {
+            let (id, structured) = structured(client, &channel, body)?;
             let m = client.send_structured(id, structured, None).await?;
             sent(client, id, m)
         }
@@ -448,6 +419,209 @@ fn sent(
         o.extend(d);
     }
     v
+}
+
+/// `--dry-run`, flattened into every command that sends.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct DryRun {
+    /// Print exactly what would be sent (its kind, channel and payload) and
+    /// send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What a command would send, as `--dry-run` shows it.
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    /// Always true: nothing was sent.
+    pub dry_run: bool,
+    /// The kind of message (`text`, `assurance`, `acceptance`...).
+    pub kind: String,
+    /// The channel it would go to (none for a new channel).
+    pub channel_id: Option<ChannelId>,
+    /// The payload: the typed body, the text, or what the proposal changes.
+    pub payload: serde_json::Value,
+    /// A typed body's terms in words.
+    pub terms: Vec<backchannel_protocol::commitments::terms::Term>,
+}
+
+/// Hands `work` to [`run_work`], or with `--dry-run` prints what it would
+/// send (JSON with `json`), sends nothing and returns `None`.
+pub async fn run_or_preview(
+    store: &Path,
+    work: Work,
+    dry: DryRun,
+    json: bool,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    if !dry.dry_run {
+        return run_work(store, work).await.map(Some);
+    }
+    let client = open_reader(store)?;
+    let preview = preview(&client, work).map_err(with_hint)?;
+    if json {
+        crate::render::json(&preview)?;
+    } else {
+        out!("{}", crate::render::preview(&preview));
+    }
+    Ok(None)
+}
+
+/// What `work` would send, checked as sending would check it.
+fn preview(client: &Client, work: Work) -> anyhow::Result<Preview> {
+    use serde_json::json;
+    let (kind, channel, payload) = match work {
+        Work::Accept { channel, proposal } => (
+            "acceptance".to_string(),
+            Some(client.resolve_channel(&channel)?),
+            json!({ "proposal": proposal }),
+        ),
+        Work::Leave { channel } => (
+            "leave (an amendment removing you)".to_string(),
+            Some(client.resolve_channel(&channel)?),
+            json!({}),
+        ),
+        Work::Create {
+            title,
+            parties,
+            observers,
+            mediator_reads,
+            receipt_deadline_s,
+            heartbeat_interval_s,
+        } => (
+            "creation".into(),
+            None,
+            json!({"title": title, "parties": parties, "observers": observers,
+                "policy": {"mediator_reads": mediator_reads, "receipt_deadline_s": receipt_deadline_s,
+                "heartbeat_interval_s": heartbeat_interval_s}}),
+        ),
+        Work::Amend {
+            channel,
+            add,
+            observers,
+            remove,
+            mediator_reads,
+            receipt_deadline_s,
+            heartbeat_interval_s,
+        } => (
+            "amendment".into(),
+            Some(client.resolve_channel(&channel)?),
+            json!({"add_parties": add, "add_observers": observers, "remove": remove,
+                "mediator_reads": mediator_reads, "receipt_deadline_s": receipt_deadline_s,
+                "heartbeat_interval_s": heartbeat_interval_s}),
+        ),
+        Work::Decline { channel, reason } => (
+            "decline".into(),
+            Some(client.resolve_channel(&channel)?),
+            json!({ "reason": reason }),
+        ),
+        Work::Send {
+            channel,
+            text,
+            reply_to,
+        } => {
+            let id = client.resolve_channel(&channel)?;
+            let reply = reply_to.map(|r| reply_id(client, id, &r)).transpose()?;
+            if text.trim().is_empty() {
+                bail!("the message is empty");
+            }
+            (
+                "text".into(),
+                Some(id),
+                json!({"text": text, "in_reply_to": reply}),
+            )
+        }
+        Work::ExchangeCreate {
+            channel,
+            with,
+            terms,
+            deadline_ms,
+        } => (
+            "exchange creation (announced as escrow_exchange)".into(),
+            Some(client.resolve_channel(&channel)?),
+            json!({"with": with, "terms": terms, "deadline_ms": deadline_ms}),
+        ),
+        Work::ExchangeSubmit { exchange, offer } => {
+            let x = client.resolve_exchange(&exchange)?;
+            (
+                "sealed offer".into(),
+                exchange_channel(client, x),
+                json!({"exchange": x, "offer": offer}),
+            )
+        }
+        Work::ExchangeWithdraw { exchange } => {
+            let x = client.resolve_exchange(&exchange)?;
+            (
+                "offer withdrawal".into(),
+                exchange_channel(client, x),
+                json!({ "exchange": x }),
+            )
+        }
+        Work::Structured { channel, body } => {
+            let (id, body) = structured(client, &channel, body)?;
+            body.validate()?;
+            return Ok(Preview {
+                dry_run: true,
+                kind: body.kind().into(),
+                channel_id: Some(id),
+                payload: serde_json::to_value(&body)?,
+                terms: backchannel_protocol::commitments::terms::terms(&body),
+            });
+        }
+        _ => bail!("this command sends nothing: there is nothing to preview"),
+    };
+    Ok(Preview {
+        dry_run: true,
+        kind,
+        channel_id: channel,
+        payload,
+        terms: Vec::new(),
+    })
+}
+
+/// The channel an exchange was announced in, if this store holds it.
+fn exchange_channel(client: &Client, x: backchannel_protocol::ExchangeId) -> Option<ChannelId> {
+    client
+        .exchanges()
+        .into_iter()
+        .find(|e| e.exchange_id == x)
+        .map(|e| e.channel_id)
+}
+
+/// The message `prefix` names in `channel`, for `--reply-to`.
+fn reply_id(client: &Client, channel: ChannelId, prefix: &str) -> Result<MessageId, ClientError> {
+    client
+        .resolve_message(Some(channel), prefix)
+        .map(|(_, m)| m)
+}
+
+/// The typed payload `body` stands for, in the channel `channel` names:
+/// actors named by a non-member handle become outside actors, and message
+/// ids given as prefixes become whole ids.
+fn structured(
+    client: &Client,
+    channel: &str,
+    mut body: serde_json::Value,
+) -> anyhow::Result<(ChannelId, Structured)> {
+    let id = client.resolve_channel(channel)?;
+    let members: Vec<String> = client
+        .channels()?
+        .into_iter()
+        .find(|c| c.channel_id == id.to_hex())
+        .map(|c| c.members.into_iter().map(|m| m.handle).collect())
+        .unwrap_or_default();
+    outside_unless_member(&mut body, &members);
+    if let Some(obj) = body.as_object_mut() {
+        for field in Structured::REFERENCE_FIELDS {
+            if let Some(serde_json::Value::String(prefix)) = obj.get(field).cloned() {
+                let (_, m) = client
+                    .resolve_message(Some(id), &prefix)
+                    .map_err(|e| explain_in(e, channel))?;
+                obj.insert(field.to_string(), serde_json::Value::String(m.to_hex()));
+            }
+        }
+    }
+    let structured = serde_json::from_value(body).context("building the payload")?;
+    Ok((id, structured))
 }
 
 /// Turns `{"member": name}` into `{"outside": name}` wherever `name` is not
@@ -531,12 +705,29 @@ pub fn unlisten(store: &Path) {
 /// What to do next, for a client error.
 fn hint(e: &ClientError) -> Option<&'static str> {
     Some(match e.code() {
+        "not_found" if matches!(e, ClientError::NotFound { kind: IdKind::Exchange, .. }) => {
+            "`backchannel exchange list` lists the exchanges announced in your channels; `backchannel sync` fetches new ones"
+        }
+        "not_found" => "`backchannel log CHANNEL` lists a channel's messages with their ids; `backchannel sync` fetches new ones",
         "wrong_passphrase" => "check what you typed, the --passphrase-file or BACKCHANNEL_PASSPHRASE",
         "no_store" => "create one with `backchannel init --relay URL --handle NAME`, or pass --store",
         "relay_unreachable" => "nothing was sent or queued; is the relay running? (`backchannel relay serve` starts one)",
         "channel_refused" => "`backchannel sync` fetches what the others sent; `backchannel channel show ID` shows where the channel stands",
         _ => return None,
     })
+}
+
+/// Adds what to do to a client error met in `channel` (as typed).
+fn explain_in(e: ClientError, channel: &str) -> anyhow::Error {
+    match e {
+        ClientError::NotFound {
+            kind: IdKind::Message,
+            ..
+        } => anyhow::anyhow!(
+            "{e}\n  hint: `backchannel log {channel}` lists the channel's messages with their ids; `backchannel sync` fetches new ones"
+        ),
+        e => explain(e),
+    }
 }
 
 /// Adds what to do to client errors.

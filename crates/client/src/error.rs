@@ -5,6 +5,16 @@ use backchannel_protocol::channel::ChannelError;
 use backchannel_protocol::{ChannelId, CryptoError, DecodeError, Handle};
 use thiserror::Error;
 
+use crate::client::{Candidate, IdKind, MIN_PREFIX_DIGITS};
+
+/// One indented line per candidate: `id (description)`.
+fn listed(candidates: &[Candidate]) -> String {
+    candidates
+        .iter()
+        .map(|c| format!("\n  {} ({})", c.id, c.description))
+        .collect()
+}
+
 /// The local store.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -73,6 +83,24 @@ impl TransportError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// A typed id matches more than one thing.
+    #[error("{prefix} matches {} {kind}s; give more digits of the one you mean:{}", candidates.len(), listed(candidates))]
+    Ambiguous {
+        /// What the id names.
+        kind: IdKind,
+        /// The digits given.
+        prefix: String,
+        /// Everything it matches.
+        candidates: Vec<Candidate>,
+    },
+    /// A typed id that is too short or not hex.
+    #[error("{given:?} is not a {kind} id: give at least {MIN_PREFIX_DIGITS} of its hex digits (0-9, a-f)")]
+    BadId {
+        /// What the id names.
+        kind: IdKind,
+        /// What was given.
+        given: String,
+    },
     /// A channel refused the operation.
     #[error("channel {channel}: {reason}")]
     Channel {
@@ -107,6 +135,14 @@ pub enum ClientError {
     /// A pinned identity key changed: sending to that principal is blocked.
     #[error("the identity key of {0} changed since it was pinned: sending to it is blocked until you verify it again")]
     KeyChanged(Handle),
+    /// No id this member holds starts with the digits given.
+    #[error("no {kind} {prefix} (no {kind} you hold has an id starting with these digits)")]
+    NotFound {
+        /// What the id names.
+        kind: IdKind,
+        /// The digits given.
+        prefix: String,
+    },
     /// The relay.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -136,6 +172,8 @@ impl ClientError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
+            ClientError::Ambiguous { .. } => "ambiguous_id",
+            ClientError::BadId { .. } => "bad_id",
             ClientError::Blocked { .. } => "blocked",
             ClientError::Busy(_) => "store_busy",
             ClientError::ReadOnly => "read_only",
@@ -145,6 +183,7 @@ impl ClientError {
             ClientError::Decode(_) => "decode",
             ClientError::Input(_) => "invalid_input",
             ClientError::KeyChanged(_) => "key_changed",
+            ClientError::NotFound { .. } => "not_found",
             ClientError::Transport(TransportError::Api { .. }) => "relay_refused",
             ClientError::Transport(_) => "relay_unreachable",
             ClientError::UnknownChannel(_) => "unknown_channel",

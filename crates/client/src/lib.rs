@@ -40,8 +40,9 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
-    now, ChannelView, Client, Clock, Confirmation, Delivery, ExchangeView, LogEntry, MemberView,
-    QueuedPost, ReceivedOffer, SyncReport, ONE_TIME_KEYS_TARGET,
+    now, unique_prefix, Candidate, ChannelView, Client, Clock, Confirmation, Delivery,
+    ExchangeState, ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView,
+    QueuedPost, ReceivedOffer, SyncReport, MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET,
 };
 pub use client::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use backchannel_client::{ClientError, ConsentStatement};
 use clap::{Args, Subcommand};
 
-use crate::store::{run_work, Work};
+use crate::store::{run_or_preview, DryRun, Work};
 use crate::time::parse_duration;
 use crate::{render, store};
 
@@ -54,6 +54,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Accept a channel's proposal: its creation, or a pending amendment.
     ///
@@ -79,6 +81,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Show a channel: members and their keys, the policy, what awaits
     /// your consent, and every epoch with who accepted what.
@@ -110,8 +114,8 @@ enum ChannelCommand {
     ///
     /// Examples:
     ///
-    ///   backchannel --store mediator.store channel amend 3f2a --add-party green --remove observer1 --mediator-reads yes
-    ///   backchannel --store mediator.store channel amend 3f2a --rekey
+    ///   backchannel --store mediator.store channel amend 3f2a9c1e --add-party green --remove observer1 --mediator-reads yes
+    ///   backchannel --store mediator.store channel amend 3f2a9c1e --rekey
     #[command(verbatim_doc_comment)]
     Amend {
         /// Channel id, or a unique prefix of it.
@@ -140,6 +144,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Leave a channel, as a party: withdraw your consent to it.
     ///
@@ -162,12 +168,14 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Decline a channel's creation proposal; it then never opens.
     ///
     /// Example:
     ///
-    ///   backchannel --store red.store channel decline 3f2a --reason "not through this intermediary"
+    ///   backchannel --store red.store channel decline 3f2a9c1e --reason "not through this intermediary"
     #[command(verbatim_doc_comment)]
     Decline {
         /// Channel id, or a unique prefix of it.
@@ -178,6 +186,8 @@ enum ChannelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// List your channels with their members, answers and key trust.
     ///
@@ -211,8 +221,9 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             receipt_deadline,
             heartbeat,
             json,
+            dry,
         } => {
-            let out = run_work(
+            let Some(out) = run_or_preview(
                 store_path,
                 Work::Create {
                     title,
@@ -222,8 +233,13 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                     receipt_deadline_s: receipt_deadline,
                     heartbeat_interval_s: heartbeat,
                 },
+                dry,
+                json,
             )
-            .await?;
+            .await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -233,11 +249,19 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             );
             outln!("It opens when every party accepts (`backchannel channel accept ID` on their side).");
         }
-        ChannelCommand::Accept { channel, yes, json } => {
-            accept(store_path, channel, yes, json).await?
-        }
-        ChannelCommand::Leave { channel, yes, json } => {
-            if !yes {
+        ChannelCommand::Accept {
+            channel,
+            yes,
+            json,
+            dry,
+        } => accept(store_path, channel, yes, json, dry).await?,
+        ChannelCommand::Leave {
+            channel,
+            yes,
+            json,
+            dry,
+        } => {
+            if !yes && !dry.dry_run {
                 if !std::io::stdin().is_terminal() {
                     bail!("nothing was sent: leaving cannot be undone; confirm on a terminal, or pass --yes");
                 }
@@ -245,7 +269,10 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                     bail!("nothing was sent");
                 }
             }
-            let out = run_work(store_path, Work::Leave { channel }).await?;
+            let Some(out) = run_or_preview(store_path, Work::Leave { channel }, dry, json).await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -280,6 +307,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             heartbeat,
             rekey,
             json,
+            dry,
         } => {
             let unchanged = add.is_empty()
                 && observers.is_empty()
@@ -290,7 +318,7 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             if unchanged && !rekey {
                 anyhow::bail!("nothing to change: name a change (--add-party, --remove, --mediator-reads, ...), or pass --rekey for a new epoch with the same members and policy");
             }
-            let out = run_work(
+            let Some(out) = run_or_preview(
                 store_path,
                 Work::Amend {
                     channel,
@@ -301,8 +329,13 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
                     receipt_deadline_s: receipt_deadline,
                     heartbeat_interval_s: heartbeat,
                 },
+                dry,
+                json,
             )
-            .await?;
+            .await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -317,8 +350,13 @@ pub async fn run(store_path: &Path, args: ChannelArgs) -> anyhow::Result<()> {
             channel,
             reason,
             json,
+            dry,
         } => {
-            let out = run_work(store_path, Work::Decline { channel, reason }).await?;
+            let Some(out) =
+                run_or_preview(store_path, Work::Decline { channel, reason }, dry, json).await?
+            else {
+                return Ok(());
+            };
             if json {
                 return render::json(&out);
             }
@@ -371,6 +409,7 @@ async fn accept(
     channel: String,
     yes: Option<String>,
     json: bool,
+    dry: DryRun,
 ) -> anyhow::Result<()> {
     let statement = {
         let client = store::open_reader(store_path)?;
@@ -380,6 +419,7 @@ async fn accept(
             .ok_or_else(|| store::explain(ClientError::NothingToAccept(id.to_hex())))?
     };
     let digest = match yes {
+        _ if dry.dry_run => statement.digest,
         Some(prefix) if statement.is_named_by(&prefix) => statement.digest,
         Some(prefix) => {
             print_statement(&statement, json);
@@ -406,14 +446,16 @@ async fn accept(
             statement.digest
         }
     };
-    let out = run_work(
-        store_path,
-        Work::Accept {
-            channel: statement.channel_id.to_hex(),
-            proposal: digest,
-        },
-    )
-    .await?;
+    if dry.dry_run {
+        print_statement(&statement, json);
+    }
+    let work = Work::Accept {
+        channel: statement.channel_id.to_hex(),
+        proposal: digest,
+    };
+    let Some(out) = run_or_preview(store_path, work, dry, json).await? else {
+        return Ok(());
+    };
     if json {
         return render::json(&out);
     }
@@ -446,17 +488,4 @@ pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
         .read_line(&mut answer)
         .context("reading your answer")?;
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(super::parse_duration("90"), Ok(90));
-        assert_eq!(super::parse_duration("30m"), Ok(1800));
-        assert_eq!(super::parse_duration("2d"), Ok(172_800));
-        assert!(super::parse_duration("1w").is_err());
-        assert!(super::parse_duration("0s").is_err());
-        assert!(super::parse_duration("h").is_err());
-    }
 }

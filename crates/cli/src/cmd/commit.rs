@@ -4,14 +4,15 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
+use backchannel_protocol::commitments::fold::State;
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::structured::{
     Action, Actor, Assurance, Commitment, Formality, LapseCondition, Place, RedLine, RelationKind,
     Scope, Structured,
 };
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
-use crate::store::{run_work, Work};
+use crate::store::{run_or_preview, DryRun, Work};
 use crate::time::Time;
 use crate::{render, store};
 
@@ -56,7 +57,7 @@ pub enum FormalityArg {
 /// What the assurance commits to and when it lapses.
 #[derive(Debug, Args)]
 pub struct AssuranceArgs {
-    /// Channel id, or a unique prefix of it.
+    /// Channel id, or a unique prefix of it (6 hex digits or more).
     channel: String,
     /// The human wording (the authoritative text).
     wording: String,
@@ -114,6 +115,8 @@ pub struct AssuranceArgs {
     /// A reservation clause.
     #[arg(long, default_value = "")]
     reservation: String,
+    #[command(flatten)]
+    out: SendFlags,
 }
 
 impl AssuranceArgs {
@@ -171,6 +174,16 @@ impl AssuranceArgs {
     }
 }
 
+/// `--dry-run` and `--json`, on every command that sends a commitment.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SendFlags {
+    #[command(flatten)]
+    dry: DryRun,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// An action given as flags.
 #[derive(Debug, Args)]
 pub struct ActionArgs {
@@ -205,7 +218,7 @@ pub enum CommitCommand {
     ///
     /// Example:
     ///
-    ///   backchannel assure 3f2a "Blue will not strike Red first, as long as it is not attacked first." \
+    ///   backchannel assure 3f2a9c1e "Blue will not strike Red first, as long as it is not attacked first." \
     ///     --to red --refrain-from ASSAULT --unless-attacked-by red --until-revoked --authorized-by "the cabinet"
     #[command(verbatim_doc_comment)]
     Assure(AssuranceArgs),
@@ -213,7 +226,7 @@ pub enum CommitCommand {
     ///
     /// Example:
     ///
-    ///   backchannel reciprocate 3f2a --of 9c1e0d5a "Red will not strike Blue first." --to blue --refrain-from ASSAULT \
+    ///   backchannel reciprocate 3f2a9c1e --of 9c1e0d5a "Red will not strike Blue first." --to blue --refrain-from ASSAULT \
     ///     --unless-attacked-by blue --until-revoked --authorized-by "the council"
     #[command(verbatim_doc_comment)]
     Reciprocate {
@@ -227,11 +240,11 @@ pub enum CommitCommand {
     ///
     /// Example:
     ///
-    ///   backchannel redline 3f2a "If Red is attacked, the bases of Green are not secure." \
+    ///   backchannel redline 3f2a9c1e "If Red is attacked, the bases of Green are not secure." \
     ///     --if ASSAULT --if-against red --then ASSAULT --then-against outside:green
     #[command(verbatim_doc_comment)]
     Redline {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// The human wording.
         wording: String,
@@ -256,55 +269,81 @@ pub enum CommitCommand {
         /// Against whom you would respond.
         #[arg(long = "then-against", value_name = "ACTOR")]
         response_target: Option<String>,
+        #[command(flatten)]
+        out: SendFlags,
     },
-    /// Revoke one of your assurances, or all of them.
+    /// Revoke one of your assurances (--assurance ID), or all of them (--all).
     ///
-    /// Example:
+    /// Prints what will change and asks on a terminal; --yes sends without
+    /// asking (without a terminal, nothing is sent unless --yes is given).
+    /// A revocation cannot be taken back.
     ///
-    ///   backchannel revoke 3f2a --assurance 9c1e0d5a --effective +1h "Withdrawn after the incident of 3 May."
-    #[command(verbatim_doc_comment)]
+    /// Examples:
+    ///
+    ///   backchannel revoke 3f2a9c1e --assurance 9c1e0d5a --effective +1h "Withdrawn after the incident of 3 May."
+    ///   backchannel revoke 3f2a9c1e --all --yes "Every assurance of ours is withdrawn."
+    #[command(verbatim_doc_comment, group(ArgGroup::new("which").required(true).args(["assurance", "all"])))]
     Revoke {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Why, in words.
         text: String,
-        /// The assurance (all of yours if absent).
+        /// The assurance: its id, or a unique prefix of it.
         #[arg(long)]
         assurance: Option<String>,
+        /// Every assurance of yours in the channel, at once.
+        #[arg(long)]
+        all: bool,
+        /// Send without asking (what changes is still printed).
+        #[arg(long)]
+        yes: bool,
         /// When it takes effect (never before it is sent).
         #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         effective: i64,
+        #[command(flatten)]
+        out: SendFlags,
     },
-    /// Suspend one of your assurances, or all of them.
+    /// Suspend one of your assurances (--assurance ID), or all of them (--all).
+    ///
+    /// Prints what will change and asks on a terminal; --yes sends without
+    /// asking (without a terminal, nothing is sent unless --yes is given).
     ///
     /// Example:
     ///
-    ///   backchannel suspend 3f2a --from now --until +48h "Suspended pending the mediator's finding."
-    #[command(verbatim_doc_comment)]
+    ///   backchannel suspend 3f2a9c1e --assurance 9c1e0d5a --from now --until +48h "Suspended pending the mediator's finding."
+    #[command(verbatim_doc_comment, group(ArgGroup::new("which").required(true).args(["assurance", "all"])))]
     Suspend {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Why.
         text: String,
-        /// The assurance (all of yours if absent).
+        /// The assurance: its id, or a unique prefix of it.
         #[arg(long)]
         assurance: Option<String>,
+        /// Every assurance of yours in the channel, at once.
+        #[arg(long)]
+        all: bool,
+        /// Send without asking (what changes is still printed).
+        #[arg(long)]
+        yes: bool,
         /// From.
         #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         from: i64,
         /// Until (open if absent).
         #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         until: Option<i64>,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Report an event (actor, action, target, UTC window, place).
     ///
     /// Example:
     ///
-    ///   backchannel report 3f2a --actor outside:militia --action ASSAULT --mode drone --target blue \
+    ///   backchannel report 3f2a9c1e --actor outside:militia --action ASSAULT --mode drone --target blue \
     ///     --from 2026-11-24T02:10Z --until 2026-11-24T02:40Z --lat 33.312 --lon 44.361 --radius-m 2000 "Two drones over the depot."
     #[command(verbatim_doc_comment)]
     Report {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// What was seen, in words.
         text: String,
@@ -328,69 +367,77 @@ pub enum CommitCommand {
         /// Radius, metres.
         #[arg(long, default_value_t = 1000)]
         radius_m: u32,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Confirm that one of your assurances lapsed.
     ///
     /// Example:
     ///
-    ///   backchannel confirm-lapse 3f2a 9c1e0d5a --event 77ab01c2 "The strike on our base ends it."
+    ///   backchannel confirm-lapse 3f2a9c1e 9c1e0d5a --event 77ab01c2 "The strike on our base ends it."
     #[command(verbatim_doc_comment)]
     ConfirmLapse {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
-        /// The assurance.
+        /// The assurance: its id, or a unique prefix of it.
         assurance: String,
         /// Why.
         text: String,
-        /// The event report that lapsed it.
+        /// The event report that lapsed it (id or unique prefix).
         #[arg(long)]
         event: Option<String>,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Allege a breach of an assurance, with a reply-by time.
     ///
     /// Example:
     ///
-    ///   backchannel allege 3f2a 9c1e0d5a --reply-by +48h "Artillery fire on the ridge at 02:10 UTC."
+    ///   backchannel allege 3f2a9c1e 9c1e0d5a --reply-by +48h "Artillery fire on the ridge at 02:10 UTC."
     #[command(verbatim_doc_comment)]
     Allege {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
-        /// The assurance.
+        /// The assurance: its id, or a unique prefix of it.
         assurance: String,
         /// The evidence, in words.
         evidence: String,
         /// Reply due by.
         #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         reply_by: i64,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Answer an allegation against your assurance.
     ///
     /// Example:
     ///
-    ///   backchannel reply 3f2a 5d92 "No unit of ours fired; see the log of sector 4."
+    ///   backchannel reply 3f2a9c1e 5d92e0f1 "No unit of ours fired; see the log of sector 4."
     #[command(verbatim_doc_comment)]
     Reply {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
-        /// The allegation.
+        /// The allegation: its id, or a unique prefix of it.
         allegation: String,
         /// The answer.
         text: String,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Record the mediator's finding on an assurance (or an allegation).
     ///
     /// Example:
     ///
-    ///   backchannel find 3f2a 9c1e0d5a --allegation 5d92 --breached "The evidence shows fire from positions held by blue."
+    ///   backchannel find 3f2a9c1e 9c1e0d5a --allegation 5d92e0f1 --breached "The evidence shows fire from positions held by blue."
     #[command(verbatim_doc_comment)]
     Find {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
-        /// The assurance.
+        /// The assurance: its id, or a unique prefix of it.
         assurance: String,
         /// Reasons.
         text: String,
-        /// The allegation answered.
+        /// The allegation answered (id or unique prefix).
         #[arg(long)]
         allegation: Option<String>,
         /// It was breached.
@@ -399,39 +446,45 @@ pub enum CommitCommand {
         /// It lapsed.
         #[arg(long)]
         lapsed: bool,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Request an explanation, with a reply-by time.
     ///
     /// Example:
     ///
-    ///   backchannel ask 3f2a --reply-by +48h "Explain the movement of armour near the border on 3 May."
+    ///   backchannel ask 3f2a9c1e --reply-by +48h "Explain the movement of armour near the border on 3 May."
     #[command(verbatim_doc_comment)]
     Ask {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// The question.
         question: String,
-        /// The message it is about.
+        /// The message it is about (id or unique prefix).
         #[arg(long)]
         about: Option<String>,
         /// Reply due by.
         #[arg(long, value_parser = Time, allow_hyphen_values = true)]
         reply_by: i64,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Acknowledge a message: a deliberate "received and understood".
     ///
     /// Example:
     ///
-    ///   backchannel acknowledge 3f2a 9c1e0d5a "Received and understood."
+    ///   backchannel acknowledge 3f2a9c1e 9c1e0d5a "Received and understood."
     #[command(verbatim_doc_comment)]
     Acknowledge {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
-        /// The message.
+        /// The message: its id, or a unique prefix of it.
         message: String,
         /// Words.
         #[arg(default_value = "Received and understood.")]
         text: String,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Convey a principal's message in the mediator's own words.
     ///
@@ -440,24 +493,26 @@ pub enum CommitCommand {
     ///
     /// Example:
     ///
-    ///   backchannel convey 3f2a 9c1e0d5a "Blue assures you it will not strike first."
+    ///   backchannel convey 3f2a9c1e 9c1e0d5a "Blue assures you it will not strike first."
     #[command(verbatim_doc_comment)]
     Convey {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
-        /// The original message.
+        /// The original message: its id, or a unique prefix of it.
         original: String,
         /// The paraphrase.
         text: String,
+        #[command(flatten)]
+        out: SendFlags,
     },
     /// Declare a relation between actors (attributed to you).
     ///
     /// Example:
     ///
-    ///   backchannel relate 3f2a outside:militia proxy-of red
+    ///   backchannel relate 3f2a9c1e outside:militia proxy-of red
     #[command(verbatim_doc_comment)]
     Relate {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Subject.
         subject: String,
@@ -466,16 +521,39 @@ pub enum CommitCommand {
         relation: String,
         /// Object.
         object: String,
+        #[command(flatten)]
+        out: SendFlags,
     },
-    /// The board: assurances and red lines with their states, and what awaits an answer.
+    /// Show a message or commitment: every typed term, its state and what followed.
+    ///
+    /// For an assurance: conditions with their scopes, authority, formality,
+    /// validity, language, reciprocation, and the revocations, suspensions,
+    /// allegations and findings that name it.
     ///
     /// Example:
     ///
-    ///   backchannel status 3f2a
-    ///   backchannel status 3f2a --at +7d --json
+    ///   backchannel show 9c1e0d5a
+    ///   backchannel show 9c1e0d5a --json
+    #[command(verbatim_doc_comment)]
+    Show {
+        /// The message id, or a unique prefix of it (6 hex digits or more).
+        id: String,
+        /// Evaluate the board at this time (default now).
+        #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
+        at: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The board: assurances and red lines with their states and terms, and what awaits an answer.
+    ///
+    /// Example:
+    ///
+    ///   backchannel status 3f2a9c1e
+    ///   backchannel status 3f2a9c1e --at +7d --json
     #[command(verbatim_doc_comment)]
     Status {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Evaluate at this time (default now).
         #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
@@ -488,8 +566,8 @@ pub enum CommitCommand {
     ///
     /// Example:
     ///
-    ///   backchannel whatif 3f2a --actor outside:green --action ASSAULT --target red
-    ///   backchannel whatif 3f2a --actor outside:green --action ASSAULT --target red --dot | dot -Tpng > cascade.png
+    ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red
+    ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red --dot | dot -Tpng > cascade.png
     ///   backchannel whatif --all-channels --actor outside:green --action ASSAULT --target red
     #[command(verbatim_doc_comment)]
     Whatif {
@@ -544,7 +622,7 @@ fn place(
 }
 
 pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
-    let (channel, body) = match cmd {
+    let (channel, body, out) = match cmd {
         CommitCommand::Status { channel, at, json } => {
             let client = store::open_reader(store_path)?;
             let id = client.resolve_channel(&channel)?;
@@ -553,6 +631,17 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 return render::json(&board);
             }
             out!("{}", render::board(&board));
+            return Ok(());
+        }
+        CommitCommand::Show { id, at, json } => {
+            let client = store::open_reader(store_path)?;
+            let view = client
+                .message_view(&id, backchannel_protocol::Timestamp(at))
+                .map_err(store::explain)?;
+            if json {
+                return render::json(&view);
+            }
+            out!("{}", render::message_view(&view));
             return Ok(());
         }
         CommitCommand::Whatif {
@@ -596,9 +685,9 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        CommitCommand::Assure(a) => (a.channel.clone(), a.build(None)?),
+        CommitCommand::Assure(a) => (a.channel.clone(), a.build(None)?, a.out),
         CommitCommand::Reciprocate { assurance, args } => {
-            (args.channel.clone(), args.build(Some(assurance))?)
+            (args.channel.clone(), args.build(Some(assurance))?, args.out)
         }
         CommitCommand::Redline {
             channel,
@@ -610,6 +699,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             response,
             response_modes,
             response_target,
+            out,
         } => (
             channel,
             Structured::RedLine(RedLine {
@@ -626,35 +716,52 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 },
                 wording,
             }),
+            out,
         ),
         CommitCommand::Revoke {
             channel,
             text,
             assurance,
+            all: _,
+            yes,
             effective,
-        } => (
-            channel,
-            Structured::Revoke {
-                assurance,
-                effective_ms: effective,
-                text,
-            },
-        ),
+            out,
+        } => {
+            let change = Change::Revoke(effective);
+            deliberate(store_path, &channel, assurance.as_deref(), change, yes, out)?;
+            (
+                channel,
+                Structured::Revoke {
+                    assurance,
+                    effective_ms: effective,
+                    text,
+                },
+                out,
+            )
+        }
         CommitCommand::Suspend {
             channel,
             text,
             assurance,
+            all: _,
+            yes,
             from,
             until,
-        } => (
-            channel,
-            Structured::Suspend {
-                assurance,
-                from_ms: from,
-                until_ms: until,
-                text,
-            },
-        ),
+            out,
+        } => {
+            let change = Change::Suspend { from, until };
+            deliberate(store_path, &channel, assurance.as_deref(), change, yes, out)?;
+            (
+                channel,
+                Structured::Suspend {
+                    assurance,
+                    from_ms: from,
+                    until_ms: until,
+                    text,
+                },
+                out,
+            )
+        }
         CommitCommand::Report {
             channel,
             text,
@@ -665,6 +772,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             lon,
             geonames,
             radius_m,
+            out,
         } => (
             channel,
             Structured::Event {
@@ -675,12 +783,14 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 place: place(lat, lon, geonames, radius_m)?,
                 text,
             },
+            out,
         ),
         CommitCommand::ConfirmLapse {
             channel,
             assurance,
             text,
             event,
+            out,
         } => (
             channel,
             Structured::ConfirmLapse {
@@ -688,12 +798,14 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 event,
                 text,
             },
+            out,
         ),
         CommitCommand::Allege {
             channel,
             assurance,
             evidence,
             reply_by,
+            out,
         } => (
             channel,
             Structured::Allegation {
@@ -701,12 +813,14 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 evidence,
                 reply_by_ms: reply_by,
             },
+            out,
         ),
         CommitCommand::Reply {
             channel,
             allegation,
             text,
-        } => (channel, Structured::Reply { allegation, text }),
+            out,
+        } => (channel, Structured::Reply { allegation, text }, out),
         CommitCommand::Find {
             channel,
             assurance,
@@ -714,6 +828,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             allegation,
             breached,
             lapsed,
+            out,
         } => (
             channel,
             Structured::Finding {
@@ -723,12 +838,14 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 lapsed,
                 text,
             },
+            out,
         ),
         CommitCommand::Ask {
             channel,
             question,
             about,
             reply_by,
+            out,
         } => (
             channel,
             Structured::Request {
@@ -736,22 +853,30 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 question,
                 reply_by_ms: reply_by,
             },
+            out,
         ),
         CommitCommand::Acknowledge {
             channel,
             message,
             text,
-        } => (channel, Structured::Acknowledgement { of: message, text }),
+            out,
+        } => (
+            channel,
+            Structured::Acknowledgement { of: message, text },
+            out,
+        ),
         CommitCommand::Convey {
             channel,
             original,
             text,
-        } => (channel, Structured::Conveyed { original, text }),
+            out,
+        } => (channel, Structured::Conveyed { original, text }, out),
         CommitCommand::Relate {
             channel,
             subject,
             relation,
             object,
+            out,
         } => (
             channel,
             Structured::Relate {
@@ -763,16 +888,103 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 },
                 object: actor(&object),
             },
+            out,
         ),
     };
-    let out = run_work(
-        store_path,
-        Work::Structured {
-            channel,
-            body: serde_json::to_value(&body)?,
-        },
-    )
-    .await?;
-    outln!("{}", render::delivery(&out));
+    let work = Work::Structured {
+        channel,
+        body: serde_json::to_value(&body)?,
+    };
+    let Some(sent) = run_or_preview(store_path, work, out.dry, out.json).await? else {
+        return Ok(());
+    };
+    if out.json {
+        return render::json(&sent);
+    }
+    outln!("{}", render::delivery(&sent));
+    Ok(())
+}
+
+/// What a revocation or suspension does, for the list printed before it.
+#[derive(Clone, Copy)]
+enum Change {
+    Revoke(i64),
+    Suspend { from: i64, until: Option<i64> },
+}
+
+/// Irreversible acts are deliberate: prints which of your assurances
+/// `change` will touch (`assurance`, or all of them), then asks on a
+/// terminal. Refuses, having sent nothing, without `--yes` or a terminal's
+/// yes. A dry run only prints.
+fn deliberate(
+    store_path: &Path,
+    channel: &str,
+    assurance: Option<&str>,
+    change: Change,
+    yes: bool,
+    out: SendFlags,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let client = store::open_reader(store_path)?;
+    let id = client.resolve_channel(channel)?;
+    let board = client.board(id, backchannel_client::now())?;
+    let me = client.me().to_string();
+    let target = assurance
+        .map(|a| client.resolve_message(Some(id), a).map_err(store::explain))
+        .transpose()?
+        .map(|(_, m)| m.to_hex());
+    let touched: Vec<_> = board
+        .assurances
+        .iter()
+        .filter(|a| a.issuer == me)
+        .filter(|a| target.as_ref().is_none_or(|t| *t == a.id))
+        .filter(|a| {
+            target.is_some() || !matches!(a.state, State::Revoked | State::Expired | State::Lapsed)
+        })
+        .collect();
+    let (verb, when) = match change {
+        Change::Revoke(at) => ("revoke", format!("effective {}", crate::time::show(at))),
+        Change::Suspend { from, until } => (
+            "suspend",
+            format!(
+                "from {} until {}",
+                crate::time::show(from),
+                until.map_or("further notice".into(), crate::time::show)
+            ),
+        ),
+    };
+    if touched.is_empty() {
+        match target {
+            Some(t) => bail!("{} is not one of your assurances in this channel: only its issuer can {verb} it; nothing was sent", &t[..8]),
+            None => bail!("you have no assurance in force in this channel: nothing to {verb}; nothing was sent"),
+        }
+    }
+    let mut said = format!(
+        "This will {verb} {} of your assurances in channel {}, {when}:\n",
+        touched.len(),
+        &id.to_hex()[..8]
+    );
+    for a in &touched {
+        said.push_str(&format!(
+            "  {} ({}) \"{}\"\n",
+            &a.id[..8],
+            render::state(a.state),
+            backchannel_protocol::commitments::terms::first_words(&a.wording, 12)
+        ));
+    }
+    eprint!("{said}");
+    if out.dry.dry_run || yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("not confirmed: to {verb} without a terminal, pass --yes; nothing was sent");
+    }
+    eprint!("Type yes to {verb} them: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "yes" | "y") {
+        bail!("not confirmed: nothing was sent");
+    }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `exchange create | submit | withdraw | status`: escrowed simultaneous
+//! `exchange create | submit | withdraw | status | list`: escrowed simultaneous
 //! exchange, so that neither side has to move first.
 
 use std::path::Path;
@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use crate::render;
-use crate::store::{run_work, Work};
+use crate::store::{run_or_preview, DryRun, Work};
 
 /// Escrowed simultaneous exchange: sealed offers released together.
 ///
@@ -27,10 +27,10 @@ enum ExchangeCommand {
     ///
     /// Example:
     ///
-    ///   backchannel exchange create 3f2a --with red --terms "Simultaneous gestures of good faith." --deadline +24h
+    ///   backchannel exchange create 3f2a9c1e --with red --terms "Simultaneous gestures of good faith." --deadline +24h
     #[command(verbatim_doc_comment)]
     Create {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Another participant (repeat).
         #[arg(long = "with", value_name = "HANDLE", required = true)]
@@ -44,31 +44,50 @@ enum ExchangeCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Seal and submit your offer (replaces an earlier one).
     ///
     /// Example:
     ///
-    ///   backchannel exchange submit 9a7c... "Blue withdraws two brigades from the border zone."
+    ///   backchannel exchange submit 9a7c0e12 "Blue withdraws two brigades from the border zone."
     #[command(verbatim_doc_comment)]
     Submit {
-        /// Exchange id.
+        /// Exchange id, or a unique prefix of it (6 hex digits or more).
         exchange: String,
         /// Your offer.
         offer: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        dry: DryRun,
     },
     /// Withdraw your offer before release.
     ///
     /// Example:
     ///
-    ///   backchannel exchange withdraw 9a7c...
+    ///   backchannel exchange withdraw 9a7c0e12
     #[command(verbatim_doc_comment)]
     Withdraw {
-        /// Exchange id.
+        /// Exchange id, or a unique prefix of it (6 hex digits or more).
         exchange: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dry: DryRun,
+    },
+    /// List the exchanges announced in your channels, as this store last saw them.
+    ///
+    /// `exchange status ID` asks the relay for an exchange's state now.
+    ///
+    /// Example:
+    ///
+    ///   backchannel exchange list --json
+    #[command(verbatim_doc_comment)]
+    List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -77,10 +96,10 @@ enum ExchangeCommand {
     ///
     /// Example:
     ///
-    ///   backchannel exchange status 9a7c... --json
+    ///   backchannel exchange status 9a7c0e12 --json
     #[command(verbatim_doc_comment)]
     Status {
-        /// Exchange id.
+        /// Exchange id, or a unique prefix of it (6 hex digits or more).
         exchange: String,
         /// Print JSON.
         #[arg(long)]
@@ -89,13 +108,14 @@ enum ExchangeCommand {
 }
 
 pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
-    let (work, json) = match args.command {
+    let (work, json, dry) = match args.command {
         ExchangeCommand::Create {
             channel,
             with,
             terms,
             deadline,
             json,
+            dry,
         } => (
             Work::ExchangeCreate {
                 channel,
@@ -104,16 +124,27 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
                 deadline_ms: deadline,
             },
             json,
+            dry,
         ),
         ExchangeCommand::Submit {
             exchange,
             offer,
             json,
-        } => (Work::ExchangeSubmit { exchange, offer }, json),
-        ExchangeCommand::Withdraw { exchange, json } => (Work::ExchangeWithdraw { exchange }, json),
-        ExchangeCommand::Status { exchange, json } => (Work::ExchangeStatus { exchange }, json),
+            dry,
+        } => (Work::ExchangeSubmit { exchange, offer }, json, dry),
+        ExchangeCommand::Withdraw {
+            exchange,
+            json,
+            dry,
+        } => (Work::ExchangeWithdraw { exchange }, json, dry),
+        ExchangeCommand::Status { exchange, json } => {
+            (Work::ExchangeStatus { exchange }, json, DryRun::default())
+        }
+        ExchangeCommand::List { json } => return list(store_path, json),
     };
-    let out = run_work(store_path, work).await?;
+    let Some(out) = run_or_preview(store_path, work, dry, json).await? else {
+        return Ok(());
+    };
     if json {
         return render::json(&out);
     }
@@ -161,6 +192,22 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `exchange list`.
+fn list(store_path: &Path, json: bool) -> anyhow::Result<()> {
+    let client = crate::store::open_reader(store_path)?;
+    let exchanges = client.exchanges();
+    if json {
+        return render::json(&exchanges);
+    }
+    if exchanges.is_empty() {
+        outln!("no exchanges announced in your channels (`backchannel sync` fetches new ones)");
+    }
+    for x in &exchanges {
+        out!("{}", render::exchange(x));
+    }
+    Ok(())
+}
+
 /// Export or import event reports as PLOVER-style JSON lines.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -179,7 +226,7 @@ enum EventsCommand {
     ///   backchannel events export 3f2a --out reports.jsonl
     #[command(verbatim_doc_comment)]
     Export {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// Write here instead of standard output.
         #[arg(long, value_name = "FILE")]
@@ -192,13 +239,15 @@ enum EventsCommand {
     ///
     /// Example:
     ///
-    ///   backchannel events import 3f2a reports.jsonl
+    ///   backchannel events import 3f2a9c1e reports.jsonl
     #[command(verbatim_doc_comment)]
     Import {
-        /// Channel id, or a unique prefix of it.
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
         /// The JSON-lines file.
         file: std::path::PathBuf,
+        #[command(flatten)]
+        dry: DryRun,
     },
 }
 
@@ -218,7 +267,7 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 None => out!("{lines}"),
             }
         }
-        EventsCommand::Import { channel, file } => {
+        EventsCommand::Import { channel, file, dry } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             // Every line is checked before anything is sent.
@@ -235,16 +284,14 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 bodies.push(serde_json::to_value(&e)?);
             }
             for body in &bodies {
-                run_work(
-                    store_path,
-                    Work::Structured {
-                        channel: channel.clone(),
-                        body: body.clone(),
-                    },
-                )
-                .await?;
+                let work = Work::Structured {
+                    channel: channel.clone(),
+                    body: body.clone(),
+                };
+                run_or_preview(store_path, work, dry, false).await?;
             }
-            outln!("sent {} event report(s)", bodies.len());
+            let done = if dry.dry_run { "would send" } else { "sent" };
+            outln!("{done} {} event report(s)", bodies.len());
         }
     }
     Ok(())

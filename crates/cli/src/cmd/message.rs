@@ -20,8 +20,8 @@ use crate::{render, store};
 ///
 /// Examples:
 ///
-///   backchannel --store blue.store send 3f2a "We will not strike first."
-///   echo "Received." | backchannel --store red.store send 3f2a - --reply-to 9c1e0d5a...
+///   backchannel --store blue.store send 3f2a9c1e "We will not strike first."
+///   echo "Received." | backchannel --store red.store send 3f2a9c1e - --reply-to 9c1e0d5a
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SendArgs {
@@ -29,12 +29,15 @@ pub struct SendArgs {
     channel: String,
     /// The text; `-` reads it from standard input.
     text: String,
-    /// The message id this answers.
+    /// The message this answers: its id, or a unique prefix of it (6 hex
+    /// digits or more, as listings show).
     #[arg(long, value_name = "MESSAGE_ID")]
     reply_to: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    dry: crate::store::DryRun,
 }
 
 pub async fn send(store_path: &Path, args: SendArgs) -> anyhow::Result<()> {
@@ -47,15 +50,15 @@ pub async fn send(store_path: &Path, args: SendArgs) -> anyhow::Result<()> {
     } else {
         args.text
     };
-    let out = run_work(
-        store_path,
-        Work::Send {
-            channel: args.channel,
-            text,
-            reply_to: args.reply_to,
-        },
-    )
-    .await?;
+    let work = Work::Send {
+        channel: args.channel,
+        text,
+        reply_to: args.reply_to,
+    };
+    let Some(out) = crate::store::run_or_preview(store_path, work, args.dry, args.json).await?
+    else {
+        return Ok(());
+    };
     if args.json {
         return render::json(&out);
     }
@@ -141,10 +144,24 @@ pub async fn sync(store_path: &Path, args: SyncArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Kinds of message that carry no content a person reads: `log` shows them.
+const SET_UP: [&str; 6] = [
+    "acceptance",
+    "amendment",
+    "creation",
+    "decline",
+    "heartbeat",
+    "receipt",
+];
+
 /// Show received messages across channels (newest last).
 ///
-/// Shows what has been synced into the store; run `sync` (or keep `watch`
-/// running) to fetch new messages first.
+/// Every message with content: text, every structured kind (commitments
+/// on one line with their kind: `backchannel show ID` prints all their
+/// terms), stubs as stubs, and kinds newer than this version. Channel
+/// set-up, receipts and heartbeats are in `log`. Shows what has been synced
+/// into the store; run `sync` (or keep `watch` running) to fetch new
+/// messages first.
 ///
 /// Example:
 ///
@@ -165,7 +182,7 @@ pub fn inbox(store_path: &Path, args: InboxArgs) -> anyhow::Result<()> {
     let mut received: Vec<LogEntry> = client
         .log(None)?
         .into_iter()
-        .filter(|e| e.direction == Direction::In && e.kind == "text")
+        .filter(|e| e.direction == Direction::In && !SET_UP.contains(&e.kind.as_str()))
         .collect();
     let skip = received.len().saturating_sub(args.limit);
     received.drain(..skip);
@@ -188,7 +205,7 @@ pub fn inbox(store_path: &Path, args: InboxArgs) -> anyhow::Result<()> {
 ///
 /// Example:
 ///
-///   backchannel --store mediator.store log 3f2a
+///   backchannel --store mediator.store log 3f2a9c1e
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LogArgs {

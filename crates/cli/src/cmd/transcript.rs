@@ -28,7 +28,7 @@ enum TranscriptCommand {
     ///
     /// Example:
     ///
-    ///   backchannel --store blue.store transcript export 3f2a --out talks.json
+    ///   backchannel --store blue.store transcript export 3f2a9c1e --out talks.json
     #[command(verbatim_doc_comment)]
     Export {
         /// Channel id, or a unique prefix of it.

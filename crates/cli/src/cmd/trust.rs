@@ -20,7 +20,7 @@ use crate::{render, store};
 /// Examples:
 ///
 ///   backchannel --store red.store verify
-///   backchannel --store red.store verify 3f2a --json
+///   backchannel --store red.store verify 3f2a9c1e --json
 ///   backchannel --store red.store verify --dismiss 4
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]

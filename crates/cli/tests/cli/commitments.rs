@@ -83,7 +83,7 @@ fn assurances_red_lines_the_board_and_whatif() {
     assert_eq!(board["relations"][0]["by"], "red");
     let text = s.red.run(&["status", &id]);
     assert!(
-        text.contains("Active") && text.contains("red line"),
+        text.contains("active") && text.contains("red line"),
         "{text}"
     );
 
@@ -174,11 +174,11 @@ fn bad_commitments_are_refused_and_nothing_is_sent() {
         .contains("before it starts"));
     let dangling = s
         .blue
-        .try_run(&["revoke", &id, "--assurance", "ffff", "gone"]);
+        .try_run(&["revoke", &id, "--assurance", "ffffff", "gone"]);
     assert!(!dangling.status.success());
     assert!(String::from_utf8(dangling.stderr)
         .unwrap()
-        .contains("no message ffff"));
+        .contains("no message ffffff"));
     let mode = s.blue.try_run(&[
         "assure",
         &id,

@@ -97,10 +97,10 @@ fn errors_say_what_went_wrong_and_what_to_do() {
         "{err}"
     );
 
-    let out = s.blue.try_run(&["send", "ffff", "hello"]);
+    let out = s.blue.try_run(&["send", "ffffff", "hello"]);
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("unknown channel ffff") && err.contains("channel list"),
+        err.contains("unknown channel ffffff") && err.contains("channel list"),
         "{err}"
     );
 
@@ -166,8 +166,10 @@ fn every_command_has_help_with_an_example() {
         vec!["convey"],
         vec!["relate"],
         vec!["status"],
+        vec!["show"],
         vec!["whatif"],
         vec!["exchange", "create"],
+        vec!["exchange", "list"],
         vec!["exchange", "submit"],
         vec!["exchange", "withdraw"],
         vec!["exchange", "status"],

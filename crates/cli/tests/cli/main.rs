@@ -10,6 +10,7 @@ mod conventions;
 mod crash;
 mod flows;
 mod outbox;
+mod readable;
 mod relay;
 mod stale;
 mod watch;
@@ -146,6 +147,7 @@ pub fn inbox(u: &User) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| e["kind"] == "text")
         .map(|e| {
             (
                 e["sender"].as_str().unwrap().to_string(),

@@ -67,7 +67,8 @@ impl Client {
         deadline: Timestamp,
     ) -> Result<ExchangeId, ClientError> {
         self.connect().await?;
-        let id = ExchangeId::random();
+        let mut id = ExchangeId::random();
+        super::test_id_prefix(&mut id.0);
         let mut participants: Vec<Handle> = with.to_vec();
         participants.push(self.me().clone());
         participants.sort();

@@ -11,7 +11,9 @@ mod escrow;
 pub mod lock;
 mod outbox;
 mod receive;
+mod resolve;
 mod send;
+mod show;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,6 +37,10 @@ pub use consent::{
 pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
 pub use outbox::{Delivery, QueuedPost};
 pub use receive::SyncReport;
+pub use resolve::{
+    unique_prefix, Candidate, ExchangeState, ExchangeSummary, IdKind, MIN_PREFIX_DIGITS,
+};
+pub use show::MessageView;
 
 /// A token is renewed after this long (the relay's tokens live one hour).
 pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(45 * 60);
@@ -59,6 +65,27 @@ pub(crate) fn crash_point(name: &str) {
         eprintln!("crash point {name} reached");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+}
+
+/// In debug builds only, for tests (private): when
+/// `__BACKCHANNEL_TEST_ID_PREFIX` holds hex digits, the channel and exchange
+/// ids this client makes start with them, so a test can make two ids share
+/// a prefix. Release builds ignore the variable.
+pub(crate) fn test_id_prefix(id: &mut [u8; 16]) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Ok(hex) = std::env::var("__BACKCHANNEL_TEST_ID_PREFIX") else {
+        return;
+    };
+    for (i, pair) in hex.as_bytes().chunks(2).take(16).enumerate() {
+        if let Some(b) = std::str::from_utf8(pair)
+            .ok()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+        {
+            id[i] = b;
         }
     }
 }
@@ -479,25 +506,6 @@ impl Client {
         self.member
             .channel(id)
             .ok_or_else(|| ClientError::UnknownChannel(id.to_hex()))
-    }
-
-    /// Finds a channel by a unique prefix of its hex id.
-    pub fn resolve_channel(&self, prefix: &str) -> Result<ChannelId, ClientError> {
-        let prefix = prefix.to_ascii_lowercase();
-        let matches: Vec<_> = self
-            .member
-            .channels()
-            .keys()
-            .filter(|id| id.to_hex().starts_with(&prefix))
-            .collect();
-        match matches.as_slice() {
-            [one] if !prefix.is_empty() => Ok(**one),
-            [] | [_] => Err(ClientError::UnknownChannel(prefix)),
-            _ => Err(ClientError::Input(format!(
-                "{prefix} matches {} channels: give more digits",
-                matches.len()
-            ))),
-        }
     }
 
     /// Every channel this member knows.

@@ -53,7 +53,8 @@ impl Client {
             ));
         }
         members.sort_by(|a, b| a.handle.cmp(&b.handle));
-        let id = ChannelId::random();
+        let mut id = ChannelId::random();
+        super::test_id_prefix(&mut id.0);
         let handles: Vec<Handle> = members.iter().map(|m| m.handle.clone()).collect();
         self.relay.create_channel(id, &handles).await?;
         let proposal = Proposal {

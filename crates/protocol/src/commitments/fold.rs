@@ -182,6 +182,8 @@ pub struct AssuranceView {
     pub beneficiaries: Vec<Actor>,
     /// The wording.
     pub wording: String,
+    /// Every typed term (conditions, validity, formality, authority...).
+    pub assurance: Assurance,
     /// Main state at the evaluation time.
     pub state: State,
     /// Since when (transcript time), if known.
@@ -241,10 +243,15 @@ pub struct Board {
     pub relations: Vec<Declared>,
     /// Answers awaited.
     pub awaiting: Vec<Awaiting>,
+    /// Messages held only as stubs (digests): whatever commitments they
+    /// carry are not on this board.
+    pub stubs: usize,
 }
 
 struct Msg<'a> {
     id: MessageId,
+    /// Its place in its sender's chain (epoch, seq).
+    place: (u32, u64),
     sender: Handle,
     sent_at: i64,
     body: Option<&'a Structured>,
@@ -261,6 +268,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             let h = e.payload.header();
             Msg {
                 id: h.message_id,
+                place: (h.epoch.number.0, h.seq.0),
                 sender: h.sender.clone(),
                 sent_at: h.sent_at.0,
                 body: match &e.payload {
@@ -351,7 +359,12 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             };
         }
         let by_issuer = |x: &&Msg<'_>| x.sender == m.sender && x.sent_at <= at.0;
-        let targets = |t: &Option<String>| t.as_deref().is_none_or(|t| t == id);
+        // One assurance by its id, or (none named) every assurance its
+        // issuer sent before: never one sent after.
+        let targets = |x: &Msg<'_>, t: &Option<String>| match t.as_deref() {
+            Some(t) => t == id,
+            None => x.place > m.place,
+        };
         let revoked = msgs
             .iter()
             .filter(by_issuer)
@@ -360,7 +373,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                     assurance,
                     effective_ms,
                     ..
-                }) if targets(assurance) => Some((*effective_ms).max(x.sent_at)),
+                }) if targets(x, assurance) => Some((*effective_ms).max(x.sent_at)),
                 _ => None,
             })
             .min();
@@ -387,7 +400,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                 from_ms,
                 until_ms,
                 ..
-            }) if targets(assurance) => {
+            }) if targets(x, assurance) => {
                 let from = (*from_ms).max(x.sent_at);
                 (from <= at.0 && until_ms.is_none_or(|u| at.0 < u)).then_some(from)
             }
@@ -475,6 +488,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             issuer: m.sender.to_string(),
             beneficiaries: a.beneficiaries.clone(),
             wording: a.wording.clone(),
+            assurance: a.clone(),
             state,
             since_ms: since,
             valid_until_ms: a.valid_until_ms,
@@ -555,6 +569,10 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
         red_lines,
         relations,
         awaiting,
+        stubs: entries
+            .iter()
+            .filter(|e| matches!(e.payload, Payload::Stub { .. }))
+            .count(),
     }
 }
 
@@ -769,6 +787,32 @@ mod tests {
         );
         assert_eq!(state(&t, 7_999), State::Active);
         assert_eq!(state(&t, 8_000), State::Revoked);
+    }
+
+    #[test]
+    fn revoking_or_suspending_all_leaves_the_assurances_given_after() {
+        let mut t = T::new();
+        t.s("blue", 500, assurance(None));
+        for body in [
+            Structured::Revoke {
+                assurance: None,
+                effective_ms: 700,
+                text: "all withdrawn".into(),
+            },
+            Structured::Suspend {
+                assurance: None,
+                from_ms: 700,
+                until_ms: None,
+                text: "all paused".into(),
+            },
+        ] {
+            t.s("blue", 700, body);
+        }
+        t.s("blue", 800, assurance(None));
+        t.push("red", 900, Body::Receipt);
+        let board = fold(&t.entries, &members(), Timestamp(2_000));
+        let states: Vec<State> = board.assurances.iter().map(|a| a.state).collect();
+        assert_eq!(states, [State::Revoked, State::Active]);
     }
 
     #[test]

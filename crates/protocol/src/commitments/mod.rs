@@ -6,6 +6,7 @@ pub mod canonical;
 pub mod fold;
 pub mod plover;
 pub mod structured;
+pub mod terms;
 pub mod whatif;
 
 pub use canonical::StructuredBody;

@@ -359,6 +359,62 @@ pub enum Structured {
 }
 
 impl Structured {
+    /// The kind, as its `type` tag names it on the wire (`assurance`,
+    /// `red_line`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Structured::Acknowledgement { .. } => "acknowledgement",
+            Structured::Allegation { .. } => "allegation",
+            Structured::Assurance(_) => "assurance",
+            Structured::ConfirmLapse { .. } => "confirm_lapse",
+            Structured::Conveyed { .. } => "conveyed",
+            Structured::EscrowConfirmation { .. } => "escrow_confirmation",
+            Structured::EscrowExchange { .. } => "escrow_exchange",
+            Structured::Event { .. } => "event",
+            Structured::Finding { .. } => "finding",
+            Structured::Note { .. } => "note",
+            Structured::RedLine(_) => "red_line",
+            Structured::Relate { .. } => "relate",
+            Structured::Reply { .. } => "reply",
+            Structured::Request { .. } => "request",
+            Structured::Revoke { .. } => "revoke",
+            Structured::Suspend { .. } => "suspend",
+        }
+    }
+
+    /// The other messages this one names (hex message ids), in the order of
+    /// [`Structured::REFERENCE_FIELDS`].
+    pub fn references(&self) -> Vec<&str> {
+        let refs: Vec<Option<&str>> = match self {
+            Structured::Acknowledgement { of, .. } => vec![Some(of.as_str())],
+            Structured::Allegation { assurance, .. } => vec![Some(assurance.as_str())],
+            Structured::Assurance(a) => vec![a.reciprocates.as_deref()],
+            Structured::ConfirmLapse {
+                assurance, event, ..
+            } => vec![Some(assurance.as_str()), event.as_deref()],
+            Structured::Conveyed { original, .. } => vec![Some(original.as_str())],
+            Structured::Finding {
+                assurance,
+                allegation,
+                ..
+            } => vec![Some(assurance.as_str()), allegation.as_deref()],
+            Structured::Reply { allegation, .. } => vec![Some(allegation.as_str())],
+            Structured::Request { about, .. } => vec![about.as_deref()],
+            Structured::Revoke { assurance, .. } | Structured::Suspend { assurance, .. } => {
+                vec![assurance.as_deref()]
+            }
+            Structured::EscrowConfirmation { .. }
+            | Structured::EscrowExchange { .. }
+            | Structured::Event { .. }
+            | Structured::Note { .. }
+            | Structured::RedLine(_)
+            | Structured::Relate { .. } => vec![],
+        };
+        refs.into_iter().flatten().collect()
+    }
+}
+
+impl Structured {
     /// One line for a transcript: the kind and the human wording.
     pub fn summary(&self) -> String {
         use super::whatif::describe;
@@ -373,12 +429,7 @@ impl Structured {
             } => format!("[alleges a breach of {}] {evidence}", short(assurance)),
             Structured::Assurance(a) => format!(
                 "[assurance, {}{}] {}",
-                match a.formality {
-                    Formality::AideMemoire => "aide-memoire",
-                    Formality::NonPaper => "non-paper",
-                    Formality::NoteVerbale => "note verbale",
-                    Formality::Oral => "oral",
-                },
+                super::terms::formality(a.formality),
                 a.reciprocates
                     .as_deref()
                     .map_or(String::new(), |r| format!(", reciprocating {}", short(r)))
@@ -484,7 +535,7 @@ fn utc(ms: &i64) -> String {
     crate::Timestamp(*ms).utc_text()
 }
 
-fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     id.chars().take(8).collect()
 }
 

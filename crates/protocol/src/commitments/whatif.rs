@@ -64,6 +64,9 @@ pub struct Step {
 pub struct Cascade {
     /// The steps, breadth first.
     pub steps: Vec<Step>,
+    /// Messages held only as stubs (digests): their commitments are not
+    /// in the cascade.
+    pub stubs: usize,
 }
 
 /// `actor KIND[/modes] against target`.
@@ -178,7 +181,10 @@ pub fn what_if(
             effects,
         });
     }
-    Cascade { steps }
+    Cascade {
+        steps,
+        stubs: board.stubs,
+    }
 }
 
 impl Cascade {
@@ -190,7 +196,9 @@ impl Cascade {
                 .caused_by
                 .map_or(String::new(), |c| format!(" (response to step {c})"));
             out.push_str(&format!("step {}: {}{cause}\n", s.n, s.event));
-            if s.effects.is_empty() {
+            if s.effects.is_empty() && self.stubs > 0 {
+                out.push_str(&format!("  {}\n", super::terms::stubs_notice(self.stubs)));
+            } else if s.effects.is_empty() {
                 out.push_str("  nothing follows\n");
             }
             for e in &s.effects {
