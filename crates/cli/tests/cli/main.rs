@@ -7,6 +7,7 @@ mod compat;
 mod conformance;
 mod crash;
 mod flows;
+mod readme;
 mod relay;
 mod stale;
 mod watch;
