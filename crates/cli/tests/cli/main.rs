@@ -6,6 +6,7 @@ mod commitments;
 mod compat;
 mod conformance;
 mod crash;
+mod demo;
 mod flows;
 mod readme;
 mod relay;
