@@ -53,7 +53,7 @@ pub struct DemoArgs {
 /// line uses it: (term, the words that use it, what it means). A word
 /// counts where it starts a word, in any case (`stub` in "stubs").
 const GLOSSARY: &[(&str, &[&str], &str)] = &[
-    ("ed25519", &["ed25519"], "the public half of a principal's identity key, shown so that people can compare it"),
+    ("ed25519", &["ed25519"], "the public signing half of a principal's identity keys; it signs only one-time keys and logins, never a message"),
     ("safety number", &["safety number"], "60 digits computed from two principals' identity keys; the same digits on both screens mean nobody sits in between"),
     ("mediator_reads", &["mediator_reads", "mediator-reads"], "the channel policy that lets the mediator read content; every party has to accept it"),
     ("receipt", &["receipt"], "a member's end-to-end acknowledgement of what it has received, due within the channel's deadline"),
@@ -69,11 +69,11 @@ const GLOSSARY: &[(&str, &[&str], &str)] = &[
     ("ack_overdue", &["ack_overdue"], "an alert: a member's receipts do not cover a message past the deadline"),
     ("assurance", &["assurance"], "a typed commitment: who refrains from what towards whom, unless what happens first"),
     ("non-paper", &["non-paper"], "an informal text without official standing, a diplomatic form"),
-    ("assault", &["assault"], "an event type of the PLOVER vocabulary of political violence: an armed attack"),
+    ("assault", &["assault"], "an event type from PLOVER, a vocabulary of political events: physical violence against a target"),
     ("red line", &["red line"], "a stated trigger and response: if this happens, we will do that"),
     ("board", &["board"], "the state of every commitment in a channel, folded from its transcript"),
     ("what-if", &["what if", "what-if", "whatif"], "the cascade the board predicts if an actor acts: which red lines fire, which assurances lapse"),
-    ("escrow", &["escrow"], "the relay holds sealed offers and releases them all together, or none"),
+    ("escrow", &["escrow"], "the relay holds sealed offers until every participant's is in, then releases them together; a partial or late release raises an alert"),
     ("sealed offer", &["sealed offer"], "an offer encrypted for the other participants, unreadable by the relay"),
 ];
 
