@@ -33,6 +33,8 @@ const DEMO_PASSPHRASE: &str = "demo only: not a real passphrase";
 /// opens a channel the mediator cannot read, carries blue's assurance to red
 /// and red's answer back through the same channel, then shows what the relay
 /// stored (ciphertext and routing only) and what the mediator holds (stubs).
+/// Each act shows the command a principal would type for it, and each term
+/// is explained in one line the first time it is used.
 /// Every step is checked; the exit status is 0 only if all checks pass (1
 /// if one fails, 2 if the demo could not run).
 ///
@@ -48,19 +50,94 @@ pub struct DemoArgs {
     keep: Option<PathBuf>,
 }
 
-/// The checks, printed as they pass or fail.
+/// The demo's terms, each explained in one line the first time any printed
+/// line uses it: (term, the words that use it, what it means). A word
+/// counts where it starts a word, in any case (`stub` in "stubs").
+const GLOSSARY: &[(&str, &[&str], &str)] = &[
+    ("ed25519", &["ed25519"], "the public signing half of a principal's identity keys; it signs only one-time keys and logins, never a message"),
+    ("safety number", &["safety number"], "60 digits computed from two principals' identity keys; the same digits on both screens mean nobody sits in between"),
+    ("mediator_reads", &["mediator_reads", "mediator-reads"], "the channel policy that lets the mediator read content; every party has to accept it"),
+    ("receipt", &["receipt"], "a member's end-to-end acknowledgement of what it has received, due within the channel's deadline"),
+    ("heartbeat", &["heartbeat"], "a small message each member sends at an interval, so that silence can be told from loss"),
+    ("epoch", &["epoch"], "a numbered stretch of a channel with one membership and policy; every accepted change starts the next"),
+    ("stub", &["stub"], "what a member holds of a message it may not read: the header and a salted digest, no words"),
+    ("digest", &["digest"], "a hash fixing a message's exact bytes: two members with the same digest hold the same message"),
+    ("olm", &["olm"], "the end-to-end encryption (a double ratchet, as in Matrix), one ciphertext per member"),
+    ("chain", &["chain"], "each sender's messages in order, each naming the digest of the one before, so a dropped or swapped one shows"),
+    ("head vector", &["head vector"], "the last position and digest a member has seen from each sender, carried in every message, so members can compare histories"),
+    ("alert", &["alert"], "evidence of tampering or loss, kept until dismissed; `backchannel verify` lists what is open"),
+    ("gap", &["gap"], "an alert: a sender's later message arrived while an earlier position is missing"),
+    ("ack_overdue", &["ack_overdue"], "an alert: a member's receipts do not cover a message past the deadline"),
+    ("assurance", &["assurance"], "a typed commitment: who refrains from what towards whom, unless what happens first"),
+    ("non-paper", &["non-paper"], "an informal text without official standing, a diplomatic form"),
+    ("assault", &["assault"], "an event type from PLOVER, a vocabulary of political events: physical violence against a target"),
+    ("red line", &["red line"], "a stated trigger and response: if this happens, we will do that"),
+    ("board", &["board"], "the state of every commitment in a channel, folded from its transcript"),
+    ("what-if", &["what if", "what-if", "whatif"], "the cascade the board predicts if an actor acts: which red lines fire, which assurances lapse"),
+    ("escrow", &["escrow"], "the relay holds sealed offers until every participant's is in, then releases them together; a partial or late release raises an alert"),
+    ("sealed offer", &["sealed offer"], "an offer encrypted for the other participants, unreadable by the relay"),
+];
+
+/// Whether `line` uses one of `words` (at the start of a word, any case).
+fn uses(line: &str, words: &[&str]) -> bool {
+    let lower = line.to_lowercase();
+    words.iter().any(|w| {
+        lower.match_indices(w).any(|(at, _)| {
+            !lower[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    })
+}
+
+/// Prints the story: each line, then a one-line explanation of every term
+/// it uses for the first time; and the checks as they pass or fail.
 #[derive(Default)]
-struct Checks {
+struct Narrator {
+    explained: Vec<&'static str>,
     failed: Vec<String>,
 }
 
-impl Checks {
+impl Narrator {
+    fn say(&mut self, text: &str) {
+        for line in text.lines() {
+            outln!("{line}");
+            self.explain(line);
+        }
+    }
+
+    /// Explains, below `line`, the terms it is the first to use.
+    fn explain(&mut self, line: &str) {
+        let indent = line.len() - line.trim_start().len();
+        let indent = " ".repeat(indent.max(3));
+        for (term, words, meaning) in GLOSSARY {
+            if !self.explained.contains(term) && uses(line, words) {
+                self.explained.push(term);
+                let e = format!("{indent}({term}: {meaning})");
+                outln!("{e}");
+                self.explain(&e);
+            }
+        }
+    }
+
+    /// The command a principal would type for the act that follows.
+    fn command(&mut self, command: &str) {
+        self.say(&format!("   $ backchannel {command}"));
+    }
+
     fn check(&mut self, ok: bool, what: &str) {
-        outln!("  [{}] {what}", if ok { "ok" } else { "FAILED" });
+        self.say(&format!("  [{}] {what}", if ok { "ok" } else { "FAILED" }));
         if !ok {
             self.failed.push(what.to_string());
         }
     }
+}
+
+macro_rules! say {
+    ($n:expr, $($arg:tt)*) => {
+        $n.say(&format!($($arg)*))
+    };
 }
 
 fn h(s: &str) -> anyhow::Result<Handle> {
@@ -117,14 +194,28 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let server = tokio::spawn(serve(listener, relay, async move {
         let _ = stopped.await;
     }));
-    let mut checks = Checks::default();
+    let mut n = Narrator::default();
 
-    outln!(
+    say!(
+        n,
         "Backchannel demo: a relay on {url}, database {}\n",
         db.display()
     );
-    outln!("1. Three principals make their keys and register with the relay:");
-    outln!("   the mediator (the intermediary's envoy), and blue and red, two states with no direct relations.");
+    say!(
+        n,
+        "1. Three principals make their keys and register with the relay:"
+    );
+    say!(n, "   the mediator (the intermediary's envoy), and blue and red, two states with no direct relations.");
+    say!(
+        n,
+        "   Each keeps its store (one encrypted file) in {}; the commands a principal would type are shown with `$`.",
+        dir.display()
+    );
+    for name in ["mediator", "blue", "red"] {
+        n.command(&format!(
+            "--store {name}.store init --relay {url} --handle {name}"
+        ));
+    }
     // The clients' clock: the real one, plus however far the story moves it.
     let skew = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     let clock: backchannel_client::Clock = {
@@ -159,35 +250,49 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let mut blue = make("blue").await?;
     let mut red = make("red").await?;
     for c in [&mediator, &blue, &red] {
-        outln!(
+        say!(
+            n,
             "   {:<9} ed25519 {}…",
             c.me().to_string(),
             &b64::encode(c.keys().ed25519)[..16]
         );
     }
 
-    outln!(
+    say!(
+        n,
         "\n2. Blue and red cannot meet each other, but each meets the mediator's envoy in person"
     );
-    outln!("   and compares a safety number covering both identity keys:");
+    say!(
+        n,
+        "   and compares a safety number covering both identity keys:"
+    );
     for party in [&mut blue, &mut red] {
         party.pin_from_relay(&h("mediator")?).await?;
         let who = party.me().clone();
         mediator.pin_from_relay(&who).await?;
         let (theirs, _) = party.safety_number(&h("mediator")?)?;
         let (ours, _) = mediator.safety_number(&who)?;
-        outln!("   {who} and mediator: {}", theirs.one_line());
-        checks.check(
+        n.command(&format!("--store {who}.store fingerprint mediator"));
+        say!(n, "   {who} and mediator: {}", theirs.one_line());
+        n.check(
             theirs == ours,
             &format!("{who}'s screen and the mediator's show the same safety number"),
         );
         if theirs == ours {
+            let number = theirs.one_line();
+            n.command(&format!(
+                "--store {who}.store trust verify mediator --number \"{number}\""
+            ));
+            n.command(&format!(
+                "--store mediator.store trust verify {who} --number \"{number}\""
+            ));
             party.mark_verified(&h("mediator")?)?;
             mediator.mark_verified(&who)?;
         }
     }
 
-    outln!("\n3. The mediator proposes a channel it cannot read (no mediator_reads), receipts due within 1 h:");
+    say!(n, "\n3. The mediator proposes a channel it cannot read (no mediator_reads), receipts due within 1 h:");
+    n.command("--store mediator.store channel create --title \"Assurances through the intermediary\" --party blue --party red --receipt-deadline 1h --heartbeat 10m");
     let policy = Policy {
         mediator_reads: false,
         receipt_deadline_s: 3600,
@@ -201,49 +306,58 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             policy,
         )
         .await?;
-    outln!("   channel {channel}");
+    say!(n, "   channel {channel}");
+    let c8 = channel.to_string()[..8].to_string();
 
-    outln!("\n4. Blue and red fetch the proposal (members, their keys as the mediator introduces them, policy) and accept:");
+    say!(n, "\n4. Blue and red fetch the proposal (members, their keys as the mediator introduces them, policy) and accept:");
     for party in [&mut blue, &mut red] {
+        let who = party.me().to_string();
+        n.command(&format!("--store {who}.store sync"));
         party.sync().await?;
-        accept_shown(party, channel).await?;
+        accept_shown(&mut n, party, channel).await?;
     }
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await?;
     }
+    n.command("--store red.store channel list");
     let view = red
         .channels()?
         .into_iter()
         .next()
         .context("red has the channel")?;
-    out!(
+    say!(
+        n,
         "{}",
         render::channel(&view)
             .lines()
             .map(|l| format!("   {l}\n"))
             .collect::<String>()
     );
-    checks.check(
+    n.check(
         [&mediator, &blue, &red].iter().all(|c| {
             c.channels()
                 .is_ok_and(|v| v.first().is_some_and(|v| v.status == "active"))
         }),
         "the channel is active for all three: every party accepted",
     );
-    checks.check(
+    n.check(
         view.members.iter().any(|m| {
             m.handle == "blue" && m.key.contains("introduced") && m.key.contains("unverified")
         }),
         "red sees blue's key as introduced by the mediator, unverified",
     );
 
-    outln!("\n5. Blue sends its assurance:");
-    outln!("   \"{BLUE_SAYS}\"");
+    say!(n, "\n5. Blue sends its assurance:");
+    n.command(&format!("--store blue.store send {c8} \"{BLUE_SAYS}\""));
     let m1 = blue.send_text(channel, BLUE_SAYS, None).await?;
     let relay_view = relay_holds(&*store, m1)?;
-    outln!("   What the relay stores for it, one copy per member (routing and ciphertext only):");
+    say!(
+        n,
+        "   What the relay stores for it, one copy per member (routing and ciphertext only):"
+    );
     for e in &relay_view {
-        outln!(
+        say!(
+            n,
             "     {} -> {:<8} olm type {} {:>5} bytes  {}…",
             e.sender,
             e.recipient.to_string(),
@@ -254,24 +368,29 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     }
     let mut captured = relay_view;
 
-    outln!("\n6. Red syncs, decrypts and verifies it (epoch, position in blue's chain, previous digest):");
+    say!(n, "\n6. Red syncs, decrypts and verifies it (epoch, position in blue's chain, previous digest, blue's head vector):");
+    n.command("--store red.store sync");
     let got = red.sync().await?;
     for e in got.received.iter().filter(|e| e.kind == "text") {
-        outln!("   {}", render::entry(e).replace('\n', "\n   "));
+        say!(n, "   {}", render::entry(e).replace('\n', "\n   "));
     }
-    checks.check(
+    n.check(
         got.received
             .iter()
             .any(|e| e.text.as_deref() == Some(BLUE_SAYS)),
         "red reads exactly what blue sent",
     );
 
-    outln!("\n7. Red answers through the same channel:");
-    outln!("   \"{RED_SAYS}\"");
+    say!(n, "\n7. Red answers through the same channel:");
+    n.command(&format!(
+        "--store red.store send {c8} \"{RED_SAYS}\" --reply-to {}",
+        m1.to_hex()
+    ));
     let m2 = red.send_text(channel, RED_SAYS, Some(m1)).await?;
     captured.extend(relay_holds(&*store, m2)?);
+    n.command("--store blue.store sync");
     let back = blue.sync().await?;
-    checks.check(
+    n.check(
         back.received
             .iter()
             .any(|e| e.text.as_deref() == Some(RED_SAYS) && e.in_reply_to == Some(m1.to_hex())),
@@ -281,33 +400,38 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await?;
     }
-    outln!("\n8. The transcript as blue sees it:");
+    say!(n, "\n8. The transcript as blue sees it:");
+    n.command(&format!("--store blue.store log {c8} --quiet"));
     for e in blue
         .log(Some(channel))?
         .iter()
         .filter(|e| !matches!(e.kind.as_str(), "receipt" | "heartbeat"))
     {
-        outln!("   {}", render::entry(e).replace('\n', "\n   "));
+        say!(n, "   {}", render::entry(e).replace('\n', "\n   "));
     }
 
-    outln!("\n9. What the mediator's client holds of the two messages: stubs, no words:");
+    say!(
+        n,
+        "\n9. What the mediator's client holds of the two messages: stubs, no words:"
+    );
+    n.command(&format!("--store mediator.store log {c8} --quiet"));
     let med_log = mediator.log(Some(channel))?;
     for e in med_log.iter().filter(|e| e.kind == "text") {
-        outln!("   {}", render::entry(e).replace('\n', "\n   "));
+        say!(n, "   {}", render::entry(e).replace('\n', "\n   "));
     }
     let (bt, rt, mt) = (
         texts(&blue.log(Some(channel))?),
         texts(&red.log(Some(channel))?),
         texts(&med_log),
     );
-    checks.check(
+    n.check(
         mt.len() == 2 && mt.iter().all(|(_, text, stub, _)| text.is_none() && *stub),
         "the mediator holds two stubs and no text",
     );
     let digests = |v: &[(String, Option<String>, bool, String)]| {
         v.iter().map(|t| t.3.clone()).collect::<Vec<_>>()
     };
-    checks.check(
+    n.check(
         digests(&mt) == digests(&bt) && digests(&bt) == digests(&rt),
         "all three hold the same digests: nothing was dropped or swapped",
     );
@@ -316,7 +440,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         .filter_map(|e| mediator.try_decrypt_copy(e))
         .filter(|p| contains(p, BLUE_SAYS.as_bytes()) || contains(p, RED_SAYS.as_bytes()))
         .count();
-    checks.check(
+    n.check(
         readable == 0,
         &format!(
             "none of the {} ciphertexts the relay stored decrypts to words for the mediator",
@@ -324,13 +448,16 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         ),
     );
 
-    outln!("\n10. Final checks:");
+    say!(n, "\n10. Final checks:");
+    for name in ["mediator", "blue", "red"] {
+        n.command(&format!("--store {name}.store verify"));
+    }
     let files = [db.clone(), wal(&db)]
         .iter()
         .filter_map(|p| std::fs::read(p).ok())
         .flatten()
         .collect::<Vec<u8>>();
-    checks.check(
+    n.check(
         !contains(&files, BLUE_SAYS.as_bytes()) && !contains(&files, RED_SAYS.as_bytes()),
         "the relay's database files hold no plaintext",
     );
@@ -338,10 +465,10 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         .iter()
         .map(|c| c.alerts().map_or(1, |a| a.len()))
         .sum();
-    checks.check(alerts == 0, "no client raised an alert");
+    n.check(alerts == 0, "no client raised an alert");
     for c in [&mediator, &blue, &red] {
         let bytes = std::fs::read(c.store_path()).unwrap_or_default();
-        checks.check(
+        n.check(
             !contains(&bytes, BLUE_SAYS.as_bytes()) && !contains(&bytes, RED_SAYS.as_bytes()),
             &format!(
                 "{}'s store file is sealed: no plaintext in its bytes",
@@ -350,22 +477,32 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         );
     }
 
-    outln!(
+    say!(
+        n,
         "\n11. And if the relay cheats? Playing a dishonest operator, the demo deletes red's copy"
     );
-    outln!("    of blue's next message from the relay's database before red fetches it:");
-    let dropped = blue
-        .send_text(channel, "A third message, which the relay will drop.", None)
-        .await?;
+    say!(
+        n,
+        "    of blue's next message from the relay's database before red fetches it:"
+    );
+    const THIRD: &str = "A third message, which the relay will drop.";
+    const FOURTH: &str = "A fourth message, delivered.";
+    n.command(&format!("--store blue.store send {c8} \"{THIRD}\""));
+    let dropped = blue.send_text(channel, THIRD, None).await?;
+    say!(
+        n,
+        "   $ sqlite3 relay.db \"DELETE FROM envelopes WHERE message_id = x'{}' AND recipient = 'red'\"",
+        dropped.to_hex()
+    );
     relay_drops(&db, dropped, "red")?;
-    let next = blue
-        .send_text(channel, "A fourth message, delivered.", None)
-        .await?;
+    n.command(&format!("--store blue.store send {c8} \"{FOURTH}\""));
+    let next = blue.send_text(channel, FOURTH, None).await?;
+    n.command("--store red.store sync");
     let red_saw = red.sync().await?;
     for a in &red_saw.alerts {
-        outln!("    red:  ALERT {}: {}", a.kind, a.detail);
+        say!(n, "    red:  ALERT {}: {}", a.kind, a.detail);
     }
-    checks.check(
+    n.check(
         red_saw.alerts.iter().any(|a| {
             a.kind == AlertKind::Gap
                 && a.principal.as_ref().is_some_and(|p| p.as_str() == "blue")
@@ -374,13 +511,17 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red sees the gap at blue's next message, naming the missing position",
     );
     mediator.sync().await?;
-    outln!("    An hour passes on the clients' clocks (the receipt deadline).");
+    say!(
+        n,
+        "    An hour passes on the clients' clocks (the receipt deadline)."
+    );
     skew.fetch_add(3601 * 1000, std::sync::atomic::Ordering::SeqCst);
+    n.command("--store blue.store sync");
     let blue_saw = blue.sync().await?;
     for a in &blue_saw.alerts {
-        outln!("    blue: ALERT {}: {}", a.kind, a.detail);
+        say!(n, "    blue: ALERT {}: {}", a.kind, a.detail);
     }
-    checks.check(
+    n.check(
         blue_saw.alerts.iter().any(|a| {
             a.kind == AlertKind::AckOverdue
                 && a.member.as_ref().is_some_and(|m| m.as_str() == "red")
@@ -389,13 +530,20 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "blue sees ack_overdue for red: red never confirmed the dropped message",
     );
 
-    outln!("\n12. The assurances themselves. In the reports the intermediary carried the messages");
-    outln!("    itself, so the mediator opens a second channel in which both parties let it read:");
+    say!(
+        n,
+        "\n12. The assurances themselves. In the reports the intermediary carried the messages"
+    );
+    say!(
+        n,
+        "    itself, so the mediator opens a second channel in which both parties let it read:"
+    );
     let reads = Policy {
         mediator_reads: true,
         receipt_deadline_s: 3600,
         heartbeat_interval_s: 600,
     };
+    n.command("--store mediator.store channel create --title \"Assurances (mediator reads)\" --party blue --party red --mediator-reads --receipt-deadline 1h --heartbeat 10m");
     let talks = mediator
         .create_channel(
             "Assurances (mediator reads)",
@@ -404,9 +552,12 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             reads,
         )
         .await?;
+    let t8 = talks.to_string()[..8].to_string();
     for party in [&mut blue, &mut red] {
+        let who = party.me().to_string();
+        n.command(&format!("--store {who}.store sync"));
         party.sync().await?;
-        accept_shown(party, talks).await?;
+        accept_shown(&mut n, party, talks).await?;
     }
     for c in [&mut mediator, &mut blue, &mut red] {
         c.sync().await?;
@@ -438,6 +589,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             wording: wording.into(),
         })
     };
+    n.command(&format!("--store blue.store assure {t8} \"{BLUE_SAYS}\" --to red --refrain-from ASSAULT --unless-attacked-by red --until-revoked --formality non-paper --authorized-by \"Blue's head of government\""));
     let a1 = blue
         .send_structured(
             talks,
@@ -448,6 +600,11 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     mediator.sync().await?;
     let paraphrase =
         "Blue has asked me to tell you that it will not strike first, provided Red does not.";
+    let a1_8 = a1.to_hex()[..8].to_string();
+    n.command("--store mediator.store sync");
+    n.command(&format!(
+        "--store mediator.store convey {t8} {a1_8} \"{paraphrase}\""
+    ));
     mediator
         .send_structured(
             talks,
@@ -459,20 +616,22 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         )
         .await?;
     red.sync().await?;
-    outln!("    blue's original (a non-paper):  \"{BLUE_SAYS}\"");
-    outln!("    the mediator's words beside it: \"{paraphrase}\"");
+    say!(n, "    blue's original (a non-paper):  \"{BLUE_SAYS}\"");
+    say!(n, "    the mediator's words beside it: \"{paraphrase}\"");
+    const RED_ASSURES: &str = "Red will not launch a preemptive attack against Blue.";
+    const RED_LINE: &str =
+        "If Red is attacked, the bases of green, Blue's ally, will not be secure.";
+    n.command(&format!("--store red.store reciprocate {t8} --of {a1_8} \"{RED_ASSURES}\" --to blue --refrain-from ASSAULT --unless-attacked-by blue --until-revoked --authorized-by \"Red's leadership\""));
     let a2 = red
         .send_structured(
             talks,
-            assurance(
-                "blue",
-                "Red will not launch a preemptive attack against Blue.",
-                "Red's leadership",
-                Some(a1.to_hex()),
-            ),
+            assurance("blue", RED_ASSURES, "Red's leadership", Some(a1.to_hex())),
             Some(a1),
         )
         .await?;
+    n.command(&format!(
+        "--store red.store relate {t8} outside:green ally-of blue"
+    ));
     red.send_structured(
         talks,
         Structured::Relate {
@@ -483,6 +642,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         None,
     )
     .await?;
+    n.command(&format!("--store red.store redline {t8} \"{RED_LINE}\" --if ASSAULT --if-against red --then ASSAULT --then-against outside:green"));
     red.send_structured(
         talks,
         Structured::RedLine(RedLine {
@@ -497,8 +657,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
                 modes: vec![],
                 target: Some(Actor::Outside("green".into())),
             },
-            wording: "If Red is attacked, the bases of green, Blue's ally, will not be secure."
-                .into(),
+            wording: RED_LINE.into(),
         }),
         None,
     )
@@ -509,19 +668,24 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         }
     }
     let board = mediator.board(talks, mediator.now())?;
-    outln!("\n13. The board, as the mediator's client folds it from the transcript:");
-    out!(
+    say!(
+        n,
+        "\n13. The board, as the mediator's client folds it from the transcript:"
+    );
+    n.command(&format!("--store mediator.store status {t8}"));
+    say!(
+        n,
         "{}",
         render::board(&board)
             .lines()
             .map(|l| format!("    {l}\n"))
             .collect::<String>()
     );
-    checks.check(
+    n.check(
         board.assurances.len() == 2 && board.assurances.iter().all(|a| a.state == State::Active),
         "both assurances are active: each beneficiary's receipt covers it",
     );
-    checks.check(
+    n.check(
         board
             .assurances
             .iter()
@@ -529,7 +693,10 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "red's assurance is linked as reciprocating blue's",
     );
 
-    outln!("\n14. What if green, a third actor, strikes red?");
+    say!(n, "\n14. What if green, a third actor, strikes red?");
+    n.command(&format!(
+        "--store mediator.store whatif {t8} --actor outside:green --action ASSAULT --target red"
+    ));
     let cascade = mediator.what_if(
         talks,
         mediator.now(),
@@ -540,7 +707,8 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             target: Some(Actor::Member("red".into())),
         },
     )?;
-    out!(
+    say!(
+        n,
         "{}",
         cascade
             .to_text()
@@ -548,43 +716,59 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
             .map(|l| format!("    {l}\n"))
             .collect::<String>()
     );
-    checks.check(
+    n.check(
         cascade.steps.len() == 2
             && cascade.steps[0].effects.iter().any(|e| matches!(e, Effect::Fires { .. }))
             && cascade.steps[1].effects.iter().any(|e| matches!(e, Effect::Lapses { readings_diverge: true, .. })),
         "red's red line fires, and blue's assurance lapses only under some readings of \"attacked first\"",
     );
 
-    outln!("\n15. Neither side wants to move first: an escrowed exchange of sealed offers.");
+    say!(
+        n,
+        "\n15. Neither side wants to move first: an escrowed exchange of sealed offers."
+    );
+    const TERMS: &str = "Simultaneous gestures of good faith.";
+    const BLUE_OFFERS: &str = "Blue withdraws two brigades from the border zone.";
+    const RED_OFFERS: &str = "Red releases the detained crew.";
+    n.command(&format!(
+        "--store blue.store exchange create {t8} --with red --terms \"{TERMS}\" --deadline +1h"
+    ));
     let x = blue
         .exchange_create(
             talks,
             &[h("red")?],
-            "Simultaneous gestures of good faith.",
+            TERMS,
             Timestamp(blue.now().0 + 3_600_000),
         )
         .await?;
-    blue.exchange_submit(x, "Blue withdraws two brigades from the border zone.")
-        .await?;
+    n.command(&format!(
+        "--store blue.store exchange submit {x} \"{BLUE_OFFERS}\""
+    ));
+    blue.exchange_submit(x, BLUE_OFFERS).await?;
+    n.command(&format!("--store red.store exchange status {x}"));
     let before = red.exchange_status(x).await?;
-    outln!(
+    say!(
+        n,
         "    red's view while blue's offer is in: {} (it cannot tell whether blue submitted)",
         before.status.state
     );
-    let red_view = red
-        .exchange_submit(x, "Red releases the detained crew.")
-        .await?;
+    n.command(&format!(
+        "--store red.store exchange submit {x} \"{RED_OFFERS}\""
+    ));
+    let red_view = red.exchange_submit(x, RED_OFFERS).await?;
+    n.command(&format!("--store blue.store exchange status {x}"));
     let blue_view = blue.exchange_status(x).await?;
     for (who, v) in [("red", &red_view), ("blue", &blue_view)] {
         for o in &v.offers {
-            outln!(
+            say!(
+                n,
                 "    {who} receives from {}: {}",
                 o.from,
                 o.offer.as_deref().unwrap_or("?")
             );
         }
     }
-    checks.check(
+    n.check(
         before.offers.is_empty()
             && red_view.status.state == "released"
             && red_view.status.released_at_ms == blue_view.status.released_at_ms
@@ -598,9 +782,9 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let _ = stop.send(());
     let _ = server.await;
     if args.keep.is_some() {
-        outln!("\nKept in {}: relay.db, mediator.store, blue.store, red.store (passphrase: {DEMO_PASSPHRASE:?})", dir.display());
+        say!(n, "\nKept in {}: relay.db, mediator.store, blue.store, red.store (passphrase: {DEMO_PASSPHRASE:?})", dir.display());
     }
-    Ok(checks.failed)
+    Ok(n.failed)
 }
 
 /// Plays a dishonest operator: deletes `recipient`'s copy of `message` from
@@ -642,14 +826,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// A party reads the statement of what it is asked to accept, then
 /// accepts exactly that proposal (by its digest).
-async fn accept_shown(party: &mut Client, channel: ChannelId) -> anyhow::Result<()> {
+async fn accept_shown(
+    n: &mut Narrator,
+    party: &mut Client,
+    channel: ChannelId,
+) -> anyhow::Result<()> {
     let statement = party
         .consent(channel)?
         .context("the proposal did not arrive")?;
-    outln!("   {} is shown, before it accepts:", party.me());
+    let (who, c8) = (party.me().to_string(), &channel.to_hex()[..8]);
+    n.command(&format!("--store {who}.store channel show {c8}"));
+    say!(n, "   {who} is shown, before it accepts:");
     for line in &statement.lines {
-        outln!("     {line}");
+        say!(n, "     {line}");
     }
+    n.command(&format!(
+        "--store {who}.store channel accept {c8} --yes {}",
+        statement.short_digest()
+    ));
     party.accept(channel, statement.digest).await?;
     Ok(())
 }
