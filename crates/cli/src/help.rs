@@ -22,6 +22,8 @@ const ROLES: &[(&str, &[&str])] = &[
             "channel",
             "transcript",
             "passphrase",
+            "backup",
+            "restore",
             "demo",
             "completions",
             "man",

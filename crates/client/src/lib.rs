@@ -42,7 +42,7 @@ pub use client::lock;
 pub use client::{
     now, unique_prefix, Candidate, ChannelView, Client, Clock, Confirmation, Delivery,
     ExchangeState, ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView,
-    QueuedPost, ReceivedOffer, SyncReport, MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET,
+    QueuedPost, ReceivedOffer, RestoreReport, SyncReport, MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET,
 };
 pub use client::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,

@@ -87,14 +87,27 @@ fn on_alert_runs_a_command_with_the_alert_and_never_its_content() {
         .blue
         .command(&["watch", "--on-alert", &hook])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read its stderr to the end (a closed pipe would end it), and go on
+    // once it says it is watching.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(watch.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("watching as blue") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("watch started");
     s.blue.run(&["send", &id[..8], "a secret nobody receipts"]);
     let started = std::time::Instant::now();
     let lines = loop {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
-        if text.lines().count() >= 2 || started.elapsed() > Duration::from_secs(30) {
+        if text.lines().count() >= 2 || started.elapsed() > Duration::from_secs(60) {
             break text;
         }
         std::thread::sleep(Duration::from_millis(200));

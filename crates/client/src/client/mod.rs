@@ -6,6 +6,7 @@
 //! in one transaction, then its posts go out in order: nothing leaves the
 //! machine before the advanced ratchets and the outbox are on disk.
 
+mod backup;
 mod consent;
 mod escrow;
 pub mod lock;
@@ -30,6 +31,7 @@ use crate::transport::RelayClient;
 use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
+pub use backup::RestoreReport;
 pub use consent::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
     MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,

@@ -165,6 +165,42 @@ impl Vault {
         })
     }
 
+    /// Writes a consistent copy of the whole store to `to`, a new file
+    /// readable by its owner only: sealed as the store is, it opens with
+    /// the same passphrase and nothing else.
+    pub fn backup(&self, to: &Path) -> Result<(), VaultError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // SQLite writes into an empty file; creating it first sets its mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => VaultError::Exists(to.display().to_string()),
+                _ => VaultError::Sqlite(format!("creating {}: {e}", to.display())),
+            })?;
+        let target = to
+            .to_str()
+            .ok_or(VaultError::Corrupt("the backup path is not UTF-8"))?;
+        if let Err(e) = self.conn.execute("VACUUM INTO ?1", [target]) {
+            let _ = std::fs::remove_file(to);
+            return Err(e.into());
+        }
+        std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| VaultError::Sqlite(format!("syncing {}: {e}", to.display())))
+    }
+
+    /// How far this store has got: the mailbox position read and the
+    /// messages held. A restore refuses to replace a store that is ahead.
+    pub fn progress(&self) -> Result<(u64, u64), VaultError> {
+        let held: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+        Ok((self.cursor()?, held.max(0) as u64))
+    }
+
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path

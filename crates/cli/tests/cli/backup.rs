@@ -1,0 +1,127 @@
+//! `backup` and `restore`: a sealed copy, a restore that refuses to go
+//! back over a newer store, and the whole way back after a loss: what the
+//! copy lacks is a notice, the channel waits for a rekey, and nobody sees
+//! `gap`, `forged` or `modified`.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use serde_json::Value;
+
+use crate::{inbox, Scene, User};
+
+/// Alert kinds a user holds (dismissed ones included).
+fn kinds(u: &User) -> Vec<String> {
+    // `verify` exits 1 while an alert is open: read its JSON either way.
+    let out = u.try_run(&["verify", "--all", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+fn remove_store(u: &User) {
+    let name = u.store.file_name().unwrap().to_string_lossy().into_owned();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(u.store.with_file_name(format!("{name}{suffix}")));
+    }
+}
+
+#[test]
+fn a_restore_after_a_loss_says_what_was_lost_and_comes_back_through_a_rekey() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    s.blue.run(&["send", &id[..8], "before the backup"]);
+    for u in [&s.mediator, &s.red, &s.blue] {
+        u.run(&["sync"]);
+    }
+    let file = s.dir.path().join("blue.backup");
+    s.blue.run(&["backup", file.to_str().unwrap()]);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup is the owner's only");
+    assert!(
+        !s.blue
+            .try_run(&["backup", file.to_str().unwrap()])
+            .status
+            .success(),
+        "an existing file is never overwritten"
+    );
+
+    // Life goes on after the backup: red writes, blue reads and answers.
+    s.red.run(&["send", &id[..8], "after the backup"]);
+    s.blue.run(&["sync"]);
+    s.blue.run(&["send", &id[..8], "blue after the backup"]);
+    for u in [&s.mediator, &s.red] {
+        u.run(&["sync"]);
+    }
+
+    // The store is newer than the backup: restore refuses, changes nothing.
+    let refused = s.blue.try_run(&["restore", file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("newer than the backup"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(inbox(&s.blue).iter().any(|(_, t)| t == "after the backup"));
+
+    // The device is lost; the backup comes back, and says what it lacks.
+    remove_store(&s.blue);
+    let restored = s.blue.run(&["restore", file.to_str().unwrap()]);
+    assert!(restored.contains("notice"), "{restored}");
+    assert!(
+        restored.contains("gone from the relay") && restored.contains("--rekey"),
+        "{restored}"
+    );
+    assert!(!inbox(&s.blue).iter().any(|(_, t)| t == "after the backup"));
+    let report: Value = s.blue.json(&["sync"]);
+    let raised: Vec<&str> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        raised.iter().all(|k| *k == "stale_store"),
+        "only the stale store, never gap or forged: {report}"
+    );
+    assert!(
+        !s.blue
+            .try_run(&["send", &id[..8], "from the old position"])
+            .status
+            .success(),
+        "nothing is sent from old positions"
+    );
+
+    // The way back: the mediator's rekey, accepted as usual.
+    s.mediator.run(&["channel", "amend", &id[..8], "--rekey"]);
+    for p in [&s.blue, &s.red] {
+        p.run(&["sync"]);
+        p.accept(&id[..8]);
+    }
+    for u in [&s.mediator, &s.red, &s.blue, &s.mediator, &s.red] {
+        u.run(&["sync"]);
+    }
+    s.blue.run(&["send", &id[..8], "back after the restore"]);
+    s.red.run(&["send", &id[..8], "welcome back"]);
+    for u in [&s.mediator, &s.red, &s.blue, &s.red] {
+        u.run(&["sync"]);
+    }
+    assert!(inbox(&s.red).contains(&("blue".into(), "back after the restore".into())));
+    assert!(inbox(&s.blue).contains(&("red".into(), "welcome back".into())));
+    for (who, u) in [
+        ("mediator", &s.mediator),
+        ("red", &s.red),
+        ("blue", &s.blue),
+    ] {
+        let held = kinds(u);
+        for bad in ["gap", "forged", "modified", "ack_overdue"] {
+            assert!(
+                !held.iter().any(|k| k == bad),
+                "{who} holds {bad}: {held:?}"
+            );
+        }
+    }
+}
