@@ -248,6 +248,9 @@ enum EventsCommand {
         file: std::path::PathBuf,
         #[command(flatten)]
         dry: DryRun,
+        /// Print JSON: what each report became (or would be, with --dry-run).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -267,7 +270,12 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                 None => out!("{lines}"),
             }
         }
-        EventsCommand::Import { channel, file, dry } => {
+        EventsCommand::Import {
+            channel,
+            file,
+            dry,
+            json,
+        } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             // Every line is checked before anything is sent.
@@ -283,12 +291,20 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?;
                 bodies.push(serde_json::to_value(&e)?);
             }
+            let mut results = Vec::new();
             for body in &bodies {
                 let work = Work::Structured {
                     channel: channel.clone(),
                     body: body.clone(),
                 };
-                run_or_preview(store_path, work, dry, false).await?;
+                // Under --json a dry run prints each preview as it goes.
+                results.extend(run_or_preview(store_path, work, dry, json).await?);
+            }
+            if json {
+                if !dry.dry_run {
+                    crate::render::json(&results)?;
+                }
+                return Ok(());
             }
             let done = if dry.dry_run { "would send" } else { "sent" };
             outln!("{done} {} event report(s)", bodies.len());

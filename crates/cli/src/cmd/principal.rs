@@ -31,6 +31,9 @@ pub struct InitArgs {
     /// Your handle on the relay: 1-32 of a-z 0-9 _ -.
     #[arg(long, value_name = "HANDLE")]
     handle: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
@@ -54,6 +57,15 @@ pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
         .await
         .map_err(store::explain)?;
     let k = client.keys();
+    if args.json {
+        return render::json(&serde_json::json!({
+            "store": store,
+            "handle": client.me(),
+            "relay": client.relay_url(),
+            "curve25519": b64::encode(k.curve25519),
+            "ed25519": b64::encode(k.ed25519),
+        }));
+    }
     outln!(
         "created {} for {} on {}",
         store.display(),

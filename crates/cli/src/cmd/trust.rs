@@ -138,6 +138,9 @@ enum TrustCommand {
         /// The 60-digit safety number you compared (spaces allowed).
         #[arg(long)]
         number: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Replace PEER's pinned key with the one the relay serves now.
     ///
@@ -153,13 +156,16 @@ enum TrustCommand {
     DangerousAcceptNewKey {
         /// The other principal.
         peer: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub async fn trust(store_path: &Path, args: TrustArgs) -> anyhow::Result<()> {
     match args.command {
-        TrustCommand::Verify { peer, number } => {
-            run_work(
+        TrustCommand::Verify { peer, number, json } => {
+            let out = run_work(
                 store_path,
                 Work::TrustVerify {
                     peer: peer.clone(),
@@ -167,10 +173,16 @@ pub async fn trust(store_path: &Path, args: TrustArgs) -> anyhow::Result<()> {
                 },
             )
             .await?;
+            if json {
+                return render::json(&out);
+            }
             outln!("{peer}'s key is marked verified");
         }
-        TrustCommand::DangerousAcceptNewKey { peer } => {
+        TrustCommand::DangerousAcceptNewKey { peer, json } => {
             let out = run_work(store_path, Work::AcceptNewKey { peer: peer.clone() }).await?;
+            if json {
+                return render::json(&out);
+            }
             outln!(
                 "pinned the key the relay now serves for {peer} (unverified).\nCompare this safety number with {peer} before relying on it:\n{}",
                 out["safety_number"].as_str().unwrap_or("")

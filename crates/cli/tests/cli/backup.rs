@@ -7,20 +7,8 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use serde_json::Value;
 
+use crate::stale::all_kinds;
 use crate::{inbox, Scene, User};
-
-/// Alert kinds a user holds (dismissed ones included).
-fn kinds(u: &User) -> Vec<String> {
-    // `verify` exits 1 while an alert is open: read its JSON either way.
-    let out = u.try_run(&["verify", "--all", "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["alerts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| a["kind"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
 
 fn remove_store(u: &User) {
     let name = u.store.file_name().unwrap().to_string_lossy().into_owned();
@@ -116,7 +104,7 @@ fn a_restore_after_a_loss_says_what_was_lost_and_comes_back_through_a_rekey() {
         ("red", &s.red),
         ("blue", &s.blue),
     ] {
-        let held = kinds(u);
+        let held = all_kinds(u);
         for bad in ["gap", "forged", "modified", "ack_overdue"] {
             assert!(
                 !held.iter().any(|k| k == bad),

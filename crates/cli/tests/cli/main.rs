@@ -11,6 +11,7 @@ mod conventions;
 mod crash;
 mod demo;
 mod flows;
+mod json;
 mod outbox;
 mod readable;
 mod readme;

@@ -154,7 +154,7 @@ fn kinds_of(alerts: &Value) -> Vec<String> {
 }
 
 /// Every alert a user's store ever raised (open, cleared or dismissed).
-fn all_kinds(u: &User) -> Vec<String> {
+pub(crate) fn all_kinds(u: &User) -> Vec<String> {
     let out = u.try_run(&["verify", "--all", "--json"]);
     kinds_of(&serde_json::from_slice(&out.stdout).unwrap())
 }
