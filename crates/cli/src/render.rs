@@ -408,6 +408,7 @@ pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
         K::MembershipMismatch => "the relay lists a member nobody agreed to: sending in this channel is blocked; tell the mediator",
         K::Modified => "a message was altered in transit and could not be read: ask the sender to resend it",
         K::Reorder => "a message arrived after later ones: it is shown in its place; the relay delayed it",
+        K::UnknownOneTimeKey => "a peer's first message was written to a one-time key this store does not hold (after a restore from an older backup, keys published after it are lost): ask that peer to send again; if this store was never restored, the relay may be feeding you made-up messages, and a missing position will still show as a gap",
         K::Replay => "the relay delivered an old message again or in the wrong place: it was not shown twice",
         K::Rollback => "the relay served older state than you had: it may have been restored from backup, or is lying",
         K::StaleStore => "sending is stopped: your store looks older than what you sent (restored from a copy?), or the relay lies. Keep this store; ask the mediator for a rekey (`backchannel channel amend CHANNEL --rekey`) and accept it",

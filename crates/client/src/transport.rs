@@ -156,15 +156,18 @@ impl RelayClient {
         Ok(())
     }
 
-    /// Publishes keys.
+    /// Publishes keys; with `replace`, the relay forgets the unclaimed
+    /// one-time keys it held first.
     pub async fn upload_keys(
         &self,
         one_time: &[SignedKey],
         fallback: Option<&SignedKey>,
+        replace: bool,
     ) -> Result<UploadKeysResponse, TransportError> {
         let req = UploadKeysRequest {
             one_time_keys: one_time.iter().map(KeyJson::from_signed).collect(),
             fallback_key: fallback.map(KeyJson::from_signed),
+            replace,
         };
         self.call(reqwest::Method::POST, "/v1/keys", Some(&req))
             .await

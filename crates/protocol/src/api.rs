@@ -131,6 +131,10 @@ pub struct UploadKeysRequest {
     /// A new fallback key, replacing the old one.
     #[serde(default)]
     pub fallback_key: Option<KeyJson>,
+    /// Forget the unclaimed one-time keys held before adding these (a
+    /// store restored from a backup lacks keys published after it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 /// What the relay holds of the caller's keys after an upload.

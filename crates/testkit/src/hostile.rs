@@ -62,8 +62,9 @@ impl RelayStore for TamperStore {
         h: &Handle,
         o: &[SignedKey],
         f: Option<&SignedKey>,
+        replace: bool,
     ) -> Result<KeyCounts, StoreError> {
-        self.inner.upload_keys(h, o, f)
+        self.inner.upload_keys(h, o, f, replace)
     }
     fn claim_key(&self, h: &Handle) -> Result<Option<Claimed>, StoreError> {
         self.inner.claim_key(h)
@@ -287,6 +288,18 @@ impl Hostile {
             .execute(
                 "UPDATE principals SET key_version = ?1 WHERE handle = ?2",
                 params![version as i64, handle],
+            )
+            .unwrap();
+    }
+
+    /// Keeps only the `n` newest unclaimed one-time keys of a principal, as
+    /// if the older ones had been claimed.
+    pub fn keep_newest_one_time_keys(&self, handle: &str, n: u32) {
+        self.conn()
+            .execute(
+                "DELETE FROM one_time_keys WHERE handle = ?1 AND id NOT IN
+                 (SELECT id FROM one_time_keys WHERE handle = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![handle, n],
             )
             .unwrap();
     }

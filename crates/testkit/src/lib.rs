@@ -321,6 +321,7 @@ impl Principal {
         let req = UploadKeysRequest {
             one_time_keys: otks.iter().map(KeyJson::from_signed).collect(),
             fallback_key: fb.as_ref().map(KeyJson::from_signed),
+            replace: false,
         };
         let a = self
             .call(

@@ -113,3 +113,56 @@ fn a_restore_after_a_loss_says_what_was_lost_and_comes_back_through_a_rekey() {
         }
     }
 }
+
+#[test]
+fn a_first_message_to_a_key_the_backup_lacks_is_a_notice_and_the_restore_replaces_the_keys() {
+    let s = Scene::new();
+    let user = |name: &str| {
+        let u = User {
+            store: s.dir.path().join(format!("{name}.store")),
+        };
+        u.run(&["init", "--relay", &s.relay.url, "--handle", name]);
+        u
+    };
+    let file = s.dir.path().join("blue.backup");
+    s.blue.run(&["backup", file.to_str().unwrap()]);
+    // After the backup, green opens a session with blue, and blue publishes
+    // a key the backup never saw; the older keys are claimed away.
+    let green = user("green");
+    green.run(&["channel", "create", "--title", "g", "--party", "blue"]);
+    s.blue.run(&["sync"]);
+    let db = s.dir.path().join("relay.db");
+    backchannel_testkit::hostile::Hostile::at(&db).keep_newest_one_time_keys("blue", 1);
+    // Yellow's first message goes out on that key; then blue's store is lost.
+    let yellow = user("yellow");
+    yellow.run(&["channel", "create", "--title", "y", "--party", "blue"]);
+    remove_store(&s.blue);
+    s.blue.run(&["restore", file.to_str().unwrap()]);
+    let report = s.blue.json(&["sync"]);
+    let raised: Vec<&str> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    // The restore path itself (the relay read past the backup), and the
+    // first message it cannot read: a notice, nothing worse.
+    assert_eq!(raised, ["stale_store", "unknown_one_time_key"], "{report}");
+    let held = all_kinds(&s.blue);
+    for bad in ["gap", "forged", "modified"] {
+        assert!(!held.iter().any(|k| k == bad), "blue holds {bad}: {held:?}");
+    }
+    // New sessions start on keys the restored store has.
+    let white = user("white");
+    white.run(&["channel", "create", "--title", "w", "--party", "blue"]);
+    s.blue.run(&["sync"]);
+    let titles: Vec<String> = s
+        .blue
+        .json(&["channel", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["title"].as_str().unwrap().to_string())
+        .collect();
+    assert!(titles.contains(&"w".to_string()), "{titles:?}");
+}

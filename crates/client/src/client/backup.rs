@@ -78,7 +78,12 @@ impl Client {
             .map_err(|e| VaultError::Sqlite(format!("putting the backup in place: {e}")))?;
         let mut client = Client::open_locked(store, passphrase, held)?;
         let (acked, not_sent) = match client.check_own_record().await {
-            Ok(not_sent) => (Some(client.relay.me().await?.acked_through), not_sent),
+            Ok(not_sent) => {
+                // Keys published after the backup are unknown here: the
+                // relay forgets them, so new sessions start on keys it has.
+                client.replace_keys(super::ONE_TIME_KEYS_TARGET).await?;
+                (Some(client.relay.me().await?.acked_through), not_sent)
+            }
             Err(e) if e.leaves_queued() => (None, Vec::new()),
             Err(e) => return Err(e),
         };
@@ -122,7 +127,10 @@ fn notice(
             not_sent.len()
         ));
     }
-    lines.push("One-time keys published after the backup stay on the relay, but this copy lacks their secret halves: a peer that opens a new session with you on one of them writes a first message this store cannot read. If a peer says you did not answer, ask it to send again.".into());
+    lines.push(match acked {
+        Some(_) => "The one-time keys published after the backup were unknown to this copy: the relay now holds fresh ones instead, so new sessions start on keys this store has. A peer that opened a session on one of the lost keys before now wrote a first message this store cannot read: if a peer says you did not answer, ask it to send again.".into(),
+        None => "One-time keys published after the backup are unknown to this copy, and the relay could not be told to forget them: restore the same backup again once the relay is reachable (nothing else changes), or a peer opening a session on one of them writes a first message this store cannot read.".into(),
+    });
     if stale.is_empty() {
         lines.push("No channel had moved on since the backup: you can send as before.".into());
     } else {

@@ -429,13 +429,27 @@ impl Client {
 
     /// Generates, saves and publishes `n` one-time keys and a fresh fallback key.
     pub async fn replenish_keys(&mut self, n: usize) -> Result<(), ClientError> {
+        self.publish_keys(n, false).await
+    }
+
+    /// Like [`Client::replenish_keys`], and the relay forgets every
+    /// unclaimed one-time key it held before: after a restore, so that no
+    /// new session starts on a key this store lacks.
+    pub async fn replace_keys(&mut self, n: usize) -> Result<(), ClientError> {
+        self.publish_keys(n, true).await
+    }
+
+    async fn publish_keys(&mut self, n: usize, replace: bool) -> Result<(), ClientError> {
         let identity = self.member.identity_mut();
         let one_time = identity.generate_one_time_keys(n);
         let fallback = identity.generate_fallback_key();
         self.member.account_changed();
         self.persist()?;
         self.connect().await?;
-        let answer = self.relay.upload_keys(&one_time, fallback.as_ref()).await?;
+        let answer = self
+            .relay
+            .upload_keys(&one_time, fallback.as_ref(), replace)
+            .await?;
         let me = self.me().clone();
         self.member.note_key_version(&me, answer.key_version);
         self.persist()?;

@@ -49,6 +49,9 @@ pub enum AlertKind {
     /// This member's store is older than what the relay or the other
     /// members show of it (restored from a copy), or the relay lies.
     StaleStore,
+    /// A first message names a one-time key this store does not hold, as
+    /// after a restore from a backup older than the key (notice).
+    UnknownOneTimeKey,
     /// An authentic body of a kind or version this client cannot read
     /// (notice: a newer client sent it).
     UnsupportedBody,
@@ -58,7 +61,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind, for listings and round-trip tests.
-    pub const ALL: [AlertKind; 20] = [
+    pub const ALL: [AlertKind; 21] = [
         AlertKind::AckOverdue,
         AlertKind::BadKey,
         AlertKind::CrossedMessages,
@@ -77,6 +80,7 @@ impl AlertKind {
         AlertKind::Replay,
         AlertKind::Rollback,
         AlertKind::StaleStore,
+        AlertKind::UnknownOneTimeKey,
         AlertKind::UnsupportedBody,
         AlertKind::Withheld,
     ];
@@ -100,6 +104,7 @@ impl AlertKind {
             AlertKind::Modified => "modified",
             AlertKind::Reorder => "reorder",
             AlertKind::Replay => "replay",
+            AlertKind::UnknownOneTimeKey => "unknown_one_time_key",
             AlertKind::Rollback => "rollback",
             AlertKind::StaleStore => "stale_store",
             AlertKind::UnsupportedBody => "unsupported_body",
@@ -116,7 +121,7 @@ impl AlertKind {
     pub fn is_notice(self) -> bool {
         matches!(
             self,
-            AlertKind::CrossedMessages | AlertKind::UnsupportedBody
+            AlertKind::CrossedMessages | AlertKind::UnknownOneTimeKey | AlertKind::UnsupportedBody
         )
     }
 
@@ -390,6 +395,24 @@ impl Alert {
         Alert::base(AlertKind::LateUndecryptable, at, detail)
             .at(channel, sender)
             .placed(epoch, vec![seq])
+            .ids(vec![message])
+    }
+
+    /// A first message under a one-time key this store lacks (a notice:
+    /// a restore from an older backup explains it; a relay making it up
+    /// gains nothing, since the position it claims still counts as missing
+    /// until the sender's genuine message fills it).
+    pub fn unknown_one_time_key(
+        at: Timestamp,
+        channel: ChannelId,
+        sender: &Handle,
+        message: MessageId,
+    ) -> Alert {
+        let detail = format!(
+            "{sender} opened a session on a one-time key this store does not hold (published after the backup this store was restored from, or never ours): its first message cannot be read here"
+        );
+        Alert::base(AlertKind::UnknownOneTimeKey, at, detail)
+            .at(channel, sender)
             .ids(vec![message])
     }
 

@@ -556,7 +556,19 @@ impl Member {
 
     /// Classifies a ciphertext that did not decrypt, by the position its
     /// (unauthenticated) hint names.
-    fn classify_failure(&mut self, now: Timestamp, env: &Envelope, why: &str) {
+    fn classify_failure(&mut self, now: Timestamp, env: &Envelope, why: &Undecrypted) {
+        if *why == Undecrypted::UnknownKey {
+            // Said once as a notice; the position still counts as missing
+            // until the sender's genuine message fills it.
+            self.push_alert(Alert::unknown_one_time_key(
+                now,
+                env.channel_id,
+                &env.sender,
+                env.message_id,
+            ));
+        }
+        let why = why.to_string();
+        let why = why.as_str();
         if self.is_stale_in(&env.channel_id) {
             // The restored store cannot read what was sent on sessions it
             // lost: a consequence of the restore, not evidence against the
@@ -634,7 +646,7 @@ impl Member {
 
     /// Tries every session with the sender, then (for a pre-key message)
     /// a new inbound session.
-    fn decrypt(&mut self, env: &Envelope) -> Result<Vec<u8>, String> {
+    fn decrypt(&mut self, env: &Envelope) -> Result<Vec<u8>, Undecrypted> {
         if let Some(list) = self.sessions.get_mut(&env.sender) {
             for i in 0..list.len() {
                 if let Ok(plaintext) = list[i].decrypt(env.olm_type, &env.ciphertext) {
@@ -649,16 +661,23 @@ impl Member {
             }
         }
         if env.olm_type != OlmType::PreKey {
-            return Err("no session with the sender decrypts it".into());
+            return Err(Undecrypted::Other(
+                "no session with the sender decrypts it".into(),
+            ));
         }
         let keys = match self.peers.get(&env.sender) {
             Some(p) => p.keys,
-            None => return Err("no pinned identity key".into()),
+            None => return Err(Undecrypted::Other("no pinned identity key".into())),
         };
         let (session, plaintext) = self
             .identity
             .inbound_session(&keys, env.olm_type, &env.ciphertext)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                crate::CryptoError::SessionCreation(
+                    vodozemac::olm::SessionCreationError::MissingOneTimeKey(_),
+                ) => Undecrypted::UnknownKey,
+                e => Undecrypted::Other(e.to_string()),
+            })?;
         self.sessions
             .entry(env.sender.clone())
             .or_default()
@@ -703,6 +722,24 @@ impl Member {
             if !progress {
                 return;
             }
+        }
+    }
+}
+
+/// Why a ciphertext did not decrypt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Undecrypted {
+    /// A first message names a one-time key this store does not hold.
+    UnknownKey,
+    /// Anything else, in words.
+    Other(String),
+}
+
+impl std::fmt::Display for Undecrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undecrypted::UnknownKey => f.write_str("its one-time key is not held here"),
+            Undecrypted::Other(why) => f.write_str(why),
         }
     }
 }

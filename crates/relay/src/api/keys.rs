@@ -46,7 +46,7 @@ pub(crate) async fn upload(
         .map(|k| decode(k, true))
         .transpose()?;
     let counts = relay
-        .run(move |s| s.upload_keys(&caller, &one_time, fallback.as_ref()))
+        .run(move |s| s.upload_keys(&caller, &one_time, fallback.as_ref(), req.replace))
         .await?;
     Ok(Json(UploadKeysResponse {
         one_time_key_count: counts.one_time_keys,

@@ -150,9 +150,11 @@ pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
     assert_eq!(store.claim_key(&h("red")).unwrap(), None, "no keys yet");
     let otks = id.generate_one_time_keys(2);
     let fb = id.generate_fallback_key().unwrap();
-    let counts = store.upload_keys(&h("red"), &otks, Some(&fb)).unwrap();
+    let counts = store
+        .upload_keys(&h("red"), &otks, Some(&fb), false)
+        .unwrap();
     assert_eq!((counts.one_time_keys, counts.has_fallback), (2, true));
-    let again = store.upload_keys(&h("red"), &otks, None).unwrap();
+    let again = store.upload_keys(&h("red"), &otks, None, false).unwrap();
     assert_eq!(again.one_time_keys, 2, "re-uploading a key keeps one copy");
     assert!(again.key_version > counts.key_version);
 
@@ -175,9 +177,21 @@ pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
         "key version only grows: {versions:?}"
     );
     assert!(matches!(
-        store.upload_keys(&h("ghost"), &otks, None),
+        store.upload_keys(&h("ghost"), &otks, None, false),
         Err(StoreError::UnknownPrincipal(_))
     ));
+
+    // A restored store replaces what it lacks: only the new keys are held.
+    let old = id.generate_one_time_keys(3);
+    store.upload_keys(&h("red"), &old, None, false).unwrap();
+    let new = id.generate_one_time_keys(1);
+    let replaced = store.upload_keys(&h("red"), &new, None, true).unwrap();
+    assert_eq!(
+        replaced.one_time_keys, 1,
+        "the unclaimed old keys are forgotten"
+    );
+    let c = store.claim_key(&h("red")).unwrap().unwrap();
+    assert_eq!(c.key, new[0], "a claim gets the new key");
 }
 
 pub fn key_stock_is_limited(store: &dyn RelayStore) {
@@ -185,12 +199,12 @@ pub fn key_stock_is_limited(store: &dyn RelayStore) {
     store.register(&h("red"), &id.keys(), T0).unwrap();
     for _ in 0..10 {
         store
-            .upload_keys(&h("red"), &id.generate_one_time_keys(100), None)
+            .upload_keys(&h("red"), &id.generate_one_time_keys(100), None, false)
             .unwrap();
     }
     let before = store.row_counts().unwrap();
     assert!(matches!(
-        store.upload_keys(&h("red"), &id.generate_one_time_keys(1), None),
+        store.upload_keys(&h("red"), &id.generate_one_time_keys(1), None, false),
         Err(StoreError::LimitExceeded(_))
     ));
     assert_eq!(

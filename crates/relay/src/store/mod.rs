@@ -251,12 +251,16 @@ pub trait RelayStore: Send + Sync + 'static {
     /// Looks a token hash up.
     fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError>;
 
-    /// Adds one-time keys and replaces the fallback key; bumps the key version.
+    /// Adds one-time keys and replaces the fallback key; bumps the key
+    /// version. With `replace`, the unclaimed one-time keys held are
+    /// forgotten first, in the same transaction (a store restored from a
+    /// backup lacks the secret halves of keys published after it).
     fn upload_keys(
         &self,
         handle: &Handle,
         one_time: &[SignedKey],
         fallback: Option<&SignedKey>,
+        replace: bool,
     ) -> Result<KeyCounts, StoreError>;
     /// Hands out (and deletes) the oldest one-time key, else the fallback
     /// key; bumps the key version. `None` when there is neither.

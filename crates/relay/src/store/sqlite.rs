@@ -319,10 +319,14 @@ impl RelayStore for SqliteStore {
         h: &Handle,
         one_time: &[SignedKey],
         fallback: Option<&SignedKey>,
+        replace: bool,
     ) -> Result<KeyCounts, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version = key_version(&tx, h)?;
+        if replace {
+            tx.execute("DELETE FROM one_time_keys WHERE handle = ?1", [h.as_str()])?;
+        }
         for k in one_time {
             // A key uploaded twice is kept once (an upload retried after a
             // lost answer must not fail).

@@ -154,6 +154,7 @@ async fn the_documented_small_behaviours_hold() {
     let again = UploadKeysRequest {
         one_time_keys: held.iter().map(KeyJson::from_signed).collect(),
         fallback_key: None,
+        replace: false,
     };
     let body = serde_json::to_value(&again).unwrap();
     let a = blue.call("POST", "/v1/keys", Some(&body)).await;
