@@ -15,6 +15,10 @@ pub fn delivery(out: &serde_json::Value) -> String {
             "queued {id}: will be delivered when the relay is reachable ({}). Do not send it again: `backchannel outbox` lists what waits.",
             out["reason"].as_str().unwrap_or("")
         ),
+        Some("refused") => format!(
+            "committed {id} to your outbox, but the relay refused it ({}). Do not send it again: `backchannel outbox` shows it, and each `sync` tries again.",
+            out["reason"].as_str().unwrap_or("")
+        ),
         _ => format!("sent {id}"),
     }
 }

@@ -666,7 +666,9 @@ pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Va
             // for a few seconds before waiting for its lock.
             let mut answered = None;
             for _ in 0..30 {
-                answered = lock::hand_over(store, &json).await.map_err(explain)?;
+                answered = lock::hand_over(store, &json).await.map_err(|e| {
+                    anyhow::anyhow!("{e}\n  hint: `watch` may have done it before failing: check `backchannel outbox` and `backchannel log` before you try again")
+                })?;
                 if answered.is_some() {
                     break;
                 }
@@ -674,7 +676,7 @@ pub async fn run_work(store: &Path, work: Work) -> anyhow::Result<serde_json::Va
             }
             if let Some(answer) = answered {
                 let result: WorkResult = serde_json::from_value(answer)
-                    .context("`watch` answered something unreadable")?;
+                    .context("`watch` answered something unreadable; it may have done the work: check `backchannel outbox` and `backchannel log` before you try again")?;
                 return match (result.ok, result.error) {
                     (Some(v), _) => Ok(v),
                     (None, e) => Err(anyhow::anyhow!(e.unwrap_or_else(|| "`watch` failed".into()))),

@@ -46,7 +46,7 @@ pub use client::{
 };
 pub use client::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
-    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+    RoleChange, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use error::{ClientError, TransportError, VaultError};
 pub use vault::KdfParams;

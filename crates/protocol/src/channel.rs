@@ -569,7 +569,7 @@ impl ChannelState {
                     Some(s) if s.mediator() == Some(&h.sender) => {
                         Self::check_proposer(proposal, &h.sender)?;
                     }
-                    Some(s) => Self::check_party_proposal(s, proposal, h)?,
+                    Some(s) => Self::check_party_proposal(s, self.pending.as_ref(), proposal, h)?,
                     None => Self::check_proposer(proposal, &h.sender)?,
                 }
                 if self.setup.is_some() && self.status() != ChannelStatus::Active {
@@ -786,12 +786,13 @@ impl ChannelState {
         Ok(events)
     }
 
-    /// A proposal's sender must be a mediator member of it.
-    /// A party's amendment (version 3): it keeps the mediator, adds no
-    /// member (only the mediator introduces members and routes them), and
-    /// keeps its proposer unless it is the proposer leaving.
+    /// A party's amendment (version 3, in an epoch whose every member
+    /// announced it): it changes the title or policy and keeps every member
+    /// as they are (only the mediator adds, removes or re-keys members),
+    /// or it is its proposer leaving. Never while another proposal waits.
     fn check_party_proposal(
         current: &Setup,
+        pending: Option<&Setup>,
         proposal: &Proposal,
         h: &Header,
     ) -> Result<(), ChannelError> {
@@ -801,29 +802,45 @@ impl ChannelState {
             .iter()
             .find(|m| m.handle == h.sender)
             .map(|m| m.role);
-        if role != Some(Role::Party) || h.version < BodyVersion::V3 {
+        let v3 = h.version >= BodyVersion::V3
+            && current
+                .common_version()
+                .is_some_and(|v| v >= BodyVersion::V3);
+        if role != Some(Role::Party) || !v3 {
             return Err(ChannelError::Proposal(
                 "only the channel's mediator, or a party in a version 3 epoch, proposes amendments",
             ));
         }
-        let keeps_mediator = current.mediator().is_some_and(|med| {
-            proposal
-                .members
-                .iter()
-                .any(|m| &m.handle == med && m.role == Role::Mediator)
-        });
-        let adds = proposal
+        if pending.is_some() {
+            return Err(ChannelError::Proposal(
+                "a party proposes nothing while another proposal awaits answers",
+            ));
+        }
+        let mut others = current.proposal.members.clone();
+        others.retain(|m| m.handle != h.sender);
+        let kept: Vec<_> = proposal
             .members
             .iter()
-            .any(|m| !current.proposal.members.contains(m));
-        if !keeps_mediator || adds {
+            .filter(|m| m.handle != h.sender)
+            .cloned()
+            .collect();
+        let leaves = !proposal.members.iter().any(|m| m.handle == h.sender);
+        let keeps_self = leaves
+            || current
+                .proposal
+                .members
+                .iter()
+                .filter(|m| m.handle == h.sender)
+                .eq(proposal.members.iter().filter(|m| m.handle == h.sender));
+        if kept != others || !keeps_self {
             return Err(ChannelError::Proposal(
-                "a party's amendment keeps the mediator and adds no member",
+                "a party's amendment keeps every member as it is (only the mediator adds or removes members), unless it is the party leaving",
             ));
         }
         Ok(())
     }
 
+    /// A proposal's sender must be a mediator member of it.
     fn check_proposer(proposal: &Proposal, sender: &Handle) -> Result<(), ChannelError> {
         match proposal.members.iter().find(|m| &m.handle == sender) {
             Some(m) if m.role == Role::Mediator => Ok(()),

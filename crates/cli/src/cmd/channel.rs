@@ -75,7 +75,7 @@ enum ChannelCommand {
         /// Channel id, or a unique prefix of it.
         channel: String,
         /// Accept without asking, if the proposal's digest starts with
-        /// DIGEST (at least 6 hex digits; `channel show` prints it).
+        /// DIGEST (at least the 12 hex digits `channel show` prints).
         #[arg(long, value_name = "DIGEST")]
         yes: Option<String>,
         /// Print JSON.

@@ -76,6 +76,7 @@ impl Output {
                     "BACKCHANNEL_ALERT_MEMBER",
                     opt(a.member.as_ref().map(ToString::to_string)),
                 )
+                .env_remove(store::PASSPHRASE_ENV)
                 .stdin(std::process::Stdio::null())
                 .spawn();
             match spawned {

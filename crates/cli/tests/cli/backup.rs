@@ -54,6 +54,14 @@ fn a_restore_after_a_loss_says_what_was_lost_and_comes_back_through_a_rekey() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert!(inbox(&s.blue).iter().any(|(_, t)| t == "after the backup"));
+    // Nor does it replace another principal's store.
+    let foreign = s.red.try_run(&["restore", file.to_str().unwrap()]);
+    assert!(!foreign.status.success());
+    assert!(
+        String::from_utf8_lossy(&foreign.stderr).contains("belongs to red"),
+        "{}",
+        String::from_utf8_lossy(&foreign.stderr)
+    );
 
     // The device is lost; the backup comes back, and says what it lacks.
     remove_store(&s.blue);

@@ -146,9 +146,14 @@ fn accept_yes_accepts_only_the_proposal_shown() {
         .unwrap()
         .to_string();
     assert_ne!(first, second);
+    // Fewer digits than shown could name a proposal ground to look alike.
+    let short = s
+        .blue
+        .try_run(&["channel", "accept", &id[..8], "--yes", &second[..8]]);
+    assert!(!short.status.success(), "8 digits are not enough");
     let accepted = s
         .blue
-        .json(&["channel", "accept", &id[..8], "--yes", &second[..8]]);
+        .json(&["channel", "accept", &id[..8], "--yes", &second[..12]]);
     assert_eq!(accepted["proposal"], second.as_str());
 }
 
@@ -198,6 +203,12 @@ fn a_party_leaves_and_nothing_is_sent_to_it_afterwards() {
     let id = s.open_channel();
     let refused = s.blue.try_run(&["channel", "leave", &id[..8]]);
     assert!(!refused.status.success(), "no terminal and no --yes");
+    // A party cannot expel another (with two parties it would take effect
+    // at once, red unasked).
+    let expel = s
+        .blue
+        .try_run(&["channel", "amend", &id[..8], "--remove", "red"]);
+    assert!(!expel.status.success(), "a party removes nobody else");
     s.blue.run(&["channel", "leave", &id[..8], "--yes"]);
     for u in [&s.mediator, &s.red, &s.blue] {
         assert_eq!(alert_kinds(u), Vec::<String>::new(), "a leave is no alarm");

@@ -80,7 +80,7 @@ fn on_alert_runs_a_command_with_the_alert_and_never_its_content() {
     let id = s.open_channel_with(&["--receipt-deadline", "3s"]);
     let file = s.dir.path().join("alerts.txt");
     let hook = format!(
-        "echo \"$BACKCHANNEL_ALERT_KIND $BACKCHANNEL_ALERT_CHANNEL $BACKCHANNEL_ALERT_MEMBER $BACKCHANNEL_ALERT_ID\" >> '{}'",
+        "echo \"$BACKCHANNEL_ALERT_KIND $BACKCHANNEL_ALERT_CHANNEL $BACKCHANNEL_ALERT_MEMBER $BACKCHANNEL_ALERT_ID$BACKCHANNEL_PASSPHRASE\" >> '{}'",
         file.display()
     );
     let mut watch = s
@@ -123,4 +123,8 @@ fn on_alert_runs_a_command_with_the_alert_and_never_its_content() {
         assert!(f[3].parse::<u64>().is_ok(), "an alert id: {line}");
     }
     assert!(!lines.contains("secret"), "never content: {lines}");
+    assert!(
+        !lines.contains(crate::PASS),
+        "never the passphrase: {lines}"
+    );
 }

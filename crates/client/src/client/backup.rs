@@ -59,6 +59,16 @@ impl Client {
                 )),
                 e => e.into(),
             })?;
+            let same = current.handle()? == backup.handle()?
+                && current.account()?.keys() == backup.account()?.keys();
+            if !same {
+                return Err(ClientError::Input(format!(
+                    "the backup is of {}'s store, but the store at {} belongs to {} (or to another identity): nothing was changed",
+                    backup.handle()?,
+                    store.display(),
+                    current.handle()?
+                )));
+            }
             let (cursor, count) = current.progress()?;
             if cursor > backup_cursor || count > backup_held {
                 return Err(ClientError::Input(format!(
@@ -77,15 +87,21 @@ impl Client {
         std::fs::rename(&staging, store)
             .map_err(|e| VaultError::Sqlite(format!("putting the backup in place: {e}")))?;
         let mut client = Client::open_locked(store, passphrase, held)?;
-        let (acked, not_sent) = match client.check_own_record().await {
+        // The backup is in place: from here a failure is said in the notice,
+        // never as a failed restore.
+        let (acked, not_sent, problem) = match client.check_own_record().await {
             Ok(not_sent) => {
                 // Keys published after the backup are unknown here: the
                 // relay forgets them, so new sessions start on keys it has.
-                client.replace_keys(super::ONE_TIME_KEYS_TARGET).await?;
-                (Some(client.relay.me().await?.acked_through), not_sent)
+                let replaced = client.replace_keys(super::ONE_TIME_KEYS_TARGET).await;
+                let me = client.relay.me().await;
+                match (replaced, me) {
+                    (Ok(()), Ok(me)) => (Some(me.acked_through), not_sent, None),
+                    (Err(e), _) => (None, not_sent, Some(e.to_string())),
+                    (_, Err(e)) => (None, not_sent, Some(e.to_string())),
+                }
             }
-            Err(e) if e.leaves_queued() => (None, Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) => (None, Vec::new(), Some(e.to_string())),
         };
         let stale_channels: Vec<ChannelId> = client
             .member
@@ -94,8 +110,12 @@ impl Client {
             .filter(|a| a.kind == AlertKind::StaleStore)
             .filter_map(|a| a.channel)
             .collect();
+        let mut words = notice(backup_cursor, acked, &not_sent, &stale_channels);
+        if let Some(p) = problem {
+            words.insert(0, format!("The backup is in place, but asking the relay failed ({p}): what the copy lacks is checked at the next `sync`, before anything is sent."));
+        }
         let report = RestoreReport {
-            notice: notice(backup_cursor, acked, &not_sent, &stale_channels),
+            notice: words,
             backup_cursor,
             relay_acked_through: acked,
             not_sent,
@@ -114,7 +134,7 @@ fn notice(
 ) -> Vec<String> {
     let mut lines = Vec::new();
     match acked {
-        None => lines.push("The relay could not be reached: what the backup lacks is checked at the next `sync`, before anything is sent.".into()),
+        None => {}
         Some(a) if a > backup_cursor => lines.push(format!(
             "{} message(s) delivered to you after the backup was taken were already acknowledged and are gone from the relay: this store will never hold them. Their senders still have them; ask for them again if they matter.",
             a - backup_cursor

@@ -107,6 +107,17 @@ impl From<Policy> for PolicyView {
     }
 }
 
+/// A member kept under another role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleChange {
+    /// The member.
+    pub member: Handle,
+    /// Its role now.
+    pub from: String,
+    /// Its role in the proposal.
+    pub to: String,
+}
+
 /// Where a party's answer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -171,6 +182,9 @@ pub struct ConsentStatement {
     pub added: Vec<Handle>,
     /// Members it removes.
     pub removed: Vec<Handle>,
+    /// Members it keeps under another role.
+    #[serde(default)]
+    pub role_changes: Vec<RoleChange>,
     /// The policy it sets.
     pub policy: PolicyView,
     /// The policy before (an amendment).
@@ -214,10 +228,11 @@ impl ConsentStatement {
         short(&self.digest)
     }
 
-    /// True if `prefix` (at least 6 hex digits) names this proposal.
+    /// True if `prefix` names this proposal: at least the 12 hex digits
+    /// shown (fewer could be matched by a proposal ground to look alike).
     pub fn is_named_by(&self, prefix: &str) -> bool {
         let prefix = prefix.trim().to_ascii_lowercase();
-        prefix.len() >= 6 && self.digest.to_hex().starts_with(&prefix)
+        prefix.len() >= DIGEST_PREFIX_LEN && self.digest.to_hex().starts_with(&prefix)
     }
 }
 
@@ -293,6 +308,24 @@ impl Client {
             .filter(|h| !p.members.iter().any(|m| &&m.handle == *h))
             .map(|h| (*h).clone())
             .collect();
+        // A member kept under another role (a party made an observer loses
+        // its say): said, never folded into "unchanged".
+        let role_changes: Vec<RoleChange> = before
+            .map(|b| {
+                b.proposal
+                    .members
+                    .iter()
+                    .filter_map(|o| {
+                        let n = p.members.iter().find(|n| n.handle == o.handle)?;
+                        (n.role != o.role).then(|| RoleChange {
+                            member: o.handle.clone(),
+                            from: role_name(o.role).into(),
+                            to: role_name(n.role).into(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let policy_before = before.map(|b| PolicyView::from(b.proposal.policy));
         let kind = match before {
             Some(b) if setup.is_leave(b) => ProposalKind::Leave,
@@ -302,6 +335,7 @@ impl Client {
                 if b.proposal.policy == p.policy
                     && added.is_empty()
                     && removed.is_empty()
+                    && role_changes.is_empty()
                     && b.proposal.title == p.title =>
             {
                 ProposalKind::Rekey
@@ -349,6 +383,7 @@ impl Client {
             members,
             added,
             removed,
+            role_changes,
             policy: p.policy.into(),
             policy_before,
             answers,
@@ -531,7 +566,18 @@ fn lines_of(s: &ConsentStatement) -> Vec<String> {
                     "Removes {h}: it will receive nothing sent from then on."
                 ));
             }
-            if s.added.is_empty() && s.removed.is_empty() {
+            for c in &s.role_changes {
+                let say = if c.from == "party" {
+                    ": it will no longer be asked to accept what changes"
+                } else {
+                    ""
+                };
+                lines.push(format!(
+                    "Makes {} a {} instead of a {}{say}.",
+                    c.member, c.to, c.from
+                ));
+            }
+            if s.added.is_empty() && s.removed.is_empty() && s.role_changes.is_empty() {
                 let all: Vec<String> = s.members.iter().map(|m| party_words(&m.handle)).collect();
                 lines.push(format!("Members unchanged: {}.", all.join("; ")));
             }

@@ -34,7 +34,7 @@ use crate::vault::{KdfParams, Vault};
 pub use backup::RestoreReport;
 pub use consent::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
-    MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
+    RoleChange, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use escrow::{Confirmation, ExchangeView, ReceivedOffer};
 pub use outbox::{Delivery, QueuedPost};
@@ -177,7 +177,7 @@ pub struct Client {
     /// When the current token was obtained (tokens live one hour).
     logged_in_at: Option<std::time::Instant>,
     /// Why the last post of this process did not go (until one goes).
-    last_post_error: Option<String>,
+    last_post_error: Option<outbox::PostFailure>,
     /// Held for as long as this client is open: one writer per store
     /// (`None`: opened for reading only, and nothing is ever written).
     lock: Option<lock::StoreLock>,

@@ -21,6 +21,31 @@ pub enum Delivery {
         /// Why it waits.
         reason: String,
     },
+    /// Committed to the outbox, but the relay refused to take it (not a
+    /// passing outage): it stays queued and every `sync` tries again, yet
+    /// it goes only if the relay changes its answer.
+    Refused {
+        /// The relay's answer.
+        reason: String,
+    },
+}
+
+/// Why the last post of this process did not go.
+#[derive(Clone, Debug)]
+pub(crate) struct PostFailure {
+    /// In words.
+    words: String,
+    /// The relay refused it, rather than being out of reach or busy.
+    refused: bool,
+}
+
+impl PostFailure {
+    pub(crate) fn of(e: &ClientError) -> PostFailure {
+        PostFailure {
+            words: e.to_string(),
+            refused: !e.leaves_queued(),
+        }
+    }
 }
 
 /// A post waiting in the outbox.
@@ -43,7 +68,9 @@ pub struct QueuedPost {
 impl Client {
     /// Where `message` stands: still in the outbox, or taken by the relay.
     pub fn delivery(&self, message: MessageId) -> Delivery {
+        let refused = self.last_post_error.as_ref().is_some_and(|f| f.refused);
         match self.queued().into_iter().find(|q| q.message_id == message) {
+            Some(q) if refused => Delivery::Refused { reason: q.reason },
             Some(q) => Delivery::Queued { reason: q.reason },
             None => Delivery::Sent,
         }
@@ -69,7 +96,8 @@ impl Client {
                     "held: this store was restored from an older copy (`stale_store`); it goes only after a rekey, see `backchannel verify`".to_string()
                 } else {
                     match &self.last_post_error {
-                        Some(e) => format!("not yet taken by the relay: {e}; `backchannel sync` or a running `watch` retries"),
+                        Some(f) if f.refused => format!("the relay refused it: {}; each `backchannel sync` tries again, but it goes only if the relay changes its answer", f.words),
+                        Some(f) => format!("not yet taken by the relay: {}; `backchannel sync` or a running `watch` retries", f.words),
                         None => "not yet posted: `backchannel sync` or a running `watch` posts it".into(),
                     }
                 };
@@ -89,7 +117,7 @@ impl Client {
     /// [`Client::queued`] can say why posts wait.
     pub async fn probe_relay(&mut self) {
         if let Err(e @ TransportError::Unreachable { .. }) = self.relay.principal(self.me()).await {
-            self.last_post_error = Some(e.to_string());
+            self.last_post_error = Some(PostFailure::of(&e.into()));
         }
     }
 
@@ -103,7 +131,7 @@ impl Client {
                 Ok(())
             }
             Err(e) if e.leaves_queued() => {
-                self.last_post_error = Some(e.to_string());
+                self.last_post_error = Some(PostFailure::of(&e));
                 Ok(())
             }
             Err(e) => Err(e),

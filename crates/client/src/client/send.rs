@@ -100,16 +100,23 @@ impl Client {
                     "a party proposes amendments only where every member's client reads protocol body version 3; ask the mediator to propose it".into(),
                 ));
             }
-            if !add.is_empty() || !observers.is_empty() {
+            if !add.is_empty() || !observers.is_empty() || !remove.is_empty() {
                 return Err(ClientError::Input(
-                    "only the mediator adds members; a party may change the policy or remove members".into(),
+                    "only the mediator adds or removes members; a party may change the policy, or leave (`channel leave`)".into(),
+                ));
+            }
+            if state.pending().is_some() {
+                return Err(ClientError::Input(
+                    "a proposal awaits answers in this channel: answer it (`channel show`, `channel accept` or `decline`) before proposing another".into(),
                 ));
             }
         }
         let mut proposal = setup.proposal.clone();
         // Members keep the keys pinned here now: a member whose new key the
         // mediator accepted (a reinstalled device) is re-introduced with it.
-        for m in &mut proposal.members {
+        // (A party re-keys nobody: its amendment keeps every member as is.)
+        let mediates = mediator.as_ref() == Some(self.me());
+        for m in proposal.members.iter_mut().filter(|_| mediates) {
             if let Some(p) = self.member.peer(&m.handle) {
                 m.curve25519 = p.keys.curve25519;
                 m.ed25519 = p.keys.ed25519;
@@ -195,6 +202,11 @@ impl Client {
                 "leaving needs every member's client to read protocol body version 3; ask the mediator to remove you (`channel amend --remove`)".into(),
             ));
         }
+        if state.pending().is_some() {
+            return Err(ClientError::Input(
+                "a proposal awaits answers in this channel: answer it (`channel show`, then `channel accept` or `decline`), then leave".into(),
+            ));
+        }
         let mut proposal = setup.proposal.clone();
         proposal.members.retain(|m| &m.handle != self.me());
         proposal.reads = BodyVersion::SUPPORTED.to_vec();
@@ -216,7 +228,7 @@ impl Client {
         };
         if statement.digest != proposal {
             return Err(ClientError::ProposalChanged {
-                shown: proposal.to_hex()[..12].to_string(),
+                shown: super::consent::short(&proposal),
                 now: statement.short_digest(),
             });
         }
@@ -437,7 +449,7 @@ impl Client {
         // Committed: from here the message is delivered or queued, so no
         // error may suggest it was not (a retry would send it twice).
         if let Err(e) = self.flush_outbox().await {
-            self.last_post_error = Some(e.to_string());
+            self.last_post_error = Some(super::outbox::PostFailure::of(&e));
         } else {
             self.last_post_error = None;
         }

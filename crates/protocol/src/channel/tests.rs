@@ -585,7 +585,7 @@ fn a_party_proposes_an_amendment_in_version_3_and_its_proposal_counts_as_its_acc
 }
 
 #[test]
-fn a_party_adds_nobody_and_removes_no_mediator() {
+fn a_party_adds_nobody_removes_nobody_else_and_displaces_no_pending_proposal() {
     let (mut w, p) = open_v3();
     let mut adds = p.clone();
     let k = Identity::new().keys();
@@ -600,10 +600,28 @@ fn a_party_adds_nobody_and_removes_no_mediator() {
         w.send("blue", Body::Amendment(adds)),
         Err(ChannelError::Proposal(_))
     ));
-    let mut no_mediator = p;
+    let mut no_mediator = p.clone();
     no_mediator.members.retain(|m| m.role != Role::Mediator);
     assert!(matches!(
         w.send("blue", Body::Amendment(no_mediator)),
+        Err(ChannelError::Proposal(_))
+    ));
+    // Nor does it expel another party (with two parties it would take
+    // effect at once, red unasked).
+    let mut expels = p.clone();
+    expels.members.retain(|m| m.handle != h("red"));
+    assert!(matches!(
+        w.send("blue", Body::Amendment(expels)),
+        Err(ChannelError::Proposal(_))
+    ));
+    // Nor does it displace a proposal awaiting answers.
+    let mut first = p.clone();
+    first.policy.heartbeat_interval_s = 60;
+    w.send("blue", Body::Amendment(first)).unwrap();
+    let mut second = p;
+    second.policy.heartbeat_interval_s = 120;
+    assert!(matches!(
+        w.send("red", Body::Amendment(second)),
         Err(ChannelError::Proposal(_))
     ));
 }
