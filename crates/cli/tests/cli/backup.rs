@@ -174,3 +174,31 @@ fn a_first_message_to_a_key_the_backup_lacks_is_a_notice_and_the_restore_replace
         .collect();
     assert!(titles.contains(&"w".to_string()), "{titles:?}");
 }
+
+#[test]
+fn an_offline_restore_queues_nothing_until_the_relay_confirms_the_record() {
+    let mut s = Scene::new();
+    let id = s.open_channel();
+    let file = s.dir.path().join("blue.backup");
+    s.blue.run(&["backup", file.to_str().unwrap()]);
+    s.relay.stop();
+    remove_store(&s.blue);
+    let restored = s.blue.run(&["restore", file.to_str().unwrap()]);
+    assert!(restored.contains("asking the relay failed"), "{restored}");
+    // "Queued" would be a promise the restored store cannot keep yet.
+    let refused = s.blue.try_run(&["send", &id[..8], "too soon"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("not sent and not queued"), "{err}");
+    assert_eq!(s.blue.json(&["outbox"]), serde_json::json!([]));
+    // Once the relay confirms the record, sending works as usual.
+    s.relay.start_again();
+    s.blue.run(&["sync"]);
+    s.blue.run(&["send", &id[..8], "after the check"]);
+    s.red.run(&["sync"]);
+    let got = inbox(&s.red)
+        .iter()
+        .filter(|(_, t)| t == "after the check")
+        .count();
+    assert_eq!(got, 1);
+}

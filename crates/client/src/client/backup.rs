@@ -87,20 +87,17 @@ impl Client {
         std::fs::rename(&staging, store)
             .map_err(|e| VaultError::Sqlite(format!("putting the backup in place: {e}")))?;
         let mut client = Client::open_locked(store, passphrase, held)?;
+        // Until the relay confirms its record, nothing is prepared offline.
+        client.vault.set_restored_unchecked(true)?;
         // The backup is in place: from here a failure is said in the notice,
         // never as a failed restore.
         let (acked, not_sent, problem) = match client.check_own_record().await {
-            Ok(not_sent) => {
-                // Keys published after the backup are unknown here: the
-                // relay forgets them, so new sessions start on keys it has.
-                let replaced = client.replace_keys(super::ONE_TIME_KEYS_TARGET).await;
-                let me = client.relay.me().await;
-                match (replaced, me) {
-                    (Ok(()), Ok(me)) => (Some(me.acked_through), not_sent, None),
-                    (Err(e), _) => (None, not_sent, Some(e.to_string())),
-                    (_, Err(e)) => (None, not_sent, Some(e.to_string())),
-                }
-            }
+            // The check also had the relay forget the one-time keys
+            // published after the backup.
+            Ok(not_sent) => match client.relay.me().await {
+                Ok(me) => (Some(me.acked_through), not_sent, None),
+                Err(e) => (None, not_sent, Some(e.to_string())),
+            },
             Err(e) => (None, Vec::new(), Some(e.to_string())),
         };
         let stale_channels: Vec<ChannelId> = client
@@ -149,7 +146,7 @@ fn notice(
     }
     lines.push(match acked {
         Some(_) => "The one-time keys published after the backup were unknown to this copy: the relay now holds fresh ones instead, so new sessions start on keys this store has. A peer that opened a session on one of the lost keys before now wrote a first message this store cannot read: if a peer says you did not answer, ask it to send again.".into(),
-        None => "One-time keys published after the backup are unknown to this copy, and the relay could not be told to forget them: restore the same backup again once the relay is reachable (nothing else changes), or a peer opening a session on one of them writes a first message this store cannot read.".into(),
+        None => "One-time keys published after the backup are unknown to this copy: the relay is told to forget them at the next `sync`, before anything is sent; until then nothing is queued either (`send` says so).".into(),
     });
     if stale.is_empty() {
         lines.push("No channel had moved on since the backup: you can send as before.".into());

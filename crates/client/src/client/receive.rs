@@ -70,6 +70,13 @@ impl Client {
         let now = self.now();
         self.member.handle_own_record(now, &record);
         self.persist()?;
+        if self.vault.restored_unchecked()? {
+            // Restored from a backup: the relay forgets the one-time keys
+            // published after it (this store lacks them), then the record
+            // counts as confirmed.
+            self.replace_keys(super::ONE_TIME_KEYS_TARGET).await?;
+            self.vault.set_restored_unchecked(false)?;
+        }
         // What the check dropped from the outbox will never be sent.
         let kept = queued(&self.member);
         Ok(before.into_iter().filter(|id| !kept.contains(id)).collect())

@@ -418,6 +418,10 @@ impl Client {
         };
         if online {
             self.flush_keeping_queue().await?;
+        } else if self.vault.restored_unchecked()? {
+            return Err(ClientError::NotQueued(
+                "this store was restored from a backup and the relay has not yet confirmed what it holds of you, so a message prepared now could take a position already used".into(),
+            ));
         }
         let mut claimed = false;
         let message_id = loop {

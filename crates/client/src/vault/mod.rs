@@ -192,6 +192,31 @@ impl Vault {
             .map_err(|e| VaultError::Sqlite(format!("syncing {}: {e}", to.display())))
     }
 
+    /// Marks the store as restored from a backup whose record the relay
+    /// has not confirmed yet (`true`), or confirmed (`false`): until then
+    /// nothing is prepared offline (it could reuse a position).
+    pub fn set_restored_unchecked(&mut self, unchecked: bool) -> Result<(), VaultError> {
+        self.conn.execute(
+            "INSERT INTO meta (k, v) VALUES ('restored_unchecked', ?1)
+             ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            [vec![u8::from(unchecked)]],
+        )?;
+        Ok(())
+    }
+
+    /// See [`Vault::set_restored_unchecked`].
+    pub fn restored_unchecked(&self) -> Result<bool, VaultError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT v FROM meta WHERE k = 'restored_unchecked'",
+                [],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+            .is_some_and(|v| v == [1]))
+    }
+
     /// How far this store has got: the mailbox position read and the
     /// messages held. A restore refuses to replace a store that is ahead.
     pub fn progress(&self) -> Result<(u64, u64), VaultError> {
