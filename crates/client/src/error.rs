@@ -109,6 +109,9 @@ pub enum ClientError {
         /// Why.
         reason: ChannelError,
     },
+    /// The act is not this member's to make: nothing was sent.
+    #[error("not sent: {0}")]
+    Unauthorized(backchannel_protocol::commitments::authority::Refusal),
     /// An open alert blocks sending in this channel until the user acts.
     #[error("sending in this channel is blocked by a `{kind}` alert: {detail}. Run `backchannel verify` to read it")]
     Blocked {
@@ -178,6 +181,7 @@ impl ClientError {
             ClientError::Busy(_) => "store_busy",
             ClientError::ReadOnly => "read_only",
             ClientError::Channel { .. } => "channel_refused",
+            ClientError::Unauthorized(_) => "unauthorized",
             ClientError::Crypto(CryptoError::BadKey(_)) => "bad_key",
             ClientError::Crypto(_) => "crypto",
             ClientError::Decode(_) => "decode",

@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use backchannel_protocol::commitments::fold::Entry;
-use backchannel_protocol::commitments::whatif::{what_if, Cascade, Effect};
+use backchannel_protocol::commitments::authority::Roster;
+use backchannel_protocol::commitments::fold::{fold, Board, Entry};
+use backchannel_protocol::commitments::whatif::{same, what_if, Cascade, ChannelInput, Effect};
 use backchannel_protocol::commitments::{Action, Actor, Structured};
 use backchannel_protocol::payload::{Body, Header, Payload, Role};
 use backchannel_protocol::transcript::{Epoch, Head, HeadVector};
@@ -21,10 +22,27 @@ use serde::Deserialize;
 struct Scenario {
     name: String,
     members: BTreeMap<String, String>,
+    /// The channel's policy lets the mediator read (default true).
+    #[serde(default = "yes")]
+    mediator_reads: bool,
     at_ms: i64,
     messages: Vec<ScenarioMessage>,
-    event: ScenarioEvent,
+    /// The hypothetical event, if the scenario asks a what-if.
+    #[serde(default)]
+    event: Option<ScenarioEvent>,
+    /// The cascade, as `render` writes it.
+    #[serde(default)]
     expected: Vec<String>,
+    /// Lines the cascade's text (what `whatif` prints) must contain.
+    #[serde(default)]
+    expected_text: Vec<String>,
+    /// The board at `at_ms`, as `render_board` writes it.
+    #[serde(default)]
+    expected_board: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -44,7 +62,7 @@ struct ScenarioEvent {
 /// Builds a transcript in which every member has seen every earlier message,
 /// with a final receipt from each member. Bodies may name earlier messages
 /// as `"@label"`.
-fn transcript(s: &Scenario) -> (Vec<Entry>, Vec<(Handle, Role)>, BTreeMap<String, String>) {
+fn transcript(s: &Scenario) -> (Vec<Entry>, Roster, BTreeMap<String, String>) {
     let channel = ChannelId([1; 16]);
     let epoch = Epoch::genesis(channel).successor(Digest([2; 32])).unwrap();
     let members: Vec<(Handle, Role)> = s
@@ -138,7 +156,8 @@ fn transcript(s: &Scenario) -> (Vec<Entry>, Vec<(Handle, Role)>, BTreeMap<String
         );
         entries.push(Entry { payload });
     }
-    (entries, members, labels)
+    let roster = Roster::new(members, s.mediator_reads);
+    (entries, roster, labels)
 }
 
 fn render(c: &Cascade, labels: &BTreeMap<String, String>) -> Vec<String> {
@@ -152,21 +171,79 @@ fn render(c: &Cascade, labels: &BTreeMap<String, String>) -> Vec<String> {
                     assurance,
                     condition,
                     readings_diverge,
+                    now_all,
+                    earlier,
                     ..
                 } => format!(
                     "  lapses {} (condition {condition}){}",
                     label(assurance),
-                    if *readings_diverge {
-                        " under some readings"
-                    } else {
-                        ""
+                    match (*readings_diverge, earlier.is_empty(), *now_all) {
+                        (false, _, _) => "",
+                        (true, true, _) => " under some readings",
+                        (true, false, true) => " under the remaining readings",
+                        (true, false, false) => " under more readings",
                     }
                 ),
                 Effect::Fires {
                     red_line, response, ..
                 } => format!("  fires {} -> {response}", label(red_line)),
+                Effect::Breach {
+                    assurance,
+                    under_all,
+                    in_response_to,
+                    ..
+                } => format!(
+                    "  breach {}{}{}",
+                    label(assurance),
+                    if *under_all {
+                        ""
+                    } else {
+                        " under some readings"
+                    },
+                    if in_response_to.is_some() {
+                        " (a declared response)"
+                    } else {
+                        ""
+                    }
+                ),
             });
         }
+        for n in &s.notes {
+            let about = n
+                .commitment
+                .as_deref()
+                .map(label)
+                .map_or(String::new(), |l| format!(" {l}"));
+            out.push(format!(
+                "  note {}{about}",
+                serde_json::to_value(n.why).unwrap().as_str().unwrap()
+            ));
+        }
+    }
+    out
+}
+
+fn render_board(b: &Board, labels: &BTreeMap<String, String>) -> Vec<String> {
+    let label = |id: &str| labels.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let mut out = Vec::new();
+    for a in &b.assurances {
+        out.push(format!(
+            "assurance {}: {}, {} lapse claims, {} findings, {} breach reports",
+            label(&a.id),
+            serde_json::to_value(a.state).unwrap().as_str().unwrap(),
+            a.lapse_claims.len(),
+            a.rulings.len(),
+            a.breach_reports.len()
+        ));
+    }
+    for r in &b.red_lines {
+        out.push(format!("red line {} by {}", label(&r.id), r.issuer));
+    }
+    for w in &b.awaiting {
+        out.push(format!("awaiting {} from {}", label(&w.id), w.from));
+    }
+    for u in &b.unauthorized {
+        out.push(format!("ignored {}: {}", label(&u.message), u.rule));
     }
     out
 }
@@ -186,23 +263,67 @@ fn every_scenario_cascades_as_expected_and_deterministically() {
     {
         let s: Scenario = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let (entries, members, labels) = transcript(&s);
-        let run = || {
-            what_if(
-                &entries,
-                &members,
-                Timestamp(s.at_ms),
-                s.event.actor.clone(),
-                s.event.action.clone(),
-            )
-        };
-        let first = run();
-        assert_eq!(first, run(), "{}: not deterministic", s.name);
-        let got = render(&first, &labels);
-        assert_eq!(got, s.expected, "{}:\n{}", s.name, got.join("\n"));
-        let dot = first.to_dot();
-        assert!(dot.starts_with("digraph whatif {") && dot.trim_end().ends_with('}'));
+        let (entries, roster, labels) = transcript(&s);
+        let at = Timestamp(s.at_ms);
+        let channel = entries[0].payload.header().channel_id;
+        let input = [ChannelInput {
+            channel,
+            entries: &entries,
+            roster: &roster,
+        }];
+        let board = render_board(&fold(&entries, &roster, at), &labels);
+        // WHATIF_BLESS=FILE writes what each scenario gives to FILE (JSON
+        // lines), to write new scenarios; read it before using it.
+        let bless = std::env::var("WHATIF_BLESS").ok();
+        let mut json = serde_json::json!({ "file": path.file_name().unwrap().to_str() });
+        if bless.is_some() && (!s.expected_board.is_empty() || s.event.is_none()) {
+            json["expected_board"] = serde_json::json!(board);
+        } else if !s.expected_board.is_empty() || s.event.is_none() {
+            assert_eq!(board, s.expected_board, "{}:\n{}", s.name, board.join("\n"));
+        }
+        if let Some(event) = &s.event {
+            let run = || what_if(&input, at, event.actor.clone(), event.action.clone(), &same);
+            let first = run();
+            assert_eq!(first, run(), "{}: not deterministic", s.name);
+            let got = render(&first, &labels);
+            if bless.is_some() {
+                json["expected"] = serde_json::json!(got);
+                json["text"] = serde_json::json!(first.to_text());
+            }
+            assert!(
+                bless.is_some() || got == s.expected,
+                "{}:\n{}",
+                s.name,
+                got.join("\n")
+            );
+            let text = first.to_text();
+            for line in &s.expected_text {
+                assert!(
+                    text.contains(line.as_str()),
+                    "{}: no {line:?} in\n{text}",
+                    s.name
+                );
+            }
+            for internal in ["(condition 0)", "Active", "AllyOf", "ProxyOf", "where  ("] {
+                assert!(
+                    !text.contains(internal),
+                    "{}: {internal:?} in\n{text}",
+                    s.name
+                );
+            }
+            let dot = first.to_dot();
+            assert!(dot.starts_with("digraph whatif {") && dot.trim_end().ends_with('}'));
+        }
+        if let Some(out) = &bless {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(out)
+                .unwrap();
+            writeln!(f, "{json}").unwrap();
+        }
         count += 1;
     }
-    assert!(count >= 8, "{count} scenarios");
+    assert!(count >= 20, "{count} scenarios");
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backchannel_protocol::channel::{ChannelState, ChannelStatus, Response};
+use backchannel_protocol::commitments::authority::Roster;
 use backchannel_protocol::fingerprint::SafetyNumber;
 use backchannel_protocol::member::{Alert, AlertId, Changes, Member, StoredMessage};
 use backchannel_protocol::payload::{Body, Payload, Policy, Role};
@@ -327,14 +328,18 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let vault = Vault::open(path, passphrase)?;
         let relay = RelayClient::new(&vault.relay_url()?)?;
-        #[cfg_attr(not(debug_assertions), allow(unused_mut))]
         let mut member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
             channel: e.channel,
             reason: e.source,
         })?;
         #[cfg(debug_assertions)]
         break_rules_for_tests(&mut member);
-        Ok(Client {
+        let writer = lock.is_some();
+        if writer {
+            // Acts of old transcripts are judged too.
+            member.judge_all_authority(now());
+        }
+        let mut client = Client {
             vault,
             member,
             clock: std::sync::Arc::new(now),
@@ -342,7 +347,11 @@ impl Client {
             logged_in_at: None,
             last_post_error: None,
             lock,
-        })
+        };
+        if writer {
+            client.persist()?;
+        }
+        Ok(client)
     }
 
     /// Replaces the clock (tests run on a virtual one).
@@ -702,9 +711,9 @@ impl Client {
         channel: ChannelId,
         at: Timestamp,
     ) -> Result<backchannel_protocol::commitments::fold::Board, ClientError> {
-        let (entries, members) = self.fold_inputs(channel)?;
+        let (entries, roster) = self.fold_inputs(channel)?;
         Ok(backchannel_protocol::commitments::fold::fold(
-            &entries, &members, at,
+            &entries, &roster, at,
         ))
     }
 
@@ -737,10 +746,7 @@ impl Client {
         actor: backchannel_protocol::commitments::Actor,
         action: backchannel_protocol::commitments::Action,
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
-        let (entries, members) = self.fold_inputs(channel)?;
-        Ok(backchannel_protocol::commitments::whatif::what_if(
-            &entries, &members, at, actor, action,
-        ))
+        self.what_if_in(&[channel], at, actor, action)
     }
 
     /// Runs a hypothetical event through the commitments of every channel
@@ -751,40 +757,47 @@ impl Client {
         actor: backchannel_protocol::commitments::Actor,
         action: backchannel_protocol::commitments::Action,
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
-        let mut entries = Vec::new();
-        let mut members: Vec<(Handle, Role)> = Vec::new();
-        for id in self.member.channels().keys() {
-            let (e, m) = self.fold_inputs(*id)?;
-            entries.extend(e);
-            for (h, r) in m {
-                if !members.iter().any(|(x, _)| *x == h) {
-                    members.push((h, r));
-                }
-            }
-        }
-        Ok(backchannel_protocol::commitments::whatif::what_if(
-            &entries, &members, at, actor, action,
-        ))
+        let channels: Vec<ChannelId> = self.member.channels().keys().copied().collect();
+        self.what_if_in(&channels, at, actor, action)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn fold_inputs(
+    fn what_if_in(
+        &self,
+        channels: &[ChannelId],
+        at: Timestamp,
+        actor: backchannel_protocol::commitments::Actor,
+        action: backchannel_protocol::commitments::Action,
+    ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
+        use backchannel_protocol::commitments::whatif::{self, ChannelInput};
+        let inputs = channels
+            .iter()
+            .map(|c| self.fold_inputs(*c).map(|(e, r)| (*c, e, r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let views: Vec<ChannelInput<'_>> = inputs
+            .iter()
+            .map(|(channel, entries, roster)| ChannelInput {
+                channel: *channel,
+                entries,
+                roster,
+            })
+            .collect();
+        Ok(whatif::what_if(&views, at, actor, action, &whatif::same))
+    }
+
+    /// The channel's transcript as the fold reads it, and its roster
+    /// (members and policy, per epoch where the transcript shows it).
+    pub(crate) fn fold_inputs(
         &self,
         channel: ChannelId,
-    ) -> Result<
-        (
-            Vec<backchannel_protocol::commitments::fold::Entry>,
-            Vec<(Handle, Role)>,
-        ),
-        ClientError,
-    > {
+    ) -> Result<(Vec<backchannel_protocol::commitments::fold::Entry>, Roster), ClientError> {
         let state = self.channel_state(&channel)?;
         let members = state
             .members()
             .iter()
             .map(|m| (m.handle.clone(), m.role))
             .collect();
-        let entries = self
+        let reads = state.policy().is_some_and(|p| p.mediator_reads);
+        let entries: Vec<_> = self
             .member
             .ordered(channel)
             .into_iter()
@@ -793,7 +806,8 @@ impl Client {
                 payload: m.payload.clone(),
             })
             .collect();
-        Ok((entries, members))
+        let roster = Roster::new(members, reads).learn(entries.iter().map(|e| &e.payload));
+        Ok((entries, roster))
     }
 
     /// Ids of messages this member holds for `channel`.

@@ -4,7 +4,7 @@
 
 use backchannel_protocol::api::EnvelopeJson;
 use backchannel_protocol::member::SendError;
-use backchannel_protocol::payload::{Body, BodyVersion, Member, Policy, Proposal, Role};
+use backchannel_protocol::payload::{Body, BodyVersion, Member, Payload, Policy, Proposal, Role};
 use backchannel_protocol::{ChannelId, Handle, MessageId};
 
 use super::{crash_point, Client};
@@ -307,8 +307,57 @@ impl Client {
                 }
             }
         }
+        self.may_send(channel, &body)?;
         self.send_body(channel, Body::structured(body)?, in_reply_to)
             .await
+    }
+
+    /// Refuses an act this member may not make (a party's finding, a lapse
+    /// confirmation of another's assurance): every board would ignore it.
+    fn may_send(
+        &self,
+        channel: ChannelId,
+        body: &backchannel_protocol::commitments::Structured,
+    ) -> Result<(), ClientError> {
+        use backchannel_protocol::commitments::authority::{self, Named};
+        // Tests of what other members' boards do with such an act send one.
+        #[cfg(debug_assertions)]
+        if std::env::var("BACKCHANNEL_TEST_BREAK")
+            .is_ok_and(|r| r.split(',').any(|x| x.trim() == "authority"))
+        {
+            return Ok(());
+        }
+        let (entries, roster) = self.fold_inputs(channel)?;
+        let payloads: Vec<&Payload> = entries.iter().map(|e| &e.payload).collect();
+        let me = self.me();
+        let sender = authority::Sender {
+            handle: me,
+            role: roster
+                .members
+                .iter()
+                .find(|(h, _)| h == me)
+                .map(|(_, r)| *r),
+            mediator_reads: roster.mediator_reads,
+        };
+        let lookup = |id: &str| match payloads
+            .iter()
+            .find(|p| p.header().message_id.to_hex() == id)
+        {
+            Some(Payload::Full {
+                header,
+                body: Body::Structured(s),
+                ..
+            }) => Named::Structured {
+                sender: &header.sender,
+                body: s.value(),
+            },
+            Some(p) => Named::Other {
+                sender: &p.header().sender,
+                stub: matches!(p, Payload::Stub { .. }),
+            },
+            None => Named::Unknown,
+        };
+        authority::check(body, &sender, lookup).map_err(ClientError::Unauthorized)
     }
 
     /// Sends an explicit receipt (the head vector) in an active channel.

@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::authority::{self, Roster};
+pub use super::readings::Reading;
+use super::readings::{canonical, contradicts, meets, struck_first};
 use super::structured::{
-    Actor, Assurance, LapseCondition, RedLine, RelationKind, Scope, Structured,
+    Action, Actor, Assurance, LapseCondition, RedLine, RelationKind, Structured,
 };
 use crate::ids::{Handle, MessageId, Timestamp};
-use crate::payload::{Body, Payload, Role};
+use crate::payload::{Body, Payload};
 
 /// One message of the transcript as the fold sees it.
 #[derive(Clone, Debug)]
@@ -32,108 +35,6 @@ pub struct Declared {
     pub object: Actor,
     /// Who declared it.
     pub by: String,
-}
-
-/// Which reading of an open scope an evaluation used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Reading {
-    /// The attacker's allies count.
-    pub attacker_allies: bool,
-    /// The attacker's proxies count.
-    pub attacker_proxies: bool,
-    /// An attack on the issuer's allies counts.
-    pub attacked_allies: bool,
-    /// An attack on the issuer's proxies counts.
-    pub attacked_proxies: bool,
-}
-
-impl Reading {
-    /// Every reading the scope leaves open (one if it is fully specified).
-    pub fn all(scope: &Scope) -> Vec<Reading> {
-        let opts = |o: Option<bool>| o.map_or(vec![false, true], |v| vec![v]);
-        let mut out = Vec::new();
-        for attacker_allies in opts(scope.attacker_allies) {
-            for attacker_proxies in opts(scope.attacker_proxies) {
-                for attacked_allies in opts(scope.attacked_allies) {
-                    for attacked_proxies in opts(scope.attacked_proxies) {
-                        out.push(Reading {
-                            attacker_allies,
-                            attacker_proxies,
-                            attacked_allies,
-                            attacked_proxies,
-                        });
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// What a set of readings has in common, e.g. "the attacker's allies
-    /// count": the conditions under which something happens.
-    pub fn common(readings: &[Reading]) -> String {
-        let mut parts = Vec::new();
-        type Dim = (&'static str, fn(&Reading) -> bool);
-        let dims: [Dim; 4] = [
-            ("the attacker's allies", |r| r.attacker_allies),
-            ("the attacker's proxies", |r| r.attacker_proxies),
-            ("attacks on the issuer's allies", |r| r.attacked_allies),
-            ("attacks on the issuer's proxies", |r| r.attacked_proxies),
-        ];
-        for (name, get) in dims {
-            if readings.iter().all(get) {
-                parts.push(format!("{name} count"));
-            } else if readings.iter().all(|r| !get(r)) {
-                parts.push(format!("{name} do not count"));
-            }
-        }
-        parts.join(" and ")
-    }
-
-    /// How the reading reads, e.g. "attacker's proxies count; attacks on allies do not".
-    pub fn describe(&self) -> String {
-        let yes = |b: bool| if b { "count" } else { "do not count" };
-        format!(
-            "attacker's allies {}, attacker's proxies {}, attacks on the issuer's allies {}, on its proxies {}",
-            yes(self.attacker_allies),
-            yes(self.attacker_proxies),
-            yes(self.attacked_allies),
-            yes(self.attacked_proxies)
-        )
-    }
-}
-
-/// Does `event` (actor attacks target) break `cond` of an assurance by
-/// `issuer`, under `reading`, given the declared `relations`?
-pub fn breaks(
-    issuer: &Actor,
-    cond: &LapseCondition,
-    actor: &Actor,
-    action: &super::structured::Action,
-    reading: &Reading,
-    relations: &[Declared],
-) -> bool {
-    if !action.kind.is_attack() {
-        return false;
-    }
-    let Some(target) = &action.target else {
-        return false;
-    };
-    let related = |x: &Actor, kind: RelationKind, y: &Actor| {
-        relations.iter().any(|r| {
-            r.relation == kind
-                && ((r.subject == *x && r.object == *y)
-                    || (kind == RelationKind::AllyOf && r.subject == *y && r.object == *x))
-        })
-    };
-    let by = &cond.attacked_first_by;
-    let attacker = actor == by
-        || (reading.attacker_allies && related(actor, RelationKind::AllyOf, by))
-        || (reading.attacker_proxies && related(actor, RelationKind::ProxyOf, by));
-    let attacked = target == issuer
-        || (reading.attacked_allies && related(target, RelationKind::AllyOf, issuer))
-        || (reading.attacked_proxies && related(target, RelationKind::ProxyOf, issuer));
-    attacker && attacked
 }
 
 /// The main state of an assurance.
@@ -169,6 +70,50 @@ pub struct LapseClaim {
     pub readings_diverge: bool,
 }
 
+/// An event report in which the issuer does what it undertook to refrain
+/// from: a breach, as reported (a claim, not a finding).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BreachReport {
+    /// The event report, hex.
+    pub event: String,
+    /// Who reported it.
+    pub reported_by: String,
+}
+
+/// A finding of the mediator on an assurance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ruling {
+    /// The finding, hex.
+    pub id: String,
+    /// Who made it (the mediator).
+    pub by: String,
+    /// When.
+    pub sent_at_ms: i64,
+    /// The allegation it answers, hex.
+    pub allegation: Option<String>,
+    /// Whether it found a breach.
+    pub breached: bool,
+    /// Whether it found a lapse.
+    pub lapsed: bool,
+    /// Its reasons.
+    pub text: String,
+}
+
+/// A revocation or suspension that has yet to take effect (or to end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Scheduled {
+    /// The revocation or suspension, hex.
+    pub id: String,
+    /// `revocation` or `suspension`.
+    pub act: &'static str,
+    /// From when.
+    pub from_ms: i64,
+    /// Until when (a suspension's end), if set.
+    pub until_ms: Option<i64>,
+    /// Its words.
+    pub text: String,
+}
+
 /// One assurance on the board.
 #[derive(Clone, Debug, Serialize)]
 pub struct AssuranceView {
@@ -194,6 +139,15 @@ pub struct AssuranceView {
     pub reciprocated_by: Vec<String>,
     /// Open lapse claims.
     pub lapse_claims: Vec<LapseClaim>,
+    /// Event reports of the issuer doing what it undertook not to.
+    pub breach_reports: Vec<BreachReport>,
+    /// The mediator's findings on it, with what each said.
+    pub rulings: Vec<Ruling>,
+    /// Allegations a finding answered, hex (no longer awaiting a reply).
+    pub ruled: Vec<String>,
+    /// Revocations and suspensions by its issuer still to take effect or
+    /// to end.
+    pub schedule: Vec<Scheduled>,
     /// Allegations of breach, hex.
     pub allegations: Vec<String>,
     /// Allegations answered by the issuer, hex.
@@ -246,6 +200,9 @@ pub struct Board {
     /// Messages held only as stubs (digests): whatever commitments they
     /// carry are not on this board.
     pub stubs: usize,
+    /// Acts their senders could not make (a party's finding, another's
+    /// lapse confirmation): ignored, with the rule each broke.
+    pub unauthorized: Vec<authority::Ignored>,
 }
 
 struct Msg<'a> {
@@ -261,7 +218,11 @@ struct Msg<'a> {
 /// not depend on how senders interleave) into the board at `at`.
 /// `members` are the channel's members with their roles (receipts from
 /// member beneficiaries activate an assurance; only the mediator finds).
-pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Board {
+pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
+    let members = &roster.members;
+    let payloads: Vec<&Payload> = entries.iter().map(|e| &e.payload).collect();
+    // Acts their senders could not make are listed, never folded.
+    let unauthorized = authority::audit(&payloads, roster);
     let msgs: Vec<Msg<'_>> = entries
         .iter()
         .map(|e| {
@@ -275,7 +236,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                     Payload::Full {
                         body: Body::Structured(s),
                         ..
-                    } => Some(s.value()),
+                    } if !unauthorized.iter().any(|u| u.id == h.message_id) => Some(s.value()),
                     _ => None,
                 },
             }
@@ -303,15 +264,11 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             }
         }
     }
-    let mediator: Vec<&Handle> = members
-        .iter()
-        .filter(|(_, r)| *r == Role::Mediator)
-        .map(|(h, _)| h)
-        .collect();
     let is_member = |a: &Actor| match a {
         Actor::Member(n) => members.iter().any(|(h, _)| h.as_str() == n),
         Actor::Outside(_) => false,
     };
+    let canon = |a: &Actor| canonical(a, |n| members.iter().any(|(h, _)| h.as_str() == n));
     let mut relations: Vec<Declared> = msgs
         .iter()
         .filter(|m| m.sent_at <= at.0)
@@ -321,9 +278,9 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                 relation,
                 object,
             }) => Some(Declared {
-                subject: subject.clone(),
+                subject: canon(subject),
                 relation: *relation,
-                object: object.clone(),
+                object: canon(object),
                 by: m.sender.to_string(),
             }),
             _ => None,
@@ -331,6 +288,27 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
         .collect();
     relations.sort();
     relations.dedup();
+    // Reported events in the order they happened (window start, then as
+    // sent): "first" is judged against the events before each.
+    let mut reported: Vec<(&Msg<'_>, Actor, Action)> = msgs
+        .iter()
+        .filter(|m| m.sent_at <= at.0)
+        .filter_map(|m| match m.body {
+            Some(Structured::Event { actor, action, .. }) => {
+                let mut action = action.clone();
+                action.target = action.target.as_ref().map(canon);
+                Some((m, canon(actor), action))
+            }
+            _ => None,
+        })
+        .collect();
+    reported.sort_by_key(|(m, _, _)| {
+        let from = match m.body {
+            Some(Structured::Event { from_ms, .. }) => *from_ms,
+            _ => m.sent_at,
+        };
+        (from, m.sent_at, m.id)
+    });
 
     let find = |id: &str| msgs.iter().find(|m| m.id.to_hex() == id);
     let mut assurances = Vec::new();
@@ -390,7 +368,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                     assurance,
                     lapsed: true,
                     ..
-                }) if *assurance == id && mediator.contains(&&x.sender) => Some(x.sent_at),
+                }) if *assurance == id => Some(x.sent_at),
                 _ => None,
             })
             .min();
@@ -406,6 +384,42 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             }
             _ => None,
         });
+        let schedule: Vec<Scheduled> = msgs
+            .iter()
+            .filter(by_issuer)
+            .filter_map(|x| match x.body {
+                Some(Structured::Revoke {
+                    assurance,
+                    effective_ms,
+                    text,
+                }) if targets(x, assurance) => {
+                    let from = (*effective_ms).max(x.sent_at);
+                    (from > at.0).then(|| Scheduled {
+                        id: x.id.to_hex(),
+                        act: "revocation",
+                        from_ms: from,
+                        until_ms: None,
+                        text: text.clone(),
+                    })
+                }
+                Some(Structured::Suspend {
+                    assurance,
+                    from_ms,
+                    until_ms,
+                    text,
+                }) if targets(x, assurance) => {
+                    let from = (*from_ms).max(x.sent_at);
+                    (from > at.0 || until_ms.is_none_or(|u| u > at.0)).then(|| Scheduled {
+                        id: x.id.to_hex(),
+                        act: "suspension",
+                        from_ms: from,
+                        until_ms: *until_ms,
+                        text: text.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         let terminal = [
             lapsed.filter(|t| *t <= at.0).map(|t| (t, State::Lapsed)),
             revoked.filter(|t| *t <= at.0).map(|t| (t, State::Revoked)),
@@ -428,33 +442,81 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                 && matches!(x.body, Some(Structured::Finding { assurance, .. }) if *assurance == id)
         });
         let mut lapse_claims = Vec::new();
-        if !decided {
-            for x in msgs.iter().filter(|x| x.sent_at <= at.0) {
-                let Some(Structured::Event { actor, action, .. }) = x.body else {
-                    continue;
-                };
-                for (ci, cond) in a.unless.iter().enumerate() {
-                    let all = Reading::all(&cond.scope);
-                    let yes: Vec<Reading> = all
-                        .iter()
-                        .copied()
-                        .filter(|r| breaks(&issuer, cond, actor, action, r, &relations))
-                        .collect();
-                    if !yes.is_empty() {
-                        lapse_claims.push(LapseClaim {
-                            event: x.id.to_hex(),
-                            reported_by: x.sender.to_string(),
-                            condition: ci,
-                            readings_diverge: yes.len() != all.len(),
-                            readings: yes,
-                        });
-                    }
+        let mut breach_reports = Vec::new();
+        let unless: Vec<LapseCondition> = a
+            .unless
+            .iter()
+            .map(|c| LapseCondition {
+                attacked_first_by: canon(&c.attacked_first_by),
+                scope: c.scope,
+            })
+            .collect();
+        for (k, (x, actor, action)) in reported.iter().enumerate() {
+            let earlier = reported[..k].iter().map(|(_, a, b)| (a, b));
+            for (ci, cond) in unless.iter().enumerate() {
+                if decided {
+                    break;
                 }
+                let all = Reading::all(&cond.scope);
+                let yes: Vec<Reading> = all
+                    .iter()
+                    .copied()
+                    .filter(|r| {
+                        meets(&issuer, cond, actor, action, r, &relations).is_some()
+                            && struck_first(&issuer, cond, r, &relations, earlier.clone()).is_none()
+                    })
+                    .collect();
+                if !yes.is_empty() {
+                    lapse_claims.push(LapseClaim {
+                        event: x.id.to_hex(),
+                        reported_by: x.sender.to_string(),
+                        condition: ci,
+                        readings_diverge: yes.len() != all.len(),
+                        readings: yes,
+                    });
+                }
+            }
+            if contradicts(a, &issuer, actor, action) {
+                breach_reports.push(BreachReport {
+                    event: x.id.to_hex(),
+                    reported_by: x.sender.to_string(),
+                });
             }
         }
         let allegations: Vec<&Msg<'_>> = msgs
             .iter()
             .filter(|x| x.sent_at <= at.0 && matches!(x.body, Some(Structured::Allegation { assurance, .. }) if *assurance == id))
+            .collect();
+        let rulings: Vec<Ruling> = msgs
+            .iter()
+            .filter(|x| x.sent_at <= at.0)
+            .filter_map(|x| match x.body {
+                Some(Structured::Finding {
+                    assurance,
+                    allegation,
+                    breached,
+                    lapsed,
+                    text,
+                }) if *assurance == id => Some(Ruling {
+                    id: x.id.to_hex(),
+                    by: x.sender.to_string(),
+                    sent_at_ms: x.sent_at,
+                    allegation: allegation.clone(),
+                    breached: *breached,
+                    lapsed: *lapsed,
+                    text: text.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let ruled: Vec<String> = allegations
+            .iter()
+            .map(|al| al.id.to_hex())
+            .filter(|al| {
+                rulings
+                    .iter()
+                    .any(|r| r.allegation.as_deref() == Some(al.as_str()))
+            })
             .collect();
         let answered = allegations
             .iter()
@@ -494,6 +556,10 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             valid_until_ms: a.valid_until_ms,
             reciprocated_by,
             lapse_claims,
+            breach_reports,
+            rulings,
+            ruled,
+            schedule,
             allegations: allegations.iter().map(|x| x.id.to_hex()).collect(),
             answered,
             findings: msgs
@@ -527,8 +593,16 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
                 let Some(issuer) = find(assurance).map(|a| a.sender.clone()) else {
                     continue;
                 };
+                let me = m.id.to_hex();
                 let replied = msgs.iter().any(|x| {
-                    x.sent_at <= at.0 && matches!(x.body, Some(Structured::Reply { allegation, .. }) if *allegation == m.id.to_hex())
+                    x.sent_at <= at.0
+                        && match x.body {
+                            Some(Structured::Reply { allegation, .. }) => *allegation == me,
+                            Some(Structured::Finding { allegation, .. }) => {
+                                allegation.as_deref() == Some(me.as_str())
+                            }
+                            _ => false,
+                        }
                 });
                 if !replied {
                     awaiting.push(Awaiting {
@@ -573,6 +647,7 @@ pub fn fold(entries: &[Entry], members: &[(Handle, Role)], at: Timestamp) -> Boa
             .iter()
             .filter(|e| matches!(e.payload, Payload::Stub { .. }))
             .count(),
+        unauthorized,
     }
 }
 
@@ -598,8 +673,8 @@ mod tests {
 
     use super::*;
     use crate::commitments::plover::EventType;
-    use crate::commitments::structured::{Action, Commitment, Formality};
-    use crate::payload::Header;
+    use crate::commitments::structured::{Action, Commitment, Formality, Scope};
+    use crate::payload::{Header, Role};
     use crate::transcript::{Epoch, Head, HeadVector};
     use crate::{ChannelId, Digest, Seq};
 
@@ -613,6 +688,10 @@ mod tests {
             (h("mediator"), Role::Mediator),
             (h("red"), Role::Party),
         ]
+    }
+
+    fn roster() -> Roster {
+        Roster::new(members(), true)
     }
 
     /// A transcript builder: every member sees every earlier message.
@@ -718,7 +797,7 @@ mod tests {
     }
 
     fn state(t: &T, at: i64) -> State {
-        fold(&t.entries, &members(), Timestamp(at)).assurances[0].state
+        fold(&t.entries, &roster(), Timestamp(at)).assurances[0].state
     }
 
     #[test]
@@ -810,7 +889,7 @@ mod tests {
         }
         t.s("blue", 800, assurance(None));
         t.push("red", 900, Body::Receipt);
-        let board = fold(&t.entries, &members(), Timestamp(2_000));
+        let board = fold(&t.entries, &roster(), Timestamp(2_000));
         let states: Vec<State> = board.assurances.iter().map(|a| a.state).collect();
         assert_eq!(states, [State::Revoked, State::Active]);
     }
@@ -837,7 +916,7 @@ mod tests {
                 text: String::new(),
             },
         );
-        let board = fold(&t.entries, &members(), Timestamp(2_500));
+        let board = fold(&t.entries, &roster(), Timestamp(2_500));
         assert_eq!(board.assurances[0].state, State::Active);
         assert_eq!(board.assurances[0].lapse_claims.len(), 1);
         assert_eq!(board.assurances[0].lapse_claims[0].event, ev.to_hex());
@@ -877,7 +956,7 @@ mod tests {
         assert_eq!(state(&t, 3_999), State::Active);
         assert_eq!(state(&t, 4_000), State::Lapsed);
         assert!(
-            fold(&t.entries, &members(), Timestamp(4_000)).assurances[0]
+            fold(&t.entries, &roster(), Timestamp(4_000)).assurances[0]
                 .lapse_claims
                 .is_empty(),
             "decided: no longer a claim"
@@ -897,10 +976,10 @@ mod tests {
                 reply_by_ms: 2_000,
             },
         );
-        let board = fold(&t.entries, &members(), Timestamp(1_999));
+        let board = fold(&t.entries, &roster(), Timestamp(1_999));
         assert_eq!(board.awaiting.len(), 1);
         assert!(!board.awaiting[0].overdue);
-        assert!(fold(&t.entries, &members(), Timestamp(2_000)).awaiting[0].overdue);
+        assert!(fold(&t.entries, &roster(), Timestamp(2_000)).awaiting[0].overdue);
         t.s(
             "blue",
             2_100,
@@ -909,7 +988,7 @@ mod tests {
                 text: "a weather balloon".into(),
             },
         );
-        let board = fold(&t.entries, &members(), Timestamp(2_200));
+        let board = fold(&t.entries, &roster(), Timestamp(2_200));
         assert!(board.awaiting.is_empty());
         assert_eq!(board.assurances[0].answered, vec![al.to_hex()]);
     }
@@ -937,8 +1016,8 @@ mod tests {
                 if let Some(e) = qs[*p].pop_front() { mixed.push(e); }
             }
             for q in &mut qs { mixed.extend(q.drain(..)); }
-            let one = serde_json::to_string(&fold(&t.entries, &members(), Timestamp(at))).unwrap();
-            let two = serde_json::to_string(&fold(&mixed, &members(), Timestamp(at))).unwrap();
+            let one = serde_json::to_string(&fold(&t.entries, &roster(), Timestamp(at))).unwrap();
+            let two = serde_json::to_string(&fold(&mixed, &roster(), Timestamp(at))).unwrap();
             prop_assert_eq!(one, two);
         }
     }

@@ -2,9 +2,11 @@
 //! events), their lifecycle folded from the transcript, and what-if
 //! cascades. All pure: the evaluation time is an argument.
 
+pub mod authority;
 pub mod canonical;
 pub mod fold;
 pub mod plover;
+pub mod readings;
 pub mod structured;
 pub mod terms;
 pub mod whatif;

@@ -1,72 +1,199 @@
-//! What-if: run a hypothetical event through the assurances in force and the
-//! red lines, and follow the cascade: which assurances lapse (under which
-//! readings of their conditions), which red lines fire, what their declared
-//! responses set off in turn, until nothing changes. Each assurance lapses
-//! and each red line fires at most once, so cycles terminate; everything is
-//! visited in transcript order, so the result is deterministic.
+//! What-if: run a hypothetical event through the commitments in force and
+//! follow the cascade, in order. Each event has its place (step 1 is the
+//! hypothetical, each later step a red line's declared response to an
+//! earlier one), and every condition is judged against what happened
+//! *before* the act in question: an issuer that struck first is not
+//! released by the retaliation it drew.
+//!
+//! Four things are told apart: a **lapse** (a condition released the
+//! issuer), a **breach** (an act contradicts its actor's own assurance still
+//! in force), a **red line fired**, and the **declared response** it sets
+//! off (a new step, itself checked for breaches). Each assurance's state is
+//! kept per reading of its open scopes, so a lapse under some readings
+//! never hides a later lapse under the rest. Every effect names the rule,
+//! the fact, the reading, the relation (and who declared it) and the
+//! channel; a step where nothing follows says why.
+//!
+//! Each red line fires at most once and each reading lapses at most once,
+//! so every cascade ends; everything is visited in a fixed order, so the
+//! result is deterministic.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
-use super::fold::{assurance_of, breaks, fold, Entry, Reading, State};
-use super::structured::{Action, Actor};
-use crate::ids::{Handle, Timestamp};
-use crate::payload::Role;
+use super::authority::Roster;
+use super::fold::{fold, Declared, Entry, State};
+use super::readings::{canonical, contradicts, excluded, meets, struck_first, Reading, Readings};
+use super::structured::{Action, Actor, Assurance, RedLine, RelationKind, Structured};
+use super::terms;
+use crate::ids::{ChannelId, Timestamp};
+use crate::payload::{Body, Payload};
+
+/// One channel's transcript and roster, as the what-if reads them.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelInput<'a> {
+    /// The channel.
+    pub channel: ChannelId,
+    /// Its transcript, as folded.
+    pub entries: &'a [Entry],
+    /// Its members and policy.
+    pub roster: &'a Roster,
+}
 
 /// One effect of one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
-    /// A red line fires: its issuer's declared response follows.
+    /// A red line fires: its issuer's declared response follows as a step.
     Fires {
         /// The red line, hex.
         red_line: String,
+        /// Its channel, hex.
+        channel: String,
         /// Its issuer.
         issuer: String,
         /// Its wording.
         wording: String,
-        /// The response, as an event.
+        /// Its trigger, in words.
+        trigger: String,
+        /// The declared response, as an event.
         response: String,
+        /// The step the response is.
+        response_step: usize,
+        /// Assurances the response would breach, hex.
+        response_breaches: Vec<String>,
     },
-    /// An assurance lapses.
+    /// A condition releases an assurance's issuer, under some readings.
     Lapses {
         /// The assurance, hex.
         assurance: String,
+        /// Its channel, hex.
+        channel: String,
         /// Its issuer.
         issuer: String,
         /// Its wording.
         wording: String,
         /// Which condition (index into `unless`).
         condition: usize,
-        /// The readings under which it lapses.
+        /// The condition, in words.
+        condition_words: String,
+        /// The readings of that condition under which it lapses here.
         readings: Vec<Reading>,
-        /// True if other readings say it holds.
+        /// True if it lapses here under some readings only.
         readings_diverge: bool,
+        /// The readings, in words: "under all readings" or "only if …".
+        reading_words: String,
+        /// The declared relations the act went through.
+        relations: Vec<Declared>,
+        /// Earlier steps where it lapsed under other readings.
+        earlier: Vec<usize>,
+        /// True once it has lapsed under every reading.
+        now_all: bool,
     },
+    /// The act contradicts its actor's own assurance, still in force.
+    Breach {
+        /// The assurance, hex.
+        assurance: String,
+        /// Its channel, hex.
+        channel: String,
+        /// Its issuer (the actor).
+        issuer: String,
+        /// Its wording.
+        wording: String,
+        /// What it undertook, in words.
+        undertaking: String,
+        /// The readings under which it still held, in words.
+        reading_words: String,
+        /// True if it held under every reading.
+        under_all: bool,
+        /// The red line whose declared response this act is, hex: the
+        /// response is itself a breach.
+        in_response_to: Option<String>,
+    },
+}
+
+/// Why something did not follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Why {
+    /// No commitment names this act.
+    NoCommitmentMatches,
+    /// A commitment would apply but is not in force (expired, suspended,
+    /// revoked, lapsed, not yet active).
+    NotInForce,
+    /// It already lapsed earlier in the cascade under every reading.
+    AlreadyLapsed,
+    /// The issuer struck first: the attack from that side is no first one.
+    NotFirst,
+    /// A red line already fired: the cycle is cut here.
+    CycleCut,
+    /// The act would meet a condition, but the issuer's wording excludes
+    /// the allies or proxies it goes through.
+    OutOfScope,
+}
+
+/// Why a step set off less than it might have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// The reason, as a code.
+    pub why: Why,
+    /// The commitment concerned, hex.
+    pub commitment: Option<String>,
+    /// Its channel, hex.
+    pub channel: Option<String>,
+    /// In words.
+    pub words: String,
+}
+
+/// How a step came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The event asked about.
+    Hypothetical,
+    /// A red line's declared response to an earlier step.
+    DeclaredResponse,
 }
 
 /// One event of the cascade and what it set off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// 1 for the hypothetical event.
+    /// Its place in the order: 1 for the hypothetical event.
     pub n: usize,
     /// The event, e.g. `green ASSAULT against red`.
     pub event: String,
+    /// Who acts.
+    pub actor: Actor,
+    /// What, against whom.
+    pub action: Action,
+    /// When, where one is given (the hypothetical's evaluation time).
+    pub at_ms: Option<i64>,
+    /// Hypothetical or a declared response.
+    pub origin: Origin,
     /// The step whose red line produced it (none for the first).
     pub caused_by: Option<usize>,
+    /// The red line it responds to, hex.
+    pub response_of: Option<String>,
     /// Its effects.
     pub effects: Vec<Effect>,
+    /// Why some commitments did not act (always said when nothing follows).
+    pub notes: Vec<Note>,
 }
 
 /// The whole cascade.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Cascade {
-    /// The steps, breadth first.
+    /// The evaluation time.
+    pub at_ms: i64,
+    /// The steps, in order.
     pub steps: Vec<Step>,
     /// Messages held only as stubs (digests): their commitments are not
     /// in the cascade.
     pub stubs: usize,
+    /// What the reader should know about the actors (names that may mean
+    /// one actor in two channels).
+    pub warnings: Vec<String>,
 }
 
 /// `actor KIND[/modes] against target`.
@@ -82,165 +209,590 @@ pub fn describe(actor: &Actor, action: &Action) -> String {
     }
 }
 
-fn triggers(
-    trigger_actor: &Option<Actor>,
-    trigger: &Action,
-    actor: &Actor,
-    action: &Action,
-) -> bool {
-    trigger_actor.as_ref().is_none_or(|a| a == actor)
-        && trigger.kind == action.kind
-        && (trigger.modes.is_empty() || trigger.modes.iter().any(|m| action.modes.contains(m)))
-        && trigger
-            .target
-            .as_ref()
-            .is_none_or(|t| action.target.as_ref() == Some(t))
+/// As [`describe`], outside actors marked.
+fn describe_marked(actor: &Actor, action: &Action) -> String {
+    format!("{} {}", terms::actor(actor), terms::action(action))
 }
 
-/// Runs `actor` doing `action` through the channel's commitments in force
-/// at `at`.
+fn triggers(line: &RedLine, actor: &Actor, action: &Action) -> bool {
+    let t = &line.trigger;
+    line.trigger_actor.as_ref().is_none_or(|a| a == actor)
+        && t.kind == action.kind
+        && (t.modes.is_empty() || t.modes.iter().any(|m| action.modes.contains(m)))
+        && t.target
+            .as_ref()
+            .is_none_or(|x| action.target.as_ref() == Some(x))
+}
+
+/// A commitment the cascade can cite.
+#[derive(Clone, Debug)]
+struct Cited {
+    id: String,
+    channel: String,
+    issuer: Actor,
+    wording: String,
+}
+
+impl Cited {
+    fn words(&self, kind: &str) -> String {
+        format!(
+            "{}'s {kind} {} in channel {}, \"{}\"",
+            self.issuer,
+            &self.id[..8.min(self.id.len())],
+            &self.channel[..8.min(self.channel.len())],
+            terms::first_words(&self.wording, 16)
+        )
+    }
+}
+
+struct Known {
+    cited: Cited,
+    a: Assurance,
+    state: State,
+    since: Option<i64>,
+    readings: Readings,
+    /// Reading mask -> the step where it lapsed.
+    lapsed: BTreeMap<u32, usize>,
+}
+
+struct Line {
+    cited: Cited,
+    r: RedLine,
+    fired: Option<usize>,
+}
+
+/// An act before the one judged: a step, or a reported event.
+#[derive(Clone, Debug)]
+enum Before {
+    Step(usize),
+    Reported(String),
+}
+
+impl Before {
+    fn words(&self) -> String {
+        match self {
+            Before::Step(n) => format!("at step {n}"),
+            Before::Reported(id) => format!("in the reported event {}", &id[..8.min(id.len())]),
+        }
+    }
+}
+
+/// Everything the cascade reads, gathered from every channel.
+struct Model {
+    assurances: Vec<Known>,
+    lines: Vec<Line>,
+    relations: Vec<Declared>,
+    /// Acts before the hypothetical, in the order they happened.
+    history: Vec<(Before, Actor, Action)>,
+    stubs: usize,
+}
+
+impl Model {
+    fn gather(
+        channels: &[ChannelInput<'_>],
+        at: Timestamp,
+        aliases: &dyn Fn(ChannelId, &Actor) -> Actor,
+    ) -> Model {
+        let mut m = Model {
+            assurances: Vec::new(),
+            lines: Vec::new(),
+            relations: Vec::new(),
+            history: Vec::new(),
+            stubs: 0,
+        };
+        let mut reported = Vec::new();
+        for ch in channels {
+            let board = fold(ch.entries, ch.roster, at);
+            let members = &ch.roster.members;
+            let canon = |a: &Actor| {
+                aliases(
+                    ch.channel,
+                    &canonical(a, |n| members.iter().any(|(h, _)| h.as_str() == n)),
+                )
+            };
+            let canon_action = |x: &Action| Action {
+                target: x.target.as_ref().map(canon),
+                ..x.clone()
+            };
+            let channel = ch.channel.to_hex();
+            for v in &board.assurances {
+                let mut a = v.assurance.clone();
+                a.beneficiaries = a.beneficiaries.iter().map(canon).collect();
+                a.commitment.action = canon_action(&a.commitment.action);
+                for c in &mut a.unless {
+                    c.attacked_first_by = canon(&c.attacked_first_by);
+                }
+                m.assurances.push(Known {
+                    cited: Cited {
+                        id: v.id.clone(),
+                        channel: channel.clone(),
+                        issuer: Actor::Member(v.issuer.clone()),
+                        wording: v.wording.clone(),
+                    },
+                    readings: Readings::of(&a.unless),
+                    a,
+                    state: v.state,
+                    since: v.since_ms,
+                    lapsed: BTreeMap::new(),
+                });
+            }
+            for v in &board.red_lines {
+                let r = &v.red_line;
+                m.lines.push(Line {
+                    cited: Cited {
+                        id: v.id.clone(),
+                        channel: channel.clone(),
+                        issuer: Actor::Member(v.issuer.clone()),
+                        wording: r.wording.clone(),
+                    },
+                    r: RedLine {
+                        trigger_actor: r.trigger_actor.as_ref().map(canon),
+                        trigger: canon_action(&r.trigger),
+                        response: canon_action(&r.response),
+                        wording: r.wording.clone(),
+                    },
+                    fired: None,
+                });
+            }
+            for d in &board.relations {
+                m.relations.push(Declared {
+                    subject: canon(&d.subject),
+                    object: canon(&d.object),
+                    ..d.clone()
+                });
+            }
+            for e in ch.entries {
+                if let Payload::Full {
+                    header,
+                    body: Body::Structured(s),
+                    ..
+                } = &e.payload
+                {
+                    if let Structured::Event {
+                        actor,
+                        action,
+                        from_ms,
+                        ..
+                    } = s.value()
+                    {
+                        if header.sent_at.0 <= at.0 && *from_ms <= at.0 {
+                            let key = (*from_ms, header.sent_at.0, header.message_id);
+                            let before = Before::Reported(header.message_id.to_hex());
+                            reported.push((key, before, canon(actor), canon_action(action)));
+                        }
+                    }
+                }
+            }
+            m.stubs += board.stubs;
+        }
+        m.relations.sort();
+        m.relations.dedup();
+        reported.sort_by(|a, b| a.0.cmp(&b.0));
+        m.history = reported.into_iter().map(|(_, b, a, x)| (b, a, x)).collect();
+        m
+    }
+}
+
+/// Runs `actor` doing `action` through the commitments of `channels` in
+/// force at `at`. `aliases` maps an actor of a channel to the one it is
+/// declared the same as (locally, across channels); pass [`same`] for none.
 pub fn what_if(
-    entries: &[Entry],
-    members: &[(Handle, Role)],
+    channels: &[ChannelInput<'_>],
     at: Timestamp,
     actor: Actor,
     action: Action,
+    aliases: &dyn Fn(ChannelId, &Actor) -> Actor,
 ) -> Cascade {
-    let board = fold(entries, members, at);
-    let body = |id: &str| {
-        entries
-            .iter()
-            .find(|e| e.payload.header().message_id.to_hex() == id)
-            .and_then(|e| assurance_of(&e.payload))
-    };
-    let in_force: Vec<_> = board
-        .assurances
-        .iter()
-        .filter(|a| a.state == State::Active)
-        .filter_map(|a| body(&a.id).map(|b| (a, b)))
-        .collect();
-    let mut queue = VecDeque::from([(actor, action, None)]);
-    let mut lapsed = BTreeSet::new();
-    let mut fired = BTreeSet::new();
-    let mut steps = Vec::new();
-    while let Some((actor, action, caused_by)) = queue.pop_front() {
+    let mut m = Model::gather(channels, at, aliases);
+    let mut queue = VecDeque::from([(actor, action, None::<(usize, usize)>)]);
+    let mut steps: Vec<Step> = Vec::new();
+    while let Some((actor, action, cause)) = queue.pop_front() {
         let n = steps.len() + 1;
-        let mut effects = Vec::new();
-        for (view, a) in &in_force {
-            if lapsed.contains(&view.id) {
-                continue;
-            }
-            let issuer = Actor::Member(view.issuer.clone());
-            for (ci, cond) in a.unless.iter().enumerate() {
-                let all = Reading::all(&cond.scope);
-                let yes: Vec<Reading> = all
-                    .iter()
-                    .copied()
-                    .filter(|r| breaks(&issuer, cond, &actor, &action, r, &board.relations))
-                    .collect();
-                if !yes.is_empty() {
-                    effects.push(Effect::Lapses {
-                        assurance: view.id.clone(),
-                        issuer: view.issuer.clone(),
-                        wording: view.wording.clone(),
-                        condition: ci,
-                        readings_diverge: yes.len() != all.len(),
-                        readings: yes,
-                    });
-                    lapsed.insert(view.id.clone());
-                    break;
-                }
-            }
-        }
-        for rl in &board.red_lines {
-            if fired.contains(&rl.id)
-                || !triggers(
-                    &rl.red_line.trigger_actor,
-                    &rl.red_line.trigger,
-                    &actor,
-                    &action,
-                )
-            {
-                continue;
-            }
-            fired.insert(rl.id.clone());
-            let responder = Actor::Member(rl.issuer.clone());
-            let response = rl.red_line.response.clone();
-            effects.push(Effect::Fires {
-                red_line: rl.id.clone(),
-                issuer: rl.issuer.clone(),
-                wording: rl.red_line.wording.clone(),
-                response: describe(&responder, &response),
-            });
-            queue.push_back((responder, response, Some(n)));
-        }
-        steps.push(Step {
+        let mut step = Step {
             n,
             event: describe(&actor, &action),
-            caused_by,
-            effects,
-        });
+            actor: actor.clone(),
+            action: action.clone(),
+            at_ms: cause.is_none().then_some(at.0),
+            origin: if cause.is_some() {
+                Origin::DeclaredResponse
+            } else {
+                Origin::Hypothetical
+            },
+            caused_by: cause.map(|(s, _)| s),
+            response_of: cause.map(|(_, l)| m.lines[l].cited.id.clone()),
+            effects: Vec::new(),
+            notes: Vec::new(),
+        };
+        judge_assurances(&mut m, &mut step);
+        for (li, line) in m.lines.iter_mut().enumerate() {
+            if !triggers(&line.r, &actor, &action) {
+                continue;
+            }
+            if let Some(k) = line.fired {
+                step.notes.push(Note {
+                    why: Why::CycleCut,
+                    commitment: Some(line.cited.id.clone()),
+                    channel: Some(line.cited.channel.clone()),
+                    words: format!(
+                        "{} already fired at step {k}: the cycle is cut here, and its response is not repeated",
+                        line.cited.words("red line")
+                    ),
+                });
+                continue;
+            }
+            line.fired = Some(n);
+            let responder = line.cited.issuer.clone();
+            let response = line.r.response.clone();
+            let response_step = n + queue.len() + 1;
+            step.effects.push(Effect::Fires {
+                red_line: line.cited.id.clone(),
+                channel: line.cited.channel.clone(),
+                issuer: line.cited.issuer.to_string(),
+                wording: line.cited.wording.clone(),
+                trigger: trigger_words(&line.r),
+                response: describe(&responder, &response),
+                response_step,
+                response_breaches: Vec::new(),
+            });
+            queue.push_back((responder, response, Some((n, li))));
+        }
+        if step.effects.is_empty() && step.notes.is_empty() {
+            step.notes.push(Note {
+                why: Why::NoCommitmentMatches,
+                commitment: None,
+                channel: None,
+                words: format!(
+                    "no commitment names this act: no assurance's condition or undertaking, and no red line's trigger, matches {}",
+                    describe_marked(&actor, &action)
+                ),
+            });
+        }
+        m.history.push((Before::Step(n), actor, action));
+        steps.push(step);
     }
+    link_responses(&mut steps);
     Cascade {
+        at_ms: at.0,
         steps,
-        stubs: board.stubs,
+        stubs: m.stubs,
+        warnings: Vec::new(),
     }
 }
 
+/// No aliases: every actor is itself.
+pub fn same(_: ChannelId, a: &Actor) -> Actor {
+    a.clone()
+}
+
+/// Lapses and breaches of one step, and why others did not follow.
+fn judge_assurances(m: &mut Model, step: &mut Step) {
+    let (actor, action, n) = (&step.actor, &step.action, step.n);
+    for k in &mut m.assurances {
+        let issuer = k.cited.issuer.clone();
+        let in_force = k.state == State::Active;
+        let breach = contradicts(&k.a, &issuer, actor, action);
+        // Which readings this act meets a condition under, and whether first.
+        let mut meets_some = false;
+        let mut not_first: Option<Before> = None;
+        let mut fresh: BTreeMap<usize, (BTreeSet<u32>, Vec<Declared>)> = BTreeMap::new();
+        for mask in k.readings.masks() {
+            let reading = k.readings.reading(mask);
+            for (ci, cond) in k.a.unless.iter().enumerate() {
+                let Some(via) = meets(&issuer, cond, actor, action, &reading[ci], &m.relations)
+                else {
+                    continue;
+                };
+                meets_some = true;
+                let earlier = m.history.iter().map(|(_, a, x)| (a, x));
+                if let Some(i) = struck_first(&issuer, cond, &reading[ci], &m.relations, earlier) {
+                    not_first.get_or_insert(m.history[i].0.clone());
+                    continue;
+                }
+                if in_force && !k.lapsed.contains_key(&mask) {
+                    let e = fresh.entry(ci).or_default();
+                    e.0.insert(mask);
+                    e.1.extend(via.attacker.into_iter().chain(via.attacked));
+                }
+                break;
+            }
+        }
+        if !meets_some {
+            if let Some(words) = out_of_scope(k, actor, action, &m.relations) {
+                step.notes.push(Note {
+                    why: Why::OutOfScope,
+                    commitment: Some(k.cited.id.clone()),
+                    channel: Some(k.cited.channel.clone()),
+                    words,
+                });
+            }
+        }
+        if !in_force {
+            if meets_some || breach {
+                step.notes.push(Note {
+                    why: Why::NotInForce,
+                    commitment: Some(k.cited.id.clone()),
+                    channel: Some(k.cited.channel.clone()),
+                    words: format!(
+                        "{} would {}, but it is {}",
+                        k.cited.words("assurance"),
+                        if breach { "be breached" } else { "lapse" },
+                        state_words(k.state, k.since)
+                    ),
+                });
+            }
+            continue;
+        }
+        // A breach is judged on the readings that held before this act.
+        if breach {
+            let held: BTreeSet<u32> = k
+                .readings
+                .masks()
+                .filter(|x| !k.lapsed.contains_key(x))
+                .collect();
+            if held.is_empty() {
+                step.notes
+                    .push(already_lapsed(k, "its act breaches nothing"));
+            } else {
+                step.effects.push(Effect::Breach {
+                    assurance: k.cited.id.clone(),
+                    channel: k.cited.channel.clone(),
+                    issuer: issuer.to_string(),
+                    wording: k.cited.wording.clone(),
+                    undertaking: format!(
+                        "to refrain from {}",
+                        terms::action(&k.a.commitment.action)
+                    ),
+                    reading_words: k.readings.words(&held, &issuer),
+                    under_all: held.len() as u32 == k.readings.count(),
+                    in_response_to: step.response_of.clone(),
+                });
+            }
+        }
+        if meets_some && fresh.is_empty() {
+            match &not_first {
+                Some(before) => step.notes.push(Note {
+                    why: Why::NotFirst,
+                    commitment: Some(k.cited.id.clone()),
+                    channel: Some(k.cited.channel.clone()),
+                    words: format!(
+                        "{} does not lapse: {issuer} struck that side first ({}), so this is no first attack on it",
+                        k.cited.words("assurance"),
+                        before.words()
+                    ),
+                }),
+                None if !k.lapsed.is_empty() => {
+                    step.notes.push(already_lapsed(k, "nothing more lapses"));
+                }
+                None => {}
+            }
+        }
+        let earlier: Vec<usize> = k
+            .lapsed
+            .values()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for (ci, (masks, mut via)) in fresh {
+            for x in &masks {
+                k.lapsed.insert(*x, n);
+            }
+            via.sort();
+            via.dedup();
+            let mut readings: Vec<Reading> =
+                masks.iter().map(|x| k.readings.reading(*x)[ci]).collect();
+            readings.sort();
+            readings.dedup();
+            let cond = &k.a.unless[ci];
+            step.effects.push(Effect::Lapses {
+                assurance: k.cited.id.clone(),
+                channel: k.cited.channel.clone(),
+                issuer: issuer.to_string(),
+                wording: k.cited.wording.clone(),
+                condition: ci,
+                condition_words: format!("unless attacked first by {}", cond.attacked_first_by),
+                readings_diverge: (masks.len() as u32) < k.readings.count(),
+                reading_words: k.readings.words(&masks, &issuer),
+                readings,
+                relations: via,
+                earlier: earlier.clone(),
+                now_all: k.lapsed.len() as u32 == k.readings.count(),
+            });
+        }
+    }
+}
+
+/// Would the act meet a condition of `k` if every ally and proxy counted?
+/// Then the wording, not the facts, excludes it: say which answer does.
+fn out_of_scope(
+    k: &Known,
+    actor: &Actor,
+    action: &Action,
+    relations: &[Declared],
+) -> Option<String> {
+    let everyone = Reading {
+        attacker_allies: true,
+        attacker_proxies: true,
+        attacked_allies: true,
+        attacked_proxies: true,
+    };
+    k.a.unless.iter().find_map(|cond| {
+        let via = meets(&k.cited.issuer, cond, actor, action, &everyone, relations)?;
+        let through: Vec<String> = via
+            .attacker
+            .iter()
+            .chain(via.attacked.iter())
+            .map(relation_words)
+            .collect();
+        let said = excluded(&via, cond, &k.cited.issuer);
+        Some(format!(
+            "{} does not lapse: the act goes through the relation {}, but the wording of its condition \"unless attacked first by {}\" says {}",
+            k.cited.words("assurance"),
+            through.join(" and "),
+            cond.attacked_first_by,
+            said.join(" and ")
+        ))
+    })
+}
+
+fn already_lapsed(k: &Known, what: &str) -> Note {
+    let at: BTreeSet<usize> = k.lapsed.values().copied().collect();
+    let steps: Vec<String> = at.iter().map(|s| format!("step {s}")).collect();
+    let all = k.lapsed.len() as u32 == k.readings.count();
+    Note {
+        why: Why::AlreadyLapsed,
+        commitment: Some(k.cited.id.clone()),
+        channel: Some(k.cited.channel.clone()),
+        words: format!(
+            "{} already lapsed at {}{}: {what}",
+            k.cited.words("assurance"),
+            steps.join(" and "),
+            if all {
+                " under all readings"
+            } else {
+                " under the readings this act meets"
+            }
+        ),
+    }
+}
+
+/// "expired since …", "not yet active": a board state in words.
+pub fn state_words(s: State, since: Option<i64>) -> String {
+    let when = since.map_or(String::new(), |t| format!(" since {}", terms::utc(t)));
+    match s {
+        State::Active => format!("in force{when}"),
+        State::Expired => format!("expired{when}"),
+        State::Lapsed => format!("lapsed (confirmed by its issuer or found by the mediator){when}"),
+        State::Proposed => {
+            "not yet active (not yet valid, or not yet received by every member it assures)".into()
+        }
+        State::Revoked => format!("revoked{when}"),
+        State::Suspended => format!("suspended{when}"),
+    }
+}
+
+fn trigger_words(r: &RedLine) -> String {
+    let by = r
+        .trigger_actor
+        .as_ref()
+        .map_or("by anyone".to_string(), |a| {
+            format!("by {}", terms::actor(a))
+        });
+    format!("{} {by}", terms::action(&r.trigger))
+}
+
+/// Marks each declared response that is itself a breach, both ways.
+fn link_responses(steps: &mut [Step]) {
+    let breaches: Vec<(usize, Vec<String>)> = steps
+        .iter()
+        .map(|s| {
+            let ids = s
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Breach { assurance, .. } => Some(assurance.clone()),
+                    _ => None,
+                })
+                .collect();
+            (s.n, ids)
+        })
+        .collect();
+    for s in steps.iter_mut() {
+        for e in &mut s.effects {
+            if let Effect::Fires {
+                response_step,
+                response_breaches,
+                ..
+            } = e
+            {
+                if let Some((_, ids)) = breaches.iter().find(|(n, _)| n == response_step) {
+                    response_breaches.clone_from(ids);
+                }
+            }
+        }
+    }
+}
+
+fn relation_words(d: &Declared) -> String {
+    format!(
+        "{} {} {} (declared by {})",
+        terms::actor(&d.subject),
+        match d.relation {
+            RelationKind::AllyOf => "is an ally of",
+            RelationKind::ProxyOf => "is a proxy of",
+        },
+        terms::actor(&d.object),
+        d.by
+    )
+}
+
 impl Cascade {
-    /// Step by step, for a terminal.
+    /// Step by step, for a terminal: every effect with its rule, fact,
+    /// reading, relation and channel; every "nothing follows" with why.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        for w in &self.warnings {
+            out.push_str(&format!("note: {w}\n"));
+        }
         for s in &self.steps {
-            let cause = s
-                .caused_by
-                .map_or(String::new(), |c| format!(" (response to step {c})"));
-            out.push_str(&format!("step {}: {}{cause}\n", s.n, s.event));
-            if s.effects.is_empty() && self.stubs > 0 {
-                out.push_str(&format!("  {}\n", super::terms::stubs_notice(self.stubs)));
-            } else if s.effects.is_empty() {
-                out.push_str("  nothing follows\n");
-            }
+            let event = describe_marked(&s.actor, &s.action);
+            let how = match (s.caused_by, &s.response_of) {
+                (Some(c), Some(rl)) => format!(
+                    ", the declared response to step {c} (red line {})",
+                    &rl[..8.min(rl.len())]
+                ),
+                _ => match s.at_ms {
+                    Some(t) => format!(", hypothetical, at {}", terms::utc(t)),
+                    None => ", hypothetical".into(),
+                },
+            };
+            out.push_str(&format!("step {}: {event}{how}\n", s.n));
             for e in &s.effects {
-                match e {
-                    Effect::Lapses {
-                        issuer,
-                        wording,
-                        condition,
-                        readings,
-                        readings_diverge,
-                        ..
-                    } => {
-                        out.push_str(&format!("  lapses: {issuer}'s assurance \"{wording}\" (condition {condition})\n"));
-                        if *readings_diverge {
-                            out.push_str(&format!(
-                                "    only under the readings where {} (the wording leaves it open)\n",
-                                Reading::common(readings)
-                            ));
-                        }
-                    }
-                    Effect::Fires {
-                        issuer,
-                        wording,
-                        response,
-                        ..
-                    } => {
-                        out.push_str(&format!(
-                            "  fires: {issuer}'s red line \"{wording}\" -> {response}\n"
-                        ));
-                    }
+                out.push_str(&effect_text(e));
+            }
+            if s.effects.is_empty() {
+                if self.stubs > 0 {
+                    out.push_str(&format!("  {}\n", terms::stubs_notice(self.stubs)));
+                }
+                for note in &s.notes {
+                    out.push_str(&format!("  nothing follows: {}\n", note.words));
+                }
+            } else {
+                for note in &s.notes {
+                    out.push_str(&format!("  note: {}\n", note.words));
                 }
             }
         }
         out
     }
 
-    /// A Graphviz DOT graph: events as boxes, lapses as ellipses, red lines
-    /// as edges to the responses they set off.
+    /// A Graphviz DOT graph: events as boxes, lapses as ellipses, breaches
+    /// as octagons, red lines as edges to the responses they set off.
     pub fn to_dot(&self) -> String {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let mut out =
-            String::from("digraph whatif {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+            String::from("digraph whatif {\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n");
         for s in &self.steps {
             out.push_str(&format!(
                 "  e{} [shape=box, label=\"{}. {}\"];\n",
@@ -248,44 +800,141 @@ impl Cascade {
                 s.n,
                 esc(&s.event)
             ));
-            if let Some(c) = s.caused_by {
-                let why = self.steps[c - 1]
-                    .effects
-                    .iter()
-                    .find_map(|e| match e {
-                        Effect::Fires {
-                            wording, response, ..
-                        } if *response == s.event => Some(wording.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                out.push_str(&format!(
-                    "  e{c} -> e{} [label=\"red line: {}\"];\n",
-                    s.n,
-                    esc(&why)
-                ));
-            }
             for (i, e) in s.effects.iter().enumerate() {
-                if let Effect::Lapses {
-                    issuer,
-                    wording,
-                    readings_diverge,
-                    ..
-                } = e
-                {
-                    let style = if *readings_diverge { "dashed" } else { "solid" };
-                    out.push_str(&format!(
-                        "  l{}_{i} [shape=ellipse, style={style}, label=\"lapses: {}: {}\"];\n  e{} -> l{}_{i};\n",
+                match e {
+                    Effect::Fires {
+                        wording,
+                        issuer,
+                        response_step,
+                        ..
+                    } => out.push_str(&format!(
+                        "  e{} -> e{response_step} [label=\"{}'s red line: {}\"];\n",
                         s.n,
                         esc(issuer),
-                        esc(wording),
+                        esc(&terms::first_words(wording, 8))
+                    )),
+                    Effect::Lapses {
+                        issuer,
+                        wording,
+                        readings_diverge,
+                        ..
+                    } => out.push_str(&format!(
+                        "  l{}_{i} [shape=ellipse, style={}, label=\"lapses: {}: {}\"];\n  e{} -> l{}_{i};\n",
+                        s.n,
+                        if *readings_diverge { "dashed" } else { "solid" },
+                        esc(issuer),
+                        esc(&terms::first_words(wording, 8)),
                         s.n,
                         s.n
-                    ));
+                    )),
+                    Effect::Breach {
+                        issuer, wording, ..
+                    } => out.push_str(&format!(
+                        "  b{}_{i} [shape=octagon, label=\"breach: {}: {}\"];\n  e{} -> b{}_{i};\n",
+                        s.n,
+                        esc(issuer),
+                        esc(&terms::first_words(wording, 8)),
+                        s.n,
+                        s.n
+                    )),
                 }
             }
         }
         out.push_str("}\n");
         out
+    }
+}
+
+fn effect_text(e: &Effect) -> String {
+    let cite = |id: &str, channel: &str, issuer: &str, wording: &str| Cited {
+        id: id.to_string(),
+        channel: channel.to_string(),
+        issuer: Actor::Member(issuer.to_string()),
+        wording: wording.to_string(),
+    };
+    match e {
+        Effect::Lapses {
+            assurance,
+            channel,
+            issuer,
+            wording,
+            condition_words,
+            reading_words,
+            relations,
+            earlier,
+            now_all,
+            ..
+        } => {
+            let mut t = format!(
+                "  lapses: {}\n    its condition \"{condition_words}\" is met by this act: {} had not struck that side before\n    {reading_words}\n",
+                cite(assurance, channel, issuer, wording).words("assurance"),
+                issuer
+            );
+            for d in relations {
+                t.push_str(&format!(
+                    "    through the relation: {}\n",
+                    relation_words(d)
+                ));
+            }
+            if !earlier.is_empty() {
+                let at: Vec<String> = earlier.iter().map(|x| format!("step {x}")).collect();
+                t.push_str(&format!(
+                    "    (under other readings it lapsed at {}{})\n",
+                    at.join(" and "),
+                    if *now_all {
+                        "; it has now lapsed under all readings"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            t
+        }
+        Effect::Breach {
+            assurance,
+            channel,
+            issuer,
+            wording,
+            undertaking,
+            reading_words,
+            in_response_to,
+            ..
+        } => {
+            let mut t = format!(
+                "  breach: {issuer} would be in breach of {}\n    it undertook {undertaking}\n    {reading_words}\n",
+                cite(assurance, channel, issuer, wording)
+                    .words("assurance")
+                    .replacen(&format!("{issuer}'s "), "its ", 1),
+            );
+            if let Some(rl) = in_response_to {
+                t.push_str(&format!(
+                    "    this declared response (red line {}) is itself a breach\n",
+                    &rl[..8.min(rl.len())]
+                ));
+            }
+            t
+        }
+        Effect::Fires {
+            red_line,
+            channel,
+            issuer,
+            wording,
+            trigger,
+            response_step,
+            response_breaches,
+            ..
+        } => {
+            let mut t = format!(
+                "  red line fires: {}\n    its trigger: {trigger}\n    declared response: step {response_step}\n",
+                cite(red_line, channel, issuer, wording).words("red line")
+            );
+            for b in response_breaches {
+                t.push_str(&format!(
+                    "    that response would breach {issuer}'s own assurance {}\n",
+                    &b[..8.min(b.len())]
+                ));
+            }
+            t
+        }
     }
 }

@@ -49,6 +49,9 @@ pub enum AlertKind {
     /// This member's store is older than what the relay or the other
     /// members show of it (restored from a copy), or the relay lies.
     StaleStore,
+    /// A member sent a typed act it may not make (a party's finding, a
+    /// lapse confirmation of another's assurance): every board ignores it.
+    UnauthorizedAct,
     /// A first message names a one-time key this store does not hold, as
     /// after a restore from a backup older than the key (notice).
     UnknownOneTimeKey,
@@ -61,7 +64,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind, for listings and round-trip tests.
-    pub const ALL: [AlertKind; 21] = [
+    pub const ALL: [AlertKind; 22] = [
         AlertKind::AckOverdue,
         AlertKind::BadKey,
         AlertKind::CrossedMessages,
@@ -80,6 +83,7 @@ impl AlertKind {
         AlertKind::Replay,
         AlertKind::Rollback,
         AlertKind::StaleStore,
+        AlertKind::UnauthorizedAct,
         AlertKind::UnknownOneTimeKey,
         AlertKind::UnsupportedBody,
         AlertKind::Withheld,
@@ -104,6 +108,7 @@ impl AlertKind {
             AlertKind::Modified => "modified",
             AlertKind::Reorder => "reorder",
             AlertKind::Replay => "replay",
+            AlertKind::UnauthorizedAct => "unauthorized_act",
             AlertKind::UnknownOneTimeKey => "unknown_one_time_key",
             AlertKind::Rollback => "rollback",
             AlertKind::StaleStore => "stale_store",
@@ -567,6 +572,23 @@ impl Alert {
         a.channel = channel;
         a.principal = Some(me.clone());
         a
+    }
+
+    /// `sender` made an act its role or the rules do not allow (`refusal`
+    /// says which): every board ignores it.
+    pub fn unauthorized_act(
+        at: Timestamp,
+        channel: ChannelId,
+        sender: &Handle,
+        place: (EpochNumber, Seq),
+        message: MessageId,
+        refusal: &str,
+    ) -> Alert {
+        let detail = format!("{refusal}. Every board ignores this act: it changes nothing");
+        Alert::base(AlertKind::UnauthorizedAct, at, detail)
+            .at(channel, sender)
+            .placed(place.0, vec![place.1])
+            .ids(vec![message])
     }
 
     /// An escrow alert of `kind` about exchange `detail` names.

@@ -679,6 +679,17 @@ impl Member {
             })
     }
 
+    /// Judges every typed act of every channel held (old transcripts
+    /// included) and raises `unauthorized_act` for each its sender could
+    /// not make and no alert names yet. The client runs it when a store
+    /// opens for writing.
+    pub fn judge_all_authority(&mut self, now: Timestamp) {
+        let channels: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for c in channels {
+            self.judge_authority(now, c);
+        }
+    }
+
     /// Active channels where this member has sent nothing for at least the
     /// heartbeat interval.
     pub fn heartbeats_due(&self, now: Timestamp) -> Vec<ChannelId> {

@@ -342,6 +342,9 @@ impl Member {
             }
             self.on_epoch_change(now, h.channel_id);
             self.apply_held(now, h.channel_id);
+            if h.body_kind == BodyKind::Structured {
+                self.judge_authority(now, h.channel_id);
+            }
         }
     }
 
@@ -365,6 +368,59 @@ impl Member {
             _ => Alert::forged(now, Some(h.channel_id), &h.sender, place, h.message_id, why),
         };
         self.push_alert(alert);
+    }
+
+    /// Raises `unauthorized_act` for each typed act of `channel` its sender
+    /// could not make and no alert names yet: run when a typed act is
+    /// applied (an act naming one that arrives later is judged then) and
+    /// when a store opens (old transcripts).
+    pub(crate) fn judge_authority(&mut self, now: Timestamp, channel: ChannelId) {
+        let Some(state) = self.channels.get(&channel) else {
+            return;
+        };
+        let members = state
+            .members()
+            .iter()
+            .map(|m| (m.handle.clone(), m.role))
+            .collect();
+        let reads = state.policy().is_some_and(|p| p.mediator_reads);
+        let payloads: Vec<&Payload> = self
+            .msgs
+            .iter()
+            .filter(|m| m.channel() == channel && m.applied.is_some())
+            .map(|m| &m.payload)
+            .collect();
+        let roster = crate::commitments::authority::Roster::new(members, reads)
+            .learn(payloads.iter().copied());
+        let found = crate::commitments::authority::audit(&payloads, &roster);
+        let places: Vec<(EpochNumber, Seq, Handle)> = found
+            .iter()
+            .map(|f| {
+                let p = payloads
+                    .iter()
+                    .find(|p| p.header().message_id == f.id)
+                    .map(|p| p.header());
+                p.map_or((EpochNumber(0), Seq(0), f.refusal.sender.clone()), |h| {
+                    (h.epoch.number, h.seq, h.sender.clone())
+                })
+            })
+            .collect();
+        for (f, (epoch, seq, sender)) in found.into_iter().zip(places) {
+            let known = self
+                .alerts
+                .iter()
+                .any(|a| a.kind == AlertKind::UnauthorizedAct && a.message_ids.contains(&f.id));
+            if !known {
+                self.push_alert(Alert::unauthorized_act(
+                    now,
+                    channel,
+                    &sender,
+                    (epoch, seq),
+                    f.id,
+                    &f.words,
+                ));
+            }
+        }
     }
 
     /// A stub where this member may read the content: the sender (or a
@@ -717,6 +773,9 @@ impl Member {
                     self.to_receipt.insert(channel);
                 }
                 self.on_epoch_change(now, channel);
+                if payload.header().body_kind == BodyKind::Structured {
+                    self.judge_authority(now, channel);
+                }
                 progress = true;
             }
             if !progress {
