@@ -245,6 +245,14 @@ pub fn board(b: &Board) -> String {
             r.by
         ));
     }
+    for u in &b.unauthorized {
+        out.push_str(&format!(
+            "ignored {} ({}): {}\n",
+            &u.message[..8],
+            show(u.sent_at_ms),
+            u.words
+        ));
+    }
     for w in &b.awaiting {
         out.push_str(&format!(
             "awaiting {} from {}: {} due {}{}\n",
@@ -265,28 +273,78 @@ fn assurance_flags(a: &AssuranceView) -> String {
         out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
     }
     for c in &a.lapse_claims {
+        let cond = a
+            .assurance
+            .unless
+            .get(c.condition)
+            .map_or(String::new(), |x| {
+                format!(
+                    " its condition \"unless attacked first by {}\"",
+                    x.attacked_first_by
+                )
+            });
         out.push_str(&format!(
-            "    LAPSE CLAIMED by {}'s report {} (condition {}){}\n",
+            "    LAPSE CLAIMED by {}'s report {} under{cond}{} (a claim: only the issuer's confirmation or the mediator's finding lapses it)\n",
             c.reported_by,
             &c.event[..8],
-            c.condition,
             if c.readings_diverge {
-                ": only under some readings of the condition"
+                ", only under some readings of its wording"
             } else {
                 ""
             }
         ));
     }
+    for b in &a.breach_reports {
+        out.push_str(&format!(
+            "    BREACH REPORTED by {}'s report {}: the issuer did what it undertook not to (a claim until the mediator finds)\n",
+            b.reported_by,
+            &b.event[..8],
+        ));
+    }
     for x in &a.allegations {
-        let answered = if a.answered.contains(x) {
-            "answered"
+        let answered = if a.ruled.contains(x) {
+            "answered by the mediator's finding"
+        } else if a.answered.contains(x) {
+            "answered by the issuer"
         } else {
             "unanswered"
         };
         out.push_str(&format!("    breach alleged: {} ({answered})\n", &x[..8]));
     }
-    for f in &a.findings {
-        out.push_str(&format!("    finding made: {}\n", &f[..8]));
+    for f in &a.rulings {
+        let what = match (f.breached, f.lapsed) {
+            (true, true) => "breached, and lapsed",
+            (true, false) => "breached",
+            (false, true) => "lapsed",
+            (false, false) => "neither breached nor lapsed",
+        };
+        out.push_str(&format!(
+            "    FINDING {} by the mediator {}, {}: {what}{}: \"{}\"\n",
+            &f.id[..8],
+            f.by,
+            show(f.sent_at_ms),
+            f.allegation.as_deref().map_or(String::new(), |al| format!(
+                " (on allegation {})",
+                &al[..8.min(al.len())]
+            )),
+            terms::first_words(&f.text, 30)
+        ));
+    }
+    for x in &a.schedule {
+        let until = x
+            .until_ms
+            .map_or(String::new(), |u| format!(" until {}", show(u)));
+        out.push_str(&format!(
+            "    scheduled: {} {} from {}{until}{}\n",
+            x.act,
+            &x.id[..8],
+            show(x.from_ms),
+            if x.text.is_empty() {
+                String::new()
+            } else {
+                format!(": \"{}\"", terms::first_words(&x.text, 20))
+            }
+        ));
     }
     out
 }
@@ -412,6 +470,7 @@ pub fn advice(kind: backchannel_protocol::member::AlertKind) -> &'static str {
         K::MembershipMismatch => "the relay lists a member nobody agreed to: sending in this channel is blocked; tell the mediator",
         K::Modified => "a message was altered in transit and could not be read: ask the sender to resend it",
         K::Reorder => "a message arrived after later ones: it is shown in its place; the relay delayed it",
+        K::UnauthorizedAct => "a member sent an act its role does not allow (a party's finding, a lapse confirmation of another's assurance): every board ignores it, so nothing changed; tell the mediator, and read it as that member's claim, never as a ruling",
         K::UnknownOneTimeKey => "a peer's first message was written to a one-time key this store does not hold (after a restore from an older backup, keys published after it are lost): ask that peer to send again; if this store was never restored, the relay may be feeding you made-up messages, and a missing position will still show as a gap",
         K::Replay => "the relay delivered an old message again or in the wrong place: it was not shown twice",
         K::Rollback => "the relay served older state than you had: it may have been restored from backup, or is lying",

@@ -559,6 +559,7 @@ fn preview(client: &Client, work: Work) -> anyhow::Result<Preview> {
         Work::Structured { channel, body } => {
             let (id, body) = structured(client, &channel, body)?;
             body.validate()?;
+            client.check_act(id, &body)?;
             return Ok(Preview {
                 dry_run: true,
                 kind: body.kind().into(),
@@ -714,6 +715,7 @@ fn hint(e: &ClientError) -> Option<&'static str> {
         "wrong_passphrase" => "check what you typed, the --passphrase-file or BACKCHANNEL_PASSPHRASE",
         "no_store" => "create one with `backchannel init --relay URL --handle NAME`, or pass --store",
         "relay_unreachable" => "nothing was sent or queued; is the relay running? (`backchannel relay serve` starts one)",
+        "unauthorized" => "nothing was sent. Only the mediator finds (and only in a channel whose policy lets it read); only an assurance's issuer confirms its lapse, revokes or suspends it, or answers an allegation against it; `backchannel show ID` says whose a message is, and docs/commitments.md, \"Who may do what\", lists every rule",
         "channel_refused" => "`backchannel sync` fetches what the others sent; `backchannel channel show ID` shows where the channel stands",
         _ => return None,
     })

@@ -110,7 +110,7 @@ pub enum ClientError {
         reason: ChannelError,
     },
     /// The act is not this member's to make: nothing was sent.
-    #[error("not sent: {0}")]
+    #[error("not sent: {}", .0.refused())]
     Unauthorized(backchannel_protocol::commitments::authority::Refusal),
     /// An open alert blocks sending in this channel until the user acts.
     #[error("sending in this channel is blocked by a `{kind}` alert: {detail}. Run `backchannel verify` to read it")]

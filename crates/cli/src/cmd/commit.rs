@@ -953,6 +953,12 @@ fn deliberate(
             ),
         ),
     };
+    if let Some(line) = target
+        .as_ref()
+        .and_then(|t| board.red_lines.iter().find(|r| r.id == *t))
+    {
+        bail!("{} is a red line, not an assurance: only assurances can be revoked or suspended in this version; nothing was sent", &line.id[..8]);
+    }
     if touched.is_empty() {
         match target {
             Some(t) => bail!("{} is not one of your assurances in this channel: only its issuer can {verb} it; nothing was sent", &t[..8]),

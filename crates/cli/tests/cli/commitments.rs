@@ -2,14 +2,14 @@
 
 use crate::{Scene, User};
 
-fn sent_id(out: &str) -> String {
+pub(crate) fn sent_id(out: &str) -> String {
     out.trim()
         .strip_prefix("sent ")
         .unwrap_or_else(|| panic!("{out}"))
         .to_string()
 }
 
-fn log_len(u: &User, id: &str) -> usize {
+pub(crate) fn log_len(u: &User, id: &str) -> usize {
     u.json(&["log", id]).as_array().unwrap().len()
 }
 
@@ -91,17 +91,20 @@ fn assurances_red_lines_the_board_and_whatif() {
         "whatif", &id, "--actor", "green", "--action", "ASSAULT", "--target", "red",
     ]);
     assert!(
-        cascade.contains("step 1: green ASSAULT against red"),
+        cascade.contains("step 1: green (outside the channel) ASSAULT against red, hypothetical"),
         "{cascade}"
     );
-    assert!(cascade.contains("fires: red's red line"), "{cascade}");
     assert!(
-        cascade.contains("step 2: red ASSAULT against green"),
+        cascade.contains("red line fires: red's red line"),
+        "{cascade}"
+    );
+    assert!(
+        cascade.contains("step 2: red ASSAULT against green (outside the channel), the declared response to step 1"),
         "{cascade}"
     );
     assert!(
         cascade.contains("lapses: blue's assurance")
-            && cascade.contains("only under the readings where"),
+            && cascade.contains("only if attacks on blue's allies count as attacks on blue"),
         "{cascade}"
     );
     let dot = s.blue.run(&[

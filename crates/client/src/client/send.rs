@@ -307,14 +307,14 @@ impl Client {
                 }
             }
         }
-        self.may_send(channel, &body)?;
+        self.check_act(channel, &body)?;
         self.send_body(channel, Body::structured(body)?, in_reply_to)
             .await
     }
 
     /// Refuses an act this member may not make (a party's finding, a lapse
     /// confirmation of another's assurance): every board would ignore it.
-    fn may_send(
+    pub fn check_act(
         &self,
         channel: ChannelId,
         body: &backchannel_protocol::commitments::Structured,

@@ -155,6 +155,33 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+impl Refusal {
+    /// The refusal as its would-be sender reads it: "a finding on
+    /// 0a0a0a0a is not yours to make: only the mediator's finding rules".
+    pub fn refused(&self) -> String {
+        let on = self
+            .names
+            .as_deref()
+            .map_or(String::new(), |n| format!(" on {}", short(n)));
+        let may = self
+            .may
+            .as_deref()
+            .map_or(String::new(), |m| format!(" ({m})"));
+        if self.rule == Rule::WrongKind {
+            return format!(
+                "{}{on} cannot be made{may}: {}",
+                self.act,
+                self.rule.words()
+            );
+        }
+        format!(
+            "{}{on} is not yours to make: {}{may}",
+            self.act,
+            self.rule.words()
+        )
+    }
+}
+
 /// The act's name in words, for refusals.
 fn act_words(s: &Structured) -> &'static str {
     match s {

@@ -387,7 +387,7 @@ impl Model {
         }
         m.relations.sort();
         m.relations.dedup();
-        reported.sort_by(|a, b| a.0.cmp(&b.0));
+        reported.sort_by_key(|r| r.0);
         m.history = reported.into_iter().map(|(_, b, a, x)| (b, a, x)).collect();
         m
     }
