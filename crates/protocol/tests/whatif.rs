@@ -327,3 +327,226 @@ fn every_scenario_cascades_as_expected_and_deterministically() {
     }
     assert!(count >= 20, "{count} scenarios");
 }
+
+mod properties {
+    //! The cascade over generated worlds: members blue, red (and gray, who
+    //! only ever speaks of actors no one else names), outside actors green
+    //! and militia, random relations, assurances and red lines.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const ACTORS: [(&str, &str); 4] = [
+        ("member", "blue"),
+        ("member", "red"),
+        ("outside", "green"),
+        ("outside", "militia"),
+    ];
+
+    fn actor(i: usize) -> Value {
+        let (k, n) = ACTORS[i % ACTORS.len()];
+        json!({ k: n })
+    }
+
+    fn scope(bits: u8) -> Value {
+        // Two bits per question: 0 open, 1 yes, 2 or 3 no.
+        let q = |i: u8| match (bits >> (2 * i)) & 3 {
+            0 => Value::Null,
+            1 => json!(true),
+            _ => json!(false),
+        };
+        let mut s = serde_json::Map::new();
+        for (i, name) in [
+            "attacker_allies",
+            "attacker_proxies",
+            "attacked_allies",
+            "attacked_proxies",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let v = q(i as u8);
+            if !v.is_null() {
+                s.insert(name.into(), v);
+            }
+        }
+        Value::Object(s)
+    }
+
+    #[derive(Clone, Debug)]
+    struct World {
+        /// (subject, ally?, object, declared by blue?)
+        relations: Vec<(usize, bool, usize, bool)>,
+        /// (issuer red?, target, attacker, scope bits)
+        assurances: Vec<(bool, usize, usize, u8)>,
+        /// (issuer red?, trigger actor, trigger target, response target)
+        red_lines: Vec<(bool, Option<usize>, usize, usize)>,
+        /// (actor, target, an attack?)
+        event: (usize, usize, bool),
+    }
+
+    fn world() -> impl Strategy<Value = World> {
+        (
+            proptest::collection::vec((2usize..4, any::<bool>(), 0usize..2, any::<bool>()), 0..3),
+            proptest::collection::vec((any::<bool>(), 0usize..4, 0usize..4, any::<u8>()), 0..4),
+            proptest::collection::vec(
+                (
+                    any::<bool>(),
+                    proptest::option::of(0usize..4),
+                    0usize..4,
+                    0usize..4,
+                ),
+                0..5,
+            ),
+            (0usize..4, 0usize..4, proptest::bool::weighted(0.9)),
+        )
+            .prop_map(|(relations, assurances, red_lines, event)| World {
+                relations,
+                assurances,
+                red_lines,
+                event,
+            })
+    }
+
+    fn issuer(red: bool) -> &'static str {
+        if red {
+            "red"
+        } else {
+            "blue"
+        }
+    }
+
+    /// The world as a scenario; `unrelated` adds gray's commitments about
+    /// zeta and omega, whom nothing else names.
+    fn scenario(w: &World, unrelated: bool) -> Scenario {
+        let mut messages = Vec::new();
+        let mut t = 100;
+        let mut push = |sender: &str, body: Value| {
+            t += 10;
+            messages.push(
+                json!({"label": format!("m{t}"), "sender": sender, "sent_at_ms": t, "body": body}),
+            );
+        };
+        for (s, ally, o, by_blue) in &w.relations {
+            push(
+                if *by_blue { "blue" } else { "red" },
+                json!({"type": "relate", "subject": actor(*s), "relation": if *ally { "ally_of" } else { "proxy_of" }, "object": actor(*o)}),
+            );
+        }
+        for (red, target, attacker, bits) in &w.assurances {
+            let other = if *red { "blue" } else { "red" };
+            push(
+                issuer(*red),
+                json!({"type": "assurance", "beneficiaries": [{"member": other}],
+                    "commitment": {"refrain": true, "action": {"kind": "ASSAULT", "target": actor(*target)}},
+                    "unless": [{"attacked_first_by": actor(*attacker), "scope": scope(*bits)}],
+                    "valid_from_ms": 0, "until_revoked": true, "formality": "oral",
+                    "authorized_by": "x", "language": "en", "wording": "w"}),
+            );
+        }
+        for (red, by, target, response) in &w.red_lines {
+            let mut body = json!({"type": "red_line", "trigger": {"kind": "ASSAULT", "target": actor(*target)},
+                "response": {"kind": "ASSAULT", "target": actor(*response)}, "wording": "r"});
+            if let Some(b) = by {
+                body["trigger_actor"] = actor(*b);
+            }
+            push(issuer(*red), body);
+        }
+        if unrelated {
+            let (zeta, omega) = (json!({"outside": "zeta"}), json!({"outside": "omega"}));
+            push(
+                "gray",
+                json!({"type": "relate", "subject": zeta, "relation": "ally_of", "object": omega}),
+            );
+            push(
+                "gray",
+                json!({"type": "red_line", "trigger_actor": omega, "trigger": {"kind": "ASSAULT", "target": zeta},
+                    "response": {"kind": "ASSAULT", "target": zeta}, "wording": "g"}),
+            );
+            push(
+                "gray",
+                json!({"type": "assurance", "beneficiaries": [omega],
+                    "commitment": {"refrain": true, "action": {"kind": "ASSAULT", "target": zeta}},
+                    "unless": [{"attacked_first_by": zeta, "scope": {}}],
+                    "valid_from_ms": 0, "until_revoked": true, "formality": "oral",
+                    "authorized_by": "x", "language": "en", "wording": "g"}),
+            );
+        }
+        let (a, target, attack) = w.event;
+        serde_json::from_value(json!({
+            "name": "generated",
+            "members": {"mediator": "mediator", "blue": "party", "red": "party", "gray": "party"},
+            "at_ms": 10_000,
+            "messages": messages,
+            "event": {"actor": actor(a), "action": {"kind": if attack { "ASSAULT" } else { "MOBILIZE" }, "target": actor(target)}},
+        }))
+        .unwrap()
+    }
+
+    fn cascade(s: &Scenario) -> (Cascade, BTreeMap<String, String>) {
+        let (entries, roster, labels) = transcript(s);
+        let input = [ChannelInput {
+            channel: entries[0].payload.header().channel_id,
+            entries: &entries,
+            roster: &roster,
+        }];
+        let e = s.event.as_ref().unwrap();
+        let c = what_if(
+            &input,
+            Timestamp(s.at_ms),
+            e.actor.clone(),
+            e.action.clone(),
+            &same,
+        );
+        (c, labels)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn the_cascade_is_deterministic_and_ends(w in world()) {
+            let s = scenario(&w, false);
+            let (one, _) = cascade(&s);
+            let (two, _) = cascade(&s);
+            prop_assert_eq!(&one, &two);
+            // Each red line fires at most once: one step per firing, plus the first.
+            prop_assert!(one.steps.len() <= w.red_lines.len() + 1, "{}", one.to_text());
+        }
+
+        #[test]
+        fn no_actor_is_released_by_the_answer_to_its_own_first_strike(w in world()) {
+            let s = scenario(&w, false);
+            let (c, labels) = cascade(&s);
+            // Label -> the attacker its condition names.
+            let by: BTreeMap<String, Actor> = s
+                .messages
+                .iter()
+                .filter(|m| m.body["type"] == "assurance")
+                .map(|m| {
+                    (m.label.clone(), serde_json::from_value(m.body["unless"][0]["attacked_first_by"].clone()).unwrap())
+                })
+                .collect();
+            for step in &c.steps {
+                for e in &step.effects {
+                    let Effect::Lapses { assurance, issuer, .. } = e else { continue };
+                    let attacker = &by[&labels[assurance]];
+                    let me = Actor::Member(issuer.clone());
+                    let struck = c.steps[..step.n - 1].iter().find(|x| {
+                        x.actor == me && x.action.kind.is_attack() && x.action.target.as_ref() == Some(attacker)
+                    });
+                    prop_assert!(struck.is_none(), "{issuer} struck {attacker} first, yet lapses at step {}:\n{}", step.n, c.to_text());
+                }
+            }
+        }
+
+        #[test]
+        fn an_unrelated_commitment_changes_no_effect(w in world()) {
+            let (before, _) = cascade(&scenario(&w, false));
+            let (after, _) = cascade(&scenario(&w, true));
+            prop_assert_eq!(before.steps, after.steps);
+        }
+    }
+}
