@@ -168,6 +168,7 @@ pub struct Step {
     /// What, against whom.
     pub action: Action,
     /// When, where one is given (the hypothetical's evaluation time).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
     /// Hypothetical or a declared response.
     pub origin: Origin,
