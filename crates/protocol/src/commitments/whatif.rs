@@ -776,7 +776,12 @@ impl Cascade {
                 if self.stubs > 0 {
                     out.push_str(&format!("  {}\n", terms::stubs_notice(self.stubs)));
                 }
-                for note in &s.notes {
+                // Where stubs hide commitments, "none matches" is unknown.
+                let said = s
+                    .notes
+                    .iter()
+                    .filter(|n| self.stubs == 0 || n.why != Why::NoCommitmentMatches);
+                for note in said {
                     out.push_str(&format!("  nothing follows: {}\n", note.words));
                 }
             } else {
