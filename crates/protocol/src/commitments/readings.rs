@@ -136,6 +136,10 @@ impl Reading {
 /// readings); questions beyond are read "do not count", and said so.
 pub const MAX_OPEN_QUESTIONS: usize = 12;
 
+/// At most this many questions are named in the words for a set of
+/// readings (the search for the shortest words grows as 3^n x 2^n).
+const MAX_NAMED_QUESTIONS: usize = 8;
+
 /// The readings of one assurance: every answer to the questions its
 /// conditions leave open. A reading is a bit mask over those questions.
 #[derive(Clone, Debug)]
@@ -217,7 +221,32 @@ impl Readings {
         if set.is_empty() {
             return "under no reading".into();
         }
-        let terms = cover(self.open.len(), set);
+        // Only the questions whose answer changes the outcome are named.
+        let n = self.open.len();
+        let relevant: Vec<usize> = (0..n)
+            .filter(|b| set.iter().any(|m| !set.contains(&(m ^ (1 << b)))))
+            .collect();
+        if relevant.len() > MAX_NAMED_QUESTIONS {
+            return format!(
+                "under {} of its {} readings (too many open questions to name)",
+                set.len(),
+                self.count()
+            );
+        }
+        let reduced: BTreeSet<u32> = set
+            .iter()
+            .map(|m| {
+                relevant
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| m & (1 << **b) != 0)
+                    .fold(0, |acc, (i, _)| acc | (1 << i))
+            })
+            .collect();
+        let terms: Vec<Vec<(usize, bool)>> = cover(relevant.len(), &reduced)
+            .into_iter()
+            .map(|t| t.into_iter().map(|(i, v)| (relevant[i], v)).collect())
+            .collect();
         let several = self.conditions.len() > 1;
         let said: Vec<String> = terms
             .iter()
@@ -472,6 +501,25 @@ mod tests {
             !r.words(&[2].into(), &blue).contains("attacks on"),
             "fixed questions are not named"
         );
+    }
+
+    #[test]
+    fn words_stay_fast_and_short_with_every_question_open() {
+        let open = |by: &str| cond(by, Scope::default());
+        let r = Readings::of(&[open("red"), open("green"), open("gray")]);
+        assert_eq!(r.count(), 4096, "12 open questions");
+        let blue = Actor::Member("blue".into());
+        // Lapsed wherever red's proxies count: one question decides.
+        let set: BTreeSet<u32> = r.masks().filter(|m| m & 0b10 != 0).collect();
+        assert_eq!(
+            r.words(&set, &blue),
+            "only if red's proxies count as red (condition \"unless attacked first by red\")"
+        );
+        // Every question matters: the words say how many, quickly.
+        let parity: BTreeSet<u32> = r.masks().filter(|m| m.count_ones() % 2 == 0).collect();
+        assert!(r
+            .words(&parity, &blue)
+            .starts_with("under 2048 of its 4096 readings"));
     }
 
     #[test]
