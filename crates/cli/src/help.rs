@@ -20,6 +20,7 @@ const ROLES: &[(&str, &[&str])] = &[
             "fingerprint",
             "trust",
             "channel",
+            "actors",
             "transcript",
             "passphrase",
             "backup",

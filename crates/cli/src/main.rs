@@ -48,6 +48,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Actors(cmd::actors::ActorsArgs),
     Channel(cmd::channel::ChannelArgs),
     #[command(flatten)]
     Commit(cmd::commit::CommitCommand),
@@ -128,6 +129,7 @@ fn main() -> ExitCode {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 match command {
+                    Command::Actors(a) => cmd::actors::run(&store, a).await,
                     Command::Channel(a) => cmd::channel::run(&store, a).await,
                     Command::Commit(c) => cmd::commit::run(&store, c).await,
                     Command::Events(a) => cmd::exchange::events(&store, a).await,

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use backchannel_client::{lock, Client, ClientError, IdKind};
-use backchannel_protocol::commitments::Structured;
+use backchannel_protocol::commitments::actors::{ActorError, Namespace};
+use backchannel_protocol::commitments::{Actor, Structured};
 use backchannel_protocol::{ChannelId, MessageId};
 use serde::{Deserialize, Serialize};
 
@@ -195,14 +196,28 @@ pub enum Work {
         /// Exchange id.
         exchange: String,
     },
-    /// `assure`, `redline`, `report`... (a typed payload as JSON; actors
-    /// named by a non-member handle become outside actors, message ids may
-    /// be unique prefixes).
+    /// `assure`, `redline`, `report`... (a typed payload as JSON; a plain
+    /// actor name must be a member or a known outside actor, message ids
+    /// may be unique prefixes).
     Structured {
         /// Channel id prefix.
         channel: String,
         /// The payload.
         body: serde_json::Value,
+    },
+    /// `actors same`.
+    ActorSame {
+        /// Channel id prefix.
+        channel: String,
+        /// The outside actor's name.
+        name: String,
+    },
+    /// `actors forget`.
+    ActorForget {
+        /// Channel id prefix.
+        channel: String,
+        /// The outside actor's name.
+        name: String,
     },
     /// `verify --dismiss`.
     Dismiss {
@@ -380,6 +395,15 @@ async fn perform_unexplained(client: &mut Client, work: Work) -> anyhow::Result<
             let (id, structured) = structured(client, &channel, body)?;
             let m = client.send_structured(id, structured, None).await?;
             sent(client, id, m)
+        }
+        Work::ActorSame { channel, name } => {
+            let id = client.resolve_channel(&channel)?;
+            client.add_actor_alias(id, &name)?;
+            serde_json::json!({"channel_id": id, "name": name})
+        }
+        Work::ActorForget { channel, name } => {
+            let id = client.resolve_channel(&channel)?;
+            serde_json::json!({"forgotten": client.forget_actor_alias(id, &name)?})
         }
         Work::Dismiss { id } => {
             if !client.dismiss_alert(id)? {
@@ -596,21 +620,15 @@ fn reply_id(client: &Client, channel: ChannelId, prefix: &str) -> Result<Message
 }
 
 /// The typed payload `body` stands for, in the channel `channel` names:
-/// actors named by a non-member handle become outside actors, and message
-/// ids given as prefixes become whole ids.
+/// actors resolved in the channel's namespace, and message ids given as
+/// prefixes become whole ids.
 fn structured(
     client: &Client,
     channel: &str,
     mut body: serde_json::Value,
 ) -> anyhow::Result<(ChannelId, Structured)> {
     let id = client.resolve_channel(channel)?;
-    let members: Vec<String> = client
-        .channels()?
-        .into_iter()
-        .find(|c| c.channel_id == id.to_hex())
-        .map(|c| c.members.into_iter().map(|m| m.handle).collect())
-        .unwrap_or_default();
-    outside_unless_member(&mut body, &members);
+    resolve_actors(&mut body, &client.namespace(id)?)?;
     if let Some(obj) = body.as_object_mut() {
         for field in Structured::REFERENCE_FIELDS {
             if let Some(serde_json::Value::String(prefix)) = obj.get(field).cloned() {
@@ -625,26 +643,55 @@ fn structured(
     Ok((id, structured))
 }
 
-/// Turns `{"member": name}` into `{"outside": name}` wherever `name` is not
-/// a member of the channel.
-fn outside_unless_member(v: &mut serde_json::Value, members: &[String]) {
+/// Actors in data from outside (imported event records): a name is the
+/// member with that handle, else an outside actor.
+pub fn imported_actors(v: &mut serde_json::Value, ns: &Namespace) {
+    walk_actors(v, &mut |a| {
+        *a = match std::mem::replace(a, Actor::Outside(String::new())) {
+            Actor::Member(n) if !ns.is_member(&n) => Actor::Outside(n),
+            other => other,
+        };
+        Ok(())
+    })
+    .unwrap_or_default();
+}
+
+/// Actors a person typed: a plain name (`{"member": name}` as the
+/// commands write it) must be a member or an outside actor the channel
+/// already names; `outside:NAME` must not be a member's name. Unknown
+/// names are refused with what was probably meant.
+fn resolve_actors(v: &mut serde_json::Value, ns: &Namespace) -> Result<(), ActorError> {
+    walk_actors(v, &mut |a| {
+        *a = match a {
+            Actor::Member(n) => ns.plain(n)?,
+            Actor::Outside(n) => ns.outside_named(n)?,
+        };
+        Ok(())
+    })
+}
+
+/// Calls `f` on every actor (`{"member": n}` or `{"outside": n}`) in `v`.
+fn walk_actors(
+    v: &mut serde_json::Value,
+    f: &mut dyn FnMut(&mut Actor) -> Result<(), ActorError>,
+) -> Result<(), ActorError> {
     match v {
         serde_json::Value::Object(o) => {
-            if o.len() == 1 {
-                if let Some(serde_json::Value::String(n)) = o.get("member").cloned() {
-                    if !members.contains(&n) {
-                        o.clear();
-                        o.insert("outside".into(), serde_json::Value::String(n));
+            if o.len() == 1 && (o.contains_key("member") || o.contains_key("outside")) {
+                if let Ok(mut a) =
+                    serde_json::from_value::<Actor>(serde_json::Value::Object(o.clone()))
+                {
+                    f(&mut a)?;
+                    if let Ok(serde_json::Value::Object(back)) = serde_json::to_value(&a) {
+                        *o = back;
                     }
-                    return;
+                    return Ok(());
                 }
             }
-            for x in o.values_mut() {
-                outside_unless_member(x, members);
-            }
+            o.values_mut().try_for_each(|x| walk_actors(x, f))
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| outside_unless_member(x, members)),
-        _ => {}
+        serde_json::Value::Array(a) => a.iter_mut().try_for_each(|x| walk_actors(x, f)),
+        _ => Ok(()),
     }
 }
 

@@ -40,7 +40,7 @@ pub mod vault;
 
 pub use client::lock;
 pub use client::{
-    now, unique_prefix, Candidate, ChannelView, Client, Clock, Confirmation, Delivery,
+    now, unique_prefix, Candidate, ChannelView, Client, Clock, Collision, Confirmation, Delivery,
     ExchangeState, ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView,
     QueuedPost, ReceivedOffer, RestoreReport, SyncReport, MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET,
 };

@@ -29,8 +29,9 @@ fn kind(s: &str) -> Result<EventType, String> {
     })
 }
 
-/// `outside:NAME` for an actor outside the channel; a plain name is a
-/// member if the channel has one by that handle, else outside.
+/// `outside:NAME` for an actor outside the channel; a plain name stays
+/// plain (`{"member": name}`) until the channel's namespace resolves it:
+/// a member, or an outside actor its commitments already name.
 fn actor(s: &str) -> Actor {
     match s.strip_prefix("outside:") {
         Some(n) => Actor::Outside(n.to_string()),
@@ -657,19 +658,18 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|c| client.resolve_channel(c))
                 .transpose()?;
-            let members: Vec<String> = client
-                .channels()?
-                .into_iter()
-                .filter(|c| id.is_none_or(|id| c.channel_id == id.to_hex()))
-                .flat_map(|c| c.members.into_iter().map(|m| m.handle))
-                .collect();
-            let fix = |a: Actor| match a {
-                Actor::Member(n) if !members.contains(&n) => Actor::Outside(n),
-                other => other,
+            // Names are resolved where the what-if looks: one channel, or all.
+            let ns = match id {
+                Some(id) if !all_channels => client.namespace(id)?,
+                _ => client.namespace_all()?,
             };
-            let mut action = what.action();
-            action.target = action.target.map(fix);
-            let (who, action) = (fix(actor(&what.actor)), action);
+            backchannel_protocol::commitments::actors::check_modes(what.action, &what.modes)?;
+            let who = ns.resolve(&what.actor)?;
+            let action = Action {
+                kind: what.action,
+                modes: what.modes.clone(),
+                target: what.target.as_deref().map(|t| ns.resolve(t)).transpose()?,
+            };
             let at = backchannel_protocol::Timestamp(at);
             let cascade = match id {
                 Some(id) if !all_channels => client.what_if(id, at, who, action)?,

@@ -278,7 +278,13 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            // Every line is checked before anything is sent.
+            // Every line is checked before anything is sent. Names in the
+            // records are members where a member has the handle, else
+            // outside actors.
+            let ns = {
+                let client = crate::store::open_reader(store_path)?;
+                client.namespace(client.resolve_channel(&channel)?)?
+            };
             let mut bodies = Vec::new();
             for (n, line) in text
                 .lines()
@@ -289,7 +295,9 @@ pub async fn events(store_path: &Path, args: EventsArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("line {}: not JSON", n + 1))?;
                 let e = backchannel_protocol::commitments::plover::records::from_record(&v)
                     .map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?;
-                bodies.push(serde_json::to_value(&e)?);
+                let mut body = serde_json::to_value(&e)?;
+                crate::store::imported_actors(&mut body, &ns);
+                bodies.push(body);
             }
             let mut results = Vec::new();
             for body in &bodies {

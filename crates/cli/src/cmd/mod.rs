@@ -1,5 +1,6 @@
 //! One module per command family.
 
+pub mod actors;
 pub mod backup;
 pub mod channel;
 pub mod commit;

@@ -2,6 +2,7 @@
 //! processes, a real relay on an ephemeral loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod actors;
 mod authority;
 mod backup;
 mod commitments;

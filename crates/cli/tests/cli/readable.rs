@@ -78,7 +78,7 @@ fn redline(u: &User, channel: &str) {
         "--then",
         "ASSAULT",
         "--then-against",
-        "green",
+        "outside:green",
     ]);
 }
 
@@ -334,8 +334,17 @@ fn whatif_in_stub_channel_says_stubs() {
     assure(&s.blue, &id, "Blue will not strike Red first.");
     redline(&s.red, &id);
     s.mediator.run(&["sync"]);
+    // The mediator cannot read which outside actors the commitments name:
+    // it names green as a new one.
     let cascade = s.mediator.run(&[
-        "whatif", &id, "--actor", "green", "--action", "ASSAULT", "--target", "red",
+        "whatif",
+        &id,
+        "--actor",
+        "outside:green",
+        "--action",
+        "ASSAULT",
+        "--target",
+        "red",
     ]);
     assert!(
         cascade.contains("this channel holds 2 messages you hold only as stubs (digests)"),

@@ -6,6 +6,7 @@
 //! in one transaction, then its posts go out in order: nothing leaves the
 //! machine before the advanced ratchets and the outbox are on disk.
 
+mod actors;
 mod backup;
 mod consent;
 mod escrow;
@@ -32,6 +33,7 @@ use crate::transport::RelayClient;
 use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
+pub use actors::Collision;
 pub use backup::RestoreReport;
 pub use consent::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
@@ -758,7 +760,13 @@ impl Client {
         action: backchannel_protocol::commitments::Action,
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         let channels: Vec<ChannelId> = self.member.channels().keys().copied().collect();
-        self.what_if_in(&channels, at, actor, action)
+        let mut cascade = self.what_if_in(&channels, at, actor, action)?;
+        cascade.warnings = self
+            .actor_collisions()?
+            .iter()
+            .map(actors::Collision::words)
+            .collect();
+        Ok(cascade)
     }
 
     fn what_if_in(
@@ -781,7 +789,10 @@ impl Client {
                 roster,
             })
             .collect();
-        Ok(whatif::what_if(&views, at, actor, action, &whatif::same))
+        let aliases = self.actor_aliases()?;
+        Ok(whatif::what_if(&views, at, actor, action, &|c, a| {
+            aliases.canonical(c, a)
+        }))
     }
 
     /// The channel's transcript as the fold reads it, and its roster

@@ -204,6 +204,42 @@ impl Vault {
         Ok(())
     }
 
+    /// The local actor aliases (see `commitments::actors::Aliases`),
+    /// sealed like the rest of the store and never sent.
+    pub fn actor_aliases(&self) -> Result<Vec<(ChannelId, String)>, VaultError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'actor_aliases'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(Vec::new());
+        };
+        let pairs: Vec<(String, String)> = self.open_json("actor_aliases", &sealed)?;
+        pairs
+            .into_iter()
+            .map(|(c, n)| {
+                ChannelId::from_hex(&c)
+                    .map(|c| (c, n))
+                    .map_err(|_| VaultError::Corrupt("actor alias"))
+            })
+            .collect()
+    }
+
+    /// Replaces the local actor aliases.
+    pub fn set_actor_aliases(&mut self, aliases: &[(ChannelId, String)]) -> Result<(), VaultError> {
+        let pairs: Vec<(String, &String)> = aliases.iter().map(|(c, n)| (c.to_hex(), n)).collect();
+        let plain = zeroize::Zeroizing::new(json(&pairs)?);
+        let sealed = self.sealer.seal(b"actor_aliases", &plain)?;
+        self.conn.execute(
+            "INSERT INTO meta (k, v) VALUES ('actor_aliases', ?1)
+             ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            [sealed],
+        )?;
+        Ok(())
+    }
+
     /// See [`Vault::set_restored_unchecked`].
     pub fn restored_unchecked(&self) -> Result<bool, VaultError> {
         Ok(self

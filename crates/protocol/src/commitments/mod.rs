@@ -2,6 +2,7 @@
 //! events), their lifecycle folded from the transcript, and what-if
 //! cascades. All pure: the evaluation time is an argument.
 
+pub mod actors;
 pub mod authority;
 pub mod canonical;
 pub mod fold;

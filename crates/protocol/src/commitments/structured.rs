@@ -544,12 +544,14 @@ pub(crate) fn short(id: &str) -> String {
 #[non_exhaustive]
 pub enum CommitmentError {
     /// A mode not defined for the action's PLOVER type.
-    #[error("{mode:?} is not a mode of {kind} (its modes: {allowed})")]
+    #[error("{mode:?} is not a mode of {kind}{near} (its modes: {allowed})")]
     Mode {
         /// The type.
         kind: EventType,
         /// The mode.
         mode: String,
+        /// " (did you mean …?)", or nothing.
+        near: String,
         /// Allowed modes.
         allowed: String,
     },
@@ -583,9 +585,11 @@ pub enum CommitmentError {
 fn check_action(a: &Action) -> Result<(), CommitmentError> {
     for m in &a.modes {
         if !a.kind.modes().contains(&m.as_str()) {
+            let near = super::actors::near(m, a.kind.modes().iter().copied());
             return Err(CommitmentError::Mode {
                 kind: a.kind,
                 mode: m.clone(),
+                near: super::actors::suggest(&near),
                 allowed: if a.kind.modes().is_empty() {
                     "none".into()
                 } else {

@@ -1,0 +1,179 @@
+//! One actor namespace per channel, did-you-mean for actors and modes, and
+//! local aliases across channels.
+
+use crate::commitments::log_len;
+use crate::{Scene, User};
+
+/// Runs, requires exit status 2 with `words` on standard error, and that
+/// nothing was sent in `channel`.
+fn refused(u: &User, channel: &str, args: &[&str], words: &str) {
+    let before = log_len(u, channel);
+    let out = u.try_run(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(words), "{args:?}: {err}");
+    assert_eq!(log_len(u, channel), before, "{args:?}: nothing is sent");
+}
+
+#[test]
+fn a_member_is_never_named_as_an_outside_actor_and_typos_are_caught() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    refused(
+        &s.red,
+        &id,
+        &["relate", &id, "outside:blue", "ally-of", "red"],
+        "blue is a member of this channel: write blue, not outside:blue",
+    );
+    refused(
+        &s.red,
+        &id,
+        &[
+            "report",
+            &id,
+            "Seen.",
+            "--actor",
+            "outside:blue",
+            "--action",
+            "ASSAULT",
+            "--from",
+            "-1h",
+            "--until",
+            "now",
+        ],
+        "blue is a member of this channel",
+    );
+    // A new outside actor is named explicitly, then by its name.
+    s.red
+        .run(&["relate", &id, "outside:militia", "proxy-of", "blue"]);
+    refused(
+        &s.red,
+        &id,
+        &["relate", &id, "militai", "ally-of", "blue"],
+        "did you mean militia?",
+    );
+    let whatif = |args: &[&str]| {
+        let mut all = vec!["whatif", id.as_str()];
+        all.extend_from_slice(args);
+        s.red.try_run(&all)
+    };
+    let out = whatif(&[
+        "--actor", "militai", "--action", "ASSAULT", "--target", "red",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown actor \"militai\"")
+            && err.contains("did you mean militia?")
+            && err.contains("write outside:militai"),
+        "{err}"
+    );
+    let out = whatif(&[
+        "--actor", "militia", "--action", "ASSAULT", "--target", "rde",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean red?"),
+        "{out:?}"
+    );
+    let out = whatif(&[
+        "--actor", "militia", "--action", "ASSAULT", "--mode", "aeriel", "--target", "red",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("did you mean aerial?"), "{err}");
+    let ok = s.red.run(&[
+        "whatif", &id, "--actor", "militia", "--action", "ASSAULT", "--mode", "aerial", "--target",
+        "red",
+    ]);
+    assert!(ok.contains("step 1: militia (outside the channel)"), "{ok}");
+}
+
+#[test]
+fn an_alias_joins_actors_across_channels_in_this_store_only() {
+    let s = Scene::new();
+    let talks = s.open_channel();
+    // A second channel, without red, whose commitments name red as an
+    // outside actor.
+    let out = s
+        .mediator
+        .json(&["channel", "create", "--title", "side", "--party", "blue"]);
+    let side = out["channel_id"].as_str().unwrap().to_string();
+    s.blue.run(&["sync"]);
+    s.blue.accept(&side[..8]);
+    for u in [&s.mediator, &s.blue] {
+        u.run(&["sync"]);
+    }
+    s.blue.run(&[
+        "assure",
+        &side,
+        "Blue will not strike Red first.",
+        "--to",
+        "outside:red",
+        "--refrain-from",
+        "ASSAULT",
+        "--unless-attacked-by",
+        "outside:red",
+        "--attacker-allies",
+        "no",
+        "--attacker-proxies",
+        "no",
+        "--attacked-allies",
+        "no",
+        "--attacked-proxies",
+        "no",
+        "--until-revoked",
+        "--authorized-by",
+        "the cabinet",
+    ]);
+    let whatif = || {
+        s.blue.run(&[
+            "whatif",
+            "--all-channels",
+            "--actor",
+            "red",
+            "--action",
+            "ASSAULT",
+            "--target",
+            "blue",
+        ])
+    };
+    let before = whatif();
+    assert!(
+        before.contains(&format!("note: outside:red in channel {}", &side[..8]))
+            && before.contains("treated as different actors"),
+        "{before}"
+    );
+    assert!(!before.contains("lapses: blue's assurance"), "{before}");
+    let listed = s.blue.run(&["actors", "list"]);
+    assert!(listed.contains("outside actors: red"), "{listed}");
+
+    let logs = |u: &User| (log_len(u, &talks), log_len(u, &side));
+    for u in [&s.mediator, &s.red, &s.blue] {
+        u.run(&["sync"]);
+    }
+    let (mediator, red) = (logs(&s.mediator), log_len(&s.red, &talks));
+    let said = s.blue.run(&["actors", "same", &side[..8], "red"]);
+    assert!(said.contains("nothing was sent"), "{said}");
+    let after = whatif();
+    assert!(!after.contains("treated as different actors"), "{after}");
+    assert!(
+        after.contains("lapses: blue's assurance")
+            && after.contains(&format!("in channel {}", &side[..8])),
+        "{after}"
+    );
+    let listed = s.blue.json(&["actors", "list", &side[..8]]);
+    assert_eq!(listed[0]["same_as_member"][0], "red", "{listed}");
+    for u in [&s.mediator, &s.red, &s.blue] {
+        u.run(&["sync"]);
+    }
+    assert_eq!(logs(&s.mediator), mediator, "the alias is never sent");
+    assert_eq!(log_len(&s.red, &talks), red, "the alias is never sent");
+    // An alias needs a member of that name elsewhere.
+    let out = s.blue.try_run(&["actors", "same", &side[..8], "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no other channel of yours has a member nobody"));
+    let forgot = s.blue.run(&["actors", "forget", &side[..8], "red"]);
+    assert!(forgot.contains("forgotten"), "{forgot}");
+    assert!(whatif().contains("treated as different actors"));
+}
