@@ -1,19 +1,9 @@
 //! One actor namespace per channel, did-you-mean for actors and modes, and
 //! local aliases across channels.
 
+use crate::authority::refused;
 use crate::commitments::log_len;
 use crate::{Scene, User};
-
-/// Runs, requires exit status 2 with `words` on standard error, and that
-/// nothing was sent in `channel`.
-fn refused(u: &User, channel: &str, args: &[&str], words: &str) {
-    let before = log_len(u, channel);
-    let out = u.try_run(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(err.contains(words), "{args:?}: {err}");
-    assert_eq!(log_len(u, channel), before, "{args:?}: nothing is sent");
-}
 
 #[test]
 fn a_member_is_never_named_as_an_outside_actor_and_typos_are_caught() {

@@ -37,7 +37,7 @@ fn assurance(s: &Scene, id: &str) -> String {
 
 /// Runs, requires the refusal (exit status 2, the words), and that nothing
 /// was sent.
-fn refused(u: &User, channel: &str, args: &[&str], words: &str) {
+pub(crate) fn refused(u: &User, channel: &str, args: &[&str], words: &str) {
     let before = log_len(u, channel);
     let out = u.try_run(args);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
