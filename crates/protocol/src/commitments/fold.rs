@@ -501,7 +501,8 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                     id: x.id.to_hex(),
                     by: x.sender.to_string(),
                     sent_at_ms: x.sent_at,
-                    allegation: allegation.clone(),
+                    // Only an allegation this transcript holds (a hex id).
+                    allegation: allegation.clone().filter(|al| find(al).is_some()),
                     breached: *breached,
                     lapsed: *lapsed,
                     text: text.clone(),
