@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use backchannel_protocol::commitments::authority::Roster;
 use backchannel_protocol::commitments::fold::{fold, Board, Entry};
-use backchannel_protocol::commitments::whatif::{same, what_if, Cascade, ChannelInput, Effect};
+use backchannel_protocol::commitments::whatif::{
+    same, what_if, Cascade, ChannelInput, Effect, Hypothesis,
+};
 use backchannel_protocol::commitments::{Action, Actor, Structured};
 use backchannel_protocol::payload::{Body, Header, Payload, Role};
 use backchannel_protocol::transcript::{Epoch, Head, HeadVector};
@@ -30,6 +32,12 @@ struct Scenario {
     /// The hypothetical event, if the scenario asks a what-if.
     #[serde(default)]
     event: Option<ScenarioEvent>,
+    /// Further events, in sequence, after `event` (and its cascade).
+    #[serde(default)]
+    then: Vec<ScenarioEvent>,
+    /// The label of a reported event the what-if starts from.
+    #[serde(default)]
+    from_report: Option<String>,
     /// The cascade, as `render` writes it.
     #[serde(default)]
     expected: Vec<String>,
@@ -57,6 +65,39 @@ struct ScenarioMessage {
 struct ScenarioEvent {
     actor: Actor,
     action: Action,
+    #[serde(default)]
+    at_ms: Option<i64>,
+}
+
+impl Scenario {
+    fn asks(&self) -> bool {
+        self.event.is_some() || self.from_report.is_some() || !self.then.is_empty()
+    }
+
+    /// The events the what-if starts from, in order.
+    fn hypotheses(
+        &self,
+        input: &[ChannelInput<'_>],
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<Hypothesis> {
+        let mut out = Vec::new();
+        if let Some(l) = &self.from_report {
+            let id = labels
+                .iter()
+                .find(|(_, v)| *v == l)
+                .map(|(k, _)| k.clone())
+                .unwrap();
+            out.push(
+                Hypothesis::reported(input, &id).unwrap_or_else(|| panic!("{l} is no report")),
+            );
+        }
+        for e in self.event.iter().chain(&self.then) {
+            let mut h = Hypothesis::new(e.actor.clone(), e.action.clone());
+            h.at_ms = e.at_ms;
+            out.push(h);
+        }
+        out
+    }
 }
 
 /// Builds a transcript in which every member has seen every earlier message,
@@ -276,13 +317,14 @@ fn every_scenario_cascades_as_expected_and_deterministically() {
         // lines), to write new scenarios; read it before using it.
         let bless = std::env::var("WHATIF_BLESS").ok();
         let mut json = serde_json::json!({ "file": path.file_name().unwrap().to_str() });
-        if bless.is_some() && (!s.expected_board.is_empty() || s.event.is_none()) {
+        if bless.is_some() && (!s.expected_board.is_empty() || !s.asks()) {
             json["expected_board"] = serde_json::json!(board);
-        } else if !s.expected_board.is_empty() || s.event.is_none() {
+        } else if !s.expected_board.is_empty() || !s.asks() {
             assert_eq!(board, s.expected_board, "{}:\n{}", s.name, board.join("\n"));
         }
-        if let Some(event) = &s.event {
-            let run = || what_if(&input, at, event.actor.clone(), event.action.clone(), &same);
+        if s.asks() {
+            let events = s.hypotheses(&input, &labels);
+            let run = || what_if(&input, at, &events, &same);
             let first = run();
             assert_eq!(first, run(), "{}: not deterministic", s.name);
             let got = render(&first, &labels);
@@ -492,12 +534,10 @@ mod properties {
             entries: &entries,
             roster: &roster,
         }];
-        let e = s.event.as_ref().unwrap();
         let c = what_if(
             &input,
             Timestamp(s.at_ms),
-            e.actor.clone(),
-            e.action.clone(),
+            &s.hypotheses(&input, &labels),
             &same,
         );
         (c, labels)

@@ -4,12 +4,14 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
+use backchannel_protocol::commitments::actors::{check_modes, Namespace};
 use backchannel_protocol::commitments::fold::State;
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::structured::{
     Action, Actor, Assurance, Commitment, Formality, LapseCondition, Place, RedLine, RelationKind,
     Scope, Structured,
 };
+use backchannel_protocol::commitments::whatif::Hypothesis;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use crate::store::{run_or_preview, DryRun, Work};
@@ -563,13 +565,15 @@ pub enum CommitCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a hypothetical event through the commitments and show the cascade.
+    /// Run hypothetical events (in sequence) through the commitments and show the cascade.
     ///
     /// Example:
     ///
     ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red
     ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red --dot | dot -Tpng > cascade.png
     ///   backchannel whatif --all-channels --actor outside:green --action ASSAULT --target red
+    ///   backchannel whatif 3f2a9c1e --actor militia --action ASSAULT --target blue --then "red ASSAULT blue @+2h"
+    ///   backchannel whatif 3f2a9c1e --from-report 77ab01c2 --then "blue ASSAULT/aerial militia"
     #[command(verbatim_doc_comment)]
     Whatif {
         /// Channel id, or a unique prefix of it (or --all-channels).
@@ -578,8 +582,26 @@ pub enum CommitCommand {
         /// Run it through every channel you are in at once.
         #[arg(long, conflicts_with = "channel")]
         all_channels: bool,
-        #[command(flatten)]
-        what: ActionArgs,
+        /// Start from an event already reported in the channel (its id or
+        /// a unique prefix): what was reported before it is its history.
+        #[arg(long, value_name = "EVENT")]
+        from_report: Option<String>,
+        /// Who acts (with --action).
+        #[arg(long, value_name = "ACTOR", requires = "action")]
+        actor: Option<String>,
+        /// The PLOVER type (ASSAULT, COERCE, MOBILIZE, ...).
+        #[arg(long, value_name = "TYPE", value_parser = kind, requires = "actor")]
+        action: Option<EventType>,
+        /// A PLOVER mode (repeat).
+        #[arg(long = "mode")]
+        modes: Vec<String>,
+        /// Against whom.
+        #[arg(long, value_name = "ACTOR")]
+        target: Option<String>,
+        /// A further event, after the cascade of the ones before it ends:
+        /// "ACTOR TYPE[/MODE+MODE] [TARGET] [@TIME]" (repeat, in order).
+        #[arg(long = "then", value_name = "EVENT")]
+        then: Vec<String>,
         /// Evaluate at this time (default now).
         #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         at: i64,
@@ -590,6 +612,45 @@ pub enum CommitCommand {
         #[arg(long)]
         dot: bool,
     },
+}
+
+/// `--then "outside:usa ASSAULT/aerial red @+2h"`: who, what (modes after
+/// `/`, joined by `+`), against whom, and when, resolved in `ns`.
+fn event_spec(spec: &str, ns: &Namespace) -> anyhow::Result<Hypothesis> {
+    let usage = "write \"ACTOR TYPE[/MODE+MODE] [TARGET] [@TIME]\", e.g. \"outside:usa ASSAULT/aerial red @+2h\"";
+    let mut words: Vec<&str> = spec.split_whitespace().collect();
+    let at_ms = match words.last().and_then(|w| w.strip_prefix('@')) {
+        Some(t) => {
+            let t =
+                crate::time::parse_time(t).map_err(|e| anyhow::anyhow!("--then {spec:?}: {e}"))?;
+            words.pop();
+            Some(t)
+        }
+        None => None,
+    };
+    let (who, what, target) = match words.as_slice() {
+        [who, what] => (*who, *what, None),
+        [who, what, target] => (*who, *what, Some(*target)),
+        _ => bail!("--then {spec:?}: {usage}"),
+    };
+    let (kind_name, modes) = what.split_once('/').unwrap_or((what, ""));
+    let kind = kind(kind_name).map_err(|e| anyhow::anyhow!("--then {spec:?}: {e}"))?;
+    let modes: Vec<String> = modes
+        .split('+')
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect();
+    check_modes(kind, &modes)?;
+    let mut h = Hypothesis::new(
+        ns.resolve(who)?,
+        Action {
+            kind,
+            modes,
+            target: target.map(|t| ns.resolve(t)).transpose()?,
+        },
+    );
+    h.at_ms = at_ms;
+    Ok(h)
 }
 
 fn place(
@@ -648,7 +709,12 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
         CommitCommand::Whatif {
             channel,
             all_channels,
-            what,
+            from_report,
+            actor,
+            action,
+            modes,
+            target,
+            then,
             at,
             json,
             dot,
@@ -658,22 +724,37 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|c| client.resolve_channel(c))
                 .transpose()?;
+            let one = id.filter(|_| !all_channels);
             // Names are resolved where the what-if looks: one channel, or all.
-            let ns = match id {
-                Some(id) if !all_channels => client.namespace(id)?,
-                _ => client.namespace_all()?,
+            let ns = match one {
+                Some(id) => client.namespace(id)?,
+                None => client.namespace_all()?,
             };
-            backchannel_protocol::commitments::actors::check_modes(what.action, &what.modes)?;
-            let who = ns.resolve(&what.actor)?;
-            let action = Action {
-                kind: what.action,
-                modes: what.modes.clone(),
-                target: what.target.as_deref().map(|t| ns.resolve(t)).transpose()?,
-            };
+            let mut events = Vec::new();
+            if let Some(r) = &from_report {
+                events.push(client.reported_event(one, r).map_err(store::explain)?);
+            }
+            if let (Some(actor), Some(kind)) = (&actor, action) {
+                check_modes(kind, &modes)?;
+                events.push(Hypothesis::new(
+                    ns.resolve(actor)?,
+                    Action {
+                        kind,
+                        modes: modes.clone(),
+                        target: target.as_deref().map(|t| ns.resolve(t)).transpose()?,
+                    },
+                ));
+            }
+            for spec in &then {
+                events.push(event_spec(spec, &ns)?);
+            }
+            if events.is_empty() {
+                bail!("say what happens: --actor ACTOR --action TYPE [--target ACTOR], or --from-report EVENT");
+            }
             let at = backchannel_protocol::Timestamp(at);
-            let cascade = match id {
-                Some(id) if !all_channels => client.what_if(id, at, who, action)?,
-                _ => client.what_if_all(at, who, action)?,
+            let cascade = match one {
+                Some(id) => client.what_if(id, at, &events)?,
+                None => client.what_if_all(at, &events)?,
             };
             if json {
                 return render::json(&cascade);

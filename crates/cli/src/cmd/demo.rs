@@ -11,7 +11,7 @@ use backchannel_protocol::commitments::structured::{
     Action, Actor, Assurance, Commitment, Formality, LapseCondition, RedLine, RelationKind, Scope,
     Structured,
 };
-use backchannel_protocol::commitments::whatif::Effect;
+use backchannel_protocol::commitments::whatif::{Effect, Hypothesis};
 use backchannel_protocol::member::AlertKind;
 use backchannel_protocol::payload::Policy;
 use backchannel_protocol::{b64, ChannelId, Envelope, Handle, MessageId, Timestamp};
@@ -700,12 +700,14 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let cascade = mediator.what_if(
         talks,
         mediator.now(),
-        Actor::Outside("green".into()),
-        Action {
-            kind: EventType::Assault,
-            modes: vec![],
-            target: Some(Actor::Member("red".into())),
-        },
+        &[Hypothesis::new(
+            Actor::Outside("green".into()),
+            Action {
+                kind: EventType::Assault,
+                modes: vec![],
+                target: Some(Actor::Member("red".into())),
+            },
+        )],
     )?;
     say!(
         n,

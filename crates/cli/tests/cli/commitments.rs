@@ -290,3 +290,80 @@ fn event_reports_export_and_import_as_plover_records() {
         .unwrap()
         .contains("line 1"));
 }
+
+#[test]
+fn whatif_of_several_events_and_from_a_reported_event() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    s.blue.run(&[
+        "assure",
+        &id,
+        "Blue will not strike Red first.",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--unless-attacked-by",
+        "red",
+        "--attacker-allies",
+        "no",
+        "--attacked-allies",
+        "no",
+        "--attacked-proxies",
+        "no",
+        "--until-revoked",
+        "--authorized-by",
+        "the cabinet",
+    ]);
+    s.blue
+        .run(&["relate", &id, "outside:militia", "proxy-of", "red"]);
+    let report = sent_id(&s.blue.run(&[
+        "report",
+        &id,
+        "Drones over the depot.",
+        "--actor",
+        "militia",
+        "--action",
+        "ASSAULT",
+        "--target",
+        "blue",
+        "--from",
+        "-2h",
+        "--until",
+        "-1h",
+    ]));
+    s.red.run(&["sync"]);
+    s.blue.run(&["sync"]);
+    let text = s.blue.run(&[
+        "whatif",
+        &id,
+        "--actor",
+        "militia",
+        "--action",
+        "ASSAULT",
+        "--target",
+        "blue",
+        "--then",
+        "red ASSAULT blue @+1h",
+    ]);
+    assert!(
+        text.contains("only if red's proxies count as red")
+            && text.contains("step 2: red ASSAULT against blue, hypothetical, at ")
+            && text.contains("it has now lapsed under all readings"),
+        "{text}"
+    );
+    let from = s.blue.json(&["whatif", &id, "--from-report", &report[..8]]);
+    assert_eq!(from["steps"][0]["origin"], "reported", "{from}");
+    assert_eq!(from["steps"][0]["report"], report.as_str());
+    assert_eq!(from["steps"][0]["effects"][0]["effect"], "lapses", "{from}");
+    let bad = s.blue.try_run(&[
+        "whatif", &id, "--actor", "militia", "--action", "ASSAULT", "--then", "red",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("ACTOR TYPE[/MODE+MODE] [TARGET] [@TIME]")
+    );
+    let none = s.blue.try_run(&["whatif", &id]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("say what happens"));
+}

@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use backchannel_protocol::channel::{ChannelState, ChannelStatus, Response};
 use backchannel_protocol::commitments::authority::Roster;
+use backchannel_protocol::commitments::whatif::Hypothesis;
 use backchannel_protocol::fingerprint::SafetyNumber;
 use backchannel_protocol::member::{Alert, AlertId, Changes, Member, StoredMessage};
 use backchannel_protocol::payload::{Body, Payload, Policy, Role};
@@ -740,27 +741,26 @@ impl Client {
             .collect())
     }
 
-    /// Runs a hypothetical event through `channel`'s commitments at `at`.
+    /// Runs hypothetical events, in sequence, through `channel`'s
+    /// commitments at `at`.
     pub fn what_if(
         &self,
         channel: ChannelId,
         at: Timestamp,
-        actor: backchannel_protocol::commitments::Actor,
-        action: backchannel_protocol::commitments::Action,
+        events: &[Hypothesis],
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
-        self.what_if_in(&[channel], at, actor, action)
+        self.what_if_in(&[channel], at, events)
     }
 
-    /// Runs a hypothetical event through the commitments of every channel
+    /// Runs hypothetical events through the commitments of every channel
     /// this member knows: a red line in one may lapse an assurance in another.
     pub fn what_if_all(
         &self,
         at: Timestamp,
-        actor: backchannel_protocol::commitments::Actor,
-        action: backchannel_protocol::commitments::Action,
+        events: &[Hypothesis],
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         let channels: Vec<ChannelId> = self.member.channels().keys().copied().collect();
-        let mut cascade = self.what_if_in(&channels, at, actor, action)?;
+        let mut cascade = self.what_if_in(&channels, at, events)?;
         cascade.warnings = self
             .actor_collisions()?
             .iter()
@@ -769,12 +769,33 @@ impl Client {
         Ok(cascade)
     }
 
+    /// The event report `prefix` names (in `channel`, or any), as the
+    /// start of a what-if.
+    pub fn reported_event(
+        &self,
+        channel: Option<ChannelId>,
+        prefix: &str,
+    ) -> Result<Hypothesis, ClientError> {
+        let (c, id) = self.resolve_message(channel, prefix)?;
+        let (entries, roster) = self.fold_inputs(c)?;
+        let input = [backchannel_protocol::commitments::whatif::ChannelInput {
+            channel: c,
+            entries: &entries,
+            roster: &roster,
+        }];
+        Hypothesis::reported(&input, &id.to_hex()).ok_or_else(|| {
+            ClientError::Input(format!(
+                "{} is not an event report: a what-if starts from an event (`backchannel report`)",
+                &id.to_hex()[..8]
+            ))
+        })
+    }
+
     fn what_if_in(
         &self,
         channels: &[ChannelId],
         at: Timestamp,
-        actor: backchannel_protocol::commitments::Actor,
-        action: backchannel_protocol::commitments::Action,
+        events: &[Hypothesis],
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         use backchannel_protocol::commitments::whatif::{self, ChannelInput};
         let inputs = channels
@@ -790,7 +811,7 @@ impl Client {
             })
             .collect();
         let aliases = self.actor_aliases()?;
-        Ok(whatif::what_if(&views, at, actor, action, &|c, a| {
+        Ok(whatif::what_if(&views, at, events, &|c, a| {
             aliases.canonical(c, a)
         }))
     }

@@ -150,10 +150,76 @@ pub struct Note {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
-    /// The event asked about.
+    /// An event asked about.
     Hypothetical,
+    /// An event already reported in the channel, asked about.
+    Reported,
     /// A red line's declared response to an earlier step.
     DeclaredResponse,
+}
+
+/// One event a what-if starts from; several run in sequence, each
+/// cascade to its end before the next event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hypothesis {
+    /// Who acts.
+    pub actor: Actor,
+    /// What, against whom.
+    pub action: Action,
+    /// When, if given.
+    pub at_ms: Option<i64>,
+    /// The event report it is, hex: what was reported before it is its
+    /// history, the rest is not.
+    pub report: Option<String>,
+}
+
+impl Hypothesis {
+    /// `actor` doing `action`, untimed.
+    pub fn new(actor: Actor, action: Action) -> Hypothesis {
+        Hypothesis {
+            actor,
+            action,
+            at_ms: None,
+            report: None,
+        }
+    }
+
+    /// The event report `id` (hex) of one of `channels`, as a hypothesis.
+    pub fn reported(channels: &[ChannelInput<'_>], id: &str) -> Option<Hypothesis> {
+        channels
+            .iter()
+            .flat_map(|c| c.entries.iter().map(move |e| (c, e)))
+            .find_map(|(c, e)| match &e.payload {
+                Payload::Full {
+                    header,
+                    body: Body::Structured(s),
+                    ..
+                } if header.message_id.to_hex() == id => match s.value() {
+                    Structured::Event {
+                        actor,
+                        action,
+                        from_ms,
+                        ..
+                    } => Some(Hypothesis {
+                        actor: canonical(actor, |n| {
+                            c.roster.members.iter().any(|(h, _)| h.as_str() == n)
+                        }),
+                        action: Action {
+                            target: action.target.as_ref().map(|t| {
+                                canonical(t, |n| {
+                                    c.roster.members.iter().any(|(h, _)| h.as_str() == n)
+                                })
+                            }),
+                            ..action.clone()
+                        },
+                        at_ms: Some(*from_ms),
+                        report: Some(id.to_string()),
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            })
+    }
 }
 
 /// One event of the cascade and what it set off.
@@ -176,6 +242,9 @@ pub struct Step {
     pub caused_by: Option<usize>,
     /// The red line it responds to, hex.
     pub response_of: Option<String>,
+    /// The event report it is, hex (a what-if from a reported event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
     /// Its effects.
     pub effects: Vec<Effect>,
     /// Why some commitments did not act (always said when nothing follows).
@@ -400,32 +469,64 @@ impl Model {
 pub fn what_if(
     channels: &[ChannelInput<'_>],
     at: Timestamp,
-    actor: Actor,
-    action: Action,
+    events: &[Hypothesis],
     aliases: &dyn Fn(ChannelId, &Actor) -> Actor,
 ) -> Cascade {
     let mut m = Model::gather(channels, at, aliases);
-    let mut queue = VecDeque::from([(actor, action, None::<(usize, usize)>)]);
+    // Asked from a reported event: only what was reported before it is
+    // history.
+    if let Some(first) = events.iter().find_map(|h| h.report.as_deref()) {
+        if let Some(i) = m
+            .history
+            .iter()
+            .position(|(b, _, _)| matches!(b, Before::Reported(id) if id == first))
+        {
+            m.history.truncate(i);
+        }
+    }
     let mut steps: Vec<Step> = Vec::new();
-    while let Some((actor, action, cause)) = queue.pop_front() {
-        let n = steps.len() + 1;
-        let mut step = Step {
-            n,
-            event: describe(&actor, &action),
-            actor: actor.clone(),
-            action: action.clone(),
-            at_ms: cause.is_none().then_some(at.0),
-            origin: if cause.is_some() {
-                Origin::DeclaredResponse
+    for (k, h) in events.iter().enumerate() {
+        let step = Step {
+            n: steps.len() + 1,
+            event: describe(&h.actor, &h.action),
+            actor: h.actor.clone(),
+            action: h.action.clone(),
+            at_ms: h.at_ms.or((k == 0).then_some(at.0)),
+            origin: if h.report.is_some() {
+                Origin::Reported
             } else {
                 Origin::Hypothetical
             },
-            caused_by: cause.map(|(s, _)| s),
-            response_of: cause.map(|(_, l)| m.lines[l].cited.id.clone()),
+            caused_by: None,
+            response_of: None,
+            report: h.report.clone(),
             effects: Vec::new(),
             notes: Vec::new(),
         };
-        judge_assurances(&mut m, &mut step);
+        cascade_from(&mut m, &mut steps, step);
+    }
+    link_responses(&mut steps);
+    Cascade {
+        at_ms: at.0,
+        steps,
+        stubs: m.stubs,
+        warnings: Vec::new(),
+    }
+}
+
+/// Runs `first` and every declared response it sets off, breadth first.
+fn cascade_from(m: &mut Model, steps: &mut Vec<Step>, first: Step) {
+    let mut queue = VecDeque::from([(first, None::<(usize, usize)>)]);
+    while let Some((mut step, cause)) = queue.pop_front() {
+        let n = steps.len() + 1;
+        step.n = n;
+        if let Some((c, l)) = cause {
+            step.caused_by = Some(c);
+            step.response_of = Some(m.lines[l].cited.id.clone());
+            step.origin = Origin::DeclaredResponse;
+        }
+        let (actor, action) = (step.actor.clone(), step.action.clone());
+        judge_assurances(m, &mut step);
         for (li, line) in m.lines.iter_mut().enumerate() {
             if !triggers(&line.r, &actor, &action) {
                 continue;
@@ -456,7 +557,22 @@ pub fn what_if(
                 response_step,
                 response_breaches: Vec::new(),
             });
-            queue.push_back((responder, response, Some((n, li))));
+            queue.push_back((
+                Step {
+                    n: 0,
+                    event: describe(&responder, &response),
+                    actor: responder,
+                    action: response,
+                    at_ms: None,
+                    origin: Origin::DeclaredResponse,
+                    caused_by: None,
+                    response_of: None,
+                    report: None,
+                    effects: Vec::new(),
+                    notes: Vec::new(),
+                },
+                Some((n, li)),
+            ));
         }
         if step.effects.is_empty() && step.notes.is_empty() {
             step.notes.push(Note {
@@ -471,13 +587,6 @@ pub fn what_if(
         }
         m.history.push((Before::Step(n), actor, action));
         steps.push(step);
-    }
-    link_responses(&mut steps);
-    Cascade {
-        at_ms: at.0,
-        steps,
-        stubs: m.stubs,
-        warnings: Vec::new(),
     }
 }
 
@@ -758,15 +867,16 @@ impl Cascade {
         }
         for s in &self.steps {
             let event = describe_marked(&s.actor, &s.action);
-            let how = match (s.caused_by, &s.response_of) {
-                (Some(c), Some(rl)) => format!(
+            let when = s
+                .at_ms
+                .map_or(String::new(), |t| format!(", at {}", terms::utc(t)));
+            let how = match (s.caused_by, &s.response_of, &s.report) {
+                (Some(c), Some(rl), _) => format!(
                     ", the declared response to step {c} (red line {})",
                     &rl[..8.min(rl.len())]
                 ),
-                _ => match s.at_ms {
-                    Some(t) => format!(", hypothetical, at {}", terms::utc(t)),
-                    None => ", hypothetical".into(),
-                },
+                (_, _, Some(r)) => format!(", the reported event {}{when}", &r[..8.min(r.len())]),
+                _ => format!(", hypothetical{when}"),
             };
             out.push_str(&format!("step {}: {event}{how}\n", s.n));
             for e in &s.effects {
