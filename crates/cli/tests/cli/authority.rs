@@ -2,7 +2,7 @@
 //! and every board ignores them (with `unauthorized_act`) when another
 //! client sends them anyway.
 
-use crate::commitments::{log_len, sent_id};
+use crate::commitments::{log_len, proxies_left_open, sent_id};
 use crate::{Scene, User};
 
 /// Blue's no-first-strike assurance to red, received by everyone.
@@ -243,28 +243,7 @@ fn a_finding_answers_the_allegation_and_the_board_says_what_it_found() {
 fn the_whatif_names_the_rule_the_reading_the_relation_and_the_channel() {
     let s = Scene::new();
     let id = s.open_channel();
-    s.blue.run(&[
-        "assure",
-        &id,
-        "Blue will not strike Red first.",
-        "--to",
-        "red",
-        "--refrain-from",
-        "ASSAULT",
-        "--unless-attacked-by",
-        "red",
-        "--attacker-allies",
-        "no",
-        "--attacked-allies",
-        "no",
-        "--attacked-proxies",
-        "no",
-        "--until-revoked",
-        "--authorized-by",
-        "the cabinet",
-    ]);
-    s.blue
-        .run(&["relate", &id, "outside:militia", "proxy-of", "red"]);
+    proxies_left_open(&s, &id);
     s.red.run(&["sync"]);
     s.blue.run(&["sync"]);
     let text = s.blue.run(&[

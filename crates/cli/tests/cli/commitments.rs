@@ -295,28 +295,7 @@ fn event_reports_export_and_import_as_plover_records() {
 fn whatif_of_several_events_and_from_a_reported_event() {
     let s = Scene::new();
     let id = s.open_channel();
-    s.blue.run(&[
-        "assure",
-        &id,
-        "Blue will not strike Red first.",
-        "--to",
-        "red",
-        "--refrain-from",
-        "ASSAULT",
-        "--unless-attacked-by",
-        "red",
-        "--attacker-allies",
-        "no",
-        "--attacked-allies",
-        "no",
-        "--attacked-proxies",
-        "no",
-        "--until-revoked",
-        "--authorized-by",
-        "the cabinet",
-    ]);
-    s.blue
-        .run(&["relate", &id, "outside:militia", "proxy-of", "red"]);
+    proxies_left_open(&s, &id);
     let report = sent_id(&s.blue.run(&[
         "report",
         &id,
@@ -366,4 +345,31 @@ fn whatif_of_several_events_and_from_a_reported_event() {
     let none = s.blue.try_run(&["whatif", &id]);
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("say what happens"));
+}
+
+/// Blue's no-first-strike assurance to red that leaves open whether red's
+/// proxies count, and blue's word that the militia is red's proxy.
+pub(crate) fn proxies_left_open(s: &Scene, id: &str) {
+    s.blue.run(&[
+        "assure",
+        id,
+        "Blue will not strike Red first.",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--unless-attacked-by",
+        "red",
+        "--attacker-allies",
+        "no",
+        "--attacked-allies",
+        "no",
+        "--attacked-proxies",
+        "no",
+        "--until-revoked",
+        "--authorized-by",
+        "the cabinet",
+    ]);
+    s.blue
+        .run(&["relate", id, "outside:militia", "proxy-of", "red"]);
 }
