@@ -659,16 +659,23 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 .map(|c| client.resolve_channel(c))
                 .transpose()?;
             // Names are resolved where the what-if looks: one channel, or all.
-            let ns = match id {
-                Some(id) if !all_channels => client.namespace(id)?,
-                _ => client.namespace_all()?,
+            let (ns, scope) = match id {
+                Some(id) if !all_channels => (client.namespace(id)?, channel.as_deref()),
+                _ => (client.namespace_all()?, None),
             };
-            backchannel_protocol::commitments::actors::check_modes(what.action, &what.modes)?;
-            let who = ns.resolve(&what.actor)?;
+            let refused = |e| store::explain_actor(e, scope, false);
+            backchannel_protocol::commitments::actors::check_modes(what.action, &what.modes)
+                .map_err(refused)?;
+            let who = ns.resolve(&what.actor).map_err(refused)?;
             let action = Action {
                 kind: what.action,
                 modes: what.modes.clone(),
-                target: what.target.as_deref().map(|t| ns.resolve(t)).transpose()?,
+                target: what
+                    .target
+                    .as_deref()
+                    .map(|t| ns.resolve(t))
+                    .transpose()
+                    .map_err(refused)?,
             };
             let at = backchannel_protocol::Timestamp(at);
             let cascade = match id {
