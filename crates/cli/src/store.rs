@@ -398,8 +398,14 @@ async fn perform_unexplained(client: &mut Client, work: Work) -> anyhow::Result<
         }
         Work::ActorSame { channel, name } => {
             let id = client.resolve_channel(&channel)?;
-            client.add_actor_alias(id, &name)?;
-            serde_json::json!({"channel_id": id, "name": name})
+            let named_here = client.namespace(id)?.is_outside(&name);
+            let member_in = client.add_actor_alias(id, &name)?;
+            serde_json::json!({
+                "channel_id": id,
+                "name": name,
+                "member_in": member_in,
+                "named_here": named_here,
+            })
         }
         Work::ActorForget { channel, name } => {
             let id = client.resolve_channel(&channel)?;
@@ -628,7 +634,8 @@ fn structured(
     mut body: serde_json::Value,
 ) -> anyhow::Result<(ChannelId, Structured)> {
     let id = client.resolve_channel(channel)?;
-    resolve_actors(&mut body, &client.namespace(id)?)?;
+    resolve_actors(&mut body, &client.namespace(id)?)
+        .map_err(|e| explain_actor(e, Some(channel), true))?;
     if let Some(obj) = body.as_object_mut() {
         for field in Structured::REFERENCE_FIELDS {
             if let Some(serde_json::Value::String(prefix)) = obj.get(field).cloned() {
@@ -778,6 +785,23 @@ fn explain_in(e: ClientError, channel: &str) -> anyhow::Error {
             "{e}\n  hint: `backchannel log {channel}` lists the channel's messages with their ids; `backchannel sync` fetches new ones"
         ),
         e => explain(e),
+    }
+}
+
+/// Adds what to do to a refused actor name (met in `channel` as typed, or
+/// across every channel): where to read the names that would be
+/// understood. `sends`: the command would have sent, and did not.
+pub fn explain_actor(e: ActorError, channel: Option<&str>, sends: bool) -> anyhow::Error {
+    let nothing = if sends { "nothing was sent; " } else { "" };
+    match e {
+        ActorError::Mode { .. } => anyhow::anyhow!("{e}"),
+        e => {
+            let list = match channel {
+                Some(c) => format!("`backchannel actors list {c}` lists the channel's members and the outside actors its commitments name"),
+                None => "`backchannel actors list` lists each channel's members and outside actors".to_string(),
+            };
+            anyhow::anyhow!("{e}\n  hint: {nothing}{list}")
+        }
     }
 }
 

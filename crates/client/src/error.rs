@@ -83,6 +83,9 @@ impl TransportError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// A local actor alias that would join nothing.
+    #[error(transparent)]
+    Alias(#[from] backchannel_protocol::commitments::actors::AliasError),
     /// A typed id matches more than one thing.
     #[error("{prefix} matches {} {kind}s; give more digits of the one you mean:{}", candidates.len(), listed(candidates))]
     Ambiguous {
@@ -175,6 +178,7 @@ impl ClientError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
+            ClientError::Alias(_) => "alias_refused",
             ClientError::Ambiguous { .. } => "ambiguous_id",
             ClientError::BadId { .. } => "bad_id",
             ClientError::Blocked { .. } => "blocked",

@@ -3,10 +3,13 @@
 
 use std::path::Path;
 
+use backchannel_protocol::ChannelId;
 use clap::{Args, Subcommand};
+use serde::Serialize;
 
 use crate::render;
 use crate::store::{self, Work};
+use crate::time::show;
 
 /// The actors of your channels: members, outside actors, local aliases.
 ///
@@ -33,7 +36,9 @@ pub struct ActorsArgs {
 
 #[derive(Debug, Subcommand)]
 enum ActorsCommand {
-    /// List each channel's members and outside actors, and the local aliases.
+    /// List each channel's members and outside actors (where each was first
+    /// named), the local aliases, and names that may mean one actor in two
+    /// channels.
     List {
         /// Only this channel (id or unique prefix).
         channel: Option<String>,
@@ -62,7 +67,7 @@ pub async fn run(store_path: &Path, args: ActorsArgs) -> anyhow::Result<()> {
     match args.command {
         ActorsCommand::List { channel, json } => list(store_path, channel.as_deref(), json),
         ActorsCommand::Same { channel, name } => {
-            store::run_work(
+            let out = store::run_work(
                 store_path,
                 Work::ActorSame {
                     channel,
@@ -70,7 +75,21 @@ pub async fn run(store_path: &Path, args: ActorsArgs) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            outln!("declared: outside:{name} is the member {name} (in this store only; nothing was sent)");
+            let member_in: Vec<String> = out["member_in"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(|c| c[..8.min(c.len())].to_string()))
+                .collect();
+            let here = out["channel_id"].as_str().unwrap_or_default();
+            let here = &here[..8.min(here.len())];
+            outln!(
+                "declared: outside:{name} of channel {here} is the member {name} of channel {} (in this store only; nothing was sent)",
+                member_in.join(", ")
+            );
+            if out["named_here"] == false {
+                outln!("note: channel {here} names no outside actor {name} yet; the declaration counts once it does");
+            }
             Ok(())
         }
         ActorsCommand::Forget { channel, name } => {
@@ -83,7 +102,7 @@ pub async fn run(store_path: &Path, args: ActorsArgs) -> anyhow::Result<()> {
             )
             .await?;
             if out["forgotten"] == true {
-                outln!("forgotten: outside:{name} is its own actor again");
+                outln!("forgotten: outside:{name} is its own actor again (in this store only; nothing was sent)");
             } else {
                 outln!("there was no such declaration for {name}; nothing changed");
             }
@@ -92,82 +111,114 @@ pub async fn run(store_path: &Path, args: ActorsArgs) -> anyhow::Result<()> {
     }
 }
 
+/// One channel's actors, as `actors list` shows them.
+#[derive(Serialize)]
+struct Listed {
+    channel_id: String,
+    title: String,
+    members: Vec<String>,
+    outside: Vec<OutsideListed>,
+    /// Outside actors declared (locally) the member of that name elsewhere.
+    same_as_member: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct OutsideListed {
+    name: String,
+    /// How many typed messages name it.
+    named: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_named: Option<FirstNamedListed>,
+}
+
+#[derive(Serialize)]
+struct FirstNamedListed {
+    message_id: String,
+    sender: String,
+    sent_ms: i64,
+}
+
 fn list(store_path: &Path, channel: Option<&str>, json: bool) -> anyhow::Result<()> {
     let client = store::open_reader(store_path)?;
-    let only = channel.map(|c| client.resolve_channel(c)).transpose()?;
-    let aliases = client.actor_aliases()?;
+    let only = channel
+        .map(|c| client.resolve_channel(c))
+        .transpose()
+        .map_err(store::explain)?;
+    let aliases = client.actor_aliases().map_err(store::explain)?;
     let mut rows = Vec::new();
-    for c in client.channels()? {
-        let id = backchannel_protocol::ChannelId::from_hex(&c.channel_id)?;
+    for c in client.channels().map_err(store::explain)? {
+        let id = ChannelId::from_hex(&c.channel_id)?;
         if only.is_some_and(|o| o != id) {
             continue;
         }
-        let ns = client.namespace(id)?;
-        let same: Vec<&str> = aliases
-            .0
-            .iter()
-            .filter(|(ch, _)| *ch == id)
-            .map(|(_, n)| n.as_str())
+        let ns = client.namespace(id).map_err(store::explain)?;
+        let outside = ns
+            .outside()
+            .map(|(name, named)| OutsideListed {
+                name: name.to_string(),
+                named,
+                first_named: ns.first_named(name).map(|f| FirstNamedListed {
+                    message_id: f.message.to_hex(),
+                    sender: f.sender.to_string(),
+                    sent_ms: f.sent_at.0,
+                }),
+            })
             .collect();
-        rows.push(serde_json::json!({
-            "channel_id": c.channel_id,
-            "title": c.title,
-            "members": ns.members().collect::<Vec<_>>(),
-            "outside": ns.outside().map(|(n, count)| serde_json::json!({"name": n, "named": count})).collect::<Vec<_>>(),
-            "same_as_member": same,
-        }));
+        rows.push(Listed {
+            channel_id: c.channel_id,
+            title: c.title,
+            members: ns.members().map(str::to_string).collect(),
+            outside,
+            same_as_member: aliases.of(id).map(str::to_string).collect(),
+        });
     }
     if json {
         return render::json(&rows);
     }
     for r in &rows {
-        let id = r["channel_id"].as_str().unwrap_or_default();
-        outln!(
-            "channel {} {}",
-            &id[..8.min(id.len())],
-            r["title"].as_str().unwrap_or_default()
-        );
-        let list = |v: &serde_json::Value| {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
-        };
-        outln!("  members: {}", list(&r["members"]));
-        let outside: Vec<String> = r["outside"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|o| {
-                format!(
-                    "{} (named {} times)",
-                    o["name"].as_str().unwrap_or_default(),
-                    o["named"]
-                )
-            })
-            .collect();
-        outln!(
-            "  outside actors: {}",
-            if outside.is_empty() {
-                "none yet".to_string()
-            } else {
-                outside.join(", ")
-            }
-        );
-        for n in r["same_as_member"].as_array().into_iter().flatten() {
-            outln!(
-                "  outside:{} is the member {} of another channel (this store only)",
-                n.as_str().unwrap_or_default(),
-                n.as_str().unwrap_or_default()
-            );
-        }
+        out!("{}", listed(r));
     }
-    for c in client.actor_collisions()? {
-        outln!("note: {}", c.words());
+    for note in client.actor_collision_notes().map_err(store::explain)? {
+        outln!("note: {note}");
     }
     Ok(())
+}
+
+/// A channel's actors in words.
+fn listed(r: &Listed) -> String {
+    let mut out = format!(
+        "channel {} {}\n  members: {}\n",
+        &r.channel_id[..8.min(r.channel_id.len())],
+        r.title,
+        r.members.join(", ")
+    );
+    if r.outside.is_empty() {
+        out.push_str("  outside actors: none named yet\n");
+    } else {
+        out.push_str("  outside actors:\n");
+    }
+    for o in &r.outside {
+        let times = if o.named == 1 { "once" } else { "times" };
+        let count = if o.named == 1 {
+            String::new()
+        } else {
+            format!("{} ", o.named)
+        };
+        out.push_str(&format!("    {} (named {count}{times}", o.name));
+        if let Some(f) = &o.first_named {
+            out.push_str(&format!(
+                ", first by {} in {} at {}",
+                f.sender,
+                &f.message_id[..8.min(f.message_id.len())],
+                show(f.sent_ms)
+            ));
+        }
+        out.push_str(")\n");
+    }
+    for n in &r.same_as_member {
+        out.push_str(&format!(
+            "  outside:{n} is the member {n} of another channel (in this store only)\n"
+        ));
+    }
+    out
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use backchannel_protocol::commitments::actors::{check_modes, Namespace};
+use backchannel_protocol::commitments::actors::{check_modes, ActorError, Namespace};
 use backchannel_protocol::commitments::fold::State;
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::structured::{
@@ -616,7 +616,11 @@ pub enum CommitCommand {
 
 /// `--then "outside:usa ASSAULT/aerial red @+2h"`: who, what (modes after
 /// `/`, joined by `+`), against whom, and when, resolved in `ns`.
-fn event_spec(spec: &str, ns: &Namespace) -> anyhow::Result<Hypothesis> {
+fn event_spec(
+    spec: &str,
+    ns: &Namespace,
+    refused: &dyn Fn(ActorError) -> anyhow::Error,
+) -> anyhow::Result<Hypothesis> {
     let usage = "write \"ACTOR TYPE[/MODE+MODE] [TARGET] [@TIME]\", e.g. \"outside:usa ASSAULT/aerial red @+2h\"";
     let mut words: Vec<&str> = spec.split_whitespace().collect();
     let at_ms = match words.last().and_then(|w| w.strip_prefix('@')) {
@@ -640,13 +644,13 @@ fn event_spec(spec: &str, ns: &Namespace) -> anyhow::Result<Hypothesis> {
         .filter(|m| !m.is_empty())
         .map(str::to_string)
         .collect();
-    check_modes(kind, &modes)?;
+    check_modes(kind, &modes).map_err(refused)?;
     let mut h = Hypothesis::new(
-        ns.resolve(who)?,
+        ns.resolve(who).map_err(refused)?,
         Action {
             kind,
             modes,
-            target: target.map(|t| ns.resolve(t)).transpose()?,
+            target: target.map(|t| ns.resolve(t)).transpose().map_err(refused)?,
         },
     );
     h.at_ms = at_ms;
@@ -726,27 +730,32 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 .transpose()?;
             let one = id.filter(|_| !all_channels);
             // Names are resolved where the what-if looks: one channel, or all.
-            let ns = match one {
-                Some(id) => client.namespace(id)?,
-                None => client.namespace_all()?,
+            let (ns, scope) = match one {
+                Some(id) => (client.namespace(id)?, channel.as_deref()),
+                None => (client.namespace_all()?, None),
             };
             let mut events = Vec::new();
             if let Some(r) = &from_report {
                 events.push(client.reported_event(one, r).map_err(store::explain)?);
             }
+            let refused = |e| store::explain_actor(e, scope, false);
             if let (Some(actor), Some(kind)) = (&actor, action) {
-                check_modes(kind, &modes)?;
+                check_modes(kind, &modes).map_err(refused)?;
                 events.push(Hypothesis::new(
-                    ns.resolve(actor)?,
+                    ns.resolve(actor).map_err(refused)?,
                     Action {
                         kind,
                         modes: modes.clone(),
-                        target: target.as_deref().map(|t| ns.resolve(t)).transpose()?,
+                        target: target
+                            .as_deref()
+                            .map(|t| ns.resolve(t))
+                            .transpose()
+                            .map_err(refused)?,
                     },
                 ));
             }
             for spec in &then {
-                events.push(event_spec(spec, &ns)?);
+                events.push(event_spec(spec, &ns, &refused)?);
             }
             if events.is_empty() {
                 bail!("say what happens: --actor ACTOR --action TYPE [--target ACTOR], or --from-report EVENT");

@@ -40,7 +40,31 @@ fn a_member_is_never_named_as_an_outside_actor_and_typos_are_caught() {
         &s.red,
         &id,
         &["relate", &id, "militai", "ally-of", "blue"],
-        "did you mean militia?",
+        "unknown actor \"militai\" in this channel: did you mean militia? \
+         (members: blue, mediator, red; outside actors: militia)",
+    );
+    refused(
+        &s.red,
+        &id,
+        &["relate", &id, "militai", "ally-of", "blue"],
+        &format!("hint: nothing was sent; `backchannel actors list {id}` lists"),
+    );
+    // A mode typo in a commitment, as in the what-if below.
+    refused(
+        &s.red,
+        &id,
+        &[
+            "redline",
+            &id,
+            "No air strikes.",
+            "--if",
+            "ASSAULT",
+            "--if-mode",
+            "aeriel",
+            "--then",
+            "ASSAULT",
+        ],
+        "did you mean aerial?",
     );
     let whatif = |args: &[&str]| {
         let mut all = vec!["whatif", id.as_str()];
@@ -76,6 +100,46 @@ fn a_member_is_never_named_as_an_outside_actor_and_typos_are_caught() {
         "red",
     ]);
     assert!(ok.contains("step 1: militia (outside the channel)"), "{ok}");
+
+    // Across channels, a plain name must be known in one of them.
+    let out = s.red.try_run(&[
+        "whatif",
+        "--all-channels",
+        "--actor",
+        "militai",
+        "--action",
+        "ASSAULT",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown actor \"militai\" in any of your channels: did you mean militia?")
+            && err.contains("hint: `backchannel actors list` lists"),
+        "{err}"
+    );
+
+    // Where each outside actor was first named.
+    let listed = s.red.run(&["actors", "list", &id]);
+    assert!(
+        listed.contains("members: blue, mediator, red")
+            && listed.contains("    militia (named once, first by red in "),
+        "{listed}"
+    );
+    let listed = s.red.json(&["actors", "list", &id]);
+    let militia = &listed[0]["outside"][0];
+    assert_eq!(militia["name"], "militia", "{listed}");
+    assert_eq!(militia["named"], 1, "{listed}");
+    assert_eq!(militia["first_named"]["sender"], "red", "{listed}");
+    let first = militia["first_named"]["message_id"].as_str().unwrap();
+    assert!(
+        s.red
+            .json(&["log", &id])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["message_id"] == first),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -129,13 +193,22 @@ fn an_alias_joins_actors_across_channels_in_this_store_only() {
     };
     let before = whatif();
     assert!(
-        before.contains(&format!("note: outside:red in channel {}", &side[..8]))
-            && before.contains("treated as different actors"),
+        before.contains(&format!(
+            "note: outside:red in channel {} has the name of member red of channel {}: \
+             treated as different actors; `backchannel actors same {} red` makes them one",
+            &side[..8],
+            &talks[..8],
+            &side[..8]
+        )),
         "{before}"
     );
     assert!(!before.contains("lapses: blue's assurance"), "{before}");
     let listed = s.blue.run(&["actors", "list"]);
-    assert!(listed.contains("outside actors: red"), "{listed}");
+    assert!(
+        listed.contains("    red (named once, first by blue in ")
+            && listed.contains(&format!("note: outside:red in channel {}", &side[..8])),
+        "{listed}"
+    );
 
     let logs = |u: &User| (log_len(u, &talks), log_len(u, &side));
     for u in [&s.mediator, &s.red, &s.blue] {
@@ -143,7 +216,14 @@ fn an_alias_joins_actors_across_channels_in_this_store_only() {
     }
     let (mediator, red) = (logs(&s.mediator), log_len(&s.red, &talks));
     let said = s.blue.run(&["actors", "same", &side[..8], "red"]);
-    assert!(said.contains("nothing was sent"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "declared: outside:red of channel {} is the member red of channel {}",
+            &side[..8],
+            &talks[..8]
+        )) && said.contains("nothing was sent"),
+        "{said}"
+    );
     let after = whatif();
     assert!(!after.contains("treated as different actors"), "{after}");
     assert!(
@@ -153,6 +233,12 @@ fn an_alias_joins_actors_across_channels_in_this_store_only() {
     );
     let listed = s.blue.json(&["actors", "list", &side[..8]]);
     assert_eq!(listed[0]["same_as_member"][0], "red", "{listed}");
+    let listed = s.blue.run(&["actors", "list", &side[..8]]);
+    assert!(
+        listed.contains("outside:red is the member red of another channel (in this store only)")
+            && !listed.contains("note:"),
+        "{listed}"
+    );
     for u in [&s.mediator, &s.red, &s.blue] {
         u.run(&["sync"]);
     }

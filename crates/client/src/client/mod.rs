@@ -34,7 +34,7 @@ use crate::transport::RelayClient;
 use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
 
-pub use actors::Collision;
+pub use backchannel_protocol::commitments::actors::Collision;
 pub use backup::RestoreReport;
 pub use consent::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
@@ -761,11 +761,7 @@ impl Client {
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         let channels: Vec<ChannelId> = self.member.channels().keys().copied().collect();
         let mut cascade = self.what_if_in(&channels, at, events)?;
-        cascade.warnings = self
-            .actor_collisions()?
-            .iter()
-            .map(actors::Collision::words)
-            .collect();
+        cascade.warnings.extend(self.actor_collision_notes()?);
         Ok(cascade)
     }
 

@@ -13,7 +13,7 @@
 //! assert_eq!(ns.resolve("militia").unwrap(), Actor::Outside("militia".into()));
 //! assert!(ns.resolve("outside:blue").is_err(), "blue is a member");
 //! let typo = ns.resolve("militai").unwrap_err().to_string();
-//! assert!(typo.contains("did you mean militia?"), "{typo}");
+//! assert!(typo.contains("in this channel: did you mean militia?"), "{typo}");
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,17 +22,19 @@ use thiserror::Error;
 
 use super::plover::EventType;
 use super::structured::{Action, Actor, Structured};
-use crate::ids::ChannelId;
+use crate::ids::{ChannelId, Handle, MessageId, Timestamp};
 
 /// An actor name the channel does not know, or one used the wrong way.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ActorError {
     /// A plain name that is neither a member nor a known outside actor.
-    #[error("unknown actor {name:?}{}: {}; to name a new actor outside the channel, write outside:{name}", suggest(.near), listing(.members, .outside))]
+    #[error("unknown actor {name:?} {}{}; to name a new actor outside the channel, write outside:{name}", if *.across { "in any of your channels" } else { "in this channel" }, listing(.near, .members, .outside))]
     Unknown {
         /// The name.
         name: String,
+        /// Looked up across every channel (`--all-channels`), not one.
+        across: bool,
         /// The closest known names.
         near: Vec<String>,
         /// The members.
@@ -69,18 +71,25 @@ pub(crate) fn suggest(near: &[String]) -> String {
     }
 }
 
-fn listing(members: &[String], outside: &[String]) -> String {
-    let or_none = |v: &[String]| {
+/// ": did you mean …? (members: …; outside actors: …)": what was probably
+/// meant first, then every name that would have been understood.
+fn listing(near: &[String], members: &[String], outside: &[String]) -> String {
+    let or_none = |v: &[String], none: &str| {
         if v.is_empty() {
-            "none".to_string()
+            none.to_string()
         } else {
             v.join(", ")
         }
     };
+    let meant = match near {
+        [] => String::new(),
+        [one] => format!(": did you mean {one}?"),
+        many => format!(": did you mean one of {}?", many.join(", ")),
+    };
     format!(
-        "the members are {}, the outside actors named so far {}",
-        or_none(members),
-        or_none(outside)
+        "{meant} (members: {}; outside actors: {})",
+        or_none(members, "none"),
+        or_none(outside, "none named yet")
     )
 }
 
@@ -133,12 +142,36 @@ pub fn check_modes(kind: EventType, modes: &[String]) -> Result<(), ActorError> 
     Ok(())
 }
 
+/// Where an outside actor was first named: the typed message, its sender
+/// and when it was sent. `actors list` shows it, so that a reader can tell
+/// who introduced a name (and so what it was meant to stand for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstNamed {
+    /// The message.
+    pub message: MessageId,
+    /// Who sent it.
+    pub sender: Handle,
+    /// The sender's clock when it sent.
+    pub sent_at: Timestamp,
+}
+
+/// One outside actor of a namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Outside {
+    /// How many typed messages name it.
+    named: usize,
+    /// The first of them, where known.
+    first: Option<FirstNamed>,
+}
+
 /// The actors of a channel (or, for `--all-channels`, of several).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Namespace {
     members: BTreeSet<String>,
-    /// Outside actor -> how many commitments name it.
-    outside: BTreeMap<String, usize>,
+    outside: BTreeMap<String, Outside>,
+    /// The union of several channels' namespaces: errors say "in any of
+    /// your channels", not "in this channel".
+    across: bool,
 }
 
 impl Namespace {
@@ -149,11 +182,11 @@ impl Namespace {
     ) -> Namespace {
         let members: BTreeSet<String> = members.into_iter().map(str::to_string).collect();
         let mut ns = Namespace {
-            outside: BTreeMap::new(),
             members,
+            ..Namespace::default()
         };
         for o in outside {
-            ns.name(&Actor::Outside(o.to_string()));
+            ns.name(&Actor::Outside(o.to_string()), None);
         }
         ns
     }
@@ -161,27 +194,54 @@ impl Namespace {
     /// Learns every outside actor `body` names (an outside actor named
     /// like a member is that member: one namespace).
     pub fn learn(&mut self, body: &Structured) {
-        for a in named(body) {
-            self.name(a);
+        self.learn_body(body, None);
+    }
+
+    /// As [`Namespace::learn`], remembering `origin` as where each actor
+    /// not named before was first named. Feed messages in transcript order.
+    pub fn learn_from(&mut self, body: &Structured, origin: &FirstNamed) {
+        self.learn_body(body, Some(origin));
+    }
+
+    /// Counts each actor once per message, however many of its fields
+    /// name it: "named 2 times" means two messages.
+    fn learn_body(&mut self, body: &Structured, origin: Option<&FirstNamed>) {
+        let once: BTreeSet<&Actor> = named(body).into_iter().collect();
+        for a in once {
+            self.name(a, origin);
         }
     }
 
-    fn name(&mut self, a: &Actor) {
+    fn name(&mut self, a: &Actor, origin: Option<&FirstNamed>) {
         if let Actor::Outside(n) = a {
             if !self.members.contains(n) {
-                *self.outside.entry(n.clone()).or_default() += 1;
+                let o = self.outside.entry(n.clone()).or_default();
+                o.named += 1;
+                if o.first.is_none() {
+                    o.first = origin.cloned();
+                }
             }
         }
     }
 
-    /// Both namespaces at once (`--all-channels`).
+    /// Both namespaces at once (`--all-channels`): a name that is a member
+    /// anywhere is that member.
     pub fn union(mut self, other: &Namespace) -> Namespace {
         self.members.extend(other.members.iter().cloned());
-        for (n, c) in &other.outside {
-            *self.outside.entry(n.clone()).or_default() += c;
+        for (n, o) in &other.outside {
+            let mine = self.outside.entry(n.clone()).or_default();
+            mine.named += o.named;
+            // The earlier naming, by the senders' clocks.
+            let earlier = match (&mine.first, &o.first) {
+                (None, theirs) => theirs.clone(),
+                (Some(m), Some(t)) if t.sent_at < m.sent_at => Some(t.clone()),
+                (kept, _) => kept.clone(),
+            };
+            mine.first = earlier;
         }
         let members = self.members.clone();
         self.outside.retain(|n, _| !members.contains(n));
+        self.across = true;
         self
     }
 
@@ -190,9 +250,20 @@ impl Namespace {
         self.members.iter().map(String::as_str)
     }
 
-    /// The outside actors named so far, with how often.
+    /// The outside actors named so far, with how many messages name each.
     pub fn outside(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.outside.iter().map(|(n, c)| (n.as_str(), *c))
+        self.outside.iter().map(|(n, o)| (n.as_str(), o.named))
+    }
+
+    /// Where the outside actor `name` was first named, if learnt with
+    /// [`Namespace::learn_from`].
+    pub fn first_named(&self, name: &str) -> Option<&FirstNamed> {
+        self.outside.get(name).and_then(|o| o.first.as_ref())
+    }
+
+    /// Is `name` an outside actor named here?
+    pub fn is_outside(&self, name: &str) -> bool {
+        self.outside.contains_key(name)
     }
 
     /// Is `name` a member here?
@@ -227,6 +298,7 @@ impl Namespace {
             .map(String::as_str);
         Err(ActorError::Unknown {
             name: name.to_string(),
+            across: self.across,
             near: near(name, known),
             members: self.members.iter().cloned().collect(),
             outside: self.outside.keys().cloned().collect(),
@@ -286,7 +358,10 @@ pub fn named(body: &Structured) -> Vec<&Actor> {
 
 /// Outside actors of one channel declared, in the local store only, to be
 /// members of another channel: never sent, since the members of one
-/// channel must not learn which other channels a principal is in.
+/// channel must not learn which other channels a principal is in. An
+/// alias joins names that are equal (`outside:usa` of one channel is the
+/// member `usa`): handles are one principal on a relay, so a member's
+/// handle is the one name it has across channels.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Aliases(pub BTreeSet<(ChannelId, String)>);
 
@@ -294,10 +369,124 @@ impl Aliases {
     /// The actor `a` of `channel` stands for across channels.
     pub fn canonical(&self, channel: ChannelId, a: &Actor) -> Actor {
         match a {
-            Actor::Outside(n) if self.0.contains(&(channel, n.clone())) => Actor::Member(n.clone()),
+            Actor::Outside(n) if self.contains(channel, n) => Actor::Member(n.clone()),
             other => other.clone(),
         }
     }
+
+    /// Is the outside actor `name` of `channel` declared a member?
+    pub fn contains(&self, channel: ChannelId, name: &str) -> bool {
+        self.0.contains(&(channel, name.to_string()))
+    }
+
+    /// The names declared members in `channel`.
+    pub fn of(&self, channel: ChannelId) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(c, _)| *c == channel)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// Declares the outside actor `name` of `channel` the member `name` of
+    /// another channel in `channels` (every channel the store knows).
+    /// Returns the channels where `name` is a member; refused where `name`
+    /// is a member of `channel` itself, or of no other channel, since then
+    /// the alias would join nothing.
+    pub fn declare(
+        &mut self,
+        channels: &BTreeMap<ChannelId, Namespace>,
+        channel: ChannelId,
+        name: &str,
+    ) -> Result<Vec<ChannelId>, AliasError> {
+        if channels.get(&channel).is_some_and(|ns| ns.is_member(name)) {
+            return Err(AliasError::MemberHere(name.to_string()));
+        }
+        let elsewhere = member_in(channels, channel, name);
+        if elsewhere.is_empty() {
+            return Err(AliasError::NoMemberElsewhere(name.to_string()));
+        }
+        self.0.insert((channel, name.to_string()));
+        Ok(elsewhere)
+    }
+
+    /// Forgets a declaration; false if there was none.
+    pub fn forget(&mut self, channel: ChannelId, name: &str) -> bool {
+        self.0.remove(&(channel, name.to_string()))
+    }
+}
+
+/// Why an alias cannot be declared.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AliasError {
+    /// The name is a member of the channel itself.
+    #[error("{0} is a member of this channel already: an alias joins an outside actor of one channel to a member of another")]
+    MemberHere(String),
+    /// No other channel has a member of that name.
+    #[error("no other channel of yours has a member {0}: an alias joins an outside actor of one channel to a member of another")]
+    NoMemberElsewhere(String),
+}
+
+/// An outside actor of one channel named like a member of other channels,
+/// with no alias: a cross-channel what-if treats them as two actors, so a
+/// cascade may stop at the channel boundary, and the reader should know.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Collision {
+    /// The channel naming the outside actor.
+    pub channel: ChannelId,
+    /// The name.
+    pub name: String,
+    /// The channels where a member has that handle.
+    pub member_in: Vec<ChannelId>,
+}
+
+impl std::fmt::Display for Collision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |c: &ChannelId| c.to_hex()[..8].to_string();
+        let others: Vec<String> = self.member_in.iter().map(short).collect();
+        write!(
+            f,
+            "outside:{n} in channel {} has the name of member {n} of channel {}: treated as different actors",
+            short(&self.channel),
+            others.join(", "),
+            n = self.name
+        )
+    }
+}
+
+/// The channels other than `channel` where `name` is a member.
+pub fn member_in(
+    channels: &BTreeMap<ChannelId, Namespace>,
+    channel: ChannelId,
+    name: &str,
+) -> Vec<ChannelId> {
+    channels
+        .iter()
+        .filter(|(c, ns)| **c != channel && ns.is_member(name))
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// Every outside actor of one channel that has the name of a member of
+/// another, with no alias in `aliases`, by channel then name.
+pub fn collisions(channels: &BTreeMap<ChannelId, Namespace>, aliases: &Aliases) -> Vec<Collision> {
+    let mut out = Vec::new();
+    for (c, ns) in channels {
+        for (name, _) in ns.outside() {
+            if aliases.contains(*c, name) {
+                continue;
+            }
+            let member_in = member_in(channels, *c, name);
+            if !member_in.is_empty() {
+                out.push(Collision {
+                    channel: *c,
+                    name: name.to_string(),
+                    member_in,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -316,11 +505,18 @@ mod tests {
     fn a_typo_says_what_was_meant_and_how_to_name_a_new_actor() {
         let ns = Namespace::new(["blue", "red"], ["green"]);
         let e = ns.resolve("gren").unwrap_err().to_string();
-        assert!(e.contains("did you mean green?"), "{e}");
-        assert!(e.contains("write outside:gren"), "{e}");
-        assert!(e.contains("the members are blue, red"), "{e}");
+        assert_eq!(
+            e,
+            "unknown actor \"gren\" in this channel: did you mean green? \
+             (members: blue, red; outside actors: green); \
+             to name a new actor outside the channel, write outside:gren"
+        );
         let far = ns.resolve("hezbollah").unwrap_err().to_string();
         assert!(!far.contains("did you mean"), "{far}");
+        assert!(
+            far.starts_with("unknown actor \"hezbollah\" in this channel (members:"),
+            "{far}"
+        );
         assert_eq!(
             ns.resolve("outside:hezbollah").unwrap(),
             Actor::Outside("hezbollah".into())
@@ -353,6 +549,123 @@ mod tests {
         assert!(check_modes(EventType::Assault, &["aerial".into()]).is_ok());
         let none = check_modes(EventType::Agree, &["x".into()]).unwrap_err();
         assert!(none.to_string().contains("its modes are none"), "{none}");
+    }
+
+    fn origin(byte: u8, sender: &str, sent_ms: i64) -> FirstNamed {
+        FirstNamed {
+            message: MessageId([byte; 16]),
+            sender: Handle::new(sender).unwrap(),
+            sent_at: Timestamp(sent_ms),
+        }
+    }
+
+    fn relate(subject: Actor, object: Actor) -> Structured {
+        Structured::Relate {
+            subject,
+            relation: super::super::structured::RelationKind::ProxyOf,
+            object,
+        }
+    }
+
+    #[test]
+    fn an_outside_actor_keeps_where_it_was_first_named() {
+        let mut ns = Namespace::new(["blue", "red"], []);
+        let militia = || Actor::Outside("militia".into());
+        let blue = || Actor::Member("blue".into());
+        ns.learn_from(&relate(militia(), blue()), &origin(1, "red", 10));
+        ns.learn_from(&relate(militia(), blue()), &origin(2, "blue", 20));
+        assert_eq!(ns.outside().collect::<Vec<_>>(), vec![("militia", 2)]);
+        assert_eq!(ns.first_named("militia"), Some(&origin(1, "red", 10)));
+        assert_eq!(
+            ns.first_named("blue"),
+            None,
+            "a member is not an outside actor"
+        );
+
+        // Across channels, the earlier naming wins, whichever side it is on.
+        let mut other = Namespace::new(["blue"], []);
+        other.learn_from(&relate(militia(), blue()), &origin(3, "blue", 5));
+        let all = ns.clone().union(&other);
+        assert_eq!(all.first_named("militia"), Some(&origin(3, "blue", 5)));
+        assert_eq!(all.outside().collect::<Vec<_>>(), vec![("militia", 3)]);
+    }
+
+    #[test]
+    fn an_actor_is_counted_once_per_message() {
+        let mut ns = Namespace::new(["blue"], []);
+        let militia = || Actor::Outside("militia".into());
+        ns.learn(&relate(militia(), militia()));
+        assert_eq!(ns.outside().collect::<Vec<_>>(), vec![("militia", 1)]);
+    }
+
+    #[test]
+    fn across_channels_a_member_anywhere_is_that_member() {
+        let mut side = Namespace::new(["blue", "mediator"], []);
+        side.learn(&relate(
+            Actor::Outside("red".into()),
+            Actor::Member("blue".into()),
+        ));
+        assert!(side.is_outside("red"));
+        let talks = Namespace::new(["blue", "red"], []);
+        let all = Namespace::default().union(&side).union(&talks);
+        assert_eq!(all.resolve("red").unwrap(), Actor::Member("red".into()));
+        assert!(!all.is_outside("red"));
+        let e = all.resolve("rde").unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown actor \"rde\" in any of your channels: did you mean red?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn collisions_name_an_outside_actor_that_is_a_member_elsewhere() {
+        let (talks, side) = (ChannelId([1; 16]), ChannelId([2; 16]));
+        let mut s = Namespace::new(["blue"], []);
+        s.learn(&relate(
+            Actor::Outside("red".into()),
+            Actor::Outside("militia".into()),
+        ));
+        let channels = BTreeMap::from([(talks, Namespace::new(["blue", "red"], [])), (side, s)]);
+        let mut aliases = Aliases::default();
+        let found = collisions(&channels, &aliases);
+        assert_eq!(
+            found,
+            vec![Collision {
+                channel: side,
+                name: "red".into(),
+                member_in: vec![talks],
+            }]
+        );
+        assert_eq!(
+            found[0].to_string(),
+            "outside:red in channel 02020202 has the name of member red of channel 01010101: \
+             treated as different actors"
+        );
+        assert_eq!(aliases.declare(&channels, side, "red"), Ok(vec![talks]));
+        assert!(collisions(&channels, &aliases).is_empty());
+        assert_eq!(aliases.of(side).collect::<Vec<_>>(), vec!["red"]);
+        assert!(aliases.forget(side, "red"));
+        assert!(!aliases.forget(side, "red"), "forgotten already");
+        assert_eq!(collisions(&channels, &aliases).len(), 1);
+    }
+
+    #[test]
+    fn an_alias_must_join_something() {
+        let (talks, side) = (ChannelId([1; 16]), ChannelId([2; 16]));
+        let channels = BTreeMap::from([
+            (talks, Namespace::new(["blue", "red"], [])),
+            (side, Namespace::new(["blue"], ["militia"])),
+        ]);
+        let mut aliases = Aliases::default();
+        assert_eq!(
+            aliases.declare(&channels, side, "blue"),
+            Err(AliasError::MemberHere("blue".into()))
+        );
+        assert_eq!(
+            aliases.declare(&channels, side, "militia"),
+            Err(AliasError::NoMemberElsewhere("militia".into()))
+        );
+        assert_eq!(aliases, Aliases::default(), "nothing declared");
     }
 
     #[test]
