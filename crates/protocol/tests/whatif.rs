@@ -284,7 +284,11 @@ fn render_board(b: &Board, labels: &BTreeMap<String, String>) -> Vec<String> {
         out.push(format!("awaiting {} from {}", label(&w.id), w.from));
     }
     for u in &b.unauthorized {
-        out.push(format!("ignored {}: {}", label(&u.message), u.rule));
+        out.push(format!(
+            "ignored {}: {}",
+            label(&u.message),
+            u.refusal.rule.code()
+        ));
     }
     out
 }

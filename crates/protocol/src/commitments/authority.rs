@@ -261,7 +261,10 @@ pub fn check<'a>(
                     Some(format!("{} is not the mediator here", sender.handle)),
                 ));
             }
-            if !sender.mediator_reads {
+            // It cannot rule on what it cannot read: in such an epoch, or
+            // on an assurance it holds only as a stub (from an epoch before
+            // the policy let it read).
+            if !sender.mediator_reads || matches!(lookup(a), Named::Other { stub: true, .. }) {
                 return Err(refuse(Rule::FindingNeedsMediatorReads, Some(a), None));
             }
             assurance(a)?;
@@ -447,8 +450,6 @@ pub struct Ignored {
     pub id: MessageId,
     /// When its sender sent it.
     pub sent_at_ms: i64,
-    /// The rule it broke, as its code.
-    pub rule: &'static str,
     /// What was refused.
     #[serde(flatten)]
     pub refusal: Refusal,
@@ -501,7 +502,6 @@ pub fn audit<'p>(payloads: &[&'p Payload], roster: &Roster) -> Vec<Ignored> {
                         message: header.message_id.to_hex(),
                         id: header.message_id,
                         sent_at_ms: header.sent_at.0,
-                        rule: refusal.rule.code(),
                         words: refusal.to_string(),
                         refusal,
                     })

@@ -290,25 +290,24 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
     relations.dedup();
     // Reported events in the order they happened (window start, then as
     // sent): "first" is judged against the events before each.
-    let mut reported: Vec<(&Msg<'_>, Actor, Action)> = msgs
+    let mut reported: Vec<(&Msg<'_>, i64, Actor, Action)> = msgs
         .iter()
         .filter(|m| m.sent_at <= at.0)
         .filter_map(|m| match m.body {
-            Some(Structured::Event { actor, action, .. }) => {
+            Some(Structured::Event {
+                actor,
+                action,
+                from_ms,
+                ..
+            }) => {
                 let mut action = action.clone();
                 action.target = action.target.as_ref().map(canon);
-                Some((m, canon(actor), action))
+                Some((m, *from_ms, canon(actor), action))
             }
             _ => None,
         })
         .collect();
-    reported.sort_by_key(|(m, _, _)| {
-        let from = match m.body {
-            Some(Structured::Event { from_ms, .. }) => *from_ms,
-            _ => m.sent_at,
-        };
-        (from, m.sent_at, m.id)
-    });
+    reported.sort_by_key(|(m, from, _, _)| (*from, m.sent_at, m.id));
 
     let find = |id: &str| msgs.iter().find(|m| m.id.to_hex() == id);
     let mut assurances = Vec::new();
@@ -451,8 +450,18 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 scope: c.scope,
             })
             .collect();
-        for (k, (x, actor, action)) in reported.iter().enumerate() {
-            let earlier = reported[..k].iter().map(|(_, a, b)| (a, b));
+        // Only what happened in the assurance's life counts: from when it
+        // was given until it ended.
+        let start = a.valid_from_ms.max(m.sent_at);
+        let end = terminal.map_or(i64::MAX, |(t, _)| t);
+        let life: Vec<&(&Msg<'_>, i64, Actor, Action)> = reported
+            .iter()
+            .filter(|(_, from, _, _)| (start..end).contains(from))
+            .collect();
+        let mut held = a.clone();
+        held.commitment.action.target = held.commitment.action.target.as_ref().map(canon);
+        for (k, (x, _, actor, action)) in life.iter().enumerate() {
+            let earlier = life[..k].iter().map(|(_, _, a, b)| (a, b));
             for (ci, cond) in unless.iter().enumerate() {
                 if decided {
                     break;
@@ -476,7 +485,7 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                     });
                 }
             }
-            if contradicts(a, &issuer, actor, action) {
+            if contradicts(&held, &issuer, actor, action) {
                 breach_reports.push(BreachReport {
                     event: x.id.to_hex(),
                     reported_by: x.sender.to_string(),

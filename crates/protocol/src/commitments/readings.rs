@@ -410,9 +410,12 @@ pub fn meets(
     Some(Via { attacker, attacked })
 }
 
-/// Did `issuer` itself attack someone counting as `cond`'s attacker (under
-/// `reading`) in `earlier`? Then a later attack from that side is not a
-/// first attack, and releases nothing. Returns the index of that act.
+/// Did `issuer` strike first, in `earlier` (in the order things happened)?
+/// It did if it attacked someone counting as `cond`'s attacker (under
+/// `reading`) before that side attacked it: then a later attack from that
+/// side is an answer, not a first attack, and releases nothing. Returns
+/// the index of the issuer's strike; none if the other side struck first
+/// (its later attacks still count) or nobody struck.
 pub fn struck_first<'e>(
     issuer: &Actor,
     cond: &LapseCondition,
@@ -420,13 +423,20 @@ pub fn struck_first<'e>(
     relations: &[Declared],
     earlier: impl IntoIterator<Item = (&'e Actor, &'e Action)>,
 ) -> Option<usize> {
-    earlier.into_iter().position(|(actor, action)| {
-        actor == issuer
+    for (i, (actor, action)) in earlier.into_iter().enumerate() {
+        if meets(issuer, cond, actor, action, reading, relations).is_some() {
+            return None;
+        }
+        if actor == issuer
             && action.kind.is_attack()
             && action.target.as_ref().is_some_and(|t| {
                 counts_as_attacker(relations, t, &cond.attacked_first_by, reading).is_some()
             })
-    })
+        {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// Does `actor` doing `action` contradict what `issuer` committed to in

@@ -321,6 +321,9 @@ struct Known {
     state: State,
     since: Option<i64>,
     readings: Readings,
+    /// When it was given (valid from, or sent if later): acts before
+    /// that are not its history.
+    start: i64,
     /// Reading mask -> the step where it lapsed.
     lapsed: BTreeMap<u32, usize>,
 }
@@ -353,7 +356,7 @@ struct Model {
     lines: Vec<Line>,
     relations: Vec<Declared>,
     /// Acts before the hypothetical, in the order they happened.
-    history: Vec<(Before, Actor, Action)>,
+    history: Vec<(Before, Option<i64>, Actor, Action)>,
     stubs: usize,
 }
 
@@ -400,6 +403,7 @@ impl Model {
                         wording: v.wording.clone(),
                     },
                     readings: Readings::of(&a.unless),
+                    start: a.valid_from_ms.max(v.sent_at_ms),
                     a,
                     state: v.state,
                     since: v.since_ms,
@@ -458,7 +462,10 @@ impl Model {
         m.relations.sort();
         m.relations.dedup();
         reported.sort_by_key(|r| r.0);
-        m.history = reported.into_iter().map(|(_, b, a, x)| (b, a, x)).collect();
+        m.history = reported
+            .into_iter()
+            .map(|(key, b, a, x)| (b, Some(key.0), a, x))
+            .collect();
         m
     }
 }
@@ -479,7 +486,7 @@ pub fn what_if(
         if let Some(i) = m
             .history
             .iter()
-            .position(|(b, _, _)| matches!(b, Before::Reported(id) if id == first))
+            .position(|(b, _, _, _)| matches!(b, Before::Reported(id) if id == first))
         {
             m.history.truncate(i);
         }
@@ -585,7 +592,7 @@ fn cascade_from(m: &mut Model, steps: &mut Vec<Step>, first: Step) {
                 ),
             });
         }
-        m.history.push((Before::Step(n), actor, action));
+        m.history.push((Before::Step(n), None, actor, action));
         steps.push(step);
     }
 }
@@ -614,9 +621,15 @@ fn judge_assurances(m: &mut Model, step: &mut Step) {
                     continue;
                 };
                 meets_some = true;
-                let earlier = m.history.iter().map(|(_, a, x)| (a, x));
-                if let Some(i) = struck_first(&issuer, cond, &reading[ci], &m.relations, earlier) {
-                    not_first.get_or_insert(m.history[i].0.clone());
+                // Only what happened since the assurance was given counts.
+                let earlier: Vec<&(Before, Option<i64>, Actor, Action)> = m
+                    .history
+                    .iter()
+                    .filter(|(_, t, _, _)| t.is_none_or(|t| t >= k.start))
+                    .collect();
+                let acts = earlier.iter().map(|(_, _, a, x)| (a, x));
+                if let Some(i) = struck_first(&issuer, cond, &reading[ci], &m.relations, acts) {
+                    not_first.get_or_insert(earlier[i].0.clone());
                     continue;
                 }
                 if in_force && !k.lapsed.contains_key(&mask) {
