@@ -239,8 +239,9 @@ impl Namespace {
             };
             mine.first = earlier;
         }
-        let members = self.members.clone();
-        self.outside.retain(|n, _| !members.contains(n));
+        // Across channels an outside actor of one channel may share its
+        // name with a member of another: both stay, `outside:NAME` names
+        // the outside one.
         self.across = true;
         self
     }
@@ -291,11 +292,12 @@ impl Namespace {
         if self.outside.contains_key(name) {
             return Ok(Actor::Outside(name.to_string()));
         }
-        let known = self
+        let known: BTreeSet<&str> = self
             .members
             .iter()
             .chain(self.outside.keys())
-            .map(String::as_str);
+            .map(String::as_str)
+            .collect();
         Err(ActorError::Unknown {
             name: name.to_string(),
             across: self.across,
@@ -310,7 +312,7 @@ impl Namespace {
         if name.trim().is_empty() {
             return Err(ActorError::Empty);
         }
-        if self.members.contains(name) {
+        if self.members.contains(name) && !(self.across && self.outside.contains_key(name)) {
             return Err(ActorError::MemberAsOutside(name.to_string()));
         }
         Ok(Actor::Outside(name.to_string()))
@@ -609,7 +611,10 @@ mod tests {
         let talks = Namespace::new(["blue", "red"], []);
         let all = Namespace::default().union(&side).union(&talks);
         assert_eq!(all.resolve("red").unwrap(), Actor::Member("red".into()));
-        assert!(!all.is_outside("red"));
+        assert!(
+            all.is_outside("red"),
+            "side's outside red stays reachable as outside:red"
+        );
         let e = all.resolve("rde").unwrap_err().to_string();
         assert!(
             e.starts_with("unknown actor \"rde\" in any of your channels: did you mean red?"),
@@ -681,6 +686,23 @@ mod tests {
         assert_eq!(
             a.canonical(other, &Actor::Outside("usa".into())),
             Actor::Outside("usa".into())
+        );
+    }
+
+    #[test]
+    fn across_channels_an_outside_actor_may_share_a_members_name() {
+        let a = Namespace::new(["blue", "mediator"], ["usa"]);
+        let b = Namespace::new(["usa", "mediator"], []);
+        let all = a.union(&b);
+        assert_eq!(all.resolve("usa").unwrap(), Actor::Member("usa".into()));
+        assert_eq!(
+            all.resolve("outside:usa").unwrap(),
+            Actor::Outside("usa".into()),
+            "channel A's outside actor stays reachable"
+        );
+        assert!(
+            all.resolve("outside:blue").is_err(),
+            "no channel names an outside blue"
         );
     }
 }

@@ -408,7 +408,8 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                     text,
                 }) if targets(x, assurance) => {
                     let from = (*from_ms).max(x.sent_at);
-                    (from > at.0 || until_ms.is_none_or(|u| u > at.0)).then(|| Scheduled {
+                    // Yet to start, or in force with an end still to come.
+                    (from > at.0 || until_ms.is_some_and(|u| u > at.0)).then(|| Scheduled {
                         id: x.id.to_hex(),
                         act: "suspension",
                         from_ms: from,

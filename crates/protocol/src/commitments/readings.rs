@@ -140,6 +140,9 @@ pub const MAX_OPEN_QUESTIONS: usize = 12;
 /// readings (the search for the shortest words grows as 3^n x 2^n).
 const MAX_NAMED_QUESTIONS: usize = 8;
 
+/// At most this many alternatives ("…; or if …") are spelled out.
+const MAX_ALTERNATIVES: usize = 4;
+
 /// The readings of one assurance: every answer to the questions its
 /// conditions leave open. A reading is a bit mask over those questions.
 #[derive(Clone, Debug)]
@@ -216,7 +219,14 @@ impl Readings {
     /// Only the questions the wording leaves open are named.
     pub fn words(&self, set: &BTreeSet<u32>, issuer: &Actor) -> String {
         if set.len() as u32 >= self.count() {
-            return "under all readings".into();
+            return if self.truncated > 0 {
+                format!(
+                    "under all readings ({} further open questions are read as \"do not count\")",
+                    self.truncated
+                )
+            } else {
+                "under all readings".into()
+            };
         }
         if set.is_empty() {
             return "under no reading".into();
@@ -247,6 +257,14 @@ impl Readings {
             .into_iter()
             .map(|t| t.into_iter().map(|(i, v)| (relevant[i], v)).collect())
             .collect();
+        // Past a few alternatives the words stop helping a reader.
+        if terms.len() > MAX_ALTERNATIVES {
+            return format!(
+                "under {} of its {} readings (too many alternatives to name)",
+                set.len(),
+                self.count()
+            );
+        }
         let several = self.conditions.len() > 1;
         let said: Vec<String> = terms
             .iter()
@@ -266,7 +284,14 @@ impl Readings {
                     .join(" and ")
             })
             .collect();
-        format!("only if {}", said.join("; or if "))
+        let mut words = format!("only if {}", said.join("; or if "));
+        if self.truncated > 0 {
+            words.push_str(&format!(
+                " ({} further open questions are read as \"do not count\")",
+                self.truncated
+            ));
+        }
+        words
     }
 }
 
@@ -530,6 +555,18 @@ mod tests {
         assert!(r
             .words(&parity, &blue)
             .starts_with("under 2048 of its 4096 readings"));
+    }
+
+    #[test]
+    fn too_many_alternatives_are_counted_not_spelled_out() {
+        let r = Readings::of(&[cond("red", Scope::default())]);
+        let blue = Actor::Member("blue".into());
+        // Parity over four questions needs eight alternatives.
+        let parity: BTreeSet<u32> = r.masks().filter(|m| m.count_ones() % 2 == 0).collect();
+        assert_eq!(
+            r.words(&parity, &blue),
+            "under 8 of its 16 readings (too many alternatives to name)"
+        );
     }
 
     #[test]
