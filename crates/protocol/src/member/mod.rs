@@ -361,6 +361,10 @@ pub struct Member {
     /// Channels where something other than a receipt arrived since the
     /// last receipt this member sent there.
     to_receipt: BTreeSet<ChannelId>,
+    /// Channels whose typed acts are to be judged (once per batch, not
+    /// per message: judging reads the channel's whole transcript), with
+    /// the time they were applied.
+    authority_due: BTreeMap<ChannelId, Timestamp>,
     /// Inbound sessions opened since the last key top-up.
     inbound_sessions: usize,
     /// Per channel, the last position the relay says this member posted:
@@ -437,6 +441,7 @@ impl Member {
             caught_up: false,
             own_checked: false,
             to_receipt: BTreeSet::new(),
+            authority_due: BTreeMap::new(),
             inbound_sessions: 0,
             fresh_sessions: BTreeSet::new(),
             stale_targets: BTreeMap::new(),
@@ -580,6 +585,9 @@ impl Member {
     /// What to persist before acting on anything else.
     #[must_use = "persist the changes in one transaction before acting on anything else"]
     pub fn poll_changes(&mut self) -> Changes {
+        for (channel, at) in std::mem::take(&mut self.authority_due) {
+            self.judge_authority(at, channel);
+        }
         std::mem::take(&mut self.changes)
     }
 

@@ -343,7 +343,7 @@ impl Member {
             self.on_epoch_change(now, h.channel_id);
             self.apply_held(now, h.channel_id);
             if h.body_kind == BodyKind::Structured {
-                self.judge_authority(now, h.channel_id);
+                self.authority_due.entry(h.channel_id).or_insert(now);
             }
         }
     }
@@ -371,9 +371,10 @@ impl Member {
     }
 
     /// Raises `unauthorized_act` for each typed act of `channel` its sender
-    /// could not make and no alert names yet: run when a typed act is
-    /// applied (an act naming one that arrives later is judged then) and
-    /// when a store opens (old transcripts).
+    /// could not make and no alert names yet: run once per batch in which a
+    /// typed act was applied (before the batch's changes are polled; an act
+    /// naming one that arrives later is judged then) and when a store opens
+    /// (old transcripts).
     pub(crate) fn judge_authority(&mut self, now: Timestamp, channel: ChannelId) {
         let Some(state) = self.channels.get(&channel) else {
             return;
@@ -774,7 +775,7 @@ impl Member {
                 }
                 self.on_epoch_change(now, channel);
                 if payload.header().body_kind == BodyKind::Structured {
-                    self.judge_authority(now, channel);
+                    self.authority_due.entry(channel).or_insert(now);
                 }
                 progress = true;
             }
