@@ -266,6 +266,14 @@ pub enum ChannelError {
     /// changed).
     #[error("response: {0}")]
     Response(&'static str),
+    /// A body that needs a later version than every member reads.
+    #[error("this needs body version {needed}, and not every member of the channel reads it (they share version {open}): each must update its client, then the channel must be amended so they announce it")]
+    Version {
+        /// What the body needs.
+        needed: BodyVersion,
+        /// The open epoch's version.
+        open: BodyVersion,
+    },
     /// The payload names another channel.
     #[error("payload is for channel {found}, not {expected}")]
     WrongChannel {
@@ -1017,11 +1025,22 @@ impl ChannelState {
             }
             _ => self.version(),
         };
-        version.ok_or_else(|| {
+        let version = version.ok_or_else(|| {
             ChannelError::NotActive(
                 "its members announced no body version in common: nothing can be written that all of them read".into(),
             )
-        })
+        })?;
+        let needed = match body {
+            Body::Structured(s) => s.min_version(),
+            _ => BodyVersion::V1,
+        };
+        if version < needed {
+            return Err(ChannelError::Version {
+                needed,
+                open: version,
+            });
+        }
+        Ok(version)
     }
 
     /// The header and recipients of this member's next message with `body`.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use backchannel_protocol::commitments::authority::Roster;
 use backchannel_protocol::commitments::fold::{fold, Board, Entry};
 use backchannel_protocol::commitments::whatif::{
-    same, what_if, Cascade, ChannelInput, Effect, Hypothesis,
+    same, what_if, Cascade, ChannelInput, Effect, Hypothesis, Options,
 };
 use backchannel_protocol::commitments::{Action, Actor, Structured};
 use backchannel_protocol::payload::{Body, Header, Payload, Role};
@@ -38,6 +38,9 @@ struct Scenario {
     /// The label of a reported event the what-if starts from.
     #[serde(default)]
     from_report: Option<String>,
+    /// The what-if uses only undisputed relations.
+    #[serde(default)]
+    undisputed_only: bool,
     /// The cascade, as `render` writes it.
     #[serde(default)]
     expected: Vec<String>,
@@ -171,7 +174,7 @@ fn transcript(s: &Scenario) -> (Vec<Entry>, Roster, BTreeMap<String, String>) {
         ids.insert(label.clone(), id.to_hex());
         labels.insert(id.to_hex(), label);
         let header = Header {
-            version: backchannel_protocol::payload::BodyVersion::V2,
+            version: backchannel_protocol::payload::BodyVersion::V4,
             channel_id: channel,
             message_id: id,
             epoch,
@@ -226,8 +229,27 @@ fn render(c: &Cascade, labels: &BTreeMap<String, String>) -> Vec<String> {
                     }
                 ),
                 Effect::Fires {
-                    red_line, response, ..
-                } => format!("  fires {} -> {response}", label(red_line)),
+                    red_line,
+                    response,
+                    readings_diverge,
+                    ..
+                } => format!(
+                    "  fires {} -> {response}{}",
+                    label(red_line),
+                    if *readings_diverge {
+                        " under some readings"
+                    } else {
+                        ""
+                    }
+                ),
+                Effect::Guarantee {
+                    guarantee,
+                    response,
+                    ..
+                } => format!("  guarantee {} -> {response}", label(guarantee)),
+                Effect::Fulfils {
+                    assurance, proviso, ..
+                } => format!("  fulfils {} (proviso {proviso})", label(assurance)),
                 Effect::Breach {
                     assurance,
                     under_all,
@@ -277,8 +299,43 @@ fn render_board(b: &Board, labels: &BTreeMap<String, String>) -> Vec<String> {
             a.breach_reports.len()
         ));
     }
+    for a in &b.assurances {
+        for p in &a.provisos {
+            out.push(format!(
+                "proviso {} of {}: {}{}, {} claims",
+                p.index + 1,
+                label(&a.id),
+                serde_json::to_value(p.state).unwrap().as_str().unwrap(),
+                if p.overdue { " (overdue)" } else { "" },
+                p.claims.len()
+            ));
+        }
+        for g in &a.guarantees {
+            out.push(format!(
+                "guarantee {} of {} by {}",
+                label(&g.id),
+                label(&a.id),
+                g.guarantor
+            ));
+        }
+    }
     for r in &b.red_lines {
-        out.push(format!("red line {} by {}", label(&r.id), r.issuer));
+        out.push(format!(
+            "red line {} by {}: {}",
+            label(&r.id),
+            r.issuer,
+            serde_json::to_value(r.state).unwrap().as_str().unwrap()
+        ));
+    }
+    for d in b.relations.iter().filter(|d| !d.disputed_by.is_empty()) {
+        out.push(format!(
+            "relation {} {:?} {} by {}, disputed by {}",
+            d.subject,
+            d.relation,
+            d.object,
+            d.by,
+            d.disputed_by.join(", ")
+        ));
     }
     for w in &b.awaiting {
         out.push(format!("awaiting {} from {}", label(&w.id), w.from));
@@ -328,7 +385,10 @@ fn every_scenario_cascades_as_expected_and_deterministically() {
         }
         if s.asks() {
             let events = s.hypotheses(&input, &labels);
-            let run = || what_if(&input, at, &events, &same);
+            let options = Options {
+                undisputed_only: s.undisputed_only,
+            };
+            let run = || what_if(&input, at, &events, &same, options);
             let first = run();
             assert_eq!(first, run(), "{}: not deterministic", s.name);
             let got = render(&first, &labels);
@@ -543,6 +603,7 @@ mod properties {
             Timestamp(s.at_ms),
             &s.hypotheses(&input, &labels),
             &same,
+            Options::default(),
         );
         (c, labels)
     }

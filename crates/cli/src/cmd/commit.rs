@@ -8,10 +8,10 @@ use backchannel_protocol::commitments::actors::{check_modes, ActorError, Namespa
 use backchannel_protocol::commitments::fold::State;
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::structured::{
-    Action, Actor, Assurance, Commitment, Formality, LapseCondition, Place, RedLine, RelationKind,
-    Scope, Structured,
+    Action, Actor, Assurance, Combine, Commitment, Formality, LapseCondition, Place, Proviso,
+    RedLine, RelationKind, Scope, Structured,
 };
-use backchannel_protocol::commitments::whatif::Hypothesis;
+use backchannel_protocol::commitments::whatif::{Hypothesis, Options};
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use crate::store::{run_or_preview, DryRun, Work};
@@ -79,9 +79,22 @@ pub struct AssuranceArgs {
     /// Against whom (default: the first beneficiary).
     #[arg(long, value_name = "ACTOR")]
     against: Option<String>,
-    /// Lapses if attacked first by this actor.
+    /// Lapses if attacked first by this actor (repeat: any one lapses it,
+    /// or with --unless-all only all of them).
     #[arg(long, value_name = "ACTOR")]
-    unless_attacked_by: Option<String>,
+    unless_attacked_by: Vec<String>,
+    /// Lapses only once every --unless-attacked-by condition is met.
+    #[arg(long, requires = "unless_attacked_by")]
+    unless_all: bool,
+    /// Holds provided another side does this by a time:
+    /// "ACTOR TYPE[/MODE+MODE] [TARGET] @TIME" (repeat: all must be
+    /// fulfilled, or with --provided-any one suffices). Only the mediator's
+    /// finding or your confirmation decides one (`backchannel proviso`).
+    #[arg(long, value_name = "PROVISO")]
+    provided: Vec<String>,
+    /// One fulfilled --provided suffices.
+    #[arg(long, requires = "provided")]
+    provided_any: bool,
     /// Do the attacker's allies count? (unset: both readings are evaluated)
     #[arg(long, value_parser = yes_no)]
     attacker_allies: Option<bool>,
@@ -146,7 +159,7 @@ impl AssuranceArgs {
             },
             unless: self
                 .unless_attacked_by
-                .as_deref()
+                .iter()
                 .map(|by| LapseCondition {
                     attacked_first_by: actor(by),
                     scope: Scope {
@@ -156,8 +169,12 @@ impl AssuranceArgs {
                         attacked_proxies: self.attacked_proxies,
                     },
                 })
-                .into_iter()
                 .collect(),
+            unless_combine: self.unless_all.then_some(Combine::All),
+            provided: (!self.provided.is_empty())
+                .then(|| self.provided.iter().map(|p| proviso(p)).collect())
+                .transpose()?,
+            provided_combine: self.provided_any.then_some(Combine::Any),
             reservation: self.reservation.clone(),
             valid_from_ms: self.from,
             valid_until_ms: self.until,
@@ -245,6 +262,16 @@ pub enum CommitCommand {
     ///
     ///   backchannel redline 3f2a9c1e "If Red is attacked, the bases of Green are not secure." \
     ///     --if ASSAULT --if-against red --then ASSAULT --then-against outside:green
+    ///   backchannel redline 3f2a9c1e "Any strike on Red or its ally, by Blue or its proxies, this month." \
+    ///     --if ASSAULT --if-by blue --if-against red --if-against outside:ally --by-proxies yes \
+    ///     --from now --until +30d --then ASSAULT --then-against blue
+    ///   backchannel redline 3f2a9c1e "A landing on the island." --if ASSAULT --lat 21.5 --lon -80.0 --radius-m 50000 \
+    ///     --then MOBILIZE
+    ///
+    /// The --by-* and --against-* questions left unset, once one is set,
+    /// stay open: both readings are evaluated and the what-if says where
+    /// they differ. Several targets, readings, validity and a place need
+    /// body version 4 (every member's client must read it).
     #[command(verbatim_doc_comment)]
     Redline {
         /// Channel id, or a unique prefix of it (6 hex digits or more).
@@ -260,9 +287,39 @@ pub enum CommitCommand {
         /// Who must act (any actor if absent).
         #[arg(long = "if-by", value_name = "ACTOR")]
         by: Option<String>,
-        /// Against whom.
+        /// Against whom (repeat: against any of them).
         #[arg(long = "if-against", value_name = "ACTOR")]
-        against: Option<String>,
+        against: Vec<String>,
+        /// Do the acting side's allies count? (yes/no)
+        #[arg(long, value_parser = yes_no)]
+        by_allies: Option<bool>,
+        /// Do the acting side's proxies count?
+        #[arg(long, value_parser = yes_no)]
+        by_proxies: Option<bool>,
+        /// Does an act against a target's allies count?
+        #[arg(long, value_parser = yes_no)]
+        against_allies: Option<bool>,
+        /// Does an act against a target's proxies count?
+        #[arg(long, value_parser = yes_no)]
+        against_proxies: Option<bool>,
+        /// Holds from (default: when sent).
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
+        from: Option<i64>,
+        /// Holds until (exclusive; default: until revoked).
+        #[arg(long, value_parser = Time, allow_hyphen_values = true)]
+        until: Option<i64>,
+        /// Only a trigger at this place: latitude, degrees.
+        #[arg(long, allow_negative_numbers = true)]
+        lat: Option<f64>,
+        /// Longitude, degrees.
+        #[arg(long, allow_negative_numbers = true)]
+        lon: Option<f64>,
+        /// GeoNames id.
+        #[arg(long)]
+        geonames: Option<u64>,
+        /// Radius, metres.
+        #[arg(long, default_value_t = 1000)]
+        radius_m: u32,
         /// The declared response (PLOVER type).
         #[arg(long = "then", value_name = "TYPE", value_parser = kind)]
         response: EventType,
@@ -275,7 +332,7 @@ pub enum CommitCommand {
         #[command(flatten)]
         out: SendFlags,
     },
-    /// Revoke one of your assurances (--assurance ID), or all of them (--all).
+    /// Revoke one of your assurances (--assurance ID), all of them (--all), or a red line (--red-line ID).
     ///
     /// Prints what will change and asks on a terminal; --yes sends without
     /// asking (without a terminal, nothing is sent unless --yes is given).
@@ -285,7 +342,8 @@ pub enum CommitCommand {
     ///
     ///   backchannel revoke 3f2a9c1e --assurance 9c1e0d5a --effective +1h "Withdrawn after the incident of 3 May."
     ///   backchannel revoke 3f2a9c1e --all --yes "Every assurance of ours is withdrawn."
-    #[command(verbatim_doc_comment, group(ArgGroup::new("which").required(true).args(["assurance", "all"])))]
+    ///   backchannel revoke 3f2a9c1e --red-line 4b7e21aa --yes "The red line on the strait is withdrawn."
+    #[command(verbatim_doc_comment, group(ArgGroup::new("which").required(true).args(["assurance", "all", "red_line"])))]
     Revoke {
         /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
@@ -297,6 +355,10 @@ pub enum CommitCommand {
         /// Every assurance of yours in the channel, at once.
         #[arg(long)]
         all: bool,
+        /// One of your red lines instead: its id, or a unique prefix of it
+        /// (body version 4).
+        #[arg(long, value_name = "RED_LINE")]
+        red_line: Option<String>,
         /// Send without asking (what changes is still printed).
         #[arg(long)]
         yes: bool,
@@ -306,7 +368,7 @@ pub enum CommitCommand {
         #[command(flatten)]
         out: SendFlags,
     },
-    /// Suspend one of your assurances (--assurance ID), or all of them (--all).
+    /// Suspend one of your assurances (--assurance ID), all of them (--all), or a red line (--red-line ID).
     ///
     /// Prints what will change and asks on a terminal; --yes sends without
     /// asking (without a terminal, nothing is sent unless --yes is given).
@@ -314,7 +376,8 @@ pub enum CommitCommand {
     /// Example:
     ///
     ///   backchannel suspend 3f2a9c1e --assurance 9c1e0d5a --from now --until +48h "Suspended pending the mediator's finding."
-    #[command(verbatim_doc_comment, group(ArgGroup::new("which").required(true).args(["assurance", "all"])))]
+    ///   backchannel suspend 3f2a9c1e --red-line 4b7e21aa --until +72h --yes "Paused for the ceasefire talks."
+    #[command(verbatim_doc_comment, group(ArgGroup::new("which").required(true).args(["assurance", "all", "red_line"])))]
     Suspend {
         /// Channel id, or a unique prefix of it (6 hex digits or more).
         channel: String,
@@ -326,6 +389,10 @@ pub enum CommitCommand {
         /// Every assurance of yours in the channel, at once.
         #[arg(long)]
         all: bool,
+        /// One of your red lines instead: its id, or a unique prefix of it
+        /// (body version 4).
+        #[arg(long, value_name = "RED_LINE")]
+        red_line: Option<String>,
         /// Send without asking (what changes is still printed).
         #[arg(long)]
         yes: bool,
@@ -527,6 +594,90 @@ pub enum CommitCommand {
         #[command(flatten)]
         out: SendFlags,
     },
+    /// Dispute a relation another member declared (body version 4).
+    ///
+    /// The relation stays on the board, marked as disputed by you; a
+    /// what-if with --undisputed-only leaves it out.
+    ///
+    /// Example:
+    ///
+    ///   backchannel dispute 3f2a9c1e outside:militia ally-of red "It is a proxy: it takes orders and arms from red."
+    #[command(verbatim_doc_comment)]
+    Dispute {
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
+        channel: String,
+        /// Subject.
+        subject: String,
+        /// `ally-of` or `proxy-of`.
+        #[arg(value_parser = ["ally-of", "proxy-of"])]
+        relation: String,
+        /// Object.
+        object: String,
+        /// Why, in words.
+        #[arg(default_value = "")]
+        text: String,
+        #[command(flatten)]
+        out: SendFlags,
+    },
+    /// Decide whether a proviso of an assurance was fulfilled (body version 4).
+    ///
+    /// Only the assurance's issuer (confirming) or the mediator (finding,
+    /// where it reads the channel) decides; anyone else reports an event,
+    /// which is a claim. A proviso decided not fulfilled lapses the
+    /// assurance (with --provided-any, once every proviso is).
+    ///
+    /// Example:
+    ///
+    ///   backchannel proviso 3f2a9c1e 9c1e0d5a 1 --fulfilled --event 77ab01c2 "The inspectors saw the sites empty."
+    ///   backchannel proviso 3f2a9c1e 9c1e0d5a 1 --failed "The missiles were still there on the 30th."
+    #[command(verbatim_doc_comment, group(ArgGroup::new("verdict").required(true).args(["fulfilled", "failed"])))]
+    Proviso {
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
+        channel: String,
+        /// The assurance: its id, or a unique prefix of it.
+        assurance: String,
+        /// Which proviso, from 1 (as `show` lists them).
+        number: u32,
+        /// Reasons.
+        text: String,
+        /// It was done.
+        #[arg(long)]
+        fulfilled: bool,
+        /// It was not done by its time.
+        #[arg(long)]
+        failed: bool,
+        /// The event report it rests on (id or unique prefix).
+        #[arg(long)]
+        event: Option<String>,
+        #[command(flatten)]
+        out: SendFlags,
+    },
+    /// Guarantee another's assurance: undertake to act if it is breached (body version 4).
+    ///
+    /// Example:
+    ///
+    ///   backchannel guarantee 3f2a9c1e 9c1e0d5a "Should Blue strike first, we will impose sanctions on it." \
+    ///     --then SANCTION --then-against blue
+    #[command(verbatim_doc_comment)]
+    Guarantee {
+        /// Channel id, or a unique prefix of it (6 hex digits or more).
+        channel: String,
+        /// The assurance guaranteed: its id, or a unique prefix of it.
+        assurance: String,
+        /// The human wording of your undertaking.
+        wording: String,
+        /// What you will do on a breach (PLOVER type).
+        #[arg(long = "then", value_name = "TYPE", value_parser = kind)]
+        response: EventType,
+        /// Its mode (repeat).
+        #[arg(long = "then-mode")]
+        response_modes: Vec<String>,
+        /// Against whom.
+        #[arg(long = "then-against", value_name = "ACTOR")]
+        response_target: Option<String>,
+        #[command(flatten)]
+        out: SendFlags,
+    },
     /// Show a message or commitment: every typed term, its state and what followed.
     ///
     /// For an assurance: conditions with their scopes, authority, formality,
@@ -574,6 +725,7 @@ pub enum CommitCommand {
     ///   backchannel whatif --all-channels --actor outside:green --action ASSAULT --target red
     ///   backchannel whatif 3f2a9c1e --actor militia --action ASSAULT --target blue --then "red ASSAULT blue @+2h"
     ///   backchannel whatif 3f2a9c1e --from-report 77ab01c2 --then "blue ASSAULT/aerial militia"
+    ///   backchannel whatif 3f2a9c1e --actor militia --action ASSAULT --target blue --undisputed-only
     #[command(verbatim_doc_comment)]
     Whatif {
         /// Channel id, or a unique prefix of it (or --all-channels).
@@ -611,7 +763,76 @@ pub enum CommitCommand {
         /// Print a Graphviz DOT graph.
         #[arg(long)]
         dot: bool,
+        /// Use only the relations no member disputes.
+        #[arg(long)]
+        undisputed_only: bool,
+        /// Where the first event happens: latitude, degrees (a red line
+        /// limited to a place fires only on an event there).
+        #[arg(long, allow_negative_numbers = true, requires = "lon")]
+        lat: Option<f64>,
+        /// Longitude, degrees.
+        #[arg(long, allow_negative_numbers = true, requires = "lat")]
+        lon: Option<f64>,
+        /// GeoNames id of the place.
+        #[arg(long)]
+        geonames: Option<u64>,
+        /// Radius of the place, metres.
+        #[arg(long, default_value_t = 1000)]
+        radius_m: u32,
     },
+}
+
+/// `--provided "red RETREAT/withdraw @2026-12-01T00:00Z"`: who must do
+/// what (against whom) by when; names are resolved when sent.
+fn proviso(spec: &str) -> anyhow::Result<Proviso> {
+    let usage = "write \"ACTOR TYPE[/MODE+MODE] [TARGET] @TIME\", e.g. \"red RETREAT/withdraw @+30d\"";
+    let (who, action, at) = event_words(spec).map_err(|e| anyhow::anyhow!("--provided {spec:?}: {e}; {usage}"))?;
+    let by_ms = at.ok_or_else(|| anyhow::anyhow!("--provided {spec:?}: say by when, {usage}"))?;
+    check_modes(action.kind, &action.modes).map_err(|e| anyhow::anyhow!("--provided {spec:?}: {e}"))?;
+    Ok(Proviso {
+        actor: actor(who),
+        action: Action {
+            target: action.target.as_ref().map(|t| actor(t.name())),
+            ..action
+        },
+        by_ms,
+    })
+}
+
+/// "ACTOR TYPE[/MODE+MODE] [TARGET] [@TIME]" in words: the actor as
+/// written, the action (target as written, a member until resolved), and
+/// the time if given.
+fn event_words(spec: &str) -> Result<(&str, Action, Option<i64>), String> {
+    let mut words: Vec<&str> = spec.split_whitespace().collect();
+    let at_ms = match words.last().and_then(|w| w.strip_prefix('@')) {
+        Some(t) => {
+            let t = crate::time::parse_time(t).map_err(|e| e.to_string())?;
+            words.pop();
+            Some(t)
+        }
+        None => None,
+    };
+    let (who, what, target) = match words.as_slice() {
+        [who, what] => (*who, *what, None),
+        [who, what, target] => (*who, *what, Some(*target)),
+        _ => return Err("not an event".into()),
+    };
+    let (kind_name, modes) = what.split_once('/').unwrap_or((what, ""));
+    let kind = kind(kind_name)?;
+    let modes: Vec<String> = modes
+        .split('+')
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok((
+        who,
+        Action {
+            kind,
+            modes,
+            target: target.map(|t| Actor::Member(t.to_string())),
+        },
+        at_ms,
+    ))
 }
 
 /// `--then "outside:usa ASSAULT/aerial red @+2h"`: who, what (modes after
@@ -622,36 +843,18 @@ fn event_spec(
     refused: &dyn Fn(ActorError) -> anyhow::Error,
 ) -> anyhow::Result<Hypothesis> {
     let usage = "write \"ACTOR TYPE[/MODE+MODE] [TARGET] [@TIME]\", e.g. \"outside:usa ASSAULT/aerial red @+2h\"";
-    let mut words: Vec<&str> = spec.split_whitespace().collect();
-    let at_ms = match words.last().and_then(|w| w.strip_prefix('@')) {
-        Some(t) => {
-            let t =
-                crate::time::parse_time(t).map_err(|e| anyhow::anyhow!("--then {spec:?}: {e}"))?;
-            words.pop();
-            Some(t)
-        }
-        None => None,
-    };
-    let (who, what, target) = match words.as_slice() {
-        [who, what] => (*who, *what, None),
-        [who, what, target] => (*who, *what, Some(*target)),
-        _ => bail!("--then {spec:?}: {usage}"),
-    };
-    let (kind_name, modes) = what.split_once('/').unwrap_or((what, ""));
-    let kind = kind(kind_name).map_err(|e| anyhow::anyhow!("--then {spec:?}: {e}"))?;
-    let modes: Vec<String> = modes
-        .split('+')
-        .filter(|m| !m.is_empty())
-        .map(str::to_string)
-        .collect();
-    check_modes(kind, &modes).map_err(refused)?;
+    let (who, action, at_ms) =
+        event_words(spec).map_err(|e| anyhow::anyhow!("--then {spec:?}: {e}; {usage}"))?;
+    check_modes(action.kind, &action.modes).map_err(refused)?;
+    let target = action
+        .target
+        .as_ref()
+        .map(|t| ns.resolve(t.name()))
+        .transpose()
+        .map_err(refused)?;
     let mut h = Hypothesis::new(
         ns.resolve(who).map_err(refused)?,
-        Action {
-            kind,
-            modes,
-            target: target.map(|t| ns.resolve(t)).transpose().map_err(refused)?,
-        },
+        Action { target, ..action },
     );
     h.at_ms = at_ms;
     Ok(h)
@@ -722,6 +925,11 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             at,
             json,
             dot,
+            undisputed_only,
+            lat,
+            lon,
+            geonames,
+            radius_m,
         } => {
             let client = store::open_reader(store_path)?;
             let id = channel
@@ -741,7 +949,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             let refused = |e| store::explain_actor(e, scope, false);
             if let (Some(actor), Some(kind)) = (&actor, action) {
                 check_modes(kind, &modes).map_err(refused)?;
-                events.push(Hypothesis::new(
+                let mut h = Hypothesis::new(
                     ns.resolve(actor).map_err(refused)?,
                     Action {
                         kind,
@@ -752,7 +960,9 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                             .transpose()
                             .map_err(refused)?,
                     },
-                ));
+                );
+                h.place = place(lat, lon, geonames, radius_m)?;
+                events.push(h);
             }
             for spec in &then {
                 events.push(event_spec(spec, &ns, &refused)?);
@@ -761,9 +971,10 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
                 bail!("say what happens: --actor ACTOR --action TYPE [--target ACTOR], or --from-report EVENT");
             }
             let at = backchannel_protocol::Timestamp(at);
+            let options = Options { undisputed_only };
             let cascade = match one {
-                Some(id) => client.what_if(id, at, &events)?,
-                None => client.what_if_all(at, &events)?,
+                Some(id) => client.what_if(id, at, &events, options)?,
+                None => client.what_if_all(at, &events, options)?,
             };
             if json {
                 return render::json(&cascade);
@@ -786,43 +997,67 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             trigger_modes,
             by,
             against,
+            by_allies,
+            by_proxies,
+            against_allies,
+            against_proxies,
+            from,
+            until,
+            lat,
+            lon,
+            geonames,
+            radius_m,
             response,
             response_modes,
             response_target,
             out,
-        } => (
-            channel,
-            Structured::RedLine(RedLine {
-                trigger_actor: by.as_deref().map(actor),
-                trigger: Action {
+        } => {
+            let scope = Scope {
+                attacker_allies: by_allies,
+                attacker_proxies: by_proxies,
+                attacked_allies: against_allies,
+                attacked_proxies: against_proxies,
+            };
+            let several = against.len() > 1;
+            let mut r = RedLine::new(
+                by.as_deref().map(actor),
+                Action {
                     kind: trigger,
                     modes: trigger_modes,
-                    target: against.as_deref().map(actor),
+                    target: against.first().filter(|_| !several).map(|a| actor(a)),
                 },
-                response: Action {
+                Action {
                     kind: response,
                     modes: response_modes,
                     target: response_target.as_deref().map(actor),
                 },
                 wording,
-            }),
-            out,
-        ),
+            );
+            r.targets = several.then(|| against.iter().map(|a| actor(a)).collect());
+            r.scope = (scope != Scope::default()).then_some(scope);
+            r.valid_from_ms = from;
+            r.valid_until_ms = until;
+            r.place = place(lat, lon, geonames, radius_m)?;
+            (channel, Structured::RedLine(r), out)
+        }
         CommitCommand::Revoke {
             channel,
             text,
             assurance,
             all: _,
+            red_line,
             yes,
             effective,
             out,
         } => {
             let change = Change::Revoke(effective);
-            deliberate(store_path, &channel, assurance.as_deref(), change, yes, out)?;
+            let named = Named::of(assurance.as_deref(), red_line.as_deref());
+            let (assurance, red_line) = deliberate(store_path, &channel, named, change, yes, out)?;
             (
                 channel,
                 Structured::Revoke {
                     assurance,
+                    red_line,
                     effective_ms: effective,
                     text,
                 },
@@ -834,17 +1069,20 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             text,
             assurance,
             all: _,
+            red_line,
             yes,
             from,
             until,
             out,
         } => {
             let change = Change::Suspend { from, until };
-            deliberate(store_path, &channel, assurance.as_deref(), change, yes, out)?;
+            let named = Named::of(assurance.as_deref(), red_line.as_deref());
+            let (assurance, red_line) = deliberate(store_path, &channel, named, change, yes, out)?;
             (
                 channel,
                 Structured::Suspend {
                     assurance,
+                    red_line,
                     from_ms: from,
                     until_ms: until,
                     text,
@@ -980,6 +1218,73 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             },
             out,
         ),
+        CommitCommand::Dispute {
+            channel,
+            subject,
+            relation,
+            object,
+            text,
+            out,
+        } => (
+            channel,
+            Structured::Dispute {
+                subject: actor(&subject),
+                relation: if relation == "ally-of" {
+                    RelationKind::AllyOf
+                } else {
+                    RelationKind::ProxyOf
+                },
+                object: actor(&object),
+                text,
+            },
+            out,
+        ),
+        CommitCommand::Proviso {
+            channel,
+            assurance,
+            number,
+            text,
+            fulfilled,
+            failed: _,
+            event,
+            out,
+        } => {
+            if number == 0 {
+                bail!("provisos are numbered from 1, as `backchannel show` lists them");
+            }
+            (
+                channel,
+                Structured::Fulfilment {
+                    assurance,
+                    proviso: number - 1,
+                    fulfilled,
+                    event,
+                    text,
+                },
+                out,
+            )
+        }
+        CommitCommand::Guarantee {
+            channel,
+            assurance,
+            wording,
+            response,
+            response_modes,
+            response_target,
+            out,
+        } => (
+            channel,
+            Structured::Guarantee {
+                assurance,
+                response: Action {
+                    kind: response,
+                    modes: response_modes,
+                    target: response_target.as_deref().map(actor),
+                },
+                wording,
+            },
+            out,
+        ),
     };
     let work = Work::Structured {
         channel,
@@ -1002,36 +1307,74 @@ enum Change {
     Suspend { from: i64, until: Option<i64> },
 }
 
-/// Irreversible acts are deliberate: prints which of your assurances
-/// `change` will touch (`assurance`, or all of them), then asks on a
-/// terminal. Refuses, having sent nothing, without `--yes` or a terminal's
-/// yes. A dry run only prints.
+/// What a revocation or suspension names.
+#[derive(Clone, Copy)]
+enum Named<'a> {
+    Assurance(&'a str),
+    All,
+    RedLine(&'a str),
+}
+
+impl<'a> Named<'a> {
+    fn of(assurance: Option<&'a str>, red_line: Option<&'a str>) -> Named<'a> {
+        match (assurance, red_line) {
+            (_, Some(r)) => Named::RedLine(r),
+            (Some(a), None) => Named::Assurance(a),
+            (None, None) => Named::All,
+        }
+    }
+}
+
+/// Irreversible acts are deliberate: prints which of your commitments
+/// `change` will touch (one assurance, all of them, or one red line), then
+/// asks on a terminal. Refuses, having sent nothing, without `--yes` or a
+/// terminal's yes. A dry run only prints. Returns the whole ids to send.
 fn deliberate(
     store_path: &Path,
     channel: &str,
-    assurance: Option<&str>,
+    named: Named<'_>,
     change: Change,
     yes: bool,
     out: SendFlags,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Option<String>, Option<String>)> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
     let client = store::open_reader(store_path)?;
     let id = client.resolve_channel(channel)?;
     let board = client.board(id, backchannel_client::now())?;
     let me = client.me().to_string();
-    let target = assurance
-        .map(|a| client.resolve_message(Some(id), a).map_err(store::explain))
-        .transpose()?
-        .map(|(_, m)| m.to_hex());
-    let touched: Vec<_> = board
-        .assurances
-        .iter()
-        .filter(|a| a.issuer == me)
-        .filter(|a| target.as_ref().is_none_or(|t| *t == a.id))
-        .filter(|a| {
-            target.is_some() || !matches!(a.state, State::Revoked | State::Expired | State::Lapsed)
-        })
-        .collect();
+    let whole = |p: &str| {
+        client
+            .resolve_message(Some(id), p)
+            .map_err(store::explain)
+            .map(|(_, m)| m.to_hex())
+    };
+    let (target, line) = match named {
+        Named::Assurance(a) => (Some(whole(a)?), None),
+        Named::RedLine(r) => (None, Some(whole(r)?)),
+        Named::All => (None, None),
+    };
+    let touched: Vec<(String, State, String)> = match &line {
+        Some(l) => {
+            let Some(v) = board.red_lines.iter().find(|r| r.id == *l) else {
+                bail!("{} is not a red line in this channel: --red-line names one of your red lines; nothing was sent", &l[..8]);
+            };
+            if v.issuer != me {
+                bail!("{} is {}'s red line: only its issuer can revoke or suspend it; nothing was sent", &l[..8], v.issuer);
+            }
+            vec![(v.id.clone(), v.state, v.red_line.wording.clone())]
+        }
+        None => board
+            .assurances
+            .iter()
+            .filter(|a| a.issuer == me)
+            .filter(|a| target.as_ref().is_none_or(|t| *t == a.id))
+            .filter(|a| {
+                target.is_some()
+                    || !matches!(a.state, State::Revoked | State::Expired | State::Lapsed)
+            })
+            .map(|a| (a.id.clone(), a.state, a.wording.clone()))
+            .collect(),
+    };
     let (verb, when) = match change {
         Change::Revoke(at) => ("revoke", format!("effective {}", crate::time::show(at))),
         Change::Suspend { from, until } => (
@@ -1047,7 +1390,7 @@ fn deliberate(
         .as_ref()
         .and_then(|t| board.red_lines.iter().find(|r| r.id == *t))
     {
-        bail!("{} is a red line, not an assurance: only assurances can be revoked or suspended in this version; nothing was sent", &line.id[..8]);
+        bail!("{} is a red line, not an assurance: name it with --red-line; nothing was sent", &line.id[..8]);
     }
     if touched.is_empty() {
         match target {
@@ -1055,22 +1398,27 @@ fn deliberate(
             None => bail!("you have no assurance in force in this channel: nothing to {verb}; nothing was sent"),
         }
     }
+    let what = if line.is_some() {
+        "red line"
+    } else {
+        "of your assurances"
+    };
     let mut said = format!(
-        "This will {verb} {} of your assurances in channel {}, {when}:\n",
+        "This will {verb} {} {what} in channel {}, {when}:\n",
         touched.len(),
         &id.to_hex()[..8]
     );
-    for a in &touched {
+    for (a, state, wording) in &touched {
         said.push_str(&format!(
             "  {} ({}) \"{}\"\n",
-            &a.id[..8],
-            render::state(a.state),
-            backchannel_protocol::commitments::terms::first_words(&a.wording, 12)
+            &a[..8],
+            render::state(*state),
+            backchannel_protocol::commitments::terms::first_words(wording, 12)
         ));
     }
     eprint!("{said}");
     if out.dry.dry_run || yes {
-        return Ok(());
+        return Ok((target, line));
     }
     if !std::io::stdin().is_terminal() {
         bail!("not confirmed: to {verb} without a terminal, pass --yes; nothing was sent");
@@ -1082,5 +1430,5 @@ fn deliberate(
     if !matches!(answer.trim(), "yes" | "y") {
         bail!("not confirmed: nothing was sent");
     }
-    Ok(())
+    Ok((target, line))
 }

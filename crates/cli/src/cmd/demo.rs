@@ -577,6 +577,9 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
                 attacked_first_by: Actor::Member(to.into()),
                 scope: Scope::default(),
             }],
+            unless_combine: None,
+            provided: None,
+            provided_combine: None,
             reservation: String::new(),
             valid_from_ms: 0,
             valid_until_ms: None,
@@ -658,6 +661,11 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
                 target: Some(Actor::Outside("green".into())),
             },
             wording: RED_LINE.into(),
+            targets: None,
+            scope: None,
+            valid_from_ms: None,
+            valid_until_ms: None,
+            place: None,
         }),
         None,
     )
@@ -708,6 +716,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
                 target: Some(Actor::Member("red".into())),
             },
         )],
+        Default::default(),
     )?;
     say!(
         n,

@@ -748,8 +748,9 @@ impl Client {
         channel: ChannelId,
         at: Timestamp,
         events: &[Hypothesis],
+        options: backchannel_protocol::commitments::whatif::Options,
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
-        self.what_if_in(&[channel], at, events)
+        self.what_if_in(&[channel], at, events, options)
     }
 
     /// Runs hypothetical events through the commitments of every channel
@@ -758,9 +759,10 @@ impl Client {
         &self,
         at: Timestamp,
         events: &[Hypothesis],
+        options: backchannel_protocol::commitments::whatif::Options,
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         let channels: Vec<ChannelId> = self.member.channels().keys().copied().collect();
-        let mut cascade = self.what_if_in(&channels, at, events)?;
+        let mut cascade = self.what_if_in(&channels, at, events, options)?;
         cascade.warnings.extend(self.actor_collision_notes()?);
         Ok(cascade)
     }
@@ -792,6 +794,7 @@ impl Client {
         channels: &[ChannelId],
         at: Timestamp,
         events: &[Hypothesis],
+        options: backchannel_protocol::commitments::whatif::Options,
     ) -> Result<backchannel_protocol::commitments::whatif::Cascade, ClientError> {
         use backchannel_protocol::commitments::whatif::{self, ChannelInput};
         let inputs = channels
@@ -807,9 +810,13 @@ impl Client {
             })
             .collect();
         let aliases = self.actor_aliases()?;
-        Ok(whatif::what_if(&views, at, events, &|c, a| {
-            aliases.canonical(c, a)
-        }))
+        Ok(whatif::what_if(
+            &views,
+            at,
+            events,
+            &|c, a| aliases.canonical(c, a),
+            options,
+        ))
     }
 
     /// The channel's transcript as the fold reads it, and its roster

@@ -52,10 +52,14 @@ impl Client {
             .filter(|x| match structured_of(&x.payload) {
                 Some(s) if s.references().contains(&hex.as_str()) => true,
                 Some(Structured::Revoke {
-                    assurance: None, ..
+                    assurance: None,
+                    red_line: None,
+                    ..
                 })
                 | Some(Structured::Suspend {
-                    assurance: None, ..
+                    assurance: None,
+                    red_line: None,
+                    ..
                 }) => {
                     matches!(body, Some(Structured::Assurance(_)))
                         && x.payload.header().sender == *issuer

@@ -55,6 +55,11 @@ pub enum Rule {
     /// The act names a message of another kind than it acts on (a red
     /// line where an assurance is meant, a text where an allegation is).
     WrongKind,
+    /// Only the issuer (confirming) or the mediator (finding, where it
+    /// reads) decides whether a proviso was fulfilled.
+    ProvisoDecided,
+    /// A guarantee is a third party's: the issuer cannot guarantee itself.
+    GuarantorIsThirdParty,
 }
 
 impl Rule {
@@ -68,6 +73,8 @@ impl Rule {
             Rule::AccusedReplies => "accused_replies",
             Rule::MediatorConveys => "mediator_conveys",
             Rule::WrongKind => "wrong_kind",
+            Rule::ProvisoDecided => "proviso_decided",
+            Rule::GuarantorIsThirdParty => "guarantor_is_third_party",
         }
     }
 
@@ -83,6 +90,12 @@ impl Rule {
             Rule::AccusedReplies => "only the issuer of the assurance answers an allegation against it",
             Rule::MediatorConveys => "only the mediator conveys a message in its own words",
             Rule::WrongKind => "an act must name a message of the kind it acts on",
+            Rule::ProvisoDecided => {
+                "only the issuer of an assurance (confirming) or the mediator (finding, where it reads) decides whether a proviso was fulfilled; another member's report is a claim"
+            }
+            Rule::GuarantorIsThirdParty => {
+                "a guarantee is a third party's undertaking: the issuer of an assurance cannot guarantee it"
+            }
         }
     }
 }
@@ -193,6 +206,8 @@ fn act_words(s: &Structured) -> &'static str {
         Structured::Conveyed { .. } => "a conveyed message",
         Structured::Allegation { .. } => "an allegation",
         Structured::Assurance(_) => "a reciprocal assurance",
+        Structured::Fulfilment { .. } => "a decision on a proviso",
+        Structured::Guarantee { .. } => "a guarantee",
         _ => "an act",
     }
 }
@@ -248,7 +263,81 @@ pub fn check<'a>(
             _ => Ok(()),
         }
     };
+    // The red line an act names: wrong kind, or its issuer.
+    let red_line = |id: &str| -> Result<Option<&'a Handle>, Refusal> {
+        match lookup(id) {
+            Named::Structured {
+                sender,
+                body: Structured::RedLine(_),
+            } => Ok(Some(sender)),
+            Named::Structured { body, .. } => Err(refuse(
+                Rule::WrongKind,
+                Some(id),
+                Some(format!("{} is {}, not a red line", short(id), kind_words(body))),
+            )),
+            Named::Other { stub: false, .. } => Err(refuse(
+                Rule::WrongKind,
+                Some(id),
+                Some(format!("{} is not a red line", short(id))),
+            )),
+            Named::Other { sender, stub: true } => Ok(Some(sender)),
+            Named::Unknown => Ok(None),
+        }
+    };
     match body {
+        Structured::Revoke {
+            red_line: Some(r), ..
+        }
+        | Structured::Suspend {
+            red_line: Some(r), ..
+        } => match red_line(r)? {
+            Some(issuer) if issuer != sender.handle => Err(refuse(
+                Rule::IssuerRevokes,
+                Some(r),
+                Some(format!("its issuer is {issuer}")),
+            )),
+            _ => Ok(()),
+        },
+        Structured::Fulfilment {
+            assurance: a,
+            proviso,
+            ..
+        } => {
+            let issuer = assurance(a)?;
+            let finds = is_mediator
+                && sender.mediator_reads
+                && !matches!(lookup(a), Named::Other { stub: true, .. });
+            if issuer.is_some_and(|i| i != sender.handle) && !finds {
+                return Err(refuse(
+                    Rule::ProvisoDecided,
+                    Some(a),
+                    Some(format!("its issuer is {}", issuer.map_or("", |i| i.as_str()))),
+                ));
+            }
+            if let Named::Structured {
+                body: Structured::Assurance(x),
+                ..
+            } = lookup(a)
+            {
+                let n = x.provided.as_ref().map_or(0, Vec::len);
+                if *proviso as usize >= n {
+                    return Err(refuse(
+                        Rule::WrongKind,
+                        Some(a),
+                        Some(format!("{} has {n} provisos, not a proviso {}", short(a), proviso + 1)),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Structured::Guarantee { assurance: a, .. } => match assurance(a)? {
+            Some(issuer) if issuer == sender.handle => Err(refuse(
+                Rule::GuarantorIsThirdParty,
+                Some(a),
+                Some(format!("{issuer} issued it")),
+            )),
+            _ => Ok(()),
+        },
         Structured::Finding {
             assurance: a,
             allegation,
@@ -367,6 +456,9 @@ pub fn kind_words(s: &Structured) -> &'static str {
         Structured::Finding { .. } => "a finding",
         Structured::Note { .. } => "a note",
         Structured::RedLine(_) => "a red line",
+        Structured::Dispute { .. } => "a disputed relation",
+        Structured::Fulfilment { .. } => "a proviso's fulfilment",
+        Structured::Guarantee { .. } => "a guarantee",
         Structured::Relate { .. } => "a declared relation",
         Structured::Reply { .. } => "a reply",
         Structured::Request { .. } => "a request for explanation",

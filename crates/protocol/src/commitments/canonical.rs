@@ -51,6 +51,12 @@ impl StructuredBody {
                 field: "structured",
             });
         }
+        if version < value.min_version() {
+            return Err(DecodeError::Invalid {
+                field: "structured",
+                reason: "terms of a later body version",
+            });
+        }
         Ok(StructuredBody {
             value,
             json: json.to_vec(),
@@ -173,6 +179,7 @@ mod tests {
     fn nulls_are_left_out_and_absent_options_read_as_none() {
         let s = Structured::Revoke {
             assurance: None,
+            red_line: None,
             effective_ms: 5,
             text: String::new(),
         };

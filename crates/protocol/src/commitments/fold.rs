@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::authority::{self, Roster};
 pub use super::readings::Reading;
 use super::readings::{canonical, contradicts, meets, struck_first};
+use super::provisos::{self, ProvisoView};
 use super::structured::{
-    Action, Actor, Assurance, LapseCondition, RedLine, RelationKind, Structured,
+    Action, Actor, Assurance, Combine, LapseCondition, RedLine, RelationKind, Structured,
 };
 use crate::ids::{Handle, MessageId, Timestamp};
 use crate::payload::{Body, Payload};
@@ -35,6 +36,8 @@ pub struct Declared {
     pub object: Actor,
     /// Who declared it.
     pub by: String,
+    /// Who disputes it (members who sent a `dispute` of it).
+    pub disputed_by: Vec<String>,
 }
 
 /// The main state of an assurance.
@@ -154,6 +157,23 @@ pub struct AssuranceView {
     pub answered: Vec<String>,
     /// Findings made, hex.
     pub findings: Vec<String>,
+    /// Its provisos, each decided or not.
+    pub provisos: Vec<ProvisoView>,
+    /// Third parties' guarantees of it.
+    pub guarantees: Vec<GuaranteeView>,
+}
+
+/// A third party's undertaking to act if an assurance is breached.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuaranteeView {
+    /// The guarantee, hex.
+    pub id: String,
+    /// The guarantor.
+    pub guarantor: String,
+    /// What it will do on a breach.
+    pub response: Action,
+    /// Its wording.
+    pub wording: String,
 }
 
 /// One red line on the board.
@@ -167,6 +187,12 @@ pub struct RedLineView {
     pub issuer: String,
     /// The red line.
     pub red_line: RedLine,
+    /// In force, not yet valid (`proposed`), expired, revoked, suspended.
+    pub state: State,
+    /// Since when, if known.
+    pub since_ms: Option<i64>,
+    /// Revocations and suspensions still to take effect or to end.
+    pub schedule: Vec<Scheduled>,
 }
 
 /// Something awaiting an answer.
@@ -180,7 +206,8 @@ pub struct Awaiting {
     pub due_ms: i64,
     /// True if past due at the evaluation time.
     pub overdue: bool,
-    /// Kind: `allegation` or `request`.
+    /// Kind: `allegation`, `request` or `proviso` (a decision on an
+    /// assurance's proviso whose time passed).
     pub kind: &'static str,
 }
 
@@ -205,13 +232,13 @@ pub struct Board {
     pub unauthorized: Vec<authority::Ignored>,
 }
 
-struct Msg<'a> {
-    id: MessageId,
+pub(crate) struct Msg<'a> {
+    pub(crate) id: MessageId,
     /// Its place in its sender's chain (epoch, seq).
     place: (u32, u64),
-    sender: Handle,
-    sent_at: i64,
-    body: Option<&'a Structured>,
+    pub(crate) sender: Handle,
+    pub(crate) sent_at: i64,
+    pub(crate) body: Option<&'a Structured>,
 }
 
 /// Folds a transcript (in any order consistent per sender: the result does
@@ -282,12 +309,14 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 relation: *relation,
                 object: canon(object),
                 by: m.sender.to_string(),
+                disputed_by: Vec::new(),
             }),
             _ => None,
         })
         .collect();
     relations.sort();
     relations.dedup();
+    disputes(&mut relations, &msgs, &canon, at.0);
     // Reported events in the order they happened (window start, then as
     // sent): "first" is judged against the events before each.
     let mut reported: Vec<(&Msg<'_>, i64, Actor, Action)> = msgs
@@ -349,6 +378,7 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 Some(Structured::Revoke {
                     assurance,
                     effective_ms,
+                    red_line: None,
                     ..
                 }) if targets(x, assurance) => Some((*effective_ms).max(x.sent_at)),
                 _ => None,
@@ -371,11 +401,17 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 _ => None,
             })
             .min();
+        let provisos = provisos::provisos(&id, a, m.sent_at, &msgs, &reported, &canon, at.0);
+        let lapsed = match (lapsed, provisos::failed_at(a, &provisos, &msgs)) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
         let suspended = msgs.iter().filter(by_issuer).find_map(|x| match x.body {
             Some(Structured::Suspend {
                 assurance,
                 from_ms,
                 until_ms,
+                red_line: None,
                 ..
             }) if targets(x, assurance) => {
                 let from = (*from_ms).max(x.sent_at);
@@ -391,6 +427,7 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                     assurance,
                     effective_ms,
                     text,
+                    red_line: None,
                 }) if targets(x, assurance) => {
                     let from = (*effective_ms).max(x.sent_at);
                     (from > at.0).then(|| Scheduled {
@@ -406,6 +443,7 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                     from_ms,
                     until_ms,
                     text,
+                    red_line: None,
                 }) if targets(x, assurance) => {
                     let from = (*from_ms).max(x.sent_at);
                     // Yet to start, or in force with an end still to come.
@@ -493,6 +531,12 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 });
             }
         }
+        // Conditions that must all be met lapse it only once each is.
+        if a.unless_combine == Some(Combine::All)
+            && !(0..unless.len()).all(|ci| lapse_claims.iter().any(|c| c.condition == ci))
+        {
+            lapse_claims.clear();
+        }
         let allegations: Vec<&Msg<'_>> = msgs
             .iter()
             .filter(|x| x.sent_at <= at.0 && matches!(x.body, Some(Structured::Allegation { assurance, .. }) if *assurance == id))
@@ -573,6 +617,8 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
             schedule,
             allegations: allegations.iter().map(|x| x.id.to_hex()).collect(),
             answered,
+            provisos,
+            guarantees: guarantees(&id, &msgs, at.0),
             findings: msgs
                 .iter()
                 .filter(|x| x.sent_at <= at.0 && matches!(x.body, Some(Structured::Finding { assurance, .. }) if *assurance == id))
@@ -584,16 +630,38 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
         .iter()
         .filter(|m| m.sent_at <= at.0)
         .filter_map(|m| match m.body {
-            Some(Structured::RedLine(r)) => Some(RedLineView {
-                id: m.id.to_hex(),
-                sent_at_ms: m.sent_at,
-                issuer: m.sender.to_string(),
-                red_line: r.clone(),
-            }),
+            Some(Structured::RedLine(r)) => {
+                let (state, since_ms, schedule) = provisos::red_line_state(
+                    m,
+                    (r.valid_from_ms, r.valid_until_ms),
+                    &msgs,
+                    at.0,
+                );
+                Some(RedLineView {
+                    id: m.id.to_hex(),
+                    sent_at_ms: m.sent_at,
+                    issuer: m.sender.to_string(),
+                    red_line: r.clone(),
+                    state,
+                    since_ms,
+                    schedule,
+                })
+            }
             _ => None,
         })
         .collect();
     let mut awaiting = Vec::new();
+    for a in &assurances {
+        for p in a.provisos.iter().filter(|p| p.overdue) {
+            awaiting.push(Awaiting {
+                id: a.id.clone(),
+                from: format!("the mediator or {}", a.issuer),
+                due_ms: p.proviso.by_ms,
+                overdue: true,
+                kind: "proviso",
+            });
+        }
+    }
     for m in msgs.iter().filter(|m| m.sent_at <= at.0) {
         match m.body {
             Some(Structured::Allegation {
@@ -660,6 +728,50 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
             .count(),
         unauthorized,
     }
+}
+
+/// Marks each relation disputed by a `dispute` sent by `at`.
+fn disputes(relations: &mut [Declared], msgs: &[Msg<'_>], canon: &dyn Fn(&Actor) -> Actor, at: i64) {
+    for m in msgs.iter().filter(|m| m.sent_at <= at) {
+        if let Some(Structured::Dispute {
+            subject,
+            relation,
+            object,
+            ..
+        }) = m.body
+        {
+            let (s, o) = (canon(subject), canon(object));
+            for d in relations
+                .iter_mut()
+                .filter(|d| d.relation == *relation && d.subject == s && d.object == o)
+            {
+                if !d.disputed_by.contains(&m.sender.to_string()) {
+                    d.disputed_by.push(m.sender.to_string());
+                    d.disputed_by.sort();
+                }
+            }
+        }
+    }
+}
+
+/// The guarantees of assurance `id` sent by `at`.
+fn guarantees(id: &str, msgs: &[Msg<'_>], at: i64) -> Vec<GuaranteeView> {
+    msgs.iter()
+        .filter(|m| m.sent_at <= at)
+        .filter_map(|m| match m.body {
+            Some(Structured::Guarantee {
+                assurance,
+                response,
+                wording,
+            }) if assurance == id => Some(GuaranteeView {
+                id: m.id.to_hex(),
+                guarantor: m.sender.to_string(),
+                response: response.clone(),
+                wording: wording.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The assurance body of a message, if it is one.
@@ -794,6 +906,9 @@ mod tests {
                     attacked_proxies: Some(false),
                 },
             }],
+            unless_combine: None,
+            provided: None,
+            provided_combine: None,
             reservation: String::new(),
             valid_from_ms: 1_000,
             valid_until_ms: until,
@@ -842,6 +957,7 @@ mod tests {
             3_000,
             Structured::Suspend {
                 assurance: Some(a.to_hex()),
+                red_line: None,
                 from_ms: 2_000,
                 until_ms: Some(4_000),
                 text: String::new(),
@@ -861,6 +977,7 @@ mod tests {
             5_000,
             Structured::Revoke {
                 assurance: Some(a.to_hex()),
+                red_line: None,
                 effective_ms: 5_000,
                 text: String::new(),
             },
@@ -871,6 +988,7 @@ mod tests {
             7_000,
             Structured::Revoke {
                 assurance: None,
+                red_line: None,
                 effective_ms: 8_000,
                 text: "all withdrawn".into(),
             },
@@ -886,11 +1004,13 @@ mod tests {
         for body in [
             Structured::Revoke {
                 assurance: None,
+                red_line: None,
                 effective_ms: 700,
                 text: "all withdrawn".into(),
             },
             Structured::Suspend {
                 assurance: None,
+                red_line: None,
                 from_ms: 700,
                 until_ms: None,
                 text: "all paused".into(),
@@ -1012,7 +1132,7 @@ mod tests {
             let mut t = T::new();
             let a = t.s("blue", 500, assurance(Some(9_000)));
             t.push("red", 1_200, Body::Receipt);
-            t.s("blue", 4_000, Structured::Suspend { assurance: Some(a.to_hex()), from_ms: 4_000, until_ms: Some(5_000), text: String::new() });
+            t.s("blue", 4_000, Structured::Suspend { assurance: Some(a.to_hex()), red_line: None, from_ms: 4_000, until_ms: Some(5_000), text: String::new() });
             t.s("red", 6_000, Structured::Allegation { assurance: a.to_hex(), evidence: "e".into(), reply_by_ms: 7_000 });
             t.s("mediator", 8_000, Structured::Note { text: "n".into() });
             // Per-sender queues, then interleave by the random picks.

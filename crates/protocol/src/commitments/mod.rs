@@ -7,6 +7,7 @@ pub mod authority;
 pub mod canonical;
 pub mod fold;
 pub mod plover;
+pub mod provisos;
 pub mod readings;
 pub mod structured;
 pub mod terms;

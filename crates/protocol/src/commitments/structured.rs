@@ -99,6 +99,31 @@ pub struct LapseCondition {
     pub scope: Scope,
 }
 
+/// How several conditions combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// Every one of them.
+    All,
+    /// Any one of them.
+    Any,
+}
+
+/// "Provided Y does Z by T": an act of another side the assurance depends
+/// on. Whether it was done is decided only by the mediator's finding or the
+/// issuer's confirmation (a `fulfilment`); a member's event report of it is
+/// a claim, and so is its deadline passing undecided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proviso {
+    /// Who must act.
+    pub actor: Actor,
+    /// What it must do.
+    pub action: Action,
+    /// By when (ms since the Unix epoch, UTC).
+    pub by_ms: i64,
+}
+
 /// What the issuer commits to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +145,18 @@ pub struct Assurance {
     /// Conditions under which it lapses.
     #[serde(default)]
     pub unless: Vec<LapseCondition>,
+    /// How the `unless` conditions combine (version 4): absent, any one
+    /// lapses it (the old rule); `all`, only every one of them.
+    #[serde(default)]
+    pub unless_combine: Option<Combine>,
+    /// What the other side must do for it to hold (version 4): "provided
+    /// red withdraws by T". Only a finding or the issuer decides one.
+    #[serde(default)]
+    pub provided: Option<Vec<Proviso>>,
+    /// How the provisos combine (version 4): absent, all must be
+    /// fulfilled; `any`, one suffices.
+    #[serde(default)]
+    pub provided_combine: Option<Combine>,
     /// A reservation clause, in words.
     #[serde(default)]
     pub reservation: String,
@@ -160,6 +197,64 @@ pub struct RedLine {
     pub response: Action,
     /// The human wording.
     pub wording: String,
+    /// Several targets (version 4): an act against any of them triggers
+    /// it; `trigger.target` is then absent.
+    #[serde(default)]
+    pub targets: Option<Vec<Actor>>,
+    /// Whose acts count (version 4): the trigger actor's allies or proxies
+    /// (`attacker_*`), acts against the targets' allies or proxies
+    /// (`attacked_*`); an open question is evaluated both ways. Absent:
+    /// only the actors named.
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// From when it holds (version 4).
+    #[serde(default)]
+    pub valid_from_ms: Option<i64>,
+    /// Until when (exclusive; version 4).
+    #[serde(default)]
+    pub valid_until_ms: Option<i64>,
+    /// Where a trigger must happen (version 4).
+    #[serde(default)]
+    pub place: Option<Place>,
+}
+
+impl RedLine {
+    /// A red line with none of the version 4 terms.
+    pub fn new(
+        trigger_actor: Option<Actor>,
+        trigger: Action,
+        response: Action,
+        wording: String,
+    ) -> RedLine {
+        RedLine {
+            trigger_actor,
+            trigger,
+            response,
+            wording,
+            targets: None,
+            scope: None,
+            valid_from_ms: None,
+            valid_until_ms: None,
+            place: None,
+        }
+    }
+
+    /// The actors an act must be against, if any are named.
+    pub fn target_list(&self) -> Vec<Actor> {
+        match (&self.targets, &self.trigger.target) {
+            (Some(t), _) => t.clone(),
+            (None, Some(t)) => vec![t.clone()],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    fn uses_v4(&self) -> bool {
+        self.targets.is_some()
+            || self.scope.is_some()
+            || self.valid_from_ms.is_some()
+            || self.valid_until_ms.is_some()
+            || self.place.is_some()
+    }
 }
 
 /// A relation one member declares between actors; attributed to it.
@@ -305,6 +400,46 @@ pub enum Structured {
     },
     /// A red line.
     RedLine(RedLine),
+    /// A member disputes a relation another declared (version 4): one
+    /// calls a militia an ally, the other a proxy.
+    Dispute {
+        /// Subject.
+        subject: Actor,
+        /// Relation.
+        relation: RelationKind,
+        /// Object.
+        object: Actor,
+        /// Why, in words.
+        #[serde(default)]
+        text: String,
+    },
+    /// Whether a proviso of an assurance was fulfilled (version 4): counts
+    /// from the assurance's issuer (a confirmation) or the mediator (a
+    /// finding, where the policy lets it read).
+    Fulfilment {
+        /// The assurance.
+        assurance: String,
+        /// Which proviso (index into `provided`).
+        proviso: u32,
+        /// Done, or not done by its time.
+        fulfilled: bool,
+        /// The event report it rests on, if any.
+        #[serde(default)]
+        event: Option<String>,
+        /// Reasons.
+        #[serde(default)]
+        text: String,
+    },
+    /// A third party undertakes to act if an assurance is breached
+    /// (version 4); counts from a member other than its issuer.
+    Guarantee {
+        /// The assurance guaranteed.
+        assurance: String,
+        /// What the guarantor will do on a breach.
+        response: Action,
+        /// The human wording.
+        wording: String,
+    },
     /// A relation between actors, declared by the sender.
     Relate {
         /// Subject.
@@ -331,22 +466,30 @@ pub enum Structured {
         /// Reply due by.
         reply_by_ms: i64,
     },
-    /// Revocation of one assurance, or (absent) of all the issuer's.
+    /// Revocation of one assurance, or (absent) of all the issuer's; or,
+    /// with `red_line` (version 4), of that red line only.
     Revoke {
         /// The assurance, or none for all.
         #[serde(default)]
         assurance: Option<String>,
+        /// The red line revoked instead (version 4).
+        #[serde(default)]
+        red_line: Option<String>,
         /// From when (never before it was sent).
         effective_ms: i64,
         /// Words.
         #[serde(default)]
         text: String,
     },
-    /// Suspension of one assurance, or (absent) of all the issuer's.
+    /// Suspension of one assurance, or (absent) of all the issuer's; or,
+    /// with `red_line` (version 4), of that red line only.
     Suspend {
         /// The assurance, or none for all.
         #[serde(default)]
         assurance: Option<String>,
+        /// The red line suspended instead (version 4).
+        #[serde(default)]
+        red_line: Option<String>,
         /// From.
         from_ms: i64,
         /// Until (exclusive), or open.
@@ -374,6 +517,9 @@ impl Structured {
             Structured::Finding { .. } => "finding",
             Structured::Note { .. } => "note",
             Structured::RedLine(_) => "red_line",
+            Structured::Dispute { .. } => "dispute",
+            Structured::Fulfilment { .. } => "fulfilment",
+            Structured::Guarantee { .. } => "guarantee",
             Structured::Relate { .. } => "relate",
             Structured::Reply { .. } => "reply",
             Structured::Request { .. } => "request",
@@ -400,14 +546,28 @@ impl Structured {
             } => vec![Some(assurance.as_str()), allegation.as_deref()],
             Structured::Reply { allegation, .. } => vec![Some(allegation.as_str())],
             Structured::Request { about, .. } => vec![about.as_deref()],
-            Structured::Revoke { assurance, .. } | Structured::Suspend { assurance, .. } => {
-                vec![assurance.as_deref()]
+            Structured::Revoke {
+                assurance,
+                red_line,
+                ..
             }
+            | Structured::Suspend {
+                assurance,
+                red_line,
+                ..
+            } => {
+                vec![assurance.as_deref(), red_line.as_deref()]
+            }
+            Structured::Fulfilment {
+                assurance, event, ..
+            } => vec![Some(assurance.as_str()), event.as_deref()],
+            Structured::Guarantee { assurance, .. } => vec![Some(assurance.as_str())],
             Structured::EscrowConfirmation { .. }
             | Structured::EscrowExchange { .. }
             | Structured::Event { .. }
             | Structured::Note { .. }
             | Structured::RedLine(_)
+            | Structured::Dispute { .. }
             | Structured::Relate { .. } => vec![],
         };
         refs.into_iter().flatten().collect()
@@ -495,38 +655,69 @@ impl Structured {
             }
             Structured::Note { text } => format!("[note] {text}"),
             Structured::RedLine(r) => format!("[red line] {}", r.wording),
+            Structured::Dispute {
+                subject,
+                relation,
+                object,
+                text,
+            } => format!(
+                "[disputes that] {subject} {} {object}: {text}",
+                relation_words(*relation)
+            ),
+            Structured::Fulfilment {
+                assurance,
+                proviso,
+                fulfilled,
+                text,
+                ..
+            } => format!(
+                "[proviso {} of {} {}] {text}",
+                proviso + 1,
+                short(assurance),
+                if *fulfilled { "fulfilled" } else { "not fulfilled" }
+            ),
+            Structured::Guarantee {
+                assurance, wording, ..
+            } => format!("[guarantees {}] {wording}", short(assurance)),
             Structured::Relate {
                 subject,
                 relation,
                 object,
-            } => format!(
-                "[declares] {subject} {} {object}",
-                match relation {
-                    RelationKind::AllyOf => "is an ally of",
-                    RelationKind::ProxyOf => "is a proxy of",
-                }
-            ),
+            } => format!("[declares] {subject} {} {object}", relation_words(*relation)),
             Structured::Reply { allegation, text } => {
                 format!("[replies to {}] {text}", short(allegation))
             }
             Structured::Request { question, .. } => format!("[request for explanation] {question}"),
             Structured::Revoke {
-                assurance, text, ..
-            } => {
-                format!(
-                    "[revokes {}] {text}",
-                    assurance.as_deref().map_or("every assurance".into(), short)
-                )
-            }
+                assurance,
+                red_line,
+                text,
+                ..
+            } => format!("[revokes {}] {text}", named(assurance, red_line)),
             Structured::Suspend {
-                assurance, text, ..
-            } => {
-                format!(
-                    "[suspends {}] {text}",
-                    assurance.as_deref().map_or("every assurance".into(), short)
-                )
-            }
+                assurance,
+                red_line,
+                text,
+                ..
+            } => format!("[suspends {}] {text}", named(assurance, red_line)),
         }
+    }
+}
+
+/// "is an ally of", "is a proxy of".
+pub fn relation_words(r: RelationKind) -> &'static str {
+    match r {
+        RelationKind::AllyOf => "is an ally of",
+        RelationKind::ProxyOf => "is a proxy of",
+    }
+}
+
+/// What a revocation or suspension names, in words.
+fn named(assurance: &Option<String>, red_line: &Option<String>) -> String {
+    match (assurance, red_line) {
+        (_, Some(r)) => format!("red line {}", short(r)),
+        (Some(a), None) => short(a),
+        (None, None) => "every assurance".into(),
     }
 }
 
@@ -580,6 +771,9 @@ pub enum CommitmentError {
     /// A required text is empty.
     #[error("{0} is empty")]
     Empty(&'static str),
+    /// Terms that contradict each other.
+    #[error("{0}")]
+    Terms(&'static str),
 }
 
 fn check_action(a: &Action) -> Result<(), CommitmentError> {
@@ -612,6 +806,19 @@ fn check_ref(field: &'static str, value: &str) -> Result<(), CommitmentError> {
     }
 }
 
+fn check_named(assurance: &Option<String>, red_line: &Option<String>) -> Result<(), CommitmentError> {
+    if let Some(a) = assurance {
+        check_ref("assurance", a)?;
+    }
+    match red_line {
+        Some(_) if assurance.is_some() => Err(CommitmentError::Terms(
+            "name an assurance or a red line, not both",
+        )),
+        Some(r) => check_ref("red_line", r),
+        None => Ok(()),
+    }
+}
+
 fn check_window(from: i64, until: i64) -> Result<(), CommitmentError> {
     if until <= from {
         Err(CommitmentError::Window { from, until })
@@ -621,8 +828,34 @@ fn check_window(from: i64, until: i64) -> Result<(), CommitmentError> {
 }
 
 impl Structured {
+    /// The lowest body version that may carry this value: version 4 for
+    /// the terms an older client would fold wrongly (a revoked red line it
+    /// would keep firing) and everything else of that version, version 1
+    /// otherwise. A decoder refuses it in an earlier version.
+    pub fn min_version(&self) -> crate::payload::BodyVersion {
+        use crate::payload::BodyVersion;
+        let v4 = match self {
+            Structured::RedLine(r) => r.uses_v4(),
+            Structured::Assurance(a) => {
+                a.unless_combine.is_some() || a.provided.is_some() || a.provided_combine.is_some()
+            }
+            Structured::Revoke { red_line, .. } | Structured::Suspend { red_line, .. } => {
+                red_line.is_some()
+            }
+            Structured::Dispute { .. }
+            | Structured::Fulfilment { .. }
+            | Structured::Guarantee { .. } => true,
+            _ => false,
+        };
+        if v4 {
+            BodyVersion::V4
+        } else {
+            BodyVersion::V1
+        }
+    }
+
     /// The fields that name another message of the channel (hex ids).
-    pub const REFERENCE_FIELDS: [&'static str; 7] = [
+    pub const REFERENCE_FIELDS: [&'static str; 8] = [
         "assurance",
         "allegation",
         "original",
@@ -630,6 +863,7 @@ impl Structured {
         "about",
         "reciprocates",
         "event",
+        "red_line",
     ];
 
     /// Checks what a sender must get right before sending.
@@ -649,11 +883,51 @@ impl Structured {
                 if let Some(r) = &a.reciprocates {
                     check_ref("reciprocates", r)?;
                 }
+                for p in a.provided.iter().flatten() {
+                    check_action(&p.action)?;
+                }
+                if a.provided.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(CommitmentError::Terms(
+                        "a list of provisos is absent or not empty",
+                    ));
+                }
                 Ok(())
             }
             Structured::RedLine(r) => {
                 check_action(&r.trigger)?;
-                check_action(&r.response)
+                check_action(&r.response)?;
+                if r.targets.is_some() && r.trigger.target.is_some() {
+                    return Err(CommitmentError::Terms(
+                        "a red line names its targets in `targets` or in its trigger, not both",
+                    ));
+                }
+                if r.targets.as_ref().is_some_and(|t| t.len() < 2) {
+                    return Err(CommitmentError::Terms(
+                        "`targets` lists two or more (one goes in the trigger)",
+                    ));
+                }
+                if let (Some(f), Some(u)) = (r.valid_from_ms, r.valid_until_ms) {
+                    check_window(f, u)?;
+                }
+                Ok(())
+            }
+            Structured::Guarantee {
+                assurance,
+                response,
+                wording,
+            } => {
+                check_ref("assurance", assurance)?;
+                check_action(response)?;
+                if wording.trim().is_empty() {
+                    return Err(CommitmentError::Empty("the wording"));
+                }
+                Ok(())
+            }
+            Structured::Fulfilment {
+                assurance, event, ..
+            } => {
+                check_ref("assurance", assurance)?;
+                event.as_deref().map_or(Ok(()), |e| check_ref("event", e))
             }
             Structured::Event {
                 action,
@@ -685,11 +959,14 @@ impl Structured {
             Structured::Reply { allegation, .. } => check_ref("allegation", allegation),
             Structured::Conveyed { original, .. } => check_ref("original", original),
             Structured::Acknowledgement { of, .. } => check_ref("of", of),
-            Structured::Revoke { assurance, .. } => assurance
-                .as_deref()
-                .map_or(Ok(()), |a| check_ref("assurance", a)),
+            Structured::Revoke {
+                assurance,
+                red_line,
+                ..
+            } => check_named(assurance, red_line),
             Structured::Suspend {
                 assurance,
+                red_line,
                 from_ms,
                 until_ms,
                 ..
@@ -697,9 +974,7 @@ impl Structured {
                 if let Some(u) = until_ms {
                     check_window(*from_ms, *u)?;
                 }
-                assurance
-                    .as_deref()
-                    .map_or(Ok(()), |a| check_ref("assurance", a))
+                check_named(assurance, red_line)
             }
             Structured::Request { about, .. } => {
                 about.as_deref().map_or(Ok(()), |a| check_ref("about", a))
@@ -716,6 +991,7 @@ impl Structured {
             }
             Structured::Note { .. }
             | Structured::Relate { .. }
+            | Structured::Dispute { .. }
             | Structured::EscrowConfirmation { .. } => Ok(()),
         }
     }

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use super::structured::{short, Action, Actor, Formality, Place, RelationKind, Scope, Structured};
+use super::structured::{
+    relation_words, short, Action, Actor, Combine, Formality, Place, Scope, Structured,
+};
 use crate::ids::{Handle, Timestamp};
 
 /// One term of a commitment: what it is, and its value in words.
@@ -87,7 +89,8 @@ pub fn scope(s: &Scope) -> String {
     )
 }
 
-fn place(p: &Place) -> String {
+/// A place in words.
+pub fn place(p: &Place) -> String {
     let deg = |e6: i32| f64::from(e6) / 1e6;
     let at = match (p.lat_e6, p.lon_e6, p.geonames_id) {
         (Some(a), Some(o), Some(g)) => format!("{:.6}, {:.6} (GeoNames {g})", deg(a), deg(o)),
@@ -106,11 +109,12 @@ fn handles(hs: &[Handle]) -> String {
     hs.iter().map(Handle::as_str).collect::<Vec<_>>().join(", ")
 }
 
-fn target(assurance: Option<&str>) -> String {
-    assurance.map_or(
-        "every assurance of its issuer in this channel".into(),
-        |a| format!("assurance {}", short(a)),
-    )
+fn target(assurance: Option<&str>, red_line: Option<&str>) -> String {
+    match (assurance, red_line) {
+        (_, Some(r)) => format!("red line {}", short(r)),
+        (Some(a), None) => format!("assurance {}", short(a)),
+        (None, None) => "every assurance of its issuer in this channel".into(),
+    }
 }
 
 /// Every typed term of `s`, in words, in a fixed order.
@@ -163,6 +167,37 @@ pub fn terms(s: &Structured) -> Vec<Term> {
                         actor(&c.attacked_first_by),
                         scope(&c.scope)
                     ),
+                );
+            }
+            if a.unless.len() > 1 {
+                put(
+                    "conditions combine",
+                    match a.unless_combine {
+                        Some(Combine::All) => "all: it lapses only once every condition is met",
+                        _ => "any: one met condition lapses it",
+                    }
+                    .into(),
+                );
+            }
+            for (i, p) in a.provided.iter().flatten().enumerate() {
+                put(
+                    &format!("proviso {}", i + 1),
+                    format!(
+                        "provided {} does {} by {} (decided by the mediator's finding or the issuer's confirmation)",
+                        actor(&p.actor),
+                        action(&p.action),
+                        utc(p.by_ms)
+                    ),
+                );
+            }
+            if a.provided.as_ref().is_some_and(|p| p.len() > 1) {
+                put(
+                    "provisos combine",
+                    match a.provided_combine {
+                        Some(Combine::Any) => "any: one fulfilled proviso suffices",
+                        _ => "all: every proviso must be fulfilled",
+                    }
+                    .into(),
                 );
             }
             if !a.reservation.is_empty() {
@@ -273,8 +308,82 @@ pub fn terms(s: &Structured) -> Vec<Term> {
                     action(&r.trigger)
                 ),
             );
+            if let Some(t) = &r.targets {
+                put(
+                    "against any of",
+                    t.iter().map(actor).collect::<Vec<_>>().join(", "),
+                );
+            }
+            if let Some(sc) = &r.scope {
+                put("who counts", scope(sc));
+            }
+            if let Some(p) = &r.place {
+                put("where", place(p));
+            }
+            if r.valid_from_ms.is_some() || r.valid_until_ms.is_some() {
+                put(
+                    "validity",
+                    format!(
+                        "from {} until {}",
+                        r.valid_from_ms.map_or("when sent".into(), utc),
+                        r.valid_until_ms
+                            .map_or("revoked".into(), |u| format!("{} (exclusive)", utc(u)))
+                    ),
+                );
+            }
             put("then the issuer responds with", action(&r.response));
             put("wording", r.wording.clone());
+        }
+        Structured::Dispute {
+            subject,
+            relation,
+            object,
+            text,
+        } => {
+            put(
+                "disputes that",
+                format!(
+                    "{} {} {}",
+                    actor(subject),
+                    relation_words(*relation),
+                    actor(object)
+                ),
+            );
+            put("why", text.clone());
+        }
+        Structured::Fulfilment {
+            assurance,
+            proviso,
+            fulfilled,
+            event,
+            text,
+        } => {
+            put(
+                "decides",
+                format!("proviso {} of assurance {}", proviso + 1, short(assurance)),
+            );
+            put(
+                "fulfilled",
+                if *fulfilled {
+                    "yes"
+                } else {
+                    "no: the assurance lapses if its provisos, combined, now fail"
+                }
+                .into(),
+            );
+            if let Some(e) = event {
+                put("because of", format!("event report {}", short(e)));
+            }
+            put("reasons", text.clone());
+        }
+        Structured::Guarantee {
+            assurance,
+            response,
+            wording,
+        } => {
+            put("guarantees", format!("assurance {}", short(assurance)));
+            put("if it is breached, the guarantor will", action(response));
+            put("wording", wording.clone());
         }
         Structured::Relate {
             subject,
@@ -285,10 +394,7 @@ pub fn terms(s: &Structured) -> Vec<Term> {
             format!(
                 "{} {} {}",
                 actor(subject),
-                match relation {
-                    RelationKind::AllyOf => "is an ally of",
-                    RelationKind::ProxyOf => "is a proxy of",
-                },
+                relation_words(*relation),
                 actor(object)
             ),
         ),
@@ -309,20 +415,22 @@ pub fn terms(s: &Structured) -> Vec<Term> {
         }
         Structured::Revoke {
             assurance,
+            red_line,
             effective_ms,
             text,
         } => {
-            put("revokes", target(assurance.as_deref()));
+            put("revokes", target(assurance.as_deref(), red_line.as_deref()));
             put("effective", utc(*effective_ms));
             put("reason", text.clone());
         }
         Structured::Suspend {
             assurance,
+            red_line,
             from_ms,
             until_ms,
             text,
         } => {
-            put("suspends", target(assurance.as_deref()));
+            put("suspends", target(assurance.as_deref(), red_line.as_deref()));
             put("from", utc(*from_ms));
             put(
                 "until",
@@ -361,6 +469,9 @@ mod tests {
                     ..Scope::default()
                 },
             }],
+            unless_combine: None,
+            provided: None,
+            provided_combine: None,
             reservation: "subject to review".into(),
             valid_from_ms: 0,
             valid_until_ms: None,

@@ -24,8 +24,15 @@ use serde::Serialize;
 
 use super::authority::Roster;
 use super::fold::{fold, Declared, Entry, State};
-use super::readings::{canonical, contradicts, excluded, meets, struck_first, Reading, Readings};
-use super::structured::{Action, Actor, Assurance, RedLine, RelationKind, Structured};
+use super::provisos::{fulfils, ProvisoState, ProvisoView};
+use super::readings::{
+    canonical, contradicts, counts_as_attacker, excluded, meets, related, struck_first, Reading,
+    Readings,
+};
+use super::structured::{
+    relation_words as kind_words, Action, Actor, Assurance, Combine, LapseCondition, Place,
+    RedLine, RelationKind, Scope, Structured,
+};
 use super::terms;
 use crate::ids::{ChannelId, Timestamp};
 use crate::payload::{Body, Payload};
@@ -63,6 +70,46 @@ pub enum Effect {
         response_step: usize,
         /// Assurances the response would breach, hex.
         response_breaches: Vec<String>,
+        /// The readings of its scope under which it fires, in words.
+        reading_words: String,
+        /// True if it fires under some readings only.
+        readings_diverge: bool,
+        /// The declared relations the act went through.
+        relations: Vec<Declared>,
+    },
+    /// A breach sets off a third party's guarantee: its undertaking
+    /// follows as a step.
+    Guarantee {
+        /// The guarantee, hex.
+        guarantee: String,
+        /// Its channel, hex.
+        channel: String,
+        /// The guarantor.
+        guarantor: String,
+        /// Its wording.
+        wording: String,
+        /// The assurance breached, hex.
+        assurance: String,
+        /// The undertaking, as an event.
+        response: String,
+        /// The step it is.
+        response_step: usize,
+    },
+    /// The act would fulfil a proviso of an assurance: a claim until the
+    /// mediator finds it or the issuer confirms it.
+    Fulfils {
+        /// The assurance, hex.
+        assurance: String,
+        /// Its channel, hex.
+        channel: String,
+        /// Its issuer.
+        issuer: String,
+        /// Its wording.
+        wording: String,
+        /// Which proviso (from 1).
+        proviso: usize,
+        /// The proviso, in words.
+        proviso_words: String,
     },
     /// A condition releases an assurance's issuer, under some readings.
     Lapses {
@@ -131,6 +178,21 @@ pub enum Why {
     /// The act would meet a condition, but the issuer's wording excludes
     /// the allies or proxies it goes through.
     OutOfScope,
+    /// A red line limited to a place: the event is elsewhere, or gives no
+    /// place.
+    Elsewhere,
+    /// Conditions that must all be met: this one is, others are not yet.
+    AwaitsOtherConditions,
+    /// The act goes through a disputed relation, and the what-if uses only
+    /// undisputed ones.
+    Disputed,
+}
+
+/// How a what-if reads the transcript.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Use only relations no member disputes.
+    pub undisputed_only: bool,
 }
 
 /// Why a step set off less than it might have.
@@ -156,6 +218,8 @@ pub enum Origin {
     Reported,
     /// A red line's declared response to an earlier step.
     DeclaredResponse,
+    /// A guarantor's undertaking, set off by a breach at an earlier step.
+    Guarantee,
 }
 
 /// One event a what-if starts from; several run in sequence, each
@@ -168,6 +232,8 @@ pub struct Hypothesis {
     pub action: Action,
     /// When, if given.
     pub at_ms: Option<i64>,
+    /// Where, if given (a red line limited to a place needs it).
+    pub place: Option<Place>,
     /// The event report it is, hex: what was reported before it is its
     /// history, the rest is not.
     pub report: Option<String>,
@@ -180,6 +246,7 @@ impl Hypothesis {
             actor,
             action,
             at_ms: None,
+            place: None,
             report: None,
         }
     }
@@ -199,6 +266,7 @@ impl Hypothesis {
                         actor,
                         action,
                         from_ms,
+                        place,
                         ..
                     } => Some(Hypothesis {
                         actor: canonical(actor, |n| {
@@ -213,6 +281,7 @@ impl Hypothesis {
                             ..action.clone()
                         },
                         at_ms: Some(*from_ms),
+                        place: place.clone(),
                         report: Some(id.to_string()),
                     }),
                     _ => None,
@@ -236,6 +305,9 @@ pub struct Step {
     /// When, where one is given (the hypothetical's evaluation time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<i64>,
+    /// Where, where one is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
     /// Hypothetical or a declared response.
     pub origin: Origin,
     /// The step whose red line produced it (none for the first).
@@ -284,14 +356,86 @@ fn describe_marked(actor: &Actor, action: &Action) -> String {
     format!("{} {}", terms::actor(actor), terms::action(action))
 }
 
-fn triggers(line: &RedLine, actor: &Actor, action: &Action) -> bool {
+/// The readings of a red line's scope: its trigger actor's allies and
+/// proxies, acts against its targets' allies and proxies.
+fn line_readings(line: &RedLine) -> Readings {
+    let by = line
+        .trigger_actor
+        .clone()
+        .unwrap_or(Actor::Outside("anyone".into()));
+    Readings::of(&[LapseCondition {
+        attacked_first_by: by,
+        scope: line.scope.unwrap_or(Scope::fixed(false)),
+    }])
+}
+
+/// Under which readings `actor` doing `action` triggers `line`, and
+/// through which relations: none if the type or modes differ.
+fn triggers(
+    line: &RedLine,
+    readings: &Readings,
+    actor: &Actor,
+    action: &Action,
+    relations: &[Declared],
+) -> Option<(BTreeSet<u32>, Vec<Declared>)> {
     let t = &line.trigger;
-    line.trigger_actor.as_ref().is_none_or(|a| a == actor)
-        && t.kind == action.kind
-        && (t.modes.is_empty() || t.modes.iter().any(|m| action.modes.contains(m)))
-        && t.target
-            .as_ref()
-            .is_none_or(|x| action.target.as_ref() == Some(x))
+    if t.kind != action.kind
+        || !(t.modes.is_empty() || t.modes.iter().any(|m| action.modes.contains(m)))
+    {
+        return None;
+    }
+    let targets = line.target_list();
+    let mut masks = BTreeSet::new();
+    let mut via = Vec::new();
+    for mask in readings.masks() {
+        let r = readings.reading(mask)[0];
+        let by = match &line.trigger_actor {
+            None => Some(None),
+            Some(a) => counts_as_attacker(relations, actor, a, &r),
+        };
+        let Some(by) = by else { continue };
+        let against = if targets.is_empty() {
+            Some(None)
+        } else {
+            action.target.as_ref().and_then(|x| {
+                targets.iter().find_map(|t| {
+                    if x == t {
+                        return Some(None);
+                    }
+                    let ally = r.attacked_allies.then(|| related(relations, x, RelationKind::AllyOf, t));
+                    let proxy = r.attacked_proxies.then(|| related(relations, x, RelationKind::ProxyOf, t));
+                    ally.flatten().or(proxy.flatten()).map(|d| Some(d.clone()))
+                })
+            })
+        };
+        let Some(against) = against else { continue };
+        masks.insert(mask);
+        via.extend(by.into_iter().chain(against));
+    }
+    via.sort();
+    via.dedup();
+    (!masks.is_empty()).then_some((masks, via))
+}
+
+/// Is the event at `at` within `line`'s place? Same GeoNames id, or
+/// coordinates within both radii (great-circle distance).
+fn within(place: &Place, at: &Place) -> bool {
+    if let (Some(a), Some(b)) = (place.geonames_id, at.geonames_id) {
+        if a == b {
+            return true;
+        }
+    }
+    let (Some(la), Some(lo), Some(lb), Some(ob)) = (place.lat_e6, place.lon_e6, at.lat_e6, at.lon_e6)
+    else {
+        return false;
+    };
+    let rad = |e6: i32| (f64::from(e6) / 1e6).to_radians();
+    let (p1, p2) = (rad(la), rad(lb));
+    let dp = p2 - p1;
+    let dl = rad(ob) - rad(lo);
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    let metres = 2.0 * 6_371_000.0 * h.sqrt().min(1.0).asin();
+    metres <= f64::from(place.radius_m) + f64::from(at.radius_m)
 }
 
 /// A commitment the cascade can cite.
@@ -326,12 +470,25 @@ struct Known {
     start: i64,
     /// Reading mask -> the step where it lapsed.
     lapsed: BTreeMap<u32, usize>,
+    /// Its provisos, and the step that would fulfil each.
+    provisos: Vec<(ProvisoView, Option<usize>)>,
 }
 
 struct Line {
     cited: Cited,
     r: RedLine,
+    readings: Readings,
+    state: State,
+    since: Option<i64>,
     fired: Option<usize>,
+}
+
+/// A third party's guarantee of an assurance.
+struct Guarantee {
+    cited: Cited,
+    assurance: String,
+    response: Action,
+    acted: Option<usize>,
 }
 
 /// An act before the one judged: a step, or a reported event.
@@ -354,7 +511,11 @@ impl Before {
 struct Model {
     assurances: Vec<Known>,
     lines: Vec<Line>,
+    guarantees: Vec<Guarantee>,
+    /// The relations the what-if uses.
     relations: Vec<Declared>,
+    /// Relations left out as disputed (with `undisputed_only`).
+    disputed: Vec<Declared>,
     /// Acts before the hypothetical, in the order they happened.
     history: Vec<(Before, Option<i64>, Actor, Action)>,
     stubs: usize,
@@ -365,11 +526,14 @@ impl Model {
         channels: &[ChannelInput<'_>],
         at: Timestamp,
         aliases: &dyn Fn(ChannelId, &Actor) -> Actor,
+        undisputed_only: bool,
     ) -> Model {
         let mut m = Model {
             assurances: Vec::new(),
             lines: Vec::new(),
+            guarantees: Vec::new(),
             relations: Vec::new(),
+            disputed: Vec::new(),
             history: Vec::new(),
             stubs: 0,
         };
@@ -395,6 +559,29 @@ impl Model {
                 for c in &mut a.unless {
                     c.attacked_first_by = canon(&c.attacked_first_by);
                 }
+                let provisos = v
+                    .provisos
+                    .iter()
+                    .map(|p| {
+                        let mut p = p.clone();
+                        p.proviso.actor = canon(&p.proviso.actor);
+                        p.proviso.action = canon_action(&p.proviso.action);
+                        (p, None)
+                    })
+                    .collect();
+                for g in &v.guarantees {
+                    m.guarantees.push(Guarantee {
+                        cited: Cited {
+                            id: g.id.clone(),
+                            channel: channel.clone(),
+                            issuer: Actor::Member(g.guarantor.clone()),
+                            wording: g.wording.clone(),
+                        },
+                        assurance: v.id.clone(),
+                        response: canon_action(&g.response),
+                        acted: None,
+                    });
+                }
                 m.assurances.push(Known {
                     cited: Cited {
                         id: v.id.clone(),
@@ -408,6 +595,7 @@ impl Model {
                     state: v.state,
                     since: v.since_ms,
                     lapsed: BTreeMap::new(),
+                    provisos,
                 });
             }
             for v in &board.red_lines {
@@ -419,12 +607,19 @@ impl Model {
                         issuer: Actor::Member(v.issuer.clone()),
                         wording: r.wording.clone(),
                     },
-                    r: RedLine {
-                        trigger_actor: r.trigger_actor.as_ref().map(canon),
-                        trigger: canon_action(&r.trigger),
-                        response: canon_action(&r.response),
-                        wording: r.wording.clone(),
+                    r: {
+                        let r = RedLine {
+                            trigger_actor: r.trigger_actor.as_ref().map(canon),
+                            trigger: canon_action(&r.trigger),
+                            response: canon_action(&r.response),
+                            targets: r.targets.as_ref().map(|t| t.iter().map(canon).collect()),
+                            ..r.clone()
+                        };
+                        r
                     },
+                    readings: line_readings(r),
+                    state: v.state,
+                    since: v.since_ms,
                     fired: None,
                 });
             }
@@ -461,6 +656,14 @@ impl Model {
         }
         m.relations.sort();
         m.relations.dedup();
+        if undisputed_only {
+            let (kept, left): (Vec<Declared>, Vec<Declared>) = m
+                .relations
+                .drain(..)
+                .partition(|d| d.disputed_by.is_empty());
+            m.relations = kept;
+            m.disputed = left;
+        }
         reported.sort_by_key(|r| r.0);
         m.history = reported
             .into_iter()
@@ -478,8 +681,9 @@ pub fn what_if(
     at: Timestamp,
     events: &[Hypothesis],
     aliases: &dyn Fn(ChannelId, &Actor) -> Actor,
+    options: Options,
 ) -> Cascade {
-    let mut m = Model::gather(channels, at, aliases);
+    let mut m = Model::gather(channels, at, aliases, options.undisputed_only);
     // Asked from a reported event: only what was reported before it is
     // history.
     if let Some(first) = events.iter().find_map(|h| h.report.as_deref()) {
@@ -499,6 +703,7 @@ pub fn what_if(
             actor: h.actor.clone(),
             action: h.action.clone(),
             at_ms: h.at_ms.or((k == 0).then_some(at.0)),
+            place: h.place.clone(),
             origin: if h.report.is_some() {
                 Origin::Reported
             } else {
@@ -521,73 +726,45 @@ pub fn what_if(
     }
 }
 
-/// Runs `first` and every declared response it sets off, breadth first.
+/// A step that follows from an earlier one: how it came about.
+fn follows(actor: Actor, action: Action, origin: Origin, of: &str) -> Step {
+    Step {
+        n: 0,
+        event: describe(&actor, &action),
+        actor,
+        action,
+        at_ms: None,
+        place: None,
+        origin,
+        caused_by: None,
+        response_of: Some(of.to_string()),
+        report: None,
+        effects: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+/// Runs `first` and every declared response and guarantee it sets off,
+/// breadth first.
 fn cascade_from(m: &mut Model, steps: &mut Vec<Step>, first: Step) {
-    let mut queue = VecDeque::from([(first, None::<(usize, usize)>)]);
+    let mut queue = VecDeque::from([(first, None::<usize>)]);
     while let Some((mut step, cause)) = queue.pop_front() {
         let n = steps.len() + 1;
         step.n = n;
-        if let Some((c, l)) = cause {
-            step.caused_by = Some(c);
-            step.response_of = Some(m.lines[l].cited.id.clone());
-            step.origin = Origin::DeclaredResponse;
-        }
+        step.caused_by = cause;
         let (actor, action) = (step.actor.clone(), step.action.clone());
         judge_assurances(m, &mut step);
-        for (li, line) in m.lines.iter_mut().enumerate() {
-            if !triggers(&line.r, &actor, &action) {
-                continue;
-            }
-            if let Some(k) = line.fired {
-                step.notes.push(Note {
-                    why: Why::CycleCut,
-                    commitment: Some(line.cited.id.clone()),
-                    channel: Some(line.cited.channel.clone()),
-                    words: format!(
-                        "{} already fired at step {k}: the cycle is cut here, and its response is not repeated",
-                        line.cited.words("red line")
-                    ),
-                });
-                continue;
-            }
-            line.fired = Some(n);
-            let responder = line.cited.issuer.clone();
-            let response = line.r.response.clone();
-            let response_step = n + queue.len() + 1;
-            step.effects.push(Effect::Fires {
-                red_line: line.cited.id.clone(),
-                channel: line.cited.channel.clone(),
-                issuer: line.cited.issuer.to_string(),
-                wording: line.cited.wording.clone(),
-                trigger: trigger_words(&line.r),
-                response: describe(&responder, &response),
-                response_step,
-                response_breaches: Vec::new(),
-            });
-            queue.push_back((
-                Step {
-                    n: 0,
-                    event: describe(&responder, &response),
-                    actor: responder,
-                    action: response,
-                    at_ms: None,
-                    origin: Origin::DeclaredResponse,
-                    caused_by: None,
-                    response_of: None,
-                    report: None,
-                    effects: Vec::new(),
-                    notes: Vec::new(),
-                },
-                Some((n, li)),
-            ));
-        }
+        let next = n + queue.len() + 1;
+        let mut follow = fire_lines(m, &mut step, next);
+        follow.extend(guarantees_act(m, &mut step, next + follow.len()));
+        queue.extend(follow.into_iter().map(|s| (s, Some(n))));
         if step.effects.is_empty() && step.notes.is_empty() {
             step.notes.push(Note {
                 why: Why::NoCommitmentMatches,
                 commitment: None,
                 channel: None,
                 words: format!(
-                    "no commitment names this act: no assurance's condition or undertaking, and no red line's trigger, matches {}",
+                    "no commitment names this act: no assurance's condition, proviso or undertaking, and no red line's trigger, matches {}",
                     describe_marked(&actor, &action)
                 ),
             });
@@ -595,6 +772,133 @@ fn cascade_from(m: &mut Model, steps: &mut Vec<Step>, first: Step) {
         m.history.push((Before::Step(n), None, actor, action));
         steps.push(step);
     }
+}
+
+/// The red lines `step` triggers: each in force fires once (its response
+/// is the step numbered `next`, `next + 1`, ...); a second trigger cuts the
+/// cycle; one not in force, or limited to another place, says why.
+fn fire_lines(m: &mut Model, step: &mut Step, next: usize) -> Vec<Step> {
+    let mut out = Vec::new();
+    for line in &mut m.lines {
+        let Some((masks, via)) =
+            triggers(&line.r, &line.readings, &step.actor, &step.action, &m.relations)
+        else {
+            continue;
+        };
+        let note = |why: Why, words: String| Note {
+            why,
+            commitment: Some(line.cited.id.clone()),
+            channel: Some(line.cited.channel.clone()),
+            words,
+        };
+        if line.state != State::Active {
+            let words = format!(
+                "{} would fire, but it is {}",
+                line.cited.words("red line"),
+                state_words(line.state, line.since)
+            );
+            step.notes.push(note(Why::NotInForce, words));
+            continue;
+        }
+        if let Some(place) = &line.r.place {
+            if !step.place.as_ref().is_some_and(|at| within(place, at)) {
+                let words = format!(
+                    "{} applies only at {}; {}",
+                    line.cited.words("red line"),
+                    terms::place(place),
+                    if step.place.is_some() {
+                        "this event is elsewhere"
+                    } else {
+                        "this event gives no place"
+                    }
+                );
+                step.notes.push(note(Why::Elsewhere, words));
+                continue;
+            }
+        }
+        if let Some(k) = line.fired {
+            let words = format!(
+                "{} already fired at step {k}: the cycle is cut here, and its response is not repeated",
+                line.cited.words("red line")
+            );
+            step.notes.push(note(Why::CycleCut, words));
+            continue;
+        }
+        line.fired = Some(step.n);
+        let responder = line.cited.issuer.clone();
+        let response = line.r.response.clone();
+        let first_target = line
+            .r
+            .target_list()
+            .first()
+            .cloned()
+            .unwrap_or(Actor::Outside("the target".into()));
+        step.effects.push(Effect::Fires {
+            red_line: line.cited.id.clone(),
+            channel: line.cited.channel.clone(),
+            issuer: line.cited.issuer.to_string(),
+            wording: line.cited.wording.clone(),
+            trigger: trigger_words(&line.r),
+            response: describe(&responder, &response),
+            response_step: next + out.len(),
+            response_breaches: Vec::new(),
+            reading_words: line.readings.words(&masks, &first_target),
+            readings_diverge: (masks.len() as u32) < line.readings.count(),
+            relations: via,
+        });
+        out.push(follows(
+            responder,
+            response,
+            Origin::DeclaredResponse,
+            &line.cited.id,
+        ));
+    }
+    out
+}
+
+/// The guarantees of the assurances `step` breaches: each guarantor's
+/// undertaking follows once, as the step numbered `next`, `next + 1`, ...
+fn guarantees_act(m: &mut Model, step: &mut Step, next: usize) -> Vec<Step> {
+    let breached: Vec<String> = step
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Breach { assurance, .. } => Some(assurance.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for g in m
+        .guarantees
+        .iter_mut()
+        .filter(|g| breached.contains(&g.assurance))
+    {
+        if let Some(k) = g.acted {
+            step.notes.push(Note {
+                why: Why::CycleCut,
+                commitment: Some(g.cited.id.clone()),
+                channel: Some(g.cited.channel.clone()),
+                words: format!(
+                    "{} already acted at step {k}: it is not repeated",
+                    g.cited.words("guarantee")
+                ),
+            });
+            continue;
+        }
+        g.acted = Some(step.n);
+        let who = g.cited.issuer.clone();
+        step.effects.push(Effect::Guarantee {
+            guarantee: g.cited.id.clone(),
+            channel: g.cited.channel.clone(),
+            guarantor: who.to_string(),
+            wording: g.cited.wording.clone(),
+            assurance: g.assurance.clone(),
+            response: describe(&who, &g.response),
+            response_step: next + out.len(),
+        });
+        out.push(follows(who, g.response.clone(), Origin::Guarantee, &g.cited.id));
+    }
+    out
 }
 
 /// No aliases: every actor is itself.
@@ -612,6 +916,8 @@ fn judge_assurances(m: &mut Model, step: &mut Step) {
         // Which readings this act meets a condition under, and whether first.
         let mut meets_some = false;
         let mut not_first: Option<Before> = None;
+        let mut awaits_others = false;
+        let all = k.a.unless_combine == Some(Combine::All);
         let mut fresh: BTreeMap<usize, (BTreeSet<u32>, Vec<Declared>)> = BTreeMap::new();
         for mask in k.readings.masks() {
             let reading = k.readings.reading(mask);
@@ -632,12 +938,45 @@ fn judge_assurances(m: &mut Model, step: &mut Step) {
                     not_first.get_or_insert(earlier[i].0.clone());
                     continue;
                 }
+                // All must be met: the others by earlier acts in its life.
+                let others_met = k.a.unless.iter().enumerate().all(|(cj, other)| {
+                    cj == ci
+                        || earlier.iter().any(|(_, _, a, x)| {
+                            meets(&issuer, other, a, x, &reading[cj], &m.relations).is_some()
+                        })
+                });
+                if all && !others_met {
+                    awaits_others = true;
+                    continue;
+                }
                 if in_force && !k.lapsed.contains_key(&mask) {
                     let e = fresh.entry(ci).or_default();
                     e.0.insert(mask);
                     e.1.extend(via.attacker.into_iter().chain(via.attacked));
                 }
                 break;
+            }
+        }
+        if all && awaits_others && fresh.is_empty() && in_force {
+            step.notes.push(Note {
+                why: Why::AwaitsOtherConditions,
+                commitment: Some(k.cited.id.clone()),
+                channel: Some(k.cited.channel.clone()),
+                words: format!(
+                    "{} does not lapse yet: this act meets one of its conditions, but it lapses only once all of them are met",
+                    k.cited.words("assurance")
+                ),
+            });
+        }
+        if !meets_some && !m.disputed.is_empty() {
+            if let Some(words) = disputed(k, actor, action, &m.relations, &m.disputed) {
+                step.notes.push(Note {
+                    why: Why::Disputed,
+                    commitment: Some(k.cited.id.clone()),
+                    channel: Some(k.cited.channel.clone()),
+                    words,
+                });
+                meets_some = true;
             }
         }
         if !meets_some {
@@ -688,7 +1027,10 @@ fn judge_assurances(m: &mut Model, step: &mut Step) {
                     ),
                     reading_words: k.readings.words(&held, &issuer),
                     under_all: held.len() as u32 == k.readings.count(),
-                    in_response_to: step.response_of.clone(),
+                    in_response_to: step
+                        .response_of
+                        .clone()
+                        .filter(|_| step.origin == Origin::DeclaredResponse),
                 });
             }
         }
@@ -743,7 +1085,77 @@ fn judge_assurances(m: &mut Model, step: &mut Step) {
                 now_all: k.lapsed.len() as u32 == k.readings.count(),
             });
         }
+        if matches!(k.state, State::Active | State::Proposed) {
+            let met = provisos_met(k, step);
+            step.effects.extend(met);
+        }
     }
+}
+
+/// The provisos of `k` that `actor` doing `action` (at `at`, if given)
+/// would fulfil, before their time: each at most once in a cascade.
+fn provisos_met(k: &mut Known, step: &Step) -> Vec<Effect> {
+    let mut out = Vec::new();
+    for (p, done) in &mut k.provisos {
+        let in_time = step.at_ms.is_none_or(|t| t < p.proviso.by_ms);
+        if p.state != ProvisoState::Open
+            || done.is_some()
+            || !in_time
+            || !fulfils(&p.proviso, &step.actor, &step.action)
+        {
+            continue;
+        }
+        *done = Some(step.n);
+        out.push(Effect::Fulfils {
+            assurance: k.cited.id.clone(),
+            channel: k.cited.channel.clone(),
+            issuer: k.cited.issuer.to_string(),
+            wording: k.cited.wording.clone(),
+            proviso: p.index + 1,
+            proviso_words: format!(
+                "provided {} does {} by {}",
+                terms::actor(&p.proviso.actor),
+                terms::action(&p.proviso.action),
+                terms::utc(p.proviso.by_ms)
+            ),
+        });
+    }
+    out
+}
+
+/// Would the act meet a condition of `k` through a relation left out as
+/// disputed? Then say which, and who disputes it.
+fn disputed(
+    k: &Known,
+    actor: &Actor,
+    action: &Action,
+    used: &[Declared],
+    left: &[Declared],
+) -> Option<String> {
+    let every: Vec<Declared> = used.iter().chain(left).cloned().collect();
+    let everyone = Reading {
+        attacker_allies: true,
+        attacker_proxies: true,
+        attacked_allies: true,
+        attacked_proxies: true,
+    };
+    k.a.unless.iter().find_map(|cond| {
+        let via = meets(&k.cited.issuer, cond, actor, action, &everyone, &every)?;
+        let through: Vec<String> = via
+            .attacker
+            .iter()
+            .chain(via.attacked.iter())
+            .filter(|d| !d.disputed_by.is_empty())
+            .map(relation_words)
+            .collect();
+        (!through.is_empty()).then(|| {
+            format!(
+                "{} does not lapse here: the act would go through the relation {}, and this what-if uses only undisputed relations",
+                k.cited.words("assurance"),
+                through.join(" and ")
+            )
+        })
+    })
 }
 
 /// Would the act meet a condition of `k` if every ally and proxy counted?
@@ -858,13 +1270,15 @@ fn link_responses(steps: &mut [Step]) {
 }
 
 fn relation_words(d: &Declared) -> String {
+    let disputed = if d.disputed_by.is_empty() {
+        String::new()
+    } else {
+        format!(", disputed by {}", d.disputed_by.join(" and "))
+    };
     format!(
-        "{} {} {} (declared by {})",
+        "{} {} {} (declared by {}{disputed})",
         terms::actor(&d.subject),
-        match d.relation {
-            RelationKind::AllyOf => "is an ally of",
-            RelationKind::ProxyOf => "is a proxy of",
-        },
+        kind_words(d.relation),
         terms::actor(&d.object),
         d.by
     )
@@ -884,6 +1298,10 @@ impl Cascade {
                 .at_ms
                 .map_or(String::new(), |t| format!(", at {}", terms::utc(t)));
             let how = match (s.caused_by, &s.response_of, &s.report) {
+                (Some(c), Some(g), _) if s.origin == Origin::Guarantee => format!(
+                    ", the guarantor's undertaking after the breach at step {c} (guarantee {})",
+                    &g[..8.min(g.len())]
+                ),
                 (Some(c), Some(rl), _) => format!(
                     ", the declared response to step {c} (red line {})",
                     &rl[..8.min(rl.len())]
@@ -966,6 +1384,26 @@ impl Cascade {
                         s.n,
                         s.n
                     )),
+                    Effect::Guarantee {
+                        guarantor,
+                        wording,
+                        response_step,
+                        ..
+                    } => out.push_str(&format!(
+                        "  e{} -> e{response_step} [label=\"{}'s guarantee: {}\"];\n",
+                        s.n,
+                        esc(guarantor),
+                        esc(&terms::first_words(wording, 8))
+                    )),
+                    Effect::Fulfils {
+                        issuer, proviso, ..
+                    } => out.push_str(&format!(
+                        "  f{}_{i} [shape=note, label=\"fulfils proviso {proviso} of {}'s assurance\"];\n  e{} -> f{}_{i};\n",
+                        s.n,
+                        esc(issuer),
+                        s.n,
+                        s.n
+                    )),
                 }
             }
         }
@@ -982,6 +1420,46 @@ fn effect_text(e: &Effect) -> String {
         wording: wording.to_string(),
     };
     match e {
+        Effect::Guarantee {
+            guarantee,
+            channel,
+            guarantor,
+            wording,
+            assurance,
+            response,
+            response_step,
+        } => {
+            format!(
+                "  guarantee acts: {}\n    it guarantees assurance {}, breached here\n    undertaking: step {response_step} ({response})\n",
+                Cited {
+                    id: guarantee.clone(),
+                    channel: channel.clone(),
+                    issuer: Actor::Member(guarantor.clone()),
+                    wording: wording.clone(),
+                }
+                .words("guarantee"),
+                &assurance[..8.min(assurance.len())]
+            )
+        }
+        Effect::Fulfils {
+            assurance,
+            channel,
+            issuer,
+            wording,
+            proviso,
+            proviso_words,
+        } => {
+            format!(
+                "  fulfils a proviso: {}\n    its proviso {proviso}: {proviso_words}\n    a claim until the mediator finds it or {issuer} confirms it\n",
+                Cited {
+                    id: assurance.clone(),
+                    channel: channel.clone(),
+                    issuer: Actor::Member(issuer.clone()),
+                    wording: wording.clone(),
+                }
+                .words("assurance")
+            )
+        }
         Effect::Lapses {
             assurance,
             channel,
@@ -1051,12 +1529,21 @@ fn effect_text(e: &Effect) -> String {
             trigger,
             response_step,
             response_breaches,
+            reading_words,
+            readings_diverge,
+            relations,
             ..
         } => {
             let mut t = format!(
                 "  red line fires: {}\n    its trigger: {trigger}\n    declared response: step {response_step}\n",
                 cite(red_line, channel, issuer, wording).words("red line")
             );
+            if *readings_diverge {
+                t.push_str(&format!("    {reading_words}\n"));
+            }
+            for d in relations {
+                t.push_str(&format!("    through the relation: {}\n", relation_words(d)));
+            }
             for b in response_breaches {
                 t.push_str(&format!(
                     "    that response would breach {issuer}'s own assurance {}\n",

@@ -23,8 +23,21 @@ impl BodyVersion {
     /// leaves) takes effect when received, with no answer awaited. Only
     /// sent in epochs whose every member announced it.
     pub const V3: BodyVersion = BodyVersion(3);
+    /// Version 3, plus the richer commitments of docs/commitments.md: red
+    /// lines with readings, several targets, a validity window and a place,
+    /// revoked or suspended; provisos on the other side's act and their
+    /// fulfilment; combined conditions; guarantees; disputed relations.
+    /// A version 3 client would keep firing a revoked red line, so these
+    /// are only sent in epochs whose every member announced 4, and refused
+    /// in a body of an earlier version.
+    pub const V4: BodyVersion = BodyVersion(4);
     /// What this implementation reads, ascending.
-    pub const SUPPORTED: [BodyVersion; 3] = [BodyVersion::V1, BodyVersion::V2, BodyVersion::V3];
+    pub const SUPPORTED: [BodyVersion; 4] = [
+        BodyVersion::V1,
+        BodyVersion::V2,
+        BodyVersion::V3,
+        BodyVersion::V4,
+    ];
     /// What a proposal is written in when nobody has announced anything yet
     /// (a creation): every protocol-v1 client reads it.
     pub const BASELINE: BodyVersion = BodyVersion::V2;
@@ -42,7 +55,7 @@ impl BodyVersion {
     /// use backchannel_protocol::payload::BodyVersion;
     /// let new = BodyVersion::SUPPORTED.to_vec();
     /// let old = vec![BodyVersion::V1];
-    /// assert_eq!(BodyVersion::common([&new[..], &new[..]]), Some(BodyVersion::V3));
+    /// assert_eq!(BodyVersion::common([&new[..], &new[..]]), Some(BodyVersion::V4));
     /// assert_eq!(BodyVersion::common([&new[..], &old[..]]), Some(BodyVersion::V1));
     /// ```
     pub fn common<'a>(announced: impl IntoIterator<Item = &'a [BodyVersion]>) -> Option<Self> {
