@@ -235,6 +235,47 @@ fn structured_samples() -> Vec<(&'static str, Structured)> {
             "suspend",
             json!({"type": "suspend", "assurance": id, "from_ms": T0, "until_ms": T0 + 86_400_000, "text": "During the inquiry."}),
         ),
+        // Body version 4.
+        (
+            "assurance with provisos (version 4)",
+            json!({"type": "assurance", "beneficiaries": [{"member": "red"}],
+            "commitment": {"refrain": true, "action": {"kind": "ASSAULT", "modes": [], "target": {"member": "red"}}},
+            "unless": [{"attacked_first_by": {"member": "red"}, "scope": {}}, {"attacked_first_by": {"outside": "green"}, "scope": {}}],
+            "unless_combine": "all",
+            "provided": [{"actor": {"member": "red"}, "action": {"kind": "RETREAT", "modes": ["withdraw"]}, "by_ms": T0 + 30 * 86_400_000},
+                         {"actor": {"member": "red"}, "action": {"kind": "RETREAT", "modes": ["disarm"]}, "by_ms": T0 + 30 * 86_400_000}],
+            "provided_combine": "any",
+            "reservation": "", "valid_from_ms": T0, "until_revoked": true, "formality": "non_paper",
+            "authorized_by": "the cabinet", "language": "en", "wording": "Blue will not invade Red, provided the missiles are withdrawn."}),
+        ),
+        (
+            "red_line with targets, scope, validity and place (version 4)",
+            json!({"type": "red_line", "trigger_actor": {"member": "blue"}, "trigger": {"kind": "ASSAULT", "modes": []},
+            "targets": [{"member": "red"}, {"outside": "ally"}], "scope": {"attacker_proxies": true},
+            "valid_from_ms": T0, "valid_until_ms": T0 + 30 * 86_400_000,
+            "place": {"lat_e6": 21_500_000, "lon_e6": -80_000_000, "radius_m": 50_000},
+            "response": {"kind": "ASSAULT", "modes": [], "target": {"member": "blue"}}, "wording": "Any strike on the island this month."}),
+        ),
+        (
+            "revoke of a red line (version 4)",
+            json!({"type": "revoke", "red_line": id, "effective_ms": T0, "text": "Withdrawn."}),
+        ),
+        (
+            "suspend of a red line (version 4)",
+            json!({"type": "suspend", "red_line": id, "from_ms": T0, "text": "During the talks."}),
+        ),
+        (
+            "fulfilment (version 4)",
+            json!({"type": "fulfilment", "assurance": id, "proviso": 0, "fulfilled": true, "text": "The inspectors saw the sites empty."}),
+        ),
+        (
+            "guarantee (version 4)",
+            json!({"type": "guarantee", "assurance": id, "response": {"kind": "SANCTION", "modes": [], "target": {"member": "blue"}}, "wording": "Should Blue strike first, we sanction it."}),
+        ),
+        (
+            "dispute (version 4)",
+            json!({"type": "dispute", "subject": {"outside": "militia"}, "relation": "ally_of", "object": {"member": "red"}, "text": "A proxy, not an ally."}),
+        ),
     ];
     samples
         .into_iter()
@@ -286,9 +327,10 @@ fn bodies() -> Value {
         body_entry("amendment", v2, &Body::Amendment(p.clone())),
     ];
     for (name, s) in structured_samples() {
+        let version = s.min_version().max(v2);
         list.push(body_entry(
             &format!("structured {name}"),
-            v2,
+            version,
             &structured(s),
         ));
     }

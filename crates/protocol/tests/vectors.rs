@@ -95,7 +95,7 @@ fn every_body_vector_decodes_and_re_encodes_to_the_same_bytes() {
     structured_kinds.dedup();
     assert_eq!(
         structured_kinds.len(),
-        16,
+        19,
         "one vector per structured kind: {structured_kinds:?}"
     );
 }

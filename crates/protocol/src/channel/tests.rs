@@ -495,7 +495,7 @@ fn a_channel_whose_set_up_announced_nothing_stays_on_version_1() {
     w.send("blue", Body::accept(creation)).unwrap();
     w.send("red", Body::accept(creation)).unwrap();
     let (t, _) = w.send("red", Body::Text("hello".into())).unwrap();
-    assert_eq!(t.header.version, BodyVersion::V3);
+    assert_eq!(t.header.version, BodyVersion::V4);
 }
 
 #[test]
@@ -552,7 +552,7 @@ fn open_v3() -> (World, Proposal) {
     let (_, creation) = w.send("mediator", Body::Creation(p.clone())).unwrap();
     w.send("blue", Body::accept(creation)).unwrap();
     w.send("red", Body::accept(creation)).unwrap();
-    assert_eq!(w.states[&h("red")].version(), Some(BodyVersion::V3));
+    assert_eq!(w.states[&h("red")].version(), Some(BodyVersion::V4));
     (w, p)
 }
 
@@ -574,7 +574,7 @@ fn a_party_proposes_an_amendment_in_version_3_and_its_proposal_counts_as_its_acc
         assert_eq!(s.policy().map(|p| p.mediator_reads), Some(false));
         assert_eq!(
             s.version(),
-            Some(BodyVersion::V3),
+            Some(BodyVersion::V4),
             "the mediator's earlier announcement still counts"
         );
     }
@@ -654,4 +654,53 @@ fn a_party_proposes_nothing_where_a_member_reads_only_version_2() {
         w.send("blue", Body::Amendment(p)),
         Err(ChannelError::Proposal(_))
     ));
+}
+
+/// A red line's revocation, with a member that reads up to version 3.
+fn red_line_revocation() -> Body {
+    Body::structured(crate::commitments::Structured::Revoke {
+        assurance: None,
+        red_line: Some("ab".repeat(16)),
+        effective_ms: 0,
+        text: "withdrawn".into(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn version_4_terms_are_sent_only_where_every_member_reads_version_4() {
+    let mut w = World::new();
+    let mut p = proposal(true);
+    p.reads = vec![BodyVersion::V1, BodyVersion::V2, BodyVersion::V3];
+    let (_, creation) = w.send("mediator", Body::Creation(p)).unwrap();
+    w.send("blue", Body::accept(creation)).unwrap();
+    w.send("red", Body::accept(creation)).unwrap();
+    assert_eq!(w.states[&h("red")].version(), Some(BodyVersion::V3));
+    // A version 3 client would keep firing the revoked red line.
+    assert!(matches!(
+        w.send("red", red_line_revocation()),
+        Err(ChannelError::Version {
+            needed: BodyVersion::V4,
+            open: BodyVersion::V3
+        })
+    ));
+    // An assurance without version 4 terms still goes.
+    w.send("red", Body::Text("still talking".into())).unwrap();
+
+    let (mut w, _) = open_v3();
+    let (sent, _) = w.send("red", red_line_revocation()).unwrap();
+    assert_eq!(sent.header.version, BodyVersion::V4);
+}
+
+#[test]
+fn a_version_4_term_in_an_earlier_body_version_does_not_decode() {
+    let body = red_line_revocation();
+    let bytes = body.encode(BodyVersion::V4);
+    assert!(Body::decode(&bytes, BodyVersion::V4).is_ok());
+    for v in [BodyVersion::V2, BodyVersion::V3] {
+        assert!(
+            Body::decode(&bytes, v).is_err(),
+            "a red line's revocation in version {v}"
+        );
+    }
 }
