@@ -1234,7 +1234,14 @@ fn trigger_words(r: &RedLine) -> String {
         .map_or("by anyone".to_string(), |a| {
             format!("by {}", terms::actor(a))
         });
-    format!("{} {by}", terms::action(&r.trigger))
+    let against = match r.targets.as_deref() {
+        Some(t) => format!(
+            " against any of {}",
+            t.iter().map(terms::actor).collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
+    format!("{}{against} {by}", terms::action(&r.trigger))
 }
 
 /// Marks each declared response that is itself a breach, both ways.
