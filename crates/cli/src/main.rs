@@ -46,6 +46,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest command does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     Actors(cmd::actors::ActorsArgs),

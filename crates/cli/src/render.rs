@@ -1,8 +1,9 @@
 //! How data reads in a terminal; `--json` prints the same data as JSON.
 
 use backchannel_client::{ChannelView, LogEntry, MessageView, SyncReport};
-use backchannel_protocol::commitments::fold::{AssuranceView, Board, State};
-use backchannel_protocol::commitments::structured::RelationKind;
+use backchannel_protocol::commitments::fold::{AssuranceView, Board, Scheduled, State};
+use backchannel_protocol::commitments::provisos::ProvisoState;
+use backchannel_protocol::commitments::structured::relation_words;
 use backchannel_protocol::commitments::{terms, Structured};
 
 use crate::time::{duration, show};
@@ -227,20 +228,32 @@ pub fn board(b: &Board) -> String {
         ));
     }
     for r in &b.red_lines {
-        out.push_str(&format!("red line {} by {}\n", &r.id[..8], r.issuer));
+        out.push_str(&format!(
+            "red line {} by {}: {}{}\n",
+            &r.id[..8],
+            r.issuer,
+            state(r.state),
+            r.since_ms
+                .map_or(String::new(), |t| format!(" since {}", show(t))),
+        ));
+        for x in &r.schedule {
+            out.push_str(&scheduled(x));
+        }
         out.push_str(&self::terms(
             &terms::terms(&Structured::RedLine(r.red_line.clone())),
             "    ",
         ));
     }
     for r in &b.relations {
+        let disputed = if r.disputed_by.is_empty() {
+            String::new()
+        } else {
+            format!("; DISPUTED by {}", r.disputed_by.join(", "))
+        };
         out.push_str(&format!(
-            "relation: {} {} {} (declared by {})\n",
+            "relation: {} {} {} (declared by {}{disputed})\n",
             terms::actor(&r.subject),
-            match r.relation {
-                RelationKind::AllyOf => "is an ally of",
-                RelationKind::ProxyOf => "is a proxy of",
-            },
+            relation_words(r.relation),
             terms::actor(&r.object),
             r.by
         ));
@@ -266,9 +279,44 @@ pub fn board(b: &Board) -> String {
     out
 }
 
-/// What happened to an assurance: reciprocation, lapse claims, allegations, findings.
+/// What happened to an assurance: reciprocation, provisos, guarantees,
+/// lapse claims, allegations, findings.
 fn assurance_flags(a: &AssuranceView) -> String {
     let mut out = String::new();
+    for p in &a.provisos {
+        let state = match (p.state, &p.decision) {
+            (ProvisoState::Open, _) if p.overdue => {
+                "its time passed UNDECIDED: the mediator's finding or the issuer's confirmation is awaited".to_string()
+            }
+            (ProvisoState::Open, _) => "not yet decided".to_string(),
+            (s, Some((id, by))) => format!(
+                "{} ({} by {by})",
+                if s == ProvisoState::Fulfilled {
+                    "FULFILLED"
+                } else {
+                    "NOT FULFILLED"
+                },
+                &id[..8.min(id.len())]
+            ),
+            (_, None) => "decided".to_string(),
+        };
+        out.push_str(&format!("    proviso {}: {state}\n", p.index + 1));
+        for (event, by) in &p.claims {
+            out.push_str(&format!(
+                "      claimed done by {by}'s report {} (a claim: only a finding or the issuer's confirmation decides)\n",
+                &event[..8.min(event.len())]
+            ));
+        }
+    }
+    for g in &a.guarantees {
+        out.push_str(&format!(
+            "    guaranteed by {} ({}): on a breach it will {}: \"{}\"\n",
+            g.guarantor,
+            &g.id[..8.min(g.id.len())],
+            terms::action(&g.response),
+            terms::first_words(&g.wording, 16)
+        ));
+    }
     for r in &a.reciprocated_by {
         out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
     }
@@ -331,22 +379,27 @@ fn assurance_flags(a: &AssuranceView) -> String {
         ));
     }
     for x in &a.schedule {
-        let until = x
-            .until_ms
-            .map_or(String::new(), |u| format!(" until {}", show(u)));
-        out.push_str(&format!(
-            "    scheduled: {} {} from {}{until}{}\n",
-            x.act,
-            &x.id[..8],
-            show(x.from_ms),
-            if x.text.is_empty() {
-                String::new()
-            } else {
-                format!(": \"{}\"", terms::first_words(&x.text, 20))
-            }
-        ));
+        out.push_str(&scheduled(x));
     }
     out
+}
+
+/// A revocation or suspension still to take effect or to end.
+fn scheduled(x: &Scheduled) -> String {
+    let until = x
+        .until_ms
+        .map_or(String::new(), |u| format!(" until {}", show(u)));
+    format!(
+        "    scheduled: {} {} from {}{until}{}\n",
+        x.act,
+        &x.id[..8],
+        show(x.from_ms),
+        if x.text.is_empty() {
+            String::new()
+        } else {
+            format!(": \"{}\"", terms::first_words(&x.text, 20))
+        }
+    )
 }
 
 /// One message with everything known about it (`show`).

@@ -785,10 +785,13 @@ pub enum CommitCommand {
 /// `--provided "red RETREAT/withdraw @2026-12-01T00:00Z"`: who must do
 /// what (against whom) by when; names are resolved when sent.
 fn proviso(spec: &str) -> anyhow::Result<Proviso> {
-    let usage = "write \"ACTOR TYPE[/MODE+MODE] [TARGET] @TIME\", e.g. \"red RETREAT/withdraw @+30d\"";
-    let (who, action, at) = event_words(spec).map_err(|e| anyhow::anyhow!("--provided {spec:?}: {e}; {usage}"))?;
+    let usage =
+        "write \"ACTOR TYPE[/MODE+MODE] [TARGET] @TIME\", e.g. \"red RETREAT/withdraw @+30d\"";
+    let (who, action, at) =
+        event_words(spec).map_err(|e| anyhow::anyhow!("--provided {spec:?}: {e}; {usage}"))?;
     let by_ms = at.ok_or_else(|| anyhow::anyhow!("--provided {spec:?}: say by when, {usage}"))?;
-    check_modes(action.kind, &action.modes).map_err(|e| anyhow::anyhow!("--provided {spec:?}: {e}"))?;
+    check_modes(action.kind, &action.modes)
+        .map_err(|e| anyhow::anyhow!("--provided {spec:?}: {e}"))?;
     Ok(Proviso {
         actor: actor(who),
         action: Action {
@@ -1390,7 +1393,10 @@ fn deliberate(
         .as_ref()
         .and_then(|t| board.red_lines.iter().find(|r| r.id == *t))
     {
-        bail!("{} is a red line, not an assurance: name it with --red-line; nothing was sent", &line.id[..8]);
+        bail!(
+            "{} is a red line, not an assurance: name it with --red-line; nothing was sent",
+            &line.id[..8]
+        );
     }
     if touched.is_empty() {
         match target {

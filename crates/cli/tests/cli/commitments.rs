@@ -373,3 +373,186 @@ pub(crate) fn proxies_left_open(s: &Scene, id: &str) {
     s.blue
         .run(&["relate", id, "outside:militia", "proxy-of", "red"]);
 }
+
+/// Body version 4 from the command line: provisos and combined
+/// conditions, a guarantee, a red line with several targets, a scope and a
+/// validity window that is then revoked, a disputed relation, and a
+/// proviso decided by the mediator (a party's decision is refused).
+#[test]
+fn richer_commitments_from_the_command_line() {
+    let s = Scene::new();
+    let id = s.open_channel_with(&["--mediator-reads"]);
+    let a = sent_id(&s.blue.run(&[
+        "assure",
+        &id,
+        "Blue will not invade Red, provided the missiles are withdrawn within thirty days.",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--unless-attacked-by",
+        "red",
+        "--unless-attacked-by",
+        "outside:green",
+        "--unless-all",
+        "--provided",
+        "red RETREAT/withdraw @+30d",
+        "--attacker-allies",
+        "yes",
+        "--until-revoked",
+        "--authorized-by",
+        "the cabinet",
+    ]));
+    let bad = s.blue.try_run(&[
+        "assure",
+        &id,
+        "x",
+        "--to",
+        "red",
+        "--refrain-from",
+        "ASSAULT",
+        "--provided",
+        "red RETREAT/withdraw",
+        "--until-revoked",
+        "--authorized-by",
+        "me",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("say by when"),
+        "{bad:?}"
+    );
+    s.mediator.run(&["sync"]);
+    s.mediator.run(&[
+        "guarantee",
+        &id,
+        &a[..10],
+        "Should Blue invade Red, the mediator's principals will sanction Blue.",
+        "--then",
+        "SANCTION",
+        "--then-against",
+        "blue",
+    ]);
+    let r = sent_id(&s.red.run(&[
+        "redline",
+        &id,
+        "Any strike by Blue or its proxies on Red or its ally, this month, will be answered.",
+        "--if",
+        "ASSAULT",
+        "--if-by",
+        "blue",
+        "--if-against",
+        "red",
+        "--if-against",
+        "outside:ally",
+        "--by-proxies",
+        "yes",
+        "--until",
+        "+30d",
+        "--then",
+        "ASSAULT",
+        "--then-against",
+        "blue",
+    ]));
+    s.blue
+        .run(&["relate", &id, "outside:militia", "ally-of", "red"]);
+    s.red.run(&["sync"]);
+    s.red.run(&[
+        "dispute",
+        &id,
+        "outside:militia",
+        "ally-of",
+        "red",
+        "Not our ally.",
+    ]);
+    for u in [&s.blue, &s.mediator, &s.red, &s.blue] {
+        u.run(&["sync"]);
+    }
+    let board = s.blue.json(&["status", &id]);
+    let mine = &board["assurances"][0];
+    assert_eq!(mine["provisos"][0]["state"], "open", "{board}");
+    assert_eq!(mine["guarantees"][0]["guarantor"], "mediator", "{board}");
+    assert_eq!(board["red_lines"][0]["state"], "active", "{board}");
+    assert_eq!(board["relations"][0]["disputed_by"][0], "red", "{board}");
+    let text = s.blue.run(&["status", &id]);
+    assert!(text.contains("proviso 1: not yet decided"), "{text}");
+    assert!(text.contains("DISPUTED by red"), "{text}");
+
+    // A breach sets off the guarantee; the red line fires on it.
+    let cascade = s.blue.run(&[
+        "whatif", &id, "--actor", "blue", "--action", "ASSAULT", "--target", "red",
+    ]);
+    assert!(
+        cascade.contains("guarantee acts: mediator's guarantee"),
+        "{cascade}"
+    );
+    assert!(
+        cascade.contains("red line fires: red's red line"),
+        "{cascade}"
+    );
+    // With only undisputed relations, the militia is nobody's ally.
+    let spec = [
+        "whatif", &id, "--actor", "militia", "--action", "ASSAULT", "--target", "blue",
+    ];
+    let every = s.blue.run(&spec);
+    assert!(
+        every.contains("lapses only once all of them are met"),
+        "{every}"
+    );
+    let disputed = s.blue.run(&[&spec[..], &["--undisputed-only"]].concat());
+    assert!(
+        disputed.contains("disputed by red")
+            && disputed.contains("this what-if uses only undisputed relations"),
+        "{disputed}"
+    );
+
+    let revoke = s
+        .red
+        .run(&["revoke", &id, "--red-line", &r[..10], "--yes", "Withdrawn."]);
+    assert!(revoke.starts_with("sent "), "{revoke}");
+    for u in [&s.blue, &s.red, &s.blue] {
+        u.run(&["sync"]);
+    }
+    assert_eq!(
+        s.blue.json(&["status", &id])["red_lines"][0]["state"],
+        "revoked"
+    );
+    let cascade = s.blue.run(&[
+        "whatif", &id, "--actor", "blue", "--action", "ASSAULT", "--target", "red",
+    ]);
+    assert!(
+        cascade.contains("would fire, but it is revoked"),
+        "{cascade}"
+    );
+    let theirs = s
+        .blue
+        .try_run(&["revoke", &id, "--red-line", &r[..10], "--yes", "x"]);
+    assert!(!theirs.status.success());
+    assert!(
+        String::from_utf8_lossy(&theirs.stderr).contains("only its issuer can revoke"),
+        "{theirs:?}"
+    );
+
+    // Only the mediator or blue decides blue's proviso.
+    let party = s
+        .red
+        .try_run(&["proviso", &id, &a[..10], "1", "--fulfilled", "Done."]);
+    assert!(!party.status.success());
+    assert!(
+        String::from_utf8_lossy(&party.stderr).contains("not yours to make"),
+        "{party:?}"
+    );
+    s.mediator.run(&["sync"]);
+    s.mediator.run(&[
+        "proviso",
+        &id,
+        &a[..10],
+        "1",
+        "--failed",
+        "The inspectors found them in place.",
+    ]);
+    s.blue.run(&["sync"]);
+    let board = s.blue.json(&["status", &id]);
+    assert_eq!(board["assurances"][0]["state"], "lapsed", "{board}");
+    assert_eq!(board["assurances"][0]["provisos"][0]["state"], "failed");
+}

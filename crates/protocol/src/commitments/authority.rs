@@ -273,7 +273,11 @@ pub fn check<'a>(
             Named::Structured { body, .. } => Err(refuse(
                 Rule::WrongKind,
                 Some(id),
-                Some(format!("{} is {}, not a red line", short(id), kind_words(body))),
+                Some(format!(
+                    "{} is {}, not a red line",
+                    short(id),
+                    kind_words(body)
+                )),
             )),
             Named::Other { stub: false, .. } => Err(refuse(
                 Rule::WrongKind,
@@ -311,7 +315,10 @@ pub fn check<'a>(
                 return Err(refuse(
                     Rule::ProvisoDecided,
                     Some(a),
-                    Some(format!("its issuer is {}", issuer.map_or("", |i| i.as_str()))),
+                    Some(format!(
+                        "its issuer is {}",
+                        issuer.map_or("", |i| i.as_str())
+                    )),
                 ));
             }
             if let Named::Structured {
@@ -324,7 +331,11 @@ pub fn check<'a>(
                     return Err(refuse(
                         Rule::WrongKind,
                         Some(a),
-                        Some(format!("{} has {n} provisos, not a proviso {}", short(a), proviso + 1)),
+                        Some(format!(
+                            "{} has {n} provisos, not a proviso {}",
+                            short(a),
+                            proviso + 1
+                        )),
                     ));
                 }
             }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::authority::{self, Roster};
+use super::provisos::{self, ProvisoView};
 pub use super::readings::Reading;
 use super::readings::{canonical, contradicts, meets, struck_first};
-use super::provisos::{self, ProvisoView};
 use super::structured::{
     Action, Actor, Assurance, Combine, LapseCondition, RedLine, RelationKind, Structured,
 };
@@ -631,12 +631,8 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
         .filter(|m| m.sent_at <= at.0)
         .filter_map(|m| match m.body {
             Some(Structured::RedLine(r)) => {
-                let (state, since_ms, schedule) = provisos::red_line_state(
-                    m,
-                    (r.valid_from_ms, r.valid_until_ms),
-                    &msgs,
-                    at.0,
-                );
+                let (state, since_ms, schedule) =
+                    provisos::red_line_state(m, (r.valid_from_ms, r.valid_until_ms), &msgs, at.0);
                 Some(RedLineView {
                     id: m.id.to_hex(),
                     sent_at_ms: m.sent_at,
@@ -731,7 +727,12 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
 }
 
 /// Marks each relation disputed by a `dispute` sent by `at`.
-fn disputes(relations: &mut [Declared], msgs: &[Msg<'_>], canon: &dyn Fn(&Actor) -> Actor, at: i64) {
+fn disputes(
+    relations: &mut [Declared],
+    msgs: &[Msg<'_>],
+    canon: &dyn Fn(&Actor) -> Actor,
+    at: i64,
+) {
     for m in msgs.iter().filter(|m| m.sent_at <= at) {
         if let Some(Structured::Dispute {
             subject,

@@ -674,7 +674,11 @@ impl Structured {
                 "[proviso {} of {} {}] {text}",
                 proviso + 1,
                 short(assurance),
-                if *fulfilled { "fulfilled" } else { "not fulfilled" }
+                if *fulfilled {
+                    "fulfilled"
+                } else {
+                    "not fulfilled"
+                }
             ),
             Structured::Guarantee {
                 assurance, wording, ..
@@ -683,7 +687,10 @@ impl Structured {
                 subject,
                 relation,
                 object,
-            } => format!("[declares] {subject} {} {object}", relation_words(*relation)),
+            } => format!(
+                "[declares] {subject} {} {object}",
+                relation_words(*relation)
+            ),
             Structured::Reply { allegation, text } => {
                 format!("[replies to {}] {text}", short(allegation))
             }
@@ -806,7 +813,10 @@ fn check_ref(field: &'static str, value: &str) -> Result<(), CommitmentError> {
     }
 }
 
-fn check_named(assurance: &Option<String>, red_line: &Option<String>) -> Result<(), CommitmentError> {
+fn check_named(
+    assurance: &Option<String>,
+    red_line: &Option<String>,
+) -> Result<(), CommitmentError> {
     if let Some(a) = assurance {
         check_ref("assurance", a)?;
     }

@@ -430,7 +430,10 @@ pub fn terms(s: &Structured) -> Vec<Term> {
             until_ms,
             text,
         } => {
-            put("suspends", target(assurance.as_deref(), red_line.as_deref()));
+            put(
+                "suspends",
+                target(assurance.as_deref(), red_line.as_deref()),
+            );
             put("from", utc(*from_ms));
             put(
                 "until",

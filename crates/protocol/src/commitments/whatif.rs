@@ -402,8 +402,12 @@ fn triggers(
                     if x == t {
                         return Some(None);
                     }
-                    let ally = r.attacked_allies.then(|| related(relations, x, RelationKind::AllyOf, t));
-                    let proxy = r.attacked_proxies.then(|| related(relations, x, RelationKind::ProxyOf, t));
+                    let ally = r
+                        .attacked_allies
+                        .then(|| related(relations, x, RelationKind::AllyOf, t));
+                    let proxy = r
+                        .attacked_proxies
+                        .then(|| related(relations, x, RelationKind::ProxyOf, t));
                     ally.flatten().or(proxy.flatten()).map(|d| Some(d.clone()))
                 })
             })
@@ -425,7 +429,8 @@ fn within(place: &Place, at: &Place) -> bool {
             return true;
         }
     }
-    let (Some(la), Some(lo), Some(lb), Some(ob)) = (place.lat_e6, place.lon_e6, at.lat_e6, at.lon_e6)
+    let (Some(la), Some(lo), Some(lb), Some(ob)) =
+        (place.lat_e6, place.lon_e6, at.lat_e6, at.lon_e6)
     else {
         return false;
     };
@@ -780,9 +785,13 @@ fn cascade_from(m: &mut Model, steps: &mut Vec<Step>, first: Step) {
 fn fire_lines(m: &mut Model, step: &mut Step, next: usize) -> Vec<Step> {
     let mut out = Vec::new();
     for line in &mut m.lines {
-        let Some((masks, via)) =
-            triggers(&line.r, &line.readings, &step.actor, &step.action, &m.relations)
-        else {
+        let Some((masks, via)) = triggers(
+            &line.r,
+            &line.readings,
+            &step.actor,
+            &step.action,
+            &m.relations,
+        ) else {
             continue;
         };
         let note = |why: Why, words: String| Note {
@@ -896,7 +905,12 @@ fn guarantees_act(m: &mut Model, step: &mut Step, next: usize) -> Vec<Step> {
             response: describe(&who, &g.response),
             response_step: next + out.len(),
         });
-        out.push(follows(who, g.response.clone(), Origin::Guarantee, &g.cited.id));
+        out.push(follows(
+            who,
+            g.response.clone(),
+            Origin::Guarantee,
+            &g.cited.id,
+        ));
     }
     out
 }
@@ -1549,7 +1563,10 @@ fn effect_text(e: &Effect) -> String {
                 t.push_str(&format!("    {reading_words}\n"));
             }
             for d in relations {
-                t.push_str(&format!("    through the relation: {}\n", relation_words(d)));
+                t.push_str(&format!(
+                    "    through the relation: {}\n",
+                    relation_words(d)
+                ));
             }
             for b in response_breaches {
                 t.push_str(&format!(
