@@ -491,6 +491,9 @@ mod properties {
         red_lines: Vec<(bool, Option<usize>, usize, usize)>,
         /// (actor, target, an attack?)
         event: (usize, usize, bool),
+        /// The mediator guarantees assurance (index mod their count) by
+        /// striking (response target): version 4.
+        guarantees: Vec<(usize, usize)>,
     }
 
     fn world() -> impl Strategy<Value = World> {
@@ -507,13 +510,17 @@ mod properties {
                 0..5,
             ),
             (0usize..4, 0usize..4, proptest::bool::weighted(0.9)),
+            proptest::collection::vec((0usize..4, 0usize..4), 0..3),
         )
-            .prop_map(|(relations, assurances, red_lines, event)| World {
-                relations,
-                assurances,
-                red_lines,
-                event,
-            })
+            .prop_map(
+                |(relations, assurances, red_lines, event, guarantees)| World {
+                    relations,
+                    assurances,
+                    red_lines,
+                    event,
+                    guarantees,
+                },
+            )
     }
 
     fn issuer(red: bool) -> &'static str {
@@ -534,6 +541,7 @@ mod properties {
             messages.push(
                 json!({"label": format!("m{t}"), "sender": sender, "sent_at_ms": t, "body": body}),
             );
+            format!("m{t}")
         };
         for (s, ally, o, by_blue) in &w.relations {
             push(
@@ -541,16 +549,17 @@ mod properties {
                 json!({"type": "relate", "subject": actor(*s), "relation": if *ally { "ally_of" } else { "proxy_of" }, "object": actor(*o)}),
             );
         }
+        let mut firsts = Vec::new();
         for (red, target, attacker, bits) in &w.assurances {
             let other = if *red { "blue" } else { "red" };
-            push(
+            firsts.push(push(
                 issuer(*red),
                 json!({"type": "assurance", "beneficiaries": [{"member": other}],
                     "commitment": {"refrain": true, "action": {"kind": "ASSAULT", "target": actor(*target)}},
                     "unless": [{"attacked_first_by": actor(*attacker), "scope": scope(*bits)}],
                     "valid_from_ms": 0, "until_revoked": true, "formality": "oral",
                     "authorized_by": "x", "language": "en", "wording": "w"}),
-            );
+            ));
         }
         for (red, by, target, response) in &w.red_lines {
             let mut body = json!({"type": "red_line", "trigger": {"kind": "ASSAULT", "target": actor(*target)},
@@ -559,6 +568,13 @@ mod properties {
                 body["trigger_actor"] = actor(*b);
             }
             push(issuer(*red), body);
+        }
+        for (i, response) in w.guarantees.iter().filter(|_| !firsts.is_empty()) {
+            push(
+                "mediator",
+                json!({"type": "guarantee", "assurance": format!("@{}", firsts[i % firsts.len()]),
+                    "response": {"kind": "ASSAULT", "target": actor(*response)}, "wording": "g"}),
+            );
         }
         if unrelated {
             let (zeta, omega) = (json!({"outside": "zeta"}), json!({"outside": "omega"}));
@@ -617,8 +633,10 @@ mod properties {
             let (one, _) = cascade(&s);
             let (two, _) = cascade(&s);
             prop_assert_eq!(&one, &two);
-            // Each red line fires at most once: one step per firing, plus the first.
-            prop_assert!(one.steps.len() <= w.red_lines.len() + 1, "{}", one.to_text());
+            // Each red line fires, and each guarantee acts, at most once:
+            // one step each, plus the first.
+            let most = w.red_lines.len() + w.guarantees.len() + 1;
+            prop_assert!(one.steps.len() <= most, "{}", one.to_text());
         }
 
         #[test]
