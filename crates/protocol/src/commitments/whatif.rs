@@ -915,63 +915,6 @@ impl Cascade {
         }
         out
     }
-
-    /// A Graphviz DOT graph: events as boxes, lapses as ellipses, breaches
-    /// as octagons, red lines as edges to the responses they set off.
-    pub fn to_dot(&self) -> String {
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let mut out =
-            String::from("digraph whatif {\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n");
-        for s in &self.steps {
-            out.push_str(&format!(
-                "  e{} [shape=box, label=\"{}. {}\"];\n",
-                s.n,
-                s.n,
-                esc(&s.event)
-            ));
-            for (i, e) in s.effects.iter().enumerate() {
-                match e {
-                    Effect::Fires {
-                        wording,
-                        issuer,
-                        response_step,
-                        ..
-                    } => out.push_str(&format!(
-                        "  e{} -> e{response_step} [label=\"{}'s red line: {}\"];\n",
-                        s.n,
-                        esc(issuer),
-                        esc(&terms::first_words(wording, 8))
-                    )),
-                    Effect::Lapses {
-                        issuer,
-                        wording,
-                        readings_diverge,
-                        ..
-                    } => out.push_str(&format!(
-                        "  l{}_{i} [shape=ellipse, style={}, label=\"lapses: {}: {}\"];\n  e{} -> l{}_{i};\n",
-                        s.n,
-                        if *readings_diverge { "dashed" } else { "solid" },
-                        esc(issuer),
-                        esc(&terms::first_words(wording, 8)),
-                        s.n,
-                        s.n
-                    )),
-                    Effect::Breach {
-                        issuer, wording, ..
-                    } => out.push_str(&format!(
-                        "  b{}_{i} [shape=octagon, label=\"breach: {}: {}\"];\n  e{} -> b{}_{i};\n",
-                        s.n,
-                        esc(issuer),
-                        esc(&terms::first_words(wording, 8)),
-                        s.n,
-                        s.n
-                    )),
-                }
-            }
-        }
-        out.push_str("}\n");
-        out
-    }
 }
 
 fn effect_text(e: &Effect) -> String {
