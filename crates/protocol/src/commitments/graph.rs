@@ -512,10 +512,13 @@ mod dot {
         format!("color=\"{stroke}\", fontcolor=\"{stroke}\"{style}{back}")
     }
 
-    fn legend() -> String {
+    /// The legend, one entry a rank so that it stacks into a column, and
+    /// below `after` (the last node) so that it keeps the graph narrow.
+    fn legend(after: Option<&str>) -> String {
         let mut out = String::from(
             "  subgraph cluster_legend {\n    label=\"legend\";\n    color=\"#999999\";\n    node [fontsize=10];\n",
         );
+        let mut column: Vec<String> = Vec::new();
         for (i, k) in NodeKind::ALL.iter().enumerate() {
             let text = wrap(k.look().legend, WRAP);
             out.push_str(&format!(
@@ -523,27 +526,35 @@ mod dot {
                 node_attrs(*k),
                 label(&text)
             ));
+            column.push(format!("legend_node{i}"));
         }
         out.push_str(&format!(
             "    legend_channel [shape=box, style=filled, fillcolor=\"#eef2f7\", color=\"#8a99ab\", label={}];\n",
             label(&wrap(CHANNEL_LEGEND, WRAP))
         ));
+        column.push("legend_channel".into());
         for (i, k) in EdgeKind::ALL.iter().enumerate() {
             let text = wrap(k.look().legend, WRAP);
             out.push_str(&format!(
-                "    legend_from{i} [shape=point, width=0.05];\n    legend_to{i} [shape=plaintext, label={}];\n    legend_from{i} -> legend_to{i} [color=\"{}\"{}];\n",
+                "    legend_from{i} [shape=point, width=0.05];\n    legend_to{i} [shape=plaintext, label={}];\n    {{ rank=same; legend_from{i}; legend_to{i}; }}\n    legend_from{i} -> legend_to{i} [{}];\n",
                 label(&text),
-                k.look().stroke,
-                if k.look().dashed { ", style=dashed" } else { "" }
+                edge_attrs(*k).replace(", constraint=false", "")
             ));
+            column.push(format!("legend_from{i}"));
+        }
+        for pair in column.windows(2) {
+            out.push_str(&format!("    {} -> {} [style=invis];\n", pair[0], pair[1]));
         }
         out.push_str("  }\n");
+        if let Some(last) = after {
+            out.push_str(&format!("  {last} -> legend_node0 [style=invis];\n"));
+        }
         out
     }
 
     pub(super) fn render(g: &Graph) -> String {
         let mut out = String::from(
-            "digraph whatif {\n  rankdir=TB;\n  newrank=true;\n  nodesep=0.3;\n  ranksep=0.35;\n  node [fontname=\"DejaVu Sans\", fontsize=11];\n  edge [fontname=\"DejaVu Sans\", fontsize=10];\n",
+            "digraph whatif {\n  rankdir=TB;\n  newrank=true;\n  nodesep=0.3;\n  ranksep=0.35;\n  graph [fontname=\"DejaVu Sans\", fontsize=11];\n  node [fontname=\"DejaVu Sans\", fontsize=11];\n  edge [fontname=\"DejaVu Sans\", fontsize=10];\n",
         );
         for n in g.nodes.iter().filter(|n| n.channel.is_none()) {
             out.push_str(&node(n, "  "));
@@ -572,7 +583,7 @@ mod dot {
                 edge_attrs(e.kind)
             ));
         }
-        out.push_str(&legend());
+        out.push_str(&legend(g.nodes.last().map(|n| n.id.as_str())));
         out.push_str("}\n");
         out
     }
