@@ -7,202 +7,17 @@
 //! What-if scenarios as data (`tests/whatif/*.json` at the repository
 //! root), each with its expected cascade, run twice to show determinism.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use backchannel_protocol::commitments::authority::Roster;
-use backchannel_protocol::commitments::fold::{fold, Board, Entry};
+use backchannel_protocol::commitments::fold::{fold, Board};
 use backchannel_protocol::commitments::whatif::{
-    same, what_if, Cascade, ChannelInput, Effect, Hypothesis, Options,
+    same, what_if, Cascade, ChannelInput, Effect, Options,
 };
-use backchannel_protocol::commitments::{Action, Actor, Structured};
-use backchannel_protocol::payload::{Body, Header, Payload, Role};
-use backchannel_protocol::transcript::{Epoch, Head, HeadVector};
-use backchannel_protocol::{ChannelId, Digest, Handle, MessageId, Seq, Timestamp};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Scenario {
-    name: String,
-    members: BTreeMap<String, String>,
-    /// The channel's policy lets the mediator read (default true).
-    #[serde(default = "yes")]
-    mediator_reads: bool,
-    at_ms: i64,
-    messages: Vec<ScenarioMessage>,
-    /// The hypothetical event, if the scenario asks a what-if.
-    #[serde(default)]
-    event: Option<ScenarioEvent>,
-    /// Further events, in sequence, after `event` (and its cascade).
-    #[serde(default)]
-    then: Vec<ScenarioEvent>,
-    /// The label of a reported event the what-if starts from.
-    #[serde(default)]
-    from_report: Option<String>,
-    /// The what-if uses only undisputed relations.
-    #[serde(default)]
-    undisputed_only: bool,
-    /// The cascade, as `render` writes it.
-    #[serde(default)]
-    expected: Vec<String>,
-    /// Lines the cascade's text (what `whatif` prints) must contain.
-    #[serde(default)]
-    expected_text: Vec<String>,
-    /// The board at `at_ms`, as `render_board` writes it.
-    #[serde(default)]
-    expected_board: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-struct ScenarioMessage {
-    label: String,
-    sender: String,
-    sent_at_ms: i64,
-    body: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct ScenarioEvent {
-    actor: Actor,
-    action: Action,
-    #[serde(default)]
-    at_ms: Option<i64>,
-}
-
-impl Scenario {
-    fn asks(&self) -> bool {
-        self.event.is_some() || self.from_report.is_some() || !self.then.is_empty()
-    }
-
-    /// The events the what-if starts from, in order.
-    fn hypotheses(
-        &self,
-        input: &[ChannelInput<'_>],
-        labels: &BTreeMap<String, String>,
-    ) -> Vec<Hypothesis> {
-        let mut out = Vec::new();
-        if let Some(l) = &self.from_report {
-            let id = labels
-                .iter()
-                .find(|(_, v)| *v == l)
-                .map(|(k, _)| k.clone())
-                .unwrap();
-            out.push(
-                Hypothesis::reported(input, &id).unwrap_or_else(|| panic!("{l} is no report")),
-            );
-        }
-        for e in self.event.iter().chain(&self.then) {
-            let mut h = Hypothesis::new(e.actor.clone(), e.action.clone());
-            h.at_ms = e.at_ms;
-            out.push(h);
-        }
-        out
-    }
-}
-
-/// Builds a transcript in which every member has seen every earlier message,
-/// with a final receipt from each member. Bodies may name earlier messages
-/// as `"@label"`.
-fn transcript(s: &Scenario) -> (Vec<Entry>, Roster, BTreeMap<String, String>) {
-    let channel = ChannelId([1; 16]);
-    let epoch = Epoch::genesis(channel).successor(Digest([2; 32])).unwrap();
-    let members: Vec<(Handle, Role)> = s
-        .members
-        .iter()
-        .map(|(h, r)| {
-            (
-                Handle::new(h.as_str()).unwrap(),
-                if r == "mediator" {
-                    Role::Mediator
-                } else {
-                    Role::Party
-                },
-            )
-        })
-        .collect();
-    let mut heads: BTreeMap<Handle, Head> = members
-        .iter()
-        .map(|(h, _)| {
-            (
-                h.clone(),
-                Head {
-                    seq: Seq(0),
-                    digest: epoch.opening,
-                },
-            )
-        })
-        .collect();
-    let mut entries = Vec::new();
-    let mut labels = BTreeMap::new();
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
-    let last = s.messages.iter().map(|m| m.sent_at_ms).max().unwrap_or(0);
-    let mut items: Vec<(String, String, i64, Option<serde_json::Value>)> = s
-        .messages
-        .iter()
-        .map(|m| {
-            (
-                m.label.clone(),
-                m.sender.clone(),
-                m.sent_at_ms,
-                Some(m.body.clone()),
-            )
-        })
-        .collect();
-    for (h, _) in &members {
-        items.push((format!("receipt-{h}"), h.to_string(), last + 1, None));
-    }
-    for (i, (label, sender, at, body)) in items.into_iter().enumerate() {
-        let id = MessageId([i as u8 + 10; 16]);
-        let sender = Handle::new(sender).unwrap();
-        let prev = heads[&sender];
-        let body = match body {
-            Some(b) => {
-                let mut json = b.to_string();
-                for (l, id) in &ids {
-                    json = json.replace(&format!("\"@{l}\""), &format!("\"{id}\""));
-                }
-                let s: Structured =
-                    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{label}: {e}"));
-                s.validate().unwrap_or_else(|e| panic!("{label}: {e}"));
-                Body::structured(s).unwrap()
-            }
-            None => Body::Receipt,
-        };
-        ids.insert(label.clone(), id.to_hex());
-        labels.insert(id.to_hex(), label);
-        let header = Header {
-            version: backchannel_protocol::payload::BodyVersion::V4,
-            channel_id: channel,
-            message_id: id,
-            epoch,
-            sender: sender.clone(),
-            seq: Seq(prev.seq.0 + 1),
-            prev: prev.digest,
-            sent_at: Timestamp(at),
-            in_reply_to: None,
-            body_kind: body.kind(),
-            heads: HeadVector(heads.clone()),
-        };
-        let payload = Payload::Full {
-            header,
-            salt: [0; 16],
-            body,
-        };
-        heads.insert(
-            sender,
-            Head {
-                seq: Seq(prev.seq.0 + 1),
-                digest: payload.digest(),
-            },
-        );
-        entries.push(Entry { payload });
-    }
-    let roster = Roster::new(members, s.mediator_reads);
-    (entries, roster, labels)
-}
+use backchannel_protocol::commitments::Actor;
+use backchannel_protocol::Timestamp;
+use common::{transcript, Scenario};
 
 fn render(c: &Cascade, labels: &BTreeMap<String, String>) -> Vec<String> {
     let label = |id: &str| labels.get(id).cloned().unwrap_or_else(|| id.to_string());
@@ -385,10 +200,7 @@ fn every_scenario_cascades_as_expected_and_deterministically() {
         }
         if s.asks() {
             let events = s.hypotheses(&input, &labels);
-            let options = Options {
-                undisputed_only: s.undisputed_only,
-            };
-            let run = || what_if(&input, at, &events, &same, options);
+            let run = || what_if(&input, at, &events, &same, s.options());
             let first = run();
             assert_eq!(first, run(), "{}: not deterministic", s.name);
             let got = render(&first, &labels);
@@ -419,6 +231,27 @@ fn every_scenario_cascades_as_expected_and_deterministically() {
             }
             let dot = first.to_dot();
             assert!(dot.starts_with("digraph whatif {") && dot.trim_end().ends_with('}'));
+            assert!(dot.contains("rankdir=TB;") && dot.contains("subgraph cluster_legend {"));
+            // Every step is a node, and every red line that fired too.
+            for st in &first.steps {
+                assert!(
+                    dot.contains(&format!("  step{} [", st.n)),
+                    "{}:\n{dot}",
+                    s.name
+                );
+            }
+            let fired = first
+                .steps
+                .iter()
+                .flat_map(|st| &st.effects)
+                .filter(|e| matches!(e, Effect::Fires { .. }))
+                .count();
+            assert_eq!(
+                dot.matches("label=\"red line ").count(),
+                fired,
+                "{}",
+                s.name
+            );
         }
         if let Some(out) = &bless {
             use std::io::Write as _;

@@ -1,7 +1,7 @@
 //! Assurances, red lines and the rest of the typed payloads; `status` (the
 //! board) and `whatif` (the cascade).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use backchannel_protocol::commitments::actors::{check_modes, ActorError, Namespace};
@@ -721,6 +721,7 @@ pub enum CommitCommand {
     /// Example:
     ///
     ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red
+    ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red --svg cascade.svg
     ///   backchannel whatif 3f2a9c1e --actor outside:green --action ASSAULT --target red --dot | dot -Tpng > cascade.png
     ///   backchannel whatif --all-channels --actor outside:green --action ASSAULT --target red
     ///   backchannel whatif 3f2a9c1e --actor militia --action ASSAULT --target blue --then "red ASSAULT blue @+2h"
@@ -758,10 +759,11 @@ pub enum CommitCommand {
         #[arg(long, value_parser = Time, allow_hyphen_values = true, default_value = "now")]
         at: i64,
         /// Print JSON.
-        #[arg(long, conflicts_with = "dot")]
+        #[arg(long, conflicts_with_all = ["dot", "svg"])]
         json: bool,
-        /// Print a Graphviz DOT graph.
-        #[arg(long)]
+        /// Print a Graphviz DOT graph (top to bottom, one cluster per
+        /// channel, with a legend).
+        #[arg(long, conflicts_with = "svg")]
         dot: bool,
         /// Use only the relations no member disputes.
         #[arg(long)]
@@ -779,6 +781,10 @@ pub enum CommitCommand {
         /// Radius of the place, metres.
         #[arg(long, default_value_t = 1000)]
         radius_m: u32,
+        /// Write the graph as an SVG to FILE, laid out here: no Graphviz
+        /// needed (docs/commitments.md: reading the graph).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -933,6 +939,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             lon,
             geonames,
             radius_m,
+            svg,
         } => {
             let client = store::open_reader(store_path)?;
             let id = channel
@@ -982,7 +989,14 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             if json {
                 return render::json(&cascade);
             }
-            if dot {
+            if let Some(path) = &svg {
+                // The cascade names the channel's commitments: the file is
+                // its owner's alone, like every file the CLI writes.
+                crate::out::write_private(path, &cascade.to_svg())?;
+                let n = cascade.steps.len();
+                let steps = if n == 1 { "step" } else { "steps" };
+                eprintln!("wrote the graph of {n} {steps} to {}", path.display());
+            } else if dot {
                 out!("{}", cascade.to_dot());
             } else {
                 out!("{}", cascade.to_text());

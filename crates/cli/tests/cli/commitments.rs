@@ -112,6 +112,52 @@ fn assurances_red_lines_the_board_and_whatif() {
         "whatif", &id, "--actor", "green", "--action", "ASSAULT", "--target", "red", "--dot",
     ]);
     assert!(dot.starts_with("digraph whatif {"), "{dot}");
+    assert!(
+        dot.contains("rankdir=TB;")
+            && dot.contains("label=\"red line ")
+            && dot.contains("cluster_legend"),
+        "{dot}"
+    );
+
+    // --svg FILE writes the graph, laid out without Graphviz, for its
+    // owner only, and says so on standard error.
+    let file = s.dir.path().join("cascade.svg");
+    let whatif = [
+        "whatif", &id, "--actor", "green", "--action", "ASSAULT", "--target", "red",
+    ];
+    let svg_args = [&whatif[..], &["--svg", file.to_str().unwrap()]].concat();
+    let out = s.blue.try_run(&svg_args);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let said = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        said.contains(&format!("wrote the graph of 2 steps to {}", file.display())),
+        "{said}"
+    );
+    let svg = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("class=\"node red-line\"") && svg.contains("id=\"legend\""),
+        "{svg}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let nowhere = s.dir.path().join("no-such-dir/cascade.svg");
+    let refused = s
+        .blue
+        .try_run(&[&whatif[..], &["--svg", nowhere.to_str().unwrap()]].concat());
+    assert!(!refused.status.success());
+    let said = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        said.contains(&format!("cannot write {}", nowhere.display())),
+        "{said}"
+    );
+    let both = s.blue.try_run(&[&svg_args[..], &["--json"]].concat());
+    assert!(!both.status.success(), "--json and --svg together");
 
     let all = s.blue.run(&[
         "whatif",

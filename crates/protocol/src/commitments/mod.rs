@@ -6,6 +6,7 @@ pub mod actors;
 pub mod authority;
 pub mod canonical;
 pub mod fold;
+pub mod graph;
 pub mod plover;
 pub mod provisos;
 pub mod readings;
