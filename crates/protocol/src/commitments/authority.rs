@@ -334,7 +334,7 @@ pub fn check<'a>(
                         Some(format!(
                             "{} has {n} provisos, not a proviso {}",
                             short(a),
-                            proviso + 1
+                            u64::from(*proviso) + 1
                         )),
                     ));
                 }

@@ -401,7 +401,16 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 _ => None,
             })
             .min();
-        let provisos = provisos::provisos(&id, a, m.sent_at, &msgs, &reported, &canon, at.0);
+        let provisos = provisos::provisos(
+            &id,
+            a,
+            m.sent_at,
+            &msgs,
+            &reported,
+            &canon,
+            roster.mediator(),
+            at.0,
+        );
         let lapsed = match (lapsed, provisos::failed_at(a, &provisos, &msgs)) {
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
@@ -925,6 +934,33 @@ mod tests {
 
     fn state(t: &T, at: i64) -> State {
         fold(&t.entries, &roster(), Timestamp(at)).assurances[0].state
+    }
+
+    #[test]
+    fn a_fulfilment_of_proviso_u32_max_is_refused_in_words_without_overflow() {
+        let mut t = T::new();
+        let a = t.s("blue", 500, assurance(None));
+        let hostile = Structured::Fulfilment {
+            assurance: a.to_hex(),
+            proviso: u32::MAX,
+            fulfilled: false,
+            event: None,
+            text: String::new(),
+        };
+        assert!(hostile.summary().starts_with("[proviso 4294967296 of "));
+        let shown = crate::commitments::terms::terms(&hostile);
+        assert!(shown
+            .iter()
+            .any(|t| t.value.starts_with("proviso 4294967296 ")));
+        t.s("blue", 600, hostile);
+        let board = fold(&t.entries, &roster(), Timestamp(1_000));
+        let refused = &board.unauthorized[0];
+        assert_eq!(refused.refusal.rule, authority::Rule::WrongKind);
+        assert!(
+            refused.words.contains("not a proviso 4294967296"),
+            "{}",
+            refused.words
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::fold::{Msg, Scheduled, State};
 use super::structured::{Action, Actor, Assurance, Combine, Proviso, Structured};
+use crate::Handle;
 
 /// Whether a proviso was decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -31,7 +32,8 @@ pub struct ProvisoView {
     pub proviso: Proviso,
     /// Decided or not.
     pub state: ProvisoState,
-    /// The decision that counts (the latest), hex, and who made it.
+    /// The decision that counts (the mediator's latest finding, else the
+    /// issuer's latest word), hex, and who made it.
     pub decision: Option<(String, String)>,
     /// Event reports that say it was done (claims), hex, with reporter.
     pub claims: Vec<(String, String)>,
@@ -61,6 +63,7 @@ pub(crate) fn provisos(
     msgs: &[Msg<'_>],
     reported: &[(&Msg<'_>, i64, Actor, Action)],
     canon: &dyn Fn(&Actor) -> Actor,
+    mediator: Option<&Handle>,
     at: i64,
 ) -> Vec<ProvisoView> {
     let list = a.provided.as_deref().unwrap_or_default();
@@ -75,6 +78,9 @@ pub(crate) fn provisos(
                 },
                 by_ms: p.by_ms,
             };
+            // The mediator's finding prevails over the issuer's word, the
+            // latest of each counts, and nobody fails a proviso before its
+            // time has passed.
             let decision = msgs
                 .iter()
                 .filter(|x| x.sent_at <= at)
@@ -84,8 +90,12 @@ pub(crate) fn provisos(
                         proviso,
                         fulfilled,
                         ..
-                    }) if assurance == id && *proviso as usize == i => {
-                        Some(((x.sent_at, x.id), x, *fulfilled))
+                    }) if assurance == id
+                        && usize::try_from(*proviso) == Ok(i)
+                        && (*fulfilled || x.sent_at >= p.by_ms) =>
+                    {
+                        let finding = Some(&x.sender) == mediator;
+                        Some(((finding, x.sent_at, x.id), x, *fulfilled))
                     }
                     _ => None,
                 })

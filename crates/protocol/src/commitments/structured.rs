@@ -672,7 +672,7 @@ impl Structured {
                 ..
             } => format!(
                 "[proviso {} of {} {}] {text}",
-                proviso + 1,
+                u64::from(*proviso) + 1,
                 short(assurance),
                 if *fulfilled {
                     "fulfilled"

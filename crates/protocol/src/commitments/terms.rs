@@ -360,7 +360,11 @@ pub fn terms(s: &Structured) -> Vec<Term> {
         } => {
             put(
                 "decides",
-                format!("proviso {} of assurance {}", proviso + 1, short(assurance)),
+                format!(
+                    "proviso {} of assurance {}",
+                    u64::from(*proviso) + 1,
+                    short(assurance)
+                ),
             );
             put(
                 "fulfilled",
