@@ -331,16 +331,19 @@ impl Graph {
         self.edge(&step_id(s.n), &id, EdgeKind::Fulfils, Vec::new());
     }
 
-    /// A cut cycle points at the red line's node where it first fired.
+    /// A cut cycle points at the red line's (or guarantee's) node where it
+    /// first acted.
     fn note(&mut self, s: &Step, note: &Note) {
         if note.why != Why::CycleCut {
             return;
         }
         let fired = self.nodes.iter().find(|n| {
-            n.kind == NodeKind::RedLine && n.commitment.is_some() && n.commitment == note.commitment
+            matches!(n.kind, NodeKind::RedLine | NodeKind::Guarantee)
+                && n.commitment.is_some()
+                && n.commitment == note.commitment
         });
         if let Some((to, k)) = fired.map(|n| (n.id.clone(), n.step)) {
-            let label = wrap(&format!("cut: already fired at step {k}"), WRAP);
+            let label = wrap(&format!("cut: already acted at step {k}"), WRAP);
             self.edge(&step_id(s.n), &to, EdgeKind::Cut, label);
         }
     }
@@ -484,7 +487,7 @@ impl EdgeKind {
             EdgeKind::Breaches => ("#7b0000", false, "the act breaches the assurance"),
             EdgeKind::Invokes => ("#1f5fa8", false, "the breach calls on the guarantor"),
             EdgeKind::Fulfils => ("#2e7d32", true, "the act would fulfil the proviso"),
-            EdgeKind::Cut => ("#c0392b", true, "cut cycle: the red line already fired"),
+            EdgeKind::Cut => ("#c0392b", true, "cut cycle: the red line or guarantee already acted"),
         };
         Look {
             fill: "none",
@@ -1358,10 +1361,10 @@ mod tests {
         assert_eq!(cut[0].from, "step3");
         let to = g.node(&cut[0].to).unwrap();
         assert_eq!(to.commitment.as_deref(), Some(RL1));
-        assert_eq!(cut[0].label.concat(), "cut: already fired at step 1");
+        assert_eq!(cut[0].label.concat(), "cut: already acted at step 1");
         let dot = cycle().to_dot();
         assert!(
-            dot.contains("step3 -> s1e0 [color=\"#c0392b\", fontcolor=\"#c0392b\", style=dashed, constraint=false, label=\"cut: already fired at step 1\"]"),
+            dot.contains("step3 -> s1e0 [color=\"#c0392b\", fontcolor=\"#c0392b\", style=dashed, constraint=false, label=\"cut: already acted at step 1\"]"),
             "{dot}"
         );
         assert!(cycle().to_svg().contains("<g class=\"edge cut\">"));
@@ -1504,6 +1507,25 @@ mod tests {
         let svg = guaranteed().to_svg();
         assert!(svg.contains("class=\"node guarantee\"") && svg.contains("class=\"edge invokes\""));
         assert!(guaranteed().to_dot().contains("s1e1 [shape=house"));
+    }
+
+    #[test]
+    fn a_guarantee_met_again_is_a_cut_cycle_pointing_at_it() {
+        let mut c = guaranteed();
+        c.steps[1].notes.push(Note {
+            why: Why::CycleCut,
+            commitment: Some(RL2.into()),
+            channel: Some(CH1.into()),
+            words: "already acted".into(),
+        });
+        let g = Graph::of(&c);
+        let cut: Vec<(&str, &str)> = g
+            .edges
+            .iter()
+            .filter(|e| e.kind == EdgeKind::Cut)
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
+        assert_eq!(cut, [("step2", "s1e1")]);
     }
 
     #[test]
