@@ -487,7 +487,11 @@ impl EdgeKind {
             EdgeKind::Breaches => ("#7b0000", false, "the act breaches the assurance"),
             EdgeKind::Invokes => ("#1f5fa8", false, "the breach calls on the guarantor"),
             EdgeKind::Fulfils => ("#2e7d32", true, "the act would fulfil the proviso"),
-            EdgeKind::Cut => ("#c0392b", true, "cut cycle: the red line or guarantee already acted"),
+            EdgeKind::Cut => (
+                "#c0392b",
+                true,
+                "cut cycle: the red line or guarantee already acted",
+            ),
         };
         Look {
             fill: "none",

@@ -784,21 +784,34 @@ fn cascade_from(m: &mut Model, steps: &mut Vec<Step>, first: Step) {
 /// cycle; one not in force, or limited to another place, says why.
 fn fire_lines(m: &mut Model, step: &mut Step, next: usize) -> Vec<Step> {
     let mut out = Vec::new();
+    let every: Vec<Declared> = m.relations.iter().chain(&m.disputed).cloned().collect();
     for line in &mut m.lines {
-        let Some((masks, via)) = triggers(
-            &line.r,
-            &line.readings,
-            &step.actor,
-            &step.action,
-            &m.relations,
-        ) else {
-            continue;
-        };
         let note = |why: Why, words: String| Note {
             why,
             commitment: Some(line.cited.id.clone()),
             channel: Some(line.cited.channel.clone()),
             words,
+        };
+        let meets = |relations: &[Declared]| {
+            triggers(
+                &line.r,
+                &line.readings,
+                &step.actor,
+                &step.action,
+                relations,
+            )
+        };
+        let Some((masks, via)) = meets(&m.relations) else {
+            // Left out as disputed, it would have fired: say so.
+            if let Some((_, via)) = meets(&every).filter(|_| !m.disputed.is_empty()) {
+                let words = format!(
+                    "{} does not fire here: the act would go through the relation {}, and this what-if uses only undisputed relations",
+                    line.cited.words("red line"),
+                    disputed_words(&via)
+                );
+                step.notes.push(note(Why::Disputed, words));
+            }
+            continue;
         };
         if line.state != State::Active {
             let words = format!(
@@ -994,7 +1007,9 @@ fn judge_assurances(m: &mut Model, step: &mut Step) {
             }
         }
         if !meets_some {
-            if let Some(words) = out_of_scope(k, actor, action, &m.relations) {
+            // The wording excludes it whatever the relations: disputed too.
+            let every: Vec<Declared> = m.relations.iter().chain(&m.disputed).cloned().collect();
+            if let Some(words) = out_of_scope(k, actor, action, &every) {
                 step.notes.push(Note {
                     why: Why::OutOfScope,
                     commitment: Some(k.cited.id.clone()),
@@ -1137,8 +1152,8 @@ fn provisos_met(k: &mut Known, step: &Step) -> Vec<Effect> {
     out
 }
 
-/// Would the act meet a condition of `k` through a relation left out as
-/// disputed? Then say which, and who disputes it.
+/// Would the act meet a condition of `k`, under a reading its wording
+/// allows, through a relation left out as disputed? Then say which.
 fn disputed(
     k: &Known,
     actor: &Actor,
@@ -1147,29 +1162,30 @@ fn disputed(
     left: &[Declared],
 ) -> Option<String> {
     let every: Vec<Declared> = used.iter().chain(left).cloned().collect();
-    let everyone = Reading {
-        attacker_allies: true,
-        attacker_proxies: true,
-        attacked_allies: true,
-        attacked_proxies: true,
-    };
-    k.a.unless.iter().find_map(|cond| {
-        let via = meets(&k.cited.issuer, cond, actor, action, &everyone, &every)?;
-        let through: Vec<String> = via
-            .attacker
-            .iter()
-            .chain(via.attacked.iter())
-            .filter(|d| !d.disputed_by.is_empty())
-            .map(relation_words)
-            .collect();
+    let mut under = k
+        .readings
+        .masks()
+        .flat_map(|mask| k.a.unless.iter().zip(k.readings.reading(mask)));
+    under.find_map(|(cond, reading)| {
+        let via = meets(&k.cited.issuer, cond, actor, action, &reading, &every)?;
+        let through = disputed_words(via.attacker.iter().chain(&via.attacked));
         (!through.is_empty()).then(|| {
             format!(
-                "{} does not lapse here: the act would go through the relation {}, and this what-if uses only undisputed relations",
+                "{} does not lapse here: the act would go through the relation {through}, and this what-if uses only undisputed relations",
                 k.cited.words("assurance"),
-                through.join(" and ")
             )
         })
     })
+}
+
+/// The disputed relations an act goes through, in words.
+fn disputed_words<'a>(via: impl IntoIterator<Item = &'a Declared>) -> String {
+    let through: Vec<String> = via
+        .into_iter()
+        .filter(|d| !d.disputed_by.is_empty())
+        .map(relation_words)
+        .collect();
+    through.join(" and ")
 }
 
 /// Would the act meet a condition of `k` if every ally and proxy counted?
