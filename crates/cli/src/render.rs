@@ -204,6 +204,13 @@ pub fn state(s: State) -> &'static str {
     }
 }
 
+/// "assurance 3f2a9c1e by blue: active since …": a commitment's first line.
+fn headline(kind: &str, id: &str, issuer: &str, s: State, since: Option<i64>) -> String {
+    let since = since.map_or(String::new(), |t| format!(" since {}", show(t)));
+    let id = id.get(..8).unwrap_or(id);
+    format!("{kind} {id} by {issuer}: {}{since}\n", state(s))
+}
+
 /// The board of a channel: each commitment with its state and terms.
 pub fn board(b: &Board) -> String {
     let mut out = format!("board at {}\n", show(b.at_ms));
@@ -213,13 +220,12 @@ pub fn board(b: &Board) -> String {
         out.push_str("  no assurances or red lines yet\n");
     }
     for a in &b.assurances {
-        out.push_str(&format!(
-            "assurance {} by {}: {}{}\n",
-            &a.id[..8],
-            a.issuer,
-            state(a.state),
-            a.since_ms
-                .map_or(String::new(), |t| format!(" since {}", show(t))),
+        out.push_str(&headline(
+            "assurance",
+            &a.id,
+            &a.issuer,
+            a.state,
+            a.since_ms,
         ));
         out.push_str(&assurance_flags(a));
         out.push_str(&self::terms(
@@ -228,14 +234,7 @@ pub fn board(b: &Board) -> String {
         ));
     }
     for r in &b.red_lines {
-        out.push_str(&format!(
-            "red line {} by {}: {}{}\n",
-            &r.id[..8],
-            r.issuer,
-            state(r.state),
-            r.since_ms
-                .map_or(String::new(), |t| format!(" since {}", show(t))),
-        ));
+        out.push_str(&headline("red line", &r.id, &r.issuer, r.state, r.since_ms));
         for x in &r.schedule {
             out.push_str(&scheduled(x));
         }

@@ -788,6 +788,15 @@ pub enum CommitCommand {
     },
 }
 
+/// `ally-of` or `proxy-of` (clap allows no other).
+fn relation_kind(words: &str) -> RelationKind {
+    if words == "ally-of" {
+        RelationKind::AllyOf
+    } else {
+        RelationKind::ProxyOf
+    }
+}
+
 /// `--provided "red RETREAT/withdraw @2026-12-01T00:00Z"`: who must do
 /// what (against whom) by when; names are resolved when sent.
 fn proviso(spec: &str) -> anyhow::Result<Proviso> {
@@ -1226,11 +1235,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             channel,
             Structured::Relate {
                 subject: actor(&subject),
-                relation: if relation == "ally-of" {
-                    RelationKind::AllyOf
-                } else {
-                    RelationKind::ProxyOf
-                },
+                relation: relation_kind(&relation),
                 object: actor(&object),
             },
             out,
@@ -1246,11 +1251,7 @@ pub async fn run(store_path: &Path, cmd: CommitCommand) -> anyhow::Result<()> {
             channel,
             Structured::Dispute {
                 subject: actor(&subject),
-                relation: if relation == "ally-of" {
-                    RelationKind::AllyOf
-                } else {
-                    RelationKind::ProxyOf
-                },
+                relation: relation_kind(&relation),
                 object: actor(&object),
                 text,
             },

@@ -1,5 +1,6 @@
 //! Assurances, red lines, the board and what-if, as a user runs them.
 
+use crate::authority::refused;
 use crate::{Scene, User};
 
 pub(crate) fn sent_id(out: &str) -> String {
@@ -570,23 +571,19 @@ fn richer_commitments_from_the_command_line() {
         cascade.contains("would fire, but it is revoked"),
         "{cascade}"
     );
-    let theirs = s
-        .blue
-        .try_run(&["revoke", &id, "--red-line", &r[..10], "--yes", "x"]);
-    assert!(!theirs.status.success());
-    assert!(
-        String::from_utf8_lossy(&theirs.stderr).contains("only its issuer can revoke"),
-        "{theirs:?}"
+    refused(
+        &s.blue,
+        &id,
+        &["revoke", &id, "--red-line", &r[..10], "--yes", "x"],
+        "only its issuer can revoke",
     );
 
     // Only the mediator or blue decides blue's proviso.
-    let party = s
-        .red
-        .try_run(&["proviso", &id, &a[..10], "1", "--fulfilled", "Done."]);
-    assert!(!party.status.success());
-    assert!(
-        String::from_utf8_lossy(&party.stderr).contains("not yours to make"),
-        "{party:?}"
+    refused(
+        &s.red,
+        &id,
+        &["proviso", &id, &a[..10], "1", "--fulfilled", "Done."],
+        "not yours to make",
     );
     s.mediator.run(&["sync"]);
     s.mediator.run(&[

@@ -228,31 +228,36 @@ pub fn check<'a>(
         may,
     };
     let is_mediator = sender.role == Some(Role::Mediator);
-    // The assurance an act names: wrong kind, or its issuer.
-    let assurance = |id: &str| -> Result<Option<&'a Handle>, Refusal> {
+    // The message of the wanted kind an act names: wrong kind, or its
+    // sender (the assurance's or red line's issuer).
+    let named = |id: &str,
+                 wanted: fn(&Structured) -> bool,
+                 kind: &str|
+     -> Result<Option<&'a Handle>, Refusal> {
         match lookup(id) {
-            Named::Structured {
-                sender,
-                body: Structured::Assurance(_),
-            } => Ok(Some(sender)),
+            Named::Structured { sender, body } if wanted(body) => Ok(Some(sender)),
             Named::Structured { body, .. } => Err(refuse(
                 Rule::WrongKind,
                 Some(id),
-                Some(format!(
-                    "{} is {}, not an assurance",
-                    short(id),
-                    kind_words(body)
-                )),
+                Some(format!("{} is {}, not {kind}", short(id), kind_words(body))),
             )),
             Named::Other { stub: false, .. } => Err(refuse(
                 Rule::WrongKind,
                 Some(id),
-                Some(format!("{} is not an assurance", short(id))),
+                Some(format!("{} is not {kind}", short(id))),
             )),
             Named::Other { sender, stub: true } => Ok(Some(sender)),
             Named::Unknown => Ok(None),
         }
     };
+    let assurance = |id: &str| {
+        named(
+            id,
+            |b| matches!(b, Structured::Assurance(_)),
+            "an assurance",
+        )
+    };
+    let red_line = |id: &str| named(id, |b| matches!(b, Structured::RedLine(_)), "a red line");
     let issuer_only = |rule: Rule, id: &str| -> Result<(), Refusal> {
         match assurance(id)? {
             Some(issuer) if issuer != sender.handle => Err(refuse(
@@ -261,31 +266,6 @@ pub fn check<'a>(
                 Some(format!("its issuer is {issuer}")),
             )),
             _ => Ok(()),
-        }
-    };
-    // The red line an act names: wrong kind, or its issuer.
-    let red_line = |id: &str| -> Result<Option<&'a Handle>, Refusal> {
-        match lookup(id) {
-            Named::Structured {
-                sender,
-                body: Structured::RedLine(_),
-            } => Ok(Some(sender)),
-            Named::Structured { body, .. } => Err(refuse(
-                Rule::WrongKind,
-                Some(id),
-                Some(format!(
-                    "{} is {}, not a red line",
-                    short(id),
-                    kind_words(body)
-                )),
-            )),
-            Named::Other { stub: false, .. } => Err(refuse(
-                Rule::WrongKind,
-                Some(id),
-                Some(format!("{} is not a red line", short(id))),
-            )),
-            Named::Other { sender, stub: true } => Ok(Some(sender)),
-            Named::Unknown => Ok(None),
         }
     };
     match body {

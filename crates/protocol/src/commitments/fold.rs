@@ -117,6 +117,33 @@ pub struct Scheduled {
     pub text: String,
 }
 
+impl Scheduled {
+    /// The revocation or suspension `x` if it is still to come at `at` (a
+    /// suspension in force, if its end is still to come), whatever it names.
+    pub(crate) fn of(x: &Msg<'_>, at: i64) -> Option<Scheduled> {
+        let (act, from, until_ms, text) = match x.body? {
+            Structured::Revoke {
+                effective_ms, text, ..
+            } => ("revocation", *effective_ms, None, text),
+            Structured::Suspend {
+                from_ms,
+                until_ms,
+                text,
+                ..
+            } => ("suspension", *from_ms, *until_ms, text),
+            _ => return None,
+        };
+        let from_ms = from.max(x.sent_at);
+        (from_ms > at || until_ms.is_some_and(|u| u > at)).then(|| Scheduled {
+            id: x.id.to_hex(),
+            act,
+            from_ms,
+            until_ms,
+            text: text.clone(),
+        })
+    }
+}
+
 /// One assurance on the board.
 #[derive(Clone, Debug, Serialize)]
 pub struct AssuranceView {
@@ -401,16 +428,7 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
                 _ => None,
             })
             .min();
-        let provisos = provisos::provisos(
-            &id,
-            a,
-            m.sent_at,
-            &msgs,
-            &reported,
-            &canon,
-            roster.mediator(),
-            at.0,
-        );
+        let provisos = provisos::provisos(m, a, &msgs, &reported, &canon, roster.mediator(), at.0);
         let lapsed = match (lapsed, provisos::failed_at(a, &provisos, &msgs)) {
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
@@ -431,41 +449,22 @@ pub fn fold(entries: &[Entry], roster: &Roster, at: Timestamp) -> Board {
         let schedule: Vec<Scheduled> = msgs
             .iter()
             .filter(by_issuer)
-            .filter_map(|x| match x.body {
-                Some(Structured::Revoke {
-                    assurance,
-                    effective_ms,
-                    text,
-                    red_line: None,
-                }) if targets(x, assurance) => {
-                    let from = (*effective_ms).max(x.sent_at);
-                    (from > at.0).then(|| Scheduled {
-                        id: x.id.to_hex(),
-                        act: "revocation",
-                        from_ms: from,
-                        until_ms: None,
-                        text: text.clone(),
-                    })
-                }
-                Some(Structured::Suspend {
-                    assurance,
-                    from_ms,
-                    until_ms,
-                    text,
-                    red_line: None,
-                }) if targets(x, assurance) => {
-                    let from = (*from_ms).max(x.sent_at);
-                    // Yet to start, or in force with an end still to come.
-                    (from > at.0 || until_ms.is_some_and(|u| u > at.0)).then(|| Scheduled {
-                        id: x.id.to_hex(),
-                        act: "suspension",
-                        from_ms: from,
-                        until_ms: *until_ms,
-                        text: text.clone(),
-                    })
-                }
-                _ => None,
+            .filter(|x| match x.body {
+                Some(
+                    Structured::Revoke {
+                        assurance,
+                        red_line: None,
+                        ..
+                    }
+                    | Structured::Suspend {
+                        assurance,
+                        red_line: None,
+                        ..
+                    },
+                ) => targets(x, assurance),
+                _ => false,
             })
+            .filter_map(|x| Scheduled::of(x, at.0))
             .collect();
         let terminal = [
             lapsed.filter(|t| *t <= at.0).map(|t| (t, State::Lapsed)),

@@ -18,6 +18,7 @@
 //! their width is estimated with a conservative table of DejaVu Sans
 //! advances, so the glyphs a viewer draws fit their boxes.
 
+use super::structured::short;
 use super::whatif::{Cascade, Effect, Note, Step, Why};
 
 /// Characters per label line: narrow boxes keep the graph taller than wide.
@@ -109,11 +110,6 @@ pub struct Graph {
     pub edges: Vec<Edge>,
     /// One per channel, in order of first appearance.
     pub clusters: Vec<Cluster>,
-}
-
-/// The first eight characters: how ids are shown to a person.
-fn short(hex: &str) -> String {
-    hex.chars().take(8).collect()
 }
 
 /// Words in lines of at most `width` characters; a word longer than a line

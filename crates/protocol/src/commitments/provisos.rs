@@ -44,28 +44,21 @@ pub struct ProvisoView {
 /// Does `actor` doing `action` do what `p` asks (same type; one of its
 /// modes if it names any; against its target if it names one)?
 pub fn fulfils(p: &Proviso, actor: &Actor, action: &Action) -> bool {
-    let want = &p.action;
-    p.actor == *actor
-        && want.kind == action.kind
-        && (want.modes.is_empty() || want.modes.iter().any(|m| action.modes.contains(m)))
-        && want
-            .target
-            .as_ref()
-            .is_none_or(|t| action.target.as_ref() == Some(t))
+    p.actor == *actor && p.action.covers(action)
 }
 
-/// The provisos of assurance `id` (`a`, sent at `sent`) at `at`.
-/// `reported` are the event reports (message, actor, action), canonical.
+/// The provisos of assurance `a` (sent as `m`) at `at`. `reported` are
+/// the event reports (message, actor, action), canonical.
 pub(crate) fn provisos(
-    id: &str,
+    m: &Msg<'_>,
     a: &Assurance,
-    sent: i64,
     msgs: &[Msg<'_>],
     reported: &[(&Msg<'_>, i64, Actor, Action)],
     canon: &dyn Fn(&Actor) -> Actor,
     mediator: Option<&Handle>,
     at: i64,
 ) -> Vec<ProvisoView> {
+    let (id, sent) = (m.id.to_hex(), m.sent_at);
     let list = a.provided.as_deref().unwrap_or_default();
     list.iter()
         .enumerate()
@@ -79,8 +72,9 @@ pub(crate) fn provisos(
                 by_ms: p.by_ms,
             };
             // The mediator's finding prevails over the issuer's word, the
-            // latest of each counts, and nobody fails a proviso before its
-            // time has passed.
+            // latest of each counts, and the issuer cannot fail the other
+            // side's proviso before its time (it would walk away from its
+            // own assurance); the mediator may find it failed at any time.
             let decision = msgs
                 .iter()
                 .filter(|x| x.sent_at <= at)
@@ -90,12 +84,10 @@ pub(crate) fn provisos(
                         proviso,
                         fulfilled,
                         ..
-                    }) if assurance == id
-                        && usize::try_from(*proviso) == Ok(i)
-                        && (*fulfilled || x.sent_at >= p.by_ms) =>
-                    {
+                    }) if *assurance == id && usize::try_from(*proviso) == Ok(i) => {
                         let finding = Some(&x.sender) == mediator;
-                        Some(((finding, x.sent_at, x.id), x, *fulfilled))
+                        let counts = *fulfilled || finding || x.sent_at >= p.by_ms;
+                        counts.then_some(((finding, x.sent_at, x.id), x, *fulfilled))
                     }
                     _ => None,
                 })
@@ -163,45 +155,27 @@ pub(crate) fn red_line_state(
             Some(Structured::Revoke {
                 red_line: Some(r),
                 effective_ms,
-                text,
                 ..
             }) if *r == id => {
                 let from = (*effective_ms).max(x.sent_at);
                 if from <= at {
                     revoked = Some(revoked.map_or(from, |t: i64| t.min(from)));
-                } else {
-                    schedule.push(Scheduled {
-                        id: x.id.to_hex(),
-                        act: "revocation",
-                        from_ms: from,
-                        until_ms: None,
-                        text: text.clone(),
-                    });
                 }
             }
             Some(Structured::Suspend {
                 red_line: Some(r),
                 from_ms,
                 until_ms,
-                text,
                 ..
             }) if *r == id => {
                 let from = (*from_ms).max(x.sent_at);
                 if from <= at && until_ms.is_none_or(|u| at < u) {
                     suspended.get_or_insert(from);
                 }
-                if from > at || until_ms.is_some_and(|u| u > at) {
-                    schedule.push(Scheduled {
-                        id: x.id.to_hex(),
-                        act: "suspension",
-                        from_ms: from,
-                        until_ms: *until_ms,
-                        text: text.clone(),
-                    });
-                }
             }
-            _ => {}
+            _ => continue,
         }
+        schedule.extend(Scheduled::of(x, at));
     }
     let start = valid.0.unwrap_or(m.sent_at).max(m.sent_at);
     let expired = valid.1.filter(|u| *u <= at);

@@ -470,14 +470,7 @@ pub fn struck_first<'e>(
 /// names one)? Whether the assurance still held is the caller's question.
 pub fn contradicts(a: &Assurance, issuer: &Actor, actor: &Actor, action: &Action) -> bool {
     let c = &a.commitment;
-    c.refrain
-        && actor == issuer
-        && c.action.kind == action.kind
-        && (c.action.modes.is_empty() || c.action.modes.iter().any(|m| action.modes.contains(m)))
-        && c.action
-            .target
-            .as_ref()
-            .is_none_or(|t| action.target.as_ref() == Some(t))
+    c.refrain && actor == issuer && c.action.covers(action)
 }
 
 /// One namespace per channel: an outside actor named like a member of the

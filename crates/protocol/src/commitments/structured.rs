@@ -53,6 +53,24 @@ pub struct Action {
     pub target: Option<Actor>,
 }
 
+impl Action {
+    /// Is `act` of this type, and of one of its modes if it names any?
+    pub fn kind_covers(&self, act: &Action) -> bool {
+        self.kind == act.kind
+            && (self.modes.is_empty() || self.modes.iter().any(|m| act.modes.contains(m)))
+    }
+
+    /// Is `act` what this action describes: [`Action::kind_covers`], and
+    /// against its target if it names one?
+    pub fn covers(&self, act: &Action) -> bool {
+        self.kind_covers(act)
+            && self
+                .target
+                .as_ref()
+                .is_none_or(|t| act.target.as_ref() == Some(t))
+    }
+}
+
 /// How formal an assurance is; all are deniable by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -378,10 +378,7 @@ fn triggers(
     action: &Action,
     relations: &[Declared],
 ) -> Option<(BTreeSet<u32>, Vec<Declared>)> {
-    let t = &line.trigger;
-    if t.kind != action.kind
-        || !(t.modes.is_empty() || t.modes.iter().any(|m| action.modes.contains(m)))
-    {
+    if !line.trigger.kind_covers(action) {
         return None;
     }
     let targets = line.target_list();
