@@ -117,10 +117,15 @@ fn main() -> ExitCode {
     if let Some(path) = cli.passphrase_file.clone() {
         let _ = store::PASSPHRASE_FILE.set(path);
     }
-    tracing_subscriber::fmt()
+    let json_logs = matches!(&cli.command, Command::Relay(a) if a.json_logs());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command {
         Command::Relay(args) => cmd::relay::run(args),
         Command::Demo(args) => cmd::demo::run(args),

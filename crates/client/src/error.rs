@@ -59,6 +59,14 @@ pub enum TransportError {
     /// The answer did not decode.
     #[error("relay answer does not decode: {0}")]
     Decode(String),
+    /// The relay's TLS certificate was not accepted.
+    #[error("the relay at {url} failed the TLS check ({detail}): if it uses a private CA, give its certificate with --ca-file; to accept one certificate only, pin it with --pin-sha256 (`relay serve` prints it)")]
+    Tls {
+        /// The relay URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
     /// The relay could not be reached.
     #[error("cannot reach the relay at {url}: {detail}")]
     Unreachable {

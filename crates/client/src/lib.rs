@@ -35,6 +35,7 @@
 pub(crate) mod client;
 pub mod error;
 pub mod transcript;
+pub mod tls;
 pub mod transport;
 pub mod vault;
 
@@ -42,11 +43,13 @@ pub use client::lock;
 pub use client::{
     now, unique_prefix, Candidate, ChannelView, Client, Clock, Collision, Confirmation, Delivery,
     ExchangeState, ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView,
-    QueuedPost, ReceivedOffer, RestoreReport, SyncReport, MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET,
+    QueuedPost, ReceivedOffer, RelayEndpoint, RestoreReport, SyncReport, MIN_PREFIX_DIGITS,
+    ONE_TIME_KEYS_TARGET,
 };
 pub use client::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,
     RoleChange, MEDIATOR_READS_GRANTED, MEDIATOR_READS_WITHDRAWN,
 };
 pub use error::{ClientError, TransportError, VaultError};
+pub use tls::RelayTrust;
 pub use vault::KdfParams;

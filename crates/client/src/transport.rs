@@ -1,5 +1,6 @@
 //! The relay's HTTP/JSON API and WebSocket push, as a client calls them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backchannel_protocol::api::{
@@ -15,6 +16,7 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::TransportError;
+use crate::tls::RelayTrust;
 
 /// How long one HTTP request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,6 +26,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RelayClient {
     url: String,
     http: reqwest::Client,
+    /// For wss: the same trust as the HTTP client's.
+    tls: Option<Arc<rustls::ClientConfig>>,
     token: Option<String>,
 }
 
@@ -38,18 +42,42 @@ impl std::fmt::Debug for RelayClient {
 }
 
 impl RelayClient {
-    /// A client for the relay at `url` (e.g. `http://127.0.0.1:8470`).
+    /// A client for the relay at `url` (e.g. `http://127.0.0.1:8470`),
+    /// trusting the platform's roots for https.
     pub fn new(url: &str) -> Result<Self, TransportError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| TransportError::Unreachable {
-                url: url.into(),
-                detail: e.to_string(),
+        Self::with_trust(url, &RelayTrust::default())
+    }
+
+    /// A client for the relay at `url` (`http://` or `https://`) with the
+    /// given certificate trust for https and wss.
+    pub fn with_trust(url: &str, trust: &RelayTrust) -> Result<Self, TransportError> {
+        let url = url.trim_end_matches('/').to_string();
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok {
+            return Err(TransportError::Unreachable {
+                url,
+                detail: "the relay URL must start with https:// (or http:// on loopback)".into(),
+            });
+        }
+        crate::tls::install_ring_default();
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        let mut tls = None;
+        if url.starts_with("https://") {
+            let config = trust.client_config().map_err(|e| match e {
+                TransportError::Tls { detail, .. } => TransportError::Tls {
+                    url: url.clone(),
+                    detail,
+                },
+                other => other,
             })?;
+            builder = builder.tls_backend_preconfigured(config.clone());
+            tls = Some(Arc::new(config));
+        }
+        let http = builder.build().map_err(|e| crate::tls::describe(&url, &e))?;
         Ok(RelayClient {
-            url: url.trim_end_matches('/').to_string(),
+            url,
             http,
+            tls,
             token: None,
         })
     }
@@ -75,10 +103,10 @@ impl RelayClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bytes);
         }
-        let resp = req.send().await.map_err(|e| TransportError::Unreachable {
-            url: self.url.clone(),
-            detail: e.to_string(),
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| crate::tls::describe(&self.url, &e))?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -104,28 +132,32 @@ impl RelayClient {
         serde_json::from_slice(&bytes).map_err(|e| TransportError::Decode(format!("{path}: {e}")))
     }
 
-    /// Registers a principal.
+    /// Registers a principal (with the operator's invitation code if the
+    /// relay takes registrations by invitation).
     pub async fn register(
         &self,
         handle: &Handle,
         identity: &Identity,
+        invite: Option<&str>,
     ) -> Result<PrincipalResponse, TransportError> {
         let k = identity.keys();
         let req = RegisterRequest {
             handle: handle.to_string(),
             curve25519: b64::encode(k.curve25519),
             ed25519: b64::encode(k.ed25519),
+            invite: invite.map(str::to_string),
         };
         self.call(reqwest::Method::POST, "/v1/principals", Some(&req))
             .await
     }
 
-    /// Challenge/response login; keeps the token.
+    /// Challenge/response login; keeps the token and returns its lifetime
+    /// if the relay says it.
     pub async fn login(
         &mut self,
         handle: &Handle,
         identity: &Identity,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Option<Duration>, TransportError> {
         let c: ChallengeResponse = self
             .call(
                 reqwest::Method::POST,
@@ -153,7 +185,7 @@ impl RelayClient {
             )
             .await?;
         self.token = Some(l.token);
-        Ok(())
+        Ok(l.expires_in_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)))
     }
 
     /// Publishes keys; with `replace`, the relay forgets the unclaimed
@@ -347,12 +379,7 @@ impl RelayClient {
                 .map_err(|_| TransportError::Decode("token is not a header value".into()))?;
             req.headers_mut().insert("authorization", value);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| {
-            TransportError::Unreachable {
-                url: ws_url.clone(),
-                detail: e.to_string(),
-            }
-        })?;
+        let ws = self.connect_ws(&ws_url, req).await?;
         Ok(Box::pin(ws.filter_map(|m| async move {
             match m {
                 Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => Some(
@@ -366,6 +393,118 @@ impl RelayClient {
                 })),
             }
         })))
+    }
+}
+
+impl RelayClient {
+    /// Opens the WebSocket: TCP, then TLS with the client's trust for wss.
+    async fn connect_ws(
+        &self,
+        ws_url: &str,
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<WebSocket, TransportError> {
+        let unreachable = |detail: String| TransportError::Unreachable {
+            url: ws_url.to_string(),
+            detail,
+        };
+        let uri = req.uri().clone();
+        let host = uri
+            .host()
+            .ok_or_else(|| unreachable("the URL has no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let secure = uri.scheme_str() == Some("wss");
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tcp = tokio::time::timeout(REQUEST_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| unreachable("connecting timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match (&self.tls, secure) {
+            (Some(config), true) => {
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| unreachable(e.to_string()))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| crate::tls::describe(ws_url, &e))?;
+                MaybeTls::Tls(Box::new(tls))
+            }
+            (None, false) => MaybeTls::Plain(tcp),
+            _ => return Err(unreachable("the WebSocket scheme does not match the relay URL's".into())),
+        };
+        let (ws, _) = tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                    let body = resp.body().as_deref().unwrap_or_default();
+                    match serde_json::from_slice::<ErrorBody>(body) {
+                        Ok(b) => TransportError::Api {
+                            status: resp.status().as_u16(),
+                            code: b.error.code,
+                            message: b.error.message,
+                        },
+                        Err(_) => unreachable(format!("the upgrade was answered {}", resp.status())),
+                    }
+                }
+                other => crate::tls::describe(ws_url, &other),
+            })?;
+        Ok(ws)
+    }
+}
+
+type WebSocket = tokio_tungstenite::WebSocketStream<MaybeTls>;
+
+/// A plain or TLS byte stream under the WebSocket.
+enum MaybeTls {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for MaybeTls {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for MaybeTls {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and what to do, in English.
     pub message: String,
+    /// With `429 rate_limited`: seconds until the request may be retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 /// `POST /v1/principals`
@@ -39,6 +42,10 @@ pub struct RegisterRequest {
     pub curve25519: String,
     /// Ed25519 identity key, base64.
     pub ed25519: String,
+    /// A single-use invitation code from the relay's operator (required
+    /// when the relay's registration is `invite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 /// A principal's public record.
@@ -90,6 +97,10 @@ pub struct LoginResponse {
     pub token: String,
     /// When it expires.
     pub expires_at_ms: i64,
+    /// How long it lives from now, in ms (the client's clock may differ
+    /// from the relay's; absent from older relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<i64>,
 }
 
 /// A signed one-time or fallback key in JSON.
@@ -313,6 +324,21 @@ pub struct MailboxResponse {
     pub next_cursor: u64,
     /// True if more envelopes wait beyond this page.
     pub more: bool,
+    /// The caller's key stock as the relay reports it (unauthenticated:
+    /// a client only paces its uploads by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_stock: Option<KeyStockJson>,
+}
+
+/// A principal's keys held by the relay.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyStockJson {
+    /// Unclaimed one-time keys.
+    pub one_time_keys: u64,
+    /// Whether a fallback key is held.
+    pub has_fallback_key: bool,
+    /// Whether the fallback key was handed out since its upload.
+    pub fallback_claimed: bool,
 }
 
 /// `POST /v1/mailbox/ack`

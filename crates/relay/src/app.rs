@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch, Notify};
 
 use crate::api;
+use crate::config::RelayConfig;
 use crate::error::ApiError;
+use crate::metrics::{Gauges, Metrics};
+use crate::server::Gate;
 use crate::store::{RelayStore, StoreError};
 
 /// Where the relay reads the time: the system clock, or a test's clock.
@@ -31,24 +34,6 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// Lifetimes of credentials.
-#[derive(Clone, Copy, Debug)]
-pub struct RelayConfig {
-    /// How long a login challenge is accepted.
-    pub challenge_ttl_ms: i64,
-    /// How long a bearer token is accepted.
-    pub token_ttl_ms: i64,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            challenge_ttl_ms: 60_000,
-            token_ttl_ms: 3_600_000,
-        }
-    }
-}
-
 /// The relay: storage, configuration, clock and push fan-out. Cheap to clone.
 #[derive(Clone)]
 pub struct Relay {
@@ -58,6 +43,17 @@ pub struct Relay {
 struct Inner {
     store: Arc<dyn RelayStore>,
     config: RelayConfig,
+    metrics: Metrics,
+    /// Open connections, once a listener serves (for `/metrics`).
+    gate: std::sync::OnceLock<Arc<Gate>>,
+    /// Rate windows known to be full, so a flood is refused without a write.
+    blocked: crate::rate::Blocked,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted: std::sync::OnceLock<Vec<std::net::IpAddr>>,
+    /// Whether each request is logged (a served relay; not the embedded demo's).
+    log_requests: std::sync::atomic::AtomicBool,
+    /// Whether posts are refused for lack of disk, and when that was judged.
+    full: std::sync::Mutex<(bool, Option<std::time::Instant>)>,
     clock: Clock,
     /// Recipients with new envelopes; WebSocket tasks filter for their own.
     push: broadcast::Sender<Handle>,
@@ -89,6 +85,12 @@ impl Relay {
                 store,
                 config,
                 clock,
+                metrics: Metrics::default(),
+                gate: std::sync::OnceLock::new(),
+                blocked: crate::rate::Blocked::default(),
+                trusted: std::sync::OnceLock::new(),
+                full: std::sync::Mutex::new((false, None)),
+                log_requests: std::sync::atomic::AtomicBool::new(false),
                 push,
                 maintenance: Notify::new(),
                 shutdown,
@@ -100,6 +102,7 @@ impl Relay {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/health", get(api::health))
+            .route("/v1/ready", get(api::ready))
             .route("/v1/openapi.json", get(api::openapi))
             .route("/v1/principals", post(api::accounts::register))
             .route("/v1/principals/{handle}", get(api::accounts::principal))
@@ -129,7 +132,13 @@ impl Relay {
             .route("/v1/ws", get(api::mailbox::ws))
             .fallback(api::not_found)
             .method_not_allowed_fallback(api::method_not_allowed)
-            .layer(axum::extract::DefaultBodyLimit::max(crate::BODY_MAX_BYTES))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.config().body_max_bytes,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::observe::observe,
+            ))
             .with_state(self.clone())
     }
 
@@ -138,8 +147,94 @@ impl Relay {
         &self.inner.store
     }
 
-    pub(crate) fn config(&self) -> RelayConfig {
-        self.inner.config
+    /// The settings in force.
+    pub fn config(&self) -> &RelayConfig {
+        &self.inner.config
+    }
+
+    /// The operator's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn blocked(&self) -> &crate::rate::Blocked {
+        &self.inner.blocked
+    }
+
+    pub(crate) fn set_gate(&self, gate: Arc<Gate>, trusted: Vec<std::net::IpAddr>) {
+        let _ = self.inner.gate.set(gate);
+        let _ = self.inner.trusted.set(trusted);
+    }
+
+    /// Logs one line per request (method, route, status, latency,
+    /// principal) at the `info` level.
+    pub fn log_requests(&self, on: bool) {
+        self.inner
+            .log_requests
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn logs_requests(&self) -> bool {
+        self.inner
+            .log_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        self.inner.trusted.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether free space is under the reserve (judged at most once a
+    /// second, or at once after a write failed for lack of space).
+    pub async fn storage_full(&self) -> bool {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+        {
+            let full = self.inner.full.lock().unwrap_or_else(|p| p.into_inner());
+            if full.1.is_some_and(|t| t.elapsed() < RECHECK) {
+                return full.0;
+            }
+        }
+        let reserve = self.config().disk_reserve_bytes;
+        let free = self.run(|s| s.free_space()).await.ok().flatten();
+        let now_full = free.is_some_and(|f| f < reserve);
+        let mut full = self.inner.full.lock().unwrap_or_else(|p| p.into_inner());
+        if now_full && !full.0 {
+            tracing::error!(
+                free_bytes = free.unwrap_or(0),
+                reserve_bytes = reserve,
+                "storage is below the reserve: new posts are refused until space is freed"
+            );
+        }
+        *full = (now_full, Some(std::time::Instant::now()));
+        now_full
+    }
+
+    /// Refuses new data while storage is below the reserve.
+    pub(crate) async fn need_space(&self) -> Result<(), ApiError> {
+        if self.storage_full().await {
+            self.metrics().rejected("storage_full");
+            return Err(ApiError::storage_full());
+        }
+        Ok(())
+    }
+
+    /// Notes that a write failed for lack of space, so the next ones are
+    /// refused before they reach the database.
+    pub(crate) fn note_full(&self) {
+        let mut full = self.inner.full.lock().unwrap_or_else(|p| p.into_inner());
+        *full = (true, Some(std::time::Instant::now()));
+    }
+
+    /// The Prometheus exposition, with gauges read now.
+    pub async fn render_metrics(&self) -> String {
+        let usage = self.run(|s| s.usage()).await.unwrap_or_default();
+        let full = self.storage_full().await;
+        self.metrics().render(Gauges {
+            connections: self.inner.gate.get().map_or(0, |g| g.open()),
+            mailbox_envelopes: usage.envelopes,
+            mailbox_depth_max: usage.deepest_mailbox,
+            storage_full: full,
+        })
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -154,10 +249,13 @@ impl Relay {
         F: FnOnce(&dyn RelayStore) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || f(&*store))
+        let result = tokio::task::spawn_blocking(move || f(&*store))
             .await
-            .map_err(|e| ApiError::internal("blocking task", e))?
-            .map_err(ApiError::from)
+            .map_err(|e| ApiError::internal("blocking task", e))?;
+        if matches!(result, Err(StoreError::Full)) {
+            self.note_full();
+        }
+        result.map_err(ApiError::from)
     }
 
     pub(crate) fn notify_recipient(&self, recipient: Handle) {
@@ -193,11 +291,12 @@ impl Relay {
                 _ = stop.changed() => return,
             }
             let now = self.now();
+            let unfetched_before = Timestamp(now.0.saturating_sub(self.config().unfetched_retention_ms));
             // Expired exchanges lose their sealed offers; the checkpoint then
             // removes them (and acked envelopes) from the WAL too.
             let result = self
                 .run(move |s| {
-                    s.purge_expired(now)?;
+                    s.purge_expired(now, unfetched_before)?;
                     s.destroy_expired(now)?;
                     s.checkpoint()
                 })
@@ -209,11 +308,17 @@ impl Relay {
     }
 }
 
-/// The authenticated principal behind `Authorization: Bearer <token>`.
+/// The logged-in principal behind `Authorization: Bearer <token>`, and
+/// when its token expires (an open WebSocket is closed then).
 #[derive(Debug, Clone)]
-pub struct Caller(pub Handle);
+pub struct Session {
+    /// Who.
+    pub handle: Handle,
+    /// When the token expires.
+    pub expires: Timestamp,
+}
 
-impl FromRequestParts<Relay> for Caller {
+impl FromRequestParts<Relay> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, relay: &Relay) -> Result<Self, ApiError> {
@@ -237,8 +342,27 @@ impl FromRequestParts<Relay> for Caller {
                 "token_expired",
                 "the token has expired: log in again",
             )),
-            Some((handle, _)) => Ok(Caller(handle)),
+            Some((handle, expires)) => {
+                if let Some(seen) = parts.extensions.get::<crate::observe::Principal>() {
+                    seen.set(&handle);
+                }
+                Ok(Session { handle, expires })
+            }
         }
+    }
+}
+
+/// The authenticated principal behind `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Handle);
+
+impl FromRequestParts<Relay> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, relay: &Relay) -> Result<Self, ApiError> {
+        Session::from_request_parts(parts, relay)
+            .await
+            .map(|s| Caller(s.handle))
     }
 }
 

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong and what to do.
     pub message: String,
+    /// Seconds until a rate-limited request may be retried.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -28,7 +30,31 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// `429 rate_limited`: `what` (a bucket's kind, e.g. `posts/principal`)
+    /// is used up for `retry_ms` more milliseconds.
+    pub(crate) fn rate_limited(what: &str, retry_ms: i64) -> Self {
+        let seconds = (retry_ms.max(0) as u64).div_ceil(1000).max(1);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests ({what}): retry in {seconds} s"),
+        );
+        e.retry_after = Some(seconds);
+        e
+    }
+
+    /// `507 storage_full`: the relay keeps its last free space for logins,
+    /// fetches and acks.
+    pub(crate) fn storage_full() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "the relay is low on disk and takes no new data; logging in, fetching and acknowledging still work (its operator must free space)",
+        )
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -100,10 +126,7 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!(
-                "the request body is over the relay's limit of {} bytes",
-                crate::BODY_MAX_BYTES
-            ),
+            "the request body is over the relay's limit (its setting body_max_bytes, 12 MiB unless its operator changed it)",
         )
     }
 }
@@ -114,9 +137,16 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                retry_after: self.retry_after,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }
 
@@ -176,6 +206,17 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "exchange_closed", e.to_string())
             }
             StoreError::LimitExceeded(_) => Self::limit(e.to_string()),
+            StoreError::Quota(_) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                e.to_string(),
+            ),
+            StoreError::Full => Self::storage_full(),
+            StoreError::InviteInvalid => Self::new(
+                StatusCode::FORBIDDEN,
+                "invite_invalid",
+                format!("{e}: ask the relay's operator for a new one (`backchannel relay invite`)"),
+            ),
             StoreError::UnknownPrincipal(h) => Self::unknown_principal(h.as_str()),
             StoreError::Backend(_) | StoreError::Corrupt(_) => Self::internal("storage", &e),
         }

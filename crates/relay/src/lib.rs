@@ -23,41 +23,25 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::future::Future;
-use std::time::Duration;
-
 mod api;
 mod app;
+pub mod config;
 mod error;
+mod observe;
+pub mod metrics;
+mod rate;
+pub mod server;
 pub mod store;
 
-pub use api::OPENAPI_JSON;
-pub use app::{system_clock, ApiJson, ApiPath, Caller, Clock, Relay, RelayConfig};
-pub use error::ApiError;
+use std::time::Duration;
 
-/// Largest request body, in bytes: one message's copies for 64 members at the
-/// largest ciphertext, in base64, fit.
-pub const BODY_MAX_BYTES: usize = 12 * 1024 * 1024;
+pub use api::accounts::invite_hash;
+pub use api::OPENAPI_JSON;
+pub use app::{system_clock, ApiJson, ApiPath, Caller, Clock, Relay, Session};
+pub use config::{RelayConfig, Registration};
+pub use error::ApiError;
+pub use rate::ClientIp;
+pub use server::{serve, serve_with, ServeOptions, TlsFiles};
 
 /// How often expired credentials are purged and the WAL checkpointed.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Serves `relay` on `listener` until `shutdown` completes, then stops
-/// WebSocket pushes and the maintenance task and lets open requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    relay: Relay,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let maintenance = tokio::spawn(relay.clone().maintain());
-    let stopper = relay.clone();
-    let result = axum::serve(listener, relay.router())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopper.begin_shutdown();
-        })
-        .await;
-    relay.begin_shutdown();
-    let _ = maintenance.await;
-    result
-}

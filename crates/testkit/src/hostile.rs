@@ -10,8 +10,9 @@ use backchannel_protocol::{
     Timestamp,
 };
 use backchannel_relay::store::{
-    ChannelRecord, Claimed, ExchangeRecord, KeyCounts, OfferCopy, PrincipalRecord, RelayStore,
-    RowCounts, SqliteStore, StoreError, StoredEnvelope,
+    ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, PrincipalRecord, Quota,
+    Rate, RateDecision, RelayStore, RowCounts, SqliteStore, StoreError, StoredEnvelope, Usage,
+
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -36,8 +37,12 @@ impl RelayStore for TamperStore {
         h: &Handle,
         k: &IdentityKeys,
         now: Timestamp,
+        invite: Option<&Digest>,
     ) -> Result<PrincipalRecord, StoreError> {
-        self.inner.register(h, k, now)
+        self.inner.register(h, k, now, invite)
+    }
+    fn create_invite(&self, code: &Digest, expires: Timestamp) -> Result<(), StoreError> {
+        self.inner.create_invite(code, expires)
     }
     fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
         self.inner.release_principal(h)
@@ -66,8 +71,11 @@ impl RelayStore for TamperStore {
     ) -> Result<KeyCounts, StoreError> {
         self.inner.upload_keys(h, o, f, replace)
     }
-    fn claim_key(&self, h: &Handle) -> Result<Option<Claimed>, StoreError> {
-        self.inner.claim_key(h)
+    fn claim_key(&self, h: &Handle, one_time: bool) -> Result<Option<Claimed>, StoreError> {
+        self.inner.claim_key(h, one_time)
+    }
+    fn key_stock(&self, h: &Handle) -> Result<KeyStock, StoreError> {
+        self.inner.key_stock(h)
     }
     fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
         self.inner.create_channel(c)
@@ -104,8 +112,13 @@ impl RelayStore for TamperStore {
     fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.inner.destroy_expired(now)
     }
-    fn post(&self, e: &[Envelope], now: Timestamp) -> Result<Vec<StoredEnvelope>, StoreError> {
-        self.inner.post(e, now)
+    fn post(
+        &self,
+        e: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        self.inner.post(e, now, quota)
     }
     fn mailbox(
         &self,
@@ -127,8 +140,20 @@ impl RelayStore for TamperStore {
     fn own_record(&self, who: &Handle) -> Result<backchannel_relay::store::OwnRecord, StoreError> {
         self.inner.own_record(who)
     }
-    fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now)
+    fn purge_expired(&self, now: Timestamp, unfetched: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now, unfetched)
+    }
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
+        self.inner.hit(bucket, rate, now)
+    }
+    fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {
+        self.inner.stored_bytes(who)
+    }
+    fn usage(&self) -> Result<Usage, StoreError> {
+        self.inner.usage()
+    }
+    fn free_space(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.free_space()
     }
     fn checkpoint(&self) -> Result<(), StoreError> {
         self.inner.checkpoint()

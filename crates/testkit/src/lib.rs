@@ -19,6 +19,13 @@ use tokio::task::JoinHandle;
 
 pub mod hostile;
 
+/// Makes ring rustls's process default, so `reqwest::Client::new()` works
+/// in tests (the workspace builds reqwest without a provider of its own).
+#[allow(deprecated)]
+pub fn install_ring_default() {
+    let _ = rustls::crypto::CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+}
+
 /// A relay serving on an ephemeral loopback port until stopped or dropped.
 pub struct TestRelay {
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -45,6 +52,7 @@ impl TestRelay {
 
     /// Starts a relay with the given configuration and clock.
     pub async fn start_with(config: RelayConfig, clock: backchannel_relay::Clock) -> Self {
+        install_ring_default();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("relay.db");
         let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -58,7 +66,7 @@ impl TestRelay {
                     SqliteStore::open(&db).unwrap(),
                     stale.clone(),
                 )),
-                config,
+                config.clone(),
                 clock.clone(),
             ),
             hostile: hostile::Hostile::new(db.clone(), stale),
@@ -96,7 +104,7 @@ impl TestRelay {
         }
         let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let store = hostile::TamperStore::new(SqliteStore::open(&self.db).unwrap(), stale.clone());
-        self.relay = Relay::with(std::sync::Arc::new(store), self.config, self.clock.clone());
+        self.relay = Relay::with(std::sync::Arc::new(store), self.config.clone(), self.clock.clone());
         self.hostile = hostile::Hostile::new(self.db.clone(), stale);
         let mut tries = 0;
         let listener = loop {

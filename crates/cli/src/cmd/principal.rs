@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use backchannel_client::{Client, KdfParams};
+use backchannel_client::{Client, KdfParams, RelayEndpoint, RelayTrust};
 use backchannel_protocol::{b64, Handle};
 use clap::Args;
 
@@ -22,6 +22,14 @@ use crate::{render, store};
 ///
 ///   backchannel --store blue.store init --relay http://127.0.0.1:8470 --handle blue
 ///   backchannel --store blue.store --passphrase-file ~/.blue-pass init --relay http://127.0.0.1:8470 --handle blue
+///
+///   # a relay on the internet, by invitation, with a private CA
+///   backchannel --store blue.store init --relay https://relay.example:8470 --handle blue \
+///       --invite 3f9c…  --ca-file relay-ca.pem
+///
+///   # or accept exactly one certificate (its SHA-256, printed by `relay serve`)
+///   backchannel --store blue.store init --relay https://relay.example:8470 --handle blue \
+///       --pin-sha256 9a0b…
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct InitArgs {
@@ -31,6 +39,18 @@ pub struct InitArgs {
     /// Your handle on the relay: 1-32 of a-z 0-9 _ -.
     #[arg(long, value_name = "HANDLE")]
     handle: String,
+    /// The single-use invitation code the relay's operator gave you (a
+    /// relay on the internet registers by invitation only).
+    #[arg(long, value_name = "CODE")]
+    invite: Option<String>,
+    /// Trust this CA's certificates (PEM) for the relay, besides the
+    /// system's roots; kept in the store for later commands.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
+    /// Accept only the relay certificate with this SHA-256 (64 hex digits,
+    /// of its DER form), whoever signed it; kept in the store.
+    #[arg(long, value_name = "HEX")]
+    pin_sha256: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -52,8 +72,9 @@ pub async fn init(store: &Path, args: InitArgs) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
+    let endpoint = endpoint(&args)?;
     let pass = store::passphrase(true)?;
-    let client = Client::create(store, &pass, KdfParams::DEFAULT, &args.relay, &handle)
+    let client = Client::create_at(store, &pass, KdfParams::DEFAULT, &endpoint, &handle)
         .await
         .map_err(store::explain)?;
     let k = client.keys();
@@ -202,4 +223,41 @@ pub fn passphrase(store: &Path, args: PassphraseArgs) -> anyhow::Result<()> {
         store.display()
     );
     Ok(())
+}
+
+/// The relay as `init` is told of it; refuses plain HTTP to a host other
+/// than loopback (the relay's words would cross the network unprotected).
+fn endpoint(args: &InitArgs) -> anyhow::Result<RelayEndpoint> {
+    let url = args.relay.trim_end_matches('/').to_string();
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host == "[::1]"
+            || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+        if !loopback && !rest.starts_with("[::1]") {
+            anyhow::bail!(
+                "{url} is plain HTTP to another machine: tokens and metadata would cross the network unprotected; use https://"
+            );
+        }
+    } else if !url.starts_with("https://") {
+        anyhow::bail!("--relay must be an https:// URL (or http:// on loopback), not {url:?}");
+    }
+    let ca_pem = match &args.ca_file {
+        Some(path) => Some(
+            std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let pin = match &args.pin_sha256 {
+        Some(hex) => Some(
+            backchannel_protocol::Digest::from_hex(hex.trim().trim_start_matches("sha256:"))
+                .map_err(|_| anyhow::anyhow!("--pin-sha256 takes 64 hex digits, as `relay serve` prints them"))?,
+        ),
+        None => None,
+    };
+    Ok(RelayEndpoint {
+        url,
+        trust: RelayTrust { ca_pem, pin },
+        invite: args.invite.clone(),
+    })
 }

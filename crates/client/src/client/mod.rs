@@ -29,7 +29,8 @@ use backchannel_protocol::payload::{Body, Payload, Policy, Role};
 use backchannel_protocol::{ChannelId, Handle, Identity, IdentityKeys, MessageId, Seq, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ClientError, VaultError};
+use crate::error::{ClientError, TransportError, VaultError};
+use crate::tls::RelayTrust;
 use crate::transport::RelayClient;
 use crate::vault::records::{Direction, Trust};
 use crate::vault::{KdfParams, Vault};
@@ -53,6 +54,18 @@ pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(45
 
 /// One-time keys published at first and kept on the relay.
 pub const ONE_TIME_KEYS_TARGET: usize = 50;
+
+/// Where a new store's relay is, how its certificate is trusted, and the
+/// operator's invitation code if registration needs one.
+#[derive(Clone, Debug, Default)]
+pub struct RelayEndpoint {
+    /// `https://…` (or `http://` on loopback).
+    pub url: String,
+    /// The certificate trust for https.
+    pub trust: RelayTrust,
+    /// A single-use invitation code.
+    pub invite: Option<String>,
+}
 
 /// The system clock in milliseconds (the client is where time is read).
 pub fn now() -> Timestamp {
@@ -179,7 +192,8 @@ pub struct Client {
     clock: Clock,
     relay: RelayClient,
     /// When the current token was obtained (tokens live one hour).
-    logged_in_at: Option<std::time::Instant>,
+    /// When the token was taken, and when to take a new one.
+    logged_in_at: Option<(std::time::Instant, std::time::Duration)>,
     /// Why the last post of this process did not go (until one goes).
     last_post_error: Option<outbox::PostFailure>,
     /// Held for as long as this client is open: one writer per store
@@ -273,6 +287,24 @@ impl Client {
         relay_url: &str,
         handle: &Handle,
     ) -> Result<Client, ClientError> {
+        let relay = RelayEndpoint {
+            url: relay_url.to_string(),
+            trust: RelayTrust::default(),
+            invite: None,
+        };
+        Self::create_at(path, passphrase, kdf, &relay, handle).await
+    }
+
+    /// [`Client::create`] with the relay's certificate trust and an
+    /// invitation code.
+    pub async fn create_at(
+        path: &Path,
+        passphrase: &str,
+        kdf: KdfParams,
+        endpoint: &RelayEndpoint,
+        handle: &Handle,
+    ) -> Result<Client, ClientError> {
+        let relay_url = endpoint.url.as_str();
         if path.exists() {
             return Err(VaultError::Exists(path.display().to_string()).into());
         }
@@ -281,9 +313,20 @@ impl Client {
         let partial = PathBuf::from(partial);
         let _ = std::fs::remove_file(&partial);
         let identity = Identity::new();
-        let vault = Vault::create(&partial, passphrase, kdf, handle, relay_url, &identity)?;
-        let relay = RelayClient::new(relay_url)?;
-        if let Err(e) = relay.register(handle, &identity).await {
+        let mut vault = Vault::create(&partial, passphrase, kdf, handle, relay_url, &identity)?;
+        vault.set_relay_trust(&endpoint.trust)?;
+        let relay = match RelayClient::with_trust(relay_url, &endpoint.trust) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(vault);
+                let _ = std::fs::remove_file(&partial);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = relay
+            .register(handle, &identity, endpoint.invite.as_deref())
+            .await
+        {
             drop(vault);
             let _ = std::fs::remove_file(&partial);
             return Err(e.into());
@@ -330,7 +373,7 @@ impl Client {
         lock: Option<lock::StoreLock>,
     ) -> Result<Client, ClientError> {
         let vault = Vault::open(path, passphrase)?;
-        let relay = RelayClient::new(&vault.relay_url()?)?;
+        let relay = RelayClient::with_trust(&vault.relay_url()?, &vault.relay_trust()?)?;
         let mut member = Member::restore(vault.snapshot()?).map_err(|e| ClientError::Channel {
             channel: e.channel,
             reason: e.source,
@@ -420,23 +463,39 @@ impl Client {
         Ok(self.vault.change_passphrase(old, new)?)
     }
 
-    /// Logs in if not logged in, or if the token is near its end.
+    /// Logs in if not logged in, or if the token is near its end (at 3/4
+    /// of the lifetime the relay gives it, and at most `TOKEN_REFRESH`).
     pub async fn connect(&mut self) -> Result<(), ClientError> {
         if self
             .logged_in_at
-            .is_none_or(|t| t.elapsed() > TOKEN_REFRESH)
+            .is_none_or(|(t, refresh)| t.elapsed() > refresh)
         {
             let me = self.me().clone();
-            self.relay.login(&me, self.member.identity()).await?;
-            self.logged_in_at = Some(std::time::Instant::now());
+            let lifetime = self.relay.login(&me, self.member.identity()).await?;
+            let refresh = lifetime.map_or(TOKEN_REFRESH, |l| (l * 3 / 4).min(TOKEN_REFRESH));
+            self.logged_in_at = Some((std::time::Instant::now(), refresh));
         }
         Ok(())
     }
 
-    /// The relay's push stream from this member's cursor.
+    /// Forgets the token, so the next call logs in again (after the relay
+    /// answered that it expired).
+    pub fn forget_login(&mut self) {
+        self.logged_in_at = None;
+    }
+
+    /// The relay's push stream from this member's cursor; a token the
+    /// relay calls expired is replaced once.
     pub async fn push_stream(&mut self) -> Result<crate::transport::PushStream, ClientError> {
         self.connect().await?;
-        Ok(self.relay.push_stream(self.member.cursor()).await?)
+        match self.relay.push_stream(self.member.cursor()).await {
+            Err(TransportError::Api { status: 401, .. }) => {
+                self.forget_login();
+                self.connect().await?;
+                Ok(self.relay.push_stream(self.member.cursor()).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Generates, saves and publishes `n` one-time keys and a fresh fallback key.

@@ -297,6 +297,50 @@ impl Vault {
             .ok_or(VaultError::Corrupt("missing metadata"))
     }
 
+    /// How the relay's TLS certificate is trusted (a private CA, a pin);
+    /// not secret, kept beside the relay's URL.
+    pub fn relay_trust(&self) -> Result<crate::RelayTrust, VaultError> {
+        let optional = |k: &str| -> Result<Option<Vec<u8>>, VaultError> {
+            Ok(self
+                .conn
+                .query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+                .optional()?)
+        };
+        let pin = match optional("relay_pin")? {
+            Some(v) => Some(backchannel_protocol::Digest(
+                v.try_into().map_err(|_| VaultError::Corrupt("relay pin"))?,
+            )),
+            None => None,
+        };
+        Ok(crate::RelayTrust {
+            ca_pem: optional("relay_ca_pem")?,
+            pin,
+        })
+    }
+
+    /// Records how the relay's certificate is trusted.
+    pub fn set_relay_trust(&mut self, trust: &crate::RelayTrust) -> Result<(), VaultError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM meta WHERE k IN ('relay_ca_pem', 'relay_pin')",
+            [],
+        )?;
+        if let Some(pem) = &trust.ca_pem {
+            tx.execute(
+                "INSERT INTO meta (k, v) VALUES ('relay_ca_pem', ?1)",
+                [pem],
+            )?;
+        }
+        if let Some(pin) = &trust.pin {
+            tx.execute(
+                "INSERT INTO meta (k, v) VALUES ('relay_pin', ?1)",
+                [&pin.0[..]],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// This principal's handle.
     pub fn handle(&self) -> Result<Handle, VaultError> {
         let raw =

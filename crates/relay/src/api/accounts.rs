@@ -11,7 +11,9 @@ use backchannel_protocol::identity::{check_identity_keys, verify, SignPurpose, C
 use backchannel_protocol::{b64, Digest, Handle, IdentityKeys, Timestamp};
 
 use crate::app::{ApiJson, ApiPath, Caller, Relay};
+use crate::config::Registration;
 use crate::error::ApiError;
+use crate::rate::ClientIp;
 use crate::store::PrincipalRecord;
 
 pub(crate) fn principal_json(p: &PrincipalRecord) -> PrincipalResponse {
@@ -25,6 +27,7 @@ pub(crate) fn principal_json(p: &PrincipalRecord) -> PrincipalResponse {
 
 pub(crate) async fn register(
     State(relay): State<Relay>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<PrincipalResponse>), ApiError> {
     let handle = Handle::new(req.handle.as_str())?;
@@ -33,9 +36,35 @@ pub(crate) async fn register(
         ed25519: fixed(&req.ed25519, "ed25519")?,
     };
     check_identity_keys(&keys)?;
+    let invite = match (relay.config().registration, &req.invite) {
+        (Registration::Open, _) => None,
+        (Registration::Invite, None) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invite_required",
+                "this relay registers by invitation only: ask its operator for a code (`backchannel relay invite`) and pass it with `init --invite CODE`",
+            ))
+        }
+        (Registration::Invite, Some(code)) => Some(invite_hash(code)),
+    };
+    relay
+        .limit(&[(
+            format!("registrations/ip:{ip}"),
+            relay.config().registrations_per_ip,
+        )])
+        .await?;
+    relay.need_space().await?;
     let now = relay.now();
-    let record = relay.run(move |s| s.register(&handle, &keys, now)).await?;
+    let record = relay
+        .run(move |s| s.register(&handle, &keys, now, invite.as_ref()))
+        .await?;
     Ok((StatusCode::CREATED, Json(principal_json(&record))))
+}
+
+/// What the relay keeps of an invitation code: its hash, so a copy of the
+/// database does not hand out registrations.
+pub fn invite_hash(code: &str) -> Digest {
+    Digest::of(&[b"backchannel/v1/invite\0", code.trim().as_bytes()])
 }
 
 pub(crate) async fn principal(
@@ -53,9 +82,17 @@ pub(crate) async fn principal(
 
 pub(crate) async fn challenge(
     State(relay): State<Relay>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
     let handle = Handle::new(req.handle.as_str())?;
+    let c = relay.config();
+    relay
+        .limit(&[
+            (format!("challenges/ip:{ip}"), c.challenges_per_ip),
+            (format!("challenges/handle:{handle}"), c.challenges_per_handle),
+        ])
+        .await?;
     let h = handle.clone();
     if relay.run(move |s| s.principal(&h)).await?.is_none() {
         return Err(ApiError::unknown_principal(handle.as_str()));
@@ -81,9 +118,17 @@ fn challenge_invalid(why: &str) -> ApiError {
 
 pub(crate) async fn login(
     State(relay): State<Relay>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let handle = Handle::new(req.handle.as_str())?;
+    let c = relay.config();
+    relay
+        .limit(&[
+            (format!("logins/ip:{ip}"), c.logins_per_ip),
+            (format!("logins/handle:{handle}"), c.logins_per_handle),
+        ])
+        .await?;
     let challenge: [u8; CHALLENGE_LEN] = fixed(&req.challenge, "challenge")?;
     let signature: [u8; 64] = fixed(&req.signature, "signature")?;
     // Taken out first: a challenge is consumed by its first attempt, right or wrong.
@@ -125,5 +170,6 @@ pub(crate) async fn login(
     Ok(Json(LoginResponse {
         token,
         expires_at_ms: expires.0,
+        expires_in_ms: Some(relay.config().token_ttl_ms),
     }))
 }

@@ -11,7 +11,8 @@ use backchannel_protocol::{ChannelId, Envelope, Handle};
 
 use crate::app::{ApiJson, ApiPath, Caller, Relay};
 use crate::error::ApiError;
-use crate::store::ChannelRecord;
+use crate::rate::ClientIp;
+use crate::store::{ChannelRecord, Quota};
 
 /// Most envelopes in one post: one per other member.
 pub const ENVELOPES_PER_POST_MAX: usize = MEMBERS_MAX;
@@ -28,9 +29,18 @@ fn channel_json(c: &ChannelRecord) -> ChannelResponse {
 pub(crate) async fn create(
     State(relay): State<Relay>,
     Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<CreateChannelRequest>,
 ) -> Result<(StatusCode, Json<ChannelResponse>), ApiError> {
     let id = ChannelId::from_hex(&req.channel_id)?;
+    let c = relay.config();
+    relay
+        .limit(&[
+            (format!("channels/principal:{caller}"), c.channels_per_principal),
+            (format!("channels/ip:{ip}"), c.channels_per_ip),
+        ])
+        .await?;
+    relay.need_space().await?;
     let members = routing_members(&relay, &req.members, &caller).await?;
     let record = ChannelRecord {
         id,
@@ -57,9 +67,10 @@ async fn routing_members(
     if members.len() != given.len() {
         return Err(ApiError::invalid_field("a member is listed twice"));
     }
-    if !(2..=MEMBERS_MAX).contains(&members.len()) {
+    let max = relay.config().members_per_channel.min(MEMBERS_MAX);
+    if !(2..=max).contains(&members.len()) {
         return Err(ApiError::limit(format!(
-            "a channel has 2 to {MEMBERS_MAX} members, not {}",
+            "a channel on this relay has 2 to {max} members, not {}",
             members.len()
         )));
     }
@@ -108,9 +119,24 @@ pub(crate) async fn show(
 pub(crate) async fn post_message(
     State(relay): State<Relay>,
     Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PostRequest>,
 ) -> Result<(StatusCode, Json<PostResponse>), ApiError> {
+    let c = relay.config();
+    relay
+        .limit(&[
+            (format!("posts/principal:{caller}"), c.posts_per_principal),
+            (format!("posts/ip:{ip}"), c.posts_per_ip),
+        ])
+        .await?;
+    relay.need_space().await?;
+    let quota = Quota {
+        mailbox_envelopes: c.mailbox_max_envelopes,
+        mailbox_bytes: c.mailbox_max_bytes,
+        sender_share_percent: c.sender_share_percent,
+        sender_storage_bytes: c.principal_storage_bytes,
+    };
     let channel = member_channel(&relay, &caller, &id).await?;
     if req.envelopes.is_empty() {
         return Err(ApiError::invalid_field(
@@ -164,7 +190,7 @@ pub(crate) async fn post_message(
         }
     }
     let now = relay.now();
-    let stored = relay.run(move |s| s.post(&envelopes, now)).await?;
+    let stored = relay.run(move |s| s.post(&envelopes, now, &quota)).await?;
     for s in stored {
         relay.notify_recipient(s.envelope.recipient);
     }

@@ -108,6 +108,14 @@ pub(crate) async fn create(
     if req.deadline_ms <= relay.now().0 {
         return Err(ApiError::invalid_field("the deadline is in the past"));
     }
+    let longest = relay.config().exchange_deadline_max_ms;
+    if req.deadline_ms.saturating_sub(relay.now().0) > longest {
+        return Err(ApiError::limit(format!(
+            "the deadline is more than {} days away, this relay's longest ({longest} ms)",
+            longest / 86_400_000
+        )));
+    }
+    relay.need_space().await?;
     let cid = channel_id;
     let Some(channel) = relay.run(move |s| s.channel(&cid)).await? else {
         return Err(ApiError::unknown_channel(&req.channel_id));
@@ -173,6 +181,24 @@ pub(crate) async fn submit(
     if named != others || copies.len() != others.len() {
         return Err(ApiError::invalid_field(
             "one sealed copy for each other participant, and only those",
+        ));
+    }
+    let size: u64 = copies.iter().map(|c| c.ciphertext.len() as u64).sum();
+    let c = relay.config();
+    if size > c.offer_max_bytes {
+        return Err(ApiError::limit(format!(
+            "the offer's sealed copies are {size} bytes; this relay takes at most {}",
+            c.offer_max_bytes
+        )));
+    }
+    relay.need_space().await?;
+    let who = caller.clone();
+    let held = relay.run(move |s| s.stored_bytes(&who)).await?;
+    if held.saturating_add(size) > c.principal_storage_bytes {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota_exceeded",
+            format!("{caller} has {held} bytes stored at the relay; this offer would pass its limit of {}", c.principal_storage_bytes),
         ));
     }
     let (eid, now) = (e.id, relay.now());

@@ -9,6 +9,7 @@ use backchannel_protocol::{b64, Handle, SignedKey};
 
 use crate::app::{ApiJson, Caller, Relay};
 use crate::error::ApiError;
+use crate::rate::ClientIp;
 
 /// Most one-time keys in one upload.
 pub const KEYS_PER_UPLOAD_MAX: usize = 100;
@@ -57,16 +58,32 @@ pub(crate) async fn upload(
 
 pub(crate) async fn claim(
     State(relay): State<Relay>,
-    _caller: Caller,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Json<ClaimResponse>, ApiError> {
     let handle = Handle::new(req.handle.as_str())?;
+    let c = relay.config();
+    relay
+        .limit(&[
+            (format!("claims/principal:{caller}"), c.claims_per_principal),
+            (format!("claims/ip:{ip}"), c.claims_per_ip),
+        ])
+        .await?;
+    // Past the target's limit its fallback key is served, so a drainer
+    // cannot keep everyone else from reaching it.
+    let one_time = relay
+        .within(
+            format!("one-time-claims/target:{handle}"),
+            c.one_time_claims_per_target,
+        )
+        .await?;
     let h = handle.clone();
     let Some(owner) = relay.run(move |s| s.principal(&h)).await? else {
         return Err(ApiError::unknown_principal(handle.as_str()));
     };
     let h = handle.clone();
-    let Some(claimed) = relay.run(move |s| s.claim_key(&h)).await? else {
+    let Some(claimed) = relay.run(move |s| s.claim_key(&h, one_time)).await? else {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "no_keys",

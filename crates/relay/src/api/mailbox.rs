@@ -6,15 +6,14 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backchannel_protocol::api::{
-    AckRequest, AckResponse, Delivery, EnvelopeJson, LastPost, MailboxResponse, MeResponse,
-    PushFrame,
+    AckRequest, AckResponse, Delivery, EnvelopeJson, KeyStockJson, LastPost, MailboxResponse,
+    MeResponse, PushFrame,
 };
-use backchannel_protocol::Handle;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::app::{ApiJson, Caller, Relay};
+use crate::app::{ApiJson, Caller, Relay, Session};
 use crate::error::ApiError;
 use crate::store::StoredEnvelope;
 
@@ -52,8 +51,8 @@ pub(crate) async fn fetch(
         )));
     }
     let after = q.after;
-    let mut page = relay
-        .run(move |s| s.mailbox(&caller, after, limit + 1))
+    let (mut page, stock) = relay
+        .run(move |s| Ok((s.mailbox(&caller, after, limit + 1)?, s.key_stock(&caller)?)))
         .await?;
     let more = page.len() > limit;
     page.truncate(limit);
@@ -62,6 +61,11 @@ pub(crate) async fn fetch(
         deliveries: page.into_iter().map(delivery).collect(),
         next_cursor,
         more,
+        key_stock: Some(KeyStockJson {
+            one_time_keys: stock.one_time_keys,
+            has_fallback_key: stock.has_fallback,
+            fallback_claimed: stock.fallback_claimed,
+        }),
     }))
 }
 
@@ -110,25 +114,41 @@ pub(crate) struct WsQuery {
 
 pub(crate) async fn ws(
     State(relay): State<Relay>,
-    Caller(caller): Caller,
+    session: Session,
     query: Result<Query<WsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(ApiError::from_query)?;
     let upgrade = upgrade
         .map_err(|e| ApiError::bad_request(format!("{e}: connect with a WebSocket client")))?;
+    // The client sends nothing but control frames: anything larger is an
+    // attack on memory, and closes the socket.
+    let max = relay.config().ws_message_max_bytes;
     Ok(upgrade
-        .on_upgrade(move |socket| push(relay, caller, q.after, socket))
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| push(relay, session, q.after, socket))
         .into_response())
 }
 
 /// Sends every envelope after `cursor`, then each new one as it is stored.
 /// The broadcast is only a wake-up: the mailbox table is the record, so a
 /// lagging subscriber rereads it and loses nothing.
-async fn push(relay: Relay, who: Handle, mut cursor: u64, socket: WebSocket) {
+async fn push(relay: Relay, session: Session, mut cursor: u64, socket: WebSocket) {
+    let who = session.handle;
     let (mut tx, mut rx) = socket.split();
     let mut wake = relay.subscribe();
     let mut stop = relay.shutdown_signal();
+    // Closed when the token expires: the client logs in again and resumes
+    // from its cursor.
+    let lifetime = session.expires.0.saturating_sub(relay.now().0).max(0) as u64;
+    let expiry = tokio::time::sleep(std::time::Duration::from_millis(lifetime));
+    tokio::pin!(expiry);
+    // Pings keep the socket's peer honest: one that stops reading is cut
+    // off when a send cannot complete.
+    let idle = std::time::Duration::from_millis(relay.config().idle_timeout_ms);
+    let mut ping = tokio::time::interval(idle / 2);
+    ping.reset();
     loop {
         loop {
             let h = who.clone();
@@ -151,7 +171,7 @@ async fn push(relay: Relay, who: Handle, mut cursor: u64, socket: WebSocket) {
                 let Ok(text) = serde_json::to_string(&frame) else {
                     return;
                 };
-                if tx.send(Message::Text(text.into())).await.is_err() {
+                if !send(&mut tx, Message::Text(text.into()), idle).await {
                     return;
                 }
             }
@@ -173,9 +193,35 @@ async fn push(relay: Relay, who: Handle, mut cursor: u64, socket: WebSocket) {
                 Some(Ok(_)) => continue,
             },
             _ = stop.changed() => {
-                let _ = tx.send(Message::Close(None)).await;
+                let _ = send(&mut tx, Message::Close(None), idle).await;
                 return;
+            }
+            _ = &mut expiry => {
+                let close = axum::extract::ws::CloseFrame {
+                    code: TOKEN_EXPIRED_CLOSE,
+                    reason: "token expired: log in again and reconnect".into(),
+                };
+                let _ = send(&mut tx, Message::Close(Some(close)), idle).await;
+                return;
+            }
+            _ = ping.tick() => {
+                if !send(&mut tx, Message::Ping(Vec::new().into()), idle).await {
+                    return;
+                }
             }
         }
     }
+}
+
+/// The WebSocket close code sent when the token expires (4000–4999 are
+/// the application's own).
+pub const TOKEN_EXPIRED_CLOSE: u16 = 4001;
+
+/// Sends one frame; false if the peer is gone or does not read it in time.
+async fn send(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    m: Message,
+    within: std::time::Duration,
+) -> bool {
+    matches!(tokio::time::timeout(within, tx.send(m)).await, Ok(Ok(())))
 }

@@ -2,8 +2,10 @@
 
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::Json;
 
+use crate::app::Relay;
 use crate::error::ApiError;
 
 pub(crate) mod accounts;
@@ -16,8 +18,33 @@ pub(crate) mod mailbox;
 /// checks that every path and method in it is routed.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
-pub(crate) async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// Liveness, and whether new data is taken (`storage`: `ok` or `full`).
+pub(crate) async fn health(State(relay): State<Relay>) -> Json<serde_json::Value> {
+    let full = relay.storage_full().await;
+    Json(serde_json::json!({
+        "status": "ok",
+        "storage": if full { "full" } else { "ok" },
+    }))
+}
+
+/// Readiness: 200 once the database answers and while not stopping, else
+/// 503 (a load balancer sends no new clients).
+pub(crate) async fn ready(State(relay): State<Relay>) -> Result<Json<serde_json::Value>, ApiError> {
+    if *relay.shutdown_signal().borrow() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the relay is stopping",
+        ));
+    }
+    relay.run(|s| s.usage()).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the relay's database does not answer",
+        )
+    })?;
+    Ok(Json(serde_json::json!({"status": "ready"})))
 }
 
 pub(crate) async fn openapi() -> Response {

@@ -21,7 +21,10 @@ use backchannel_protocol::{
     Timestamp,
 };
 
-use super::{ChannelRecord, ExchangeRecord, ExchangeState, OfferCopy, RelayStore, StoreError};
+use super::{
+    ChannelRecord, ExchangeRecord, ExchangeState, OfferCopy, Quota, Rate, RateDecision, RelayStore,
+    StoreError,
+};
 
 /// Generates one `#[test]` per conformance check for a backend.
 #[macro_export]
@@ -33,7 +36,11 @@ macro_rules! relay_store_conformance {
             channels_are_routing_records, post_is_atomic_and_idempotent,
             mailbox_pages_in_cursor_order, ack_deletes_and_cursors_never_repeat,
             expired_credentials_are_purged, exchanges_release_together_or_are_destroyed,
-            own_record_follows_acks_and_posts, a_released_handle_registers_again_with_new_keys);
+            own_record_follows_acks_and_posts, a_released_handle_registers_again_with_new_keys,
+            invitations_are_single_use_and_expire, mailboxes_are_bounded_with_a_share_per_sender,
+            a_senders_storage_is_bounded, rate_windows_count_and_reopen,
+            the_fallback_key_can_be_asked_for_and_its_claim_is_reported,
+            unfetched_envelopes_leave_after_the_retention_limit);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -70,7 +77,7 @@ fn env(channel: ChannelId, message: MessageId, from: &str, to: &str, fill: u8) -
 
 fn with_channel(store: &dyn RelayStore, members: &[&str]) -> ChannelId {
     for m in members {
-        store.register(&h(m), &keys(), T0).unwrap();
+        store.register(&h(m), &keys(), T0, None).unwrap();
     }
     let id = ChannelId::random();
     store
@@ -86,11 +93,11 @@ fn with_channel(store: &dyn RelayStore, members: &[&str]) -> ChannelId {
 
 pub fn register_and_look_up(store: &dyn RelayStore) {
     let k = keys();
-    let rec = store.register(&h("blue"), &k, T0).unwrap();
+    let rec = store.register(&h("blue"), &k, T0, None).unwrap();
     assert_eq!(rec.key_version, 1);
     assert_eq!(store.principal(&h("blue")).unwrap(), Some(rec));
     assert!(matches!(
-        store.register(&h("blue"), &keys(), T0),
+        store.register(&h("blue"), &keys(), T0, None),
         Err(StoreError::HandleTaken(_))
     ));
     assert_eq!(
@@ -116,7 +123,7 @@ pub fn register_and_look_up(store: &dyn RelayStore) {
         },
     ] {
         assert!(matches!(
-            store.register(&h("mallory"), &taken, T0),
+            store.register(&h("mallory"), &taken, T0, None),
             Err(StoreError::KeyTaken)
         ));
     }
@@ -146,8 +153,8 @@ pub fn tokens_round_trip(store: &dyn RelayStore) {
 
 pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
     let mut id = Identity::new();
-    store.register(&h("red"), &id.keys(), T0).unwrap();
-    assert_eq!(store.claim_key(&h("red")).unwrap(), None, "no keys yet");
+    store.register(&h("red"), &id.keys(), T0, None).unwrap();
+    assert_eq!(store.claim_key(&h("red"), true).unwrap(), None, "no keys yet");
     let otks = id.generate_one_time_keys(2);
     let fb = id.generate_fallback_key().unwrap();
     let counts = store
@@ -161,7 +168,7 @@ pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
     let mut versions = vec![again.key_version];
     let mut claimed: Vec<SignedKey> = Vec::new();
     for _ in 0..4 {
-        let c = store.claim_key(&h("red")).unwrap().unwrap();
+        let c = store.claim_key(&h("red"), true).unwrap().unwrap();
         versions.push(c.key_version);
         claimed.push(c.key);
     }
@@ -190,13 +197,13 @@ pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
         replaced.one_time_keys, 1,
         "the unclaimed old keys are forgotten"
     );
-    let c = store.claim_key(&h("red")).unwrap().unwrap();
+    let c = store.claim_key(&h("red"), true).unwrap().unwrap();
     assert_eq!(c.key, new[0], "a claim gets the new key");
 }
 
 pub fn key_stock_is_limited(store: &dyn RelayStore) {
     let mut id = Identity::new();
-    store.register(&h("red"), &id.keys(), T0).unwrap();
+    store.register(&h("red"), &id.keys(), T0, None).unwrap();
     for _ in 0..10 {
         store
             .upload_keys(&h("red"), &id.generate_one_time_keys(100), None, false)
@@ -248,7 +255,7 @@ pub fn channels_are_routing_records(store: &dyn RelayStore) {
     );
     assert_eq!(store.channel(&ChannelId::random()).unwrap(), None);
     // Routing membership changes with an amendment; unknown handles are refused whole.
-    store.register(&h("green"), &keys(), T0).unwrap();
+    store.register(&h("green"), &keys(), T0, None).unwrap();
     store
         .set_channel_members(&id, &[h("blue"), h("green"), h("mediator")])
         .unwrap();
@@ -273,10 +280,10 @@ pub fn post_is_atomic_and_idempotent(store: &dyn RelayStore) {
         env(ch, m, "blue", "red", 1),
         env(ch, m, "blue", "mediator", 2),
     ];
-    let first = store.post(&copies, T0).unwrap();
+    let first = store.post(&copies, T0, &Quota::NONE).unwrap();
     assert_eq!(first.len(), 2);
     assert!(
-        store.post(&copies, T0).unwrap().is_empty(),
+        store.post(&copies, T0, &Quota::NONE).unwrap().is_empty(),
         "same bytes again store nothing"
     );
     assert_eq!(store.mailbox(&h("red"), 0, 10).unwrap().len(), 1);
@@ -291,7 +298,7 @@ pub fn post_is_atomic_and_idempotent(store: &dyn RelayStore) {
     let m2 = MessageId::random();
     let mixed = [env(ch, m2, "red", "mediator", 3), other];
     assert!(matches!(
-        store.post(&mixed, T0),
+        store.post(&mixed, T0, &Quota::NONE),
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(
@@ -300,7 +307,7 @@ pub fn post_is_atomic_and_idempotent(store: &dyn RelayStore) {
         "a refused post stores nothing"
     );
     assert!(matches!(
-        store.post(&[env(ch, m2, "red", "ghost", 3)], T0),
+        store.post(&[env(ch, m2, "red", "ghost", 3)], T0, &Quota::NONE),
         Err(StoreError::UnknownPrincipal(_))
     ));
     assert_eq!(store.row_counts().unwrap(), before);
@@ -314,6 +321,7 @@ pub fn mailbox_pages_in_cursor_order(store: &dyn RelayStore) {
             .post(
                 &[env(ch, *m, "blue", "red", i as u8)],
                 Timestamp(T0.0 + i as i64),
+                &Quota::NONE,
             )
             .unwrap();
     }
@@ -337,8 +345,8 @@ pub fn ack_deletes_and_cursors_never_repeat(store: &dyn RelayStore) {
     let ch = with_channel(store, &["blue", "red"]);
     let m1 = env(ch, MessageId::random(), "blue", "red", 1);
     let m2 = env(ch, MessageId::random(), "blue", "red", 2);
-    let s1 = store.post(std::slice::from_ref(&m1), T0).unwrap();
-    store.post(std::slice::from_ref(&m2), T0).unwrap();
+    let s1 = store.post(std::slice::from_ref(&m1), T0, &Quota::NONE).unwrap();
+    store.post(std::slice::from_ref(&m2), T0, &Quota::NONE).unwrap();
     let c1 = s1[0].cursor;
     let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
     assert!(matches!(
@@ -351,7 +359,7 @@ pub fn ack_deletes_and_cursors_never_repeat(store: &dyn RelayStore) {
     assert_eq!(left[0].envelope, m2);
     // The acked message posted again is not delivered again...
     assert!(store
-        .post(std::slice::from_ref(&m1), T0)
+        .post(std::slice::from_ref(&m1), T0, &Quota::NONE)
         .unwrap()
         .is_empty());
     // ...and different bytes under its id are still refused.
@@ -360,12 +368,12 @@ pub fn ack_deletes_and_cursors_never_repeat(store: &dyn RelayStore) {
         ..m1.clone()
     };
     assert!(matches!(
-        store.post(&[forged], T0),
+        store.post(&[forged], T0, &Quota::NONE),
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(store.ack(&h("red"), last).unwrap(), 1);
     let m3 = env(ch, MessageId::random(), "blue", "red", 3);
-    let s3 = store.post(&[m3], T0).unwrap();
+    let s3 = store.post(&[m3], T0, &Quota::NONE).unwrap();
     assert!(
         s3[0].cursor > last,
         "cursors are never reused after deletes"
@@ -381,9 +389,9 @@ pub fn own_record_follows_acks_and_posts(store: &dyn RelayStore) {
     assert_eq!((empty.acked_through, empty.last_posts.len()), (0, 0));
     let m1 = env(ch, MessageId::random(), "blue", "red", 1);
     let m2 = env(ch, MessageId::random(), "blue", "red", 2);
-    store.post(std::slice::from_ref(&m1), T0).unwrap();
-    store.post(std::slice::from_ref(&m2), T0).unwrap();
-    store.post(std::slice::from_ref(&m1), T0).unwrap();
+    store.post(std::slice::from_ref(&m1), T0, &Quota::NONE).unwrap();
+    store.post(std::slice::from_ref(&m2), T0, &Quota::NONE).unwrap();
+    store.post(std::slice::from_ref(&m1), T0, &Quota::NONE).unwrap();
     let blue = store.own_record(&h("blue")).unwrap();
     assert_eq!(blue.last_posts, [(ch, m2.message_id, m2.seq_hint)]);
     let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
@@ -401,18 +409,18 @@ pub fn own_record_follows_acks_and_posts(store: &dyn RelayStore) {
 pub fn a_released_handle_registers_again_with_new_keys(store: &dyn RelayStore) {
     let ch = with_channel(store, &["blue", "red"]);
     let old = store.principal(&h("blue")).unwrap().unwrap();
-    let taken = store.register(&h("blue"), &keys(), T0);
+    let taken = store.register(&h("blue"), &keys(), T0, None);
     assert!(matches!(taken, Err(StoreError::HandleTaken(_))));
     store
-        .post(&[env(ch, MessageId::random(), "blue", "red", 1)], T0)
+        .post(&[env(ch, MessageId::random(), "blue", "red", 1)], T0, &Quota::NONE)
         .unwrap();
     store
-        .post(&[env(ch, MessageId::random(), "red", "blue", 2)], T0)
+        .post(&[env(ch, MessageId::random(), "red", "blue", 2)], T0, &Quota::NONE)
         .unwrap();
     let last = store.mailbox(&h("blue"), 0, 10).unwrap()[0].cursor;
     store.ack(&h("blue"), last).unwrap();
     store
-        .post(&[env(ch, MessageId::random(), "red", "blue", 3)], T0)
+        .post(&[env(ch, MessageId::random(), "red", "blue", 3)], T0, &Quota::NONE)
         .unwrap();
     assert!(store.release_principal(&h("blue")).unwrap());
     assert!(!store.release_principal(&h("nobody")).unwrap());
@@ -422,17 +430,17 @@ pub fn a_released_handle_registers_again_with_new_keys(store: &dyn RelayStore) {
     let record = store.own_record(&h("blue")).unwrap();
     assert_eq!((record.acked_through, record.last_posts.len()), (0, 1));
     let new_keys = keys();
-    let again = store.register(&h("blue"), &new_keys, T0).unwrap();
+    let again = store.register(&h("blue"), &new_keys, T0, None).unwrap();
     assert_eq!(again.keys, new_keys);
     assert!(again.key_version > old.key_version);
     assert_eq!(store.principal(&h("blue")).unwrap().unwrap(), again);
     assert!(matches!(
-        store.register(&h("blue"), &keys(), T0),
+        store.register(&h("blue"), &keys(), T0, None),
         Err(StoreError::HandleTaken(_))
     ));
     // Routing is untouched: the channel still reaches the handle.
     store
-        .post(&[env(ch, MessageId::random(), "red", "blue", 4)], T0)
+        .post(&[env(ch, MessageId::random(), "red", "blue", 4)], T0, &Quota::NONE)
         .unwrap();
     assert_eq!(store.mailbox(&h("blue"), 0, 10).unwrap().len(), 1);
 }
@@ -447,7 +455,7 @@ pub fn expired_credentials_are_purged(store: &dyn RelayStore) {
     store
         .put_token(&Digest::of(&[b"a"]), &h("blue"), Timestamp(10))
         .unwrap();
-    assert_eq!(store.purge_expired(Timestamp(20)).unwrap(), 2);
+    assert_eq!(store.purge_expired(Timestamp(20), Timestamp(0)).unwrap(), 2);
     let counts = store.row_counts().unwrap();
     assert_eq!((counts.challenges, counts.tokens), (1, 0));
 }
@@ -522,4 +530,148 @@ pub fn exchanges_release_together_or_are_destroyed(store: &dyn RelayStore) {
         ExchangeState::Released,
         "released ones stay"
     );
+}
+
+/// An invitation is consumed by the registration it admits, and only then;
+/// an expired or unknown one admits nobody.
+pub fn invitations_are_single_use_and_expire(store: &dyn RelayStore) {
+    let code = Digest::of(&[b"invite-1"]);
+    store.create_invite(&code, Timestamp(T0.0 + 1_000)).unwrap();
+    let unknown = Digest::of(&[b"invite-2"]);
+    assert!(matches!(
+        store.register(&h("blue"), &keys(), T0, Some(&unknown)),
+        Err(StoreError::InviteInvalid)
+    ));
+    // A registration refused for another reason keeps the code.
+    store.register(&h("taken"), &keys(), T0, None).unwrap();
+    assert!(matches!(
+        store.register(&h("taken"), &keys(), T0, Some(&code)),
+        Err(StoreError::HandleTaken(_))
+    ));
+    store.register(&h("blue"), &keys(), T0, Some(&code)).unwrap();
+    assert!(matches!(
+        store.register(&h("red"), &keys(), T0, Some(&code)),
+        Err(StoreError::InviteInvalid)
+    ));
+    let late = Digest::of(&[b"invite-3"]);
+    store.create_invite(&late, Timestamp(T0.0 + 10)).unwrap();
+    assert!(matches!(
+        store.register(&h("red"), &keys(), Timestamp(T0.0 + 10), Some(&late)),
+        Err(StoreError::InviteInvalid)
+    ));
+}
+
+/// A mailbox holds at most its count and bytes, and one sender at most its
+/// share of them: the others can still reach it.
+pub fn mailboxes_are_bounded_with_a_share_per_sender(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red", "green"]);
+    let quota = Quota {
+        mailbox_envelopes: 4,
+        mailbox_bytes: u64::MAX,
+        sender_share_percent: 50,
+        sender_storage_bytes: u64::MAX,
+    };
+    let post = |from: &str, to: &str| {
+        store.post(&[env(ch, MessageId::random(), from, to, 1)], T0, &quota)
+    };
+    post("blue", "red").unwrap();
+    post("blue", "red").unwrap();
+    assert!(matches!(post("blue", "red"), Err(StoreError::Quota(_))), "blue's share is 2");
+    post("green", "red").unwrap();
+    post("green", "red").unwrap();
+    assert!(matches!(post("green", "red"), Err(StoreError::Quota(_))), "the mailbox holds 4");
+    post("blue", "green").unwrap();
+    // Acknowledging frees the room.
+    let page = store.mailbox(&h("red"), 0, 10).unwrap();
+    store.ack(&h("red"), page[0].cursor).unwrap();
+    post("blue", "red").unwrap();
+    let bytes = Quota {
+        mailbox_envelopes: u64::MAX,
+        mailbox_bytes: 150,
+        ..quota
+    };
+    // env() carries 64 bytes of ciphertext: two fit in 150, a third does not.
+    let ch2 = with_channel(store, &["amber", "teal", "plum"]);
+    let post2 = |from: &str| {
+        store.post(&[env(ch2, MessageId::random(), from, "teal", 1)], T0, &bytes)
+    };
+    post2("amber").unwrap();
+    assert!(matches!(post2("amber"), Err(StoreError::Quota(_))), "share is 75 bytes");
+    post2("plum").unwrap();
+    assert!(matches!(post2("plum"), Err(StoreError::Quota(_))));
+}
+
+/// A sender's stored bytes count its envelopes still waiting anywhere.
+pub fn a_senders_storage_is_bounded(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red", "green"]);
+    let quota = Quota {
+        sender_storage_bytes: 200,
+        ..Quota::NONE
+    };
+    let m = MessageId::random();
+    store
+        .post(&[env(ch, m, "blue", "red", 1), env(ch, m, "blue", "green", 1)], T0, &quota)
+        .unwrap();
+    assert_eq!(store.stored_bytes(&h("blue")).unwrap(), 128);
+    let again = MessageId::random();
+    assert!(matches!(
+        store.post(&[env(ch, again, "blue", "red", 1), env(ch, again, "blue", "green", 1)], T0, &quota),
+        Err(StoreError::Quota(_))
+    ));
+    let page = store.mailbox(&h("red"), 0, 10).unwrap();
+    store.ack(&h("red"), page[0].cursor).unwrap();
+    assert_eq!(store.stored_bytes(&h("blue")).unwrap(), 64);
+    let usage = store.usage().unwrap();
+    assert_eq!((usage.envelopes, usage.bytes, usage.deepest_mailbox), (1, 64, 1));
+}
+
+/// A window counts up to its limit, refuses until it ends, then reopens.
+pub fn rate_windows_count_and_reopen(store: &dyn RelayStore) {
+    let rate = Rate::new(2, 1_000);
+    assert_eq!(store.hit("logins:blue", rate, T0).unwrap(), RateDecision::Allowed);
+    assert_eq!(store.hit("logins:blue", rate, Timestamp(T0.0 + 10)).unwrap(), RateDecision::Allowed);
+    assert_eq!(
+        store.hit("logins:blue", rate, Timestamp(T0.0 + 20)).unwrap(),
+        RateDecision::Limited { until: Timestamp(T0.0 + 1_000) }
+    );
+    assert_eq!(store.hit("logins:red", rate, Timestamp(T0.0 + 20)).unwrap(), RateDecision::Allowed);
+    assert_eq!(
+        store.hit("logins:blue", rate, Timestamp(T0.0 + 1_000)).unwrap(),
+        RateDecision::Allowed
+    );
+    // Ended windows are purged.
+    store.purge_expired(Timestamp(T0.0 + 5_000), Timestamp(0)).unwrap();
+    assert_eq!(store.hit("logins:blue", rate, Timestamp(T0.0 + 5_000)).unwrap(), RateDecision::Allowed);
+}
+
+/// Asked for the fallback key, the store serves it even while one-time
+/// keys are held, and reports that it was handed out until a new upload.
+pub fn the_fallback_key_can_be_asked_for_and_its_claim_is_reported(store: &dyn RelayStore) {
+    let mut id = Identity::new();
+    store.register(&h("red"), &id.keys(), T0, None).unwrap();
+    let keys = id.generate_one_time_keys(2);
+    let fallback = id.generate_fallback_key().unwrap();
+    store.upload_keys(&h("red"), &keys, Some(&fallback), false).unwrap();
+    let stock = store.key_stock(&h("red")).unwrap();
+    assert_eq!((stock.one_time_keys, stock.has_fallback, stock.fallback_claimed), (2, true, false));
+    let c = store.claim_key(&h("red"), false).unwrap().unwrap();
+    assert!(c.key.fallback);
+    let stock = store.key_stock(&h("red")).unwrap();
+    assert_eq!((stock.one_time_keys, stock.fallback_claimed), (2, true));
+    let next = id.generate_fallback_key().unwrap();
+    store.upload_keys(&h("red"), &[], Some(&next), false).unwrap();
+    assert!(!store.key_stock(&h("red")).unwrap().fallback_claimed);
+}
+
+/// Envelopes left unfetched past the retention limit are deleted.
+pub fn unfetched_envelopes_leave_after_the_retention_limit(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red"]);
+    store.post(&[env(ch, MessageId::random(), "blue", "red", 1)], T0, &Quota::NONE).unwrap();
+    let later = Timestamp(T0.0 + 100);
+    store.post(&[env(ch, MessageId::random(), "blue", "red", 2)], later, &Quota::NONE).unwrap();
+    store.purge_expired(later, Timestamp(T0.0 + 1)).unwrap();
+    let left = store.mailbox(&h("red"), 0, 10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].received_at, later);
+    assert_eq!(store.usage().unwrap().envelopes, 1);
 }

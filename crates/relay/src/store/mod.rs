@@ -9,6 +9,8 @@ use backchannel_protocol::{
 };
 use thiserror::Error;
 
+pub use crate::config::Rate;
+
 pub mod conformance;
 mod sqlite;
 
@@ -61,6 +63,72 @@ pub struct KeyCounts {
     pub has_fallback: bool,
     /// Key version after the upload.
     pub key_version: u64,
+}
+
+/// What the relay holds of a principal's keys, as its mailbox reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyStock {
+    /// Unclaimed one-time keys.
+    pub one_time_keys: u64,
+    /// Whether a fallback key is held.
+    pub has_fallback: bool,
+    /// Whether the fallback key was handed out since it was uploaded (the
+    /// client then rotates it).
+    pub fallback_claimed: bool,
+}
+
+/// The stock limits a post must stay within, checked in its transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Envelopes waiting in one mailbox.
+    pub mailbox_envelopes: u64,
+    /// Ciphertext bytes waiting in one mailbox.
+    pub mailbox_bytes: u64,
+    /// One sender's share of a mailbox, in percent.
+    pub sender_share_percent: u64,
+    /// Bytes one sender may have stored (its waiting envelopes and offers).
+    pub sender_storage_bytes: u64,
+}
+
+impl Quota {
+    /// No limit at all (tools and tests that are not about quotas).
+    pub const NONE: Quota = Quota {
+        mailbox_envelopes: u64::MAX,
+        mailbox_bytes: u64::MAX,
+        sender_share_percent: 100,
+        sender_storage_bytes: u64::MAX,
+    };
+
+    /// The most one sender may fill of a limit of `total`.
+    pub fn share(&self, total: u64) -> u64 {
+        if total == u64::MAX {
+            return total;
+        }
+        (total as u128 * self.sender_share_percent as u128 / 100) as u64
+    }
+}
+
+/// A rate window's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Counted, within the limit.
+    Allowed,
+    /// The window is full until then.
+    Limited {
+        /// When the window reopens.
+        until: Timestamp,
+    },
+}
+
+/// What the relay stores, in sum (for metrics and health).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Envelopes waiting in all mailboxes.
+    pub envelopes: u64,
+    /// Their ciphertext bytes.
+    pub bytes: u64,
+    /// Envelopes in the deepest mailbox.
+    pub deepest_mailbox: u64,
 }
 
 /// A claimed key.
@@ -203,6 +271,15 @@ pub enum StoreError {
     /// A stock limit would be passed.
     #[error("limit exceeded: {0}")]
     LimitExceeded(&'static str),
+    /// A mailbox or sender quota would be passed.
+    #[error("{0}")]
+    Quota(String),
+    /// The database or its disk is full.
+    #[error("the relay's storage is full")]
+    Full,
+    /// The invitation code is unknown, used or expired.
+    #[error("the invitation code is unknown, already used or expired")]
+    InviteInvalid,
     /// A referenced principal does not exist.
     #[error("unknown principal {0}")]
     UnknownPrincipal(Handle),
@@ -214,12 +291,17 @@ pub trait RelayStore: Send + Sync + 'static {
     /// Registers a principal with key version 1, or a released handle
     /// again with new keys and the next key version. Refuses keys another
     /// principal holds (either key, either way round): `KeyTaken`.
+    /// With `invite`, the code (by its hash) is consumed in the same
+    /// transaction, and the registration is refused if it is not valid.
     fn register(
         &self,
         handle: &Handle,
         keys: &IdentityKeys,
         now: Timestamp,
+        invite: Option<&Digest>,
     ) -> Result<PrincipalRecord, StoreError>;
+    /// Stores a single-use invitation code's hash.
+    fn create_invite(&self, code_hash: &Digest, expires: Timestamp) -> Result<(), StoreError>;
     /// The operator's answer to a lost device: the handle's keys, logins
     /// and mailbox are deleted, its acknowledgement reset (its last posts
     /// are kept), and its next registration takes new keys. False if no
@@ -262,9 +344,12 @@ pub trait RelayStore: Send + Sync + 'static {
         fallback: Option<&SignedKey>,
         replace: bool,
     ) -> Result<KeyCounts, StoreError>;
-    /// Hands out (and deletes) the oldest one-time key, else the fallback
-    /// key; bumps the key version. `None` when there is neither.
-    fn claim_key(&self, handle: &Handle) -> Result<Option<Claimed>, StoreError>;
+    /// Hands out (and deletes) the oldest one-time key, else (or when
+    /// `one_time` is false) the fallback key; bumps the key version. `None`
+    /// when there is neither.
+    fn claim_key(&self, handle: &Handle, one_time: bool) -> Result<Option<Claimed>, StoreError>;
+    /// The principal's key stock.
+    fn key_stock(&self, handle: &Handle) -> Result<KeyStock, StoreError>;
 
     /// Creates a channel's routing record.
     fn create_channel(&self, channel: &ChannelRecord) -> Result<(), StoreError>;
@@ -303,11 +388,13 @@ pub trait RelayStore: Send + Sync + 'static {
 
     /// Stores the copies of one message atomically. Copies already posted
     /// with the same bytes are skipped; different bytes refuse the whole
-    /// post. Returns the newly stored copies.
+    /// post, as does a copy that would pass `quota` (`Quota`). Returns the
+    /// newly stored copies.
     fn post(
         &self,
         envelopes: &[Envelope],
         now: Timestamp,
+        quota: &Quota,
     ) -> Result<Vec<StoredEnvelope>, StoreError>;
     /// A page of a mailbox after `after`, in cursor order.
     fn mailbox(
@@ -322,8 +409,19 @@ pub trait RelayStore: Send + Sync + 'static {
     /// What the relay records of `who`'s own activity.
     fn own_record(&self, who: &Handle) -> Result<OwnRecord, StoreError>;
 
-    /// Deletes expired challenges and tokens; returns how many.
-    fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Deletes expired challenges, tokens, invitations and rate windows,
+    /// and envelopes received before `unfetched_before`; returns how many.
+    fn purge_expired(&self, now: Timestamp, unfetched_before: Timestamp)
+        -> Result<u64, StoreError>;
+    /// Counts one use of `bucket` in its fixed window of `rate`.
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError>;
+    /// Bytes `who` has stored: its waiting envelopes and its offers.
+    fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError>;
+    /// What is stored, in sum.
+    fn usage(&self) -> Result<Usage, StoreError>;
+    /// Bytes that can still be written (the file system's free space, or
+    /// the room left under a size cap); `None` if unknown.
+    fn free_space(&self) -> Result<Option<u64>, StoreError>;
     /// Makes deleted data unrecoverable from the files (off the commit path).
     fn checkpoint(&self) -> Result<(), StoreError>;
     /// Row counts per table.

@@ -2,7 +2,7 @@
 //! (a commit is fsynced before we answer), `secure_delete` (deleted rows are
 //! zeroed, not just unlinked) and truncating checkpoints off the commit path.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use backchannel_protocol::{
@@ -13,7 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
     ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, OfferCopy, OwnRecord,
-    PrincipalRecord, RelayStore, RowCounts, StoreError, StoredEnvelope, ONE_TIME_KEYS_HELD_MAX,
+    KeyStock, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
+    StoredEnvelope, Usage, ONE_TIME_KEYS_HELD_MAX,
 };
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the last.
@@ -22,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_escrow.sql"),
     include_str!("../../migrations/sqlite/0003_own_record.sql"),
     include_str!("../../migrations/sqlite/0004_release.sql"),
+    include_str!("../../migrations/sqlite/0005_limits.sql"),
 ];
 
 /// A relay store in one SQLite file.
@@ -30,11 +32,18 @@ pub struct SqliteStore {
     // One connection: SQLite has one writer anyway, and the WAL lets the
     // checkpoint run without blocking it for long.
     conn: Mutex<Connection>,
+    /// The database file (its file system's free space is reported).
+    path: PathBuf,
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+                StoreError::Full
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
@@ -64,7 +73,22 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
+    }
+
+    /// Caps the database at about `bytes` (SQLite's `max_page_count`):
+    /// past it, writes fail as on a full disk. 0 removes the cap.
+    pub fn cap_size(&self, bytes: u64) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = if bytes == 0 {
+            u32::MAX as i64 - 1
+        } else {
+            (bytes as i64 / page.max(1)).max(1)
+        };
+        let _: i64 = conn.query_row(&format!("PRAGMA max_page_count={pages}"), [], |r| r.get(0))?;
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -153,6 +177,50 @@ fn stored_envelope(row: EnvelopeRow) -> Result<StoredEnvelope, StoreError> {
     })
 }
 
+/// Bytes `who` has stored: envelopes waiting for others, and offers.
+fn stored_bytes_in(conn: &Connection, who: &Handle) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT (SELECT coalesce(sum(bytes), 0) FROM mailbox_usage WHERE sender = ?1)
+              + (SELECT coalesce(sum(length(ciphertext)), 0) FROM offers WHERE submitter = ?1)",
+        [who.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// Refuses a copy that would pass its recipient's mailbox limits, or the
+/// sender's share of them.
+fn check_mailbox(conn: &Connection, e: &Envelope, quota: &Quota) -> Result<(), StoreError> {
+    let (all_n, all_b, own_n, own_b): (i64, i64, i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(envelopes), 0), coalesce(sum(bytes), 0),
+                coalesce(sum(CASE WHEN sender = ?2 THEN envelopes END), 0),
+                coalesce(sum(CASE WHEN sender = ?2 THEN bytes END), 0)
+         FROM mailbox_usage WHERE recipient = ?1",
+        params![e.recipient.as_str(), e.sender.as_str()],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let size = e.ciphertext.len() as u64;
+    let (all_n, all_b, own_n, own_b) = (all_n as u64, all_b as u64, own_n as u64, own_b as u64);
+    let full = |what: &str| {
+        Err(StoreError::Quota(format!(
+            "{}'s mailbox {what}: they must fetch and acknowledge before more can be stored",
+            e.recipient
+        )))
+    };
+    if all_n + 1 > quota.mailbox_envelopes || all_b + size > quota.mailbox_bytes {
+        return full("is full");
+    }
+    if own_n + 1 > quota.share(quota.mailbox_envelopes)
+        || own_b + size > quota.share(quota.mailbox_bytes)
+    {
+        return full(&format!(
+            "holds {own_n} envelopes from {}, its share of the mailbox",
+            e.sender
+        ));
+    }
+    Ok(())
+}
+
 fn key_version(tx: &Connection, handle: &Handle) -> Result<u64, StoreError> {
     tx.query_row(
         "UPDATE principals SET key_version = key_version + 1 WHERE handle = ?1 RETURNING key_version",
@@ -170,10 +238,21 @@ impl RelayStore for SqliteStore {
         h: &Handle,
         keys: &IdentityKeys,
         now: Timestamp,
+        invite: Option<&Digest>,
     ) -> Result<PrincipalRecord, StoreError> {
         {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(code) = invite {
+                // Consumed only if the registration commits (same transaction).
+                let used = tx.execute(
+                    "DELETE FROM invites WHERE code_hash = ?1 AND expires_at_ms > ?2",
+                    params![&code.0[..], now.0],
+                )?;
+                if used == 0 {
+                    return Err(StoreError::InviteInvalid);
+                }
+            }
             let holder: Option<String> = tx
                 .query_row(
                     "SELECT handle FROM principals WHERE handle <> ?1 AND (curve25519 IN (?2, ?3) OR ed25519 IN (?2, ?3)) LIMIT 1",
@@ -205,6 +284,14 @@ impl RelayStore for SqliteStore {
                 Err(e) => Err(e.into()),
             }
         }
+    }
+
+    fn create_invite(&self, code_hash: &Digest, expires: Timestamp) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO invites (code_hash, expires_at_ms) VALUES (?1, ?2)",
+            params![&code_hash.0[..], expires.0],
+        )?;
+        Ok(())
     }
 
     fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
@@ -338,7 +425,7 @@ impl RelayStore for SqliteStore {
         if let Some(k) = fallback {
             tx.execute(
                 "INSERT INTO fallback_keys (handle, key, signature) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (handle) DO UPDATE SET key = excluded.key, signature = excluded.signature",
+                 ON CONFLICT (handle) DO UPDATE SET key = excluded.key, signature = excluded.signature, claimed = 0",
                 params![h.as_str(), &k.key[..], &k.signature[..]],
             )?;
         }
@@ -365,22 +452,25 @@ impl RelayStore for SqliteStore {
         })
     }
 
-    fn claim_key(&self, h: &Handle) -> Result<Option<Claimed>, StoreError> {
+    fn claim_key(&self, h: &Handle, one_time: bool) -> Result<Option<Claimed>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let one_time = tx
-            .query_row(
+        let taken = if one_time {
+            tx.query_row(
                 "DELETE FROM one_time_keys WHERE id = (SELECT min(id) FROM one_time_keys WHERE handle = ?1)
                  RETURNING key, signature",
                 [h.as_str()],
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
-            .optional()?;
-        let (row, fallback) = match one_time {
+            .optional()?
+        } else {
+            None
+        };
+        let (row, fallback) = match taken {
             Some(row) => (Some(row), false),
             None => (
                 tx.query_row(
-                    "SELECT key, signature FROM fallback_keys WHERE handle = ?1",
+                    "UPDATE fallback_keys SET claimed = 1 WHERE handle = ?1 RETURNING key, signature",
                     [h.as_str()],
                     |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)),
                 )
@@ -401,6 +491,27 @@ impl RelayStore for SqliteStore {
             },
             key_version: version,
         }))
+    }
+
+    fn key_stock(&self, h: &Handle) -> Result<KeyStock, StoreError> {
+        let conn = self.conn();
+        let one_time: i64 = conn.query_row(
+            "SELECT count(*) FROM one_time_keys WHERE handle = ?1",
+            [h.as_str()],
+            |r| r.get(0),
+        )?;
+        let fallback: Option<i64> = conn
+            .query_row(
+                "SELECT claimed FROM fallback_keys WHERE handle = ?1",
+                [h.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(KeyStock {
+            one_time_keys: one_time as u64,
+            has_fallback: fallback.is_some(),
+            fallback_claimed: fallback == Some(1),
+        })
     }
 
     fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
@@ -632,10 +743,21 @@ impl RelayStore for SqliteStore {
         &self,
         envelopes: &[Envelope],
         now: Timestamp,
+        quota: &Quota,
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut stored = Vec::new();
+        if let Some(sender) = envelopes.first().map(|e| &e.sender) {
+            let adding: u64 = envelopes.iter().map(|e| e.ciphertext.len() as u64).sum();
+            let held = stored_bytes_in(&tx, sender)?;
+            if held.saturating_add(adding) > quota.sender_storage_bytes {
+                return Err(StoreError::Quota(format!(
+                    "{sender} has {held} bytes stored at the relay; this post would pass its limit of {}",
+                    quota.sender_storage_bytes
+                )));
+            }
+        }
         for e in envelopes {
             let hash = Digest::of(&[&e.encode()]);
             let existing: Option<Vec<u8>> = tx
@@ -655,6 +777,7 @@ impl RelayStore for SqliteStore {
                 }
                 None => {}
             }
+            check_mailbox(&tx, e, quota)?;
             tx.execute(
                 "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
                 params![&e.message_id.0[..], e.recipient.as_str(), &hash.0[..]],
@@ -797,11 +920,97 @@ impl RelayStore for SqliteStore {
         Ok(deleted as u64)
     }
 
-    fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        unfetched_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM challenges WHERE expires_at_ms <= ?1",
+            "DELETE FROM tokens WHERE expires_at_ms <= ?1",
+            "DELETE FROM invites WHERE expires_at_ms <= ?1",
+            "DELETE FROM rate_windows WHERE window_end_ms <= ?1",
+        ] {
+            n += tx.execute(sql, [now.0])?;
+        }
+        n += tx.execute(
+            "DELETE FROM envelopes WHERE received_at_ms < ?1",
+            [unfetched_before.0],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
         let conn = self.conn();
-        let a = conn.execute("DELETE FROM challenges WHERE expires_at_ms <= ?1", [now.0])?;
-        let b = conn.execute("DELETE FROM tokens WHERE expires_at_ms <= ?1", [now.0])?;
-        Ok((a + b) as u64)
+        // A counter, not a record: its commit need not wait for the disk
+        // (the next durable commit carries it to the disk anyway).
+        conn.execute_batch("PRAGMA synchronous=NORMAL")?;
+        let counted = conn.query_row(
+            "INSERT INTO rate_windows (bucket, window_start_ms, window_end_ms, count) VALUES (?1, ?2, ?2 + ?3, 1)
+             ON CONFLICT (bucket) DO UPDATE SET
+                count = CASE WHEN window_end_ms <= ?2 THEN 1 ELSE count + 1 END,
+                window_start_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 ELSE window_start_ms END,
+                window_end_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 + ?3 ELSE window_end_ms END
+             RETURNING count, window_end_ms",
+            params![bucket, now.0, rate.window_ms],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        );
+        conn.execute_batch("PRAGMA synchronous=FULL")?;
+        let (count, end) = counted?;
+        if count as u64 > u64::from(rate.count) {
+            Ok(RateDecision::Limited {
+                until: Timestamp(end),
+            })
+        } else {
+            Ok(RateDecision::Allowed)
+        }
+    }
+
+    fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {
+        stored_bytes_in(&self.conn(), who)
+    }
+
+    fn usage(&self) -> Result<Usage, StoreError> {
+        let conn = self.conn();
+        let (envelopes, bytes): (i64, i64) = conn.query_row(
+            "SELECT coalesce(sum(envelopes), 0), coalesce(sum(bytes), 0) FROM mailbox_usage",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let deepest: i64 = conn.query_row(
+            "SELECT coalesce(max(n), 0) FROM (SELECT sum(envelopes) AS n FROM mailbox_usage GROUP BY recipient)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Usage {
+            envelopes: envelopes as u64,
+            bytes: bytes as u64,
+            deepest_mailbox: deepest as u64,
+        })
+    }
+
+    fn free_space(&self) -> Result<Option<u64>, StoreError> {
+        let conn = self.conn();
+        let pragma = |name: &str| -> Result<i64, StoreError> {
+            Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+        };
+        let page = pragma("page_size")?;
+        let room = (pragma("max_page_count")? - pragma("page_count")? + pragma("freelist_count")?)
+            .max(0) as u64
+            * page.max(0) as u64;
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let disk = rustix::fs::statvfs(dir)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+        Ok(Some(disk.map_or(room, |d| d.min(room))))
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {

@@ -229,7 +229,7 @@ async fn bad_requests_get_their_code_and_change_nothing() {
     refused(&relay, request(&http, "POST", &format!("{url}/v1/principals"), None, Some(&json!({"handle": "blue", "curve25519": b64::encode(keys.curve25519), "ed25519": b64::encode(keys.ed25519)}))), 409, "handle_taken").await;
 
     // Oversized body.
-    let huge = "A".repeat(backchannel_relay::BODY_MAX_BYTES + 1024);
+    let huge = "A".repeat(backchannel_relay::RelayConfig::default().body_max_bytes + 1024);
     refused(
         &relay,
         blue.call("POST", &post_path, Some(&envelope("red", &huge))),

@@ -145,7 +145,8 @@ async fn the_documented_small_behaviours_hold() {
     assert_eq!(a.status, 200);
     assert_eq!(
         a.body,
-        json!({"deliveries": [], "next_cursor": 41, "more": false})
+        json!({"deliveries": [], "next_cursor": 41, "more": false,
+               "key_stock": {"one_time_keys": 0, "has_fallback_key": false, "fallback_claimed": false}})
     );
     // Re-uploading a held one-time key stores it once and bumps key_version.
     let first = blue.publish_keys(1).await;
