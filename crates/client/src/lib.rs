@@ -44,7 +44,7 @@ pub use client::{
     now, unique_prefix, Candidate, ChannelView, Client, Clock, Collision, Confirmation, Delivery,
     ExchangeState, ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView,
     QueuedPost, ReceivedOffer, RelayEndpoint, RestoreReport, SyncReport, MIN_PREFIX_DIGITS,
-    ONE_TIME_KEYS_TARGET,
+    ONE_TIME_KEYS_TARGET, ONE_TIME_KEYS_UPLOAD_PER_HOUR,
 };
 pub use client::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,

@@ -264,6 +264,7 @@ impl Principal {
     /// Registers `handle`, logs in, and (if `keys` > 0) publishes `keys`
     /// one-time keys and a fallback key.
     pub async fn join(url: &str, handle: &str, keys: usize) -> Self {
+        install_ring_default();
         let http = reqwest::Client::new();
         let identity = Identity::new();
         let k = identity.keys();
@@ -360,16 +361,38 @@ impl Principal {
 pub struct RelayProcess {
     /// Base URL it printed.
     pub url: String,
+    /// The certificate fingerprint it printed, when serving TLS.
+    pub fingerprint: Option<String>,
+    /// What it printed on stdout before the address line (and that line).
+    pub banner: String,
     child: std::process::Child,
     bin: std::path::PathBuf,
     db: std::path::PathBuf,
+    args: Vec<String>,
+    ulimit: Option<String>,
 }
 
 impl RelayProcess {
     /// Starts `bin relay serve --db db --listen 127.0.0.1:0` and reads the
     /// address it prints.
     pub fn spawn(bin: &Path, db: &Path) -> Self {
-        Self::spawn_on(bin, db, "127.0.0.1:0")
+        Self::spawn_with(bin, db, &[])
+    }
+
+    /// Like [`RelayProcess::spawn`], with more `relay serve` arguments.
+    pub fn spawn_with(bin: &Path, db: &Path, args: &[&str]) -> Self {
+        Self::spawn_on(bin, db, "127.0.0.1:0", args, None)
+    }
+
+    /// Like [`RelayProcess::spawn_with`], under shell `ulimit` options
+    /// (e.g. `-n 64` for few descriptors, `-v 400000` for a memory cap).
+    pub fn spawn_limited(bin: &Path, db: &Path, args: &[&str], ulimit: &str) -> Self {
+        Self::spawn_on(bin, db, "127.0.0.1:0", args, Some(ulimit))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the relay (SIGKILL): clients then find it unreachable.
@@ -378,38 +401,86 @@ impl RelayProcess {
         let _ = self.child.wait();
     }
 
-    /// Starts it again on the same address and database.
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Starts it again on the same address, database and arguments.
     pub fn start_again(&mut self) {
         self.stop();
-        let listen = self.url.trim_start_matches("http://").to_string();
-        let again = Self::spawn_on(&self.bin.clone(), &self.db.clone(), &listen);
+        let listen = self
+            .url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let again = Self::spawn_on(
+            &self.bin.clone(),
+            &self.db.clone(),
+            &listen,
+            &args,
+            self.ulimit.clone().as_deref(),
+        );
         *self = again;
     }
 
-    fn spawn_on(bin: &Path, db: &Path, listen: &str) -> Self {
+    fn spawn_on(bin: &Path, db: &Path, listen: &str, args: &[&str], ulimit: Option<&str>) -> Self {
         use std::io::BufRead as _;
-        let mut child = std::process::Command::new(bin)
+        let mut command = match ulimit {
+            None => std::process::Command::new(bin),
+            Some(limits) => {
+                let mut c = std::process::Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit {limits} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                c
+            }
+        };
+        let mut child = command
             .args(["relay", "serve", "--listen", listen, "--db"])
             .arg(db)
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut banner = String::new();
+        let line = loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).unwrap();
+            banner.push_str(&line);
+            if n == 0 || line.contains("listening on") {
+                break line;
+            }
+        };
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("relay printed no address: {line:?}"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .unwrap_or_else(|| panic!("relay printed no address: {banner:?}"))
             .to_string();
+        let fingerprint = line
+            .split("certificate sha256 ")
+            .nth(1)
+            .map(|f| f.trim_end_matches([')', '\n']).to_string());
+        // Keep reading (and dropping) stdout so the relay never blocks on it.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
         RelayProcess {
             url,
+            fingerprint,
+            banner,
             child,
             bin: bin.to_path_buf(),
             db: db.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ulimit: ulimit.map(str::to_string),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use backchannel_client::{Client, KdfParams, LogEntry};
+use backchannel_client::{Client, KdfParams, LogEntry, RelayEndpoint, RelayTrust};
 use backchannel_protocol::commitments::fold::State;
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::structured::{
@@ -16,7 +16,8 @@ use backchannel_protocol::member::AlertKind;
 use backchannel_protocol::payload::Policy;
 use backchannel_protocol::{b64, ChannelId, Envelope, Handle, MessageId, Timestamp};
 use backchannel_relay::store::{RelayStore, SqliteStore};
-use backchannel_relay::{serve, Relay};
+use backchannel_relay::server::LoopbackCa;
+use backchannel_relay::{serve_with, Relay, ServeOptions, TlsFiles};
 use clap::Args;
 
 use crate::render;
@@ -42,12 +43,17 @@ const DEMO_PASSPHRASE: &str = "demo only: not a real passphrase";
 ///
 ///   backchannel demo
 ///   backchannel demo --keep /tmp/bc-demo    # keep the databases to inspect
+///   backchannel demo --tls                  # over https and wss, with a throwaway CA
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DemoArgs {
     /// Keep the relay database and the three stores in this directory.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Serve the relay over TLS with a throwaway CA made for the run; the
+    /// principals trust it as `init --ca-file` would.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The demo's terms, each explained in one line the first time any printed
@@ -189,9 +195,24 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding 127.0.0.1")?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let (options, trust, scheme) = if args.tls {
+        let ca = LoopbackCa::create(&dir).context("making the demo's throwaway CA")?;
+        let files = TlsFiles::load(&ca.cert, &ca.key).context("loading the demo's certificate")?;
+        let options = ServeOptions {
+            tls: Some(std::sync::Arc::new(files)),
+            ..ServeOptions::default()
+        };
+        let trust = RelayTrust {
+            ca_pem: Some(ca.ca_pem.into_bytes()),
+            pin: None,
+        };
+        (options, trust, "https")
+    } else {
+        (ServeOptions::default(), RelayTrust::default(), "http")
+    };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, relay, async move {
+    let server = tokio::spawn(serve_with(listener, relay, options, async move {
         let _ = stopped.await;
     }));
     let mut n = Narrator::default();
@@ -211,9 +232,10 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
         "   Each keeps its store (one encrypted file) in {}; the commands a principal would type are shown with `$`.",
         dir.display()
     );
+    let ca_flag = if args.tls { " --ca-file ca.pem" } else { "" };
     for name in ["mediator", "blue", "red"] {
         n.command(&format!(
-            "--store {name}.store init --relay {url} --handle {name}"
+            "--store {name}.store init --relay {url} --handle {name}{ca_flag}"
         ));
     }
     // The clients' clock: the real one, plus however far the story moves it.
@@ -229,13 +251,17 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     let make = |name: &'static str| {
         let clock = clock.clone();
         let path = dir.join(format!("{name}.store"));
-        let url = url.clone();
+        let endpoint = RelayEndpoint {
+            url: url.clone(),
+            trust: trust.clone(),
+            invite: None,
+        };
         async move {
-            Client::create(
+            Client::create_at(
                 &path,
                 DEMO_PASSPHRASE,
                 KdfParams::DEFAULT,
-                &url,
+                &endpoint,
                 &Handle::new(name)?,
             )
             .await
@@ -867,7 +893,7 @@ mod tests {
     /// only login challenges and one-time keys were signed, never content.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_demo_signs_login_challenges_and_one_time_keys_only() {
-        let failed = super::story(super::DemoArgs { keep: None }).await.unwrap();
+        let failed = super::story(super::DemoArgs { keep: None, tls: false }).await.unwrap();
         assert!(failed.is_empty(), "{failed:?}");
         let signed = audit::signed();
         let logins = signed

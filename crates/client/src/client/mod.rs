@@ -55,6 +55,12 @@ pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(45
 /// One-time keys published at first and kept on the relay.
 pub const ONE_TIME_KEYS_TARGET: usize = 50;
 
+/// Most one-time keys a client uploads in one hour, however few the relay
+/// says it holds (see [`Client::sync`]).
+pub const ONE_TIME_KEYS_UPLOAD_PER_HOUR: usize = 100;
+
+const HOUR_MS: i64 = 3_600_000;
+
 /// Where a new store's relay is, how its certificate is trusted, and the
 /// operator's invitation code if registration needs one.
 #[derive(Clone, Debug, Default)]
@@ -503,6 +509,53 @@ impl Client {
         self.publish_keys(n, false).await
     }
 
+    /// Keeps [`ONE_TIME_KEYS_TARGET`] keys published: tops up when the
+    /// relay reports fewer than half, by at most
+    /// [`ONE_TIME_KEYS_UPLOAD_PER_HOUR`] an hour, and rotates a fallback key
+    /// that was handed out (at most once an hour). The stock is the relay's
+    /// unauthenticated word, so it sets only the pace: vodozemac keeps 5,000
+    /// private one-time keys and drops the oldest beyond, and an unbounded
+    /// top-up under draining would drop keys honest peers had claimed.
+    /// Without a stock (an older relay), replaces the keys inbound sessions used.
+    pub(crate) async fn tend_keys(
+        &mut self,
+        stock: Option<backchannel_protocol::api::KeyStockJson>,
+        inbound: usize,
+    ) -> Result<(), ClientError> {
+        let Some(stock) = stock else {
+            if inbound > 0 {
+                self.replenish_keys(inbound).await?;
+            }
+            return Ok(());
+        };
+        let now = self.now().0;
+        let mut pacing = self.vault.key_pacing()?;
+        if now.saturating_sub(pacing.window_start_ms) >= HOUR_MS || now < pacing.window_start_ms {
+            pacing.window_start_ms = now;
+            pacing.uploaded = 0;
+        }
+        let held = usize::try_from(stock.one_time_keys).unwrap_or(usize::MAX);
+        let wanted = if held < ONE_TIME_KEYS_TARGET / 2 {
+            ONE_TIME_KEYS_TARGET - held
+        } else {
+            0
+        };
+        let budget = (ONE_TIME_KEYS_UPLOAD_PER_HOUR as u64).saturating_sub(pacing.uploaded);
+        let n = wanted.min(budget as usize);
+        let rotate = (stock.fallback_claimed || !stock.has_fallback_key)
+            && now.saturating_sub(pacing.fallback_rotated_ms) >= HOUR_MS;
+        if n == 0 && !rotate {
+            return Ok(());
+        }
+        self.publish(n, false, rotate).await?;
+        pacing.uploaded += n as u64;
+        if rotate {
+            pacing.fallback_rotated_ms = now;
+        }
+        self.vault.set_key_pacing(&pacing)?;
+        Ok(())
+    }
+
     /// Like [`Client::replenish_keys`], and the relay forgets every
     /// unclaimed one-time key it held before: after a restore, so that no
     /// new session starts on a key this store lacks.
@@ -511,9 +564,22 @@ impl Client {
     }
 
     async fn publish_keys(&mut self, n: usize, replace: bool) -> Result<(), ClientError> {
+        self.publish(n, replace, true).await
+    }
+
+    async fn publish(
+        &mut self,
+        n: usize,
+        replace: bool,
+        rotate_fallback: bool,
+    ) -> Result<(), ClientError> {
         let identity = self.member.identity_mut();
         let one_time = identity.generate_one_time_keys(n);
-        let fallback = identity.generate_fallback_key();
+        let fallback = if rotate_fallback {
+            identity.generate_fallback_key()
+        } else {
+            None
+        };
         self.member.account_changed();
         self.persist()?;
         self.connect().await?;

@@ -125,8 +125,10 @@ impl Client {
         report.outbox_sent = self.flush_outbox().await?;
         let start = self.member.cursor();
         let mut cursor = start;
+        let mut stock = None;
         loop {
             let page = self.relay.mailbox(cursor, SYNC_PAGE).await?;
+            stock = page.key_stock.or(stock);
             crash_point("after_fetch");
             for d in page.deliveries {
                 cursor = cursor.max(d.cursor);
@@ -159,9 +161,7 @@ impl Client {
             report.receipts_sent += 1;
         }
         let inbound = self.member.take_inbound_sessions();
-        if inbound > 0 {
-            self.replenish_keys(inbound).await?;
-        }
+        self.tend_keys(stock, inbound).await?;
         let after = self.statuses();
         report.activated = after
             .iter()

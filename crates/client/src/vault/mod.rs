@@ -20,7 +20,7 @@ use backchannel_protocol::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crypto::KdfParams;
 use crypto::{derive, Sealer};
@@ -94,6 +94,17 @@ fn migrate(conn: &Connection) -> Result<(), VaultError> {
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, VaultError> {
     serde_json::to_vec(v).map_err(|_| VaultError::Corrupt("record does not encode"))
+}
+
+/// The pace of one-time key uploads (see `Client::sync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPacing {
+    /// When the current hour of uploads began, ms.
+    pub window_start_ms: i64,
+    /// One-time keys uploaded in it.
+    pub uploaded: u64,
+    /// When the fallback key was last rotated, ms.
+    pub fallback_rotated_ms: i64,
 }
 
 impl Vault {
@@ -338,6 +349,29 @@ impl Vault {
             )?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// How many one-time keys were uploaded in the current hour, and when
+    /// the fallback key was last rotated (not secret; paces uploads across
+    /// runs of the command).
+    pub fn key_pacing(&self) -> Result<KeyPacing, VaultError> {
+        let v: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'key_pacing'", [], |r| r.get(0))
+            .optional()?;
+        match v {
+            Some(v) => serde_json::from_slice(&v).map_err(|_| VaultError::Corrupt("key pacing")),
+            None => Ok(KeyPacing::default()),
+        }
+    }
+
+    /// Records the pacing of key uploads.
+    pub fn set_key_pacing(&mut self, pacing: &KeyPacing) -> Result<(), VaultError> {
+        self.conn.execute(
+            "INSERT INTO meta (k, v) VALUES ('key_pacing', ?1) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            [json(pacing)?],
+        )?;
         Ok(())
     }
 

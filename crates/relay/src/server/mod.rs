@@ -27,7 +27,7 @@ mod io;
 mod tls;
 
 pub(crate) use gate::Gate;
-pub use tls::{ring_provider, TlsError, TlsFiles};
+pub use tls::{ring_provider, LoopbackCa, TlsError, TlsFiles};
 
 /// The TCP peer of a request (before any `X-Forwarded-For`).
 #[derive(Clone, Copy, Debug)]

@@ -72,6 +72,67 @@ impl TlsFiles {
     }
 }
 
+/// A throwaway certificate authority and a certificate it signed for
+/// `127.0.0.1`, `::1` and `localhost`, written as PEM files: for the demo
+/// and tests, never for a relay people rely on.
+#[derive(Debug)]
+pub struct LoopbackCa {
+    /// The CA's certificate (what a client trusts with `--ca-file`).
+    pub ca_pem: String,
+    /// The relay's certificate chain file.
+    pub cert: PathBuf,
+    /// The relay's key file (0600).
+    pub key: PathBuf,
+    /// The CA's file.
+    pub ca: PathBuf,
+}
+
+impl LoopbackCa {
+    /// Makes the CA and the certificate, and writes `ca.pem`, `cert.pem`
+    /// and `key.pem` into `dir`.
+    pub fn create(dir: &Path) -> Result<Self, TlsError> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let fail = |e: rcgen::Error| TlsError::Config(format!("making a throwaway certificate: {e}"));
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Backchannel throwaway CA");
+        let ca_key = KeyPair::generate().map_err(fail)?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
+        let names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+        let leaf_params = CertificateParams::new(names).map_err(fail)?;
+        let leaf_key = KeyPair::generate().map_err(fail)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(fail)?;
+        let write = |name: &str, text: &str| -> Result<PathBuf, TlsError> {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let path = dir.join(name);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .map_err(|e| TlsError::File {
+                    what: "certificate",
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
+            Ok(path)
+        };
+        let ca_pem = ca_cert.pem();
+        Ok(LoopbackCa {
+            ca: write("ca.pem", &ca_pem)?,
+            cert: write("cert.pem", &leaf.pem())?,
+            key: write("key.pem", &leaf_key.serialize_pem())?,
+            ca_pem,
+        })
+    }
+}
+
 fn build(cert: &Path, key: &Path) -> Result<(Arc<ServerConfig>, Digest), TlsError> {
     let file_error = |what, path: &Path, detail: String| TlsError::File {
         what,
