@@ -217,15 +217,16 @@ settings! {
     /// sends none; pings and close frames fit).
     ws_message_max_bytes: usize = 1_024;
     /// Login challenges asked from one address.
-    challenges_per_ip: Rate = Rate::new(60, 60_000);
-    /// Login challenges asked for one handle.
-    challenges_per_handle: Rate = Rate::new(30, 60_000);
+    challenges_per_ip: Rate = Rate::new(300, 60_000);
+    /// Login challenges asked for one handle (each CLI command logs in
+    /// once, so scripts need room).
+    challenges_per_handle: Rate = Rate::new(120, 60_000);
     /// Login attempts from one address.
-    logins_per_ip: Rate = Rate::new(60, 60_000);
+    logins_per_ip: Rate = Rate::new(300, 60_000);
     /// Login attempts for one handle.
-    logins_per_handle: Rate = Rate::new(30, 60_000);
+    logins_per_handle: Rate = Rate::new(120, 60_000);
     /// Registrations from one address.
-    registrations_per_ip: Rate = Rate::new(20, 3_600_000);
+    registrations_per_ip: Rate = Rate::new(60, 3_600_000);
     /// Key claims by one principal.
     claims_per_principal: Rate = Rate::new(600, 3_600_000);
     /// Key claims from one address.

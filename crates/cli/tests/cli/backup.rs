@@ -134,12 +134,14 @@ fn a_first_message_to_a_key_the_backup_lacks_is_a_notice_and_the_restore_replace
     };
     let file = s.dir.path().join("blue.backup");
     s.blue.run(&["backup", file.to_str().unwrap()]);
-    // After the backup, green opens a session with blue, and blue publishes
-    // a key the backup never saw; the older keys are claimed away.
+    // After the backup, green opens a session with blue; blue's stock runs
+    // low, so it publishes keys the backup never saw; the older keys are
+    // claimed away.
     let green = user("green");
     green.run(&["channel", "create", "--title", "g", "--party", "blue"]);
-    s.blue.run(&["sync"]);
     let db = s.dir.path().join("relay.db");
+    backchannel_testkit::hostile::Hostile::at(&db).keep_newest_one_time_keys("blue", 10);
+    s.blue.run(&["sync"]);
     backchannel_testkit::hostile::Hostile::at(&db).keep_newest_one_time_keys("blue", 1);
     // Yellow's first message goes out on that key; then blue's store is lost.
     let yellow = user("yellow");

@@ -13,6 +13,7 @@ mod conventions;
 mod crash;
 mod demo;
 mod flows;
+mod internet;
 mod json;
 mod outbox;
 mod readable;
@@ -118,6 +119,21 @@ impl Scene {
         }
     }
 
+    /// The scene of stores `mediator`, `blue` and `red` already made in
+    /// `dir` on `relay`.
+    pub fn of(relay: RelayProcess, dir: tempfile::TempDir) -> Self {
+        let user = |name: &str| User {
+            store: dir.path().join(format!("{name}.store")),
+        };
+        Scene {
+            mediator: user("mediator"),
+            blue: user("blue"),
+            red: user("red"),
+            relay,
+            dir,
+        }
+    }
+
     /// The mediator proposes, both parties accept, everyone syncs.
     pub fn open_channel(&self) -> String {
         let id = self.open_channel_with(&[]);
@@ -161,4 +177,16 @@ pub fn inbox(u: &User) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Polls `check` until it holds or `within` passes.
+pub fn wait_for(within: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    check()
 }

@@ -65,6 +65,12 @@ impl SqliteStore {
              PRAGMA wal_autocheckpoint=0;",
         )?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::Backend(format!(
+                "the database is at schema version {version}, written by a newer relay (this one knows {}): run that relay, or restore the backup made before the upgrade",
+                MIGRATIONS.len()
+            )));
+        }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(sql)?;
