@@ -34,8 +34,8 @@
 
 pub(crate) mod client;
 pub mod error;
-pub mod transcript;
 pub mod tls;
+pub mod transcript;
 pub mod transport;
 pub mod vault;
 

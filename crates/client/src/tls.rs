@@ -53,7 +53,9 @@ impl RelayTrust {
                 let extra = match ca {
                     Some(pem) => CertificateDer::pem_slice_iter(pem)
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| tls_setup(format!("the CA file is not PEM certificates: {e}")))?,
+                        .map_err(|e| {
+                            tls_setup(format!("the CA file is not PEM certificates: {e}"))
+                        })?,
                     None => Vec::new(),
                 };
                 if ca.is_some() && extra.is_empty() {

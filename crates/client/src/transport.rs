@@ -73,7 +73,9 @@ impl RelayClient {
             builder = builder.tls_backend_preconfigured(config.clone());
             tls = Some(Arc::new(config));
         }
-        let http = builder.build().map_err(|e| crate::tls::describe(&url, &e))?;
+        let http = builder
+            .build()
+            .map_err(|e| crate::tls::describe(&url, &e))?;
         Ok(RelayClient {
             url,
             http,
@@ -185,7 +187,8 @@ impl RelayClient {
             )
             .await?;
         self.token = Some(l.token);
-        Ok(l.expires_in_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)))
+        Ok(l.expires_in_ms
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)))
     }
 
     /// Publishes keys; with `replace`, the relay forgets the unclaimed
@@ -416,10 +419,13 @@ impl RelayClient {
             .to_string();
         let secure = uri.scheme_str() == Some("wss");
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-        let tcp = tokio::time::timeout(REQUEST_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port)))
-            .await
-            .map_err(|_| unreachable("connecting timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+        let tcp = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| unreachable("connecting timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let stream = match (&self.tls, secure) {
             (Some(config), true) => {
@@ -432,7 +438,11 @@ impl RelayClient {
                 MaybeTls::Tls(Box::new(tls))
             }
             (None, false) => MaybeTls::Plain(tcp),
-            _ => return Err(unreachable("the WebSocket scheme does not match the relay URL's".into())),
+            _ => {
+                return Err(unreachable(
+                    "the WebSocket scheme does not match the relay URL's".into(),
+                ))
+            }
         };
         let (ws, _) = tokio_tungstenite::client_async(req, stream)
             .await
@@ -445,7 +455,9 @@ impl RelayClient {
                             code: b.error.code,
                             message: b.error.message,
                         },
-                        Err(_) => unreachable(format!("the upgrade was answered {}", resp.status())),
+                        Err(_) => {
+                            unreachable(format!("the upgrade was answered {}", resp.status()))
+                        }
                     }
                 }
                 other => crate::tls::describe(ws_url, &other),

@@ -291,7 +291,8 @@ impl Relay {
                 _ = stop.changed() => return,
             }
             let now = self.now();
-            let unfetched_before = Timestamp(now.0.saturating_sub(self.config().unfetched_retention_ms));
+            let unfetched_before =
+                Timestamp(now.0.saturating_sub(self.config().unfetched_retention_ms));
             // Expired exchanges lose their sealed offers; the checkpoint then
             // removes them (and acked envelopes) from the WAL too.
             let result = self
@@ -374,7 +375,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim() == "application/json")
+            });
+        if !json {
+            return Err(ApiError::unsupported_media_type());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(),
+                _ => ApiError::bad_request(r.body_text()),
+            })?;
+        // Every request body is one object: serde would also take a
+        // struct as an array of its fields.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the body must be one JSON object",
+            ));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(ApiError::from_json(rejection)),
         }

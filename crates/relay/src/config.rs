@@ -274,9 +274,9 @@ impl RelayConfig {
     /// Applies every key of a TOML document (its values as integers or
     /// strings); an unknown key is refused, so a typo is not ignored.
     pub fn merge_toml(&mut self, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Toml(e.message().to_string())
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Toml(e.message().to_string()))?;
         for (key, value) in table {
             let text = match value {
                 toml::Value::String(s) => s,

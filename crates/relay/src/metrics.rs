@@ -78,8 +78,11 @@ impl Metrics {
     pub fn render(&self, g: Gauges) -> String {
         let mut out = String::new();
         out.push_str("# HELP backchannel_requests_total Requests answered, by method, route and status.\n# TYPE backchannel_requests_total counter\n");
-        for ((method, route, status), n) in
-            self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter()
+        for ((method, route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
         {
             let _ = writeln!(
                 out,
@@ -87,7 +90,12 @@ impl Metrics {
             );
         }
         out.push_str("# HELP backchannel_rejected_total Requests and connections refused, by limit.\n# TYPE backchannel_rejected_total counter\n");
-        for (code, n) in self.rejected.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (code, n) in self
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(out, "backchannel_rejected_total{{limit=\"{code}\"}} {n}");
         }
         out.push_str("# HELP backchannel_post_seconds Time to store and acknowledge a post.\n# TYPE backchannel_post_seconds histogram\n");
@@ -97,11 +105,17 @@ impl Metrics {
         }
         let count = self.post_count.load(Ordering::Relaxed);
         let sum = self.post_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "backchannel_post_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "backchannel_post_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(out, "backchannel_post_seconds_sum {sum}");
         let _ = writeln!(out, "backchannel_post_seconds_count {count}");
         let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         };
         gauge(
             &mut out,

@@ -49,7 +49,10 @@ pub(crate) async fn observe(State(relay): State<Relay>, mut req: Request, next: 
                 ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
-                    format!("the request took over {} ms to arrive and be answered", limit.as_millis()),
+                    format!(
+                        "the request took over {} ms to arrive and be answered",
+                        limit.as_millis()
+                    ),
                 )
                 .into_response()
             }
@@ -123,7 +126,10 @@ mod tests {
 
     #[test]
     fn routes_hide_ids_and_unknown_paths_share_a_label() {
-        assert_eq!(route_of("/v1/channels/00ff/messages"), "/v1/channels/{channel_id}/messages");
+        assert_eq!(
+            route_of("/v1/channels/00ff/messages"),
+            "/v1/channels/{channel_id}/messages"
+        );
         assert_eq!(route_of("/v1/principals/blue"), "/v1/principals/{handle}");
         assert_eq!(route_of("/v1/login"), "/v1/login");
         assert_eq!(route_of("/v1/nope/x"), "unmatched");

@@ -12,7 +12,6 @@ use backchannel_protocol::{
 use backchannel_relay::store::{
     ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, PrincipalRecord, Quota,
     Rate, RateDecision, RelayStore, RowCounts, SqliteStore, StoreError, StoredEnvelope, Usage,
-
 };
 use rusqlite::{params, Connection, OptionalExtension};
 

@@ -23,7 +23,8 @@ pub mod hostile;
 /// in tests (the workspace builds reqwest without a provider of its own).
 #[allow(deprecated)]
 pub fn install_ring_default() {
-    let _ = rustls::crypto::CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+    let _ =
+        rustls::crypto::CryptoProvider::install_default(rustls::crypto::ring::default_provider());
 }
 
 /// A relay serving on an ephemeral loopback port until stopped or dropped.
@@ -104,7 +105,11 @@ impl TestRelay {
         }
         let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let store = hostile::TamperStore::new(SqliteStore::open(&self.db).unwrap(), stale.clone());
-        self.relay = Relay::with(std::sync::Arc::new(store), self.config.clone(), self.clock.clone());
+        self.relay = Relay::with(
+            std::sync::Arc::new(store),
+            self.config.clone(),
+            self.clock.clone(),
+        );
         self.hostile = hostile::Hostile::new(self.db.clone(), stale);
         let mut tries = 0;
         let listener = loop {

@@ -15,8 +15,8 @@ use backchannel_protocol::commitments::whatif::{Effect, Hypothesis};
 use backchannel_protocol::member::AlertKind;
 use backchannel_protocol::payload::Policy;
 use backchannel_protocol::{b64, ChannelId, Envelope, Handle, MessageId, Timestamp};
-use backchannel_relay::store::{RelayStore, SqliteStore};
 use backchannel_relay::server::LoopbackCa;
+use backchannel_relay::store::{RelayStore, SqliteStore};
 use backchannel_relay::{serve_with, Relay, ServeOptions, TlsFiles};
 use clap::Args;
 
@@ -893,7 +893,12 @@ mod tests {
     /// only login challenges and one-time keys were signed, never content.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_demo_signs_login_challenges_and_one_time_keys_only() {
-        let failed = super::story(super::DemoArgs { keep: None, tls: false }).await.unwrap();
+        let failed = super::story(super::DemoArgs {
+            keep: None,
+            tls: false,
+        })
+        .await
+        .unwrap();
         assert!(failed.is_empty(), "{failed:?}");
         let signed = audit::signed();
         let logins = signed

@@ -233,7 +233,9 @@ fn endpoint(args: &InitArgs) -> anyhow::Result<RelayEndpoint> {
         let host = rest.split(['/', ':']).next().unwrap_or_default();
         let loopback = host == "localhost"
             || host == "[::1]"
-            || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
         if !loopback && !rest.starts_with("[::1]") {
             anyhow::bail!(
                 "{url} is plain HTTP to another machine: tokens and metadata would cross the network unprotected; use https://"
@@ -244,14 +246,19 @@ fn endpoint(args: &InitArgs) -> anyhow::Result<RelayEndpoint> {
     }
     let ca_pem = match &args.ca_file {
         Some(path) => Some(
-            std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?,
+            std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?,
         ),
         None => None,
     };
     let pin = match &args.pin_sha256 {
         Some(hex) => Some(
             backchannel_protocol::Digest::from_hex(hex.trim().trim_start_matches("sha256:"))
-                .map_err(|_| anyhow::anyhow!("--pin-sha256 takes 64 hex digits, as `relay serve` prints them"))?,
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--pin-sha256 takes 64 hex digits, as `relay serve` prints them"
+                    )
+                })?,
         ),
         None => None,
     };

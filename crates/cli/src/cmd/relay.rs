@@ -131,16 +131,36 @@ fn release(db: PathBuf, handle: &str) -> anyhow::Result<()> {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The SQLite database file (created if missing).
-    #[arg(long, value_name = "PATH", default_value = "backchannel-relay.db", env = "BACKCHANNEL_RELAY_DB")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "backchannel-relay.db",
+        env = "BACKCHANNEL_RELAY_DB"
+    )]
     db: PathBuf,
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470", env = "BACKCHANNEL_RELAY_LISTEN")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8470",
+        env = "BACKCHANNEL_RELAY_LISTEN"
+    )]
     listen: SocketAddr,
     /// The certificate chain (PEM, leaf first); with --tls-key, serves TLS.
-    #[arg(long, value_name = "PEM", requires = "tls_key", env = "BACKCHANNEL_RELAY_TLS_CERT")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        env = "BACKCHANNEL_RELAY_TLS_CERT"
+    )]
     tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM).
-    #[arg(long, value_name = "PEM", requires = "tls_cert", env = "BACKCHANNEL_RELAY_TLS_KEY")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_cert",
+        env = "BACKCHANNEL_RELAY_TLS_KEY"
+    )]
     tls_key: Option<PathBuf>,
     /// Serve plain HTTP on an address other than loopback (only behind a
     /// TLS-terminating proxy on the same host or a private network).
@@ -148,7 +168,12 @@ pub struct ServeArgs {
     insecure_plain_http: bool,
     /// A proxy whose X-Forwarded-For is believed (repeat for several); it
     /// is exempt from the per-address connection limit.
-    #[arg(long, value_name = "IP", env = "BACKCHANNEL_RELAY_TRUSTED_PROXY", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "BACKCHANNEL_RELAY_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
     trusted_proxy: Vec<IpAddr>,
     /// Serve Prometheus metrics at http://ADDR/metrics (keep it private).
     #[arg(long, value_name = "ADDR", env = "BACKCHANNEL_RELAY_METRICS_LISTEN")]
@@ -229,7 +254,9 @@ fn settings(args: &ServeArgs) -> anyhow::Result<RelayConfig> {
         config
             .merge_toml(&text)
             .with_context(|| format!("in {}", path.display()))?;
-        registration_set |= text.lines().any(|l| l.trim_start().starts_with("registration"));
+        registration_set |= text
+            .lines()
+            .any(|l| l.trim_start().starts_with("registration"));
     }
     for (key, value) in &args.settings.0 {
         config.set(key, value)?;
@@ -258,7 +285,9 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
                  Give --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS proxy; --insecure-plain-http overrides this"
             );
         }
-        tracing::warn!("serving plain HTTP on {listen} (--insecure-plain-http): put TLS in front of it");
+        tracing::warn!(
+            "serving plain HTTP on {listen} (--insecure-plain-http): put TLS in front of it"
+        );
     }
     let db = args.db.clone();
     let store = SqliteStore::open(&db)
@@ -313,7 +342,9 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
 /// Serves `/metrics` on its own listener.
 async fn serve_metrics(addr: SocketAddr, relay: Relay) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
-        tracing::warn!("metrics on {addr}: keep this port off the internet (it shows traffic volumes)");
+        tracing::warn!(
+            "metrics on {addr}: keep this port off the internet (it shows traffic volumes)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -57,7 +57,11 @@ async fn channel_of(blue: &Principal, red: &Principal) -> String {
     let id = ChannelId::random().to_hex();
     let members = json!([blue.handle.as_str(), red.handle.as_str()]);
     let a = blue
-        .call("POST", "/v1/channels", Some(&json!({"channel_id": id, "members": members})))
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(&json!({"channel_id": id, "members": members})),
+        )
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
     id
@@ -119,7 +123,10 @@ async fn fragmented_websocket_messages_close_the_socket_under_a_memory_cap() {
             closed += 1;
         }
     }
-    assert_eq!(closed, 20, "every oversized WebSocket message must close its socket");
+    assert_eq!(
+        closed, 20,
+        "every oversized WebSocket message must close its socket"
+    );
     assert!(healthy(&relay.url).await, "the relay must survive");
 }
 
@@ -149,11 +156,16 @@ async fn slowloris_at_a_low_descriptor_limit_leaves_room_for_honest_clients() {
         let Ok(mut s) = socket.connect(addr(&relay).parse().unwrap()).await else {
             continue;
         };
-        let _ = s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
+        let _ = s
+            .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await;
         slow.push(s);
     }
     let started = Instant::now();
-    assert!(healthy(&relay.url).await, "an honest client must get through");
+    assert!(
+        healthy(&relay.url).await,
+        "an honest client must get through"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     // The held connections are cut once their head is late.
     let mut cut = 0;
@@ -174,7 +186,12 @@ async fn key_drain_is_limited_and_the_victim_stays_reachable() {
     let relay = RelayProcess::spawn_with(
         bin(),
         &dir.path().join("relay.db"),
-        &["--one-time-claims-per-target", "5/h", "--claims-per-principal", "12/h"],
+        &[
+            "--one-time-claims-per-target",
+            "5/h",
+            "--claims-per-principal",
+            "12/h",
+        ],
     );
     let victim = Principal::join(&relay.url, "victim", 40).await;
     let drainer = Principal::join(&relay.url, "drainer", 0).await;
@@ -190,7 +207,12 @@ async fn key_drain_is_limited_and_the_victim_stays_reachable() {
     }
     assert_eq!(kinds.iter().filter(|f| !**f).count(), 5, "{kinds:?}");
     let refused = claim(&drainer).await;
-    assert_eq!((refused.status, refused.code()), (429, "rate_limited"), "{}", refused.text);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (429, "rate_limited"),
+        "{}",
+        refused.text
+    );
     assert!(refused.body["error"]["retry_after"].as_u64().unwrap() > 0);
     let honest = Principal::join(&relay.url, "honest", 0).await;
     let a = claim(&honest).await;
@@ -213,7 +235,12 @@ async fn a_full_database_refuses_posts_and_keeps_login_fetch_and_ack() {
     let relay = RelayProcess::spawn_with(
         bin(),
         &dir.path().join("relay.db"),
-        &["--db-max-bytes", "3000000", "--disk-reserve-bytes", "600000"],
+        &[
+            "--db-max-bytes",
+            "3000000",
+            "--disk-reserve-bytes",
+            "600000",
+        ],
     );
     let blue = Principal::join(&relay.url, "blue", 0).await;
     let red = Principal::join(&relay.url, "red", 0).await;
@@ -233,16 +260,30 @@ async fn a_full_database_refuses_posts_and_keeps_login_fetch_and_ack() {
         }
         assert!(accepted < 200, "the cap was never reached");
     };
-    assert_eq!((full.status, full.code()), (507, "storage_full"), "{}", full.text);
+    assert_eq!(
+        (full.status, full.code()),
+        (507, "storage_full"),
+        "{}",
+        full.text
+    );
     assert!(accepted > 10);
-    let health = request(&red.http, "GET", &format!("{}/v1/health", relay.url), None, None).await;
+    let health = request(
+        &red.http,
+        "GET",
+        &format!("{}/v1/health", relay.url),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(health.body["storage"], json!("full"));
     let mut red = red;
     red.reconnect(&relay.url.clone()).await;
     let mut fetched = 0;
     let mut after = 0;
     loop {
-        let page = red.call("GET", &format!("/v1/mailbox?after={after}&limit=100"), None).await;
+        let page = red
+            .call("GET", &format!("/v1/mailbox?after={after}&limit=100"), None)
+            .await;
         assert_eq!(page.status, 200, "{}", page.text);
         let n = page.body["deliveries"].as_array().unwrap().len();
         fetched += n;
@@ -252,7 +293,9 @@ async fn a_full_database_refuses_posts_and_keeps_login_fetch_and_ack() {
         }
     }
     assert_eq!(fetched, accepted, "every acknowledged post is delivered");
-    let ack = red.call("POST", "/v1/mailbox/ack", Some(&json!({"through": after}))).await;
+    let ack = red
+        .call("POST", "/v1/mailbox/ack", Some(&json!({"through": after})))
+        .await;
     assert_eq!(ack.status, 200, "{}", ack.text);
     assert_eq!(ack.body["deleted"].as_u64().unwrap() as usize, accepted);
 }
@@ -274,14 +317,27 @@ fn tls_end_to_end_with_a_private_ca_and_a_pin() {
         ],
     );
     assert!(relay.url.starts_with("https://"), "{}", relay.url);
-    let fingerprint = relay.fingerprint.clone().expect("the relay prints its certificate's sha256");
-    let user = |name: &str, trust: &[&str]| User {
-        store: dir.path().join(format!("{name}.store")),
-    }
-    .try_run(&[&["init", "--relay", &relay.url, "--handle", name][..], trust].concat());
+    let fingerprint = relay
+        .fingerprint
+        .clone()
+        .expect("the relay prints its certificate's sha256");
+    let user = |name: &str, trust: &[&str]| {
+        User {
+            store: dir.path().join(format!("{name}.store")),
+        }
+        .try_run(
+            &[
+                &["init", "--relay", &relay.url, "--handle", name][..],
+                trust,
+            ]
+            .concat(),
+        )
+    };
     let ca_file = ca.ca.to_str().unwrap();
     assert!(user("mediator", &["--ca-file", ca_file]).status.success());
-    assert!(user("blue", &["--pin-sha256", &fingerprint]).status.success());
+    assert!(user("blue", &["--pin-sha256", &fingerprint])
+        .status
+        .success());
     assert!(user("red", &["--ca-file", ca_file]).status.success());
     let other = tempfile::tempdir().unwrap();
     let stranger = LoopbackCa::create(other.path()).unwrap();
@@ -311,7 +367,10 @@ fn tls_end_to_end_with_a_private_ca_and_a_pin() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.contains("over TLS") {
                 let _ = tx.send(line);
             }
@@ -321,7 +380,9 @@ fn tls_end_to_end_with_a_private_ca_and_a_pin() {
     let _ = watch.kill();
     let _ = watch.wait();
     assert!(pushed.is_ok(), "watch saw nothing arrive over wss");
-    let inbox = crate::inbox(&scene.red).iter().any(|(_, t)| t == "over TLS");
+    let inbox = crate::inbox(&scene.red)
+        .iter()
+        .any(|(_, t)| t == "over TLS");
     assert!(inbox, "red received the message over https");
 }
 
@@ -336,7 +397,10 @@ fn plain_http_off_loopback_is_refused_unless_asked_for() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refusing to serve plain HTTP") && err.contains("--tls-cert"), "{err}");
+    assert!(
+        err.contains("refusing to serve plain HTTP") && err.contains("--tls-cert"),
+        "{err}"
+    );
 }
 
 /// Open registration let anyone in. Off loopback the default is invite,
@@ -364,8 +428,12 @@ fn invitations_admit_one_registration_each() {
     assert!(codes.status.success());
     let code = String::from_utf8(codes.stdout).unwrap().trim().to_string();
     assert_eq!(code.len(), 32, "{code}");
-    user("blue").run(&["init", "--relay", &relay.url, "--handle", "blue", "--invite", &code]);
-    let again = user("red").try_run(&["init", "--relay", &relay.url, "--handle", "red", "--invite", &code]);
+    user("blue").run(&[
+        "init", "--relay", &relay.url, "--handle", "blue", "--invite", &code,
+    ]);
+    let again = user("red").try_run(&[
+        "init", "--relay", &relay.url, "--handle", "red", "--invite", &code,
+    ]);
     assert!(!again.status.success(), "a code is used once");
 }
 
@@ -385,21 +453,39 @@ async fn every_refusal_is_a_json_error() {
     );
     let answer = raw(&relay, big.as_bytes(), Duration::from_secs(3)).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
-    assert!(answer.contains("\"code\":\"headers_too_large\""), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"headers_too_large\""),
+        "{answer}"
+    );
     let answer = raw(&relay, b"NOT HTTP AT ALL\r\n\r\n", Duration::from_secs(3)).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("\"code\":\"bad_request\""), "{answer}");
-    let long = format!("GET /v1/health?{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(6000));
+    let long = format!(
+        "GET /v1/health?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "q".repeat(6000)
+    );
     let answer = raw(&relay, long.as_bytes(), Duration::from_secs(3)).await;
     assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
     assert!(answer.contains("\"code\":\"uri_too_long\""), "{answer}");
     let p = Principal::join(&relay.url, "blue", 0).await;
     let mut last = None;
     for _ in 0..8 {
-        last = Some(p.call("POST", "/v1/login/challenge", Some(&json!({"handle": "blue"}))).await);
+        last = Some(
+            p.call(
+                "POST",
+                "/v1/login/challenge",
+                Some(&json!({"handle": "blue"})),
+            )
+            .await,
+        );
     }
     let last = last.unwrap();
-    assert_eq!((last.status, last.code()), (429, "rate_limited"), "{}", last.text);
+    assert_eq!(
+        (last.status, last.code()),
+        (429, "rate_limited"),
+        "{}",
+        last.text
+    );
     assert!(last.body["error"]["retry_after"].as_u64().is_some());
 }
 
@@ -410,14 +496,20 @@ async fn a_websocket_is_closed_when_its_token_expires() {
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::spawn_with(bin(), &dir.path().join("relay.db"), &["--token-ttl-ms", "1500"]);
+    let relay = RelayProcess::spawn_with(
+        bin(),
+        &dir.path().join("relay.db"),
+        &["--token-ttl-ms", "1500"],
+    );
     let p = Principal::join(&relay.url, "blue", 0).await;
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("{}/v1/ws", relay.url.replacen("http", "ws", 1)),
     )
     .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {}", p.token).parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", p.token).parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let started = Instant::now();
     let close = tokio::time::timeout(Duration::from_secs(5), async {
@@ -442,7 +534,12 @@ async fn one_sender_cannot_fill_a_mailbox_for_the_others() {
     let relay = RelayProcess::spawn_with(
         bin(),
         &dir.path().join("relay.db"),
-        &["--mailbox-max-envelopes", "40", "--sender-share-percent", "25"],
+        &[
+            "--mailbox-max-envelopes",
+            "40",
+            "--sender-share-percent",
+            "25",
+        ],
     );
     let junk = Principal::join(&relay.url, "junk", 0).await;
     let victim = Principal::join(&relay.url, "victim", 0).await;
@@ -463,7 +560,12 @@ async fn one_sender_cannot_fill_a_mailbox_for_the_others() {
         sent += 1;
     };
     assert_eq!(sent, 10);
-    assert_eq!((refused.status, refused.code()), (507, "quota_exceeded"), "{}", refused.text);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (507, "quota_exceeded"),
+        "{}",
+        refused.text
+    );
     let from_friend = channel_of(&friend, &victim).await;
     let a = friend
         .call(
@@ -489,13 +591,21 @@ async fn thirty_two_honest_senders_are_never_rate_limited() {
             let p = Principal::join(&url, &format!("sender-{i}"), 0).await;
             let id = ChannelId::random().to_hex();
             let a = p
-                .call("POST", "/v1/channels", Some(&json!({"channel_id": id, "members": [p.handle.as_str(), sink.as_str()]})))
+                .call(
+                    "POST",
+                    "/v1/channels",
+                    Some(&json!({"channel_id": id, "members": [p.handle.as_str(), sink.as_str()]})),
+                )
                 .await;
             assert_eq!(a.status, 201, "{}", a.text);
             let mut statuses = Vec::new();
             for _ in 0..25 {
                 let a = p
-                    .call("POST", &format!("/v1/channels/{id}/messages"), Some(&envelope(&id, &p.handle, &sink, 1024)))
+                    .call(
+                        "POST",
+                        &format!("/v1/channels/{id}/messages"),
+                        Some(&envelope(&id, &p.handle, &sink, 1024)),
+                    )
                     .await;
                 statuses.push(a.status);
             }

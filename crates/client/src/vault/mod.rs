@@ -337,10 +337,7 @@ impl Vault {
             [],
         )?;
         if let Some(pem) = &trust.ca_pem {
-            tx.execute(
-                "INSERT INTO meta (k, v) VALUES ('relay_ca_pem', ?1)",
-                [pem],
-            )?;
+            tx.execute("INSERT INTO meta (k, v) VALUES ('relay_ca_pem', ?1)", [pem])?;
         }
         if let Some(pin) = &trust.pin {
             tx.execute(
@@ -358,7 +355,9 @@ impl Vault {
     pub fn key_pacing(&self) -> Result<KeyPacing, VaultError> {
         let v: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT v FROM meta WHERE k = 'key_pacing'", [], |r| r.get(0))
+            .query_row("SELECT v FROM meta WHERE k = 'key_pacing'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         match v {
             Some(v) => serde_json::from_slice(&v).map_err(|_| VaultError::Corrupt("key pacing")),

@@ -90,7 +90,10 @@ pub(crate) async fn challenge(
     relay
         .limit(&[
             (format!("challenges/ip:{ip}"), c.challenges_per_ip),
-            (format!("challenges/handle:{handle}"), c.challenges_per_handle),
+            (
+                format!("challenges/handle:{handle}"),
+                c.challenges_per_handle,
+            ),
         ])
         .await?;
     let h = handle.clone();

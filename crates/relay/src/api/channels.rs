@@ -36,7 +36,10 @@ pub(crate) async fn create(
     let c = relay.config();
     relay
         .limit(&[
-            (format!("channels/principal:{caller}"), c.channels_per_principal),
+            (
+                format!("channels/principal:{caller}"),
+                c.channels_per_principal,
+            ),
             (format!("channels/ip:{ip}"), c.channels_per_ip),
         ])
         .await?;

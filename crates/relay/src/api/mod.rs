@@ -1,8 +1,8 @@
 //! Request handlers, one module per resource.
 
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::extract::State;
 use axum::Json;
 
 use crate::app::Relay;

@@ -171,7 +171,8 @@ mod tests {
 
     #[test]
     fn only_bodiless_error_heads_are_rewritten() {
-        let hyper431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let hyper431 =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
         let json = String::from_utf8(json_for_bodiless_error(hyper431).unwrap()).unwrap();
         assert!(json.starts_with("HTTP/1.1 431 "), "{json}");
         assert!(json.contains("\"code\":\"headers_too_large\""), "{json}");

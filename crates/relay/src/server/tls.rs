@@ -92,7 +92,8 @@ impl LoopbackCa {
     /// and `key.pem` into `dir`.
     pub fn create(dir: &Path) -> Result<Self, TlsError> {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let fail = |e: rcgen::Error| TlsError::Config(format!("making a throwaway certificate: {e}"));
+        let fail =
+            |e: rcgen::Error| TlsError::Config(format!("making a throwaway certificate: {e}"));
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params

@@ -154,7 +154,11 @@ pub fn tokens_round_trip(store: &dyn RelayStore) {
 pub fn keys_are_claimed_once_then_fallback(store: &dyn RelayStore) {
     let mut id = Identity::new();
     store.register(&h("red"), &id.keys(), T0, None).unwrap();
-    assert_eq!(store.claim_key(&h("red"), true).unwrap(), None, "no keys yet");
+    assert_eq!(
+        store.claim_key(&h("red"), true).unwrap(),
+        None,
+        "no keys yet"
+    );
     let otks = id.generate_one_time_keys(2);
     let fb = id.generate_fallback_key().unwrap();
     let counts = store
@@ -345,8 +349,12 @@ pub fn ack_deletes_and_cursors_never_repeat(store: &dyn RelayStore) {
     let ch = with_channel(store, &["blue", "red"]);
     let m1 = env(ch, MessageId::random(), "blue", "red", 1);
     let m2 = env(ch, MessageId::random(), "blue", "red", 2);
-    let s1 = store.post(std::slice::from_ref(&m1), T0, &Quota::NONE).unwrap();
-    store.post(std::slice::from_ref(&m2), T0, &Quota::NONE).unwrap();
+    let s1 = store
+        .post(std::slice::from_ref(&m1), T0, &Quota::NONE)
+        .unwrap();
+    store
+        .post(std::slice::from_ref(&m2), T0, &Quota::NONE)
+        .unwrap();
     let c1 = s1[0].cursor;
     let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
     assert!(matches!(
@@ -389,9 +397,15 @@ pub fn own_record_follows_acks_and_posts(store: &dyn RelayStore) {
     assert_eq!((empty.acked_through, empty.last_posts.len()), (0, 0));
     let m1 = env(ch, MessageId::random(), "blue", "red", 1);
     let m2 = env(ch, MessageId::random(), "blue", "red", 2);
-    store.post(std::slice::from_ref(&m1), T0, &Quota::NONE).unwrap();
-    store.post(std::slice::from_ref(&m2), T0, &Quota::NONE).unwrap();
-    store.post(std::slice::from_ref(&m1), T0, &Quota::NONE).unwrap();
+    store
+        .post(std::slice::from_ref(&m1), T0, &Quota::NONE)
+        .unwrap();
+    store
+        .post(std::slice::from_ref(&m2), T0, &Quota::NONE)
+        .unwrap();
+    store
+        .post(std::slice::from_ref(&m1), T0, &Quota::NONE)
+        .unwrap();
     let blue = store.own_record(&h("blue")).unwrap();
     assert_eq!(blue.last_posts, [(ch, m2.message_id, m2.seq_hint)]);
     let last = store.mailbox(&h("red"), 0, 10).unwrap()[1].cursor;
@@ -412,15 +426,27 @@ pub fn a_released_handle_registers_again_with_new_keys(store: &dyn RelayStore) {
     let taken = store.register(&h("blue"), &keys(), T0, None);
     assert!(matches!(taken, Err(StoreError::HandleTaken(_))));
     store
-        .post(&[env(ch, MessageId::random(), "blue", "red", 1)], T0, &Quota::NONE)
+        .post(
+            &[env(ch, MessageId::random(), "blue", "red", 1)],
+            T0,
+            &Quota::NONE,
+        )
         .unwrap();
     store
-        .post(&[env(ch, MessageId::random(), "red", "blue", 2)], T0, &Quota::NONE)
+        .post(
+            &[env(ch, MessageId::random(), "red", "blue", 2)],
+            T0,
+            &Quota::NONE,
+        )
         .unwrap();
     let last = store.mailbox(&h("blue"), 0, 10).unwrap()[0].cursor;
     store.ack(&h("blue"), last).unwrap();
     store
-        .post(&[env(ch, MessageId::random(), "red", "blue", 3)], T0, &Quota::NONE)
+        .post(
+            &[env(ch, MessageId::random(), "red", "blue", 3)],
+            T0,
+            &Quota::NONE,
+        )
         .unwrap();
     assert!(store.release_principal(&h("blue")).unwrap());
     assert!(!store.release_principal(&h("nobody")).unwrap());
@@ -440,7 +466,11 @@ pub fn a_released_handle_registers_again_with_new_keys(store: &dyn RelayStore) {
     ));
     // Routing is untouched: the channel still reaches the handle.
     store
-        .post(&[env(ch, MessageId::random(), "red", "blue", 4)], T0, &Quota::NONE)
+        .post(
+            &[env(ch, MessageId::random(), "red", "blue", 4)],
+            T0,
+            &Quota::NONE,
+        )
         .unwrap();
     assert_eq!(store.mailbox(&h("blue"), 0, 10).unwrap().len(), 1);
 }
@@ -548,7 +578,9 @@ pub fn invitations_are_single_use_and_expire(store: &dyn RelayStore) {
         store.register(&h("taken"), &keys(), T0, Some(&code)),
         Err(StoreError::HandleTaken(_))
     ));
-    store.register(&h("blue"), &keys(), T0, Some(&code)).unwrap();
+    store
+        .register(&h("blue"), &keys(), T0, Some(&code))
+        .unwrap();
     assert!(matches!(
         store.register(&h("red"), &keys(), T0, Some(&code)),
         Err(StoreError::InviteInvalid)
@@ -571,15 +603,20 @@ pub fn mailboxes_are_bounded_with_a_share_per_sender(store: &dyn RelayStore) {
         sender_share_percent: 50,
         sender_storage_bytes: u64::MAX,
     };
-    let post = |from: &str, to: &str| {
-        store.post(&[env(ch, MessageId::random(), from, to, 1)], T0, &quota)
-    };
+    let post =
+        |from: &str, to: &str| store.post(&[env(ch, MessageId::random(), from, to, 1)], T0, &quota);
     post("blue", "red").unwrap();
     post("blue", "red").unwrap();
-    assert!(matches!(post("blue", "red"), Err(StoreError::Quota(_))), "blue's share is 2");
+    assert!(
+        matches!(post("blue", "red"), Err(StoreError::Quota(_))),
+        "blue's share is 2"
+    );
     post("green", "red").unwrap();
     post("green", "red").unwrap();
-    assert!(matches!(post("green", "red"), Err(StoreError::Quota(_))), "the mailbox holds 4");
+    assert!(
+        matches!(post("green", "red"), Err(StoreError::Quota(_))),
+        "the mailbox holds 4"
+    );
     post("blue", "green").unwrap();
     // Acknowledging frees the room.
     let page = store.mailbox(&h("red"), 0, 10).unwrap();
@@ -593,10 +630,17 @@ pub fn mailboxes_are_bounded_with_a_share_per_sender(store: &dyn RelayStore) {
     // env() carries 64 bytes of ciphertext: two fit in 150, a third does not.
     let ch2 = with_channel(store, &["amber", "teal", "plum"]);
     let post2 = |from: &str| {
-        store.post(&[env(ch2, MessageId::random(), from, "teal", 1)], T0, &bytes)
+        store.post(
+            &[env(ch2, MessageId::random(), from, "teal", 1)],
+            T0,
+            &bytes,
+        )
     };
     post2("amber").unwrap();
-    assert!(matches!(post2("amber"), Err(StoreError::Quota(_))), "share is 75 bytes");
+    assert!(
+        matches!(post2("amber"), Err(StoreError::Quota(_))),
+        "share is 75 bytes"
+    );
     post2("plum").unwrap();
     assert!(matches!(post2("plum"), Err(StoreError::Quota(_))));
 }
@@ -610,38 +654,76 @@ pub fn a_senders_storage_is_bounded(store: &dyn RelayStore) {
     };
     let m = MessageId::random();
     store
-        .post(&[env(ch, m, "blue", "red", 1), env(ch, m, "blue", "green", 1)], T0, &quota)
+        .post(
+            &[env(ch, m, "blue", "red", 1), env(ch, m, "blue", "green", 1)],
+            T0,
+            &quota,
+        )
         .unwrap();
     assert_eq!(store.stored_bytes(&h("blue")).unwrap(), 128);
     let again = MessageId::random();
     assert!(matches!(
-        store.post(&[env(ch, again, "blue", "red", 1), env(ch, again, "blue", "green", 1)], T0, &quota),
+        store.post(
+            &[
+                env(ch, again, "blue", "red", 1),
+                env(ch, again, "blue", "green", 1)
+            ],
+            T0,
+            &quota
+        ),
         Err(StoreError::Quota(_))
     ));
     let page = store.mailbox(&h("red"), 0, 10).unwrap();
     store.ack(&h("red"), page[0].cursor).unwrap();
     assert_eq!(store.stored_bytes(&h("blue")).unwrap(), 64);
     let usage = store.usage().unwrap();
-    assert_eq!((usage.envelopes, usage.bytes, usage.deepest_mailbox), (1, 64, 1));
+    assert_eq!(
+        (usage.envelopes, usage.bytes, usage.deepest_mailbox),
+        (1, 64, 1)
+    );
 }
 
 /// A window counts up to its limit, refuses until it ends, then reopens.
 pub fn rate_windows_count_and_reopen(store: &dyn RelayStore) {
     let rate = Rate::new(2, 1_000);
-    assert_eq!(store.hit("logins:blue", rate, T0).unwrap(), RateDecision::Allowed);
-    assert_eq!(store.hit("logins:blue", rate, Timestamp(T0.0 + 10)).unwrap(), RateDecision::Allowed);
     assert_eq!(
-        store.hit("logins:blue", rate, Timestamp(T0.0 + 20)).unwrap(),
-        RateDecision::Limited { until: Timestamp(T0.0 + 1_000) }
+        store.hit("logins:blue", rate, T0).unwrap(),
+        RateDecision::Allowed
     );
-    assert_eq!(store.hit("logins:red", rate, Timestamp(T0.0 + 20)).unwrap(), RateDecision::Allowed);
     assert_eq!(
-        store.hit("logins:blue", rate, Timestamp(T0.0 + 1_000)).unwrap(),
+        store
+            .hit("logins:blue", rate, Timestamp(T0.0 + 10))
+            .unwrap(),
+        RateDecision::Allowed
+    );
+    assert_eq!(
+        store
+            .hit("logins:blue", rate, Timestamp(T0.0 + 20))
+            .unwrap(),
+        RateDecision::Limited {
+            until: Timestamp(T0.0 + 1_000)
+        }
+    );
+    assert_eq!(
+        store.hit("logins:red", rate, Timestamp(T0.0 + 20)).unwrap(),
+        RateDecision::Allowed
+    );
+    assert_eq!(
+        store
+            .hit("logins:blue", rate, Timestamp(T0.0 + 1_000))
+            .unwrap(),
         RateDecision::Allowed
     );
     // Ended windows are purged.
-    store.purge_expired(Timestamp(T0.0 + 5_000), Timestamp(0)).unwrap();
-    assert_eq!(store.hit("logins:blue", rate, Timestamp(T0.0 + 5_000)).unwrap(), RateDecision::Allowed);
+    store
+        .purge_expired(Timestamp(T0.0 + 5_000), Timestamp(0))
+        .unwrap();
+    assert_eq!(
+        store
+            .hit("logins:blue", rate, Timestamp(T0.0 + 5_000))
+            .unwrap(),
+        RateDecision::Allowed
+    );
 }
 
 /// Asked for the fallback key, the store serves it even while one-time
@@ -651,24 +733,47 @@ pub fn the_fallback_key_can_be_asked_for_and_its_claim_is_reported(store: &dyn R
     store.register(&h("red"), &id.keys(), T0, None).unwrap();
     let keys = id.generate_one_time_keys(2);
     let fallback = id.generate_fallback_key().unwrap();
-    store.upload_keys(&h("red"), &keys, Some(&fallback), false).unwrap();
+    store
+        .upload_keys(&h("red"), &keys, Some(&fallback), false)
+        .unwrap();
     let stock = store.key_stock(&h("red")).unwrap();
-    assert_eq!((stock.one_time_keys, stock.has_fallback, stock.fallback_claimed), (2, true, false));
+    assert_eq!(
+        (
+            stock.one_time_keys,
+            stock.has_fallback,
+            stock.fallback_claimed
+        ),
+        (2, true, false)
+    );
     let c = store.claim_key(&h("red"), false).unwrap().unwrap();
     assert!(c.key.fallback);
     let stock = store.key_stock(&h("red")).unwrap();
     assert_eq!((stock.one_time_keys, stock.fallback_claimed), (2, true));
     let next = id.generate_fallback_key().unwrap();
-    store.upload_keys(&h("red"), &[], Some(&next), false).unwrap();
+    store
+        .upload_keys(&h("red"), &[], Some(&next), false)
+        .unwrap();
     assert!(!store.key_stock(&h("red")).unwrap().fallback_claimed);
 }
 
 /// Envelopes left unfetched past the retention limit are deleted.
 pub fn unfetched_envelopes_leave_after_the_retention_limit(store: &dyn RelayStore) {
     let ch = with_channel(store, &["blue", "red"]);
-    store.post(&[env(ch, MessageId::random(), "blue", "red", 1)], T0, &Quota::NONE).unwrap();
+    store
+        .post(
+            &[env(ch, MessageId::random(), "blue", "red", 1)],
+            T0,
+            &Quota::NONE,
+        )
+        .unwrap();
     let later = Timestamp(T0.0 + 100);
-    store.post(&[env(ch, MessageId::random(), "blue", "red", 2)], later, &Quota::NONE).unwrap();
+    store
+        .post(
+            &[env(ch, MessageId::random(), "blue", "red", 2)],
+            later,
+            &Quota::NONE,
+        )
+        .unwrap();
     store.purge_expired(later, Timestamp(T0.0 + 1)).unwrap();
     let left = store.mailbox(&h("red"), 0, 10).unwrap();
     assert_eq!(left.len(), 1);

@@ -12,8 +12,8 @@ use backchannel_protocol::{
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, OfferCopy, OwnRecord,
-    KeyStock, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
+    ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, KeyStock, OfferCopy,
+    OwnRecord, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
     StoredEnvelope, Usage, ONE_TIME_KEYS_HELD_MAX,
 };
 

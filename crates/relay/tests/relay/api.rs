@@ -298,7 +298,7 @@ async fn every_path_in_the_openapi_document_is_routed() {
     assert_eq!(doc.status, 200);
     assert_eq!(doc.body["openapi"], "3.0.3");
     let paths = doc.body["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 19);
+    assert_eq!(paths.len(), 20);
     for (path, ops) in paths {
         let concrete = path
             .replace("{handle}", "blue")

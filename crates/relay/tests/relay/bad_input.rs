@@ -76,6 +76,15 @@ async fn bad_requests_get_their_code_and_change_nothing() {
     )
     .await;
 
+    // A struct given as the array of its fields is not a JSON object.
+    refused(
+        &relay,
+        blue.call("POST", "/v1/keys", Some(&json!([[], null, false]))),
+        400,
+        "invalid_json",
+    )
+    .await;
+
     // A replayed login challenge, even with a valid signature.
     let c = blue
         .call(
