@@ -328,6 +328,30 @@ impl Hostile {
             .unwrap();
     }
 
+    /// Counts the one-time keys the relay holds for `handle`.
+    pub fn one_time_key_count(&self, handle: &str) -> u64 {
+        self.conn()
+            .query_row(
+                "SELECT count(*) FROM one_time_keys WHERE handle = ?1",
+                [handle],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
+    }
+
+    /// Adds `n` junk one-time keys for `handle`, so the relay reports a
+    /// stock the principal never uploaded (a relay lying upwards).
+    pub fn add_junk_one_time_keys(&self, handle: &str, n: u32) {
+        let c = self.conn();
+        for _ in 0..n {
+            c.execute(
+                "INSERT INTO one_time_keys (handle, key, signature) VALUES (?1, ?2, ?3)",
+                params![handle, rand_bytes(32), rand_bytes(64)],
+            )
+            .unwrap();
+        }
+    }
+
     /// Replaces every one-time and fallback key of a principal with `key`
     /// (keeping the owner's signatures, which then no longer match).
     pub fn substitute_one_time_keys(&self, handle: &str, key: [u8; 32]) {
@@ -455,4 +479,8 @@ impl Hostile {
             .unwrap()
             .unwrap_or(0) as u64
     }
+}
+
+fn rand_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
 }

@@ -6,6 +6,7 @@ mod deniability;
 mod e2e;
 mod escrow;
 mod honest;
+mod limits;
 mod store;
 
 use std::path::PathBuf;
@@ -43,7 +44,15 @@ pub struct Cast {
 
 impl Cast {
     pub async fn new() -> Self {
-        let relay = TestRelay::start().await;
+        Self::on(TestRelay::start().await).await
+    }
+
+    /// The cast on a relay with other settings.
+    pub async fn with_config(config: backchannel_relay::RelayConfig) -> Self {
+        Self::on(TestRelay::start_with(config, backchannel_relay::system_clock()).await).await
+    }
+
+    async fn on(relay: TestRelay) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let make = |name: &str| {
             let path: PathBuf = dir.path().join(format!("{name}.store"));
