@@ -53,7 +53,7 @@ struct Inner {
     /// Whether each request is logged (a served relay; not the embedded demo's).
     log_requests: std::sync::atomic::AtomicBool,
     /// Whether posts are refused for lack of disk, and when that was judged.
-    full: std::sync::Mutex<(bool, Option<std::time::Instant>)>,
+    full: std::sync::Mutex<(bool, Option<std::time::Instant>, Option<u64>)>,
     clock: Clock,
     /// Recipients with new envelopes; WebSocket tasks filter for their own.
     push: broadcast::Sender<Handle>,
@@ -89,7 +89,7 @@ impl Relay {
                 gate: std::sync::OnceLock::new(),
                 blocked: crate::rate::Blocked::default(),
                 trusted: std::sync::OnceLock::new(),
-                full: std::sync::Mutex::new((false, None)),
+                full: std::sync::Mutex::new((false, None, None)),
                 log_requests: std::sync::atomic::AtomicBool::new(false),
                 push,
                 maintenance: Notify::new(),
@@ -184,17 +184,19 @@ impl Relay {
         self.inner.trusted.get().map_or(&[], Vec::as_slice)
     }
 
-    /// Whether free space is under the reserve (judged at most once a
-    /// second, or at once after a write failed for lack of space).
+    /// Whether free space is under the reserve: judged at most every
+    /// 100 ms while space is plentiful, at every call once it is within
+    /// twice the reserve; an actual full disk counts at once.
     pub async fn storage_full(&self) -> bool {
-        const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+        const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+        let reserve = self.config().disk_reserve_bytes;
         {
             let full = self.inner.full.lock().unwrap_or_else(|p| p.into_inner());
-            if full.1.is_some_and(|t| t.elapsed() < RECHECK) {
+            let roomy = full.2.is_some_and(|f| f / 2 > reserve);
+            if roomy && full.1.is_some_and(|t| t.elapsed() < RECHECK) {
                 return full.0;
             }
         }
-        let reserve = self.config().disk_reserve_bytes;
         let free = self.run(|s| s.free_space()).await.ok().flatten();
         let now_full = free.is_some_and(|f| f < reserve);
         let mut full = self.inner.full.lock().unwrap_or_else(|p| p.into_inner());
@@ -205,7 +207,7 @@ impl Relay {
                 "storage is below the reserve: new posts are refused until space is freed"
             );
         }
-        *full = (now_full, Some(std::time::Instant::now()));
+        *full = (now_full, Some(std::time::Instant::now()), free);
         now_full
     }
 
@@ -222,7 +224,7 @@ impl Relay {
     /// refused before they reach the database.
     pub(crate) fn note_full(&self) {
         let mut full = self.inner.full.lock().unwrap_or_else(|p| p.into_inner());
-        *full = (true, Some(std::time::Instant::now()));
+        *full = (true, Some(std::time::Instant::now()), Some(0));
     }
 
     /// The Prometheus exposition, with gauges read now.

@@ -447,7 +447,13 @@ impl RelayProcess {
             .arg(db)
             .args(args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(
+                if std::env::var_os("BACKCHANNEL_TEST_RELAY_LOG").is_some() {
+                    std::process::Stdio::inherit()
+                } else {
+                    std::process::Stdio::null()
+                },
+            )
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

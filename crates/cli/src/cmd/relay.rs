@@ -310,9 +310,6 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
             backchannel_relay::system_clock(),
         );
         relay.log_requests(true);
-        if let Some(m) = args.metrics_listen {
-            serve_metrics(m, relay.clone()).await?;
-        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let certificate = tls
             .as_ref()
@@ -323,6 +320,9 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
             "backchannel relay listening on {scheme}://{addr} (database {}; registration {registration}{certificate})",
             db.display()
         );
+        if let Some(m) = args.metrics_listen {
+            serve_metrics(m, relay.clone()).await?;
+        }
         std::io::stdout().flush().context("writing to stdout")?;
         if let Some(files) = tls.clone() {
             tokio::spawn(reload_on_hangup(files));

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use backchannel_client::{ONE_TIME_KEYS_TARGET, ONE_TIME_KEYS_UPLOAD_PER_HOUR};
-use backchannel_relay::store::RelayStore as _;
 use backchannel_relay::RelayConfig;
 use futures_util::StreamExt as _;
 
@@ -28,8 +27,14 @@ async fn a_push_stream_closed_at_token_expiry_resumes_after_a_new_login() {
         }
     })
     .await;
-    assert!(ended.is_ok(), "the relay must close the stream at token expiry");
-    cast.blue.send_text(id, "after the expiry", None).await.unwrap();
+    assert!(
+        ended.is_ok(),
+        "the relay must close the stream at token expiry"
+    );
+    cast.blue
+        .send_text(id, "after the expiry", None)
+        .await
+        .unwrap();
     let mut stream = cast.red.push_stream().await.unwrap();
     let frame = tokio::time::timeout(Duration::from_secs(5), stream.next())
         .await
@@ -37,7 +42,10 @@ async fn a_push_stream_closed_at_token_expiry_resumes_after_a_new_login() {
     assert!(matches!(frame, Some(Ok(_))), "{frame:?}");
     let report = cast.red.sync().await.unwrap();
     assert!(
-        report.received.iter().any(|e| e.text.as_deref() == Some("after the expiry")),
+        report
+            .received
+            .iter()
+            .any(|e| e.text.as_deref() == Some("after the expiry")),
         "{report:?}"
     );
 }
@@ -61,7 +69,10 @@ async fn a_lying_key_stock_changes_only_the_upload_pace() {
     cast.advance_s(3_600);
     hostile.keep_newest_one_time_keys("red", 0);
     cast.red.sync().await.unwrap();
-    assert_eq!(hostile.one_time_key_count("red") as usize, ONE_TIME_KEYS_TARGET);
+    assert_eq!(
+        hostile.one_time_key_count("red") as usize,
+        ONE_TIME_KEYS_TARGET
+    );
     // Lying upwards: a stock of junk keeps the client from uploading.
     cast.advance_s(3_600);
     hostile.keep_newest_one_time_keys("blue", 0);
@@ -75,12 +86,22 @@ async fn a_lying_key_stock_changes_only_the_upload_pace() {
 async fn a_claimed_fallback_key_is_rotated_at_most_once_an_hour() {
     let mut cast = Cast::new().await;
     let store = cast.relay.store();
-    let claimed = |cast: &Cast| cast.relay.store().key_stock(&h("red")).unwrap().fallback_claimed;
+    let claimed = |cast: &Cast| {
+        cast.relay
+            .store()
+            .key_stock(&h("red"))
+            .unwrap()
+            .fallback_claimed
+    };
     store.claim_key(&h("red"), false).unwrap().unwrap();
     assert!(claimed(&cast));
     cast.red.sync().await.unwrap();
     assert!(!claimed(&cast), "the claimed fallback key is replaced");
-    cast.relay.store().claim_key(&h("red"), false).unwrap().unwrap();
+    cast.relay
+        .store()
+        .claim_key(&h("red"), false)
+        .unwrap()
+        .unwrap();
     cast.red.sync().await.unwrap();
     assert!(claimed(&cast), "not twice within the hour");
     cast.advance_s(3_600);

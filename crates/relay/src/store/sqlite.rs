@@ -26,6 +26,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_limits.sql"),
 ];
 
+/// Ciphertext bytes deleted in one transaction of an ack.
+const ACK_CHUNK_BYTES: i64 = 256 * 1024;
+
 /// A relay store in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -899,31 +902,50 @@ impl RelayStore for SqliteStore {
 
     fn ack(&self, recipient: &Handle, through: u64) -> Result<u64, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let highest: i64 = tx
-            .query_row(
-                "SELECT last_cursor FROM principals WHERE handle = ?1",
-                [recipient.as_str()],
+        let mut deleted = 0;
+        // With secure_delete every deleted page is written zeroed to the
+        // WAL: a large ack is cut into transactions of about ACK_CHUNK_BYTES,
+        // each followed by a truncating checkpoint, so it needs little free
+        // disk (an ack must work when the disk is nearly full).
+        loop {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let highest: i64 = tx
+                .query_row(
+                    "SELECT last_cursor FROM principals WHERE handle = ?1",
+                    [recipient.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::UnknownPrincipal(recipient.clone()))?;
+            if through > highest as u64 {
+                return Err(StoreError::AckBeyondMailbox {
+                    through,
+                    highest: highest as u64,
+                });
+            }
+            let chunk_end: i64 = tx.query_row(
+                "SELECT coalesce(max(cursor), ?2) FROM (
+                    SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) AS running
+                    FROM envelopes WHERE recipient = ?1 AND cursor <= ?2
+                 ) WHERE running - ?3 <= 0 OR cursor = (SELECT min(cursor) FROM envelopes WHERE recipient = ?1)",
+                params![recipient.as_str(), through as i64, ACK_CHUNK_BYTES],
                 |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::UnknownPrincipal(recipient.clone()))?;
-        if through > highest as u64 {
-            return Err(StoreError::AckBeyondMailbox {
-                through,
-                highest: highest as u64,
-            });
+            )?;
+            let n = tx.execute(
+                "DELETE FROM envelopes WHERE recipient = ?1 AND cursor <= ?2",
+                params![recipient.as_str(), chunk_end],
+            )?;
+            tx.execute(
+                "UPDATE principals SET acked_through = max(acked_through, ?2) WHERE handle = ?1",
+                params![recipient.as_str(), chunk_end],
+            )?;
+            tx.commit()?;
+            deleted += n as u64;
+            if chunk_end as u64 >= through {
+                return Ok(deleted);
+            }
+            let _: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         }
-        let deleted = tx.execute(
-            "DELETE FROM envelopes WHERE recipient = ?1 AND cursor <= ?2",
-            params![recipient.as_str(), through as i64],
-        )?;
-        tx.execute(
-            "UPDATE principals SET acked_through = max(acked_through, ?2) WHERE handle = ?1",
-            params![recipient.as_str(), through as i64],
-        )?;
-        tx.commit()?;
-        Ok(deleted as u64)
     }
 
     fn purge_expired(
@@ -1013,9 +1035,16 @@ impl RelayStore for SqliteStore {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let disk = rustix::fs::statvfs(dir)
-            .ok()
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+        // A checkpoint copies the WAL's pages into the main file before it
+        // can truncate the WAL: that much disk is spoken for already.
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let pending = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let disk = rustix::fs::statvfs(dir).ok().map(|s| {
+            s.f_bavail
+                .saturating_mul(s.f_frsize)
+                .saturating_sub(pending)
+        });
         Ok(Some(disk.map_or(room, |d| d.min(room))))
     }
 
