@@ -20,7 +20,6 @@ pub struct Metrics {
     post_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     post_count: AtomicU64,
     post_sum_us: AtomicU64,
-    commits: AtomicU64,
 }
 
 /// Gauges read at scrape time.
@@ -61,11 +60,6 @@ impl Metrics {
         self.post_count.fetch_add(1, Ordering::Relaxed);
         self.post_sum_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Counts one durable commit (one fsync with `synchronous=FULL`).
-    pub fn commit(&self) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// How many requests `code` refused so far.
@@ -117,13 +111,6 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
         };
-        gauge(
-            &mut out,
-            "backchannel_commits_total",
-            "Durable commits (each one fsync of the WAL).",
-            "counter",
-            self.commits.load(Ordering::Relaxed).to_string(),
-        );
         gauge(
             &mut out,
             "backchannel_connections",

@@ -55,26 +55,37 @@ impl FromRequestParts<Relay> for ClientIp {
             .get::<Peer>()
             .map(|p| p.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let trusted = relay.trusted_proxies();
-        if !trusted.contains(&peer) {
-            return Ok(ClientIp(peer));
-        }
-        let forwarded = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-            .collect::<Vec<_>>();
-        let client = forwarded
-            .iter()
-            .rev()
-            .find(|a| !trusted.contains(a))
-            .copied()
-            .unwrap_or(peer);
-        Ok(ClientIp(client))
+        Ok(ClientIp(client_ip(
+            peer,
+            relay.trusted_proxies(),
+            &parts.headers,
+        )))
     }
+}
+
+/// The peer, or, from a trusted proxy, the nearest address in
+/// `X-Forwarded-For` that is not one of the trusted proxies (addresses
+/// further left were written by the client and prove nothing).
+fn client_ip(peer: IpAddr, trusted: &[IpAddr], headers: &axum::http::HeaderMap) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    for a in forwarded.iter().rev() {
+        match a {
+            Some(a) if trusted.contains(a) => continue,
+            Some(a) => return *a,
+            // A malformed hop: nothing to its left can be believed.
+            None => return peer,
+        }
+    }
+    peer
 }
 
 impl Relay {
@@ -120,5 +131,44 @@ impl Relay {
         self.metrics().rejected("rate_limited");
         let what = bucket.split(':').next().unwrap_or(bucket);
         ApiError::rate_limited(what, until.0.saturating_sub(now.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(v: &str) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let inner: IpAddr = "10.0.0.2".parse().unwrap();
+        let client: IpAddr = "198.51.100.7".parse().unwrap();
+        let other: IpAddr = "203.0.113.9".parse().unwrap();
+        let trusted = [proxy, inner];
+        // Not from a proxy: the header is the client's own words.
+        assert_eq!(client_ip(other, &trusted, &xff("198.51.100.7")), other);
+        // From the proxy: the nearest untrusted hop, not the leftmost.
+        assert_eq!(
+            client_ip(proxy, &trusted, &xff("1.2.3.4, 198.51.100.7, 10.0.0.2")),
+            client
+        );
+        assert_eq!(
+            client_ip(proxy, &trusted, &xff("garbage, 198.51.100.7")),
+            client
+        );
+        assert_eq!(
+            client_ip(proxy, &trusted, &xff("198.51.100.7, garbage")),
+            proxy
+        );
+        assert_eq!(
+            client_ip(proxy, &trusted, &axum::http::HeaderMap::new()),
+            proxy
+        );
     }
 }
