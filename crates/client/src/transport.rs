@@ -52,13 +52,7 @@ impl RelayClient {
     /// given certificate trust for https and wss.
     pub fn with_trust(url: &str, trust: &RelayTrust) -> Result<Self, TransportError> {
         let url = url.trim_end_matches('/').to_string();
-        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-        if !scheme_ok {
-            return Err(TransportError::Unreachable {
-                url,
-                detail: "the relay URL must start with https:// (or http:// on loopback)".into(),
-            });
-        }
+        check_relay_url(&url)?;
         crate::tls::install_ring_default();
         let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
         let mut tls = None;
@@ -517,6 +511,36 @@ impl tokio::io::AsyncWrite for MaybeTls {
             MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+/// Refuses a relay URL that is not https, or plain http to a host other
+/// than loopback (tokens and metadata would cross the network in clear),
+/// or one with credentials in it.
+pub fn check_relay_url(url: &str) -> Result<(), TransportError> {
+    let refuse = |detail: &str| {
+        Err(TransportError::Unreachable {
+            url: url.to_string(),
+            detail: detail.to_string(),
+        })
+    };
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return refuse("not a URL: write it as https://HOST:PORT");
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return refuse("a relay URL carries no user name or password");
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => refuse("plain http to another machine would send tokens and metadata in clear: use https://"),
+        _ => refuse("the relay URL must start with https:// (or http:// on loopback)"),
     }
 }
 

@@ -297,15 +297,19 @@ impl Relay {
                 Timestamp(now.0.saturating_sub(self.config().unfetched_retention_ms));
             // Expired exchanges lose their sealed offers; the checkpoint then
             // removes them (and acked envelopes) from the WAL too.
-            let result = self
-                .run(move |s| {
-                    s.purge_expired(now, unfetched_before)?;
-                    s.destroy_expired(now)?;
-                    s.checkpoint()
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::warn!("maintenance: {} ({})", e.message, e.code);
+            // Each step on its own: a purge failing on a full disk must not
+            // keep offers from being destroyed or the WAL from shrinking.
+            let purged = self.run(move |s| s.purge_expired(now, unfetched_before)).await;
+            let destroyed = self.run(move |s| s.destroy_expired(now)).await;
+            let checkpointed = self.run(|s| s.checkpoint()).await;
+            for (step, e) in [
+                ("purge", purged.err()),
+                ("escrow destruction", destroyed.err()),
+                ("checkpoint", checkpointed.err()),
+            ] {
+                if let Some(e) = e {
+                    tracing::warn!("maintenance ({step}): {} ({})", e.message, e.code);
+                }
             }
         }
     }

@@ -218,12 +218,13 @@ settings! {
     ws_message_max_bytes: usize = 1_024;
     /// Login challenges asked from one address.
     challenges_per_ip: Rate = Rate::new(300, 60_000);
-    /// Login challenges asked for one handle (each CLI command logs in
-    /// once, so scripts need room).
+    /// Login challenges asked for one handle from one address (each CLI
+    /// command logs in once, so scripts need room; per address, so nobody
+    /// can lock a handle out from elsewhere).
     challenges_per_handle: Rate = Rate::new(120, 60_000);
     /// Login attempts from one address.
     logins_per_ip: Rate = Rate::new(300, 60_000);
-    /// Login attempts for one handle.
+    /// Login attempts for one handle from one address.
     logins_per_handle: Rate = Rate::new(120, 60_000);
     /// Registrations from one address.
     registrations_per_ip: Rate = Rate::new(60, 3_600_000);
@@ -272,11 +273,13 @@ settings! {
 
 impl RelayConfig {
     /// Applies every key of a TOML document (its values as integers or
-    /// strings); an unknown key is refused, so a typo is not ignored.
-    pub fn merge_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+    /// strings) and returns the keys it set; an unknown key is refused, so
+    /// a typo is not ignored.
+    pub fn merge_toml(&mut self, text: &str) -> Result<Vec<String>, ConfigError> {
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.message().to_string()))?;
+        let mut set = Vec::new();
         for (key, value) in table {
             let text = match value {
                 toml::Value::String(s) => s,
@@ -289,8 +292,9 @@ impl RelayConfig {
                 }
             };
             self.set(&key, &text)?;
+            set.push(key);
         }
-        Ok(())
+        Ok(set)
     }
 
     /// A commented TOML file with every setting at its default.
@@ -310,6 +314,11 @@ impl RelayConfig {
                 out.push('\n');
             }
             let value = defaults.get(s.key).unwrap_or_default();
+            if s.key == "registration" {
+                // Left unset, it follows the listener (invite off loopback).
+                out.push_str("# registration = \"invite\"\n");
+                continue;
+            }
             let numeric = value.bytes().all(|b| b.is_ascii_digit());
             if numeric {
                 out.push_str(&format!("{} = {value}\n", s.key));
@@ -339,8 +348,17 @@ impl RelayConfig {
         if self.header_max_bytes < 1024 {
             return bad("header_max_bytes", "must be at least 1024");
         }
-        if self.token_ttl_ms <= 0 || self.challenge_ttl_ms <= 0 {
-            return bad("token_ttl_ms", "lifetimes must be positive");
+        if self.token_ttl_ms < 1_000 || self.challenge_ttl_ms < 1_000 {
+            return bad("token_ttl_ms", "lifetimes must be at least 1000 ms");
+        }
+        for (key, ms) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+        ] {
+            if ms < 100 {
+                return bad(key, "must be at least 100 ms");
+            }
         }
         Ok(())
     }
@@ -380,6 +398,9 @@ mod tests {
         assert!(c.merge_toml("max_connections = [1]").is_err());
         c.set("members_per_channel", "65").unwrap();
         assert!(c.check().is_err());
+        let mut c = RelayConfig::default();
+        c.set("idle_timeout_ms", "0").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("idle_timeout_ms"));
     }
 
     #[test]

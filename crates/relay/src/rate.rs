@@ -55,11 +55,23 @@ impl FromRequestParts<Relay> for ClientIp {
             .get::<Peer>()
             .map(|p| p.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(client_ip(
-            peer,
+        Ok(ClientIp(address_key(client_ip(
+            peer.to_canonical(),
             relay.trusted_proxies(),
             &parts.headers,
-        )))
+        ))))
+    }
+}
+
+/// The address limits count by: IPv4 as it is (a mapped IPv6 form made
+/// IPv4), IPv6 by its /64, which one subscriber usually holds whole.
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        v4 => v4,
     }
 }
 
@@ -75,7 +87,7 @@ fn client_ip(peer: IpAddr, trusted: &[IpAddr], headers: &axum::http::HeaderMap) 
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|a| a.trim().parse::<IpAddr>().ok())
+        .map(|a| a.trim().parse::<IpAddr>().ok().map(|a| a.to_canonical()))
         .collect::<Vec<_>>();
     for a in forwarded.iter().rev() {
         match a {

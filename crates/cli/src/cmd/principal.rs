@@ -229,21 +229,12 @@ pub fn passphrase(store: &Path, args: PassphraseArgs) -> anyhow::Result<()> {
 /// than loopback (the relay's words would cross the network unprotected).
 fn endpoint(args: &InitArgs) -> anyhow::Result<RelayEndpoint> {
     let url = args.relay.trim_end_matches('/').to_string();
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or_default();
-        let loopback = host == "localhost"
-            || host == "[::1]"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback());
-        if !loopback && !rest.starts_with("[::1]") {
-            anyhow::bail!(
-                "{url} is plain HTTP to another machine: tokens and metadata would cross the network unprotected; use https://"
-            );
+    backchannel_client::transport::check_relay_url(&url).map_err(|e| match e {
+        backchannel_client::TransportError::Unreachable { detail, .. } => {
+            anyhow::anyhow!("--relay {url}: {detail}")
         }
-    } else if !url.starts_with("https://") {
-        anyhow::bail!("--relay must be an https:// URL (or http:// on loopback), not {url:?}");
-    }
+        other => other.into(),
+    })?;
     let ca_pem = match &args.ca_file {
         Some(path) => Some(
             std::fs::read(path)

@@ -262,7 +262,9 @@ fn settings(args: &ServeArgs) -> anyhow::Result<RelayConfig> {
         config.set(key, value)?;
         registration_set |= *key == "registration";
     }
-    if !registration_set && !args.listen.ip().is_loopback() {
+    // Off loopback, or behind a proxy (its clients come from anywhere).
+    let exposed = !args.listen.ip().is_loopback() || !args.trusted_proxy.is_empty();
+    if !registration_set && exposed {
         config.registration = Registration::Invite;
     }
     config.check()?;
@@ -329,7 +331,7 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
         }
         let options = ServeOptions {
             tls,
-            trusted_proxies: args.trusted_proxy.clone(),
+            trusted_proxies: args.trusted_proxy.iter().map(|a| a.to_canonical()).collect(),
         };
         serve_with(listener, relay, options, shutdown_signal())
             .await

@@ -129,7 +129,7 @@ pub(crate) async fn login(
     relay
         .limit(&[
             (format!("logins/ip:{ip}"), c.logins_per_ip),
-            (format!("logins/handle:{handle}"), c.logins_per_handle),
+            (format!("logins/handle:{handle}@{ip}"), c.logins_per_handle),
         ])
         .await?;
     let challenge: [u8; CHALLENGE_LEN] = fixed(&req.challenge, "challenge")?;

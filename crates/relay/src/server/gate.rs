@@ -63,7 +63,7 @@ impl Gate {
         if open.total >= self.total_max {
             return Err(Refusal::Total);
         }
-        let exempt = self.trusted.contains(&ip);
+        let exempt = self.trusted.iter().any(|t| t.to_canonical() == ip);
         let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
         if !exempt && from_ip >= self.per_ip_max {
             return Err(Refusal::PerIp);

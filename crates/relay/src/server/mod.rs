@@ -89,7 +89,7 @@ pub async fn serve_with(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                Ok((stream, peer)) => match gate.admit(crate::rate::address_key(peer.ip())) {
                     Ok(slot) => {
                         let ctx = ctx.clone();
                         let stop = conns_stopped.clone();
