@@ -539,7 +539,9 @@ pub fn check_relay_url(url: &str) -> Result<(), TransportError> {
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        "http" => refuse("plain http to another machine would send tokens and metadata in clear: use https://"),
+        "http" => refuse(
+            "plain http to another machine would send tokens and metadata in clear: use https://",
+        ),
         _ => refuse("the relay URL must start with https:// (or http:// on loopback)"),
     }
 }

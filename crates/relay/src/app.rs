@@ -299,7 +299,9 @@ impl Relay {
             // removes them (and acked envelopes) from the WAL too.
             // Each step on its own: a purge failing on a full disk must not
             // keep offers from being destroyed or the WAL from shrinking.
-            let purged = self.run(move |s| s.purge_expired(now, unfetched_before)).await;
+            let purged = self
+                .run(move |s| s.purge_expired(now, unfetched_before))
+                .await;
             let destroyed = self.run(move |s| s.destroy_expired(now)).await;
             let checkpointed = self.run(|s| s.checkpoint()).await;
             for (step, e) in [

@@ -400,7 +400,11 @@ mod tests {
         assert!(c.check().is_err());
         let mut c = RelayConfig::default();
         c.set("idle_timeout_ms", "0").unwrap();
-        assert!(c.check().unwrap_err().to_string().contains("idle_timeout_ms"));
+        assert!(c
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("idle_timeout_ms"));
     }
 
     #[test]
