@@ -30,6 +30,18 @@ pub(crate) struct MailboxQuery {
     limit: Option<usize>,
 }
 
+/// Cursors are stored as SQLite integers: one past `i64::MAX` names no
+/// position, and echoing it back as `next_cursor` would be a lie.
+fn cursor(after: u64) -> Result<u64, ApiError> {
+    if after > i64::MAX as u64 {
+        return Err(ApiError::invalid_field(format!(
+            "after must be a cursor from 0 to {}, not {after}",
+            i64::MAX
+        )));
+    }
+    Ok(after)
+}
+
 fn delivery(s: StoredEnvelope) -> Delivery {
     Delivery {
         cursor: s.cursor,
@@ -50,7 +62,7 @@ pub(crate) async fn fetch(
             "limit must be 1 to {PAGE_MAX}, not {limit}"
         )));
     }
-    let after = q.after;
+    let after = cursor(q.after)?;
     let (mut page, stock) = relay
         .run(move |s| Ok((s.mailbox(&caller, after, limit + 1)?, s.key_stock(&caller)?)))
         .await?;
@@ -119,6 +131,7 @@ pub(crate) async fn ws(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(ApiError::from_query)?;
+    let after = cursor(q.after)?;
     let upgrade = upgrade
         .map_err(|e| ApiError::bad_request(format!("{e}: connect with a WebSocket client")))?;
     // The client sends nothing but control frames: anything larger is an
@@ -127,7 +140,7 @@ pub(crate) async fn ws(
     Ok(upgrade
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| push(relay, session, q.after, socket))
+        .on_upgrade(move |socket| push(relay, session, after, socket))
         .into_response())
 }
 
