@@ -407,6 +407,37 @@ mod tests {
             .contains("idle_timeout_ms"));
     }
 
+    /// The operator reads the defaults in docs/operating.md: a changed
+    /// default or description must change the table too.
+    #[test]
+    fn the_operating_guide_lists_every_setting_at_its_default() {
+        let guide = include_str!("../../../docs/operating.md");
+        let defaults = RelayConfig::default();
+        let rows: Vec<&str> = guide.lines().filter(|l| l.starts_with("| `")).collect();
+        let mut missing = Vec::new();
+        for s in RelayConfig::SETTINGS {
+            let value = match s.key {
+                "registration" => "open".to_string(),
+                key => defaults.get(key).unwrap_or_default(),
+            };
+            let doc = s.doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+            let row = format!("| `{}` | `{value}` | {doc} |", s.key);
+            if !rows.contains(&row.as_str()) {
+                missing.push(row);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/operating.md needs these rows:\n{}",
+            missing.join("\n")
+        );
+        assert_eq!(
+            rows.len(),
+            RelayConfig::SETTINGS.len(),
+            "a row for a setting that is gone"
+        );
+    }
+
     #[test]
     fn every_setting_has_a_flag_and_a_variable() {
         let s = RelayConfig::SETTINGS

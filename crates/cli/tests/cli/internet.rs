@@ -880,3 +880,95 @@ async fn sighup_reloads_the_certificate() {
         "{stale}"
     );
 }
+
+/// The `relay serve` arguments of a deploy file: the systemd unit's
+/// `ExecStart=` (continuation lines joined) or the Containerfile's JSON
+/// `ENTRYPOINT`, after `relay serve`.
+fn deployed_arguments(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let words: Vec<String> = if let Some(start) = text.find("ExecStart=") {
+        let mut line = String::new();
+        for l in text[start + "ExecStart=".len()..].lines() {
+            line.push_str(l.trim_end_matches('\\'));
+            if !l.ends_with('\\') {
+                break;
+            }
+        }
+        line.split_whitespace().map(str::to_string).collect()
+    } else {
+        let start = text.find("ENTRYPOINT").expect("an ENTRYPOINT");
+        let list = &text[start + "ENTRYPOINT".len()..];
+        let list = list[..=list.find(']').unwrap()].replace("\\\n", "");
+        serde_json::from_str(&list).unwrap()
+    };
+    let serve = words.iter().position(|w| w == "serve").unwrap();
+    words[serve + 1..].to_vec()
+}
+
+/// The systemd unit and the container start a relay as written (every flag
+/// exists, TLS from the files they name, the example config accepted), here
+/// with their paths moved into a temporary directory and their listeners
+/// onto loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_files_start_a_tls_relay() {
+    use backchannel_client::transport::RelayClient;
+    use backchannel_client::RelayTrust;
+    for file in [
+        "../../deploy/backchannel-relay.service",
+        "../../deploy/Containerfile",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LoopbackCa::create(dir.path()).unwrap();
+        let config = dir.path().join("relay.toml");
+        std::fs::write(&config, backchannel_relay::RelayConfig::example()).unwrap();
+        let args = deployed_arguments(file);
+        assert!(
+            !args.iter().any(|a| a == "--insecure-plain-http"),
+            "{file} must serve TLS only"
+        );
+        let mut kept = Vec::new();
+        let mut words = args.iter();
+        while let Some(flag) = words.next() {
+            let value = words
+                .next()
+                .unwrap_or_else(|| panic!("{file}: {flag} without a value"));
+            let value = match flag.as_str() {
+                // The test's own database and listener (RelayProcess).
+                "--db" | "--listen" => continue,
+                "--tls-cert" | "--tls-key" => {
+                    // Read in place: a copy made at start (systemd's
+                    // LoadCredential=) would hide a renewal from SIGHUP.
+                    assert!(value.starts_with('/'), "{file}: {flag} {value}");
+                    let ours = if flag == "--tls-cert" {
+                        &ca.cert
+                    } else {
+                        &ca.key
+                    };
+                    ours.to_str().unwrap().to_string()
+                }
+                "--config" => config.to_str().unwrap().to_string(),
+                "--metrics-listen" => "127.0.0.1:0".to_string(),
+                _ => value.clone(),
+            };
+            kept.push(flag.clone());
+            kept.push(value);
+        }
+        let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+        assert!(kept.contains(&"--tls-cert"), "{file}: {kept:?}");
+        let relay = RelayProcess::spawn_with(bin(), &dir.path().join("relay.db"), &kept);
+        assert!(relay.url.starts_with("https://"), "{file}: {}", relay.url);
+        let trust = RelayTrust {
+            ca_pem: Some(ca.ca_pem.clone().into_bytes()),
+            pin: None,
+        };
+        let answer = RelayClient::with_trust(&relay.url, &trust)
+            .unwrap()
+            .principal(&Handle::new("blue").unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            answer.api_code().is_some(),
+            "{file}: TLS must hold: {answer}"
+        );
+    }
+}
