@@ -325,6 +325,9 @@ pub struct Session {
     pub handle: Handle,
     /// When the token expires.
     pub expires: Timestamp,
+    /// The token's hash, to see later whether it still stands (a release
+    /// deletes it).
+    pub token: Digest,
 }
 
 impl FromRequestParts<Relay> for Session {
@@ -355,7 +358,11 @@ impl FromRequestParts<Relay> for Session {
                 if let Some(seen) = parts.extensions.get::<crate::observe::Principal>() {
                     seen.set(&handle);
                 }
-                Ok(Session { handle, expires })
+                Ok(Session {
+                    handle,
+                    expires,
+                    token: hash,
+                })
             }
         }
     }

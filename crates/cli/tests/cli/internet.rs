@@ -532,8 +532,6 @@ async fn every_refusal_is_a_json_error() {
 /// code 4001 when the token expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_is_closed_when_its_token_expires() {
-    use futures_util::StreamExt as _;
-    use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::spawn_with(
         bin(),
@@ -541,6 +539,18 @@ async fn a_websocket_is_closed_when_its_token_expires() {
         &["--token-ttl-ms", "1500"],
     );
     let p = Principal::join(&relay.url, "blue", 0).await;
+    let mut ws = push_socket(&relay, &p).await;
+    let started = Instant::now();
+    let (close, deliveries) = until_closed(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close, Some(4001));
+    assert_eq!(deliveries, 0);
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+type PushSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// `p`'s push WebSocket on a plain-HTTP relay.
+async fn push_socket(relay: &RelayProcess, p: &Principal) -> PushSocket {
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("{}/v1/ws", relay.url.replacen("http", "ws", 1)),
     )
@@ -549,20 +559,62 @@ async fn a_websocket_is_closed_when_its_token_expires() {
         "authorization",
         format!("Bearer {}", p.token).parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let started = Instant::now();
-    let close = tokio::time::timeout(Duration::from_secs(5), async {
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// Reads until the relay closes the socket: its close code and how many
+/// deliveries came first. Panics if it stays open `within`.
+async fn until_closed(ws: &mut PushSocket, within: Duration) -> (Option<u16>, usize) {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut deliveries = 0;
+    tokio::time::timeout(within, async {
         while let Some(m) = ws.next().await {
-            if let Ok(Message::Close(frame)) = m {
-                return frame.map(|f| u16::from(f.code));
+            match m {
+                Ok(Message::Close(frame)) => return (frame.map(|f| u16::from(f.code)), deliveries),
+                Ok(Message::Text(_)) => deliveries += 1,
+                _ => {}
             }
         }
-        None
+        (None, deliveries)
     })
     .await
-    .expect("the relay must close the socket at expiry");
-    assert_eq!(close, Some(4001));
-    assert!(started.elapsed() >= Duration::from_millis(1000));
+    .expect("the relay must close the socket")
+}
+
+/// A released principal's lost device kept its open WebSocket and was
+/// pushed what others sent to the handle's next registration. The relay
+/// now closes it (4003) before pushing anything more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_principals_websocket_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let relay = RelayProcess::spawn(bin(), &db);
+    let lost = Principal::join(&relay.url, "blue", 0).await;
+    let red = Principal::join(&relay.url, "red", 0).await;
+    let mut ws = push_socket(&relay, &lost).await;
+    let out = std::process::Command::new(bin())
+        .args(["relay", "release", "--handle", "blue", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blue = Principal::join(&relay.url, "blue", 0).await;
+    let channel = channel_of(&red, &blue).await;
+    let a = red
+        .call(
+            "POST",
+            &format!("/v1/channels/{channel}/messages"),
+            Some(&envelope(&channel, &red.handle, &blue.handle, 100)),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let (close, deliveries) = until_closed(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!((close, deliveries), (Some(4003), 0));
 }
 
 /// One member's junk filled another's mailbox for every sender. Now each

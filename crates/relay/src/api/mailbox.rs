@@ -9,6 +9,7 @@ use backchannel_protocol::api::{
     AckRequest, AckResponse, Delivery, EnvelopeJson, KeyStockJson, LastPost, MailboxResponse,
     MeResponse, PushFrame,
 };
+use backchannel_protocol::Digest;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -163,6 +164,16 @@ async fn push(relay: Relay, session: Session, mut cursor: u64, socket: WebSocket
     let mut ping = tokio::time::interval(idle / 2);
     ping.reset();
     loop {
+        // A released principal's token is deleted: its lost device must not
+        // keep receiving what is sent to the handle's next registration.
+        if !still_logged_in(&relay, &session.token).await {
+            let close = axum::extract::ws::CloseFrame {
+                code: TOKEN_REVOKED_CLOSE,
+                reason: "token revoked: log in again".into(),
+            };
+            let _ = send(&mut tx, Message::Close(Some(close)), idle).await;
+            return;
+        }
         loop {
             let h = who.clone();
             let page = match relay
@@ -221,6 +232,7 @@ async fn push(relay: Relay, session: Session, mut cursor: u64, socket: WebSocket
                 if !send(&mut tx, Message::Ping(Vec::new().into()), idle).await {
                     return;
                 }
+                // Back to the top: the token is checked again.
             }
         }
     }
@@ -229,6 +241,17 @@ async fn push(relay: Relay, session: Session, mut cursor: u64, socket: WebSocket
 /// The WebSocket close code sent when the token expires (4000–4999 are
 /// the application's own).
 pub const TOKEN_EXPIRED_CLOSE: u16 = 4001;
+
+/// The WebSocket close code sent when the token no longer stands (the
+/// principal was released).
+pub const TOKEN_REVOKED_CLOSE: u16 = 4003;
+
+/// Whether the token that opened a socket is still stored (a store error
+/// counts as yes: the socket then ends on its own failing read).
+async fn still_logged_in(relay: &Relay, token: &Digest) -> bool {
+    let token = *token;
+    !matches!(relay.run(move |s| s.token(&token)).await, Ok(None))
+}
 
 /// Sends one frame; false if the peer is gone or does not read it in time.
 async fn send(
