@@ -38,7 +38,8 @@ macro_rules! relay_store_conformance {
             expired_credentials_are_purged, exchanges_release_together_or_are_destroyed,
             own_record_follows_acks_and_posts, a_released_handle_registers_again_with_new_keys,
             invitations_are_single_use_and_expire, mailboxes_are_bounded_with_a_share_per_sender,
-            a_senders_storage_is_bounded, rate_windows_count_and_reopen,
+            a_senders_storage_is_bounded, a_retry_at_the_sender_quota_is_idempotent,
+            rate_windows_count_and_reopen,
             the_fallback_key_can_be_asked_for_and_its_claim_is_reported,
             unfetched_envelopes_leave_after_the_retention_limit);
     };
@@ -53,7 +54,7 @@ macro_rules! relay_store_conformance {
     };
 }
 
-const T0: Timestamp = Timestamp(1_750_000_000_000);
+pub(crate) const T0: Timestamp = Timestamp(1_750_000_000_000);
 
 fn h(s: &str) -> Handle {
     Handle::new(s).unwrap()
@@ -63,7 +64,13 @@ fn keys() -> IdentityKeys {
     Identity::new().keys()
 }
 
-fn env(channel: ChannelId, message: MessageId, from: &str, to: &str, fill: u8) -> Envelope {
+pub(crate) fn env(
+    channel: ChannelId,
+    message: MessageId,
+    from: &str,
+    to: &str,
+    fill: u8,
+) -> Envelope {
     Envelope {
         channel_id: channel,
         message_id: message,
@@ -75,7 +82,7 @@ fn env(channel: ChannelId, message: MessageId, from: &str, to: &str, fill: u8) -
     }
 }
 
-fn with_channel(store: &dyn RelayStore, members: &[&str]) -> ChannelId {
+pub(crate) fn with_channel(store: &dyn RelayStore, members: &[&str]) -> ChannelId {
     for m in members {
         store.register(&h(m), &keys(), T0, None).unwrap();
     }
@@ -681,6 +688,33 @@ pub fn a_senders_storage_is_bounded(store: &dyn RelayStore) {
         (usage.envelopes, usage.bytes, usage.deepest_mailbox),
         (1, 64, 1)
     );
+}
+
+/// A post retried after its answer was lost is answered as a duplicate, even
+/// when the envelopes it already stored fill the sender's quota: counting them
+/// twice would refuse the retry, and the client would never learn it landed.
+pub fn a_retry_at_the_sender_quota_is_idempotent(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["blue", "red", "green"]);
+    let quota = Quota {
+        sender_storage_bytes: 128,
+        ..Quota::NONE
+    };
+    let m = MessageId::random();
+    let post = [env(ch, m, "blue", "red", 1), env(ch, m, "blue", "green", 1)];
+    assert_eq!(store.post(&post, T0, &quota).unwrap().len(), 2);
+    assert!(
+        store.post(&post, T0, &quota).unwrap().is_empty(),
+        "the retry stores nothing new"
+    );
+    assert!(matches!(
+        store.post(
+            &[env(ch, MessageId::random(), "blue", "red", 2)],
+            T0,
+            &quota
+        ),
+        Err(StoreError::Quota(_))
+    ));
+    assert_eq!(store.stored_bytes(&h("blue")).unwrap(), 128);
 }
 
 /// A window counts up to its limit, refuses until it ends, then reopens.

@@ -26,8 +26,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_limits.sql"),
 ];
 
-/// Ciphertext bytes deleted in one transaction of an ack.
-const ACK_CHUNK_BYTES: i64 = 256 * 1024;
+/// Ciphertext bytes deleted in one transaction of an ack or a purge.
+const DELETE_CHUNK_BYTES: i64 = 256 * 1024;
 
 /// A relay store in one SQLite file.
 #[derive(Debug)]
@@ -104,6 +104,33 @@ impl SqliteStore {
         // A panic while holding the lock leaves SQLite consistent (the open
         // transaction rolls back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Deletes envelopes received before `before`, in transactions of
+    /// about [`DELETE_CHUNK_BYTES`] each followed by a truncating
+    /// checkpoint, like an ack: a month of unfetched mail must not need a
+    /// month's worth of WAL on a nearly full disk.
+    fn purge_unfetched(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let mut deleted = 0;
+        loop {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "DELETE FROM envelopes WHERE cursor IN (
+                    SELECT cursor FROM (
+                        SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) - length(ciphertext) AS ahead
+                        FROM envelopes WHERE received_at_ms < ?1
+                    ) WHERE ahead < ?2
+                 )",
+                params![before.0, DELETE_CHUNK_BYTES],
+            )?;
+            tx.commit()?;
+            if n == 0 {
+                return Ok(deleted);
+            }
+            deleted += n as u64;
+            let _: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        }
     }
 }
 
@@ -184,6 +211,36 @@ fn stored_envelope(row: EnvelopeRow) -> Result<StoredEnvelope, StoreError> {
             ciphertext,
         },
     })
+}
+
+/// The envelopes of a post not stored before, each with its hash; a
+/// duplicate with the same hash is skipped, one with another is a conflict.
+fn fresh_envelopes<'a>(
+    tx: &Connection,
+    envelopes: &'a [Envelope],
+) -> Result<Vec<(&'a Envelope, Digest)>, StoreError> {
+    let mut fresh = Vec::with_capacity(envelopes.len());
+    for e in envelopes {
+        let hash = Digest::of(&[&e.encode()]);
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT envelope_hash FROM posted WHERE message_id = ?1 AND recipient = ?2",
+                params![&e.message_id.0[..], e.recipient.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(h) if h == hash.0 => {}
+            Some(_) => {
+                return Err(StoreError::Conflict {
+                    message_id: e.message_id.to_hex(),
+                    recipient: e.recipient.clone(),
+                })
+            }
+            None => fresh.push((e, hash)),
+        }
+    }
+    Ok(fresh)
 }
 
 /// Bytes `who` has stored: envelopes waiting for others, and offers.
@@ -756,9 +813,11 @@ impl RelayStore for SqliteStore {
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut stored = Vec::new();
-        if let Some(sender) = envelopes.first().map(|e| &e.sender) {
-            let adding: u64 = envelopes.iter().map(|e| e.ciphertext.len() as u64).sum();
+        let fresh = fresh_envelopes(&tx, envelopes)?;
+        if let Some(sender) = fresh.first().map(|(e, _)| &e.sender) {
+            // Only what this post adds counts: a retry of a stored post is a
+            // duplicate to answer, not bytes to refuse.
+            let adding: u64 = fresh.iter().map(|(e, _)| e.ciphertext.len() as u64).sum();
             let held = stored_bytes_in(&tx, sender)?;
             if held.saturating_add(adding) > quota.sender_storage_bytes {
                 return Err(StoreError::Quota(format!(
@@ -767,25 +826,8 @@ impl RelayStore for SqliteStore {
                 )));
             }
         }
-        for e in envelopes {
-            let hash = Digest::of(&[&e.encode()]);
-            let existing: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT envelope_hash FROM posted WHERE message_id = ?1 AND recipient = ?2",
-                    params![&e.message_id.0[..], e.recipient.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match existing {
-                Some(h) if h == hash.0 => continue,
-                Some(_) => {
-                    return Err(StoreError::Conflict {
-                        message_id: e.message_id.to_hex(),
-                        recipient: e.recipient.clone(),
-                    })
-                }
-                None => {}
-            }
+        let mut stored = Vec::new();
+        for (e, hash) in fresh {
             check_mailbox(&tx, e, quota)?;
             tx.execute(
                 "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
@@ -904,7 +946,7 @@ impl RelayStore for SqliteStore {
         let mut conn = self.conn();
         let mut deleted = 0;
         // With secure_delete every deleted page is written zeroed to the
-        // WAL: a large ack is cut into transactions of about ACK_CHUNK_BYTES,
+        // WAL: a large ack is cut into transactions of about DELETE_CHUNK_BYTES,
         // each followed by a truncating checkpoint, so it needs little free
         // disk (an ack must work when the disk is nearly full).
         loop {
@@ -928,7 +970,7 @@ impl RelayStore for SqliteStore {
                     SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) AS running
                     FROM envelopes WHERE recipient = ?1 AND cursor <= ?2
                  ) WHERE running - ?3 <= 0 OR cursor = (SELECT min(cursor) FROM envelopes WHERE recipient = ?1)",
-                params![recipient.as_str(), through as i64, ACK_CHUNK_BYTES],
+                params![recipient.as_str(), through as i64, DELETE_CHUNK_BYTES],
                 |r| r.get(0),
             )?;
             let n = tx.execute(
@@ -964,12 +1006,9 @@ impl RelayStore for SqliteStore {
         ] {
             n += tx.execute(sql, [now.0])?;
         }
-        n += tx.execute(
-            "DELETE FROM envelopes WHERE received_at_ms < ?1",
-            [unfetched_before.0],
-        )?;
         tx.commit()?;
-        Ok(n as u64)
+        drop(conn);
+        Ok(n as u64 + self.purge_unfetched(unfetched_before)?)
     }
 
     fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
@@ -1127,4 +1166,63 @@ fn exchange_in(conn: &Connection, id: &ExchangeId) -> Result<Option<ExchangeReco
         },
         released_at: released.map(Timestamp),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use backchannel_protocol::MessageId;
+
+    use super::*;
+    use crate::store::conformance::{env, with_channel, T0};
+    use crate::store::Quota;
+
+    /// A store holding 2 MiB of ciphertext for `red`, its WAL emptied.
+    fn two_mebibytes_waiting(dir: &Path) -> SqliteStore {
+        let store = SqliteStore::open(&dir.join("relay.db")).unwrap();
+        let ch = with_channel(&store, &["blue", "red"]);
+        for fill in 0..32 {
+            let mut e = env(ch, MessageId::random(), "blue", "red", fill);
+            e.ciphertext = vec![fill; 64 * 1024];
+            store.post(&[e], T0, &Quota::NONE).unwrap();
+        }
+        store.checkpoint().unwrap();
+        store
+    }
+
+    fn wal_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join("relay.db-wal")).map_or(0, |m| m.len())
+    }
+
+    /// With secure_delete each deleted page is written zeroed to the WAL:
+    /// deleting 2 MiB at once would need 2 MiB of free disk, which a nearly
+    /// full disk lacks exactly when members drain their mailboxes.
+    #[test]
+    fn a_large_ack_or_purge_needs_only_a_chunk_of_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = two_mebibytes_waiting(dir.path());
+        let highest = store.mailbox(&Handle::new("red").unwrap(), 0, 100).unwrap();
+        let through = highest.last().unwrap().cursor;
+        assert_eq!(
+            store.ack(&Handle::new("red").unwrap(), through).unwrap(),
+            32
+        );
+        assert!(
+            wal_bytes(dir.path()) < 1024 * 1024,
+            "ack: {}",
+            wal_bytes(dir.path())
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = two_mebibytes_waiting(dir.path());
+        let later = Timestamp(T0.0 + 1);
+        assert_eq!(store.purge_expired(later, later).unwrap(), 32);
+        assert!(
+            wal_bytes(dir.path()) < 1024 * 1024,
+            "purge: {}",
+            wal_bytes(dir.path())
+        );
+        assert_eq!(store.usage().unwrap().envelopes, 0);
+    }
 }
