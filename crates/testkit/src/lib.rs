@@ -406,6 +406,27 @@ impl RelayProcess {
         let _ = self.child.wait();
     }
 
+    /// Asks the relay to stop gracefully (SIGTERM, as systemd does).
+    pub fn terminate(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit, at most `within`; `None` if it did not.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + within;
+        while std::time::Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
