@@ -231,11 +231,13 @@ impl Relay {
     pub async fn render_metrics(&self) -> String {
         let usage = self.run(|s| s.usage()).await.unwrap_or_default();
         let full = self.storage_full().await;
+        let writes = self.inner.store.write_counts();
         self.metrics().render(Gauges {
             connections: self.inner.gate.get().map_or(0, |g| g.open()),
             mailbox_envelopes: usage.envelopes,
             mailbox_depth_max: usage.deepest_mailbox,
             storage_full: full,
+            writes,
         })
     }
 

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::WriteCounts;
+
 /// Upper bounds of the post latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 11] = [
     0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -33,6 +35,8 @@ pub struct Gauges {
     pub mailbox_depth_max: u64,
     /// Whether posts are refused for lack of disk.
     pub storage_full: bool,
+    /// The store's commits and checkpoints.
+    pub writes: WriteCounts,
 }
 
 impl Metrics {
@@ -138,6 +142,20 @@ impl Metrics {
             "1 while posts are refused for lack of disk.",
             "gauge",
             u8::from(g.storage_full).to_string(),
+        );
+        gauge(
+            &mut out,
+            "backchannel_store_commits_total",
+            "Transactions committed; each waited for one fsync of the WAL (synchronous=FULL).",
+            "counter",
+            g.writes.commits.to_string(),
+        );
+        gauge(
+            &mut out,
+            "backchannel_store_checkpoints_total",
+            "Truncating checkpoints; each synced the WAL and the database file.",
+            "counter",
+            g.writes.checkpoints.to_string(),
         );
         out
     }

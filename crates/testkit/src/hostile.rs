@@ -12,6 +12,7 @@ use backchannel_protocol::{
 use backchannel_relay::store::{
     ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, PrincipalRecord, Quota,
     Rate, RateDecision, RelayStore, RowCounts, SqliteStore, StoreError, StoredEnvelope, Usage,
+    WriteCounts,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -156,6 +157,9 @@ impl RelayStore for TamperStore {
     }
     fn checkpoint(&self) -> Result<(), StoreError> {
         self.inner.checkpoint()
+    }
+    fn write_counts(&self) -> WriteCounts {
+        self.inner.write_counts()
     }
     fn row_counts(&self) -> Result<RowCounts, StoreError> {
         self.inner.row_counts()

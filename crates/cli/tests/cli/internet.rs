@@ -852,6 +852,13 @@ async fn settings_from_file_variables_and_flags_and_the_metrics_that_count_refus
         "{text}"
     );
     assert!(text.contains("backchannel_connections "), "{text}");
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("backchannel_store_commits_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no commit count: {text}"));
+    // Three registrations, a channel, an exchange and an offer at least.
+    assert!(commits >= 6, "{text}");
     let _ = child.kill();
     let _ = child.wait();
 }

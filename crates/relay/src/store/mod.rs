@@ -131,6 +131,16 @@ pub struct Usage {
     pub deepest_mailbox: u64,
 }
 
+/// Writes made durable since the store was opened, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Transactions committed; with `synchronous=FULL` in WAL mode each
+    /// waits for one fsync of the WAL before it returns.
+    pub commits: u64,
+    /// Truncating checkpoints (each syncs the WAL and the main file).
+    pub checkpoints: u64,
+}
+
 /// A claimed key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claimed {
@@ -424,6 +434,8 @@ pub trait RelayStore: Send + Sync + 'static {
     fn free_space(&self) -> Result<Option<u64>, StoreError>;
     /// Makes deleted data unrecoverable from the files (off the commit path).
     fn checkpoint(&self) -> Result<(), StoreError>;
+    /// Commits and checkpoints so far.
+    fn write_counts(&self) -> WriteCounts;
     /// Row counts per table.
     fn row_counts(&self) -> Result<RowCounts, StoreError>;
 }

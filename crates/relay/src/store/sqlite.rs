@@ -3,7 +3,8 @@
 //! zeroed, not just unlinked) and truncating checkpoints off the commit path.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use backchannel_protocol::{
     ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, MessageId, OlmType, SignedKey,
@@ -14,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::{
     ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, KeyStock, OfferCopy,
     OwnRecord, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
-    StoredEnvelope, Usage, ONE_TIME_KEYS_HELD_MAX,
+    StoredEnvelope, Usage, WriteCounts, ONE_TIME_KEYS_HELD_MAX,
 };
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the last.
@@ -37,6 +38,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The database file (its file system's free space is reported).
     path: PathBuf,
+    /// Transactions committed (SQLite's commit hook), for the metrics.
+    commits: Arc<AtomicU64>,
+    /// Truncating checkpoints run, for the metrics.
+    checkpoints: AtomicU64,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -53,7 +58,7 @@ impl From<rusqlite::Error> for StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -80,9 +85,18 @@ impl SqliteStore {
             tx.execute_batch(&format!("PRAGMA user_version={}", i + 1))?;
             tx.commit()?;
         }
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&commits);
+        // The previous hook (there is none) is returned and dropped.
+        let _ = conn.commit_hook(Some(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            false // false lets the commit proceed
+        }));
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            commits,
+            checkpoints: AtomicU64::new(0),
         })
     }
 
@@ -104,6 +118,14 @@ impl SqliteStore {
         // A panic while holding the lock leaves SQLite consistent (the open
         // transaction rolls back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Copies the WAL into the main file and empties it; true if a reader
+    /// kept it from completing.
+    fn truncate_wal(&self, conn: &Connection) -> Result<bool, StoreError> {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(busy != 0)
     }
 
     /// Deletes envelopes received before `before`, in transactions of
@@ -129,7 +151,7 @@ impl SqliteStore {
                 return Ok(deleted);
             }
             deleted += n as u64;
-            let _: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            self.truncate_wal(&conn)?;
         }
     }
 }
@@ -986,7 +1008,7 @@ impl RelayStore for SqliteStore {
             if chunk_end as u64 >= through {
                 return Ok(deleted);
             }
-            let _: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            self.truncate_wal(&conn)?;
         }
     }
 
@@ -1092,13 +1114,19 @@ impl RelayStore for SqliteStore {
         // secure_delete has zeroed deleted rows) and empties the WAL, so
         // deleted ciphertext survives in neither file.
         let conn = self.conn();
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy != 0 {
+        if self.truncate_wal(&conn)? {
             return Err(StoreError::Backend(
                 "checkpoint could not complete: database busy".into(),
             ));
         }
         Ok(())
+    }
+
+    fn write_counts(&self) -> WriteCounts {
+        WriteCounts {
+            commits: self.commits.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+        }
     }
 
     fn row_counts(&self) -> Result<RowCounts, StoreError> {
@@ -1224,5 +1252,28 @@ mod tests {
             wal_bytes(dir.path())
         );
         assert_eq!(store.usage().unwrap().envelopes, 0);
+    }
+
+    /// The metrics' commit count is SQLite's own (its commit hook): a post
+    /// is one commit, a refused one none, a checkpoint is counted apart.
+    #[test]
+    fn commits_and_checkpoints_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
+        let ch = with_channel(&store, &["blue", "red"]);
+        let before = store.write_counts();
+        let e = env(ch, MessageId::random(), "blue", "red", 1);
+        store.post(&[e], T0, &Quota::NONE).unwrap();
+        let posted = store.write_counts();
+        assert_eq!(posted.commits, before.commits + 1);
+        let full = Quota {
+            mailbox_envelopes: 1,
+            ..Quota::NONE
+        };
+        let over = env(ch, MessageId::random(), "blue", "red", 2);
+        assert!(store.post(&[over], T0, &full).is_err());
+        assert_eq!(store.write_counts().commits, posted.commits);
+        store.checkpoint().unwrap();
+        assert_eq!(store.write_counts().checkpoints, posted.checkpoints + 1);
     }
 }
