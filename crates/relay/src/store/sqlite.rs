@@ -38,10 +38,37 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The database file (its file system's free space is reported).
     path: PathBuf,
+    /// Read-only connections: a read never waits for a commit's fsync
+    /// behind `conn`'s lock (WAL lets readers run beside the writer).
+    readers: Mutex<Vec<Connection>>,
     /// Transactions committed (SQLite's commit hook), for the metrics.
     commits: Arc<AtomicU64>,
     /// Truncating checkpoints run, for the metrics.
     checkpoints: AtomicU64,
+}
+
+/// A pooled read-only connection, given back when dropped.
+struct Reader<'a> {
+    conn: Option<Connection>,
+    pool: &'a Mutex<Vec<Connection>>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    // `conn` is Some from construction until `drop` takes it back: an
+    // invariant of this type, not a condition of outside data.
+    #[allow(clippy::expect_used)]
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("a reader is used only until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -95,6 +122,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
             commits,
             checkpoints: AtomicU64::new(0),
         })
@@ -118,6 +146,27 @@ impl SqliteStore {
         // A panic while holding the lock leaves SQLite consistent (the open
         // transaction rolls back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A read-only connection from the pool, opened if none is free.
+    fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            pool: &self.readers,
+        })
     }
 
     /// Copies the WAL into the main file and empties it; true if a reader
@@ -410,7 +459,7 @@ impl RelayStore for SqliteStore {
 
     fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
         let row = self
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT curve25519, ed25519, key_version FROM principals WHERE handle = ?1 AND released = 0",
                 [h.as_str()],
@@ -479,7 +528,7 @@ impl RelayStore for SqliteStore {
 
     fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
         let row = self
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT handle, expires_at_ms FROM tokens WHERE token_hash = ?1",
                 [&token_hash.0[..]],
@@ -582,7 +631,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn key_stock(&self, h: &Handle) -> Result<KeyStock, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let one_time: i64 = conn.query_row(
             "SELECT count(*) FROM one_time_keys WHERE handle = ?1",
             [h.as_str()],
@@ -653,7 +702,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let head = conn
             .query_row(
                 "SELECT created_by, created_at_ms FROM channels WHERE channel_id = ?1",
@@ -701,7 +750,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn exchange(&self, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError> {
-        exchange_in(&self.conn(), id)
+        exchange_in(&*self.reader()?, id)
     }
 
     fn submit_offer(
@@ -771,7 +820,7 @@ impl RelayStore for SqliteStore {
 
     fn has_offer(&self, id: &ExchangeId, who: &Handle) -> Result<bool, StoreError> {
         Ok(self
-            .conn()
+            .reader()?
             .query_row(
                 "SELECT 1 FROM offers WHERE exchange_id = ?1 AND submitter = ?2 LIMIT 1",
                 params![&id.0[..], who.as_str()],
@@ -786,7 +835,7 @@ impl RelayStore for SqliteStore {
         id: &ExchangeId,
         recipient: &Handle,
     ) -> Result<Vec<OfferCopy>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT submitter, olm_type, ciphertext FROM offers WHERE exchange_id = ?1 AND recipient = ?2 ORDER BY submitter",
         )?;
@@ -900,7 +949,7 @@ impl RelayStore for SqliteStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT cursor, received_at_ms, channel_id, message_id, sender, recipient, seq_hint, olm_type, ciphertext
              FROM envelopes WHERE recipient = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3",
@@ -929,7 +978,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn own_record(&self, who: &Handle) -> Result<OwnRecord, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let acked_through: i64 = conn
             .query_row(
                 "SELECT acked_through FROM principals WHERE handle = ?1",
@@ -1060,11 +1109,11 @@ impl RelayStore for SqliteStore {
     }
 
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {
-        stored_bytes_in(&self.conn(), who)
+        stored_bytes_in(&*self.reader()?, who)
     }
 
     fn usage(&self) -> Result<Usage, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let (envelopes, bytes): (i64, i64) = conn.query_row(
             "SELECT coalesce(sum(envelopes), 0), coalesce(sum(bytes), 0) FROM mailbox_usage",
             [],
@@ -1130,7 +1179,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn row_counts(&self) -> Result<RowCounts, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let count = |table: &str| -> Result<u64, StoreError> {
             Ok(
                 conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
@@ -1275,5 +1324,35 @@ mod tests {
         assert_eq!(store.write_counts().commits, posted.commits);
         store.checkpoint().unwrap();
         assert_eq!(store.write_counts().checkpoints, posted.checkpoints + 1);
+    }
+
+    /// A read (the token lookup of every request, a mailbox fetch) does not
+    /// queue behind a write in progress: it has its own connection, and
+    /// WAL lets it read the last commit while the writer works.
+    #[test]
+    fn reads_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let ch = with_channel(&*store, &["blue", "red"]);
+        let e = env(ch, MessageId::random(), "blue", "red", 1);
+        store.post(&[e], T0, &Quota::NONE).unwrap();
+        // A write in progress: the write connection's lock and its
+        // database write lock are both held.
+        let writing = store.conn();
+        writing.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (done, answer) = std::sync::mpsc::channel();
+        let reader = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            let red = Handle::new("red").unwrap();
+            let page = reader.mailbox(&red, 0, 10).map(|p| p.len());
+            let channel = reader.channel(&ch).map(|c| c.is_some());
+            let _ = done.send((page, channel));
+        });
+        let read = answer.recv_timeout(std::time::Duration::from_secs(2));
+        writing.execute_batch("ROLLBACK").unwrap();
+        drop(writing);
+        let (page, channel) = read.expect("the read waited for the writer");
+        assert_eq!(page.unwrap(), 1);
+        assert!(channel.unwrap());
     }
 }
