@@ -59,7 +59,9 @@ impl std::ops::Deref for Reader<'_> {
     // invariant of this type, not a condition of outside data.
     #[allow(clippy::expect_used)]
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("a reader is used only until dropped")
+        self.conn
+            .as_ref()
+            .expect("a reader is used only until dropped")
     }
 }
 
