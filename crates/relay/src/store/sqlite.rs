@@ -38,6 +38,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The database file (its file system's free space is reported).
     path: PathBuf,
+    /// The periodic checkpoint's connection, apart from `conn`'s lock.
+    checkpointer: Mutex<Connection>,
     /// Read-only connections: a read never waits for a commit's fsync
     /// behind `conn`'s lock (WAL lets readers run beside the writer).
     readers: Mutex<Vec<Connection>>,
@@ -114,6 +116,8 @@ impl SqliteStore {
             tx.execute_batch(&format!("PRAGMA user_version={}", i + 1))?;
             tx.commit()?;
         }
+        let checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let commits = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&commits);
         // The previous hook (there is none) is returned and dropped.
@@ -125,6 +129,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
+            checkpointer: Mutex::new(checkpointer),
             commits,
             checkpoints: AtomicU64::new(0),
         })
@@ -1163,8 +1168,13 @@ impl RelayStore for SqliteStore {
     fn checkpoint(&self) -> Result<(), StoreError> {
         // TRUNCATE copies every committed page into the main file (where
         // secure_delete has zeroed deleted rows) and empties the WAL, so
-        // deleted ciphertext survives in neither file.
-        let conn = self.conn();
+        // deleted ciphertext survives in neither file. It runs on a
+        // connection of its own: a PASSIVE pass copies the bulk beside the
+        // writer, so TRUNCATE (which holds off writers) has only the rest.
+        let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
+        let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         if self.truncate_wal(&conn)? {
             return Err(StoreError::Backend(
                 "checkpoint could not complete: database busy".into(),
@@ -1356,5 +1366,31 @@ mod tests {
         let (page, channel) = read.expect("the read waited for the writer");
         assert_eq!(page.unwrap(), 1);
         assert!(channel.unwrap());
+    }
+
+    /// The periodic checkpoint (every few seconds, and after acks) does
+    /// not take the write connection's lock, so posts do not queue
+    /// behind its copying.
+    #[test]
+    fn the_checkpoint_runs_beside_the_write_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(two_mebibytes_waiting(dir.path()));
+        let red = Handle::new("red").unwrap();
+        let through = store.mailbox(&red, 0, 100).unwrap().last().unwrap().cursor;
+        store.ack(&red, through).unwrap();
+        let writing = store.conn();
+        let (done, answer) = std::sync::mpsc::channel();
+        let checkpointing = std::sync::Arc::clone(&store);
+        std::thread::spawn(move || {
+            let _ = done.send(checkpointing.checkpoint().is_ok());
+        });
+        let finished = answer.recv_timeout(std::time::Duration::from_secs(2));
+        drop(writing);
+        assert_eq!(
+            finished,
+            Ok(true),
+            "the checkpoint waited for the write lock"
+        );
+        assert_eq!(wal_bytes(dir.path()), 0);
     }
 }
