@@ -98,3 +98,26 @@ fn a_schema_5_database_opens_with_everything_it_held() {
         next[0].cursor
     );
 }
+
+/// A cursor is never issued twice, even once every envelope is acknowledged
+/// and deleted and the relay restarts (a client that kept its cursor would
+/// skip the new envelopes below it). AUTOINCREMENT gives this today; the
+/// test keeps it true when the write path changes.
+#[test]
+fn cursors_grow_across_a_restart_with_every_envelope_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    std::fs::copy(fixture(), &path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let highest = store.post(&[message(9)], T0, &Quota::NONE).unwrap()[0].cursor;
+    store.ack(&h("red"), highest).unwrap();
+    assert!(store.mailbox(&h("red"), 0, 10).unwrap().is_empty());
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let next = store.post(&[message(10)], T0, &Quota::NONE).unwrap();
+    assert!(
+        next[0].cursor > highest,
+        "{} after {highest}",
+        next[0].cursor
+    );
+}
