@@ -146,7 +146,7 @@ impl Metrics {
         gauge(
             &mut out,
             "backchannel_store_commits_total",
-            "Transactions committed; each waited for one fsync of the WAL (synchronous=FULL).",
+            "Transactions committed; each but a rate-window count waited for one fsync of the WAL.",
             "counter",
             g.writes.commits.to_string(),
         );

@@ -134,8 +134,9 @@ pub struct Usage {
 /// Writes made durable since the store was opened, for the metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteCounts {
-    /// Transactions committed; with `synchronous=FULL` in WAL mode each
-    /// waits for one fsync of the WAL before it returns.
+    /// Transactions committed. With `synchronous=FULL` in WAL mode each
+    /// waits for one fsync of the WAL, except rate-window counts, which
+    /// commit without waiting (the next durable commit carries them).
     pub commits: u64,
     /// Truncating checkpoints (each syncs the WAL and the main file).
     pub checkpoints: u64,

@@ -1172,9 +1172,7 @@ impl RelayStore for SqliteStore {
         // connection of its own: a PASSIVE pass copies the bulk beside the
         // writer, so TRUNCATE (which holds off writers) has only the rest.
         let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
-        let _: (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+        let _: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(0))?;
         if self.truncate_wal(&conn)? {
             return Err(StoreError::Backend(
                 "checkpoint could not complete: database busy".into(),

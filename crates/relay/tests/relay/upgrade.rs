@@ -18,6 +18,15 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/relay-schema-5.db")
 }
 
+/// The fixture copied to a scratch directory (opening migrates it) and opened.
+fn fixture_copy() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    std::fs::copy(fixture(), &path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    (dir, store)
+}
+
 fn h(s: &str) -> Handle {
     Handle::new(s).unwrap()
 }
@@ -64,10 +73,7 @@ fn write_the_schema_5_fixture() {
 
 #[test]
 fn a_schema_5_database_opens_with_everything_it_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("relay.db");
-    std::fs::copy(fixture(), &path).unwrap();
-    let store = SqliteStore::open(&path).unwrap();
+    let (_dir, store) = fixture_copy();
 
     assert!(store.principal(&h("blue")).unwrap().is_some());
     assert_eq!(store.principal(&h("red")).unwrap().unwrap().key_version, 1);
@@ -105,15 +111,12 @@ fn a_schema_5_database_opens_with_everything_it_held() {
 /// test keeps it true when the write path changes.
 #[test]
 fn cursors_grow_across_a_restart_with_every_envelope_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("relay.db");
-    std::fs::copy(fixture(), &path).unwrap();
-    let store = SqliteStore::open(&path).unwrap();
+    let (dir, store) = fixture_copy();
     let highest = store.post(&[message(9)], T0, &Quota::NONE).unwrap()[0].cursor;
     store.ack(&h("red"), highest).unwrap();
     assert!(store.mailbox(&h("red"), 0, 10).unwrap().is_empty());
     drop(store);
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
     let next = store.post(&[message(10)], T0, &Quota::NONE).unwrap();
     assert!(
         next[0].cursor > highest,
