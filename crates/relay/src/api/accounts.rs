@@ -36,6 +36,9 @@ pub(crate) async fn register(
         ed25519: fixed(&req.ed25519, "ed25519")?,
     };
     check_identity_keys(&keys)?;
+    if let Some(code) = &req.invite {
+        check_invite_shape(code)?;
+    }
     let invite = match (relay.config().registration, &req.invite) {
         (Registration::Open, _) => None,
         (Registration::Invite, None) => {
@@ -59,6 +62,20 @@ pub(crate) async fn register(
         .run(move |s| s.register(&handle, &keys, now, invite.as_ref()))
         .await?;
     Ok((StatusCode::CREATED, Json(principal_json(&record))))
+}
+
+/// Longest invitation code the API takes (docs/protocol.md §9).
+const INVITE_MAX_LEN: usize = 256;
+
+/// An invitation field is judged by its shape even where registration is
+/// open, so a malformed request is refused the same way on every relay.
+fn check_invite_shape(code: &str) -> Result<(), ApiError> {
+    if code.is_empty() || code.len() > INVITE_MAX_LEN {
+        return Err(ApiError::invalid_field(format!(
+            "invite: an invitation code has 1 to {INVITE_MAX_LEN} characters"
+        )));
+    }
+    Ok(())
 }
 
 /// What the relay keeps of an invitation code: its hash, so a copy of the

@@ -235,6 +235,9 @@ async fn bad_requests_get_their_code_and_change_nothing() {
         "invalid_field",
     )
     .await;
+    // An empty invitation code is malformed even where registration is open.
+    refused(&relay, request(&http, "POST", &format!("{url}/v1/principals"), None, Some(&json!({"handle": "fresh", "invite": "", "curve25519": b64::encode(keys.curve25519), "ed25519": b64::encode(keys.ed25519)}))), 400, "invalid_field").await;
+    refused(&relay, request(&http, "POST", &format!("{url}/v1/principals"), None, Some(&json!({"handle": "fresh", "invite": "x".repeat(257), "curve25519": b64::encode(keys.curve25519), "ed25519": b64::encode(keys.ed25519)}))), 400, "invalid_field").await;
     refused(&relay, request(&http, "POST", &format!("{url}/v1/principals"), None, Some(&json!({"handle": "blue", "curve25519": b64::encode(keys.curve25519), "ed25519": b64::encode(keys.ed25519)}))), 409, "handle_taken").await;
 
     // Oversized body.
