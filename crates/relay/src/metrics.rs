@@ -157,6 +157,20 @@ impl Metrics {
             "counter",
             g.writes.checkpoints.to_string(),
         );
+        gauge(
+            &mut out,
+            "backchannel_store_writes_total",
+            "Writes committed; several share a commit (and its fsync) when they arrive while the previous commit is being synced.",
+            "counter",
+            g.writes.writes.to_string(),
+        );
+        gauge(
+            &mut out,
+            "backchannel_store_writes_queued",
+            "Writes waiting for the database writer.",
+            "gauge",
+            g.writes.queued.to_string(),
+        );
         out
     }
 }

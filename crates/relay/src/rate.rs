@@ -110,15 +110,22 @@ impl Relay {
                 return Err(self.limited(bucket, until, now));
             }
         }
-        for (bucket, rate) in checks {
-            let (b, r) = (bucket.clone(), *rate);
-            match self.run(move |s| s.hit(&b, r, now)).await? {
-                RateDecision::Allowed => {}
-                RateDecision::Limited { until } => {
-                    self.blocked().note(bucket.clone(), until, now);
-                    return Err(self.limited(bucket, until, now));
+        // One trip to the store for all of them: counts stop at the first
+        // full window, as they would one by one.
+        let all = checks.to_vec();
+        let full = self
+            .run(move |s| {
+                for (bucket, rate) in all {
+                    if let RateDecision::Limited { until } = s.hit(&bucket, rate, now)? {
+                        return Ok(Some((bucket, until)));
+                    }
                 }
-            }
+                Ok(None)
+            })
+            .await?;
+        if let Some((bucket, until)) = full {
+            self.blocked().note(bucket.clone(), until, now);
+            return Err(self.limited(&bucket, until, now));
         }
         Ok(())
     }

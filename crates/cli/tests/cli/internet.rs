@@ -857,8 +857,16 @@ async fn settings_from_file_variables_and_flags_and_the_metrics_that_count_refus
         .find_map(|l| l.strip_prefix("backchannel_store_commits_total "))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no commit count: {text}"));
-    // Three registrations, a channel, an exchange and an offer at least.
-    assert!(commits >= 6, "{text}");
+    let writes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("backchannel_store_writes_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no write count: {text}"));
+    // Three registrations, a channel, an exchange and an offer at least,
+    // each in a commit of its own or sharing one.
+    assert!(writes >= 6, "{text}");
+    assert!((1..=writes).contains(&commits), "{text}");
+    assert!(text.contains("backchannel_store_writes_queued "), "{text}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -140,6 +140,11 @@ pub struct WriteCounts {
     pub commits: u64,
     /// Truncating checkpoints (each syncs the WAL and the main file).
     pub checkpoints: u64,
+    /// Writes committed (posts, acks, logins, counts...): several share a
+    /// commit when they arrive while the previous one is being synced.
+    pub writes: u64,
+    /// Writes waiting for the writer now.
+    pub queued: u64,
 }
 
 /// A claimed key.
@@ -242,7 +247,7 @@ pub struct RowCounts {
 }
 
 /// What a store refuses, or how it fails.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Ack beyond the highest cursor ever assigned to the recipient.

@@ -6,17 +6,21 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use writer::{Mode, Writer};
+
 use backchannel_protocol::{
     ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, MessageId, OlmType, SignedKey,
     Timestamp,
 };
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, KeyStock, OfferCopy,
     OwnRecord, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
     StoredEnvelope, Usage, WriteCounts, ONE_TIME_KEYS_HELD_MAX,
 };
+
+mod writer;
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the last.
 const MIGRATIONS: &[&str] = &[
@@ -33,9 +37,12 @@ const DELETE_CHUNK_BYTES: i64 = 256 * 1024;
 /// A relay store in one SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
-    // One connection: SQLite has one writer anyway, and the WAL lets the
-    // checkpoint run without blocking it for long.
-    conn: Mutex<Connection>,
+    /// The one writer (SQLite has one anyway): a thread owning the write
+    /// connection, committing what queues up behind a commit together.
+    writer: Writer,
+    /// The size cap of [`SqliteStore::cap_size`] in pages, 0 for none
+    /// (`max_page_count` is a setting of the write connection alone).
+    cap_pages: AtomicU64,
     /// The database file (its file system's free space is reported).
     path: PathBuf,
     /// The periodic checkpoint's connection, apart from `conn`'s lock.
@@ -103,6 +110,7 @@ impl SqliteStore {
              PRAGMA foreign_keys=ON;
              PRAGMA wal_autocheckpoint=0;",
         )?;
+        check_durable(&conn)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StoreError::Backend(format!(
@@ -118,6 +126,8 @@ impl SqliteStore {
         }
         let checkpointer = Connection::open(path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A checkpoint syncs the WAL before it copies and the file after.
+        checkpointer.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")?;
         let commits = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&commits);
         // The previous hook (there is none) is returned and dropped.
@@ -126,7 +136,8 @@ impl SqliteStore {
             false // false lets the commit proceed
         }));
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            writer: Writer::start(conn)?,
+            cap_pages: AtomicU64::new(0),
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
             checkpointer: Mutex::new(checkpointer),
@@ -138,21 +149,37 @@ impl SqliteStore {
     /// Caps the database at about `bytes` (SQLite's `max_page_count`):
     /// past it, writes fail as on a full disk. 0 removes the cap.
     pub fn cap_size(&self, bytes: u64) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        let pages = if bytes == 0 {
-            u32::MAX as i64 - 1
-        } else {
-            (bytes as i64 / page.max(1)).max(1)
-        };
-        let _: i64 = conn.query_row(&format!("PRAGMA max_page_count={pages}"), [], |r| r.get(0))?;
+        let pages = self.writer.run(Mode::Outside, move |conn| {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = if bytes == 0 {
+                u32::MAX as i64 - 1
+            } else {
+                (bytes as i64 / page.max(1)).max(1)
+            };
+            Ok(
+                conn.query_row(&format!("PRAGMA max_page_count={pages}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })?,
+            )
+        })?;
+        self.cap_pages
+            .store(if bytes == 0 { 0 } else { pages as u64 }, Ordering::Relaxed);
         Ok(())
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (the open
-        // transaction rolls back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs a durable write on the writer: answered once committed.
+    fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.run(Mode::Durable, f)
+    }
+
+    fn checkpointer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent, so a
+        // poisoned lock is still usable.
+        self.checkpointer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A read-only connection from the pool, opened if none is free.
@@ -189,27 +216,78 @@ impl SqliteStore {
     /// checkpoint, like an ack: a month of unfetched mail must not need a
     /// month's worth of WAL on a nearly full disk.
     fn purge_unfetched(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
         let mut deleted = 0;
         loop {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "DELETE FROM envelopes WHERE cursor IN (
-                    SELECT cursor FROM (
-                        SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) - length(ciphertext) AS ahead
-                        FROM envelopes WHERE received_at_ms < ?1
-                    ) WHERE ahead < ?2
-                 )",
-                params![before.0, DELETE_CHUNK_BYTES],
-            )?;
-            tx.commit()?;
+            let n = self.write(move |tx| {
+                Ok(tx.execute(
+                    "DELETE FROM envelopes WHERE cursor IN (
+                        SELECT cursor FROM (
+                            SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) - length(ciphertext) AS ahead
+                            FROM envelopes WHERE received_at_ms < ?1
+                        ) WHERE ahead < ?2
+                     )",
+                    params![before.0, DELETE_CHUNK_BYTES],
+                )?)
+            })?;
             if n == 0 {
                 return Ok(deleted);
             }
             deleted += n as u64;
-            self.truncate_wal(&conn)?;
+            self.truncate_wal(&self.checkpointer())?;
         }
     }
+}
+
+/// One transaction of an ack: deletes the recipient's envelopes through
+/// `through`, or through the cursor where about [`DELETE_CHUNK_BYTES`] of
+/// them end; answers how many it deleted and where it stopped.
+fn ack_chunk(tx: &Connection, recipient: &Handle, through: u64) -> Result<(u64, u64), StoreError> {
+    let highest: i64 = tx
+        .query_row(
+            "SELECT last_cursor FROM principals WHERE handle = ?1",
+            [recipient.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownPrincipal(recipient.clone()))?;
+    if through > highest as u64 {
+        return Err(StoreError::AckBeyondMailbox {
+            through,
+            highest: highest as u64,
+        });
+    }
+    let chunk_end: i64 = tx.query_row(
+        "SELECT coalesce(max(cursor), ?2) FROM (
+            SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) AS running
+            FROM envelopes WHERE recipient = ?1 AND cursor <= ?2
+         ) WHERE running - ?3 <= 0 OR cursor = (SELECT min(cursor) FROM envelopes WHERE recipient = ?1)",
+        params![recipient.as_str(), through as i64, DELETE_CHUNK_BYTES],
+        |r| r.get(0),
+    )?;
+    let n = tx.execute(
+        "DELETE FROM envelopes WHERE recipient = ?1 AND cursor <= ?2",
+        params![recipient.as_str(), chunk_end],
+    )?;
+    tx.execute(
+        "UPDATE principals SET acked_through = max(acked_through, ?2) WHERE handle = ?1",
+        params![recipient.as_str(), chunk_end],
+    )?;
+    Ok((n as u64, chunk_end as u64))
+}
+
+/// Refuses a connection whose commits would not be on the disk when they
+/// return: every answer the relay gives rests on that (a build or a
+/// setting of SQLite that ignores `synchronous=FULL` must not run).
+fn check_durable(conn: &Connection) -> Result<(), StoreError> {
+    let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    // 2 is FULL, 3 EXTRA: both sync the WAL at every commit.
+    if sync < 2 || !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "SQLite runs with synchronous={sync} and journal_mode={mode}: a commit would not be on the disk when the relay answers; the relay needs synchronous=FULL (2) in WAL mode"
+        )));
+    }
+    Ok(())
 }
 
 fn handle(s: String) -> Result<Handle, StoreError> {
@@ -384,9 +462,8 @@ impl RelayStore for SqliteStore {
         now: Timestamp,
         invite: Option<&Digest>,
     ) -> Result<PrincipalRecord, StoreError> {
-        {
-            let mut conn = self.conn();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (h, keys, invite) = (h.clone(), *keys, invite.copied());
+        self.write(move |tx| {
             if let Some(code) = invite {
                 // Consumed only if the registration commits (same transaction).
                 let used = tx.execute(
@@ -412,56 +489,52 @@ impl RelayStore for SqliteStore {
                 params![h.as_str(), &keys.curve25519[..], &keys.ed25519[..], now.0],
             );
             match inserted {
-                Ok(_) => {
-                    tx.commit()?;
-                    Ok(PrincipalRecord {
-                        handle: h.clone(),
-                        keys: *keys,
-                        key_version: 1,
-                    })
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    let record = register_released(&tx, h, keys)?;
-                    tx.commit()?;
-                    Ok(record)
-                }
+                Ok(_) => Ok(PrincipalRecord {
+                    handle: h,
+                    keys,
+                    key_version: 1,
+                }),
+                Err(e) if is_unique_violation(&e) => register_released(tx, &h, &keys),
                 Err(e) => Err(e.into()),
             }
-        }
+        })
     }
 
     fn create_invite(&self, code_hash: &Digest, expires: Timestamp) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO invites (code_hash, expires_at_ms) VALUES (?1, ?2)",
-            params![&code_hash.0[..], expires.0],
-        )?;
-        Ok(())
+        let code_hash = *code_hash;
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO invites (code_hash, expires_at_ms) VALUES (?1, ?2)",
+                params![&code_hash.0[..], expires.0],
+            )?;
+            Ok(())
+        })
     }
 
     fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found = tx.execute(
-            "UPDATE principals SET released = 1, acked_through = 0 WHERE handle = ?1",
-            [h.as_str()],
-        )?;
-        if found == 0 {
-            return Ok(false);
-        }
-        // Nothing of the lost device's stays usable: its keys, logins and
-        // undelivered envelopes (sealed to the old keys). Its last posts
-        // stay: the new device learns from them where its chains stand.
-        for sql in [
-            "DELETE FROM one_time_keys WHERE handle = ?1",
-            "DELETE FROM fallback_keys WHERE handle = ?1",
-            "DELETE FROM tokens WHERE handle = ?1",
-            "DELETE FROM challenges WHERE handle = ?1",
-            "DELETE FROM envelopes WHERE recipient = ?1",
-        ] {
-            tx.execute(sql, [h.as_str()])?;
-        }
-        tx.commit()?;
-        Ok(true)
+        let h = h.clone();
+        self.write(move |tx| {
+            let found = tx.execute(
+                "UPDATE principals SET released = 1, acked_through = 0 WHERE handle = ?1",
+                [h.as_str()],
+            )?;
+            if found == 0 {
+                return Ok(false);
+            }
+            // Nothing of the lost device's stays usable: its keys, logins and
+            // undelivered envelopes (sealed to the old keys). Its last posts
+            // stay: the new device learns from them where its chains stand.
+            for sql in [
+                "DELETE FROM one_time_keys WHERE handle = ?1",
+                "DELETE FROM fallback_keys WHERE handle = ?1",
+                "DELETE FROM tokens WHERE handle = ?1",
+                "DELETE FROM challenges WHERE handle = ?1",
+                "DELETE FROM envelopes WHERE recipient = ?1",
+            ] {
+                tx.execute(sql, [h.as_str()])?;
+            }
+            Ok(true)
+        })
     }
 
     fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
@@ -498,25 +571,30 @@ impl RelayStore for SqliteStore {
         h: &Handle,
         expires: Timestamp,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO challenges (challenge, handle, expires_at_ms) VALUES (?1, ?2, ?3)",
-            params![&challenge[..], h.as_str(), expires.0],
-        )?;
-        Ok(())
+        let (challenge, h) = (*challenge, h.clone());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO challenges (challenge, handle, expires_at_ms) VALUES (?1, ?2, ?3)",
+                params![&challenge[..], h.as_str(), expires.0],
+            )?;
+            Ok(())
+        })
     }
 
     fn take_challenge(
         &self,
         challenge: &[u8; 32],
     ) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        let row = self
-            .conn()
-            .query_row(
-                "DELETE FROM challenges WHERE challenge = ?1 RETURNING handle, expires_at_ms",
-                [&challenge[..]],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional()?;
+        let challenge = *challenge;
+        let row = self.write(move |tx| {
+            Ok(tx
+                .query_row(
+                    "DELETE FROM challenges WHERE challenge = ?1 RETURNING handle, expires_at_ms",
+                    [&challenge[..]],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()?)
+        })?;
         row.map(|(h, t)| Ok((handle(h)?, Timestamp(t)))).transpose()
     }
 
@@ -526,11 +604,14 @@ impl RelayStore for SqliteStore {
         h: &Handle,
         expires: Timestamp,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO tokens (token_hash, handle, expires_at_ms) VALUES (?1, ?2, ?3)",
-            params![&token_hash.0[..], h.as_str(), expires.0],
-        )?;
-        Ok(())
+        let (token_hash, h) = (*token_hash, h.clone());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tokens (token_hash, handle, expires_at_ms) VALUES (?1, ?2, ?3)",
+                params![&token_hash.0[..], h.as_str(), expires.0],
+            )?;
+            Ok(())
+        })
     }
 
     fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
@@ -552,13 +633,13 @@ impl RelayStore for SqliteStore {
         fallback: Option<&SignedKey>,
         replace: bool,
     ) -> Result<KeyCounts, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version = key_version(&tx, h)?;
+        let (h, one_time, fallback) = (h.clone(), one_time.to_vec(), fallback.cloned());
+        self.write(move |tx| {
+        let version = key_version(tx, &h)?;
         if replace {
             tx.execute("DELETE FROM one_time_keys WHERE handle = ?1", [h.as_str()])?;
         }
-        for k in one_time {
+        for k in &one_time {
             // A key uploaded twice is kept once (an upload retried after a
             // lost answer must not fail).
             tx.execute(
@@ -566,7 +647,7 @@ impl RelayStore for SqliteStore {
                 params![h.as_str(), &k.key[..], &k.signature[..]],
             )?;
         }
-        if let Some(k) = fallback {
+        if let Some(k) = &fallback {
             tx.execute(
                 "INSERT INTO fallback_keys (handle, key, signature) VALUES (?1, ?2, ?3)
                  ON CONFLICT (handle) DO UPDATE SET key = excluded.key, signature = excluded.signature, claimed = 0",
@@ -588,17 +669,17 @@ impl RelayStore for SqliteStore {
             [h.as_str()],
             |r| r.get(0),
         )?;
-        tx.commit()?;
         Ok(KeyCounts {
             one_time_keys: count as u64,
             has_fallback,
             key_version: version,
         })
+        })
     }
 
     fn claim_key(&self, h: &Handle, one_time: bool) -> Result<Option<Claimed>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let h = h.clone();
+        self.write(move |tx| {
         let taken = if one_time {
             tx.query_row(
                 "DELETE FROM one_time_keys WHERE id = (SELECT min(id) FROM one_time_keys WHERE handle = ?1)
@@ -625,8 +706,7 @@ impl RelayStore for SqliteStore {
         let Some((key, signature)) = row else {
             return Ok(None);
         };
-        let version = key_version(&tx, h)?;
-        tx.commit()?;
+        let version = key_version(tx, &h)?;
         Ok(Some(Claimed {
             key: SignedKey {
                 key: key32(key)?,
@@ -635,6 +715,7 @@ impl RelayStore for SqliteStore {
             },
             key_version: version,
         }))
+        })
     }
 
     fn key_stock(&self, h: &Handle) -> Result<KeyStock, StoreError> {
@@ -659,53 +740,53 @@ impl RelayStore for SqliteStore {
     }
 
     fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match tx.execute(
-            "INSERT INTO channels (channel_id, created_by, created_at_ms) VALUES (?1, ?2, ?3)",
-            params![&c.id.0[..], c.created_by.as_str(), c.created_at.0],
-        ) {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::ChannelExists(c.id)),
-            Err(e) => return Err(e.into()),
-        }
-        for m in &c.members {
+        let c = c.clone();
+        self.write(move |tx| {
             match tx.execute(
-                "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
-                params![&c.id.0[..], m.as_str()],
+                "INSERT INTO channels (channel_id, created_by, created_at_ms) VALUES (?1, ?2, ?3)",
+                params![&c.id.0[..], c.created_by.as_str(), c.created_at.0],
             ) {
                 Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::UnknownPrincipal(m.clone()))
-                }
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::ChannelExists(c.id)),
                 Err(e) => return Err(e.into()),
             }
-        }
-        tx.commit()?;
-        Ok(())
+            for m in &c.members {
+                match tx.execute(
+                    "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+                    params![&c.id.0[..], m.as_str()],
+                ) {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::UnknownPrincipal(m.clone()))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        })
     }
 
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM channel_members WHERE channel_id = ?1",
-            [&id.0[..]],
-        )?;
-        for m in members {
-            match tx.execute(
-                "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
-                params![&id.0[..], m.as_str()],
-            ) {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::UnknownPrincipal(m.clone()))
+        let (id, members) = (*id, members.to_vec());
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM channel_members WHERE channel_id = ?1",
+                [&id.0[..]],
+            )?;
+            for m in &members {
+                match tx.execute(
+                    "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+                    params![&id.0[..], m.as_str()],
+                ) {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::UnknownPrincipal(m.clone()))
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
@@ -735,8 +816,8 @@ impl RelayStore for SqliteStore {
     }
 
     fn create_exchange(&self, e: &ExchangeRecord, now: Timestamp) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let e = e.clone();
+        self.write(move |tx| {
         match tx.execute(
             "INSERT INTO exchanges (exchange_id, channel_id, created_by, terms_digest, deadline_ms, created_at_ms, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open')",
@@ -752,8 +833,8 @@ impl RelayStore for SqliteStore {
                 params![&e.id.0[..], p.as_str()],
             )?;
         }
-        tx.commit()?;
         Ok(())
+        })
     }
 
     fn exchange(&self, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError> {
@@ -766,9 +847,9 @@ impl RelayStore for SqliteStore {
         copies: &[OfferCopy],
         now: Timestamp,
     ) -> Result<ExchangeRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let e = exchange_in(&tx, id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
+        let (id, copies) = (*id, copies.to_vec());
+        self.write(move |tx| {
+        let e = exchange_in(tx, &id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
         if e.state != ExchangeState::Open {
             return Err(StoreError::ExchangeClosed("is no longer open"));
         }
@@ -784,7 +865,7 @@ impl RelayStore for SqliteStore {
             "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2",
             params![&id.0[..], submitter.as_str()],
         )?;
-        for c in copies {
+        for c in &copies {
             tx.execute(
                 "INSERT INTO offers (exchange_id, submitter, recipient, olm_type, ciphertext, submitted_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![&id.0[..], c.submitter.as_str(), c.recipient.as_str(), c.olm_type.number(), &c.ciphertext, now.0],
@@ -801,9 +882,8 @@ impl RelayStore for SqliteStore {
                 params![&id.0[..], now.0],
             )?;
         }
-        let out = exchange_in(&tx, id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
-        tx.commit()?;
-        Ok(out)
+        exchange_in(tx, &id)?.ok_or(StoreError::ExchangeClosed("is unknown"))
+        })
     }
 
     fn withdraw_offer(
@@ -811,18 +891,18 @@ impl RelayStore for SqliteStore {
         id: &ExchangeId,
         submitter: &Handle,
     ) -> Result<ExchangeRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let e = exchange_in(&tx, id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
-        if e.state != ExchangeState::Open {
-            return Err(StoreError::ExchangeClosed("is no longer open"));
-        }
-        tx.execute(
-            "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2",
-            params![&id.0[..], submitter.as_str()],
-        )?;
-        tx.commit()?;
-        Ok(e)
+        let (id, submitter) = (*id, submitter.clone());
+        self.write(move |tx| {
+            let e = exchange_in(tx, &id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
+            if e.state != ExchangeState::Open {
+                return Err(StoreError::ExchangeClosed("is no longer open"));
+            }
+            tx.execute(
+                "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2",
+                params![&id.0[..], submitter.as_str()],
+            )?;
+            Ok(e)
+        })
     }
 
     fn has_offer(&self, id: &ExchangeId, who: &Handle) -> Result<bool, StoreError> {
@@ -867,8 +947,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write(move |tx| {
         // secure_delete zeroes the offers' pages; the next truncating
         // checkpoint removes them from the WAL as well.
         tx.execute(
@@ -879,8 +958,8 @@ impl RelayStore for SqliteStore {
             "UPDATE exchanges SET state = 'destroyed' WHERE state = 'open' AND deadline_ms <= ?1",
             [now.0],
         )?;
-        tx.commit()?;
         Ok(n as u64)
+        })
     }
 
     fn post(
@@ -889,14 +968,14 @@ impl RelayStore for SqliteStore {
         now: Timestamp,
         quota: &Quota,
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let fresh = fresh_envelopes(&tx, envelopes)?;
+        let (envelopes, quota) = (envelopes.to_vec(), *quota);
+        self.write(move |tx| {
+        let fresh = fresh_envelopes(tx, &envelopes)?;
         if let Some(sender) = fresh.first().map(|(e, _)| &e.sender) {
             // Only what this post adds counts: a retry of a stored post is a
             // duplicate to answer, not bytes to refuse.
             let adding: u64 = fresh.iter().map(|(e, _)| e.ciphertext.len() as u64).sum();
-            let held = stored_bytes_in(&tx, sender)?;
+            let held = stored_bytes_in(tx, sender)?;
             if held.saturating_add(adding) > quota.sender_storage_bytes {
                 return Err(StoreError::Quota(format!(
                     "{sender} has {held} bytes stored at the relay; this post would pass its limit of {}",
@@ -906,7 +985,7 @@ impl RelayStore for SqliteStore {
         }
         let mut stored = Vec::new();
         for (e, hash) in fresh {
-            check_mailbox(&tx, e, quota)?;
+            check_mailbox(tx, e, &quota)?;
             tx.execute(
                 "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
                 params![&e.message_id.0[..], e.recipient.as_str(), &hash.0[..]],
@@ -946,8 +1025,8 @@ impl RelayStore for SqliteStore {
                 params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..], e.seq_hint as i64],
             )?;
         }
-        tx.commit()?;
         Ok(stored)
+        })
     }
 
     fn mailbox(
@@ -1021,50 +1100,19 @@ impl RelayStore for SqliteStore {
     }
 
     fn ack(&self, recipient: &Handle, through: u64) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
         let mut deleted = 0;
         // With secure_delete every deleted page is written zeroed to the
         // WAL: a large ack is cut into transactions of about DELETE_CHUNK_BYTES,
         // each followed by a truncating checkpoint, so it needs little free
         // disk (an ack must work when the disk is nearly full).
         loop {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let highest: i64 = tx
-                .query_row(
-                    "SELECT last_cursor FROM principals WHERE handle = ?1",
-                    [recipient.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::UnknownPrincipal(recipient.clone()))?;
-            if through > highest as u64 {
-                return Err(StoreError::AckBeyondMailbox {
-                    through,
-                    highest: highest as u64,
-                });
-            }
-            let chunk_end: i64 = tx.query_row(
-                "SELECT coalesce(max(cursor), ?2) FROM (
-                    SELECT cursor, sum(length(ciphertext)) OVER (ORDER BY cursor) AS running
-                    FROM envelopes WHERE recipient = ?1 AND cursor <= ?2
-                 ) WHERE running - ?3 <= 0 OR cursor = (SELECT min(cursor) FROM envelopes WHERE recipient = ?1)",
-                params![recipient.as_str(), through as i64, DELETE_CHUNK_BYTES],
-                |r| r.get(0),
-            )?;
-            let n = tx.execute(
-                "DELETE FROM envelopes WHERE recipient = ?1 AND cursor <= ?2",
-                params![recipient.as_str(), chunk_end],
-            )?;
-            tx.execute(
-                "UPDATE principals SET acked_through = max(acked_through, ?2) WHERE handle = ?1",
-                params![recipient.as_str(), chunk_end],
-            )?;
-            tx.commit()?;
-            deleted += n as u64;
-            if chunk_end as u64 >= through {
+            let who = recipient.clone();
+            let (n, chunk_end) = self.write(move |tx| ack_chunk(tx, &who, through))?;
+            deleted += n;
+            if chunk_end >= through {
                 return Ok(deleted);
             }
-            self.truncate_wal(&conn)?;
+            self.truncate_wal(&self.checkpointer())?;
         }
     }
 
@@ -1073,39 +1121,37 @@ impl RelayStore for SqliteStore {
         now: Timestamp,
         unfetched_before: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut n = 0;
-        for sql in [
-            "DELETE FROM challenges WHERE expires_at_ms <= ?1",
-            "DELETE FROM tokens WHERE expires_at_ms <= ?1",
-            "DELETE FROM invites WHERE expires_at_ms <= ?1",
-            "DELETE FROM rate_windows WHERE window_end_ms <= ?1",
-        ] {
-            n += tx.execute(sql, [now.0])?;
-        }
-        tx.commit()?;
-        drop(conn);
-        Ok(n as u64 + self.purge_unfetched(unfetched_before)?)
+        let expired = self.write(move |tx| {
+            let mut n = 0;
+            for sql in [
+                "DELETE FROM challenges WHERE expires_at_ms <= ?1",
+                "DELETE FROM tokens WHERE expires_at_ms <= ?1",
+                "DELETE FROM invites WHERE expires_at_ms <= ?1",
+                "DELETE FROM rate_windows WHERE window_end_ms <= ?1",
+            ] {
+                n += tx.execute(sql, [now.0])?;
+            }
+            Ok(n as u64)
+        })?;
+        Ok(expired + self.purge_unfetched(unfetched_before)?)
     }
 
     fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
-        let conn = self.conn();
-        // A counter, not a record: its commit need not wait for the disk
-        // (the next durable commit carries it to the disk anyway).
-        conn.execute_batch("PRAGMA synchronous=NORMAL")?;
-        let counted = conn.query_row(
-            "INSERT INTO rate_windows (bucket, window_start_ms, window_end_ms, count) VALUES (?1, ?2, ?2 + ?3, 1)
-             ON CONFLICT (bucket) DO UPDATE SET
-                count = CASE WHEN window_end_ms <= ?2 THEN 1 ELSE count + 1 END,
-                window_start_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 ELSE window_start_ms END,
-                window_end_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 + ?3 ELSE window_end_ms END
-             RETURNING count, window_end_ms",
-            params![bucket, now.0, rate.window_ms],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        );
-        conn.execute_batch("PRAGMA synchronous=FULL")?;
-        let (count, end) = counted?;
+        let bucket = bucket.to_owned();
+        // A counter, not a record: answered before its batch commits, and
+        // a batch of counters only is committed without an fsync.
+        let (count, end) = self.writer.run(Mode::Counter, move |tx| {
+            Ok(tx.query_row(
+                "INSERT INTO rate_windows (bucket, window_start_ms, window_end_ms, count) VALUES (?1, ?2, ?2 + ?3, 1)
+                 ON CONFLICT (bucket) DO UPDATE SET
+                    count = CASE WHEN window_end_ms <= ?2 THEN 1 ELSE count + 1 END,
+                    window_start_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 ELSE window_start_ms END,
+                    window_end_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 + ?3 ELSE window_end_ms END
+                 RETURNING count, window_end_ms",
+                params![bucket, now.0, rate.window_ms],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?)
+        })?;
         if count as u64 > u64::from(rate.count) {
             Ok(RateDecision::Limited {
                 until: Timestamp(end),
@@ -1139,13 +1185,16 @@ impl RelayStore for SqliteStore {
     }
 
     fn free_space(&self) -> Result<Option<u64>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader()?;
         let pragma = |name: &str| -> Result<i64, StoreError> {
             Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
         };
         let page = pragma("page_size")?;
-        let room = (pragma("max_page_count")? - pragma("page_count")? + pragma("freelist_count")?)
-            .max(0) as u64
+        let max_pages = match self.cap_pages.load(Ordering::Relaxed) {
+            0 => pragma("max_page_count")?,
+            cap => cap as i64,
+        };
+        let room = (max_pages - pragma("page_count")? + pragma("freelist_count")?).max(0) as u64
             * page.max(0) as u64;
         let dir = self
             .path
@@ -1171,7 +1220,7 @@ impl RelayStore for SqliteStore {
         // deleted ciphertext survives in neither file. It runs on a
         // connection of its own: a PASSIVE pass copies the bulk beside the
         // writer, so TRUNCATE (which holds off writers) has only the rest.
-        let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.checkpointer();
         let _: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(0))?;
         if self.truncate_wal(&conn)? {
             return Err(StoreError::Backend(
@@ -1185,6 +1234,8 @@ impl RelayStore for SqliteStore {
         WriteCounts {
             commits: self.commits.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            writes: self.writer.committed(),
+            queued: self.writer.queued() as u64,
         }
     }
 
@@ -1336,59 +1387,218 @@ mod tests {
         assert_eq!(store.write_counts().checkpoints, posted.checkpoints + 1);
     }
 
+    #[test]
+    fn a_connection_that_would_not_sync_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("relay.db")).unwrap();
+        let _: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch("PRAGMA synchronous=FULL").unwrap();
+        assert!(check_durable(&conn).is_ok());
+        conn.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
+        let refused = check_durable(&conn).unwrap_err().to_string();
+        assert!(refused.contains("synchronous=1"), "{refused}");
+        conn.execute_batch("PRAGMA synchronous=FULL").unwrap();
+        let _: String = conn
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .unwrap();
+        assert!(check_durable(&conn).is_err());
+    }
+
+    /// Keeps the writer busy with a write of `mode` until the returned
+    /// sender is dropped: `Durable` holds the database's write lock
+    /// (inside a batch's transaction), `Outside` only the writer.
+    fn hold_writer(store: &Arc<SqliteStore>, mode: Mode) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel();
+        let s = Arc::clone(store);
+        std::thread::spawn(move || {
+            let _ = s.writer.run(mode, move |conn| {
+                if mode == Mode::Durable {
+                    conn.execute_batch("UPDATE principals SET released = released")?;
+                }
+                let _ = started.send(());
+                let _ = held.recv();
+                Ok(())
+            });
+        });
+        running.recv().unwrap();
+        release
+    }
+
+    /// Waits until `n` writes are queued behind the one in progress.
+    fn until_queued(store: &SqliteStore, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.writer.queued() < n {
+            assert!(std::time::Instant::now() < deadline, "writes never queued");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Posts that queue up while a commit is in flight are committed
+    /// together in one transaction (one fsync); within it the idempotence
+    /// rule holds (the second of two identical posts is a duplicate, one
+    /// with other bytes a conflict), and a refused post leaves the others
+    /// of its batch stored.
+    #[test]
+    fn writes_queued_behind_a_commit_are_committed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let ch = with_channel(&*store, &["blue", "red"]);
+        let id = MessageId::random();
+        let posts = [
+            env(ch, id, "blue", "red", 1),
+            env(ch, id, "blue", "red", 1),
+            env(ch, id, "blue", "red", 2),
+            env(ch, MessageId::random(), "blue", "red", 3),
+        ];
+        let release = hold_writer(&store, Mode::Outside);
+        let before = store.write_counts().commits;
+        let mut answers = Vec::new();
+        for (i, e) in posts.into_iter().enumerate() {
+            let s = Arc::clone(&store);
+            answers.push(std::thread::spawn(move || s.post(&[e], T0, &Quota::NONE)));
+            until_queued(&store, i + 1);
+        }
+        drop(release);
+        let answers: Vec<_> = answers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(answers[0].as_ref().unwrap().len(), 1, "the first is stored");
+        assert!(
+            answers[1].as_ref().unwrap().is_empty(),
+            "the second is a duplicate"
+        );
+        assert!(
+            matches!(answers[2], Err(StoreError::Conflict { .. })),
+            "other bytes under the id: {:?}",
+            answers[2]
+        );
+        assert_eq!(
+            answers[3].as_ref().unwrap().len(),
+            1,
+            "the refusal undid only itself"
+        );
+        assert_eq!(
+            store.write_counts().commits,
+            before + 1,
+            "one commit for the batch"
+        );
+        let red = Handle::new("red").unwrap();
+        assert_eq!(store.mailbox(&red, 0, 10).unwrap().len(), 2);
+    }
+
+    /// Many senders at once: fewer commits than posts, every post stored.
+    #[test]
+    fn concurrent_posts_share_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let ch = with_channel(&*store, &["blue", "red"]);
+        let before = store.write_counts().commits;
+        let senders: Vec<_> = (0..16)
+            .map(|i| {
+                let s = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for n in 0..25u8 {
+                        let e = env(ch, MessageId::random(), "blue", "red", i ^ n);
+                        s.post(&[e], T0, &Quota::NONE).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in senders {
+            t.join().unwrap();
+        }
+        let commits = store.write_counts().commits - before;
+        let red = Handle::new("red").unwrap();
+        assert_eq!(store.mailbox(&red, 0, 1000).unwrap().len(), 400);
+        assert!(commits < 400, "{commits} commits for 400 posts");
+    }
+
+    /// A rate counter is answered before its batch commits, so a post's
+    /// rate checks do not each wait for an fsync.
+    #[test]
+    fn a_counter_is_answered_before_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let ch = with_channel(&*store, &["blue", "red"]);
+        // A post in the same batch as the counter, kept from committing by
+        // the write held after it.
+        let release = hold_writer(&store, Mode::Outside);
+        let s = Arc::clone(&store);
+        let post = std::thread::spawn(move || {
+            s.post(
+                &[env(ch, MessageId::random(), "blue", "red", 1)],
+                T0,
+                &Quota::NONE,
+            )
+        });
+        until_queued(&store, 1);
+        let (done, answer) = std::sync::mpsc::channel();
+        let s = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let rate = Rate {
+                count: 1,
+                window_ms: 60_000,
+            };
+            let _ = done.send(s.hit("posts/principal:blue", rate, T0).is_ok());
+        });
+        until_queued(&store, 2);
+        // The held write is released; the batch (post, counter) runs.
+        drop(release);
+        assert_eq!(
+            answer.recv_timeout(std::time::Duration::from_secs(5)),
+            Ok(true)
+        );
+        assert_eq!(post.join().unwrap().unwrap().len(), 1);
+    }
+
     /// A read (the token lookup of every request, a mailbox fetch) does not
     /// queue behind a write in progress: it has its own connection, and
     /// WAL lets it read the last commit while the writer works.
     #[test]
     fn reads_do_not_wait_for_the_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
         let ch = with_channel(&*store, &["blue", "red"]);
         let e = env(ch, MessageId::random(), "blue", "red", 1);
         store.post(&[e], T0, &Quota::NONE).unwrap();
-        // A write in progress: the write connection's lock and its
-        // database write lock are both held.
-        let writing = store.conn();
-        writing.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // A write in progress, holding the database's write lock.
+        let writing = hold_writer(&store, Mode::Durable);
         let (done, answer) = std::sync::mpsc::channel();
-        let reader = std::sync::Arc::clone(&store);
+        let reader = Arc::clone(&store);
         std::thread::spawn(move || {
             let red = Handle::new("red").unwrap();
             let page = reader.mailbox(&red, 0, 10).map(|p| p.len());
             let channel = reader.channel(&ch).map(|c| c.is_some());
-            let _ = done.send((page, channel));
+            let room = reader.free_space().map(|f| f.is_some());
+            let _ = done.send((page, channel, room));
         });
         let read = answer.recv_timeout(std::time::Duration::from_secs(2));
-        writing.execute_batch("ROLLBACK").unwrap();
         drop(writing);
-        let (page, channel) = read.expect("the read waited for the writer");
+        let (page, channel, room) = read.expect("the read waited for the writer");
         assert_eq!(page.unwrap(), 1);
         assert!(channel.unwrap());
+        assert!(room.unwrap());
     }
 
     /// The periodic checkpoint (every few seconds, and after acks) does
-    /// not take the write connection's lock, so posts do not queue
-    /// behind its copying.
+    /// not go through the writer, so it never waits in the writes' queue.
     #[test]
     fn the_checkpoint_runs_beside_the_write_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(two_mebibytes_waiting(dir.path()));
+        let store = Arc::new(two_mebibytes_waiting(dir.path()));
         let red = Handle::new("red").unwrap();
         let through = store.mailbox(&red, 0, 100).unwrap().last().unwrap().cursor;
         store.ack(&red, through).unwrap();
-        let writing = store.conn();
+        let writing = hold_writer(&store, Mode::Outside);
         let (done, answer) = std::sync::mpsc::channel();
-        let checkpointing = std::sync::Arc::clone(&store);
+        let checkpointing = Arc::clone(&store);
         std::thread::spawn(move || {
             let _ = done.send(checkpointing.checkpoint().is_ok());
         });
         let finished = answer.recv_timeout(std::time::Duration::from_secs(2));
         drop(writing);
-        assert_eq!(
-            finished,
-            Ok(true),
-            "the checkpoint waited for the write lock"
-        );
+        assert_eq!(finished, Ok(true), "the checkpoint waited for the writer");
         assert_eq!(wal_bytes(dir.path()), 0);
     }
 }
