@@ -261,8 +261,9 @@ impl Hostile {
         let c = self.conn();
         let cursor: i64 = c
             .query_row(
-                "INSERT INTO envelopes (recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0) RETURNING cursor",
+                "INSERT INTO envelopes (cursor, recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
+                 VALUES (max(coalesce((SELECT max(cursor) FROM envelopes), 0), (SELECT issued FROM cursor_floor)) + 1,
+                         ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0) RETURNING cursor",
                 params![
                     env.recipient.as_str(),
                     &env.message_id.0[..],
@@ -275,11 +276,6 @@ impl Hostile {
                 |r| r.get(0),
             )
             .unwrap();
-        c.execute(
-            "UPDATE principals SET last_cursor = ?1 WHERE handle = ?2",
-            params![cursor, env.recipient.as_str()],
-        )
-        .unwrap();
         cursor as u64
     }
 
