@@ -256,10 +256,18 @@ impl Relay {
         let result = tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|e| ApiError::internal("blocking task", e))?;
-        if matches!(result, Err(StoreError::Full)) {
-            self.note_full();
+        match result {
+            Err(StoreError::Full) => {
+                self.note_full();
+                Err(ApiError::storage_full())
+            }
+            Err(StoreError::RateLimited { bucket, until }) => {
+                let now = self.now();
+                self.blocked().note(bucket.clone(), until, now);
+                Err(self.limited(&bucket, until, now))
+            }
+            other => other.map_err(ApiError::from),
         }
-        result.map_err(ApiError::from)
     }
 
     pub(crate) fn notify_recipient(&self, recipient: Handle) {

@@ -222,6 +222,10 @@ impl From<StoreError> for ApiError {
                 format!("{e}: ask the relay's operator for a new one (`backchannel relay invite`)"),
             ),
             StoreError::UnknownPrincipal(h) => Self::unknown_principal(h.as_str()),
+            // `Relay::run` answers these with the window's own retry time.
+            StoreError::RateLimited { bucket, .. } => {
+                Self::rate_limited(bucket.split(':').next().unwrap_or(bucket), 1000)
+            }
             StoreError::Backend(_) | StoreError::Corrupt(_) => Self::internal("storage", &e),
         }
     }

@@ -30,7 +30,7 @@ impl Blocked {
         map.get(bucket).copied().filter(|t| *t > now)
     }
 
-    fn note(&self, bucket: String, until: Timestamp, now: Timestamp) {
+    pub(crate) fn note(&self, bucket: String, until: Timestamp, now: Timestamp) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= BLOCKED_MAX {
             map.retain(|_, t| *t > now);
@@ -105,11 +105,7 @@ impl Relay {
     /// rate_limited` and `retry_after` once any of them is full.
     pub(crate) async fn limit(&self, checks: &[(String, Rate)]) -> Result<(), ApiError> {
         let now = self.now();
-        for (bucket, _) in checks {
-            if let Some(until) = self.blocked().until(bucket, now) {
-                return Err(self.limited(bucket, until, now));
-            }
-        }
+        self.refuse_known_full(checks, now)?;
         // One trip to the store for all of them: counts stop at the first
         // full window, as they would one by one.
         let all = checks.to_vec();
@@ -130,6 +126,21 @@ impl Relay {
         Ok(())
     }
 
+    /// Refuses, without a trip to the store, a use of a window already
+    /// seen full (its count is not needed to know).
+    pub(crate) fn refuse_known_full(
+        &self,
+        checks: &[(String, Rate)],
+        now: Timestamp,
+    ) -> Result<(), ApiError> {
+        for (bucket, _) in checks {
+            if let Some(until) = self.blocked().until(bucket, now) {
+                return Err(self.limited(bucket, until, now));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a use of `bucket` is still within `rate` (counted if so).
     pub(crate) async fn within(&self, bucket: String, rate: Rate) -> Result<bool, ApiError> {
         let now = self.now();
@@ -146,7 +157,7 @@ impl Relay {
         }
     }
 
-    fn limited(&self, bucket: &str, until: Timestamp, now: Timestamp) -> ApiError {
+    pub(crate) fn limited(&self, bucket: &str, until: Timestamp, now: Timestamp) -> ApiError {
         self.metrics().rejected("rate_limited");
         let what = bucket.split(':').next().unwrap_or(bucket);
         ApiError::rate_limited(what, until.0.saturating_sub(now.0))

@@ -112,13 +112,14 @@ impl RelayStore for TamperStore {
     fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.inner.destroy_expired(now)
     }
-    fn post(
+    fn post_counted(
         &self,
         e: &[Envelope],
         now: Timestamp,
         quota: &Quota,
+        counts: &[(String, Rate)],
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        self.inner.post(e, now, quota)
+        self.inner.post_counted(e, now, quota, counts)
     }
     fn mailbox(
         &self,

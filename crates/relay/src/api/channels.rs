@@ -12,7 +12,7 @@ use backchannel_protocol::{ChannelId, Envelope, Handle};
 use crate::app::{ApiJson, ApiPath, Caller, Relay};
 use crate::error::ApiError;
 use crate::rate::ClientIp;
-use crate::store::{ChannelRecord, Quota};
+use crate::store::{ChannelRecord, Quota, RateDecision, StoreError};
 
 /// Most envelopes in one post: one per other member.
 pub const ENVELOPES_PER_POST_MAX: usize = MEMBERS_MAX;
@@ -127,12 +127,12 @@ pub(crate) async fn post_message(
     ApiJson(req): ApiJson<PostRequest>,
 ) -> Result<(StatusCode, Json<PostResponse>), ApiError> {
     let c = relay.config();
-    relay
-        .limit(&[
-            (format!("posts/principal:{caller}"), c.posts_per_principal),
-            (format!("posts/ip:{ip}"), c.posts_per_ip),
-        ])
-        .await?;
+    let counts = vec![
+        (format!("posts/principal:{caller}"), c.posts_per_principal),
+        (format!("posts/ip:{ip}"), c.posts_per_ip),
+    ];
+    let now = relay.now();
+    relay.refuse_known_full(&counts, now)?;
     relay.need_space().await?;
     let quota = Quota {
         mailbox_envelopes: c.mailbox_max_envelopes,
@@ -140,7 +140,61 @@ pub(crate) async fn post_message(
         sender_share_percent: c.sender_share_percent,
         sender_storage_bytes: c.principal_storage_bytes,
     };
-    let channel = member_channel(&relay, &caller, &id).await?;
+    let cid = ChannelId::from_hex(&id)?;
+    let sender = caller.clone();
+    // One trip to the store: the channel's routing, then the post and its
+    // rate counts in one write. A refused post is still counted.
+    let outcome = relay
+        .run(move |s| {
+            let routed = s
+                .channel(&cid)?
+                .ok_or_else(|| ApiError::unknown_channel(&id))
+                .and_then(|channel| routed_envelopes(&channel, &sender, &req));
+            match routed {
+                Ok((envelopes, recipients)) => s
+                    .post_counted(&envelopes, now, &quota, &counts)
+                    .map(|stored| Ok((envelopes[0].message_id, recipients, stored))),
+                Err(refused) => {
+                    for (bucket, rate) in &counts {
+                        if let RateDecision::Limited { until } = s.hit(bucket, *rate, now)? {
+                            return Err(StoreError::RateLimited {
+                                bucket: bucket.clone(),
+                                until,
+                            });
+                        }
+                    }
+                    Ok(Err(refused))
+                }
+            }
+        })
+        .await?;
+    let (message_id, recipients, stored) = outcome?;
+    for s in stored {
+        relay.notify_recipient(s.envelope.recipient);
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(PostResponse {
+            message_id: message_id.to_hex(),
+            recipients: recipients.iter().map(Handle::to_string).collect(),
+        }),
+    ))
+}
+
+/// The envelopes of a post by `caller` in `channel`, checked against its
+/// routing: one message id, this channel, the caller as sender, each
+/// other member at most once. Also the recipients, sorted.
+fn routed_envelopes(
+    channel: &ChannelRecord,
+    caller: &Handle,
+    req: &PostRequest,
+) -> Result<(Vec<Envelope>, BTreeSet<Handle>), ApiError> {
+    let id = channel.id.to_hex();
+    if !channel.members.contains(caller) {
+        return Err(ApiError::not_a_member(format!(
+            "{caller} is not a member of channel {id}"
+        )));
+    }
     if req.envelopes.is_empty() {
         return Err(ApiError::invalid_field(
             "a post carries at least one envelope",
@@ -170,13 +224,13 @@ pub(crate) async fn post_message(
                 "an envelope's channel_id differs from the path's",
             ));
         }
-        if e.sender != caller {
+        if e.sender != *caller {
             return Err(ApiError::invalid_field(format!(
                 "an envelope's sender is {}, but you are logged in as {caller}",
                 e.sender
             )));
         }
-        if e.recipient == caller {
+        if e.recipient == *caller {
             return Err(ApiError::invalid_field("a sender does not post to itself"));
         }
         if !channel.members.contains(&e.recipient) {
@@ -192,18 +246,7 @@ pub(crate) async fn post_message(
             )));
         }
     }
-    let now = relay.now();
-    let stored = relay.run(move |s| s.post(&envelopes, now, &quota)).await?;
-    for s in stored {
-        relay.notify_recipient(s.envelope.recipient);
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(PostResponse {
-            message_id: message_id.to_hex(),
-            recipients: recipients.iter().map(Handle::to_string).collect(),
-        }),
-    ))
+    Ok((envelopes, recipients))
 }
 
 /// `PUT /v1/channels/{channel_id}/members`: the creator replaces the

@@ -299,6 +299,14 @@ pub enum StoreError {
     /// A referenced principal does not exist.
     #[error("unknown principal {0}")]
     UnknownPrincipal(Handle),
+    /// A rate window counted with a write is full: nothing was written.
+    #[error("rate window {bucket} is full until {} ms", until.0)]
+    RateLimited {
+        /// The window's bucket.
+        bucket: String,
+        /// When it reopens.
+        until: Timestamp,
+    },
 }
 
 /// The relay's storage. Implementations must make every state change
@@ -411,6 +419,19 @@ pub trait RelayStore: Send + Sync + 'static {
         envelopes: &[Envelope],
         now: Timestamp,
         quota: &Quota,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        self.post_counted(envelopes, now, quota, &[])
+    }
+    /// [`RelayStore::post`], counting first one use of each rate window
+    /// of `counts` (as [`RelayStore::hit`]) in the same transaction, so a
+    /// post and its rate checks are one commit. A full window refuses the
+    /// post with `RateLimited`: nothing is stored.
+    fn post_counted(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+        counts: &[(String, Rate)],
     ) -> Result<Vec<StoredEnvelope>, StoreError>;
     /// A page of a mailbox after `after`, in cursor order.
     fn mailbox(

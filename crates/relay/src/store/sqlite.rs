@@ -248,6 +248,35 @@ impl SqliteStore {
     }
 }
 
+/// Counts one use of `bucket`'s window (a new window once the last
+/// ended); limited once the count passes the rate.
+fn count_use(
+    tx: &Connection,
+    bucket: &str,
+    rate: Rate,
+    now: Timestamp,
+) -> Result<RateDecision, StoreError> {
+    let (count, end) = tx
+        .prepare_cached(
+            "INSERT INTO rate_windows (bucket, window_start_ms, window_end_ms, count) VALUES (?1, ?2, ?2 + ?3, 1)
+             ON CONFLICT (bucket) DO UPDATE SET
+                count = CASE WHEN window_end_ms <= ?2 THEN 1 ELSE count + 1 END,
+                window_start_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 ELSE window_start_ms END,
+                window_end_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 + ?3 ELSE window_end_ms END
+             RETURNING count, window_end_ms",
+        )?
+        .query_row(params![bucket, now.0, rate.window_ms], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
+    if count as u64 > u64::from(rate.count) {
+        Ok(RateDecision::Limited {
+            until: Timestamp(end),
+        })
+    } else {
+        Ok(RateDecision::Allowed)
+    }
+}
+
 /// One transaction of an ack: deletes the recipient's envelopes through
 /// `through`, or through the cursor where about [`DELETE_CHUNK_BYTES`] of
 /// them end; answers how many it deleted and where it stopped.
@@ -391,11 +420,12 @@ fn fresh_envelopes<'a>(
     for e in envelopes {
         let hash = Digest::of(&[&e.encode()]);
         let existing: Option<Vec<u8>> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT envelope_hash FROM posted WHERE message_id = ?1 AND recipient = ?2",
-                params![&e.message_id.0[..], e.recipient.as_str()],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![&e.message_id.0[..], e.recipient.as_str()], |r| {
+                r.get(0)
+            })
             .optional()?;
         match existing {
             Some(h) if h == hash.0 => {}
@@ -413,26 +443,28 @@ fn fresh_envelopes<'a>(
 
 /// Bytes `who` has stored: envelopes waiting for others, and offers.
 fn stored_bytes_in(conn: &Connection, who: &Handle) -> Result<u64, StoreError> {
-    let n: i64 = conn.query_row(
-        "SELECT (SELECT coalesce(sum(bytes), 0) FROM mailbox_usage WHERE sender = ?1)
-              + (SELECT coalesce(sum(length(ciphertext)), 0) FROM offers WHERE submitter = ?1)",
-        [who.as_str()],
-        |r| r.get(0),
-    )?;
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT coalesce(sum(bytes), 0) FROM mailbox_usage WHERE sender = ?1)
+                  + (SELECT coalesce(sum(length(ciphertext)), 0) FROM offers WHERE submitter = ?1)",
+        )?
+        .query_row([who.as_str()], |r| r.get(0))?;
     Ok(n as u64)
 }
 
 /// Refuses a copy that would pass its recipient's mailbox limits, or the
 /// sender's share of them.
 fn check_mailbox(conn: &Connection, e: &Envelope, quota: &Quota) -> Result<(), StoreError> {
-    let (all_n, all_b, own_n, own_b): (i64, i64, i64, i64) = conn.query_row(
-        "SELECT coalesce(sum(envelopes), 0), coalesce(sum(bytes), 0),
-                coalesce(sum(CASE WHEN sender = ?2 THEN envelopes END), 0),
-                coalesce(sum(CASE WHEN sender = ?2 THEN bytes END), 0)
-         FROM mailbox_usage WHERE recipient = ?1",
-        params![e.recipient.as_str(), e.sender.as_str()],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let (all_n, all_b, own_n, own_b): (i64, i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(envelopes), 0), coalesce(sum(bytes), 0),
+                    coalesce(sum(CASE WHEN sender = ?2 THEN envelopes END), 0),
+                    coalesce(sum(CASE WHEN sender = ?2 THEN bytes END), 0)
+             FROM mailbox_usage WHERE recipient = ?1",
+        )?
+        .query_row(params![e.recipient.as_str(), e.sender.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     let size = e.ciphertext.len() as u64;
     let (all_n, all_b, own_n, own_b) = (all_n as u64, all_b as u64, own_n as u64, own_b as u64);
     let full = |what: &str| {
@@ -627,13 +659,12 @@ impl RelayStore for SqliteStore {
     }
 
     fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        let row = self
-            .reader()?
-            .query_row(
-                "SELECT handle, expires_at_ms FROM tokens WHERE token_hash = ?1",
-                [&token_hash.0[..]],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )
+        let conn = self.reader()?;
+        let row = conn
+            .prepare_cached("SELECT handle, expires_at_ms FROM tokens WHERE token_hash = ?1")?
+            .query_row([&token_hash.0[..]], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
             .optional()?;
         row.map(|(h, t)| Ok((handle(h)?, Timestamp(t)))).transpose()
     }
@@ -804,17 +835,17 @@ impl RelayStore for SqliteStore {
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
         let conn = self.reader()?;
         let head = conn
-            .query_row(
-                "SELECT created_by, created_at_ms FROM channels WHERE channel_id = ?1",
-                [&id.0[..]],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-            )
+            .prepare_cached("SELECT created_by, created_at_ms FROM channels WHERE channel_id = ?1")?
+            .query_row([&id.0[..]], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
             .optional()?;
         let Some((created_by, created_at)) = head else {
             return Ok(None);
         };
-        let mut stmt = conn
-            .prepare("SELECT handle FROM channel_members WHERE channel_id = ?1 ORDER BY handle")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT handle FROM channel_members WHERE channel_id = ?1 ORDER BY handle",
+        )?;
         let members = stmt
             .query_map([&id.0[..]], |r| r.get::<_, String>(0))?
             .map(|r| handle(r?))
@@ -974,14 +1005,20 @@ impl RelayStore for SqliteStore {
         })
     }
 
-    fn post(
+    fn post_counted(
         &self,
         envelopes: &[Envelope],
         now: Timestamp,
         quota: &Quota,
+        counts: &[(String, Rate)],
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let (envelopes, quota) = (envelopes.to_vec(), *quota);
+        let (envelopes, quota, counts) = (envelopes.to_vec(), *quota, counts.to_vec());
         self.write(move |tx| {
+        for (bucket, rate) in &counts {
+            if let RateDecision::Limited { until } = count_use(tx, bucket, *rate, now)? {
+                return Err(StoreError::RateLimited { bucket: bucket.clone(), until });
+            }
+        }
         let fresh = fresh_envelopes(tx, &envelopes)?;
         if let Some(sender) = fresh.first().map(|(e, _)| &e.sender) {
             // Only what this post adds counts: a retry of a stored post is a
@@ -998,23 +1035,21 @@ impl RelayStore for SqliteStore {
         let mut stored = Vec::new();
         for (e, hash) in fresh {
             check_mailbox(tx, e, &quota)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(
                 params![&e.message_id.0[..], e.recipient.as_str(), &hash.0[..]],
             )?;
             let known = tx
-                .query_row(
-                    "SELECT 1 FROM principals WHERE handle = ?1",
-                    [e.recipient.as_str()],
-                    |_| Ok(()),
-                )
+                .prepare_cached("SELECT 1 FROM principals WHERE handle = ?1")?
+                .query_row([e.recipient.as_str()], |_| Ok(()))
                 .optional()?;
             if known.is_none() {
                 return Err(StoreError::UnknownPrincipal(e.recipient.clone()));
             }
-            let cursor: i64 = tx.query_row(
-                &format!("INSERT INTO envelopes (cursor, recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
-                 VALUES ({NEXT_CURSOR}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING cursor"),
+            let cursor: i64 = tx.prepare_cached(&format!("INSERT INTO envelopes (cursor, recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
+                 VALUES ({NEXT_CURSOR}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING cursor"))?.query_row(
                 params![
                     e.recipient.as_str(),
                     &e.message_id.0[..],
@@ -1034,9 +1069,11 @@ impl RelayStore for SqliteStore {
             });
         }
         if let Some(e) = stored.first().map(|s| &s.envelope) {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO last_posts (sender, channel_id, message_id, seq_hint) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (sender, channel_id) DO UPDATE SET message_id = excluded.message_id, seq_hint = excluded.seq_hint",
+            )?
+            .execute(
                 params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..], e.seq_hint as i64],
             )?;
         }
@@ -1155,25 +1192,8 @@ impl RelayStore for SqliteStore {
         let bucket = bucket.to_owned();
         // A counter, not a record: answered before its batch commits, and
         // a batch of counters only is committed without an fsync.
-        let (count, end) = self.writer.run(Mode::Counter, move |tx| {
-            Ok(tx.query_row(
-                "INSERT INTO rate_windows (bucket, window_start_ms, window_end_ms, count) VALUES (?1, ?2, ?2 + ?3, 1)
-                 ON CONFLICT (bucket) DO UPDATE SET
-                    count = CASE WHEN window_end_ms <= ?2 THEN 1 ELSE count + 1 END,
-                    window_start_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 ELSE window_start_ms END,
-                    window_end_ms = CASE WHEN window_end_ms <= ?2 THEN ?2 + ?3 ELSE window_end_ms END
-                 RETURNING count, window_end_ms",
-                params![bucket, now.0, rate.window_ms],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-            )?)
-        })?;
-        if count as u64 > u64::from(rate.count) {
-            Ok(RateDecision::Limited {
-                until: Timestamp(end),
-            })
-        } else {
-            Ok(RateDecision::Allowed)
-        }
+        self.writer
+            .run(Mode::Counter, move |tx| count_use(tx, &bucket, rate, now))
     }
 
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {

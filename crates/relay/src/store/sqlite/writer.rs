@@ -207,6 +207,12 @@ fn attempt(conn: &Connection, write: &mut dyn Write) -> Result<(), StoreError> {
     catch_unwind(AssertUnwindSafe(|| write.run(conn))).unwrap_or_else(|_| Err(failed()))
 }
 
+/// Runs a statement of the writer's own, parsed once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 /// Runs `jobs` in one transaction (a savepoint each) and answers them.
 fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
     if jobs.is_empty() {
@@ -236,8 +242,8 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
             job.write.answer(Err(e.clone()));
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
-            job.write.answer(Err(e.into()));
+        if let Err(e) = run_cached(conn, "SAVEPOINT write") {
+            job.write.answer(Err(e));
             continue;
         }
         let outcome = attempt(conn, &mut *job.write);
@@ -257,13 +263,13 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
                 .map_err(StoreError::from);
             continue;
         }
-        let settle = if outcome.is_ok() {
-            "RELEASE write"
+        let settled = if outcome.is_ok() {
+            run_cached(conn, "RELEASE write")
         } else {
-            "ROLLBACK TO write; RELEASE write"
+            run_cached(conn, "ROLLBACK TO write").and_then(|()| run_cached(conn, "RELEASE write"))
         };
-        if let Err(e) = conn.execute_batch(settle) {
-            job.write.answer(Err(e.into()));
+        if let Err(e) = settled {
+            job.write.answer(Err(e));
             continue;
         }
         kept += usize::from(outcome.is_ok());
