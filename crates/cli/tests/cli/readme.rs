@@ -63,6 +63,10 @@ const EXEMPT: &[(&str, &str)] = &[
     ),
     ("cargo bench -p backchannel-client", "a benchmark, no check"),
     ("scripts/simulate ", ".ci/run runs the simulation"),
+    (
+        "scripts/bench",
+        ".ci/run runs scripts/bench --quick; a benchmark, no check",
+    ),
 ];
 /// The README's relay address, replaced by the test's own.
 const README_RELAY: &str = "127.0.0.1:8470";
