@@ -175,7 +175,7 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
     };
     let (acked, received) = tokio::join!(sent, receiving);
     let (arrivals, mut alerts) = received?;
-    alerts.extend(receiver.open_alerts().iter().map(|a| format!("{a:?}")));
+    alerts.extend(receiver.open_alerts().iter().map(described));
     alerts.sort();
     alerts.dedup();
     let relay_runs = killer
@@ -231,6 +231,11 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
         );
         Ok(false)
     }
+}
+
+/// An alert in one line: its kind and what it says.
+fn described(a: &backchannel_protocol::member::Alert) -> String {
+    format!("{:?}: {}", a.kind, a.detail)
 }
 
 /// `messages` split as evenly as possible over `senders`.
@@ -348,7 +353,7 @@ async fn receive(
     let mut quiet_since = Instant::now();
     loop {
         match receiver.sync().await {
-            Ok(report) => alerts.extend(report.alerts.iter().map(|a| format!("{a:?}"))),
+            Ok(report) => alerts.extend(report.alerts.iter().map(described)),
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
         let now_held = arrivals(receiver, channels)?
