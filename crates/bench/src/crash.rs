@@ -138,7 +138,7 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
     }
     std::fs::create_dir_all(&plan.work)
         .with_context(|| format!("create {}", plan.work.display()))?;
-    let relay = start_relay(&plan.relay_bin, &plan.work)?;
+    let relay = crate::systems::spawn_relay(&plan.relay_bin, &plan.work)?;
     let url = relay.url.clone();
     let (mut receiver, mut senders) = cast(&plan.work, &url, plan.senders).await?;
     eprintln!(
@@ -159,7 +159,7 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
         &mut receiver,
         &channels,
         &sending,
-        &per_sender,
+        plan.messages,
         plan.patience,
     );
     let sends = futures_util::future::join_all(
@@ -174,7 +174,7 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
         acked
     };
     let (acked, received) = tokio::join!(sent, receiving);
-    let (arrivals, mut alerts) = received?;
+    let (mut arrivals, mut alerts) = received?;
     alerts.extend(receiver.open_alerts().iter().map(described));
     alerts.sort();
     alerts.dedup();
@@ -185,12 +185,7 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
     let mut totals: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unreadable = 0;
     for (k, acked) in acked.iter().enumerate() {
-        let seen = arrivals
-            .get(&k)
-            .map_or_else(Arrivals::default, |a| Arrivals {
-                numbers: a.numbers.clone(),
-                unreadable: a.unreadable,
-            });
+        let seen = arrivals.remove(&k).unwrap_or_default();
         unreadable += seen.unreadable;
         for o in classify(acked, &seen) {
             *totals.entry(o).or_default() += 1;
@@ -243,21 +238,6 @@ fn split(messages: usize, senders: usize) -> Vec<usize> {
     (0..senders)
         .map(|k| messages / senders + usize::from(k < messages % senders))
         .collect()
-}
-
-fn start_relay(bin: &Path, work: &Path) -> anyhow::Result<RelayProcess> {
-    use std::io::Write as _;
-    let config = work.join("relay.toml");
-    let mut file = std::fs::File::create(&config).context("write the relay's settings")?;
-    for (key, value, _) in crate::systems::RELAY_RAISED {
-        writeln!(file, "{key} = {value}")?;
-    }
-    let config = config.to_string_lossy().into_owned();
-    Ok(RelayProcess::spawn_with(
-        bin,
-        &work.join("relay.db"),
-        &["--config", &config],
-    ))
 }
 
 /// The receiver (a mediator who reads) and one channel per sender, each
@@ -344,10 +324,9 @@ async fn receive(
     receiver: &mut Client,
     channels: &[ChannelId],
     sending: &AtomicBool,
-    per_sender: &[usize],
+    expected: usize,
     patience: Duration,
 ) -> anyhow::Result<Received> {
-    let expected: usize = per_sender.iter().sum();
     let mut alerts = Vec::new();
     let mut held = 0;
     let mut quiet_since = Instant::now();
@@ -356,18 +335,29 @@ async fn receive(
             Ok(report) => alerts.extend(report.alerts.iter().map(described)),
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
-        let now_held = arrivals(receiver, channels)?
-            .values()
-            .map(|a| a.numbers.len() + a.unreadable)
-            .sum();
-        if now_held > held || sending.load(Ordering::SeqCst) {
-            held = now_held;
+        if sending.load(Ordering::SeqCst) {
             quiet_since = Instant::now();
-        } else if held >= expected || quiet_since.elapsed() > patience {
-            return Ok((arrivals(receiver, channels)?, alerts));
+        } else {
+            // Counted from the transcript only once sending ended: while it
+            // runs, the loop cannot end anyway.
+            let now_held = held_count(&arrivals(receiver, channels)?);
+            if now_held > held {
+                held = now_held;
+                quiet_since = Instant::now();
+            } else if held >= expected || quiet_since.elapsed() > patience {
+                return Ok((arrivals(receiver, channels)?, alerts));
+            }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Texts held, readable or not.
+fn held_count(arrivals: &BTreeMap<usize, Arrivals>) -> usize {
+    arrivals
+        .values()
+        .map(|a| a.numbers.len() + a.unreadable)
+        .sum()
 }
 
 /// The texts the receiver holds from each sender, in transcript order.

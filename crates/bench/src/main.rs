@@ -145,23 +145,20 @@ fn main() -> anyhow::Result<()> {
                 work: args.work,
                 patience: Duration::from_secs(args.patience_s),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("start the runtime")?;
-            if !runtime.block_on(crash::run(plan))? {
+            if !runtime()?.block_on(crash::run(plan))? {
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("start the runtime")?;
-            runtime.block_on(run(args))
-        }
+        Command::Run(args) => runtime()?.block_on(run(args)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the runtime")
 }
 
 /// What a run is asked to do, defaults resolved.

@@ -61,6 +61,21 @@ impl Drop for Running {
     }
 }
 
+/// Starts `bin relay serve` on `dir/relay.db` with [`RELAY_RAISED`].
+pub fn spawn_relay(bin: &Path, dir: &Path) -> anyhow::Result<RelayProcess> {
+    let config = dir.join("bench.toml");
+    let mut file = std::fs::File::create(&config).context("write the relay's settings")?;
+    for (key, value, _) in RELAY_RAISED {
+        writeln!(file, "{key} = {value}")?;
+    }
+    let config = config.to_string_lossy().into_owned();
+    Ok(RelayProcess::spawn_with(
+        bin,
+        &dir.join("relay.db"),
+        &["--config", &config],
+    ))
+}
+
 /// Starts a relay on SQLite in `dir` and prepares `senders` principals,
 /// each with a channel to one sink.
 pub async fn start_relay(
@@ -69,14 +84,7 @@ pub async fn start_relay(
     senders: usize,
     size: usize,
 ) -> anyhow::Result<(Running, Vec<Sender>)> {
-    let config = dir.join("bench.toml");
-    let mut file = std::fs::File::create(&config).context("write the relay's settings")?;
-    for (key, value, _) in RELAY_RAISED {
-        writeln!(file, "{key} = {value}")?;
-    }
-    let db = dir.join("relay.db");
-    let config_arg = config.to_string_lossy().into_owned();
-    let relay = RelayProcess::spawn_with(bin, &db, &["--config", &config_arg]);
+    let relay = spawn_relay(bin, dir)?;
     let url = relay.url.clone();
     let sink = Principal::join(&url, "sink", 0).await;
     let ciphertext = crate::load::ciphertext(size);
