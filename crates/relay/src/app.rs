@@ -79,6 +79,12 @@ impl Relay {
     /// A relay with every part chosen.
     pub fn with(store: Arc<dyn RelayStore>, config: RelayConfig, clock: Clock) -> Self {
         let (push, _) = broadcast::channel(1024);
+        let hint = push.clone();
+        // Posts stored by other instances on a shared database are pushed
+        // here too (no subscriber: nobody here to tell).
+        store.follow_other_instances(Box::new(move |recipient| {
+            let _ = hint.send(recipient);
+        }));
         let (shutdown, _) = watch::channel(false);
         Relay {
             inner: Arc::new(Inner {

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod hostile;
+pub mod postgres;
 
 /// Makes ring rustls's process default, so `reqwest::Client::new()` works
 /// in tests (the workspace builds reqwest without a provider of its own).

@@ -4,10 +4,12 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+mod database;
+
 use anyhow::Context as _;
-use backchannel_relay::store::SqliteStore;
 use backchannel_relay::{serve_with, Registration, Relay, RelayConfig, ServeOptions, TlsFiles};
 use clap::{Args, Subcommand};
+pub use database::Database;
 
 /// Run the intermediary's relay.
 #[derive(Debug, Args)]
@@ -22,7 +24,9 @@ enum RelayCommand {
     ///
     /// The relay stores envelopes it cannot read in one SQLite file (WAL,
     /// synchronous=FULL: a message is on disk before the relay answers for
-    /// it) and forwards them to their recipients' mailboxes. On any address
+    /// it), or, for several relay instances behind one address, in a
+    /// PostgreSQL database (--db postgres://...), and forwards them to
+    /// their recipients' mailboxes. On any address
     /// but loopback it serves TLS (--tls-cert, --tls-key; reloaded on
     /// SIGHUP) and takes registrations by invitation (`relay invite`).
     /// Every limit has a default; each is a flag below, an environment
@@ -34,6 +38,9 @@ enum RelayCommand {
     ///
     ///   # pick a free port; the bound address is printed on stdout
     ///   backchannel relay serve --db /tmp/relay.db --listen 127.0.0.1:0
+    ///
+    ///   # one of several instances on one PostgreSQL database
+    ///   backchannel relay serve --db postgres://relay@db.internal/backchannel --listen 127.0.0.1:8471
     ///
     ///   # on the internet: TLS, settings from a file, metrics on loopback
     ///   backchannel relay serve --db /var/lib/backchannel/relay.db --listen 0.0.0.0:8470 \
@@ -52,9 +59,9 @@ enum RelayCommand {
     ///   backchannel relay invite --db relay.db --count 3 --valid-days 7
     #[command(verbatim_doc_comment)]
     Invite {
-        /// The relay's SQLite database file.
-        #[arg(long, value_name = "PATH", default_value = "backchannel-relay.db")]
-        db: PathBuf,
+        /// The relay's database: a SQLite file, or postgres://...
+        #[arg(long, value_name = "PATH|URL", default_value = "backchannel-relay.db")]
+        db: Database,
         /// How many codes.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
         count: u16,
@@ -86,9 +93,9 @@ enum RelayCommand {
     ///   backchannel relay release --db relay.db --handle blue
     #[command(verbatim_doc_comment)]
     Release {
-        /// The relay's SQLite database file.
-        #[arg(long, value_name = "PATH", default_value = "backchannel-relay.db")]
-        db: PathBuf,
+        /// The relay's database: a SQLite file, or postgres://...
+        #[arg(long, value_name = "PATH|URL", default_value = "backchannel-relay.db")]
+        db: Database,
         /// The handle to release.
         #[arg(long)]
         handle: String,
@@ -112,14 +119,9 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
     }
 }
 
-fn release(db: PathBuf, handle: &str) -> anyhow::Result<()> {
-    use backchannel_relay::store::RelayStore as _;
+fn release(db: Database, handle: &str) -> anyhow::Result<()> {
     let handle = backchannel_protocol::Handle::new(handle)?;
-    if !db.exists() {
-        anyhow::bail!("no relay database at {}", db.display());
-    }
-    let store = SqliteStore::open(&db)
-        .with_context(|| format!("opening the relay database {}", db.display()))?;
+    let store = db.open_existing()?;
     if !store.release_principal(&handle)? {
         anyhow::bail!("no principal {handle} is registered at this relay");
     }
@@ -130,14 +132,16 @@ fn release(db: PathBuf, handle: &str) -> anyhow::Result<()> {
 /// `relay serve`'s arguments.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The SQLite database file (created if missing).
+    /// The database: a SQLite file (created if missing), or a PostgreSQL
+    /// database as postgres://user[:password]@host[:port]/name (several
+    /// relay instances may share it).
     #[arg(
         long,
-        value_name = "PATH",
+        value_name = "PATH|URL",
         default_value = "backchannel-relay.db",
         env = "BACKCHANNEL_RELAY_DB"
     )]
-    db: PathBuf,
+    db: Database,
     /// Address to listen on; port 0 picks a free port.
     #[arg(
         long,
@@ -292,11 +296,7 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let db = args.db.clone();
-    let store = SqliteStore::open(&db)
-        .with_context(|| format!("opening the relay database {}", db.display()))?;
-    if config.db_max_bytes > 0 {
-        store.cap_size(config.db_max_bytes)?;
-    }
+    let store = db.open(config.db_max_bytes)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -307,7 +307,7 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr().context("reading the bound address")?;
         let registration = config.registration;
         let relay = Relay::with(
-            std::sync::Arc::new(store),
+            store,
             config,
             backchannel_relay::system_clock(),
         );
@@ -319,8 +319,7 @@ fn serve_relay(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or_default();
         // Scripts and tests read this line to learn the port.
         outln!(
-            "backchannel relay listening on {scheme}://{addr} (database {}; registration {registration}{certificate})",
-            db.display()
+            "backchannel relay listening on {scheme}://{addr} (database {db}; registration {registration}{certificate})"
         );
         if let Some(m) = args.metrics_listen {
             serve_metrics(m, relay.clone()).await?;
@@ -381,10 +380,8 @@ async fn reload_on_hangup(files: std::sync::Arc<TlsFiles>) {
     }
 }
 
-fn invite(db: PathBuf, count: u16, valid_days: u16) -> anyhow::Result<()> {
-    use backchannel_relay::store::RelayStore as _;
-    let store = SqliteStore::open(&db)
-        .with_context(|| format!("opening the relay database {}", db.display()))?;
+fn invite(db: Database, count: u16, valid_days: u16) -> anyhow::Result<()> {
+    let store = db.open(0)?;
     let expires = backchannel_protocol::Timestamp(
         backchannel_client::now().0 + i64::from(valid_days) * 86_400_000,
     );

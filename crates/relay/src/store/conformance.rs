@@ -26,11 +26,27 @@ use super::{
     StoreError,
 };
 
-/// Generates one `#[test]` per conformance check for a backend.
+/// Generates one `#[test]` per conformance check for a backend. With
+/// `optional`, the maker answers an `Option` and a `None` (a backend this
+/// machine cannot start) returns from every test: the maker says why.
+/// `two_instances` makes two stores on one database and runs the checks
+/// that two relay instances meet on.
 #[macro_export]
 macro_rules! relay_store_conformance {
+    (two_instances $make:expr) => {
+        $crate::relay_store_conformance!(@pairs $make;
+            two_instances_take_a_challenge_once, two_instances_store_a_post_once,
+            two_instances_release_an_exchange_once, two_instances_count_one_quota,
+            two_instances_keep_cursor_order_for_readers, two_instances_count_one_rate_window);
+    };
+    (optional $make:expr) => {
+        $crate::relay_store_conformance!(@list @optional $make);
+    };
     ($make:expr) => {
-        $crate::relay_store_conformance!(@tests $make;
+        $crate::relay_store_conformance!(@list @always $make);
+    };
+    (@list @$kind:ident $make:expr) => {
+        $crate::relay_store_conformance!(@tests $kind $make;
             register_and_look_up, challenges_are_single_use, tokens_round_trip,
             keys_are_claimed_once_then_fallback, key_stock_is_limited,
             channels_are_routing_records, post_is_atomic_and_idempotent,
@@ -43,12 +59,30 @@ macro_rules! relay_store_conformance {
             the_fallback_key_can_be_asked_for_and_its_claim_is_reported,
             unfetched_envelopes_leave_after_the_retention_limit);
     };
-    (@tests $make:expr; $($name:ident),*) => {
+    (@tests always $make:expr; $($name:ident),*) => {
         $(
             #[test]
             fn $name() {
                 let (store, _guard) = ($make)();
                 $crate::store::conformance::$name(&store);
+            }
+        )*
+    };
+    (@tests optional $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some((store, _guard)) = ($make)() else { return };
+                $crate::store::conformance::$name(&store);
+            }
+        )*
+    };
+    (@pairs $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some((a, b, _guard)) = ($make)() else { return };
+                $crate::store::conformance::$name(&a, &b);
             }
         )*
     };
@@ -813,4 +847,204 @@ pub fn unfetched_envelopes_leave_after_the_retention_limit(store: &dyn RelayStor
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].received_at, later);
     assert_eq!(store.usage().unwrap().envelopes, 1);
+}
+
+/// Runs `f(i, store)` on `n` threads at once, alternating the two stores.
+fn at_once<T: Send>(
+    a: &dyn RelayStore,
+    b: &dyn RelayStore,
+    n: usize,
+    f: impl Fn(usize, &dyn RelayStore) -> T + Sync,
+) -> Vec<T> {
+    let start = std::sync::Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (start, f) = (&start, &f);
+                let store = if i % 2 == 0 { a } else { b };
+                s.spawn(move || {
+                    start.wait();
+                    f(i, store)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// A login challenge taken on two instances at once is given to one.
+pub fn two_instances_take_a_challenge_once(a: &dyn RelayStore, b: &dyn RelayStore) {
+    for round in 0..20u8 {
+        let c = [round; 32];
+        a.put_challenge(&c, &h("blue"), Timestamp(T0.0 + 60_000))
+            .unwrap();
+        let taken = at_once(a, b, 4, |_, s| s.take_challenge(&c).unwrap());
+        assert_eq!(taken.iter().filter(|t| t.is_some()).count(), 1, "{taken:?}");
+    }
+}
+
+/// One post sent to both instances at once (a client's retry after a
+/// lost answer, landing on the other instance) is stored once.
+pub fn two_instances_store_a_post_once(a: &dyn RelayStore, b: &dyn RelayStore) {
+    let ch = with_channel(a, &["blue", "red", "green"]);
+    for _ in 0..20 {
+        let m = MessageId::random();
+        let post = [env(ch, m, "blue", "red", 1), env(ch, m, "blue", "green", 1)];
+        let stored = at_once(a, b, 4, |_, s| {
+            s.post(&post, T0, &Quota::NONE).unwrap().len()
+        });
+        assert_eq!(stored.iter().sum::<usize>(), 2, "{stored:?}");
+        assert!(
+            stored.iter().all(|n| *n == 0 || *n == 2),
+            "atomic: {stored:?}"
+        );
+    }
+    assert_eq!(b.mailbox(&h("red"), 0, 100).unwrap().len(), 20);
+}
+
+/// The last two offers arriving on two instances at once release the
+/// exchange exactly once; a deadline passing during submissions destroys
+/// it or lets it release, never both.
+pub fn two_instances_release_an_exchange_once(a: &dyn RelayStore, b: &dyn RelayStore) {
+    let ch = with_channel(a, &["blue", "red"]);
+    let copy = |from: &str, to: &str| OfferCopy {
+        submitter: h(from),
+        recipient: h(to),
+        olm_type: OlmType::PreKey,
+        ciphertext: vec![9; 32],
+    };
+    for round in 0..10 {
+        let deadline = Timestamp(T0.0 + 1_000);
+        let e = ExchangeRecord {
+            id: backchannel_protocol::ExchangeId::random(),
+            channel_id: ch,
+            created_by: h("blue"),
+            participants: vec![h("blue"), h("red")],
+            terms_digest: Digest::of(&[b"terms"]),
+            deadline,
+            state: ExchangeState::Open,
+            released_at: None,
+        };
+        a.create_exchange(&e, T0).unwrap();
+        let offers = [vec![copy("blue", "red")], vec![copy("red", "blue")]];
+        let odd = round % 2 == 1;
+        let results = at_once(a, b, 3, |i, s| match i {
+            2 if odd => Err(s.destroy_expired(deadline).unwrap()),
+            2 => Err(0),
+            _ => Ok(s.submit_offer(&e.id, &offers[i], T0).map(|r| r.state)),
+        });
+        let released = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Ok(ExchangeState::Released))))
+            .count();
+        let destroyed: u64 = results.iter().filter_map(|r| r.as_ref().err()).sum();
+        let now = a.exchange(&e.id).unwrap().unwrap().state;
+        match now {
+            ExchangeState::Released => {
+                assert_eq!((released, destroyed), (1, 0), "{results:?}");
+                assert_eq!(b.offers_for(&e.id, &h("red")).unwrap().len(), 1);
+            }
+            ExchangeState::Destroyed => {
+                assert_eq!((released, destroyed), (0, 1), "{results:?}");
+                for who in ["blue", "red"] {
+                    assert!(
+                        !b.has_offer(&e.id, &h(who)).unwrap(),
+                        "destroyed offers stay gone"
+                    );
+                }
+            }
+            ExchangeState::Open => panic!("both offers were submitted: {results:?}"),
+        }
+    }
+}
+
+/// A mailbox limit holds across instances: posts racing on both stop at it.
+pub fn two_instances_count_one_quota(a: &dyn RelayStore, b: &dyn RelayStore) {
+    let ch = with_channel(a, &["blue", "red"]);
+    let quota = Quota {
+        mailbox_envelopes: 10,
+        ..Quota::NONE
+    };
+    let results = at_once(a, b, 8, |i, s| {
+        (0..4)
+            .map(|n| {
+                s.post(
+                    &[env(
+                        ch,
+                        MessageId::random(),
+                        "blue",
+                        "red",
+                        (i * 4 + n) as u8,
+                    )],
+                    T0,
+                    &quota,
+                )
+                .is_ok()
+            })
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(results.iter().sum::<usize>(), 10, "{results:?}");
+    assert_eq!(a.usage().unwrap().envelopes, 10);
+}
+
+/// A reader following a mailbox from its last cursor while two instances
+/// post to it misses nothing: a cursor is never committed behind a larger
+/// one the reader already passed.
+pub fn two_instances_keep_cursor_order_for_readers(a: &dyn RelayStore, b: &dyn RelayStore) {
+    let ch = with_channel(a, &["blue", "green", "red"]);
+    let writers = 4;
+    let each = 50;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let seen = std::thread::scope(|s| {
+        for w in 0..writers {
+            let store = if w % 2 == 0 { a } else { b };
+            let done = &done;
+            s.spawn(move || {
+                let from = if w % 2 == 0 { "blue" } else { "green" };
+                for n in 0..each {
+                    store
+                        .post(
+                            &[env(ch, MessageId::random(), from, "red", n as u8)],
+                            T0,
+                            &Quota::NONE,
+                        )
+                        .unwrap();
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let reader = s.spawn(|| {
+            let (mut after, mut seen) = (0, 0);
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst) == writers;
+                let page = b.mailbox(&h("red"), after, 1000).unwrap();
+                for e in &page {
+                    assert!(e.cursor > after);
+                    after = e.cursor;
+                }
+                seen += page.len();
+                if finished && page.is_empty() {
+                    return seen;
+                }
+            }
+        });
+        reader.join().unwrap()
+    });
+    assert_eq!(
+        seen,
+        writers * each,
+        "the reader skipped envelopes committed behind its cursor"
+    );
+}
+
+/// A rate window counted on two instances at once is one window.
+pub fn two_instances_count_one_rate_window(a: &dyn RelayStore, b: &dyn RelayStore) {
+    let rate = Rate::new(10, 60_000);
+    let allowed = at_once(a, b, 8, |_, s| {
+        (0..5)
+            .filter(|_| s.hit("posts:blue", rate, T0).unwrap() == RateDecision::Allowed)
+            .count()
+    });
+    assert_eq!(allowed.iter().sum::<usize>(), 10, "{allowed:?}");
 }

@@ -1,4 +1,4 @@
-//! Storage behind one trait, so SQLite (embedded, the default) and later
+//! Storage behind one trait, so SQLite (embedded, the default) and
 //! PostgreSQL (several relay instances) pass the same conformance suite.
 //!
 //! The trait is synchronous: the HTTP layer calls it on the blocking pool.
@@ -12,8 +12,11 @@ use thiserror::Error;
 pub use crate::config::Rate;
 
 pub mod conformance;
+mod postgres;
+mod rows;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Most unclaimed one-time keys held per principal.
@@ -465,4 +468,11 @@ pub trait RelayStore: Send + Sync + 'static {
     fn write_counts(&self) -> WriteCounts;
     /// Row counts per table.
     fn row_counts(&self) -> Result<RowCounts, StoreError>;
+    /// Calls `wake` with the recipient of each envelope another relay
+    /// instance on the same database stores, so this one pushes it to its
+    /// WebSocket clients (a hint: the mailbox's cursors are the record).
+    /// A store no other instance can share has nothing to follow.
+    fn follow_other_instances(&self, wake: Box<dyn Fn(Handle) + Send + Sync>) {
+        drop(wake);
+    }
 }

@@ -14,6 +14,10 @@ use backchannel_protocol::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::rows::{
+    exchange_state, handle, id16, is_fresh, judge_mailbox, judge_sender, judge_submission, key32,
+    sig64, MailboxUse,
+};
 use super::{
     ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, KeyStock, OfferCopy,
     OwnRecord, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
@@ -331,24 +335,6 @@ fn check_durable(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn handle(s: String) -> Result<Handle, StoreError> {
-    Handle::new(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn key32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
-    <[u8; 32]>::try_from(v.as_slice())
-        .map_err(|_| StoreError::Corrupt("key is not 32 bytes".into()))
-}
-
-fn sig64(v: Vec<u8>) -> Result<[u8; 64], StoreError> {
-    <[u8; 64]>::try_from(v.as_slice())
-        .map_err(|_| StoreError::Corrupt("signature is not 64 bytes".into()))
-}
-
-fn id16(v: Vec<u8>) -> Result<[u8; 16], StoreError> {
-    <[u8; 16]>::try_from(v.as_slice()).map_err(|_| StoreError::Corrupt("id is not 16 bytes".into()))
-}
-
 /// A released handle registers again with new keys and the next key
 /// version; any other taken handle is refused. Runs in the registration's
 /// transaction, after its key check.
@@ -427,15 +413,8 @@ fn fresh_envelopes<'a>(
                 r.get(0)
             })
             .optional()?;
-        match existing {
-            Some(h) if h == hash.0 => {}
-            Some(_) => {
-                return Err(StoreError::Conflict {
-                    message_id: e.message_id.to_hex(),
-                    recipient: e.recipient.clone(),
-                })
-            }
-            None => fresh.push((e, hash)),
+        if is_fresh(e, existing, &hash)? {
+            fresh.push((e, hash));
         }
     }
     Ok(fresh)
@@ -465,26 +444,16 @@ fn check_mailbox(conn: &Connection, e: &Envelope, quota: &Quota) -> Result<(), S
         .query_row(params![e.recipient.as_str(), e.sender.as_str()], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
-    let size = e.ciphertext.len() as u64;
-    let (all_n, all_b, own_n, own_b) = (all_n as u64, all_b as u64, own_n as u64, own_b as u64);
-    let full = |what: &str| {
-        Err(StoreError::Quota(format!(
-            "{}'s mailbox {what}: they must fetch and acknowledge before more can be stored",
-            e.recipient
-        )))
-    };
-    if all_n + 1 > quota.mailbox_envelopes || all_b + size > quota.mailbox_bytes {
-        return full("is full");
-    }
-    if own_n + 1 > quota.share(quota.mailbox_envelopes)
-        || own_b + size > quota.share(quota.mailbox_bytes)
-    {
-        return full(&format!(
-            "holds {own_n} envelopes from {}, its share of the mailbox",
-            e.sender
-        ));
-    }
-    Ok(())
+    judge_mailbox(
+        e,
+        MailboxUse {
+            envelopes: all_n as u64,
+            bytes: all_b as u64,
+            own_envelopes: own_n as u64,
+            own_bytes: own_b as u64,
+        },
+        quota,
+    )
 }
 
 fn key_version(tx: &Connection, handle: &Handle) -> Result<u64, StoreError> {
@@ -893,17 +862,7 @@ impl RelayStore for SqliteStore {
         let (id, copies) = (*id, copies.to_vec());
         self.write(move |tx| {
         let e = exchange_in(tx, &id)?.ok_or(StoreError::ExchangeClosed("is unknown"))?;
-        if e.state != ExchangeState::Open {
-            return Err(StoreError::ExchangeClosed("is no longer open"));
-        }
-        if now >= e.deadline {
-            return Err(StoreError::ExchangeClosed("is past its deadline"));
-        }
-        let Some(submitter) = copies.first().map(|c| c.submitter.clone()) else {
-            return Err(StoreError::ExchangeClosed(
-                "needs one sealed copy per other participant",
-            ));
-        };
+        let submitter = judge_submission(&e, &copies, now)?;
         tx.execute(
             "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2",
             params![&id.0[..], submitter.as_str()],
@@ -1021,16 +980,8 @@ impl RelayStore for SqliteStore {
         }
         let fresh = fresh_envelopes(tx, &envelopes)?;
         if let Some(sender) = fresh.first().map(|(e, _)| &e.sender) {
-            // Only what this post adds counts: a retry of a stored post is a
-            // duplicate to answer, not bytes to refuse.
             let adding: u64 = fresh.iter().map(|(e, _)| e.ciphertext.len() as u64).sum();
-            let held = stored_bytes_in(tx, sender)?;
-            if held.saturating_add(adding) > quota.sender_storage_bytes {
-                return Err(StoreError::Quota(format!(
-                    "{sender} has {held} bytes stored at the relay; this post would pass its limit of {}",
-                    quota.sender_storage_bytes
-                )));
-            }
+            judge_sender(sender, stored_bytes_in(tx, sender)?, adding, &quota)?;
         }
         let mut stored = Vec::new();
         for (e, hash) in fresh {
@@ -1331,12 +1282,7 @@ fn exchange_in(conn: &Connection, id: &ExchangeId) -> Result<Option<ExchangeReco
         participants,
         terms_digest: Digest(key32(terms)?),
         deadline: Timestamp(deadline),
-        state: match state.as_str() {
-            "open" => ExchangeState::Open,
-            "released" => ExchangeState::Released,
-            "destroyed" => ExchangeState::Destroyed,
-            _ => return Err(StoreError::Corrupt(format!("exchange state {state}"))),
-        },
+        state: exchange_state(&state)?,
         released_at: released.map(Timestamp),
     }))
 }

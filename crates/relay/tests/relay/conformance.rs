@@ -1,4 +1,4 @@
-//! The storage conformance suite against SQLite.
+//! The storage conformance suite against SQLite and PostgreSQL.
 
 use backchannel_relay::store::SqliteStore;
 
@@ -26,5 +26,35 @@ fn journal_mode_from_header(path: &std::path::Path) -> &'static str {
         "wal"
     } else {
         "rollback"
+    }
+}
+
+/// The same suite on a throwaway PostgreSQL cluster (skipped, saying so,
+/// where PostgreSQL is not installed; CI installs it).
+mod postgres {
+    use backchannel_relay::store::PostgresStore;
+    use backchannel_testkit::postgres::PgCluster;
+
+    backchannel_relay::relay_store_conformance!(
+        optional || {
+            let cluster = PgCluster::start()?;
+            let store = PostgresStore::open(&cluster.database()).unwrap();
+            Some((store, cluster))
+        }
+    );
+
+    /// Two relay instances on one database.
+    mod two_instances {
+        use super::*;
+
+        backchannel_relay::relay_store_conformance!(
+            two_instances || {
+                let cluster = PgCluster::start()?;
+                let url = cluster.database();
+                let a = PostgresStore::open(&url).unwrap();
+                let b = PostgresStore::open(&url).unwrap();
+                Some((a, b, cluster))
+            }
+        );
     }
 }

@@ -5,5 +5,6 @@
 mod api;
 mod bad_input;
 mod conformance;
+mod instances;
 mod keys;
 mod upgrade;
