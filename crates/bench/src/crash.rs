@@ -1,7 +1,8 @@
 //! The crash harness: messages from several senders through the real
 //! client library to one receiver, while the relay process is killed with
-//! SIGKILL at random moments and started again on the same database; then
-//! every message is classified, Jepsen-style.
+//! SIGKILL at random moments and started again on the same database (on
+//! PostgreSQL, the database server is killed too); then every message is
+//! classified, Jepsen-style.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{bail, Context as _};
 use backchannel_client::{Client, KdfParams};
 use backchannel_protocol::payload::Policy;
 use backchannel_protocol::{ChannelId, Handle};
+use backchannel_testkit::postgres::PgCluster;
 use backchannel_testkit::RelayProcess;
 use rand::Rng as _;
 
@@ -34,6 +36,45 @@ pub struct CrashPlan {
     pub work: PathBuf,
     /// How long the receiver waits for what was acknowledged.
     pub patience: Duration,
+    /// Where the relay keeps its records.
+    pub backend: Backend,
+}
+
+/// The relay's database in a crash run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// A SQLite file in the work directory.
+    Sqlite,
+    /// A throwaway PostgreSQL cluster, killed too.
+    Postgres,
+}
+
+/// What one kill takes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Victim {
+    Relay,
+    Database,
+    Both,
+}
+
+impl Victim {
+    /// The `n`th kill's victim: on PostgreSQL the relay, the database
+    /// server and both at once, in turn.
+    fn nth(n: usize, database: bool) -> Victim {
+        match (database, n % 3) {
+            (false, _) | (true, 0) => Victim::Relay,
+            (true, 1) => Victim::Database,
+            (true, _) => Victim::Both,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Victim::Relay => "relay",
+            Victim::Database => "database server",
+            Victim::Both => "relay and database server",
+        }
+    }
 }
 
 /// How one message ended.
@@ -138,12 +179,25 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
     }
     std::fs::create_dir_all(&plan.work)
         .with_context(|| format!("create {}", plan.work.display()))?;
-    let relay = crate::systems::spawn_relay(&plan.relay_bin, &plan.work)?;
+    let cluster = match plan.backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(Arc::new(PgCluster::start().ok_or_else(|| {
+            anyhow::anyhow!("--backend postgres needs the Debian PostgreSQL binaries (apt-get install postgresql)")
+        })?)),
+    };
+    let db = match &cluster {
+        None => plan.work.join("relay.db"),
+        Some(c) => PathBuf::from(c.database()),
+    };
+    let relay = crate::systems::spawn_relay(&plan.relay_bin, &plan.work, &db)?;
     let url = relay.url.clone();
     let (mut receiver, mut senders) = cast(&plan.work, &url, plan.senders).await?;
     eprintln!(
-        "crash harness: {} messages from {} senders through {url}, relay killed with SIGKILL at least {} times",
-        plan.messages, plan.senders, plan.kills
+        "crash harness: {} messages from {} senders through {url} on {}, killed with SIGKILL at least {} times",
+        plan.messages,
+        plan.senders,
+        if cluster.is_some() { "PostgreSQL (relay, database server, both)" } else { "SQLite" },
+        plan.kills
     );
     let started = Instant::now();
     let sending = Arc::new(AtomicBool::new(true));
@@ -151,7 +205,17 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
     let killer = {
         let (sending, kills) = (sending.clone(), kills.clone());
         let (least, max_uptime) = (plan.kills, plan.max_uptime);
-        std::thread::spawn(move || kill_repeatedly(relay, &sending, &kills, least, max_uptime))
+        let cluster = cluster.clone();
+        std::thread::spawn(move || {
+            kill_repeatedly(
+                relay,
+                cluster.as_deref(),
+                &sending,
+                &kills,
+                least,
+                max_uptime,
+            )
+        })
     };
     let per_sender = split(plan.messages, plan.senders);
     let channels: Vec<ChannelId> = senders.iter().map(|(_, id)| *id).collect();
@@ -193,10 +257,11 @@ pub async fn run(plan: CrashPlan) -> anyhow::Result<bool> {
     }
     *totals.entry(Outcome::Undecryptable).or_default() += unreadable;
     println!(
-        "crash harness: {} messages, {} senders, {} kills (SIGKILL) in {:.1} s; relay restarts took {}",
+        "crash harness: {} messages, {} senders, {} kills (SIGKILL) on {} in {:.1} s; restarts took {}",
         plan.messages,
         plan.senders,
         kills.load(Ordering::SeqCst),
+        if cluster.is_some() { "PostgreSQL" } else { "SQLite" },
         started.elapsed().as_secs_f64(),
         relay_runs
     );
@@ -309,9 +374,10 @@ async fn send_all(
     Ok(acked)
 }
 
-/// A failure the relay's absence explains.
+/// A failure the relay's absence (or its database's) explains: nothing
+/// was committed, so the message is prepared again.
 fn is_transient(e: &backchannel_client::ClientError) -> bool {
-    e.code() == "relay_unreachable"
+    e.code() == "relay_unreachable" || e.leaves_queued()
 }
 
 type Received = (BTreeMap<usize, Arrivals>, Vec<String>);
@@ -383,6 +449,7 @@ fn arrivals(
 /// kills were made; answers how long restarts took (median and worst).
 fn kill_repeatedly(
     mut relay: RelayProcess,
+    cluster: Option<&PgCluster>,
     sending: &AtomicBool,
     kills: &AtomicUsize,
     least: usize,
@@ -393,12 +460,31 @@ fn kill_repeatedly(
     while sending.load(Ordering::SeqCst) || kills.load(Ordering::SeqCst) < least {
         let up = rng.gen_range(max_uptime / 10..=max_uptime);
         std::thread::sleep(up);
+        let n = kills.load(Ordering::SeqCst);
+        let victim = Victim::nth(n, cluster.is_some());
         let t = Instant::now();
-        // start_again kills (SIGKILL, reaped) then starts it on its address.
-        relay.start_again();
+        match (victim, cluster) {
+            // start_again kills (SIGKILL, reaped) then starts it on its address.
+            (Victim::Relay, _) | (_, None) => relay.start_again(),
+            (Victim::Database, Some(db)) => {
+                db.kill();
+                db.restart();
+            }
+            (Victim::Both, Some(db)) => {
+                relay.stop();
+                db.kill();
+                db.restart();
+                relay.start_again();
+            }
+        }
         restarts.push(t.elapsed());
-        let n = kills.fetch_add(1, Ordering::SeqCst) + 1;
-        eprintln!("crash harness: kill {n} after {} ms up", up.as_millis());
+        kills.fetch_add(1, Ordering::SeqCst);
+        eprintln!(
+            "crash harness: kill {} ({}) after {} ms up",
+            n + 1,
+            victim.name(),
+            up.as_millis()
+        );
     }
     drop(relay);
     restarts.sort();

@@ -29,7 +29,7 @@ use report::{Pair, RunResult, System};
 #[derive(Parser)]
 #[command(
     name = "backchannel-bench",
-    after_help = "Examples:\n  backchannel-bench run --nats-server target/bench-venv/bin/nats-server\n  backchannel-bench run --quick --report target/bench/benchmarks.md\n  backchannel-bench fsync --dir /var/lib/backchannel\n  backchannel-bench crash --messages 20000 --senders 8 --kills 50"
+    after_help = "Examples:\n  backchannel-bench run --nats-server target/bench-venv/bin/nats-server\n  backchannel-bench run --quick --report target/bench/benchmarks.md\n  backchannel-bench fsync --dir /var/lib/backchannel\n  backchannel-bench crash --messages 20000 --senders 8 --kills 50\n  backchannel-bench crash --backend postgres --messages 2000"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,7 +42,8 @@ enum Command {
     /// alternating, and write the report and its plot.
     Run(RunArgs),
     /// Send numbered messages through the real client library while the
-    /// relay is killed with SIGKILL and restarted, then classify every
+    /// relay (and on PostgreSQL its database server) is killed with
+    /// SIGKILL and restarted, then classify every
     /// message (ok, lost, duplicated, out of order, undecryptable, never
     /// acknowledged); exits 1 on any lost, duplicated, out-of-order or
     /// undecryptable message, or an alert.
@@ -119,6 +120,11 @@ struct CrashArgs {
     /// (emptied first).
     #[arg(long, default_value = "target/crash/work")]
     work: PathBuf,
+    /// The relay's database: sqlite, or postgres (a throwaway cluster
+    /// from the Debian binaries; the database server is killed too: each
+    /// kill is of the relay, the database server, or both at once, in turn).
+    #[arg(long, value_enum, default_value_t = crash::Backend::Sqlite)]
+    backend: crash::Backend,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -144,6 +150,7 @@ fn main() -> anyhow::Result<()> {
                 relay_bin: relay_bin(args.relay_bin.as_deref())?,
                 work: args.work,
                 patience: Duration::from_secs(args.patience_s),
+                backend: args.backend,
             };
             if !runtime()?.block_on(crash::run(plan))? {
                 std::process::exit(1);

@@ -61,19 +61,16 @@ impl Drop for Running {
     }
 }
 
-/// Starts `bin relay serve` on `dir/relay.db` with [`RELAY_RAISED`].
-pub fn spawn_relay(bin: &Path, dir: &Path) -> anyhow::Result<RelayProcess> {
+/// Starts `bin relay serve` on `db` (a SQLite file or a PostgreSQL
+/// address) with [`RELAY_RAISED`], its settings file in `dir`.
+pub fn spawn_relay(bin: &Path, dir: &Path, db: &Path) -> anyhow::Result<RelayProcess> {
     let config = dir.join("bench.toml");
     let mut file = std::fs::File::create(&config).context("write the relay's settings")?;
     for (key, value, _) in RELAY_RAISED {
         writeln!(file, "{key} = {value}")?;
     }
     let config = config.to_string_lossy().into_owned();
-    Ok(RelayProcess::spawn_with(
-        bin,
-        &dir.join("relay.db"),
-        &["--config", &config],
-    ))
+    Ok(RelayProcess::spawn_with(bin, db, &["--config", &config]))
 }
 
 /// Starts a relay on SQLite in `dir` and prepares `senders` principals,
@@ -84,7 +81,7 @@ pub async fn start_relay(
     senders: usize,
     size: usize,
 ) -> anyhow::Result<(Running, Vec<Sender>)> {
-    let relay = spawn_relay(bin, dir)?;
+    let relay = spawn_relay(bin, dir, &dir.join("relay.db"))?;
     let url = relay.url.clone();
     let sink = Principal::join(&url, "sink", 0).await;
     let ciphertext = crate::load::ciphertext(size);

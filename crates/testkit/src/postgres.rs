@@ -268,18 +268,22 @@ impl PgCluster {
         self.url(&name)
     }
 
-    /// Kills the server as a power cut would (SIGKILL to the postmaster;
-    /// its backends exit when they notice), then waits until it is gone.
+    /// Kills the server as a power cut would: SIGKILL to the postmaster
+    /// and every backend at once; then waits until all are gone.
     pub fn kill(&self) {
         let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
             .ok()
-            .and_then(|s| s.lines().next().map(str::to_owned));
-        if let Some(pid) = pid {
-            let _ = Command::new("kill").args(["-KILL", &pid]).output();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
+        let Some(pid) = pid else {
+            return;
+        };
+        let mut doomed = children_of(pid);
+        doomed.push(pid);
+        let pids: Vec<String> = doomed.iter().map(u32::to_string).collect();
+        let _ = Command::new("kill").arg("-KILL").args(&pids).output();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while doomed.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -295,6 +299,37 @@ impl PgCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Whether process `pid` runs (a zombie, killed and not yet reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// The processes whose parent is `pid` (a postmaster's backends).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            // stat is "pid (comm) state ppid ...": comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(") ")?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 impl Drop for PgCluster {
