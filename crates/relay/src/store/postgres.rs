@@ -107,12 +107,23 @@ impl From<Fail> for StoreError {
 fn pg_error(e: &postgres::Error) -> StoreError {
     match e.code() {
         Some(&SqlState::DISK_FULL) | Some(&SqlState::PROGRAM_LIMIT_EXCEEDED) => StoreError::Full,
-        // Never the statement's parameters: they may hold ciphertext.
-        _ => StoreError::Backend(match e.as_db_error() {
-            Some(db) => format!("PostgreSQL: {} ({})", db.message(), db.code().code()),
-            None => format!("PostgreSQL: {e}"),
-        }),
+        _ => StoreError::Backend(format!("PostgreSQL: {}", described(e))),
     }
+}
+
+/// The server's message and code, or the error with its causes (never
+/// a statement's parameters: they may hold ciphertext).
+fn described(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// Which constraint a statement broke, if it broke one.
@@ -186,9 +197,9 @@ impl Pool {
 /// Connects and refuses a server whose commits would not be on its disk
 /// when they return.
 fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
-    let mut c = config
-        .connect(NoTls)
-        .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+    let mut c = config.connect(NoTls).map_err(|e| {
+        StoreError::Backend(format!("cannot connect to PostgreSQL: {}", described(&e)))
+    })?;
     let row = c
         .query_one(
             "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')",

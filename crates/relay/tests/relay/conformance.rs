@@ -58,3 +58,45 @@ mod postgres {
         );
     }
 }
+
+/// A PostgreSQL server whose commits would not be on its disk when they
+/// return is refused, setting by setting, and accepted once durable again.
+#[test]
+fn a_postgres_server_that_would_not_sync_is_refused() {
+    use backchannel_relay::store::PostgresStore;
+    let Some(cluster) = backchannel_testkit::postgres::PgCluster::start() else {
+        return;
+    };
+    let url = cluster.database();
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let mut set = |setting: &str, value: Option<&str>| {
+        let sql = match value {
+            Some(v) => format!("ALTER SYSTEM SET {setting} = {v}"),
+            None => format!("ALTER SYSTEM RESET {setting}"),
+        };
+        admin.batch_execute(&sql).unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        // The postmaster rereads its settings soon after: new sessions show it.
+        let want = value.unwrap_or("on");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+            let now: String = c.query_one(&format!("SHOW {setting}"), &[]).unwrap().get(0);
+            if now == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{setting} stays {now}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+        set(setting, Some("off"));
+        let refused = PostgresStore::open(&url).unwrap_err().to_string();
+        assert!(refused.contains(&format!("{setting}=off")), "{refused}");
+        set(setting, None);
+    }
+    PostgresStore::open(&url).unwrap();
+}
