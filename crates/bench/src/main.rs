@@ -17,9 +17,11 @@ mod report;
 mod systems;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use backchannel_testkit::postgres::PgCluster;
 use clap::{Parser, Subcommand};
 
 use report::{Pair, RunResult, System};
@@ -79,6 +81,10 @@ struct RunArgs {
     /// The backchannel binary (default: beside this one).
     #[arg(long)]
     relay_bin: Option<PathBuf>,
+    /// Leave the relay on PostgreSQL out (measured by default, from a
+    /// throwaway cluster of the Debian binaries).
+    #[arg(long)]
+    without_postgres: bool,
     /// nats-server 2.10 or later (default: `nats-server` on PATH).
     #[arg(long, default_value = "nats-server")]
     nats_server: PathBuf,
@@ -179,6 +185,8 @@ struct Plan {
     nats_server: PathBuf,
     nats_version: String,
     work: PathBuf,
+    /// The cluster the relay on PostgreSQL uses (a fresh database a run).
+    postgres: Option<Arc<PgCluster>>,
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -186,7 +194,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let plan = plan(&args)?;
     std::fs::create_dir_all(&plan.work)
         .with_context(|| format!("create {}", plan.work.display()))?;
-    let total = plan.senders.len() * plan.runs * 2;
+    let systems = if plan.postgres.is_some() { 3 } else { 2 };
+    let total = plan.senders.len() * plan.runs * systems;
     eprintln!(
         "backchannel-bench: {total} runs of {:.1} s (senders {:?}, {} pairs each), relay {} and nats-server {}",
         plan.seconds,
@@ -203,20 +212,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let mut fsync = systems::fsync_probe(&plan.work, plan.size, 200)?;
             let fsync_p50 = report::percentile(&mut fsync, 50.0);
             let fsync_p99 = report::percentile(&mut fsync, 99.0);
-            // Alternate which system goes first, so neither always runs
-            // on a warmer (or more worn) disk.
-            let order = if i % 2 == 0 {
-                [System::RelaySqlite, System::Nats]
-            } else {
-                [System::Nats, System::RelaySqlite]
-            };
-            let mut relay = None;
-            let mut nats = None;
+            // Rotate which system goes first, so none always runs on a
+            // warmer (or more worn) disk.
+            let mut order = vec![System::RelaySqlite, System::Nats];
+            if plan.postgres.is_some() {
+                order.insert(1, System::RelayPostgres);
+            }
+            let systems = order.len();
+            order.rotate_left(i % systems);
+            let (mut relay, mut nats, mut postgres) = (None, None, None);
             for system in order {
                 let r = measure(&plan, system, k).await?;
                 done += 1;
                 eprintln!(
-                    "[{done}/{total} {:>4.0} s] {:<15} {k:>3} senders: {:>7.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, {:.0} µs CPU/msg{}",
+                    "[{done}/{total} {:>4.0} s] {:<18} {k:>3} senders: {:>7.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, {:.0} µs CPU/msg{}",
                     started.elapsed().as_secs_f64(),
                     system.name(),
                     r.msgs_per_s,
@@ -227,6 +236,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 );
                 match system {
                     System::RelaySqlite => relay = Some(r),
+                    System::RelayPostgres => postgres = Some(r),
                     System::Nats => nats = Some(r),
                 }
             }
@@ -234,6 +244,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 pairs.push(Pair {
                     relay,
                     nats,
+                    postgres,
                     fsync_p50_us: fsync_p50,
                     fsync_p99_us: fsync_p99,
                 });
@@ -291,7 +302,20 @@ fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
         nats_server: args.nats_server.clone(),
         nats_version,
         work: args.work.clone(),
+        postgres: postgres_cluster(args.without_postgres)?,
     })
+}
+
+/// A throwaway cluster for the relay on PostgreSQL, unless left out.
+fn postgres_cluster(without: bool) -> anyhow::Result<Option<Arc<PgCluster>>> {
+    if without {
+        return Ok(None);
+    }
+    if backchannel_testkit::postgres::binaries().is_none() {
+        bail!("the relay on PostgreSQL is measured from the Debian PostgreSQL binaries, which are missing: `apt-get install postgresql` (scripts/bench does), or pass --without-postgres");
+    }
+    let cluster = PgCluster::start().context("start a PostgreSQL cluster")?;
+    Ok(Some(Arc::new(cluster)))
 }
 
 /// The version nats-server reports, refused below 2.10: older servers
@@ -331,7 +355,21 @@ async fn measure(plan: &Plan, system: System, senders: usize) -> anyhow::Result<
         .context("make a run directory")?;
     let (running, clients) = match system {
         System::RelaySqlite => {
-            systems::start_relay(&plan.relay_bin, dir.path(), senders, plan.size).await?
+            systems::start_relay(&plan.relay_bin, dir.path(), None, senders, plan.size).await?
+        }
+        System::RelayPostgres => {
+            let cluster = plan
+                .postgres
+                .as_ref()
+                .context("the relay on PostgreSQL needs its cluster")?;
+            systems::start_relay(
+                &plan.relay_bin,
+                dir.path(),
+                Some(cluster),
+                senders,
+                plan.size,
+            )
+            .await?
         }
         System::Nats => {
             systems::start_nats(&plan.nats_server, dir.path(), senders, plan.size).await?
@@ -344,11 +382,12 @@ async fn measure(plan: &Plan, system: System, senders: usize) -> anyhow::Result<
     };
     let tasks = load::start(clients, window);
     tokio::time::sleep_until(window.start.into()).await;
-    let cpu_before = systems::cpu_time(running.pid)?;
+    let cpu_before = systems::cpu_times(&running.pids());
     tokio::time::sleep_until(window.end.into()).await;
-    let cpu_after = systems::cpu_time(running.pid)?;
+    let pids = running.pids();
+    let cpu_after = systems::cpu_times(&pids);
     let mut sample = load::finish(tasks).await?;
-    let rss_kib = systems::peak_rss_kib(running.pid);
+    let rss_kib = pids.iter().map(|&p| systems::peak_rss_kib(p)).sum();
     drop(running);
     let n = sample.latencies_us.len();
     if n == 0 {
@@ -358,7 +397,7 @@ async fn measure(plan: &Plan, system: System, senders: usize) -> anyhow::Result<
             sample.first_error.unwrap_or_else(|| "no error seen".into())
         );
     }
-    let cpu_us = cpu_after.saturating_sub(cpu_before).as_micros() as f64;
+    let cpu_us = systems::cpu_used(&cpu_before, &cpu_after).as_micros() as f64;
     Ok(RunResult {
         system,
         senders,
@@ -434,7 +473,7 @@ fn header(plan: &Plan, args: &RunArgs) -> String {
     format!(
         "## Figures\n\nMeasured {date} on {cpu} ({cores} cores), Linux {kernel}, data on {fs}, with `backchannel-bench run{quick}`: senders {senders:?}, {seconds:.0} s per run after {warmup:.1} s of warm-up, {runs} pair(s) per sender count, alternating which system goes first, {size}-byte messages, every system started fresh for each run.\n\n\
 - **relay (SQLite)**: `backchannel relay serve` (release build) on 127.0.0.1, its default limits on except these, raised:\n{raised}\n\
-- **NATS JetStream**: nats-server {nats}, file storage, `sync_interval: always` (fsync before every acknowledgement), one replica, a stream `BENCH` on `bench.>`.\n\
+{postgres}- **NATS JetStream**: nats-server {nats}, file storage, `sync_interval: always` (fsync before every acknowledgement), one replica, a stream `BENCH` on `bench.>`.\n\
 - **Load**: one closed-loop sender per connection, each sending its next message when the last was acknowledged (`201` from the relay, a publish acknowledgement from JetStream); latency is send to acknowledgement; CPU is user + system time of the system's process over the timed window ÷ messages; fsync is the disk's own (1 KiB append + fdatasync, 200 times before each pair).\n",
         date = date(),
         quick = if args.quick { " --quick" } else { "" },
@@ -445,6 +484,11 @@ fn header(plan: &Plan, args: &RunArgs) -> String {
         size = plan.size,
         nats = plan.nats_version,
         raised = raised.join("\n"),
+        postgres = if plan.postgres.is_some() {
+            "- **relay (PostgreSQL)**: the same relay and settings with `--db postgres://` on a throwaway PostgreSQL cluster of the Debian binaries on the same disk (its defaults: `fsync`, `synchronous_commit` and `full_page_writes` on), a fresh database a run; its CPU and peak RSS are the relay's plus every process of the database server (the postmaster, the relay's backends, the WAL writer, the checkpointer...; the peak RSS is summed, so shared buffers count once per process that touched them).\n"
+        } else {
+            ""
+        },
     )
 }
 

@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 pub enum System {
     /// The Backchannel relay on SQLite.
     RelaySqlite,
+    /// The Backchannel relay on PostgreSQL (the relay and every process
+    /// of the database server are measured).
+    RelayPostgres,
     /// NATS JetStream, file storage, `sync_interval: always`, R1.
     Nats,
 }
@@ -17,7 +20,17 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::RelaySqlite => "relay (SQLite)",
+            System::RelayPostgres => "relay (PostgreSQL)",
             System::Nats => "NATS JetStream",
+        }
+    }
+
+    /// Its colour in the plot.
+    fn colour(self) -> &'static str {
+        match self {
+            System::RelaySqlite => "#1f5fa8",
+            System::RelayPostgres => "#2e8b57",
+            System::Nats => "#c0392b",
         }
     }
 }
@@ -53,6 +66,8 @@ pub struct Pair {
     pub relay: RunResult,
     /// NATS's run.
     pub nats: RunResult,
+    /// The relay on PostgreSQL, when it was measured.
+    pub postgres: Option<RunResult>,
     /// fsync p50 measured before the pair, µs.
     pub fsync_p50_us: u32,
     /// fsync p99 measured before the pair, µs.
@@ -217,7 +232,10 @@ pub fn markdown(pairs: &[Pair], header: &str) -> String {
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in pairs {
-        for r in [&p.relay, &p.nats] {
+        for r in [Some(&p.relay), p.postgres.as_ref(), Some(&p.nats)]
+            .into_iter()
+            .flatten()
+        {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {} | {} | {} | {:.0} | {:.1} | {} |",
@@ -256,6 +274,7 @@ pub fn markdown(pairs: &[Pair], header: &str) -> String {
             r.fsync_p99_us / 1000.0
         );
     }
+    postgres_ratios(&mut out, pairs);
     let _ = writeln!(out, "\n### Targets\n");
     for t in targets(&rs) {
         let _ = writeln!(
@@ -271,32 +290,77 @@ pub fn markdown(pairs: &[Pair], header: &str) -> String {
     out
 }
 
-/// Throughput and latency against senders, both systems, as an SVG.
+/// The relay on PostgreSQL against NATS, where it was measured (the
+/// issue asks for the figure at 32 senders, aiming at 2 or more).
+fn postgres_ratios(out: &mut String, pairs: &[Pair]) {
+    let mut counts: Vec<usize> = pairs
+        .iter()
+        .filter(|p| p.postgres.is_some())
+        .map(|p| p.relay.senders)
+        .collect();
+    counts.dedup();
+    if counts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n### The relay on PostgreSQL ÷ NATS (median of per-run ratios, least–greatest)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| senders | msg/s ÷ NATS | CPU/msg ÷ NATS | msg/s ÷ relay on SQLite |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|");
+    for k in counts {
+        let of: Vec<(&RunResult, &Pair)> = pairs
+            .iter()
+            .filter(|p| p.relay.senders == k)
+            .filter_map(|p| Some((p.postgres.as_ref()?, p)))
+            .collect();
+        let each = |f: &dyn Fn(&RunResult, &Pair) -> f64| {
+            spread(&of.iter().map(|(r, p)| f(r, p)).collect::<Vec<_>>())
+        };
+        let _ = writeln!(
+            out,
+            "| {k} | {} | {} | {} |",
+            ratio(each(&|r, p| r.msgs_per_s / p.nats.msgs_per_s)),
+            ratio(each(&|r, p| r.cpu_us_per_msg / p.nats.cpu_us_per_msg)),
+            ratio(each(&|r, p| r.msgs_per_s / p.relay.msgs_per_s)),
+        );
+    }
+}
+
+/// Throughput and latency against senders, every system, as an SVG.
 pub fn svg(pairs: &[Pair]) -> String {
     let rs = ratios(pairs);
     let ks: Vec<usize> = rs.iter().map(|r| r.senders).collect();
     let median_of = |sys: System, k: usize, f: &dyn Fn(&RunResult) -> f64| {
         let v: Vec<f64> = pairs
             .iter()
-            .map(|p| {
-                if sys == System::Nats {
-                    &p.nats
-                } else {
-                    &p.relay
-                }
+            .filter_map(|p| match sys {
+                System::Nats => Some(&p.nats),
+                System::RelaySqlite => Some(&p.relay),
+                System::RelayPostgres => p.postgres.as_ref(),
             })
             .filter(|r| r.senders == k)
             .map(f)
             .collect();
         spread(&v).0
     };
-    let series = |f: &dyn Fn(&RunResult) -> f64| {
-        [System::RelaySqlite, System::Nats].map(|s| {
-            (
-                s,
-                ks.iter().map(|&k| median_of(s, k, f)).collect::<Vec<f64>>(),
-            )
-        })
+    let mut systems = vec![System::RelaySqlite, System::Nats];
+    if pairs.iter().any(|p| p.postgres.is_some()) {
+        systems.insert(1, System::RelayPostgres);
+    }
+    let series = |f: &dyn Fn(&RunResult) -> f64| -> Series {
+        systems
+            .iter()
+            .map(|&s| {
+                (
+                    s,
+                    ks.iter().map(|&k| median_of(s, k, f)).collect::<Vec<f64>>(),
+                )
+            })
+            .collect()
     };
     let throughput = series(&|r| r.msgs_per_s);
     let p50 = series(&|r| f64::from(r.p50_us) / 1000.0);
@@ -321,15 +385,23 @@ pub fn svg(pairs: &[Pair]) -> String {
         &ks,
         &[(&p50, ""), (&p99, "6 4")],
     );
-    let _ = writeln!(
-        out,
-        r##"<g transform="translate(300,330)"><rect x="0" y="-9" width="12" height="3" fill="#1f5fa8"/><text x="16" y="-4">relay (SQLite)</text><rect x="130" y="-9" width="12" height="3" fill="#c0392b"/><text x="146" y="-4">NATS JetStream</text></g>"##
-    );
+    let _ = write!(out, r#"<g transform="translate(230,330)">"#);
+    for (i, s) in systems.iter().enumerate() {
+        let x = i as f64 * 145.0;
+        let _ = write!(
+            out,
+            r#"<rect x="{x}" y="-9" width="12" height="3" fill="{}"/><text x="{}" y="-4">{}</text>"#,
+            s.colour(),
+            x + 16.0,
+            s.name()
+        );
+    }
+    let _ = writeln!(out, "</g>");
     out.push_str("</svg>\n");
     out
 }
 
-type Series = [(System, Vec<f64>); 2];
+type Series = Vec<(System, Vec<f64>)>;
 
 fn chart(out: &mut String, left: f64, title: &str, ks: &[usize], lines: &[(&Series, &str)]) {
     let (x0, y0, w, h) = (left + 60.0, 40.0, 340.0, 240.0);
@@ -391,11 +463,7 @@ fn chart(out: &mut String, left: f64, title: &str, ks: &[usize], lines: &[(&Seri
     );
     for (series, dash) in lines {
         for (system, values) in series.iter() {
-            let colour = if *system == System::Nats {
-                "#c0392b"
-            } else {
-                "#1f5fa8"
-            };
+            let colour = system.colour();
             let points: Vec<String> = values
                 .iter()
                 .enumerate()
@@ -444,6 +512,7 @@ mod tests {
         let pair = |relay: f64, nats: f64| Pair {
             relay: run(System::RelaySqlite, 32, relay, 100.0),
             nats: run(System::Nats, 32, nats, 200.0),
+            postgres: None,
             fsync_p50_us: 1000,
             fsync_p99_us: 100,
         };

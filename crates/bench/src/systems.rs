@@ -1,14 +1,17 @@
 //! The systems under test, each started fresh for every run on a
 //! directory of its own, and what the kernel says about their processes.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use backchannel_protocol::ChannelId;
+use backchannel_testkit::postgres::PgCluster;
 use backchannel_testkit::{Principal, RelayProcess};
 
 use crate::load::{NatsSender, RelaySender, Sender};
@@ -43,8 +46,21 @@ pub const RELAY_RAISED: &[(&str, &str, &str)] = &[
 pub struct Running {
     /// Its process id (the relay, or nats-server).
     pub pid: u32,
+    /// The relay's database server, whose processes count as the system's.
+    pub database: Option<Arc<PgCluster>>,
     /// Keeps the process alive; killed when dropped.
     guard: Guard,
+}
+
+impl Running {
+    /// Every process of the system now: its own, and its database server's.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.pid];
+        if let Some(db) = &self.database {
+            pids.extend(db.server_pids());
+        }
+        pids
+    }
 }
 
 enum Guard {
@@ -73,15 +89,21 @@ pub fn spawn_relay(bin: &Path, dir: &Path, db: &Path) -> anyhow::Result<RelayPro
     Ok(RelayProcess::spawn_with(bin, db, &["--config", &config]))
 }
 
-/// Starts a relay on SQLite in `dir` and prepares `senders` principals,
-/// each with a channel to one sink.
+/// Starts a relay in `dir`, on SQLite there or on a fresh database of
+/// `postgres`, and prepares `senders` principals, each with a channel to
+/// one sink.
 pub async fn start_relay(
     bin: &Path,
     dir: &Path,
+    postgres: Option<&Arc<PgCluster>>,
     senders: usize,
     size: usize,
 ) -> anyhow::Result<(Running, Vec<Sender>)> {
-    let relay = spawn_relay(bin, dir, &dir.join("relay.db"))?;
+    let db = match postgres {
+        Some(cluster) => PathBuf::from(cluster.database()),
+        None => dir.join("relay.db"),
+    };
+    let relay = spawn_relay(bin, dir, &db)?;
     let url = relay.url.clone();
     let sink = Principal::join(&url, "sink", 0).await;
     let ciphertext = crate::load::ciphertext(size);
@@ -117,6 +139,7 @@ pub async fn start_relay(
     Ok((
         Running {
             pid,
+            database: postgres.cloned(),
             guard: Guard::Relay(relay),
         },
         out,
@@ -151,6 +174,7 @@ pub async fn start_nats(
         .with_context(|| format!("start {}", bin.display()))?;
     let running = Running {
         pid: child.id(),
+        database: None,
         guard: Guard::Nats(child),
     };
     let url = format!("nats://127.0.0.1:{port}");
@@ -219,6 +243,22 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
         .sum();
     let hz = rustix::param::clock_ticks_per_second().max(1);
     Ok(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// CPU time of each of `pids` that runs now.
+pub fn cpu_times(pids: &[u32]) -> BTreeMap<u32, Duration> {
+    pids.iter()
+        .filter_map(|&p| Some((p, cpu_time(p).ok()?)))
+        .collect()
+}
+
+/// CPU used between two readings: a process that started between them
+/// counts from zero, one that ended is left out (its last figures are gone).
+pub fn cpu_used(before: &BTreeMap<u32, Duration>, after: &BTreeMap<u32, Duration>) -> Duration {
+    after
+        .iter()
+        .map(|(p, t)| t.saturating_sub(before.get(p).copied().unwrap_or_default()))
+        .sum()
 }
 
 /// The peak resident set of a process (VmHWM), in KiB.

@@ -268,17 +268,27 @@ impl PgCluster {
         self.url(&name)
     }
 
+    /// The postmaster and every process it started (backends, WAL
+    /// writer, checkpointer...), for measuring what the server uses.
+    pub fn server_pids(&self) -> Vec<u32> {
+        let Some(pid) = self.postmaster() else {
+            return Vec::new();
+        };
+        let mut pids = children_of(pid);
+        pids.push(pid);
+        pids
+    }
+
+    fn postmaster(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+    }
+
     /// Kills the server as a power cut would: SIGKILL to the postmaster
     /// and every backend at once; then waits until all are gone.
     pub fn kill(&self) {
-        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
-            .ok()
-            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
-        let Some(pid) = pid else {
-            return;
-        };
-        let mut doomed = children_of(pid);
-        doomed.push(pid);
+        let doomed = self.server_pids();
         let pids: Vec<String> = doomed.iter().map(u32::to_string).collect();
         let _ = Command::new("kill").arg("-KILL").args(&pids).output();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -10,6 +10,7 @@
 //! follow others, which wake their WebSocket clients: the notification is
 //! a hint, the mailbox's cursors the record.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -21,7 +22,8 @@ use backchannel_protocol::{
 };
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
 use super::rows::{
     exchange_state, handle, id16, is_fresh, judge_mailbox, judge_sender, judge_submission, key32,
@@ -137,7 +139,75 @@ fn violated(f: &Fail, code: &SqlState) -> Option<String> {
     }
 }
 
-type Work<'a, T> = dyn FnMut(&mut Transaction<'_>) -> Result<T, Fail> + 'a;
+type Work<'a, T> = dyn FnMut(&mut Tx<'_, '_>) -> Result<T, Fail> + 'a;
+
+/// A pooled connection and the statements prepared on it: a statement is
+/// parsed once per connection, not at every use (one round trip instead
+/// of two).
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+/// A connection (or its open transaction) with its prepared statements.
+struct Db<'a, C: GenericClient> {
+    c: &'a mut C,
+    prepared: &'a mut HashMap<&'static str, Statement>,
+}
+
+/// A transaction with its connection's prepared statements.
+type Tx<'a, 'b> = Db<'a, Transaction<'b>>;
+
+impl<C: GenericClient> Db<'_, C> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.c.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.execute(&s, p)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.query(&s, p)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.query_one(&s, p)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.query_opt(&s, p)
+    }
+
+    fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.c.batch_execute(sql)
+    }
+}
 
 /// A bounded pool of connections that were checked for durability.
 struct Pool {
@@ -147,7 +217,7 @@ struct Pool {
 }
 
 struct PoolState {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     open: usize,
     waiting: usize,
 }
@@ -157,11 +227,11 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self) -> Result<Client, StoreError> {
+    fn get(&self) -> Result<Conn, StoreError> {
         let mut state = self.lock();
         loop {
             if let Some(c) = state.idle.pop() {
-                if !c.is_closed() {
+                if !c.client.is_closed() {
                     return Ok(c);
                 }
                 state.open -= 1;
@@ -175,7 +245,10 @@ impl Pool {
                     self.lock().open -= 1;
                     self.freed.notify_one();
                 }
-                return connected;
+                return connected.map(|client| Conn {
+                    client,
+                    prepared: HashMap::new(),
+                });
             }
             state.waiting += 1;
             state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -183,9 +256,9 @@ impl Pool {
         }
     }
 
-    fn put(&self, c: Client) {
+    fn put(&self, c: Conn) {
         let mut state = self.lock();
-        if c.is_closed() {
+        if c.client.is_closed() {
             state.open -= 1;
         } else {
             state.idle.push(c);
@@ -282,7 +355,7 @@ impl PostgresStore {
     /// (a deadlock, a serialization failure) runs again.
     fn write<T>(
         &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, Fail>,
+        mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T, Fail>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
         let result = self.attempt(&mut conn, &mut f);
@@ -290,13 +363,16 @@ impl PostgresStore {
         result
     }
 
-    fn attempt<T>(&self, conn: &mut Client, f: &mut Work<'_, T>) -> Result<T, StoreError> {
+    fn attempt<T>(&self, conn: &mut Conn, f: &mut Work<'_, T>) -> Result<T, StoreError> {
         let mut tries = 0;
         loop {
             tries += 1;
             let outcome: Result<T, Fail> = (|| {
-                let mut tx = conn.transaction()?;
-                let v = f(&mut tx)?;
+                let mut tx = conn.client.transaction()?;
+                let v = f(&mut Db {
+                    c: &mut tx,
+                    prepared: &mut conn.prepared,
+                })?;
                 tx.commit()?;
                 Ok(v)
             })();
@@ -313,9 +389,16 @@ impl PostgresStore {
 
     /// Runs a read on a pooled connection (each statement sees what was
     /// committed when it began).
-    fn read<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, Fail>) -> Result<T, StoreError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Db<'_, Client>) -> Result<T, Fail>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
-        let result = f(&mut conn).map_err(StoreError::from);
+        let result = f(&mut Db {
+            c: &mut conn.client,
+            prepared: &mut conn.prepared,
+        })
+        .map_err(StoreError::from);
         self.pool.put(conn);
         result
     }
@@ -400,7 +483,7 @@ fn from_other(payload: &str, own: &str) -> Option<Handle> {
 
 /// Counts one use of `bucket`'s window (a new window once the last ended).
 fn count_use(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     bucket: &str,
     rate: Rate,
     now: Timestamp,
@@ -436,7 +519,7 @@ fn keys_unique<T>(r: Result<T, postgres::Error>) -> Result<T, Fail> {
     }
 }
 
-fn key_version(tx: &mut Transaction<'_>, h: &Handle) -> Result<u64, Fail> {
+fn key_version(tx: &mut Tx<'_, '_>, h: &Handle) -> Result<u64, Fail> {
     tx.query_opt(
         "UPDATE principals SET key_version = key_version + 1 WHERE handle = $1 RETURNING key_version",
         &[&h.as_str()],
@@ -445,7 +528,7 @@ fn key_version(tx: &mut Transaction<'_>, h: &Handle) -> Result<u64, Fail> {
     .ok_or_else(|| StoreError::UnknownPrincipal(h.clone()).into())
 }
 
-fn stored_bytes_in(c: &mut impl postgres::GenericClient, who: &Handle) -> Result<u64, Fail> {
+fn stored_bytes_in(c: &mut Db<'_, impl GenericClient>, who: &Handle) -> Result<u64, Fail> {
     let row = c.query_one(
         "SELECT (SELECT coalesce(sum(bytes), 0) FROM mailbox_usage WHERE sender = $1)::bigint
               + (SELECT coalesce(sum(length(ciphertext)), 0) FROM offers WHERE submitter = $1)::bigint",
@@ -454,7 +537,7 @@ fn stored_bytes_in(c: &mut impl postgres::GenericClient, who: &Handle) -> Result
     Ok(row.get::<_, i64>(0) as u64)
 }
 
-fn mailbox_use(tx: &mut Transaction<'_>, e: &Envelope) -> Result<MailboxUse, Fail> {
+fn mailbox_use(tx: &mut Tx<'_, '_>, e: &Envelope) -> Result<MailboxUse, Fail> {
     let row = tx.query_one(
         "SELECT coalesce(sum(envelopes), 0)::bigint, coalesce(sum(bytes), 0)::bigint,
                 coalesce(sum(CASE WHEN sender = $2 THEN envelopes END), 0)::bigint,
@@ -472,11 +555,7 @@ fn mailbox_use(tx: &mut Transaction<'_>, e: &Envelope) -> Result<MailboxUse, Fai
 }
 
 /// Inserts a channel's members, every one a registered principal.
-fn insert_members(
-    tx: &mut Transaction<'_>,
-    id: &ChannelId,
-    members: &[Handle],
-) -> Result<(), Fail> {
+fn insert_members(tx: &mut Tx<'_, '_>, id: &ChannelId, members: &[Handle]) -> Result<(), Fail> {
     for m in members {
         let inserted = tx.execute(
             "INSERT INTO channel_members (channel_id, handle) VALUES ($1, $2)",
@@ -513,7 +592,7 @@ fn stored_envelope(r: &Row) -> Result<StoredEnvelope, StoreError> {
 }
 
 fn exchange_in(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Db<'_, impl GenericClient>,
     id: &ExchangeId,
     lock: bool,
 ) -> Result<Option<ExchangeRecord>, Fail> {
@@ -548,7 +627,7 @@ fn exchange_in(
 
 /// Stores one message's copies (see [`RelayStore::post_counted`]).
 fn post_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     envelopes: &[Envelope],
     now: Timestamp,
     quota: &Quota,
@@ -1086,7 +1165,7 @@ impl RelayStore for PostgresStore {
             if !woken.is_empty() {
                 // Delivered to listeners when (and only if) this commits.
                 tx.execute(
-                    &format!("SELECT pg_notify('{MAIL_CHANNEL}', w) FROM unnest($1::text[]) AS w"),
+                    "SELECT pg_notify('backchannel_mail', w) FROM unnest($1::text[]) AS w",
                     &[&woken],
                 )?;
             }
