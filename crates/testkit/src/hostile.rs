@@ -11,23 +11,41 @@ use backchannel_protocol::{
 };
 use backchannel_relay::store::{
     ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, PrincipalRecord, Quota,
-    Rate, RateDecision, RelayStore, RowCounts, SqliteStore, StoreError, StoredEnvelope, Usage,
-    WriteCounts,
+    Rate, RateDecision, RelayStore, RowCounts, StoreError, StoredEnvelope, Usage, WriteCounts,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
 type Stale = Arc<Mutex<Vec<StoredEnvelope>>>;
 
-/// The real SQLite store, with stale entries served first when asked.
+/// The real store, with stale entries served first when asked.
 pub struct TamperStore {
-    inner: SqliteStore,
+    inner: Box<dyn RelayStore>,
     stale: Stale,
+    /// Whether each call runs on a thread of its own: PostgreSQL's
+    /// synchronous client may not block inside an async test, which
+    /// calls the store directly.
+    apart: bool,
 }
 
 impl TamperStore {
-    /// Wraps `inner`.
-    pub fn new(inner: SqliteStore, stale: Stale) -> Self {
-        TamperStore { inner, stale }
+    /// Wraps `inner`; `apart` for a store that must not run inside an
+    /// async runtime's thread.
+    pub fn new(inner: Box<dyn RelayStore>, stale: Stale, apart: bool) -> Self {
+        TamperStore {
+            inner,
+            stale,
+            apart,
+        }
+    }
+
+    fn run<T: Send>(&self, f: impl FnOnce(&dyn RelayStore) -> T + Send) -> T {
+        if !self.apart {
+            return f(&*self.inner);
+        }
+        std::thread::scope(|s| match s.spawn(|| f(&*self.inner)).join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
     }
 }
 
@@ -39,28 +57,28 @@ impl RelayStore for TamperStore {
         now: Timestamp,
         invite: Option<&Digest>,
     ) -> Result<PrincipalRecord, StoreError> {
-        self.inner.register(h, k, now, invite)
+        self.run(|s| s.register(h, k, now, invite))
     }
     fn create_invite(&self, code: &Digest, expires: Timestamp) -> Result<(), StoreError> {
-        self.inner.create_invite(code, expires)
+        self.run(|s| s.create_invite(code, expires))
     }
     fn release_principal(&self, h: &Handle) -> Result<bool, StoreError> {
-        self.inner.release_principal(h)
+        self.run(|s| s.release_principal(h))
     }
     fn principal(&self, h: &Handle) -> Result<Option<PrincipalRecord>, StoreError> {
-        self.inner.principal(h)
+        self.run(|s| s.principal(h))
     }
     fn put_challenge(&self, c: &[u8; 32], h: &Handle, e: Timestamp) -> Result<(), StoreError> {
-        self.inner.put_challenge(c, h, e)
+        self.run(|s| s.put_challenge(c, h, e))
     }
     fn take_challenge(&self, c: &[u8; 32]) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        self.inner.take_challenge(c)
+        self.run(|s| s.take_challenge(c))
     }
     fn put_token(&self, t: &Digest, h: &Handle, e: Timestamp) -> Result<(), StoreError> {
-        self.inner.put_token(t, h, e)
+        self.run(|s| s.put_token(t, h, e))
     }
     fn token(&self, t: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        self.inner.token(t)
+        self.run(|s| s.token(t))
     }
     fn upload_keys(
         &self,
@@ -69,28 +87,28 @@ impl RelayStore for TamperStore {
         f: Option<&SignedKey>,
         replace: bool,
     ) -> Result<KeyCounts, StoreError> {
-        self.inner.upload_keys(h, o, f, replace)
+        self.run(|s| s.upload_keys(h, o, f, replace))
     }
     fn claim_key(&self, h: &Handle, one_time: bool) -> Result<Option<Claimed>, StoreError> {
-        self.inner.claim_key(h, one_time)
+        self.run(|s| s.claim_key(h, one_time))
     }
     fn key_stock(&self, h: &Handle) -> Result<KeyStock, StoreError> {
-        self.inner.key_stock(h)
+        self.run(|s| s.key_stock(h))
     }
     fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
-        self.inner.create_channel(c)
+        self.run(|s| s.create_channel(c))
     }
     fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
-        self.inner.channel(id)
+        self.run(|s| s.channel(id))
     }
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
-        self.inner.set_channel_members(id, members)
+        self.run(|s| s.set_channel_members(id, members))
     }
     fn create_exchange(&self, e: &ExchangeRecord, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.create_exchange(e, now)
+        self.run(|s| s.create_exchange(e, now))
     }
     fn exchange(&self, id: &ExchangeId) -> Result<Option<ExchangeRecord>, StoreError> {
-        self.inner.exchange(id)
+        self.run(|s| s.exchange(id))
     }
     fn submit_offer(
         &self,
@@ -98,19 +116,19 @@ impl RelayStore for TamperStore {
         c: &[OfferCopy],
         now: Timestamp,
     ) -> Result<ExchangeRecord, StoreError> {
-        self.inner.submit_offer(id, c, now)
+        self.run(|s| s.submit_offer(id, c, now))
     }
     fn withdraw_offer(&self, id: &ExchangeId, who: &Handle) -> Result<ExchangeRecord, StoreError> {
-        self.inner.withdraw_offer(id, who)
+        self.run(|s| s.withdraw_offer(id, who))
     }
     fn has_offer(&self, id: &ExchangeId, who: &Handle) -> Result<bool, StoreError> {
-        self.inner.has_offer(id, who)
+        self.run(|s| s.has_offer(id, who))
     }
     fn offers_for(&self, id: &ExchangeId, r: &Handle) -> Result<Vec<OfferCopy>, StoreError> {
-        self.inner.offers_for(id, r)
+        self.run(|s| s.offers_for(id, r))
     }
     fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.destroy_expired(now)
+        self.run(|s| s.destroy_expired(now))
     }
     fn post_counted(
         &self,
@@ -119,7 +137,7 @@ impl RelayStore for TamperStore {
         quota: &Quota,
         counts: &[(String, Rate)],
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        self.inner.post_counted(e, now, quota, counts)
+        self.run(|s| s.post_counted(e, now, quota, counts))
     }
     fn mailbox(
         &self,
@@ -132,49 +150,55 @@ impl RelayStore for TamperStore {
             stale.drain(..).partition(|s| s.envelope.recipient == *r);
         *stale = others;
         let mut out = mine;
-        out.extend(self.inner.mailbox(r, after, limit)?);
+        out.extend(self.run(|s| s.mailbox(r, after, limit))?);
         Ok(out)
     }
     fn ack(&self, r: &Handle, through: u64) -> Result<u64, StoreError> {
-        self.inner.ack(r, through)
+        self.run(|s| s.ack(r, through))
     }
     fn own_record(&self, who: &Handle) -> Result<backchannel_relay::store::OwnRecord, StoreError> {
-        self.inner.own_record(who)
+        self.run(|s| s.own_record(who))
     }
     fn purge_expired(&self, now: Timestamp, unfetched: Timestamp) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now, unfetched)
+        self.run(|s| s.purge_expired(now, unfetched))
     }
     fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
-        self.inner.hit(bucket, rate, now)
+        self.run(|s| s.hit(bucket, rate, now))
     }
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {
-        self.inner.stored_bytes(who)
+        self.run(|s| s.stored_bytes(who))
     }
     fn usage(&self) -> Result<Usage, StoreError> {
-        self.inner.usage()
+        self.run(|s| s.usage())
     }
     fn free_space(&self) -> Result<Option<u64>, StoreError> {
-        self.inner.free_space()
+        self.run(|s| s.free_space())
     }
     fn checkpoint(&self) -> Result<(), StoreError> {
-        self.inner.checkpoint()
+        self.run(|s| s.checkpoint())
     }
     fn write_counts(&self) -> WriteCounts {
-        self.inner.write_counts()
+        self.run(|s| s.write_counts())
     }
     fn row_counts(&self) -> Result<RowCounts, StoreError> {
-        self.inner.row_counts()
+        self.run(|s| s.row_counts())
+    }
+    fn follow_other_instances(&self, wake: Box<dyn Fn(Handle) + Send + Sync>) {
+        self.inner.follow_other_instances(wake)
     }
 }
 
-/// The operator's hand on the relay database.
+/// The operator's hand on the relay database (a SQLite one: the
+/// attacks edit it with SQLite's own statements).
 pub struct Hostile {
-    db: PathBuf,
+    db: Option<PathBuf>,
     stale: Stale,
 }
 
 impl Hostile {
-    pub(crate) fn new(db: PathBuf, stale: Stale) -> Self {
+    /// On the SQLite database `db`, or (`None`) on a relay whose database
+    /// this hand cannot edit.
+    pub(crate) fn new(db: Option<PathBuf>, stale: Stale) -> Self {
         Hostile { db, stale }
     }
 
@@ -182,7 +206,7 @@ impl Hostile {
     /// `serve_stale` has no effect there.
     pub fn at(db: &std::path::Path) -> Self {
         Hostile {
-            db: db.to_path_buf(),
+            db: Some(db.to_path_buf()),
             stale: Arc::default(),
         }
     }
@@ -197,8 +221,11 @@ impl Hostile {
             .unwrap();
     }
 
-    fn conn(&self) -> Connection {
-        let c = Connection::open(&self.db).unwrap();
+    pub(crate) fn conn(&self) -> Connection {
+        let db = self.db.as_ref().expect(
+            "the hostile relay edits SQLite databases only: run this test on the SQLite backend",
+        );
+        let c = Connection::open(db).unwrap();
         c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
         c
     }

@@ -39,6 +39,8 @@ pub struct TestRelay {
     /// The relay turned hostile: drop, hold, replay, alter, inject, lie.
     pub hostile: hostile::Hostile,
     db: PathBuf,
+    /// The PostgreSQL cluster and database, when the test runs on it.
+    postgres: Option<(std::sync::Arc<postgres::PgCluster>, String)>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     config: RelayConfig,
@@ -53,26 +55,38 @@ impl TestRelay {
     }
 
     /// Starts a relay with the given configuration and clock.
+    /// With `BACKCHANNEL_TEST_BACKEND=postgres` the relay stores in a
+    /// throwaway PostgreSQL cluster instead of SQLite (what the hostile
+    /// relay does needs SQLite).
     pub async fn start_with(config: RelayConfig, clock: backchannel_relay::Clock) -> Self {
         install_ring_default();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("relay.db");
+        let postgres = on_postgres().then(|| {
+            let cluster = postgres::PgCluster::start()
+                .expect("BACKCHANNEL_TEST_BACKEND=postgres needs PostgreSQL installed");
+            let url = cluster.database();
+            (std::sync::Arc::new(cluster), url)
+        });
         let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let store = open_store(&db, postgres.as_ref());
         let mut relay = TestRelay {
             url: format!("http://{addr}"),
             addr,
             relay: Relay::with(
                 std::sync::Arc::new(hostile::TamperStore::new(
-                    SqliteStore::open(&db).unwrap(),
+                    store,
                     stale.clone(),
+                    postgres.is_some(),
                 )),
                 config.clone(),
                 clock.clone(),
             ),
-            hostile: hostile::Hostile::new(db.clone(), stale),
+            hostile: hostile::Hostile::new(postgres.is_none().then(|| db.clone()), stale),
             db,
+            postgres,
             stop: None,
             task: None,
             config,
@@ -105,13 +119,18 @@ impl TestRelay {
             task.await.unwrap().unwrap();
         }
         let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let store = hostile::TamperStore::new(SqliteStore::open(&self.db).unwrap(), stale.clone());
+        let store = hostile::TamperStore::new(
+            open_store(&self.db, self.postgres.as_ref()),
+            stale.clone(),
+            self.postgres.is_some(),
+        );
         self.relay = Relay::with(
             std::sync::Arc::new(store),
             self.config.clone(),
             self.clock.clone(),
         );
-        self.hostile = hostile::Hostile::new(self.db.clone(), stale);
+        self.hostile =
+            hostile::Hostile::new(self.postgres.is_none().then(|| self.db.clone()), stale);
         let mut tries = 0;
         let listener = loop {
             match tokio::net::TcpListener::bind(self.addr).await {
@@ -142,9 +161,13 @@ impl TestRelay {
         &**self.relay.store()
     }
 
-    /// The bytes of the database file and its WAL, concatenated.
+    /// The bytes of the database file and its WAL, concatenated (on
+    /// PostgreSQL, of every file of the cluster).
     pub fn file_bytes(&self) -> Vec<u8> {
-        file_bytes(&self.db)
+        match &self.postgres {
+            Some((cluster, _)) => cluster.file_bytes(),
+            None => file_bytes(&self.db),
+        }
     }
 
     /// Plays a lying relay: adds `member` to a channel's routing record
@@ -153,26 +176,16 @@ impl TestRelay {
         self.hostile.add_routing_member(channel, member.as_str());
     }
 
-    /// The first sealed offer bytes stored for `exchange`.
-    pub fn hostile_offer_bytes(&self, exchange: backchannel_protocol::ExchangeId) -> Vec<u8> {
-        let conn = rusqlite::Connection::open(&self.db).unwrap();
-        conn.query_row(
-            "SELECT ciphertext FROM offers WHERE exchange_id = ?1 LIMIT 1",
-            [&exchange.0[..]],
-            |r| r.get(0),
-        )
-        .unwrap()
-    }
-
     /// How many envelopes were ever posted to `recipient` (acked or not).
     pub fn posted_to(&self, recipient: &Handle) -> u64 {
-        let conn = rusqlite::Connection::open(&self.db).unwrap();
-        conn.query_row(
-            "SELECT count(*) FROM posted WHERE recipient = ?1",
-            [recipient.as_str()],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap() as u64
+        self.hostile
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM posted WHERE recipient = ?1",
+                [recipient.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
     }
 
     /// Stops serving and waits for the server task.
@@ -191,6 +204,22 @@ impl Drop for TestRelay {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Whether test relays store in PostgreSQL (`BACKCHANNEL_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("BACKCHANNEL_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A test relay's store: SQLite at `db`, or the PostgreSQL database.
+fn open_store(
+    db: &Path,
+    postgres: Option<&(std::sync::Arc<postgres::PgCluster>, String)>,
+) -> Box<dyn RelayStore> {
+    match postgres {
+        Some((_, url)) => Box::new(backchannel_relay::store::PostgresStore::open(url).unwrap()),
+        None => Box::new(SqliteStore::open(db).unwrap()),
     }
 }
 
