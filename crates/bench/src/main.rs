@@ -12,6 +12,7 @@
 //! PyPI and runs it; docs/benchmarks.md shows what it measured.
 
 mod crash;
+mod instances;
 mod load;
 mod report;
 mod systems;
@@ -252,7 +253,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let header = header(&plan, &args);
-    let figures = report::markdown(&pairs, &header);
+    let handoff = match &plan.postgres {
+        Some(cluster) => {
+            let messages = if args.quick { 100 } else { 1000 };
+            eprintln!("backchannel-bench: {messages} messages posted to one relay instance, watched on another (one PostgreSQL database)");
+            let mut waits = instances::handoff(
+                &plan.relay_bin,
+                &plan.work.join("instances"),
+                cluster,
+                messages,
+            )
+            .await?;
+            Some(report::Handoff::of(&mut waits))
+        }
+        None => None,
+    };
+    let figures = report::markdown(&pairs, handoff.as_ref(), &header);
     println!("{figures}");
     let (report_path, plot_path) = outputs(&args);
     write_report(&report_path, &figures)?;

@@ -221,8 +221,34 @@ fn ratio((mid, lo, hi): (f64, f64, f64)) -> String {
     format!("{mid:.2} ({lo:.2}–{hi:.2})")
 }
 
+/// A message posted to one relay instance, pushed by another on the same
+/// PostgreSQL database: how long it took.
+#[derive(Clone, Copy, Debug)]
+pub struct Handoff {
+    /// Messages timed.
+    pub messages: usize,
+    /// Percentiles, µs.
+    pub p50_us: u32,
+    /// 99th percentile.
+    pub p99_us: u32,
+    /// The slowest.
+    pub worst_us: u32,
+}
+
+impl Handoff {
+    /// The figures of `waits` (µs; reordered).
+    pub fn of(waits: &mut [u32]) -> Self {
+        Handoff {
+            messages: waits.len(),
+            p50_us: percentile(waits, 50.0),
+            p99_us: percentile(waits, 99.0),
+            worst_us: waits.iter().copied().max().unwrap_or(0),
+        }
+    }
+}
+
 /// The figures as Markdown: every run, the ratios, the targets.
-pub fn markdown(pairs: &[Pair], header: &str) -> String {
+pub fn markdown(pairs: &[Pair], handoff: Option<&Handoff>, header: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}");
     let _ = writeln!(out, "### Every run\n");
@@ -275,8 +301,27 @@ pub fn markdown(pairs: &[Pair], header: &str) -> String {
         );
     }
     postgres_ratios(&mut out, pairs);
+    if let Some(h) = handoff {
+        let _ = writeln!(
+            out,
+            "\n### Two relay instances on one PostgreSQL\n\n{} messages of 1 KiB posted one at a time to instance A, each timed from its post until instance B pushed it over WebSocket to its recipient (the database's notification is the only path between the instances): p50 {} ms, p99 {} ms, slowest {} ms.",
+            h.messages,
+            ms(h.p50_us),
+            ms(h.p99_us),
+            ms(h.worst_us)
+        );
+    }
     let _ = writeln!(out, "\n### Targets\n");
-    for t in targets(&rs) {
+    let mut all = targets(&rs);
+    if let Some(h) = handoff {
+        all.push(Target {
+            what: "post to one instance, pushed by another: p99 in seconds".into(),
+            measured: f64::from(h.p99_us) / 1e6,
+            bound: 1.0,
+            at_least: false,
+        });
+    }
+    for t in all {
         let _ = writeln!(
             out,
             "- {}: **{:.2}** (target {} {:.1}): {}",
