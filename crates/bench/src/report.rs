@@ -568,8 +568,35 @@ mod tests {
         let t = targets(&ratios(&pairs));
         assert!(t[0].met(), "4.0 meets ≥ 4");
         assert!(t.iter().any(|t| t.what.contains("p99") && !t.met()));
-        let md = markdown(&pairs, "## Figures");
+        let md = markdown(&pairs, None, "## Figures");
         assert!(md.contains("| 32 | 4.00 (3.00–9.00) |"), "{md}");
+        assert!(
+            !md.contains("PostgreSQL"),
+            "no PostgreSQL figures unless measured"
+        );
         assert!(svg(&pairs).contains("<polyline"));
+    }
+
+    #[test]
+    fn the_postgres_figures_and_the_handoff_are_reported_when_measured() {
+        let pairs = [Pair {
+            relay: run(System::RelaySqlite, 32, 400.0, 100.0),
+            nats: run(System::Nats, 32, 100.0, 200.0),
+            postgres: Some(run(System::RelayPostgres, 32, 250.0, 300.0)),
+            fsync_p50_us: 1000,
+            fsync_p99_us: 100,
+        }];
+        let handoff = Handoff::of(&mut [2_000, 1_000, 900_000, 4_000, 3_000]);
+        assert_eq!((handoff.p50_us, handoff.worst_us), (3_000, 900_000));
+        let md = markdown(&pairs, Some(&handoff), "## Figures");
+        assert!(
+            md.contains("| 32 | 2.50 (2.50–2.50) | 1.50 (1.50–1.50) | 0.62 (0.62–0.62) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("p99 in seconds: **0.90** (target ≤ 1.0): met"),
+            "{md}"
+        );
+        assert!(svg(&pairs).contains("relay (PostgreSQL)"));
     }
 }
