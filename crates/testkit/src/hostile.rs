@@ -2,7 +2,6 @@
 //! real relay's database behind the API (as an operator could) and, for
 //! rollbacks, serves stale mailbox entries through a storage wrapper.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use backchannel_protocol::{
@@ -13,7 +12,9 @@ use backchannel_relay::store::{
     ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, PrincipalRecord, Quota,
     Rate, RateDecision, RelayStore, RowCounts, StoreError, StoredEnvelope, Usage, WriteCounts,
 };
-use rusqlite::{params, Connection, OptionalExtension};
+pub use sql::{Db, V};
+
+mod sql;
 
 type Stale = Arc<Mutex<Vec<StoredEnvelope>>>;
 
@@ -188,71 +189,67 @@ impl RelayStore for TamperStore {
     }
 }
 
-/// The operator's hand on the relay database (a SQLite one: the
-/// attacks edit it with SQLite's own statements).
+/// The operator's hand on the relay database, SQLite or PostgreSQL.
+#[derive(Clone)]
 pub struct Hostile {
-    db: Option<PathBuf>,
+    db: Db,
     stale: Stale,
 }
 
 impl Hostile {
-    /// On the SQLite database `db`, or (`None`) on a relay whose database
-    /// this hand cannot edit.
-    pub(crate) fn new(db: Option<PathBuf>, stale: Stale) -> Self {
+    pub(crate) fn new(db: Db, stale: Stale) -> Self {
         Hostile { db, stale }
     }
 
-    /// Edits the database of a relay running elsewhere (a child process);
-    /// `serve_stale` has no effect there.
+    /// Edits the SQLite database of a relay running elsewhere (a child
+    /// process); `serve_stale` has no effect there.
     pub fn at(db: &std::path::Path) -> Self {
         Hostile {
-            db: Some(db.to_path_buf()),
+            db: Db::Sqlite(db.to_path_buf()),
             stale: Arc::default(),
         }
     }
 
     /// Adds `member` to a channel's routing record behind the members' backs.
     pub fn add_routing_member(&self, channel: ChannelId, member: &str) {
-        self.conn()
-            .execute(
-                "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
-                params![&channel.0[..], member],
-            )
-            .unwrap();
+        self.db.exec(
+            "INSERT INTO channel_members (channel_id, handle) VALUES (?1, ?2)",
+            &[channel.0[..].into(), member.into()],
+        );
     }
 
-    pub(crate) fn conn(&self) -> Connection {
-        let db = self.db.as_ref().expect(
-            "the hostile relay edits SQLite databases only: run this test on the SQLite backend",
-        );
-        let c = Connection::open(db).unwrap();
-        c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-        c
+    /// How many envelopes were ever posted to `recipient` (acked or not).
+    pub fn posted_to(&self, recipient: &str) -> u64 {
+        self.db.rows(
+            "SELECT count(*) FROM posted WHERE recipient = ?1",
+            &[recipient.into()],
+        )[0][0]
+            .int() as u64
     }
 
     /// Every envelope waiting for `recipient`, with its cursor.
     pub fn mailbox(&self, recipient: &str) -> Vec<(u64, Envelope)> {
-        let c = self.conn();
-        let mut stmt = c
-            .prepare("SELECT cursor, channel_id, message_id, sender, seq_hint, olm_type, ciphertext FROM envelopes WHERE recipient = ?1 ORDER BY cursor")
-            .unwrap();
-        stmt.query_map([recipient], |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                Envelope {
-                    channel_id: ChannelId(r.get::<_, Vec<u8>>(1)?.try_into().unwrap()),
-                    message_id: MessageId(r.get::<_, Vec<u8>>(2)?.try_into().unwrap()),
-                    sender: Handle::new(r.get::<_, String>(3)?).unwrap(),
-                    recipient: Handle::new(recipient).unwrap(),
-                    seq_hint: r.get::<_, i64>(4)? as u64,
-                    olm_type: OlmType::from_number(r.get::<_, u8>(5)?).unwrap(),
-                    ciphertext: r.get(6)?,
-                },
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+        self.db
+            .rows(
+                "SELECT cursor, channel_id, message_id, sender, seq_hint, olm_type, ciphertext FROM envelopes WHERE recipient = ?1 ORDER BY cursor",
+                &[recipient.into()],
+            )
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].int() as u64,
+                    Envelope {
+                        channel_id: ChannelId(r[1].blob().try_into().unwrap()),
+                        message_id: MessageId(r[2].blob().try_into().unwrap()),
+                        sender: Handle::new(r[3].text()).unwrap(),
+                        recipient: Handle::new(recipient).unwrap(),
+                        seq_hint: r[4].int() as u64,
+                        olm_type: OlmType::from_number(r[5].int() as u8).unwrap(),
+                        ciphertext: r[6].blob(),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The last envelope `sender` posted to `recipient` that is still waiting.
@@ -274,37 +271,37 @@ impl Hostile {
             .find(|(_, e)| e.message_id == message)
             .map(|(_, e)| e)
             .unwrap_or_else(|| panic!("no envelope {message} waiting for {recipient}"));
-        self.conn()
-            .execute(
-                "DELETE FROM envelopes WHERE message_id = ?1 AND recipient = ?2",
-                params![&message.0[..], recipient],
-            )
-            .unwrap();
+        self.db.exec(
+            "DELETE FROM envelopes WHERE message_id = ?1 AND recipient = ?2",
+            &[message.0[..].into(), recipient.into()],
+        );
         env
     }
 
     /// Puts an envelope into its recipient's mailbox as a new delivery, with
     /// no regard for idempotency (release of a held one, replay, injection).
     pub fn deliver(&self, env: &Envelope) -> u64 {
-        let c = self.conn();
-        let cursor: i64 = c
-            .query_row(
+        let next = if self.db.is_postgres() {
+            "nextval('envelope_cursors')"
+        } else {
+            "max(coalesce((SELECT max(cursor) FROM envelopes), 0), (SELECT issued FROM cursor_floor)) + 1"
+        };
+        self.db.rows(
+            &format!(
                 "INSERT INTO envelopes (cursor, recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
-                 VALUES (max(coalesce((SELECT max(cursor) FROM envelopes), 0), (SELECT issued FROM cursor_floor)) + 1,
-                         ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0) RETURNING cursor",
-                params![
-                    env.recipient.as_str(),
-                    &env.message_id.0[..],
-                    &env.channel_id.0[..],
-                    env.sender.as_str(),
-                    env.seq_hint as i64,
-                    env.olm_type.number(),
-                    &env.ciphertext
-                ],
-                |r| r.get(0),
-            )
-            .unwrap();
-        cursor as u64
+                 VALUES ({next}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0) RETURNING cursor"
+            ),
+            &[
+                env.recipient.as_str().into(),
+                env.message_id.0[..].into(),
+                env.channel_id.0[..].into(),
+                env.sender.as_str().into(),
+                env.seq_hint.into(),
+                u32::from(env.olm_type.number()).into(),
+                env.ciphertext.clone().into(),
+            ],
+        )[0][0]
+            .int() as u64
     }
 
     /// Flips one bit of a waiting envelope's ciphertext.
@@ -324,152 +321,148 @@ impl Hostile {
         });
     }
 
-    /// Replaces a principal's identity keys in the relay's record.
+    /// Replaces a principal's identity keys in the relay's record (on
+    /// PostgreSQL, dropping the constraints that keep keys unique first,
+    /// as an operator serving another's keys would).
     pub fn set_identity(&self, handle: &str, keys: &IdentityKeys) {
-        self.conn()
-            .execute(
-                "UPDATE principals SET curve25519 = ?1, ed25519 = ?2 WHERE handle = ?3",
-                params![&keys.curve25519[..], &keys.ed25519[..], handle],
-            )
-            .unwrap();
+        if self.db.is_postgres() {
+            self.db.exec(
+                "ALTER TABLE principals DROP CONSTRAINT IF EXISTS principals_curve25519_key, DROP CONSTRAINT IF EXISTS principals_ed25519_key",
+                &[],
+            );
+        }
+        self.db.exec(
+            "UPDATE principals SET curve25519 = ?1, ed25519 = ?2 WHERE handle = ?3",
+            &[
+                keys.curve25519[..].into(),
+                keys.ed25519[..].into(),
+                handle.into(),
+            ],
+        );
     }
 
     /// Sets a principal's key version (rolls it back).
     pub fn set_key_version(&self, handle: &str, version: u64) {
-        self.conn()
-            .execute(
-                "UPDATE principals SET key_version = ?1 WHERE handle = ?2",
-                params![version as i64, handle],
-            )
-            .unwrap();
+        self.db.exec(
+            "UPDATE principals SET key_version = ?1 WHERE handle = ?2",
+            &[version.into(), handle.into()],
+        );
     }
 
     /// Keeps only the `n` newest unclaimed one-time keys of a principal, as
     /// if the older ones had been claimed.
     pub fn keep_newest_one_time_keys(&self, handle: &str, n: u32) {
-        self.conn()
-            .execute(
-                "DELETE FROM one_time_keys WHERE handle = ?1 AND id NOT IN
-                 (SELECT id FROM one_time_keys WHERE handle = ?1 ORDER BY id DESC LIMIT ?2)",
-                params![handle, n],
-            )
-            .unwrap();
+        self.db.exec(
+            "DELETE FROM one_time_keys WHERE handle = ?1 AND id NOT IN
+             (SELECT id FROM one_time_keys WHERE handle = ?1 ORDER BY id DESC LIMIT ?2)",
+            &[handle.into(), n.into()],
+        );
     }
 
     /// Counts the one-time keys the relay holds for `handle`.
     pub fn one_time_key_count(&self, handle: &str) -> u64 {
-        self.conn()
-            .query_row(
-                "SELECT count(*) FROM one_time_keys WHERE handle = ?1",
-                [handle],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap() as u64
+        self.db.rows(
+            "SELECT count(*) FROM one_time_keys WHERE handle = ?1",
+            &[handle.into()],
+        )[0][0]
+            .int() as u64
     }
 
     /// Adds `n` junk one-time keys for `handle`, so the relay reports a
     /// stock the principal never uploaded (a relay lying upwards).
     pub fn add_junk_one_time_keys(&self, handle: &str, n: u32) {
-        let c = self.conn();
         for _ in 0..n {
-            c.execute(
+            self.db.exec(
                 "INSERT INTO one_time_keys (handle, key, signature) VALUES (?1, ?2, ?3)",
-                params![handle, rand_bytes(32), rand_bytes(64)],
-            )
-            .unwrap();
+                &[handle.into(), rand_bytes(32).into(), rand_bytes(64).into()],
+            );
         }
     }
 
     /// Replaces every one-time and fallback key of a principal with `key`
     /// (keeping the owner's signatures, which then no longer match).
     pub fn substitute_one_time_keys(&self, handle: &str, key: [u8; 32]) {
-        let c = self.conn();
         // Keys are unique per principal: keep one row, then substitute it.
-        c.execute(
+        self.db.exec(
             "DELETE FROM one_time_keys WHERE handle = ?1 AND id NOT IN (SELECT min(id) FROM one_time_keys WHERE handle = ?1)",
-            [handle],
-        )
-        .unwrap();
-        c.execute(
-            "UPDATE one_time_keys SET key = ?1 WHERE handle = ?2",
-            params![&key[..], handle],
-        )
-        .unwrap();
-        c.execute(
-            "UPDATE fallback_keys SET key = ?1 WHERE handle = ?2",
-            params![&key[..], handle],
-        )
-        .unwrap();
+            &[handle.into()],
+        );
+        for table in ["one_time_keys", "fallback_keys"] {
+            self.db.exec(
+                &format!("UPDATE {table} SET key = ?1 WHERE handle = ?2"),
+                &[key[..].into(), handle.into()],
+            );
+        }
     }
 
     /// Every blob of `len` bytes in any column of any table, with where it is.
     pub fn blobs_of_len(&self, len: usize) -> Vec<(String, Vec<u8>)> {
-        let c = self.conn();
-        let tables: Vec<String> = c
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let columns: Vec<(String, String)> = if self.db.is_postgres() {
+            self.db
+                .rows(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns
+                     WHERE table_schema = 'public' AND data_type = 'bytea'",
+                    &[],
+                )
+                .into_iter()
+                .map(|r| (r[0].text(), r[1].text()))
+                .collect()
+        } else {
+            self.db
+                .rows(
+                    "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+                    &[],
+                )
+                .into_iter()
+                .map(|r| (r[0].text(), r[1].text()))
+                .collect()
+        };
+        let is_blob = if self.db.is_postgres() {
+            "true"
+        } else {
+            "typeof({col}) = 'blob'"
+        };
         let mut out = Vec::new();
-        for t in tables {
-            let cols: Vec<String> = c
-                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            for col in cols {
-                let sql = format!(
-                    "SELECT {col} FROM {t} WHERE typeof({col}) = 'blob' AND length({col}) = {len}"
-                );
-                let blobs: Vec<Vec<u8>> = c
-                    .prepare(&sql)
-                    .unwrap()
-                    .query_map([], |r| r.get(0))
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect();
-                out.extend(blobs.into_iter().map(|b| (format!("{t}.{col}"), b)));
-            }
+        for (t, col) in columns {
+            let sql = format!(
+                "SELECT {col} FROM {t} WHERE {} AND length({col}) = {len}",
+                is_blob.replace("{col}", &col)
+            );
+            out.extend(
+                self.db
+                    .rows(&sql, &[])
+                    .into_iter()
+                    .map(|r| (format!("{t}.{col}"), r[0].blob())),
+            );
         }
         out
     }
 
     /// Deletes one sealed copy (a partial release, once released).
     pub fn delete_offer(&self, exchange: ExchangeId, submitter: &str, recipient: &str) {
-        self.conn()
-            .execute(
-                "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
-                params![&exchange.0[..], submitter, recipient],
-            )
-            .unwrap();
+        self.db.exec(
+            "DELETE FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
+            &[exchange.0[..].into(), submitter.into(), recipient.into()],
+        );
     }
 
     /// Changes an exchange's terms digest (the terms its creator announced
     /// end to end stay as they were).
     pub fn swap_exchange_terms(&self, exchange: ExchangeId, terms_digest: [u8; 32]) {
-        self.conn()
-            .execute(
-                "UPDATE exchanges SET terms_digest = ?1 WHERE exchange_id = ?2",
-                params![&terms_digest[..], &exchange.0[..]],
-            )
-            .unwrap();
+        self.db.exec(
+            "UPDATE exchanges SET terms_digest = ?1 WHERE exchange_id = ?2",
+            &[terms_digest[..].into(), exchange.0[..].into()],
+        );
     }
 
     /// One sealed copy as stored.
     pub fn offer_copy(&self, exchange: ExchangeId, submitter: &str, recipient: &str) -> Vec<u8> {
-        self.conn()
-            .query_row(
-                "SELECT ciphertext FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
-                params![&exchange.0[..], submitter, recipient],
-                |r| r.get(0),
-            )
-            .unwrap()
+        self.db.rows(
+            "SELECT ciphertext FROM offers WHERE exchange_id = ?1 AND submitter = ?2 AND recipient = ?3",
+            &[exchange.0[..].into(), submitter.into(), recipient.into()],
+        )[0][0]
+            .blob()
     }
 
     /// Puts back an earlier sealed copy (a replaced offer released instead
@@ -481,12 +474,10 @@ impl Hostile {
         recipient: &str,
         ciphertext: &[u8],
     ) {
-        self.conn()
-            .execute(
-                "UPDATE offers SET ciphertext = ?1 WHERE exchange_id = ?2 AND submitter = ?3 AND recipient = ?4",
-                params![ciphertext, &exchange.0[..], submitter, recipient],
-            )
-            .unwrap();
+        self.db.exec(
+            "UPDATE offers SET ciphertext = ?1 WHERE exchange_id = ?2 AND submitter = ?3 AND recipient = ?4",
+            &[ciphertext.into(), exchange.0[..].into(), submitter.into(), recipient.into()],
+        );
     }
 
     /// Replaces a sealed copy in `to` with the one from `from` (a foreign offer).
@@ -497,15 +488,13 @@ impl Hostile {
 
     /// A principal's current key version on the relay.
     pub fn key_version(&self, handle: &str) -> u64 {
-        self.conn()
-            .query_row(
+        self.db
+            .rows(
                 "SELECT key_version FROM principals WHERE handle = ?1",
-                [handle],
-                |r| r.get::<_, i64>(0),
+                &[handle.into()],
             )
-            .optional()
-            .unwrap()
-            .unwrap_or(0) as u64
+            .first()
+            .map_or(0, |r| r[0].int() as u64)
     }
 }
 

@@ -84,7 +84,7 @@ impl TestRelay {
                 config.clone(),
                 clock.clone(),
             ),
-            hostile: hostile::Hostile::new(postgres.is_none().then(|| db.clone()), stale),
+            hostile: hostile::Hostile::new(hostile_db(&db, postgres.as_ref()), stale),
             db,
             postgres,
             stop: None,
@@ -129,8 +129,7 @@ impl TestRelay {
             self.config.clone(),
             self.clock.clone(),
         );
-        self.hostile =
-            hostile::Hostile::new(self.postgres.is_none().then(|| self.db.clone()), stale);
+        self.hostile = hostile::Hostile::new(hostile_db(&self.db, self.postgres.as_ref()), stale);
         let mut tries = 0;
         let listener = loop {
             match tokio::net::TcpListener::bind(self.addr).await {
@@ -178,14 +177,7 @@ impl TestRelay {
 
     /// How many envelopes were ever posted to `recipient` (acked or not).
     pub fn posted_to(&self, recipient: &Handle) -> u64 {
-        self.hostile
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM posted WHERE recipient = ?1",
-                [recipient.as_str()],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap() as u64
+        self.hostile.posted_to(recipient.as_str())
     }
 
     /// Stops serving and waits for the server task.
@@ -210,6 +202,17 @@ impl Drop for TestRelay {
 /// Whether test relays store in PostgreSQL (`BACKCHANNEL_TEST_BACKEND=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("BACKCHANNEL_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The database the hostile relay edits.
+fn hostile_db(
+    db: &Path,
+    postgres: Option<&(std::sync::Arc<postgres::PgCluster>, String)>,
+) -> hostile::Db {
+    match postgres {
+        Some((_, url)) => hostile::Db::Postgres(url.clone()),
+        None => hostile::Db::Sqlite(db.to_path_buf()),
+    }
 }
 
 /// A test relay's store: SQLite at `db`, or the PostgreSQL database.

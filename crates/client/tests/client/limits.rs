@@ -55,8 +55,7 @@ async fn a_push_stream_closed_at_token_expiry_resumes_after_a_new_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_key_stock_changes_only_the_upload_pace() {
     let mut cast = Cast::new().await;
-    let db = cast.relay.db_path().to_path_buf();
-    let hostile = backchannel_testkit::hostile::Hostile::at(&db);
+    let hostile = cast.relay.hostile.clone();
     // Lying downwards: every sync finds the stock emptied.
     let mut uploaded = 0;
     for _ in 0..6 {

@@ -229,8 +229,12 @@ async fn a_message_and_its_reply_travel_through_the_relay() {
         .await;
     assert_eq!((a.status, &a.body), (200, &json!({"deleted": 1})));
     assert!(fetch(&red, 0).await.deliveries.is_empty());
+    // PostgreSQL keeps deleted bytes in its files until it reuses the
+    // space (SECURITY.md): only SQLite promises they leave the files.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while contains(&relay.file_bytes(), &env.ciphertext[..48]) {
+    while !backchannel_testkit::on_postgres()
+        && contains(&relay.file_bytes(), &env.ciphertext[..48])
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "acked ciphertext still in the database files"
