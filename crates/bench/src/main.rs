@@ -78,7 +78,7 @@ struct RunArgs {
     /// Seconds measured per run (after a warm-up).
     #[arg(long)]
     seconds: Option<f64>,
-    /// Pairs of runs (relay, NATS) per sender count.
+    /// Rounds per sender count (one run of each system a round).
     #[arg(long)]
     runs: Option<usize>,
     /// Message size in bytes (the relay's ciphertext, NATS's payload).
@@ -224,8 +224,9 @@ struct Plan {
     nats_server: PathBuf,
     nats_version: String,
     work: PathBuf,
-    /// The cluster the relay on PostgreSQL uses (a fresh database a run).
-    postgres: Option<Arc<PgCluster>>,
+    /// Whether the relay on PostgreSQL is measured (a cluster of its own
+    /// a run, stopped after it: nothing of it runs beside another system).
+    postgres: bool,
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -233,10 +234,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let plan = plan(&args)?;
     std::fs::create_dir_all(&plan.work)
         .with_context(|| format!("create {}", plan.work.display()))?;
-    let systems = if plan.postgres.is_some() { 3 } else { 2 };
+    let systems = if plan.postgres { 3 } else { 2 };
     let total = plan.senders.len() * plan.runs * systems;
     eprintln!(
-        "backchannel-bench: {total} runs of {:.1} s (senders {:?}, {} pairs each), relay {} and nats-server {}",
+        "backchannel-bench: {total} runs of {:.1} s (senders {:?}, {} rounds each), relay {} and nats-server {}",
         plan.seconds,
         plan.senders,
         plan.runs,
@@ -254,7 +255,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             // Rotate which system goes first, so none always runs on a
             // warmer (or more worn) disk.
             let mut order = vec![System::RelaySqlite, System::Nats];
-            if plan.postgres.is_some() {
+            if plan.postgres {
                 order.insert(1, System::RelayPostgres);
             }
             let systems = order.len();
@@ -291,20 +292,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let header = header(&plan, &args);
-    let handoff = match &plan.postgres {
-        Some(cluster) => {
+    let handoff = match plan.postgres {
+        true => {
+            let cluster = start_cluster()?;
             let messages = if args.quick { 100 } else { 1000 };
             eprintln!("backchannel-bench: {messages} messages posted to one relay instance, watched on another (one PostgreSQL database)");
             let mut waits = instances::handoff(
                 &plan.relay_bin,
                 &plan.work.join("instances"),
-                cluster,
+                &cluster,
                 messages,
             )
             .await?;
             Some(report::Handoff::of(&mut waits))
         }
-        None => None,
+        false => None,
     };
     let figures = report::markdown(&pairs, handoff.as_ref(), &header);
     println!("{figures}");
@@ -360,16 +362,23 @@ fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// A throwaway cluster for the relay on PostgreSQL, unless left out.
-fn postgres_cluster(without: bool) -> anyhow::Result<Option<Arc<PgCluster>>> {
+/// Whether the relay on PostgreSQL is measured: unless left out, it must
+/// be (its binaries are needed).
+fn postgres_cluster(without: bool) -> anyhow::Result<bool> {
     if without {
-        return Ok(None);
+        return Ok(false);
     }
     if backchannel_testkit::postgres::binaries().is_none() {
         bail!("the relay on PostgreSQL is measured from the Debian PostgreSQL binaries, which are missing: `apt-get install postgresql` (scripts/bench does), or pass --without-postgres");
     }
-    let cluster = PgCluster::start().context("start a PostgreSQL cluster")?;
-    Ok(Some(Arc::new(cluster)))
+    Ok(true)
+}
+
+/// A throwaway cluster, stopped when the last reference goes.
+fn start_cluster() -> anyhow::Result<Arc<PgCluster>> {
+    Ok(Arc::new(
+        PgCluster::start().context("start a PostgreSQL cluster")?,
+    ))
 }
 
 /// The version nats-server reports, refused below 2.10: older servers
@@ -412,14 +421,11 @@ async fn measure(plan: &Plan, system: System, senders: usize) -> anyhow::Result<
             systems::start_relay(&plan.relay_bin, dir.path(), None, senders, plan.size).await?
         }
         System::RelayPostgres => {
-            let cluster = plan
-                .postgres
-                .as_ref()
-                .context("the relay on PostgreSQL needs its cluster")?;
+            let cluster = start_cluster()?;
             systems::start_relay(
                 &plan.relay_bin,
                 dir.path(),
-                Some(cluster),
+                Some(&cluster),
                 senders,
                 plan.size,
             )
@@ -525,10 +531,10 @@ fn header(plan: &Plan, args: &RunArgs) -> String {
         .map(|(k, v, why)| format!("  - `{k} = {v}`: {why}"))
         .collect();
     format!(
-        "## Figures\n\nMeasured {date} on {cpu} ({cores} cores), Linux {kernel}, data on {fs}, with `backchannel-bench run{quick}`: senders {senders:?}, {seconds:.0} s per run after {warmup:.1} s of warm-up, {runs} pair(s) per sender count, alternating which system goes first, {size}-byte messages, every system started fresh for each run.\n\n\
+        "## Figures\n\nMeasured {date} on {cpu} ({cores} cores), Linux {kernel}, data on {fs}, with `backchannel-bench run{quick}`: senders {senders:?}, {seconds:.0} s per run after {warmup:.1} s of warm-up, {runs} round(s) per sender count (one run of each system a round), rotating which system goes first, {size}-byte messages, every system started fresh for each run.\n\n\
 - **relay (SQLite)**: `backchannel relay serve` (release build) on 127.0.0.1, its default limits on except these, raised:\n{raised}\n\
 {postgres}- **NATS JetStream**: nats-server {nats}, file storage, `sync_interval: always` (fsync before every acknowledgement), one replica, a stream `BENCH` on `bench.>`.\n\
-- **Load**: one closed-loop sender per connection, each sending its next message when the last was acknowledged (`201` from the relay, a publish acknowledgement from JetStream); latency is send to acknowledgement; CPU is user + system time of the system's process over the timed window ÷ messages; fsync is the disk's own (1 KiB append + fdatasync, 200 times before each pair).\n",
+- **Load**: one closed-loop sender per connection, each sending its next message when the last was acknowledged (`201` from the relay, a publish acknowledgement from JetStream); latency is send to acknowledgement; CPU is user + system time of the system's processes over the timed window ÷ messages; fsync is the disk's own (1 KiB append + fdatasync, 200 times before each round).\n",
         date = date(),
         quick = if args.quick { " --quick" } else { "" },
         senders = plan.senders,
@@ -538,8 +544,8 @@ fn header(plan: &Plan, args: &RunArgs) -> String {
         size = plan.size,
         nats = plan.nats_version,
         raised = raised.join("\n"),
-        postgres = if plan.postgres.is_some() {
-            "- **relay (PostgreSQL)**: the same relay and settings with `--db postgres://` on a throwaway PostgreSQL cluster of the Debian binaries on the same disk (its defaults: `fsync`, `synchronous_commit` and `full_page_writes` on), a fresh database a run; its CPU and peak RSS are the relay's plus every process of the database server (the postmaster, the relay's backends, the WAL writer, the checkpointer...; the peak RSS is summed, so shared buffers count once per process that touched them).\n"
+        postgres = if plan.postgres {
+            "- **relay (PostgreSQL)**: the same relay and settings with `--db postgres://` on a throwaway PostgreSQL cluster of the Debian binaries on the same disk (its defaults: `fsync`, `synchronous_commit` and `full_page_writes` on), a cluster of its own a run, stopped after it (its checkpoints never run beside another system); its CPU and peak RSS are the relay's plus every process of the database server (the postmaster, the relay's backends, the WAL writer, the checkpointer...; the peak RSS is summed, so shared buffers count once per process that touched them).\n"
         } else {
             ""
         },
