@@ -307,7 +307,7 @@ fn split(messages: usize, senders: usize) -> Vec<usize> {
 
 /// The receiver (a mediator who reads) and one channel per sender, each
 /// accepted by its sender.
-async fn cast(
+pub(crate) async fn cast(
     work: &Path,
     url: &str,
     senders: usize,

@@ -13,6 +13,7 @@
 
 mod audit;
 mod crash;
+mod delivery;
 mod instances;
 mod load;
 mod report;
@@ -308,7 +309,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         false => None,
     };
-    let figures = report::markdown(&pairs, handoff.as_ref(), &header);
+    let deliveries = end_to_end(&plan, args.quick).await?;
+    let figures = report::markdown(&pairs, handoff.as_ref(), &deliveries, &header);
     println!("{figures}");
     let (report_path, plot_path) = outputs(&args);
     write_report(&report_path, &figures)?;
@@ -321,6 +323,28 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Messages through the real client library on both ends: 1 and 8
+/// senders (one, 2 s, when quick).
+async fn end_to_end(plan: &Plan, quick: bool) -> anyhow::Result<Vec<delivery::Delivery>> {
+    let (senders, seconds): (&[usize], f64) = if quick { (&[1], 2.0) } else { (&[1, 8], 10.0) };
+    let mut out = Vec::new();
+    for &k in senders {
+        eprintln!(
+            "backchannel-bench: end to end through the client, {k} senders for {seconds:.0} s"
+        );
+        let d = delivery::measure(&plan.relay_bin, &plan.work.join("delivery"), k, seconds).await?;
+        eprintln!(
+            "backchannel-bench: {:.0} decrypted msg/s, send → decrypted p50 {:.2} ms, p99 {:.2} ms{}",
+            d.msgs_per_s,
+            f64::from(d.p50_us) / 1000.0,
+            f64::from(d.p99_us) / 1000.0,
+            if d.errors > 0 { format!(", {} errors", d.errors) } else { String::new() }
+        );
+        out.push(d);
+    }
+    Ok(out)
 }
 
 /// The backchannel binary: `given`, or the one beside this binary.

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::delivery::Delivery;
+
 /// A system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum System {
@@ -248,7 +250,12 @@ impl Handoff {
 }
 
 /// The figures as Markdown: every run, the ratios, the targets.
-pub fn markdown(pairs: &[Pair], handoff: Option<&Handoff>, header: &str) -> String {
+pub fn markdown(
+    pairs: &[Pair],
+    handoff: Option<&Handoff>,
+    deliveries: &[Delivery],
+    header: &str,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{header}");
     let _ = writeln!(out, "### Every run\n");
@@ -311,6 +318,7 @@ pub fn markdown(pairs: &[Pair], handoff: Option<&Handoff>, header: &str) -> Stri
             ms(h.worst_us)
         );
     }
+    delivery_table(&mut out, deliveries);
     let _ = writeln!(out, "\n### Targets\n");
     let mut all = targets(&rs);
     if let Some(h) = handoff {
@@ -333,6 +341,35 @@ pub fn markdown(pairs: &[Pair], handoff: Option<&Handoff>, header: &str) -> Stri
         );
     }
     out
+}
+
+/// End to end through the client library, where it was measured.
+fn delivery_table(out: &mut String, deliveries: &[Delivery]) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n### End to end through the client\n\nThe real client library on both sides, the relay on SQLite: each sender (a channel of its own with one recipient) calls `send_text` closed-loop (seal, encrypt, store in its own SQLite store, post, await the ack); the recipient calls `sync` (fetch, decrypt, verify the envelope and transcript, store, ack) again as soon as it returns, after 1 ms when it returned nothing. Each message is timed from the start of its `send_text` until the recipient's `sync` returned it.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| senders | seconds | decrypted msg/s | send → decrypted p50 ms | p99 ms | send_text p50 ms | errors |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    for d in deliveries {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {} | {} | {} | {} |",
+            d.senders,
+            d.seconds,
+            d.msgs_per_s,
+            ms(d.p50_us),
+            ms(d.p99_us),
+            ms(d.send_p50_us),
+            d.errors
+        );
+    }
 }
 
 /// The relay on PostgreSQL against NATS, where it was measured (the
@@ -568,7 +605,7 @@ mod tests {
         let t = targets(&ratios(&pairs));
         assert!(t[0].met(), "4.0 meets ≥ 4");
         assert!(t.iter().any(|t| t.what.contains("p99") && !t.met()));
-        let md = markdown(&pairs, None, "## Figures");
+        let md = markdown(&pairs, None, &[], "## Figures");
         assert!(md.contains("| 32 | 4.00 (3.00–9.00) |"), "{md}");
         assert!(
             !md.contains("PostgreSQL"),
@@ -587,14 +624,27 @@ mod tests {
             fsync_p99_us: 100,
         }];
         let handoff = Handoff::of(&mut [2_000, 1_000, 900_000, 4_000, 3_000]);
+        let delivery = Delivery {
+            senders: 8,
+            seconds: 10.0,
+            msgs_per_s: 812.4,
+            p50_us: 9_500,
+            p99_us: 31_000,
+            send_p50_us: 7_250,
+            errors: 0,
+        };
         assert_eq!((handoff.p50_us, handoff.worst_us), (3_000, 900_000));
-        let md = markdown(&pairs, Some(&handoff), "## Figures");
+        let md = markdown(&pairs, Some(&handoff), &[delivery], "## Figures");
         assert!(
             md.contains("| 32 | 2.50 (2.50–2.50) | 1.50 (1.50–1.50) | 0.62 (0.62–0.62) |"),
             "{md}"
         );
         assert!(
             md.contains("p99 in seconds: **0.90** (target ≤ 1.0): met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 8 | 10 | 812 | 9.50 | 31.00 | 7.25 | 0 |"),
             "{md}"
         );
         assert!(svg(&pairs).contains("relay (PostgreSQL)"));
