@@ -21,6 +21,8 @@ pub struct Delivery {
     pub senders: usize,
     /// Seconds timed.
     pub seconds: f64,
+    /// Messages the senders' relay acknowledged inside the window, per second.
+    pub sent_per_s: f64,
     /// Messages decrypted by the recipient inside the window, per second.
     pub msgs_per_s: f64,
     /// Send to decrypted at the recipient, µs: p50.
@@ -92,6 +94,7 @@ pub async fn measure(
     Ok(Delivery {
         senders,
         seconds,
+        sent_per_s: sends.len() as f64 / seconds,
         msgs_per_s: waits.len() as f64 / seconds,
         p50_us: percentile(&mut waits, 50.0),
         p99_us: percentile(&mut waits, 99.0),

@@ -336,7 +336,8 @@ async fn end_to_end(plan: &Plan, quick: bool) -> anyhow::Result<Vec<delivery::De
         );
         let d = delivery::measure(&plan.relay_bin, &plan.work.join("delivery"), k, seconds).await?;
         eprintln!(
-            "backchannel-bench: {:.0} decrypted msg/s, send → decrypted p50 {:.2} ms, p99 {:.2} ms{}",
+            "backchannel-bench: {:.0} sent and {:.0} decrypted msg/s, send → decrypted p50 {:.2} ms, p99 {:.2} ms{}",
+            d.sent_per_s,
             d.msgs_per_s,
             f64::from(d.p50_us) / 1000.0,
             f64::from(d.p99_us) / 1000.0,

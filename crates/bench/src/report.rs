@@ -354,15 +354,16 @@ fn delivery_table(out: &mut String, deliveries: &[Delivery]) {
     );
     let _ = writeln!(
         out,
-        "| senders | seconds | decrypted msg/s | send → decrypted p50 ms | p99 ms | send_text p50 ms | errors |"
+        "| senders | seconds | sent msg/s | decrypted msg/s | send → decrypted p50 ms | p99 ms | send_text p50 ms | errors |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     for d in deliveries {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} |",
             d.senders,
             d.seconds,
+            d.sent_per_s,
             d.msgs_per_s,
             ms(d.p50_us),
             ms(d.p99_us),
@@ -627,6 +628,7 @@ mod tests {
         let delivery = Delivery {
             senders: 8,
             seconds: 10.0,
+            sent_per_s: 901.0,
             msgs_per_s: 812.4,
             p50_us: 9_500,
             p99_us: 31_000,
@@ -644,7 +646,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| 8 | 10 | 812 | 9.50 | 31.00 | 7.25 | 0 |"),
+            md.contains("| 8 | 10 | 901 | 812 | 9.50 | 31.00 | 7.25 | 0 |"),
             "{md}"
         );
         assert!(svg(&pairs).contains("relay (PostgreSQL)"));

@@ -440,6 +440,12 @@ impl Client {
         Ok(changes)
     }
 
+    /// Transactions this client committed to its store since it was
+    /// opened: what its work cost the disk (each is two fsyncs or more).
+    pub fn store_commits(&self) -> u64 {
+        self.vault.commits()
+    }
+
     /// This principal's handle.
     pub fn me(&self) -> &Handle {
         self.member.me()

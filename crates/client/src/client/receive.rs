@@ -135,12 +135,18 @@ impl Client {
                 if let Some(peer) = self.member.keys_needed(&d.envelope) {
                     // First contact from someone no channel introduced:
                     // trust on first use, to be checked with `fingerprint`.
+                    // What came before is reported first (storing the keys
+                    // commits it).
+                    self.collect(&mut report)?;
                     self.fetch_keys(&peer).await?;
                 }
                 let now = self.now();
                 self.member.handle_delivery(now, d.cursor, &d.envelope);
-                self.collect(&mut report)?;
             }
+            // One transaction a page, not one a delivery: a crash before it
+            // commits loses only work the next sync redoes (the cursor and
+            // the sessions are committed together, and nothing was acked).
+            self.collect(&mut report)?;
             if !page.more {
                 break;
             }

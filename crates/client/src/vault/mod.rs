@@ -35,6 +35,9 @@ pub struct Vault {
     conn: Connection,
     sealer: Sealer,
     path: PathBuf,
+    /// Transactions committed since it was opened (each costs the disk
+    /// its fsyncs).
+    commits: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -144,6 +147,7 @@ impl Vault {
             conn,
             sealer: Sealer::new(&store_key),
             path: path.to_path_buf(),
+            commits: std::cell::Cell::new(0),
         };
         let mut tx = vault.tx()?;
         tx.put_account(identity)?;
@@ -173,6 +177,7 @@ impl Vault {
             conn,
             sealer: Sealer::new(&store_key),
             path: path.to_path_buf(),
+            commits: std::cell::Cell::new(0),
         })
     }
 
@@ -537,7 +542,13 @@ impl Vault {
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
             sealer: &self.sealer,
+            commits: &self.commits,
         })
+    }
+
+    /// Transactions committed since this vault was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.get()
     }
 }
 
@@ -550,6 +561,7 @@ fn fixed<const N: usize>(b: &[u8]) -> Result<[u8; N], VaultError> {
 pub struct Tx<'a> {
     tx: Transaction<'a>,
     sealer: &'a Sealer,
+    commits: &'a std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -718,6 +730,7 @@ impl Tx<'_> {
     /// Commits.
     pub fn commit(self) -> Result<(), VaultError> {
         self.tx.commit()?;
+        self.commits.set(self.commits.get() + 1);
         Ok(())
     }
 }

@@ -119,3 +119,43 @@ async fn a_taken_handle_leaves_no_store() {
     assert!(err.to_string().contains("handle_taken"), "{err}");
     assert!(!path.exists());
 }
+
+/// A sync commits its store once a page of the mailbox, not once a
+/// delivery: each commit is fsyncs (the rollback journal, the file), so
+/// a busy mailbox read one commit a message fell ever further behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_commits_once_a_page_not_once_a_delivery() {
+    let mut cast = Cast::new().await;
+    let id = cast.open_channel(false).await;
+    const SENT: usize = 40;
+    for i in 0..SENT {
+        cast.blue
+            .send_text(id, &format!("page {i}"), None)
+            .await
+            .unwrap();
+    }
+    let before = cast.red.store_commits();
+    let report = cast.red.sync().await.unwrap();
+    let commits = cast.red.store_commits() - before;
+    let texts: Vec<String> = report
+        .received
+        .iter()
+        .filter_map(|e| e.text.clone())
+        .collect();
+    let expected: Vec<String> = (0..SENT).map(|i| format!("page {i}")).collect();
+    assert_eq!(texts, expected, "every message reported, in order");
+    assert!(
+        commits < 10,
+        "{commits} store commits to read {SENT} messages in one page"
+    );
+    // Nothing lost to the batching: the store holds them all.
+    assert_eq!(
+        cast.red
+            .log(Some(id))
+            .unwrap()
+            .iter()
+            .filter(|m| m.text.as_deref().is_some_and(|t| t.starts_with("page ")))
+            .count(),
+        SENT
+    );
+}

@@ -9,7 +9,7 @@ use backchannel_protocol::api::{ChannelResponse, CreateChannelRequest, PostReque
 use backchannel_protocol::payload::MEMBERS_MAX;
 use backchannel_protocol::{ChannelId, Envelope, Handle};
 
-use crate::app::{ApiJson, ApiPath, Caller, Relay};
+use crate::app::{ApiJson, ApiPath, Bearer, Caller, Relay};
 use crate::error::ApiError;
 use crate::rate::ClientIp;
 use crate::store::{ChannelRecord, Quota, RateDecision, StoreError};
@@ -121,18 +121,15 @@ pub(crate) async fn show(
 
 pub(crate) async fn post_message(
     State(relay): State<Relay>,
-    Caller(caller): Caller,
+    bearer: Bearer,
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PostRequest>,
 ) -> Result<(StatusCode, Json<PostResponse>), ApiError> {
     let c = relay.config();
-    let counts = vec![
-        (format!("posts/principal:{caller}"), c.posts_per_principal),
-        (format!("posts/ip:{ip}"), c.posts_per_ip),
-    ];
+    let by_ip = (format!("posts/ip:{ip}"), c.posts_per_ip);
     let now = relay.now();
-    relay.refuse_known_full(&counts, now)?;
+    relay.refuse_known_full(std::slice::from_ref(&by_ip), now)?;
     relay.need_space().await?;
     let quota = Quota {
         mailbox_envelopes: c.mailbox_max_envelopes,
@@ -140,12 +137,22 @@ pub(crate) async fn post_message(
         sender_share_percent: c.sender_share_percent,
         sender_storage_bytes: c.principal_storage_bytes,
     };
+    let per_principal = c.posts_per_principal;
     let cid = ChannelId::from_hex(&id)?;
-    let sender = caller.clone();
-    // One trip to the store: the channel's routing, then the post and its
-    // rate counts in one write. A refused post is still counted.
+    let gate = relay.clone();
+    // One trip to the store: the caller's token, the channel's routing,
+    // then the post and its rate counts in one write. A refused post is
+    // still counted.
     let outcome = relay
         .run(move |s| {
+            let sender = match bearer.session(s, now)? {
+                Ok(session) => session.handle,
+                Err(unknown) => return Ok(Err(unknown)),
+            };
+            let counts = [(format!("posts/principal:{sender}"), per_principal), by_ip];
+            if let Err(limited) = gate.refuse_known_full(&counts, now) {
+                return Ok(Err(limited));
+            }
             let routed = s
                 .channel(&cid)?
                 .ok_or_else(|| ApiError::unknown_channel(&id))

@@ -76,6 +76,23 @@ async fn bad_requests_get_their_code_and_change_nothing() {
     )
     .await;
 
+    // A post looks its token up on the same trip as the post itself: an
+    // unknown token still stores nothing.
+    let unknown_post = envelope("red", "AAAA");
+    refused(
+        &relay,
+        request(
+            &http,
+            "POST",
+            &format!("{url}{post_path}"),
+            Some("not-a-token"),
+            Some(&unknown_post),
+        ),
+        401,
+        "unauthorized",
+    )
+    .await;
+
     // A struct given as the array of its fields is not a JSON object.
     refused(
         &relay,
@@ -417,6 +434,13 @@ async fn bad_requests_get_their_code_and_change_nothing() {
     refused(
         &relay,
         blue.call("GET", "/v1/mailbox", None),
+        401,
+        "token_expired",
+    )
+    .await;
+    refused(
+        &relay,
+        blue.call("POST", &post_path, Some(&envelope("red", "AAAA"))),
         401,
         "token_expired",
     )
