@@ -73,6 +73,7 @@ enum Command {
     Sync(cmd::message::SyncArgs),
     Transcript(cmd::transcript::TranscriptArgs),
     Trust(cmd::trust::TrustArgs),
+    Ui(cmd::ui::UiArgs),
     Verify(cmd::trust::VerifyArgs),
     Watch(cmd::watch::WatchArgs),
 }
@@ -154,6 +155,7 @@ fn main() -> ExitCode {
                     Command::Transcript(a) => cmd::transcript::run(&store, a).await,
                     Command::Trust(a) => cmd::trust::trust(&store, a).await,
                     Command::Verify(a) => cmd::trust::verify(&store, a).await,
+                    Command::Ui(a) => cmd::ui::run(&store, a).await,
                     Command::Watch(a) => cmd::watch::run(&store, a).await,
                     Command::Relay(_)
                     | Command::Demo(_)

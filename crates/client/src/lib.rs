@@ -32,6 +32,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod advice;
 pub(crate) mod client;
 pub mod error;
 pub mod tls;
@@ -39,12 +40,13 @@ pub mod transcript;
 pub mod transport;
 pub mod vault;
 
+pub use advice::advice;
 pub use client::lock;
 pub use client::{
     now, unique_prefix, Candidate, ChannelView, Client, Clock, Collision, Confirmation, Delivery,
     ExchangeState, ExchangeSummary, ExchangeView, IdKind, LogEntry, MemberView, MessageView,
-    QueuedPost, ReceivedOffer, RelayEndpoint, RestoreReport, SyncReport, MIN_PREFIX_DIGITS,
-    ONE_TIME_KEYS_TARGET, ONE_TIME_KEYS_UPLOAD_PER_HOUR,
+    QueuedPost, ReceiptView, ReceivedOffer, RelayEndpoint, RestoreReport, SyncReport,
+    MIN_PREFIX_DIGITS, ONE_TIME_KEYS_TARGET, ONE_TIME_KEYS_UPLOAD_PER_HOUR,
 };
 pub use client::{
     Answer, AnswerState, ConsentStatement, KeyState, PolicyView, ProposalKind, ProposedMember,

@@ -13,4 +13,5 @@ pub mod relay;
 pub mod shell;
 pub mod transcript;
 pub mod trust;
+pub mod ui;
 pub mod watch;

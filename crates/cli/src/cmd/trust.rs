@@ -68,7 +68,7 @@ pub async fn verify(store_path: &Path, args: VerifyArgs) -> anyhow::Result<()> {
         .map(|alert| Shown {
             code: alert.kind.code(),
             notice: alert.kind.is_notice(),
-            advice: render::advice(alert.kind),
+            advice: backchannel_client::advice(alert.kind),
             alert,
         })
         .collect();

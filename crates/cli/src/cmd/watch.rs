@@ -3,9 +3,11 @@
 //! is pushed, and serve work that other commands hand over.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backchannel_client::{Client, SyncReport};
+use backchannel_ui::Shared;
 use clap::Args;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -48,9 +50,9 @@ pub struct WatchArgs {
 }
 
 /// Where events go: the terminal (text or JSON) and the alert command.
-struct Output {
-    json: bool,
-    on_alert: Option<String>,
+pub(crate) struct Output {
+    pub(crate) json: bool,
+    pub(crate) on_alert: Option<String>,
 }
 
 impl Output {
@@ -109,8 +111,7 @@ fn show(report: &SyncReport, json: bool) {
 }
 
 pub async fn run(store_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
-    let mut client =
-        Client::open(store_path, &store::passphrase(false)?).map_err(store::explain)?;
+    let client = Client::open(store_path, &store::passphrase(false)?).map_err(store::explain)?;
     let listener = store::listen(store_path)?;
     eprintln!(
         "watching as {} on {}; other commands on this store are handed to this process. Ctrl-C stops.",
@@ -121,13 +122,38 @@ pub async fn run(store_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
         json: args.json,
         on_alert: args.on_alert,
     };
-    let result = watch_loop(&mut client, &listener, &out).await;
+    let result = watch_loop(&Shared::new(client), &listener, &out).await;
     store::unlisten(store_path);
     result
 }
 
-async fn watch_loop(
-    c: &mut Client,
+/// A sync, shown, and open pages told.
+async fn sync(shared: &Shared, out: &Output) {
+    let synced = shared.lock().await.sync().await;
+    match synced {
+        Ok(r) => out.show(&r),
+        Err(e) => eprintln!("sync failed: {e}"),
+    }
+    shared.changed();
+}
+
+/// One handed-over request, then open pages told.
+async fn serve(
+    shared: &Shared,
+    conn: std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)>,
+) {
+    // Served in turn: this process is the store's one writer.
+    if let Ok((conn, _)) = conn {
+        serve_work(&mut *shared.lock().await, conn).await;
+        shared.changed();
+    }
+}
+
+/// Stays connected until Ctrl-C: syncs on every push, acts on the
+/// machine's timeouts, serves handed-over work; `ui` runs it beside the
+/// web interface over the same client.
+pub(crate) async fn watch_loop(
+    shared: &Arc<Shared>,
     listener: &tokio::net::UnixListener,
     out: &Output,
 ) -> anyhow::Result<()> {
@@ -136,11 +162,8 @@ async fn watch_loop(
     // that could not be sent), wait a while before trying again.
     let mut last_fired = None;
     loop {
-        match c.sync().await {
-            Ok(r) => out.show(&r),
-            Err(e) => eprintln!("sync failed: {e}"),
-        }
-        let stream = c.push_stream().await;
+        sync(shared, out).await;
+        let stream = shared.lock().await.push_stream().await;
         let mut stream = match stream {
             Ok(s) => {
                 backoff = Duration::from_secs(1);
@@ -155,11 +178,7 @@ async fn watch_loop(
                 loop {
                     tokio::select! {
                         _ = &mut wake => break,
-                        conn = listener.accept() => {
-                            if let Ok((conn, _)) = conn {
-                                serve_work(c, conn).await;
-                            }
-                        }
+                        conn = listener.accept() => serve(shared, conn).await,
                         _ = tokio::signal::ctrl_c() => return Ok(()),
                     }
                 }
@@ -168,29 +187,25 @@ async fn watch_loop(
             }
         };
         loop {
+            let sleep = until_timeout(&*shared.lock().await, last_fired);
             tokio::select! {
                 frame = stream.next() => match frame {
-                    Some(Ok(_)) => {
-                        match c.sync().await {
-                            Ok(r) => out.show(&r),
-                            Err(e) => eprintln!("sync failed: {e}"),
-                        }
-                    }
+                    Some(Ok(_)) => sync(shared, out).await,
                     Some(Err(e)) => { eprintln!("connection lost ({e}); reconnecting"); break; }
                     None => { eprintln!("the relay closed the connection; reconnecting"); break; }
                 },
-                conn = listener.accept() => {
-                    // Served in turn: this process is the store's one writer.
-                    if let Ok((conn, _)) = conn {
-                        serve_work(c, conn).await;
-                    }
-                }
-                _ = tokio::time::sleep(until_timeout(c, last_fired)) => {
-                    last_fired = c.next_timeout();
-                    match c.handle_timeout().await {
+                conn = listener.accept() => serve(shared, conn).await,
+                _ = tokio::time::sleep(sleep) => {
+                    let fired = {
+                        let mut c = shared.lock().await;
+                        last_fired = c.next_timeout();
+                        c.handle_timeout().await
+                    };
+                    match fired {
                         Ok(r) => out.show(&r),
                         Err(e) => eprintln!("timeout work failed: {e}"),
                     }
+                    shared.changed();
                 }
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }

@@ -20,6 +20,7 @@ mod readable;
 mod readme;
 mod relay;
 mod stale;
+mod ui;
 mod watch;
 
 use std::path::{Path, PathBuf};

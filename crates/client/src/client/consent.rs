@@ -223,6 +223,27 @@ pub(crate) fn proposal_summary(digest: Digest, p: &Proposal) -> String {
 }
 
 impl ConsentStatement {
+    /// What became of this proposal, given the one awaiting answers now.
+    pub fn outcome(&self, pending: Option<&ConsentStatement>) -> &'static str {
+        if pending.is_some_and(|p| p.digest == self.digest) {
+            "awaiting answers"
+        } else if self
+            .answers
+            .iter()
+            .any(|a| a.answer == AnswerState::Declined)
+        {
+            "declined"
+        } else if self
+            .answers
+            .iter()
+            .all(|a| a.answer == AnswerState::Accepted)
+        {
+            "took effect"
+        } else {
+            "replaced before every party answered"
+        }
+    }
+
     /// The digest prefix shown to people (and accepted back by `--yes`).
     pub fn short_digest(&self) -> String {
         short(&self.digest)

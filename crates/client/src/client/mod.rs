@@ -165,6 +165,15 @@ pub struct MemberView {
     pub key: String,
 }
 
+/// Whether one member's receipts cover a message.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceiptView {
+    /// The member.
+    pub member: Handle,
+    /// True once its receipts cover the message.
+    pub received: bool,
+}
+
 /// A channel as this member knows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChannelView {
@@ -743,6 +752,44 @@ impl Client {
                 .filter(|m| m.channel() == s.id())
                 .count(),
         }
+    }
+
+    /// Which other members' receipts cover `message` (its sender and this
+    /// member left out): empty for a receipt, or a message not held.
+    ///
+    /// ```no_run
+    /// # fn f(c: &backchannel_client::Client, id: backchannel_protocol::MessageId) {
+    /// for r in c.receipts(id) {
+    ///     println!("{}: {}", r.member, if r.received { "received" } else { "awaited" });
+    /// }
+    /// # }
+    /// ```
+    pub fn receipts(&self, message: MessageId) -> Vec<ReceiptView> {
+        let Some(m) = self
+            .member
+            .messages()
+            .iter()
+            .find(|m| m.payload.header().message_id == message)
+        else {
+            return Vec::new();
+        };
+        let h = m.payload.header();
+        let Some(state) = self.member.channel(&h.channel_id) else {
+            return Vec::new();
+        };
+        if h.body_kind == backchannel_protocol::payload::BodyKind::Receipt {
+            return Vec::new();
+        }
+        state
+            .members()
+            .iter()
+            .map(|p| &p.handle)
+            .filter(|p| **p != h.sender && *p != self.me())
+            .map(|p| ReceiptView {
+                member: p.clone(),
+                received: state.covered(h.epoch.number, p, &h.sender) >= h.seq.0,
+            })
+            .collect()
     }
 
     /// The transcript of one channel (or all), in the order this member

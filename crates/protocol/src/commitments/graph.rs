@@ -528,6 +528,9 @@ impl Cascade {
 }
 
 /// The DOT rendering.
+/// Escapes text for XML or HTML (the web interface uses it too).
+pub use svg::escape;
+
 mod dot {
     use super::{short, wrap, EdgeKind, Graph, Look, Node, NodeKind, CHANNEL_LEGEND, WRAP};
 
@@ -726,7 +729,7 @@ mod svg {
     }
 
     /// `&`, `<`, `>`, `"` and `'` escaped for XML text and attributes.
-    pub(super) fn escape(text: &str) -> String {
+    pub fn escape(text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         for c in text.chars() {
             match c {

@@ -1,0 +1,74 @@
+// Backchannel's local interface: live sections, local times, confirmations.
+// Served by the binary itself; no inline script, nothing from elsewhere.
+"use strict";
+
+(function () {
+  // Adds the reader's local time beside every UTC time.
+  function localTimes(root) {
+    for (const t of root.querySelectorAll("time[datetime]")) {
+      if (t.dataset.local) continue;
+      const d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d.getTime())) continue;
+      const s = document.createElement("span");
+      s.className = "local";
+      s.textContent = " (" + d.toLocaleString() + " local)";
+      t.after(s);
+      t.dataset.local = "1";
+    }
+  }
+
+  // Replaces each live section with its fresh copy from the same page.
+  async function refresh() {
+    const r = await fetch(location.pathname + location.search, {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    });
+    if (r.status === 401) {
+      location.reload();
+      return;
+    }
+    if (!r.ok) return;
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    for (const el of document.querySelectorAll("[data-live]")) {
+      const fresh = doc.getElementById(el.id);
+      if (!fresh) continue;
+      // Keep open what the reader opened.
+      for (const d of el.querySelectorAll("details[open]")) {
+        const same = d.parentElement && fresh.querySelector("#" + CSS.escape(d.parentElement.id || "") + " details");
+        if (same) same.open = true;
+      }
+      el.replaceWith(fresh);
+      localTimes(fresh);
+    }
+    const n = Number(document.body.dataset.updates || "0") + 1;
+    document.body.dataset.updates = String(n);
+  }
+
+  let pending = null;
+  function schedule() {
+    if (pending) return;
+    pending = setTimeout(function () {
+      pending = null;
+      refresh().catch(function () {});
+    }, 100);
+  }
+
+  document.addEventListener("submit", function (ev) {
+    const form = ev.target;
+    const question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) ev.preventDefault();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    if (!window.EventSource) return;
+    const events = new EventSource("/events");
+    events.addEventListener("changed", schedule);
+    events.onopen = function () {
+      document.body.dataset.live = "connected";
+    };
+    events.onerror = function () {
+      document.body.dataset.live = "reconnecting";
+    };
+  });
+})();

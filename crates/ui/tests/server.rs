@@ -1,0 +1,631 @@
+//! The local web interface over real HTTP on loopback, with a real relay
+//! and real clients: who may use it, what it refuses, what it shows.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backchannel_client::{Client, KdfParams};
+use backchannel_protocol::payload::Policy;
+use backchannel_protocol::{ChannelId, Handle};
+use backchannel_testkit::TestRelay;
+use backchannel_ui::access::Refusal;
+use backchannel_ui::{Notice, Shared, Ui, UiConfig, UiError, UiHandle};
+use reqwest::header;
+use reqwest::StatusCode;
+
+const PASS: &str = "test passphrase";
+
+fn h(s: &str) -> Handle {
+    Handle::new(s).unwrap()
+}
+
+/// A mediator and two parties on one relay, a channel open between them,
+/// and blue's interface served.
+struct World {
+    relay: TestRelay,
+    mediator: Client,
+    red: Client,
+    blue: Arc<Shared>,
+    channel: ChannelId,
+    ui: Served,
+    _dir: tempfile::TempDir,
+}
+
+struct Served {
+    base: String,
+    launch: String,
+    handle: UiHandle,
+    /// Milliseconds added to the server's clock.
+    skew: Arc<AtomicU64>,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Served {
+    async fn start(shared: Arc<Shared>) -> Served {
+        let skew = Arc::new(AtomicU64::new(0));
+        let base_instant = Instant::now();
+        let s = skew.clone();
+        let config = UiConfig {
+            clock: Arc::new(move || base_instant + Duration::from_millis(s.load(Ordering::SeqCst))),
+            ..UiConfig::default()
+        };
+        let ui = Ui::bind("127.0.0.1:0".parse().unwrap(), shared, config)
+            .await
+            .unwrap();
+        let base = format!("http://{}", ui.local_addr());
+        let launch = ui.launch_url();
+        let handle = ui.handle();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(ui.serve(async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Served {
+            base,
+            launch,
+            handle,
+            skew,
+            http,
+            _stop: stop,
+        }
+    }
+
+    fn advance(&self, d: Duration) {
+        self.skew.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Redeems the launch code: the session cookie.
+    async fn session(&self) -> String {
+        let r = self.http.get(&self.launch).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = r.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn page(&self, path: &str, cookie: &str) -> String {
+        let r = self.get(path, cookie).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.text().await.unwrap()
+    }
+
+    /// A form post from the interface's own page.
+    async fn post(&self, path: &str, cookie: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(header::COOKIE, cookie)
+            .header(header::ORIGIN, &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn client(relay: &TestRelay, dir: &std::path::Path, name: &str) -> Client {
+    Client::create(
+        &dir.join(format!("{name}.store")),
+        PASS,
+        KdfParams::INSECURE_FOR_TESTS,
+        &relay.url,
+        &h(name),
+    )
+    .await
+    .unwrap()
+}
+
+const POLICY: Policy = Policy {
+    mediator_reads: true,
+    receipt_deadline_s: 3600,
+    heartbeat_interval_s: 600,
+};
+
+impl World {
+    /// The channel proposed; red accepted; blue still to answer (in the
+    /// interface) unless `open`.
+    async fn new(open: bool) -> World {
+        backchannel_testkit::install_ring_default();
+        let relay = TestRelay::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut mediator = client(&relay, dir.path(), "mediator").await;
+        let mut blue = client(&relay, dir.path(), "blue").await;
+        let mut red = client(&relay, dir.path(), "red").await;
+        let channel = mediator
+            .create_channel("talks", &[h("blue"), h("red")], &[], POLICY)
+            .await
+            .unwrap();
+        for p in [&mut red, &mut blue] {
+            p.sync().await.unwrap();
+        }
+        let digest = red.consent(channel).unwrap().unwrap().digest;
+        red.accept(channel, digest).await.unwrap();
+        if open {
+            let digest = blue.consent(channel).unwrap().unwrap().digest;
+            blue.accept(channel, digest).await.unwrap();
+            for c in [&mut mediator, &mut red, &mut blue] {
+                c.sync().await.unwrap();
+            }
+        }
+        let blue = Shared::new(blue);
+        let ui = Served::start(blue.clone()).await;
+        World {
+            relay,
+            mediator,
+            red,
+            blue,
+            channel,
+            ui,
+            _dir: dir,
+        }
+    }
+
+    /// How blue trusts `peer`'s key.
+    async fn trust(&self, peer: &str) -> String {
+        self.blue
+            .lock()
+            .await
+            .safety_number(&h(peer))
+            .unwrap()
+            .1
+            .label()
+    }
+
+    async fn sync_blue(&self) {
+        self.blue.lock().await.sync().await.unwrap();
+    }
+}
+
+async fn next_notice(rx: &mut tokio::sync::broadcast::Receiver<Notice>) -> Notice {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a notice in time")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_launch_code_works_once_and_a_second_try_is_reported() {
+    let w = World::new(true).await;
+    let mut notices = w.ui.handle.notices();
+    let r = w.ui.http.get(&w.ui.launch).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[header::LOCATION],
+        "/",
+        "the redirect drops the code from the address bar"
+    );
+    let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert_eq!(next_notice(&mut notices).await, Notice::Redeemed);
+
+    let again = w.ui.http.get(&w.ui.launch).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    assert!(again.headers().get(header::SET_COOKIE).is_none());
+    assert!(again.text().await.unwrap().contains("used already"));
+    assert_eq!(
+        next_notice(&mut notices).await,
+        Notice::Refused(Refusal::Used)
+    );
+    assert!(Notice::Refused(Refusal::Used)
+        .to_string()
+        .starts_with("REFUSED"));
+}
+
+#[tokio::test]
+async fn a_launch_code_older_than_a_minute_is_refused_and_a_new_link_works() {
+    let w = World::new(true).await;
+    w.ui.advance(Duration::from_secs(61));
+    let r = w.ui.http.get(&w.ui.launch).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("expired"));
+    let fresh = w.ui.handle.new_launch_url();
+    assert_ne!(fresh, w.ui.launch);
+    let r = w.ui.http.get(&fresh).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_request_without_the_session_or_for_another_host_is_refused() {
+    let w = World::new(true).await;
+    let r = w.ui.get("/", "").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("data-code=\"no_session\""), "{body}");
+    assert!(!body.contains("talks"), "no data without a session");
+    let forged =
+        w.ui.get("/", "backchannel_ui=00000000000000000000000000000000")
+            .await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+    let cookie = w.ui.session().await;
+    assert_eq!(w.ui.get("/", &cookie).await.status(), StatusCode::OK);
+    let port = w.ui.base.rsplit(':').next().unwrap().to_string();
+    // DNS rebinding: a page on another name resolved to 127.0.0.1.
+    for host in [
+        format!("evil.example:{port}"),
+        format!("localhost:{port}"),
+        "127.0.0.1".into(),
+    ] {
+        let r =
+            w.ui.http
+                .get(format!("{}/", w.ui.base))
+                .header(header::HOST, &host)
+                .header(header::COOKIE, &cookie)
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
+        assert!(!r.text().await.unwrap().contains("talks"));
+    }
+    // The launch exchange checks the Host too.
+    let fresh = w.ui.handle.new_launch_url();
+    let r =
+        w.ui.http
+            .get(&fresh)
+            .header(header::HOST, format!("evil.example:{port}"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+}
+
+#[tokio::test]
+async fn a_form_from_another_origin_or_none_changes_nothing() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let path = format!("/channels/{}/send", w.channel.to_hex());
+    for origin in [Some("http://evil.example"), Some("null"), None] {
+        let mut req =
+            w.ui.http
+                .post(format!("{}{path}", w.ui.base))
+                .header(header::COOKIE, &cookie)
+                .form(&[("text", "forged"), ("reply_to", "")]);
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin:?}");
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("data-code=\"wrong_origin\""));
+    }
+    let r =
+        w.ui.post(
+            &path,
+            &cookie,
+            &[("text", "from the page"), ("reply_to", "")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let report = w.red.sync().await.unwrap();
+    let texts: Vec<_> = report
+        .received
+        .iter()
+        .filter_map(|e| e.text.clone())
+        .collect();
+    assert_eq!(
+        texts,
+        ["from the page"],
+        "only the form from the page was sent"
+    );
+}
+
+#[tokio::test]
+async fn every_response_forbids_inline_script_framing_caching_and_cors() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let paths = [
+        "/",
+        "/alerts",
+        "/safety",
+        "/outbox",
+        "/assets/app.js",
+        "/nowhere",
+    ];
+    for (path, cookie) in paths
+        .iter()
+        .map(|p| (*p, cookie.as_str()))
+        .chain([("/", "")])
+    {
+        let r =
+            w.ui.http
+                .get(format!("{}{path}", w.ui.base))
+                .header(header::COOKIE, cookie)
+                .header(header::ORIGIN, "http://evil.example")
+                .send()
+                .await
+                .unwrap();
+        let hd = r.headers();
+        let csp = hd[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        assert_eq!(hd[header::CACHE_CONTROL], "no-store", "{path}");
+        assert_eq!(hd[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        assert!(
+            hd.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+            "{path}"
+        );
+    }
+    let page = w.ui.page("/", &cookie).await;
+    assert!(
+        !page.contains("<script>") && !page.contains("style="),
+        "no inline script or style"
+    );
+    assert!(
+        !page.contains("http://") || !page.replace(&w.relay.url, "").contains("http://"),
+        "nothing fetched from elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_is_refused() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::new(client(&relay, dir.path(), "blue").await);
+    for addr in ["0.0.0.0:0", "192.0.2.1:0", "[::]:0"] {
+        let got = Ui::bind(addr.parse().unwrap(), shared.clone(), UiConfig::default()).await;
+        assert!(matches!(got, Err(UiError::NotLoopback(_))), "{addr}");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_and_the_terminal_is_told() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let mut notices = w.ui.handle.notices();
+    w.ui.advance(Duration::from_secs(25 * 60));
+    assert_eq!(w.ui.get("/", &cookie).await.status(), StatusCode::OK);
+    w.ui.advance(Duration::from_secs(31 * 60));
+    let r = w.ui.get("/", &cookie).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("session_idle"));
+    assert!(matches!(
+        next_notice(&mut notices).await,
+        Notice::SessionEnded(_)
+    ));
+    assert_eq!(
+        w.ui.get("/", &cookie).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn consent_is_given_to_exactly_the_proposal_shown() {
+    let w = World::new(false).await;
+    let cookie = w.ui.session().await;
+    let path = format!("/channels/{}", w.channel.to_hex());
+    let page = w.ui.page(&path, &cookie).await;
+    let digest = w.blue.lock().await.consent(w.channel).unwrap().unwrap();
+    assert!(
+        page.contains(&format!("value=\"{}\"", digest.digest.to_hex())),
+        "the accept form names the digest shown"
+    );
+    for line in &digest.lines {
+        assert!(
+            page.contains(&backchannel_ui_esc(line)),
+            "the statement is shown: {line}"
+        );
+    }
+    assert!(page.contains("Accept exactly this proposal"));
+    let wrong = "ab".repeat(32);
+    let r =
+        w.ui.post(&format!("{path}/accept"), &cookie, &[("proposal", &wrong)])
+            .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(
+        w.blue
+            .lock()
+            .await
+            .consent(w.channel)
+            .unwrap()
+            .unwrap()
+            .awaits_you,
+        "nothing accepted"
+    );
+    let r =
+        w.ui.post(
+            &format!("{path}/accept"),
+            &cookie,
+            &[("proposal", &digest.digest.to_hex())],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    w.sync_blue().await;
+    let page = w.ui.page(&path, &cookie).await;
+    assert!(page.contains("Nothing awaits an answer"), "{page}");
+    assert!(page.contains("id=\"compose\""));
+}
+
+/// The page's escaping of a statement line (quotes become entities).
+fn backchannel_ui_esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+#[tokio::test]
+async fn messages_keep_their_direction_replies_thread_and_receipts_show() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let arabic = "نقترح وقف إطلاق النار عند منتصف الليل";
+    let first = w.red.send_text(w.channel, arabic, None).await.unwrap();
+    w.sync_blue().await;
+    let path = format!("/channels/{}", w.channel.to_hex());
+    // Blue replies through the preview, then the send.
+    let preview =
+        w.ui.post(
+            &format!("{path}/preview"),
+            &cookie,
+            &[("text", "<b>agreed</b>"), ("reply_to", &first.to_hex())],
+        )
+        .await;
+    assert_eq!(preview.status(), StatusCode::OK);
+    let shown = preview.text().await.unwrap();
+    assert!(
+        shown.contains("&lt;b&gt;agreed&lt;/b&gt;"),
+        "the preview shows the text, escaped"
+    );
+    assert!(shown.contains("red</bdi> (party) gets the text"), "{shown}");
+    let sent =
+        w.ui.post(
+            &format!("{path}/send"),
+            &cookie,
+            &[("text", "<b>agreed</b>"), ("reply_to", &first.to_hex())],
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let page = w.ui.page(&path, &cookie).await;
+    assert!(
+        page.contains(&format!("<p class=\"text\" dir=\"auto\">{arabic}</p>")),
+        "{page}"
+    );
+    assert!(page.contains("<code dir=\"ltr\""), "ids run left to right");
+    let thread = &page[page.find(&format!("id=\"m-{}\"", first.to_hex())).unwrap()..];
+    let reply_at = thread.find("&lt;b&gt;agreed").unwrap();
+    let replies_at = thread.find("<ol class=\"replies\">").unwrap();
+    assert!(
+        replies_at < reply_at,
+        "the reply sits under the message it answers"
+    );
+    assert!(
+        page.contains("data-member=\"red\">") && page.contains("red</bdi> awaiting"),
+        "red has not receipted yet"
+    );
+    // Red and the mediator sync, and receipt; blue learns it.
+    w.red.sync().await.unwrap();
+    w.mediator.sync().await.unwrap();
+    for c in [&mut w.red, &mut w.mediator] {
+        c.send_receipt(w.channel).await.unwrap();
+    }
+    w.sync_blue().await;
+    let page = w.ui.page(&path, &cookie).await;
+    assert!(
+        page.contains("class=\"receipt received\" data-member=\"red\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("class=\"receipt received\" data-member=\"mediator\""),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn an_alert_is_shown_with_what_to_do_and_dismissed() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let dropped = w.red.send_text(w.channel, "one", None).await.unwrap();
+    w.relay.hostile.take(dropped, "blue");
+    w.red.send_text(w.channel, "two", None).await.unwrap();
+    w.sync_blue().await;
+    let page = w.ui.page("/alerts", &cookie).await;
+    assert!(page.contains("data-kind=\"gap\""), "{page}");
+    assert!(
+        page.contains("What to do:</strong> messages were withheld or lost"),
+        "{page}"
+    );
+    let nav = w.ui.page("/", &cookie).await;
+    assert!(
+        nav.contains("Alerts <span class=\"count alert\">1</span>"),
+        "{nav}"
+    );
+    let id = w.blue.lock().await.open_alerts()[0].id.0;
+    let r =
+        w.ui.post(&format!("/alerts/{id}/dismiss"), &cookie, &[])
+            .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(w.blue.lock().await.open_alerts().is_empty());
+    let page = w.ui.page("/alerts", &cookie).await;
+    assert!(
+        page.contains("No open alerts") && page.contains("1 dismissed or cleared"),
+        "{page}"
+    );
+    let unknown =
+        w.ui.post(&format!("/alerts/{}/dismiss", id + 100), &cookie, &[])
+            .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_key_is_marked_verified_only_with_the_comparison_confirmed() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let page = w.ui.page("/safety", &cookie).await;
+    let (number, _) = w.blue.lock().await.safety_number(&h("red")).unwrap();
+    let first_line = number.to_string().lines().next().unwrap().to_string();
+    assert!(page.contains(&first_line), "{page}");
+    let r =
+        w.ui.post("/safety/verify", &cookie, &[("peer", "red")])
+            .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_ne!(w.trust("red").await, "verified");
+    let r =
+        w.ui.post(
+            "/safety/verify",
+            &cookie,
+            &[("peer", "red"), ("compared", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(w.trust("red").await, "verified");
+    let channel =
+        w.ui.page(&format!("/channels/{}", w.channel.to_hex()), &cookie)
+            .await;
+    assert!(
+        channel.contains("data-key=\"verified\">verified"),
+        "{channel}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_page_is_told_when_something_changes() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let mut events = w.ui.get("/events", &cookie).await;
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    w.blue.changed();
+    let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&chunk).contains("event: changed"),
+        "{chunk:?}"
+    );
+    // Without the session, no stream.
+    assert_eq!(
+        w.ui.get("/events", "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
