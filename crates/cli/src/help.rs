@@ -16,6 +16,7 @@ const ROLES: &[(&str, &[&str])] = &[
             "log",
             "outbox",
             "watch",
+            "ui",
             "verify",
             "fingerprint",
             "trust",

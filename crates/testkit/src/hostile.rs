@@ -16,7 +16,17 @@ pub use sql::{Db, V};
 
 mod sql;
 
-type Stale = Arc<Mutex<Vec<StoredEnvelope>>>;
+/// What the relay does behind the members' backs, shared by the store
+/// wrapper and the test's handle.
+#[derive(Default)]
+pub struct Tricks {
+    /// Entries served before the real mailbox.
+    stale: Mutex<Vec<StoredEnvelope>>,
+    /// Recipients whose next envelope is dropped on post.
+    drops: Mutex<Vec<Handle>>,
+}
+
+type Stale = Arc<Tricks>;
 
 /// The real store, with stale entries served first when asked.
 pub struct TamperStore {
@@ -138,7 +148,24 @@ impl RelayStore for TamperStore {
         quota: &Quota,
         counts: &[(String, Rate)],
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        self.run(|s| s.post_counted(e, now, quota, counts))
+        // A dropped envelope is answered as stored: the sender cannot tell.
+        let kept: Vec<Envelope> = {
+            let mut drops = self.stale.drops.lock().unwrap_or_else(|p| p.into_inner());
+            e.iter()
+                .filter(|env| match drops.iter().position(|d| *d == env.recipient) {
+                    Some(i) => {
+                        drops.remove(i);
+                        false
+                    }
+                    None => true,
+                })
+                .cloned()
+                .collect()
+        };
+        if kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|s| s.post_counted(&kept, now, quota, counts))
     }
     fn mailbox(
         &self,
@@ -146,7 +173,7 @@ impl RelayStore for TamperStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let mut stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stale = self.stale.stale.lock().unwrap_or_else(|p| p.into_inner());
         let (mine, others): (Vec<_>, Vec<_>) =
             stale.drain(..).partition(|s| s.envelope.recipient == *r);
         *stale = others;
@@ -312,9 +339,16 @@ impl Hostile {
         self.deliver(&env);
     }
 
+    /// Drops the next envelope posted to `recipient` (in this process's
+    /// relay), answering the sender as if it were stored.
+    pub fn drop_next(&self, recipient: &str) {
+        let h = Handle::new(recipient).expect("a valid handle");
+        self.stale.drops.lock().unwrap().push(h);
+    }
+
     /// Serves `env` at an old `cursor` at the head of the next mailbox page.
     pub fn serve_stale(&self, cursor: u64, env: Envelope) {
-        self.stale.lock().unwrap().push(StoredEnvelope {
+        self.stale.stale.lock().unwrap().push(StoredEnvelope {
             cursor,
             received_at: Timestamp(0),
             envelope: env,

@@ -68,7 +68,7 @@ impl TestRelay {
             let url = cluster.database();
             (std::sync::Arc::new(cluster), url)
         });
-        let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stale = std::sync::Arc::<hostile::Tricks>::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = open_store(&db, postgres.as_ref());
@@ -118,7 +118,7 @@ impl TestRelay {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let stale = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stale = std::sync::Arc::<hostile::Tricks>::default();
         let store = hostile::TamperStore::new(
             open_store(&self.db, self.postgres.as_ref()),
             stale.clone(),

@@ -66,6 +66,8 @@
     events.addEventListener("changed", schedule);
     events.onopen = function () {
       document.body.dataset.live = "connected";
+      // Whatever changed between this page's rendering and now.
+      schedule();
     };
     events.onerror = function () {
       document.body.dataset.live = "reconnecting";

@@ -20,7 +20,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// Paths served without a session: the launch exchange and the static
 /// assets (no data in them).
 fn is_public(path: &str) -> bool {
-    path == "/launch" || path.starts_with("/assets/")
+    path == "/launch" || path == "/favicon.ico" || path.starts_with("/assets/")
 }
 
 /// Checks Host, Origin and the session, then sets the headers.
@@ -111,7 +111,9 @@ fn secure(h: &mut HeaderMap) {
     set(h, header::CACHE_CONTROL, "no-store");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: under it a browser sends `Origin: null` even on
+    // its own same-origin forms, which the Origin check must refuse.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(
         h,
         header::HeaderName::from_static("cross-origin-opener-policy"),

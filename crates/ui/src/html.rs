@@ -181,6 +181,11 @@ pub async fn style() -> Response {
         .into_response()
 }
 
+/// `/favicon.ico`: none (browsers ask for it; a 204 keeps the log clean).
+pub async fn icon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -287,6 +287,7 @@ fn router(state: AppState) -> Router {
         .route("/events", get(live::events))
         .route("/assets/app.js", get(html::script))
         .route("/assets/style.css", get(html::style))
+        .route("/favicon.ico", get(html::icon))
         .fallback(views::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,4 +1,5 @@
-//! `/events`: a server-sent event `changed` whenever the client's state
+//! `/events`: a server-sent event `changed` (its data never empty: a
+//! browser drops an event with no data) whenever the client's state
 //! moved, so the page refreshes its live sections. The stream checks the
 //! session at every event and every keep-alive, and ends with it.
 
@@ -27,7 +28,7 @@ pub async fn events(
     let stream = stream::unfold((s, token, rx), |(s, token, mut rx)| async move {
         let event = tokio::select! {
             got = rx.recv() => match got {
-                Ok(()) | Err(RecvError::Lagged(_)) => Some(Event::default().event("changed").data("")),
+                Ok(()) | Err(RecvError::Lagged(_)) => Some(Event::default().event("changed").data("changed")),
                 Err(RecvError::Closed) => return None,
             },
             () = tokio::time::sleep(RECHECK) => None,

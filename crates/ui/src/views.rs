@@ -23,7 +23,7 @@ fn is_bookkeeping(kind: &str) -> bool {
 }
 
 pub(crate) fn channel_id(hex: &str) -> Result<ChannelId, Refused> {
-    ChannelId::from_hex(hex).map_err(|_| Refused::input("that is not a channel id (64 hex digits)"))
+    ChannelId::from_hex(hex).map_err(|_| Refused::input("that is not a channel id"))
 }
 
 pub(crate) fn message_id(hex: &str) -> Result<MessageId, Refused> {
@@ -378,8 +378,14 @@ fn message_item(c: &Client, e: &LogEntry) -> Result<String, Refused> {
     } else {
         format!(" · {}", esc(&e.kind))
     };
+    // Only words are answered in the compose form (its reply list).
+    let reply = if e.text.is_some() && !e.stub {
+        format!(" · <a href=\"?reply={}#compose\">Reply</a>", e.message_id)
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "<li class=\"msg{mine}\" id=\"m-{hex}\" data-kind=\"{kindattr}\">\n<article>\n<p class=\"meta\">{sender} · {when}{kind} · #{seq} e{epoch} · {short} · <a href=\"?reply={hex}#compose\">Reply</a></p>\n{body}{held}\n<p class=\"state\">{state}</p>\n</article>\n",
+        "<li class=\"msg{mine}\" id=\"m-{hex}\" data-kind=\"{kindattr}\">\n<article>\n<p class=\"meta\">{sender} · {when}{kind} · #{seq} e{epoch} · {short}{reply}</p>\n{body}{held}\n<p class=\"state\">{state}</p>\n</article>\n",
         mine = if mine { " mine" } else { "" },
         hex = e.message_id,
         kindattr = esc(&e.kind),

@@ -755,7 +755,8 @@ impl Client {
     }
 
     /// Which other members' receipts cover `message` (its sender and this
-    /// member left out): empty for a receipt, or a message not held.
+    /// member left out): empty for a receipt, a message not held, or one
+    /// of an earlier epoch (receipts are owed in the open epoch only).
     ///
     /// ```no_run
     /// # fn f(c: &backchannel_client::Client, id: backchannel_protocol::MessageId) {
@@ -777,7 +778,9 @@ impl Client {
         let Some(state) = self.member.channel(&h.channel_id) else {
             return Vec::new();
         };
-        if h.body_kind == backchannel_protocol::payload::BodyKind::Receipt {
+        if h.body_kind == backchannel_protocol::payload::BodyKind::Receipt
+            || h.epoch.number != state.epoch().number
+        {
             return Vec::new();
         }
         state
