@@ -17,11 +17,25 @@
     }
   }
 
+  // Whether a section holds the focus or a field the reader changed.
+  function busy(el) {
+    if (el.contains(document.activeElement) && document.activeElement !== document.body) return true;
+    for (const f of el.querySelectorAll("input, textarea, select")) {
+      if (f.type === "checkbox" || f.type === "radio") {
+        if (f.checked !== f.defaultChecked) return true;
+      } else if (f.type !== "hidden" && f.value !== f.defaultValue) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Replaces each live section with its fresh copy from the same page.
   async function refresh() {
     const r = await fetch(location.pathname + location.search, {
       credentials: "same-origin",
-      headers: { Accept: "text/html" },
+      // Not activity: an unattended tab must not keep the session alive.
+      headers: { Accept: "text/html", "X-Backchannel-Refresh": "1" },
     });
     if (r.status === 401) {
       location.reload();
@@ -32,9 +46,12 @@
     for (const el of document.querySelectorAll("[data-live]")) {
       const fresh = doc.getElementById(el.id);
       if (!fresh) continue;
-      // Keep open what the reader opened.
-      for (const d of el.querySelectorAll("details[open]")) {
-        const same = d.parentElement && fresh.querySelector("#" + CSS.escape(d.parentElement.id || "") + " details");
+      // Never under the reader's hands: a section with a field in use or
+      // filled in waits for the next change.
+      if (busy(el)) continue;
+      // Keep open what the reader opened (each <details> has an id).
+      for (const d of el.querySelectorAll("details[open][id]")) {
+        const same = fresh.querySelector("#" + CSS.escape(d.id));
         if (same) same.open = true;
       }
       el.replaceWith(fresh);

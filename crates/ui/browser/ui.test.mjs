@@ -177,6 +177,20 @@ test("each browser redeems its launch link once; a second redemption is refused 
     await new Promise((ok) => setTimeout(ok, 50));
   }
   assert.ok(users.mediator.stderr.some((l) => l.includes("REFUSED: someone tried the launch link again")), users.mediator.stderr.join("\n"));
+  // The first session may have been the thief's: it is over. Enter on the
+  // terminal gives a new link.
+  const m = users.mediator;
+  const gone = await m.page.goto(m.base + "/");
+  assert.equal(gone.status(), 401);
+  const links = () => m.stderr.filter((l) => l.trim().startsWith("open: "));
+  const before = links().length;
+  m.ui.stdin.write("\n");
+  const until = Date.now() + 5000;
+  while (links().length === before && Date.now() < until) await new Promise((ok) => setTimeout(ok, 50));
+  const fresh = links().at(-1).trim().slice("open: ".length);
+  assert.notEqual(fresh, m.link);
+  await m.page.goto(fresh);
+  await m.page.getByRole("heading", { name: "Channels" }).waitFor();
 });
 
 test("the mediator proposes; the parties see it live and consent on the consent screen", async () => {
@@ -234,10 +248,14 @@ test("a message sent from the keyboard arrives live in all three, right to left,
     const idDir = await u.page.locator("code[dir=ltr]").first().evaluate((el) => getComputedStyle(el).direction);
     assert.equal(idDir, "ltr", "ids stay left to right");
   }
-  // Red replies; the parties' and the mediator's receipts reach blue live.
-  const mine = page.locator("li.msg.mine").filter({ hasText: arabic });
-  for (const who of ["red", "mediator"]) {
-    await mine.locator(`.receipt.received[data-member="${who}"]`).first().waitFor({ timeout: LIVE });
+  // Each member's receipt reaches the others live: blue sees red's and the
+  // mediator's, red sees the mediator's, the mediator sees red's.
+  const seen = { blue: ["red", "mediator"], red: ["mediator"], mediator: ["red"] };
+  for (const [viewer, members] of Object.entries(seen)) {
+    const msg = users[viewer].page.locator("li.msg").filter({ has: users[viewer].page.locator("p.text", { hasText: arabic }) });
+    for (const who of members) {
+      await msg.locator(`.receipt.received[data-member="${who}"]`).first().waitFor({ timeout: LIVE });
+    }
   }
   const red = users.red.page;
   await red.locator("li.msg", { hasText: arabic }).getByRole("link", { name: "Reply" }).click();

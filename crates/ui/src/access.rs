@@ -45,7 +45,9 @@ impl std::fmt::Debug for Secret {
 /// Why a launch code was not accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// It was redeemed already: a browser session holds it.
+    /// It was redeemed already. The session it gave ends too: the code
+    /// was seen by someone else (another local user may have read it from
+    /// the browser's command line and raced the browser to it).
     Used,
     /// It is older than its validity.
     Expired,
@@ -57,7 +59,7 @@ impl Refusal {
     /// In plain words, with the next step.
     pub fn words(self) -> &'static str {
         match self {
-            Refusal::Used => "this launch link was used already: a browser session holds it. Press Enter where `backchannel ui` runs for a new link",
+            Refusal::Used => "this launch link was used already, so it was seen by someone else: the session it gave has been ended. Press Enter where `backchannel ui` runs for a new link",
             Refusal::Expired => "this launch link has expired (it is valid for 60 seconds). Press Enter where `backchannel ui` runs for a new link",
             Refusal::Unknown => "this is not the launch link `backchannel ui` printed. Copy the link from its terminal",
         }
@@ -129,6 +131,9 @@ impl Access {
             return Err(Refusal::Unknown);
         }
         if self.code.redeemed {
+            // Whoever holds the session may be the one who raced the
+            // browser to the code: nobody keeps it.
+            self.session = None;
             return Err(Refusal::Used);
         }
         if now.saturating_duration_since(self.code.issued) > self.launch_valid {
@@ -184,8 +189,13 @@ mod tests {
         let mut a = access(t0);
         let code = a.code().to_hex();
         let token = a.redeem(&code, t0).expect("first redemption");
-        assert_eq!(a.redeem(&code, t0), Err(Refusal::Used));
         assert_eq!(a.admit(Some(&token.to_hex()), t0, true), Ok(()));
+        assert_eq!(a.redeem(&code, t0), Err(Refusal::Used));
+        assert_eq!(
+            a.admit(Some(&token.to_hex()), t0, true),
+            Err(Denied::NoSession),
+            "a second use ends the session the first one gave"
+        );
     }
 
     #[test]

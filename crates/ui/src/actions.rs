@@ -12,7 +12,7 @@ use backchannel_protocol::member::AlertId;
 use backchannel_protocol::{Digest, Handle};
 use serde::Deserialize;
 
-use crate::guard::COOKIE;
+use crate::guard::cookie_name;
 use crate::html::Refused;
 use crate::views::{channel_id, Compose};
 use crate::{AppState, Notice};
@@ -30,7 +30,8 @@ pub async fn launch(
         Ok(token) => {
             s.notice(Notice::Redeemed);
             let cookie = format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                "{}={}; HttpOnly; SameSite=Strict; Path=/",
+                cookie_name(s.port),
                 token.to_hex()
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()

@@ -10,8 +10,17 @@ use crate::access::Denied;
 use crate::html::Refused;
 use crate::{AppState, Notice};
 
-/// The cookie that carries the browser session's token.
-pub const COOKIE: &str = "backchannel_ui";
+/// The cookie that carries the browser session's token, named after the
+/// port: browsers send a cookie to every port of a host, so two runs (or
+/// any other local server the browser visits) never see each other's
+/// under their own name.
+pub fn cookie_name(port: u16) -> String {
+    format!("backchannel_ui_{port}")
+}
+
+/// Sent by the page's script on its live refreshes: not activity, so an
+/// unattended tab does not keep the session alive.
+pub const REFRESH_HEADER: &str = "x-backchannel-refresh";
 
 /// No inline script or style, nothing from elsewhere, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -48,6 +57,18 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refused> {
             ),
         ));
     }
+    // A browser says where a request comes from: only the page itself
+    // (same-origin) or the person (none: a typed or opened link) may ask.
+    // Other ports of 127.0.0.1 are "same-site", and refused too.
+    let site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
+    if matches!(site, Some("cross-site" | "same-site")) {
+        return Err(Refused::new(
+            StatusCode::FORBIDDEN,
+            "wrong_site",
+            "Refused",
+            "This request came from another site, so it was refused. Use the page at the address `backchannel ui` printed.",
+        ));
+    }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD);
     if changes_state {
         let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
@@ -64,11 +85,13 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refused> {
     if is_public(path) {
         return Ok(());
     }
-    // The live stream is not activity: an open tab alone does not keep
-    // the session alive.
-    let touch = path != "/events";
+    // The live stream and the refreshes it causes are not activity: an
+    // open tab alone does not keep the session alive.
+    let touch = path != "/events" && !headers.contains_key(REFRESH_HEADER);
     let now = (s.clock)();
-    let admitted = s.access().admit(token(headers).as_deref(), now, touch);
+    let admitted = s
+        .access()
+        .admit(token(headers, s.port).as_deref(), now, touch);
     match admitted {
         Ok(()) => Ok(()),
         Err(denied) => {
@@ -92,14 +115,15 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refused> {
 }
 
 /// The session token from the request's cookies.
-pub fn token(headers: &HeaderMap) -> Option<String> {
+pub fn token(headers: &HeaderMap, port: u16) -> Option<String> {
+    let name = cookie_name(port);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 

@@ -114,7 +114,7 @@ impl std::fmt::Display for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Notice::Redeemed => f.write_str("a browser opened the interface; the launch link cannot be used again"),
-            Notice::Refused(Refusal::Used) => f.write_str("REFUSED: someone tried the launch link again after a browser had used it. If that was not you, another user of this machine may have read it; the session is unaffected"),
+            Notice::Refused(Refusal::Used) => f.write_str("REFUSED: someone tried the launch link again after a browser had used it. Another user of this machine may have read it, and may be the one who used it first: that browser session has been ended. Press Enter for a new link"),
             Notice::Refused(Refusal::Expired) => f.write_str("refused an expired launch link; press Enter for a new one"),
             Notice::Refused(Refusal::Unknown) => f.write_str("REFUSED: a launch attempt with a code this run never issued"),
             Notice::SessionEnded(idle) => write!(f, "the browser session ended after {} minutes idle; press Enter for a new launch link", idle.as_secs() / 60),
@@ -150,7 +150,9 @@ impl Shared {
         let _ = self.changes.send(());
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<()> {
+    /// Told of every change (the loop that syncs recomputes its next
+    /// timeout: work done from a page may have moved it).
+    pub fn subscribe(&self) -> broadcast::Receiver<()> {
         self.changes.subscribe()
     }
 }
@@ -164,6 +166,10 @@ struct AppState {
     host: String,
     /// The Origin every state-changing request must come from.
     origin: String,
+    /// The port served (the cookie is named after it).
+    port: u16,
+    /// Set once the server is stopping: live streams end.
+    stopping: tokio::sync::watch::Sender<bool>,
     clock: Clock,
     notices: broadcast::Sender<Notice>,
 }
@@ -231,6 +237,8 @@ impl Ui {
             access: Arc::new(std::sync::Mutex::new(access)),
             host: bound.to_string(),
             origin: format!("http://{bound}"),
+            port: bound.port(),
+            stopping: tokio::sync::watch::channel(false).0,
             clock: config.clock,
             notices: broadcast::channel(16).0,
         };
@@ -262,9 +270,14 @@ impl Ui {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), UiError> {
+        let stopping = self.state.stopping.clone();
         let app = router(self.state);
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Open live streams would hold the shutdown forever.
+                let _ = stopping.send(true);
+            })
             .await
             .map_err(UiError::Serve)
     }

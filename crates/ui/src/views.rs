@@ -11,16 +11,11 @@ use axum::response::Html;
 use axum::Form;
 use backchannel_client::{ChannelView, Client, Delivery, LogEntry};
 use backchannel_protocol::member::{Alert, AlertKind};
-use backchannel_protocol::{duration_words, ChannelId, Handle, MessageId};
+use backchannel_protocol::{duration_words, ChannelId, MessageId};
 use serde::Deserialize;
 
 use crate::html::{bdi, esc, id, page, time, Frame, Refused};
 use crate::AppState;
-
-/// Kinds kept out of the transcript: bookkeeping, not words.
-fn is_bookkeeping(kind: &str) -> bool {
-    matches!(kind, "receipt" | "heartbeat")
-}
 
 pub(crate) fn channel_id(hex: &str) -> Result<ChannelId, Refused> {
     ChannelId::from_hex(hex).map_err(|_| Refused::input("that is not a channel id"))
@@ -247,7 +242,7 @@ fn members_section(c: &Client, v: &ChannelView) -> String {
 fn history_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
     let history = c.proposals(cid).map_err(client_err)?;
     let pending = c.consent(cid).map_err(client_err)?;
-    let mut out = String::from("<section id=\"live-history\" data-live>\n<details>\n<summary>Epoch history</summary>\n<ol class=\"history\">\n");
+    let mut out = String::from("<section id=\"live-history\" data-live>\n<details id=\"history-details\">\n<summary>Epoch history</summary>\n<ol class=\"history\">\n");
     for h in &history {
         out.push_str(&format!(
             "<li>epoch {}: proposal {} by {}, {}: {}<ul>",
@@ -268,7 +263,7 @@ fn history_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
 
 fn transcript_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
     let log = c.log(Some(cid)).map_err(client_err)?;
-    let shown: Vec<&LogEntry> = log.iter().filter(|e| !is_bookkeeping(&e.kind)).collect();
+    let shown: Vec<&LogEntry> = log.iter().filter(|e| !e.is_bookkeeping()).collect();
     let held: BTreeSet<&str> = shown.iter().map(|e| e.message_id.as_str()).collect();
     let hidden = log.len() - shown.len();
     let mut out = String::from("<section id=\"live-transcript\" data-live aria-labelledby=\"transcript-h\">\n<h2 id=\"transcript-h\">Messages</h2>\n");
@@ -276,13 +271,20 @@ fn transcript_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
         out.push_str("<p>No messages yet.</p>\n");
     }
     out.push_str("<ol class=\"transcript\">\n");
+    let mut threads = Threads::of(&shown);
+    let item = |e: &LogEntry| message_item(c, e);
     // A reply sits under the message it answers; a reply to a message not
     // held here starts a thread of its own.
-    for e in &shown {
+    for (i, e) in shown.iter().enumerate() {
         let top = e.in_reply_to.as_deref().is_none_or(|r| !held.contains(r));
         if top {
-            thread(c, e, &shown, &mut out, 0)?;
+            threads.render(&item, i, &mut out, 0)?;
         }
+    }
+    // Replies in a cycle (a peer chooses its ids and what it answers) are
+    // in no thread: they are shown anyway, never hidden.
+    for i in 0..shown.len() {
+        threads.render(&item, i, &mut out, 0)?;
     }
     out.push_str("</ol>\n");
     if hidden > 0 {
@@ -297,32 +299,62 @@ fn transcript_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
 /// Deep enough for any real exchange; deeper replies are listed flat.
 const MAX_DEPTH: usize = 8;
 
-fn thread(
-    c: &Client,
-    e: &LogEntry,
-    all: &[&LogEntry],
-    out: &mut String,
-    depth: usize,
-) -> Result<(), Refused> {
-    out.push_str(&message_item(c, e)?);
-    let replies: Vec<&&LogEntry> = all
-        .iter()
-        .filter(|r| r.in_reply_to.as_deref() == Some(e.message_id.as_str()))
-        .collect();
-    if !replies.is_empty() {
-        out.push_str("<ol class=\"replies\">\n");
-        for r in replies {
-            if depth < MAX_DEPTH {
-                thread(c, r, all, out, depth + 1)?;
-            } else {
-                out.push_str(&message_item(c, r)?);
-                out.push_str("</li>\n");
+/// The transcript's reply structure, each message rendered once.
+struct Threads<'a> {
+    entries: &'a [&'a LogEntry],
+    /// A message's replies, by its id, in transcript order.
+    replies: std::collections::HashMap<&'a str, Vec<usize>>,
+    done: Vec<bool>,
+}
+
+impl<'a> Threads<'a> {
+    fn of(entries: &'a [&'a LogEntry]) -> Threads<'a> {
+        let mut replies: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(r) = e.in_reply_to.as_deref() {
+                replies.entry(r).or_default().push(i);
             }
         }
-        out.push_str("</ol>\n");
+        Threads {
+            entries,
+            replies,
+            done: vec![false; entries.len()],
+        }
     }
-    out.push_str("</li>\n");
-    Ok(())
+
+    /// Message `i` and, under it, its replies not rendered yet; past
+    /// [`MAX_DEPTH`] they follow it in the same list.
+    fn render(
+        &mut self,
+        item: &dyn Fn(&LogEntry) -> Result<String, Refused>,
+        i: usize,
+        out: &mut String,
+        depth: usize,
+    ) -> Result<(), Refused> {
+        if std::mem::replace(&mut self.done[i], true) {
+            return Ok(());
+        }
+        let e = self.entries[i];
+        out.push_str(&item(e)?);
+        let replies: Vec<usize> = self
+            .replies
+            .get(e.message_id.as_str())
+            .map(|r| r.iter().copied().filter(|&j| !self.done[j]).collect())
+            .unwrap_or_default();
+        if depth < MAX_DEPTH && !replies.is_empty() {
+            out.push_str("<ol class=\"replies\">\n");
+            for j in replies {
+                self.render(item, j, out, depth + 1)?;
+            }
+            out.push_str("</ol>\n</li>\n");
+        } else {
+            out.push_str("</li>\n");
+            for j in replies {
+                self.render(item, j, out, depth)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One message, its `<li>` left open for its replies.
@@ -591,7 +623,7 @@ pub async fn alerts(State(s): State<AppState>) -> Result<Html<String>, Refused> 
     }
     if !past.is_empty() {
         main.push_str(&format!(
-            "<details><summary>{} dismissed or cleared</summary>\n<ul class=\"alerts past\">\n",
+            "<details id=\"past-alerts\"><summary>{} dismissed or cleared</summary>\n<ul class=\"alerts past\">\n",
             past.len()
         ));
         for a in past.iter().rev() {
@@ -603,28 +635,13 @@ pub async fn alerts(State(s): State<AppState>) -> Result<Html<String>, Refused> 
     Ok(page("Alerts", &Frame::of(&c), &main))
 }
 
-/// Every principal this member shares a channel with.
-fn peers(c: &Client) -> Result<Vec<Handle>, Refused> {
-    let mut out = BTreeSet::new();
-    for v in c.channels().map_err(client_err)? {
-        for m in v.members {
-            if m.handle != c.me().as_str() {
-                if let Ok(h) = Handle::new(m.handle) {
-                    out.insert(h);
-                }
-            }
-        }
-    }
-    Ok(out.into_iter().collect())
-}
-
 /// `/safety`: the safety number with each peer, to compare in person.
 pub async fn safety(State(s): State<AppState>) -> Result<Html<String>, Refused> {
     let c = s.shared.lock().await;
     let mut main = String::from(
         "<h1>Safety numbers</h1>\n<p>Compare each number with that person over a path the intermediary does not control: in person, or a call where you know the voice. If all 60 digits match, no one is in the middle; mark the key verified.</p>\n<section id=\"live-safety\" data-live>\n<ul class=\"safety\">\n",
     );
-    for peer in peers(&c)? {
+    for peer in c.peers() {
         match c.safety_number(&peer) {
             Ok((number, trust)) => {
                 let groups: Vec<String> = number
@@ -700,4 +717,89 @@ pub async fn not_found() -> Refused {
         "No such page",
         "There is nothing at this address.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, reply: Option<&str>) -> LogEntry {
+        serde_json::from_value(serde_json::json!({
+            "channel_id": "c", "message_id": id, "epoch": 1, "seq": 1, "sender": "red",
+            "sent_at_ms": 0, "in_reply_to": reply, "kind": "text", "text": id,
+            "stub": false, "digest": "d", "direction": "in", "held_back": false, "stored_at_ms": 0
+        }))
+        .expect("a log entry")
+    }
+
+    /// Every message id in the order rendered, and the nesting depth of each.
+    fn rendered(entries: &[LogEntry]) -> String {
+        let shown: Vec<&LogEntry> = entries.iter().collect();
+        let held: BTreeSet<&str> = shown.iter().map(|e| e.message_id.as_str()).collect();
+        let mut t = Threads::of(&shown);
+        let item = |e: &LogEntry| Ok(format!("<li>{}", e.message_id));
+        let mut out = String::new();
+        for (i, e) in shown.iter().enumerate() {
+            if e.in_reply_to.as_deref().is_none_or(|r| !held.contains(r)) {
+                t.render(&item, i, &mut out, 0).unwrap();
+            }
+        }
+        for i in 0..shown.len() {
+            t.render(&item, i, &mut out, 0).unwrap();
+        }
+        out.replace('\n', "")
+    }
+
+    #[test]
+    fn replies_sit_under_what_they_answer() {
+        let got = rendered(&[
+            entry("a", None),
+            entry("b", Some("a")),
+            entry("c", None),
+            entry("d", Some("b")),
+        ]);
+        assert_eq!(
+            got,
+            "<li>a<ol class=\"replies\"><li>b<ol class=\"replies\"><li>d</li></ol></li></ol></li><li>c</li>"
+        );
+    }
+
+    #[test]
+    fn replies_in_a_cycle_or_deeper_than_the_limit_are_never_hidden() {
+        // x answers y and y answers x; z answers itself: no thread holds them.
+        let got = rendered(&[
+            entry("x", Some("y")),
+            entry("y", Some("x")),
+            entry("z", Some("z")),
+        ]);
+        for id in ["x", "y", "z"] {
+            assert_eq!(
+                got.matches(&format!("<li>{id}")).count(),
+                1,
+                "{id} once: {got}"
+            );
+        }
+        let chain: Vec<LogEntry> = (0..20)
+            .map(|i| {
+                entry(
+                    &format!("m{i:02}"),
+                    (i > 0).then(|| format!("m{:02}", i - 1)).as_deref(),
+                )
+            })
+            .collect();
+        let got = rendered(&chain);
+        for i in 0..20 {
+            assert_eq!(
+                got.matches(&format!("<li>m{i:02}")).count(),
+                1,
+                "m{i:02}: {got}"
+            );
+        }
+        assert_eq!(
+            got.matches("<ol").count(),
+            MAX_DEPTH,
+            "nested to the limit, then flat"
+        );
+        assert_eq!(got.matches("<ol").count(), got.matches("</ol>").count());
+    }
 }

@@ -40,7 +40,8 @@ struct Served {
     /// Milliseconds added to the server's clock.
     skew: Arc<AtomicU64>,
     http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), UiError>>,
 }
 
 impl Served {
@@ -59,7 +60,7 @@ impl Served {
         let launch = ui.launch_url();
         let handle = ui.handle();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ui.serve(async {
+        let task = tokio::spawn(ui.serve(async {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::builder()
@@ -72,7 +73,8 @@ impl Served {
             handle,
             skew,
             http,
-            _stop: stop,
+            stop: Some(stop),
+            task,
         }
     }
 
@@ -95,6 +97,22 @@ impl Served {
         self.http
             .get(format!("{}{path}", self.base))
             .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A GET with one more header.
+    async fn get_with(
+        &self,
+        path: &str,
+        cookie: &str,
+        (name, value): (&str, &str),
+    ) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header(header::COOKIE, cookie)
+            .header(name, value)
             .send()
             .await
             .unwrap()
@@ -213,6 +231,13 @@ async fn the_launch_code_works_once_and_a_second_try_is_reported() {
     let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    let port = w.ui.base.rsplit(':').next().unwrap();
+    assert!(
+        cookie.starts_with(&format!("backchannel_ui_{port}=")),
+        "named after its port: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(w.ui.get("/", &session).await.status(), StatusCode::OK);
     assert_eq!(next_notice(&mut notices).await, Notice::Redeemed);
 
     let again = w.ui.http.get(&w.ui.launch).send().await.unwrap();
@@ -226,6 +251,58 @@ async fn the_launch_code_works_once_and_a_second_try_is_reported() {
     assert!(Notice::Refused(Refusal::Used)
         .to_string()
         .starts_with("REFUSED"));
+    // Whoever redeemed it first may have raced the browser: that session
+    // is over too.
+    assert_eq!(
+        w.ui.get("/", &session).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_request_another_site_made_the_browser_send_is_refused() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    for site in ["cross-site", "same-site"] {
+        let r = w.ui.get_with("/", &cookie, ("sec-fetch-site", site)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{site}");
+        assert!(!r.text().await.unwrap().contains("talks"));
+    }
+    for site in ["same-origin", "none"] {
+        let r = w.ui.get_with("/", &cookie, ("sec-fetch-site", site)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{site}");
+    }
+}
+
+#[tokio::test]
+async fn live_refreshes_do_not_keep_an_idle_session_alive() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    for _ in 0..4 {
+        w.ui.advance(Duration::from_secs(10 * 60));
+        let r =
+            w.ui.get_with("/", &cookie, ("x-backchannel-refresh", "1"))
+                .await;
+        if r.status() == StatusCode::UNAUTHORIZED {
+            return;
+        }
+    }
+    panic!("40 minutes of refreshes alone kept a 30-minute idle session alive");
+}
+
+#[tokio::test]
+async fn stopping_ends_open_live_streams() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let events = w.ui.get("/events", &cookie).await;
+    assert_eq!(events.status(), StatusCode::OK);
+    drop(w.ui.stop.take());
+    let stopped = tokio::time::timeout(Duration::from_secs(5), &mut w.ui.task).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "the server stopped with a stream open: {stopped:?}"
+    );
+    drop(events);
 }
 
 #[tokio::test]
@@ -250,8 +327,14 @@ async fn a_request_without_the_session_or_for_another_host_is_refused() {
     assert!(body.contains("data-code=\"no_session\""), "{body}");
     assert!(!body.contains("talks"), "no data without a session");
     let forged =
-        w.ui.get("/", "backchannel_ui=00000000000000000000000000000000")
-            .await;
+        w.ui.get(
+            "/",
+            &format!(
+                "backchannel_ui_{}=00000000000000000000000000000000",
+                w.ui.base.rsplit(':').next().unwrap()
+            ),
+        )
+        .await;
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 
     let cookie = w.ui.session().await;
@@ -459,6 +542,31 @@ async fn consent_is_given_to_exactly_the_proposal_shown() {
     let page = w.ui.page(&path, &cookie).await;
     assert!(page.contains("Nothing awaits an answer"), "{page}");
     assert!(page.contains("id=\"compose\""));
+}
+
+#[tokio::test]
+async fn a_decline_needs_a_reason_and_ends_the_proposal() {
+    let mut w = World::new(false).await;
+    let cookie = w.ui.session().await;
+    let path = format!("/channels/{}/decline", w.channel.to_hex());
+    let r = w.ui.post(&path, &cookie, &[("reason", "  ")]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        w.blue
+            .lock()
+            .await
+            .consent(w.channel)
+            .unwrap()
+            .unwrap()
+            .awaits_you
+    );
+    let r =
+        w.ui.post(&path, &cookie, &[("reason", "not with this observer")])
+            .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    w.mediator.sync().await.unwrap();
+    let status = w.mediator.channels().unwrap()[0].status.clone();
+    assert_eq!(status, "declined by blue");
 }
 
 /// The page's escaping of a statement line (quotes become entities).

@@ -431,7 +431,7 @@ async fn story(args: DemoArgs) -> anyhow::Result<Vec<String>> {
     for e in blue
         .log(Some(channel))?
         .iter()
-        .filter(|e| !matches!(e.kind.as_str(), "receipt" | "heartbeat"))
+        .filter(|e| !e.is_bookkeeping())
     {
         say!(n, "   {}", render::entry(e).replace('\n', "\n   "));
     }

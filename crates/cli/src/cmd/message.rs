@@ -225,7 +225,7 @@ pub fn log(store_path: &Path, args: LogArgs) -> anyhow::Result<()> {
     let entries: Vec<LogEntry> = client
         .log(Some(id))?
         .into_iter()
-        .filter(|e| !args.quiet || !matches!(e.kind.as_str(), "receipt" | "heartbeat"))
+        .filter(|e| !args.quiet || !e.is_bookkeeping())
         .collect();
     if args.json {
         return render::json(&entries);

@@ -124,15 +124,7 @@ pub fn fingerprint(store: &Path, args: FingerprintArgs) -> anyhow::Result<()> {
     let client = store::open_reader(store)?;
     let peers: Vec<Handle> = match &args.peer {
         Some(p) => vec![Handle::new(p.as_str())?],
-        None => client
-            .channels()?
-            .iter()
-            .flat_map(|c| c.members.clone())
-            .filter_map(|m| Handle::new(m.handle).ok())
-            .filter(|h| h != client.me())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
+        None => client.peers(),
     };
     let mut rows = Vec::new();
     for p in peers {

@@ -20,6 +20,8 @@ use crate::store::{self, perform, Work, WorkResult};
 const IDLE_MAX: Duration = Duration::from_secs(3600);
 /// Wait before acting again on a timeout that came back unchanged.
 const RETRY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a handed-over request's line.
+const REQUEST_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait between reconnection attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
@@ -144,7 +146,7 @@ async fn serve(
 ) {
     // Served in turn: this process is the store's one writer.
     if let Ok((conn, _)) = conn {
-        serve_work(&mut *shared.lock().await, conn).await;
+        serve_work(shared, conn).await;
         shared.changed();
     }
 }
@@ -161,6 +163,7 @@ pub(crate) async fn watch_loop(
     // The timeout last acted on: if the same one comes back (a heartbeat
     // that could not be sent), wait a while before trying again.
     let mut last_fired = None;
+    let mut changes = shared.subscribe();
     loop {
         sync(shared, out).await;
         let stream = shared.lock().await.push_stream().await;
@@ -189,6 +192,8 @@ pub(crate) async fn watch_loop(
         loop {
             let sleep = until_timeout(&*shared.lock().await, last_fired);
             tokio::select! {
+                // Work done from a page may have moved the next timeout.
+                _ = changes.recv() => {},
                 frame = stream.next() => match frame {
                     Some(Ok(_)) => sync(shared, out).await,
                     Some(Err(e)) => { eprintln!("connection lost ({e}); reconnecting"); break; }
@@ -223,14 +228,18 @@ fn until_timeout(c: &Client, last_fired: Option<backchannel_protocol::Timestamp>
 }
 
 /// One handed-over request: a JSON line in, a JSON line out.
-async fn serve_work(c: &mut Client, conn: tokio::net::UnixStream) {
+/// The request is read before the client is taken, and only for a while:
+/// a local process that connects and says nothing holds nothing up.
+async fn serve_work(shared: &Shared, conn: tokio::net::UnixStream) {
     let (read, mut write) = conn.into_split();
     let mut line = String::new();
-    if BufReader::new(read).read_line(&mut line).await.is_err() {
+    let mut reader = BufReader::new(read);
+    let got = tokio::time::timeout(REQUEST_WAIT, reader.read_line(&mut line)).await;
+    if !matches!(got, Ok(Ok(_))) {
         return;
     }
     let result = match serde_json::from_str::<Work>(&line) {
-        Ok(work) => match perform(c, work).await {
+        Ok(work) => match perform(&mut *shared.lock().await, work).await {
             Ok(v) => WorkResult {
                 ok: Some(v),
                 error: None,

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::Scene;
+use crate::{Scene, User};
 
 #[test]
 fn ui_refuses_an_address_other_machines_can_reach() {
@@ -15,6 +15,70 @@ fn ui_refuses_an_address_other_machines_can_reach() {
         assert_eq!(out.status.code(), Some(2), "{addr}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("is not a loopback address"), "{err}");
+    }
+}
+
+/// A running `backchannel ui`, its launch link redeemed.
+struct Running {
+    child: std::process::Child,
+    base: String,
+    cookie: String,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Running {
+    fn start(user: &User) -> Running {
+        let mut child = user
+            .command(&["ui", "--no-open"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let link = launch_link(child.stderr.take().unwrap());
+        assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+        let base = link.split("/launch").next().unwrap().to_string();
+        backchannel_testkit::install_ring_default();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let cookie = rt.block_on(async {
+            let r = http.get(&link).send().await.unwrap();
+            assert_eq!(r.status(), 303);
+            let c = r.headers()["set-cookie"].to_str().unwrap();
+            c.split(';').next().unwrap().to_string()
+        });
+        Running {
+            child,
+            base,
+            cookie,
+            http,
+            rt,
+        }
+    }
+
+    /// A page's HTML.
+    fn page(&self, path: &str) -> String {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .header("cookie", &self.cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.text().await.unwrap()
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -36,52 +100,35 @@ fn launch_link(stderr: std::process::ChildStderr) -> String {
 fn ui_serves_the_store_and_takes_the_work_of_other_commands() {
     let s = Scene::new();
     let id = s.open_channel();
-    let mut ui = s
-        .blue
-        .command(&["ui", "--no-open"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let link = launch_link(ui.stderr.take().unwrap());
-    assert!(link.starts_with("http://127.0.0.1:"), "{link}");
-    let base = link.split("/launch").next().unwrap().to_string();
-    backchannel_testkit::install_ring_default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let get = |url: String, cookie: String| {
-        let http = http.clone();
-        rt.block_on(async move {
-            let r = http.get(url).header("cookie", cookie).send().await.unwrap();
-            let cookie = r
-                .headers()
-                .get("set-cookie")
-                .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string());
-            (r.status().as_u16(), cookie, r.text().await.unwrap())
-        })
-    };
-    let (status, cookie, _) = get(link.clone(), String::new());
-    assert_eq!(status, 303);
-    let cookie = cookie.expect("a session cookie");
-    let (status, _, page) = get(format!("{base}/"), cookie.clone());
-    assert_eq!(status, 200);
-    assert!(page.contains("talks"), "{page}");
+    let ui = Running::start(&s.blue);
+    assert!(ui.page("/").contains("talks"));
     // Another command on the store is handed to the running ui.
     s.blue.run(&["send", &id[..8], "handed over"]);
-    let (_, _, page) = get(format!("{base}/channels/{id}"), cookie.clone());
-    assert!(page.contains("handed over"), "{page}");
+    assert!(ui.page(&format!("/channels/{id}")).contains("handed over"));
     // Red's reply arrives by push and is on the page without blue acting.
     s.red.run(&["sync"]);
     s.red.run(&["send", &id[..8], "pushed in"]);
     let shown = crate::wait_for(Duration::from_secs(20), || {
-        get(format!("{base}/channels/{id}"), cookie.clone())
-            .2
-            .contains("pushed in")
+        ui.page(&format!("/channels/{id}")).contains("pushed in")
     });
-    ui.kill().unwrap();
-    ui.wait().unwrap();
     assert!(shown, "the ui's own loop synced red's message");
+}
+
+#[test]
+fn a_receipt_deadline_passing_with_no_traffic_shows_in_the_ui() {
+    let s = Scene::new();
+    let id = s.open_channel_with(&["--receipt-deadline", "3s"]);
+    let ui = Running::start(&s.blue);
+    // Handed to the ui; then red and the mediator stay silent.
+    s.blue.run(&["send", &id[..8], "Are you there?"]);
+    let overdue = crate::wait_for(Duration::from_secs(30), || {
+        ui.page("/alerts")
+            .matches("data-kind=\"ack_overdue\"")
+            .count()
+            == 2
+    });
+    assert!(
+        overdue,
+        "one ack_overdue per silent member, raised by the ui's own clock"
+    );
 }

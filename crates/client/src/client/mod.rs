@@ -152,6 +152,14 @@ pub struct LogEntry {
     pub stored_at_ms: i64,
 }
 
+impl LogEntry {
+    /// A receipt or a heartbeat: bookkeeping a reader of the transcript
+    /// may leave out (what it confirms shows under each message).
+    pub fn is_bookkeeping(&self) -> bool {
+        matches!(self.kind.as_str(), "receipt" | "heartbeat")
+    }
+}
+
 /// A member of a channel as this member knows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct MemberView {
@@ -674,6 +682,20 @@ impl Client {
         self.member
             .channel(id)
             .ok_or_else(|| ClientError::UnknownChannel(id.to_hex()))
+    }
+
+    /// Every principal this member shares a channel with, once each.
+    pub fn peers(&self) -> Vec<Handle> {
+        let me = self.me();
+        self.member
+            .channels()
+            .values()
+            .filter_map(|s| s.setup().or(s.pending()))
+            .flat_map(|st| st.proposal.members.iter().map(|m| m.handle.clone()))
+            .filter(|h| h != me)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// Every channel this member knows.

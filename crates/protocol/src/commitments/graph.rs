@@ -527,10 +527,10 @@ impl Cascade {
     }
 }
 
-/// The DOT rendering.
 /// Escapes text for XML or HTML (the web interface uses it too).
 pub use svg::escape;
 
+/// The DOT rendering.
 mod dot {
     use super::{short, wrap, EdgeKind, Graph, Look, Node, NodeKind, CHANNEL_LEGEND, WRAP};
 
