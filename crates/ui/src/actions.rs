@@ -63,7 +63,7 @@ pub async fn send(
     let reply = compose.reply_to()?;
     let sent = {
         let mut c = s.shared.lock().await;
-        c.send_text(cid, &compose.text, reply).await
+        c.send_text(cid, &compose.text(), reply).await
     };
     let id = sent.map_err(|e| Refused::client(&e))?;
     s.shared.changed();

@@ -126,9 +126,18 @@ impl Refused {
         }
     }
 
-    /// The client refused the work: its words, and its code.
+    /// The client refused the work: its words, and its code. A refusal
+    /// of what was asked is 409 (or 400, 404); the store or the relay
+    /// failing is 500 or 502.
     pub fn client(e: &backchannel_client::ClientError) -> Refused {
-        Refused::new(StatusCode::CONFLICT, e.code(), "Not done", &e.to_string())
+        let status = match e.code() {
+            "store" | "crypto" | "decode" => StatusCode::INTERNAL_SERVER_ERROR,
+            "relay_unreachable" | "relay_refused" => StatusCode::BAD_GATEWAY,
+            "invalid_input" | "bad_id" | "ambiguous_id" => StatusCode::BAD_REQUEST,
+            "not_found" | "unknown_channel" => StatusCode::NOT_FOUND,
+            _ => StatusCode::CONFLICT,
+        };
+        Refused::new(status, e.code(), "Not done", &e.to_string())
     }
 
     /// A bad id or field in the request.

@@ -485,6 +485,12 @@ pub struct Compose {
 }
 
 impl Compose {
+    /// The text with the line endings the CLI sends (browsers submit a
+    /// textarea's lines ending in CR LF).
+    pub fn text(&self) -> String {
+        self.text.replace("\r\n", "\n")
+    }
+
     /// The message answered, if any.
     pub fn reply_to(&self) -> Result<Option<MessageId>, Refused> {
         match self.reply_to.trim() {
@@ -557,7 +563,7 @@ pub async fn preview(
 "#,
         title = bdi(&v.title),
         to = to.join(""),
-        text = esc(&compose.text),
+        text = esc(&compose.text()),
         hex = cid.to_hex(),
         reply = reply.map(|r| r.to_hex()).unwrap_or_default(),
     );

@@ -395,7 +395,7 @@ async fn a_form_from_another_origin_or_none_changes_nothing() {
         w.ui.post(
             &path,
             &cookie,
-            &[("text", "from the page"), ("reply_to", "")],
+            &[("text", "from the\r\npage"), ("reply_to", "")],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -407,8 +407,8 @@ async fn a_form_from_another_origin_or_none_changes_nothing() {
         .collect();
     assert_eq!(
         texts,
-        ["from the page"],
-        "only the form from the page was sent"
+        ["from the\npage"],
+        "only the form from the page was sent, its lines ending as the CLI's do"
     );
 }
 
