@@ -65,7 +65,7 @@ pub async fn send(
         let mut c = s.shared.lock().await;
         c.send_text(cid, &compose.text(), reply).await
     };
-    let id = sent.map_err(|e| Refused::client(&e))?;
+    let id = sent?;
     s.shared.changed();
     Ok(done(format!(
         "/channels/{}#m-{}",
@@ -93,7 +93,7 @@ pub async fn accept(
         let mut c = s.shared.lock().await;
         c.accept(cid, digest).await
     };
-    accepted.map_err(|e| Refused::client(&e))?;
+    accepted?;
     s.shared.changed();
     Ok(done(format!("/channels/{}", cid.to_hex())))
 }
@@ -120,7 +120,7 @@ pub async fn decline(
         let mut c = s.shared.lock().await;
         c.decline(cid, form.reason.trim()).await
     };
-    declined.map_err(|e| Refused::client(&e))?;
+    declined?;
     s.shared.changed();
     Ok(done(format!("/channels/{}", cid.to_hex())))
 }
@@ -164,7 +164,7 @@ pub async fn verify(
     }
     let peer = Handle::new(form.peer.trim()).map_err(|_| Refused::input("that is not a handle"))?;
     let marked = s.shared.lock().await.mark_verified(&peer);
-    marked.map_err(|e| Refused::client(&e))?;
+    marked?;
     s.shared.changed();
     Ok(done(format!("/safety#peer-{peer}")))
 }

@@ -151,6 +151,12 @@ impl Refused {
     }
 }
 
+impl From<backchannel_client::ClientError> for Refused {
+    fn from(e: backchannel_client::ClientError) -> Refused {
+        Refused::client(&e)
+    }
+}
+
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         let body = format!(

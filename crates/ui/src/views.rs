@@ -25,13 +25,8 @@ pub(crate) fn message_id(hex: &str) -> Result<MessageId, Refused> {
     MessageId::from_hex(hex).map_err(|_| Refused::input("that is not a message id"))
 }
 
-fn client_err(e: backchannel_client::ClientError) -> Refused {
-    Refused::client(&e)
-}
-
 fn view_of(c: &Client, cid: ChannelId) -> Result<ChannelView, Refused> {
-    c.channels()
-        .map_err(client_err)?
+    c.channels()?
         .into_iter()
         .find(|v| v.channel_id == cid.to_hex())
         .ok_or_else(|| {
@@ -47,7 +42,7 @@ fn view_of(c: &Client, cid: ChannelId) -> Result<ChannelView, Refused> {
 /// `/`: every channel, with what awaits this member.
 pub async fn channels(State(s): State<AppState>) -> Result<Html<String>, Refused> {
     let c = s.shared.lock().await;
-    let views = c.channels().map_err(client_err)?;
+    let views = c.channels()?;
     let mut main = String::from("<h1>Channels</h1>\n<section id=\"live-channels\" data-live>\n");
     if views.is_empty() {
         main.push_str(
@@ -57,10 +52,7 @@ pub async fn channels(State(s): State<AppState>) -> Result<Html<String>, Refused
     main.push_str("<ul class=\"channels\">\n");
     for v in &views {
         let cid = channel_id(&v.channel_id)?;
-        let awaits = c
-            .consent(cid)
-            .map_err(client_err)?
-            .is_some_and(|p| p.awaits_you);
+        let awaits = c.consent(cid)?.is_some_and(|p| p.awaits_you);
         let alerts = c
             .open_alerts()
             .iter()
@@ -119,7 +111,7 @@ pub async fn channel(
 fn consent_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
     let mut out =
         String::from("<section id=\"live-consent\" data-live aria-labelledby=\"consent-h\">\n");
-    let Some(p) = c.consent(cid).map_err(client_err)? else {
+    let Some(p) = c.consent(cid)? else {
         out.push_str(
             "<h2 id=\"consent-h\">Consent</h2>\n<p>Nothing awaits an answer.</p>\n</section>\n",
         );
@@ -240,8 +232,8 @@ fn members_section(c: &Client, v: &ChannelView) -> String {
 }
 
 fn history_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
-    let history = c.proposals(cid).map_err(client_err)?;
-    let pending = c.consent(cid).map_err(client_err)?;
+    let history = c.proposals(cid)?;
+    let pending = c.consent(cid)?;
     let mut out = String::from("<section id=\"live-history\" data-live>\n<details id=\"history-details\">\n<summary>Epoch history</summary>\n<ol class=\"history\">\n");
     for h in &history {
         out.push_str(&format!(
@@ -262,7 +254,7 @@ fn history_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
 }
 
 fn transcript_section(c: &Client, cid: ChannelId) -> Result<String, Refused> {
-    let log = c.log(Some(cid)).map_err(client_err)?;
+    let log = c.log(Some(cid))?;
     let shown: Vec<&LogEntry> = log.iter().filter(|e| !e.is_bookkeeping()).collect();
     let held: BTreeSet<&str> = shown.iter().map(|e| e.message_id.as_str()).collect();
     let hidden = log.len() - shown.len();
@@ -441,7 +433,7 @@ fn compose_section(
     if c.blocking_alert(&cid).is_some() {
         return Ok("<section id=\"compose\"><p>Sending is blocked here until the alert above is dealt with.</p></section>\n".into());
     }
-    let log = c.log(Some(cid)).map_err(client_err)?;
+    let log = c.log(Some(cid))?;
     let mut options = String::from("<option value=\"\">nothing: a new thread</option>\n");
     for e in log.iter().rev().filter(|e| e.text.is_some()).take(30) {
         let words: String = e.text.as_deref().unwrap_or("").chars().take(60).collect();
@@ -529,7 +521,7 @@ pub async fn preview(
     }
     let answered = match reply {
         Some(r) => {
-            let log = c.log(Some(cid)).map_err(client_err)?;
+            let log = c.log(Some(cid))?;
             let quoted = log
                 .iter()
                 .find(|e| e.message_id == r.to_hex())
@@ -615,7 +607,7 @@ fn alert_item(a: &Alert) -> String {
 /// folded away.
 pub async fn alerts(State(s): State<AppState>) -> Result<Html<String>, Refused> {
     let c = s.shared.lock().await;
-    let all = c.alerts().map_err(client_err)?;
+    let all = c.alerts()?;
     let (open, past): (Vec<&Alert>, Vec<&Alert>) = all.iter().partition(|a| a.is_open());
     let mut main = String::from("<h1>Alerts</h1>\n<section id=\"live-alerts\" data-live>\n");
     if open.is_empty() {
