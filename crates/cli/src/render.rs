@@ -1,8 +1,7 @@
 //! How data reads in a terminal; `--json` prints the same data as JSON.
 
 use backchannel_client::{ChannelView, LogEntry, MessageView, SyncReport};
-use backchannel_protocol::commitments::fold::{AssuranceView, Board, Scheduled, State};
-use backchannel_protocol::commitments::provisos::ProvisoState;
+use backchannel_protocol::commitments::fold::{Board, State};
 use backchannel_protocol::commitments::structured::relation_words;
 use backchannel_protocol::commitments::{terms, Structured};
 
@@ -218,7 +217,9 @@ pub fn board(b: &Board) -> String {
             a.state,
             a.since_ms,
         ));
-        out.push_str(&assurance_flags(a));
+        for line in terms::history(a, &show) {
+            out.push_str(&format!("    {line}\n"));
+        }
         out.push_str(&self::terms(
             &terms::terms(&Structured::Assurance(a.assurance.clone())),
             "    ",
@@ -227,7 +228,7 @@ pub fn board(b: &Board) -> String {
     for r in &b.red_lines {
         out.push_str(&headline("red line", &r.id, &r.issuer, r.state, r.since_ms));
         for x in &r.schedule {
-            out.push_str(&scheduled(x));
+            out.push_str(&format!("    {}\n", terms::scheduled(x, &show)));
         }
         out.push_str(&self::terms(
             &terms::terms(&Structured::RedLine(r.red_line.clone())),
@@ -269,129 +270,6 @@ pub fn board(b: &Board) -> String {
     out
 }
 
-/// What happened to an assurance: reciprocation, provisos, guarantees,
-/// lapse claims, allegations, findings.
-fn assurance_flags(a: &AssuranceView) -> String {
-    let mut out = String::new();
-    for p in &a.provisos {
-        let state = match (p.state, &p.decision) {
-            (ProvisoState::Open, _) if p.overdue => {
-                "its time passed UNDECIDED: the mediator's finding or the issuer's confirmation is awaited".to_string()
-            }
-            (ProvisoState::Open, _) => "not yet decided".to_string(),
-            (s, Some((id, by))) => format!(
-                "{} ({} by {by})",
-                if s == ProvisoState::Fulfilled {
-                    "FULFILLED"
-                } else {
-                    "NOT FULFILLED"
-                },
-                &id[..8.min(id.len())]
-            ),
-            (_, None) => "decided".to_string(),
-        };
-        out.push_str(&format!("    proviso {}: {state}\n", p.index + 1));
-        for (event, by) in &p.claims {
-            out.push_str(&format!(
-                "      claimed done by {by}'s report {} (a claim: only a finding or the issuer's confirmation decides)\n",
-                &event[..8.min(event.len())]
-            ));
-        }
-    }
-    for g in &a.guarantees {
-        out.push_str(&format!(
-            "    guaranteed by {} ({}): on a breach it will {}: \"{}\"\n",
-            g.guarantor,
-            &g.id[..8.min(g.id.len())],
-            terms::action(&g.response),
-            terms::first_words(&g.wording, 16)
-        ));
-    }
-    for r in &a.reciprocated_by {
-        out.push_str(&format!("    reciprocal: {}\n", &r[..8.min(r.len())]));
-    }
-    for c in &a.lapse_claims {
-        let cond = a
-            .assurance
-            .unless
-            .get(c.condition)
-            .map_or(String::new(), |x| {
-                format!(
-                    " its condition \"unless attacked first by {}\"",
-                    x.attacked_first_by
-                )
-            });
-        out.push_str(&format!(
-            "    LAPSE CLAIMED by {}'s report {} under{cond}{} (a claim: only the issuer's confirmation or the mediator's finding lapses it)\n",
-            c.reported_by,
-            &c.event[..8],
-            if c.readings_diverge {
-                ", only under some readings of its wording"
-            } else {
-                ""
-            }
-        ));
-    }
-    for b in &a.breach_reports {
-        out.push_str(&format!(
-            "    BREACH REPORTED by {}'s report {}: the issuer did what it undertook not to (a claim until the mediator finds)\n",
-            b.reported_by,
-            &b.event[..8],
-        ));
-    }
-    for x in &a.allegations {
-        let answered = if a.ruled.contains(x) {
-            "answered by the mediator's finding"
-        } else if a.answered.contains(x) {
-            "answered by the issuer"
-        } else {
-            "unanswered"
-        };
-        out.push_str(&format!("    breach alleged: {} ({answered})\n", &x[..8]));
-    }
-    for f in &a.rulings {
-        let what = match (f.breached, f.lapsed) {
-            (true, true) => "breached, and lapsed",
-            (true, false) => "breached",
-            (false, true) => "lapsed",
-            (false, false) => "neither breached nor lapsed",
-        };
-        out.push_str(&format!(
-            "    FINDING {} by the mediator {}, {}: {what}{}: \"{}\"\n",
-            &f.id[..8],
-            f.by,
-            show(f.sent_at_ms),
-            f.allegation.as_deref().map_or(String::new(), |al| format!(
-                " (on allegation {})",
-                &al[..8.min(al.len())]
-            )),
-            terms::first_words(&f.text, 30)
-        ));
-    }
-    for x in &a.schedule {
-        out.push_str(&scheduled(x));
-    }
-    out
-}
-
-/// A revocation or suspension still to take effect or to end.
-fn scheduled(x: &Scheduled) -> String {
-    let until = x
-        .until_ms
-        .map_or(String::new(), |u| format!(" until {}", show(u)));
-    format!(
-        "    scheduled: {} {} from {}{until}{}\n",
-        x.act,
-        &x.id[..8],
-        show(x.from_ms),
-        if x.text.is_empty() {
-            String::new()
-        } else {
-            format!(": \"{}\"", terms::first_words(&x.text, 20))
-        }
-    )
-}
-
 /// One message with everything known about it (`show`).
 pub fn message_view(v: &MessageView) -> String {
     let mut out = entry(&v.message);
@@ -403,7 +281,9 @@ pub fn message_view(v: &MessageView) -> String {
             a.since_ms
                 .map_or(String::new(), |t| format!(" since {}", show(t)))
         ));
-        out.push_str(&assurance_flags(a).replacen("    ", "  ", usize::MAX));
+        for line in terms::history(a, &show) {
+            out.push_str(&format!("  {line}\n"));
+        }
     }
     if !v.terms.is_empty() {
         out.push_str("  terms:\n");

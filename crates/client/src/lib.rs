@@ -35,6 +35,7 @@
 pub mod advice;
 pub(crate) mod client;
 pub mod error;
+pub mod time;
 pub mod tls;
 pub mod transcript;
 pub mod transport;

@@ -6,6 +6,8 @@ use serde::Serialize;
 use super::structured::{
     relation_words, short, Action, Actor, Combine, Formality, Place, Scope, Structured,
 };
+use super::fold::{AssuranceView, Scheduled};
+use super::provisos::ProvisoState;
 use crate::ids::{Handle, Timestamp};
 
 /// One term of a commitment: what it is, and its value in words.
@@ -450,6 +452,130 @@ pub fn terms(s: &Structured) -> Vec<Term> {
         .map(|(label, value)| Term { label, value })
         .collect()
 }
+
+/// What happened to an assurance: reciprocation, provisos, guarantees,
+/// lapse claims, allegations, findings.
+pub fn history(a: &AssuranceView, show: &dyn Fn(i64) -> String) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &a.provisos {
+        let state = match (p.state, &p.decision) {
+            (ProvisoState::Open, _) if p.overdue => {
+                "its time passed UNDECIDED: the mediator's finding or the issuer's confirmation is awaited".to_string()
+            }
+            (ProvisoState::Open, _) => "not yet decided".to_string(),
+            (s, Some((id, by))) => format!(
+                "{} ({} by {by})",
+                if s == ProvisoState::Fulfilled {
+                    "FULFILLED"
+                } else {
+                    "NOT FULFILLED"
+                },
+                &id[..8.min(id.len())]
+            ),
+            (_, None) => "decided".to_string(),
+        };
+        out.push(format!("proviso {}: {state}", p.index + 1));
+        for (event, by) in &p.claims {
+            out.push(format!(
+                "  claimed done by {by}'s report {} (a claim: only a finding or the issuer's confirmation decides)",
+                &event[..8.min(event.len())]
+            ));
+        }
+    }
+    for g in &a.guarantees {
+        out.push(format!(
+            "guaranteed by {} ({}): on a breach it will {}: \"{}\"",
+            g.guarantor,
+            &g.id[..8.min(g.id.len())],
+            action(&g.response),
+            first_words(&g.wording, 16)
+        ));
+    }
+    for r in &a.reciprocated_by {
+        out.push(format!("reciprocal: {}", &r[..8.min(r.len())]));
+    }
+    for c in &a.lapse_claims {
+        let cond = a
+            .assurance
+            .unless
+            .get(c.condition)
+            .map_or(String::new(), |x| {
+                format!(
+                    " its condition \"unless attacked first by {}\"",
+                    x.attacked_first_by
+                )
+            });
+        out.push(format!(
+            "LAPSE CLAIMED by {}'s report {} under{cond}{} (a claim: only the issuer's confirmation or the mediator's finding lapses it)",
+            c.reported_by,
+            &c.event[..8],
+            if c.readings_diverge {
+                ", only under some readings of its wording"
+            } else {
+                ""
+            }
+        ));
+    }
+    for b in &a.breach_reports {
+        out.push(format!(
+            "BREACH REPORTED by {}'s report {}: the issuer did what it undertook not to (a claim until the mediator finds)",
+            b.reported_by,
+            &b.event[..8],
+        ));
+    }
+    for x in &a.allegations {
+        let answered = if a.ruled.contains(x) {
+            "answered by the mediator's finding"
+        } else if a.answered.contains(x) {
+            "answered by the issuer"
+        } else {
+            "unanswered"
+        };
+        out.push(format!("breach alleged: {} ({answered})", &x[..8]));
+    }
+    for f in &a.rulings {
+        let what = match (f.breached, f.lapsed) {
+            (true, true) => "breached, and lapsed",
+            (true, false) => "breached",
+            (false, true) => "lapsed",
+            (false, false) => "neither breached nor lapsed",
+        };
+        out.push(format!(
+            "FINDING {} by the mediator {}, {}: {what}{}: \"{}\"",
+            &f.id[..8],
+            f.by,
+            show(f.sent_at_ms),
+            f.allegation.as_deref().map_or(String::new(), |al| format!(
+                " (on allegation {})",
+                &al[..8.min(al.len())]
+            )),
+            first_words(&f.text, 30)
+        ));
+    }
+    for x in &a.schedule {
+        out.push(scheduled(x, show));
+    }
+    out
+}
+
+/// A revocation or suspension still to take effect or to end.
+pub fn scheduled(x: &Scheduled, show: &dyn Fn(i64) -> String) -> String {
+    let until = x
+        .until_ms
+        .map_or(String::new(), |u| format!(" until {}", show(u)));
+    format!(
+        "scheduled: {} {} from {}{until}{}",
+        x.act,
+        &x.id[..8],
+        show(x.from_ms),
+        if x.text.is_empty() {
+            String::new()
+        } else {
+            format!(": \"{}\"", first_words(&x.text, 20))
+        }
+    )
+}
+
 
 #[cfg(test)]
 mod tests {
