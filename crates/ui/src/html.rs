@@ -135,6 +135,7 @@ impl Refused {
             "relay_unreachable" | "relay_refused" => StatusCode::BAD_GATEWAY,
             "invalid_input" | "bad_id" | "ambiguous_id" => StatusCode::BAD_REQUEST,
             "not_found" | "unknown_channel" => StatusCode::NOT_FOUND,
+            "unauthorized" => StatusCode::FORBIDDEN,
             _ => StatusCode::CONFLICT,
         };
         Refused::new(status, e.code(), "Not done", &e.to_string())

@@ -29,10 +29,15 @@
 
 pub mod access;
 mod actions;
+mod acts;
+mod board;
+mod escrow;
+pub mod forms;
 mod guard;
 mod html;
 mod live;
 mod views;
+mod whatif;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -292,6 +297,25 @@ fn router(state: AppState) -> Router {
         .route("/channels/{id}/send", post(actions::send))
         .route("/channels/{id}/accept", post(actions::accept))
         .route("/channels/{id}/decline", post(actions::decline))
+        .route("/channels/{id}/board", get(board::board))
+        .route("/channels/{id}/act", get(acts::list))
+        .route(
+            "/channels/{id}/act/{kind}",
+            get(acts::blank).post(acts::refill),
+        )
+        .route("/channels/{id}/act/{kind}/preview", post(acts::preview))
+        .route("/channels/{id}/act/{kind}/send", post(acts::send))
+        .route("/channels/{id}/whatif", get(whatif::whatif))
+        .route(
+            "/channels/{id}/exchanges",
+            get(escrow::exchanges).post(escrow::create),
+        )
+        .route("/channels/{id}/exchanges/{x}/submit", post(escrow::submit))
+        .route(
+            "/channels/{id}/exchanges/{x}/withdraw",
+            post(escrow::withdraw),
+        )
+        .route("/channels/{id}/exchanges/{x}/status", post(escrow::status))
         .route("/alerts", get(views::alerts))
         .route("/alerts/{id}/dismiss", post(actions::dismiss))
         .route("/safety", get(views::safety))

@@ -25,7 +25,7 @@ pub(crate) fn message_id(hex: &str) -> Result<MessageId, Refused> {
     MessageId::from_hex(hex).map_err(|_| Refused::input("that is not a message id"))
 }
 
-fn view_of(c: &Client, cid: ChannelId) -> Result<ChannelView, Refused> {
+pub(crate) fn view_of(c: &Client, cid: ChannelId) -> Result<ChannelView, Refused> {
     c.channels()?
         .into_iter()
         .find(|v| v.channel_id == cid.to_hex())
@@ -37,6 +37,51 @@ fn view_of(c: &Client, cid: ChannelId) -> Result<ChannelView, Refused> {
                 "This store knows no channel with that id. A sync fetches new proposals.",
             )
         })
+}
+
+/// The pages of one channel, `current` marked.
+pub(crate) fn channel_nav(cid: ChannelId, current: &str) -> String {
+    let hex = cid.to_hex();
+    let links = [
+        ("", "Transcript"),
+        ("/board", "Board"),
+        ("/act", "Act"),
+        ("/whatif", "What if"),
+        ("/exchanges", "Exchanges"),
+    ];
+    let items: Vec<String> = links
+        .iter()
+        .map(|(path, words)| {
+            let here = if path.trim_start_matches('/') == current {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!("<a href=\"/channels/{hex}{path}\"{here}>{words}</a>")
+        })
+        .collect();
+    format!(
+        "<nav class=\"channel-nav\" aria-label=\"This channel\">{}</nav>\n",
+        items.join(" ")
+    )
+}
+
+/// Who gets what of a message sent in `v`: the text, or a stub.
+pub(crate) fn recipients(c: &Client, v: &ChannelView) -> String {
+    let mut to = Vec::new();
+    for m in v.members.iter().filter(|m| m.handle != c.me().as_str()) {
+        let gets = if m.role == "mediator" && !v.mediator_reads {
+            "a stub (digest only)"
+        } else {
+            "the text"
+        };
+        to.push(format!(
+            "<li>{} ({}) gets {gets}</li>",
+            bdi(&m.handle),
+            m.role
+        ));
+    }
+    to.join("")
 }
 
 /// `/`: every channel, with what awaits this member.
@@ -95,9 +140,10 @@ pub async fn channel(
         &v.title
     };
     let mut main = format!(
-        "<h1>{}</h1>\n<p class=\"channel-id\">channel {}</p>\n",
+        "<h1>{}</h1>\n<p class=\"channel-id\">channel {}</p>\n{}",
         bdi(title),
-        id(&v.channel_id, 16)
+        id(&v.channel_id, 16),
+        channel_nav(cid, "")
     );
     main.push_str(&consent_section(&c, cid)?);
     main.push_str(&channel_alerts(&c, cid));
@@ -506,19 +552,6 @@ pub async fn preview(
     }
     let c = s.shared.lock().await;
     let v = view_of(&c, cid)?;
-    let mut to = Vec::new();
-    for m in v.members.iter().filter(|m| m.handle != c.me().as_str()) {
-        let gets = if m.role == "mediator" && !v.mediator_reads {
-            "a stub (digest only)"
-        } else {
-            "the text"
-        };
-        to.push(format!(
-            "<li>{} ({}) gets {gets}</li>",
-            bdi(&m.handle),
-            m.role
-        ));
-    }
     let answered = match reply {
         Some(r) => {
             let log = c.log(Some(cid))?;
@@ -554,7 +587,7 @@ pub async fn preview(
 </form>
 "#,
         title = bdi(&v.title),
-        to = to.join(""),
+        to = recipients(&c, &v),
         text = esc(&compose.text()),
         hex = cid.to_hex(),
         reply = reply.map(|r| r.to_hex()).unwrap_or_default(),

@@ -728,3 +728,235 @@ async fn an_open_page_is_told_when_something_changes() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Blue's assurance to red, as the form sends it.
+const ASSURANCE: &[(&str, &str)] = &[
+    ("wording", "Blue will not strike Red first."),
+    ("to", "red"),
+    ("commitment", "refrain"),
+    ("action", "ASSAULT"),
+    ("unless_attacked_by", "red"),
+    ("from", "now"),
+    ("until_revoked", "yes"),
+    ("formality", "non_paper"),
+    ("authorized_by", "the cabinet"),
+    ("language", "en"),
+];
+
+impl World {
+    /// Blue gives its assurance through the form: its id.
+    async fn assure(&self, cookie: &str) -> String {
+        let path = format!("/channels/{}/act/assure", self.channel.to_hex());
+        let sent = self
+            .ui
+            .post(&format!("{path}/send"), cookie, ASSURANCE)
+            .await;
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+        let to = sent.headers()[header::LOCATION].to_str().unwrap();
+        to.rsplit("#c-").next().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn an_assurance_given_in_its_form_is_previewed_checked_and_on_every_board() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let path = format!("/channels/{}/act/assure", w.channel.to_hex());
+    let form = w.ui.page(&path, &cookie).await;
+    assert!(form.contains("name=\"wording\"") && form.contains("<option value=\"ASSAULT\">"));
+    // Checked as the CLI checks: no silent forever, no unknown actor;
+    // the form comes back with what was typed.
+    let mut open_ended: Vec<(&str, &str)> = ASSURANCE.to_vec();
+    open_ended.retain(|(n, _)| *n != "until_revoked");
+    let r =
+        w.ui.post(&format!("{path}/preview"), &cookie, &open_ended)
+            .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("no silent forever"), "{page}");
+    assert!(page.contains("Blue will not strike Red first.</textarea>"));
+    let mut unknown: Vec<(&str, &str)> = ASSURANCE.to_vec();
+    unknown.retain(|(n, _)| *n != "to");
+    unknown.push(("to", "rde"));
+    let r =
+        w.ui.post(&format!("{path}/preview"), &cookie, &unknown)
+            .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        r.text().await.unwrap().contains("red"),
+        "the near name is suggested"
+    );
+    // The preview: the terms and the payload exactly as sent.
+    let r =
+        w.ui.post(&format!("{path}/preview"), &cookie, ASSURANCE)
+            .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let preview = r.text().await.unwrap();
+    assert!(
+        preview.contains("&quot;type&quot;: &quot;assurance&quot;"),
+        "{preview}"
+    );
+    assert!(preview.contains("the cabinet") && preview.contains("red</bdi> (party) gets the text"));
+    assert!(
+        !preview.contains("name=\"confirm\""),
+        "an assurance can be revoked: no confirmation"
+    );
+    let id = w.assure(&cookie).await;
+    let board =
+        w.ui.page(&format!("/channels/{}/board", w.channel.to_hex()), &cookie)
+            .await;
+    assert!(board.contains(&format!("id=\"c-{id}\"")), "{board}");
+    assert!(
+        board.contains("state-active") || board.contains("state-proposed"),
+        "{board}"
+    );
+    w.red.sync().await.unwrap();
+    let reds = w.red.board(w.channel, w.red.now()).unwrap();
+    assert_eq!(reds.assurances.len(), 1);
+    assert_eq!(reds.assurances[0].id, id);
+    assert_eq!(reds.assurances[0].assurance.authorized_by, "the cabinet");
+}
+
+#[tokio::test]
+async fn a_party_is_not_offered_the_mediators_finding_and_a_forged_one_is_refused() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let id = w.assure(&cookie).await;
+    let base = format!("/channels/{}/act", w.channel.to_hex());
+    let acts = w.ui.page(&base, &cookie).await;
+    assert!(acts.contains(&format!("{base}/revoke")), "{acts}");
+    assert!(!acts.contains(&format!("{base}/find\"")), "{acts}");
+    assert!(
+        !acts.contains(&format!("{base}/convey\"")),
+        "only the mediator conveys"
+    );
+    assert_eq!(
+        w.ui.get(&format!("{base}/find"), &cookie).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let forged = [
+        ("assurance", id.as_str()),
+        ("breached", "yes"),
+        ("text", "blue fired first"),
+        ("confirm", "yes"),
+    ];
+    let r =
+        w.ui.post(&format!("{base}/find/send"), &cookie, &forged)
+            .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // An act that cannot be undone needs its box ticked.
+    let revoke = [
+        ("which", &*format!("assurance:{id}")),
+        ("text", "withdrawn"),
+        ("effective", "now"),
+    ];
+    let r =
+        w.ui.post(&format!("{base}/revoke/send"), &cookie, &revoke)
+            .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    w.mediator.sync().await.unwrap();
+    let board = w.mediator.board(w.channel, w.mediator.now()).unwrap();
+    assert!(board.assurances[0].findings.is_empty() && board.assurances[0].schedule.is_empty());
+    assert!(
+        board.unauthorized.is_empty(),
+        "nothing forged reached the others"
+    );
+    assert_ne!(
+        board.assurances[0].state,
+        backchannel_protocol::commitments::fold::State::Revoked
+    );
+}
+
+#[tokio::test]
+async fn a_what_if_shows_the_cascade_in_words_and_as_a_graph() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    w.assure(&cookie).await;
+    w.red.sync().await.unwrap();
+    let line = backchannel_protocol::commitments::structured::RedLine::new(
+        None,
+        backchannel_protocol::commitments::structured::Action {
+            kind: backchannel_protocol::commitments::plover::EventType::parse("ASSAULT").unwrap(),
+            modes: vec![],
+            target: Some(
+                backchannel_protocol::commitments::structured::Actor::Member("red".into()),
+            ),
+        },
+        backchannel_protocol::commitments::structured::Action {
+            kind: backchannel_protocol::commitments::plover::EventType::parse("ASSAULT").unwrap(),
+            modes: vec![],
+            target: Some(
+                backchannel_protocol::commitments::structured::Actor::Member("blue".into()),
+            ),
+        },
+        "If Red is struck, it strikes back.".into(),
+    );
+    w.red
+        .send_structured(
+            w.channel,
+            backchannel_protocol::commitments::Structured::RedLine(line),
+            None,
+        )
+        .await
+        .unwrap();
+    w.sync_blue().await;
+    let path = format!(
+        "/channels/{}/whatif?e1_actor=blue&e1_action=ASSAULT&e1_target=red",
+        w.channel.to_hex()
+    );
+    let page = w.ui.page(&path, &cookie).await;
+    assert!(page.contains("<svg"), "{page}");
+    assert!(!page.contains("<?xml"));
+    assert!(page.contains("The cascade: 2 steps"), "{page}");
+    let bad =
+        w.ui.page(
+            &format!(
+                "/channels/{}/whatif?e1_actor=nobody&e1_action=ASSAULT",
+                w.channel.to_hex()
+            ),
+            &cookie,
+        )
+        .await;
+    assert!(bad.contains("class=\"error\""), "{bad}");
+}
+
+#[tokio::test]
+async fn an_exchange_opened_in_the_interface_completes_and_shows_the_offers() {
+    let mut w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let path = format!("/channels/{}/exchanges", w.channel.to_hex());
+    let r =
+        w.ui.post(
+            &path,
+            &cookie,
+            &[
+                ("with", "red"),
+                ("terms", "Simultaneous gestures."),
+                ("deadline", "+1h"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let x = w.blue.lock().await.exchanges()[0].exchange_id;
+    let r =
+        w.ui.post(
+            &format!("{path}/{}/submit", x.to_hex()),
+            &cookie,
+            &[("offer", "Blue withdraws two brigades.")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("your offer is in"));
+    w.red.sync().await.unwrap();
+    w.red
+        .exchange_submit(x, "Red releases the prisoners.")
+        .await
+        .unwrap();
+    let r =
+        w.ui.post(&format!("{path}/{}/status", x.to_hex()), &cookie, &[])
+            .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Red releases the prisoners."), "{page}");
+    assert!(page.contains("<strong>released</strong>"), "{page}");
+}

@@ -415,10 +415,15 @@ impl Client {
             local.opened_digests = digests.clone();
             self.member.account_changed();
             let changes = self.member.poll_changes();
-            let mut tx = self.vault.tx()?;
-            tx.apply(&changes)?;
-            tx.put_exchange(&id, &local)?;
-            tx.commit()?;
+            // In a block of its own: a transaction alive across the awaits
+            // below would make this future not `Send` (the web interface
+            // runs it on a multi-threaded runtime).
+            {
+                let mut tx = self.vault.tx()?;
+                tx.apply(&changes)?;
+                tx.put_exchange(&id, &local)?;
+                tx.commit()?;
+            }
             if used > 0 {
                 self.replenish_keys(used).await?;
             }

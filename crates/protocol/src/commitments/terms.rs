@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
+use super::fold::{AssuranceView, Scheduled};
+use super::provisos::ProvisoState;
 use super::structured::{
     relation_words, short, Action, Actor, Combine, Formality, Place, Scope, Structured,
 };
-use super::fold::{AssuranceView, Scheduled};
-use super::provisos::ProvisoState;
 use crate::ids::{Handle, Timestamp};
 
 /// One term of a commitment: what it is, and its value in words.
@@ -575,7 +575,6 @@ pub fn scheduled(x: &Scheduled, show: &dyn Fn(i64) -> String) -> String {
         }
     )
 }
-
 
 #[cfg(test)]
 mod tests {
