@@ -327,6 +327,159 @@ test("requests without the cookie, for another Host, or from another Origin are 
   assert.equal(await blue.page.locator("p.text", { hasText: "forged" }).count(), 0, "nothing was sent");
 });
 
+/// A second tab of `user` on the channel's board, kept open: it must
+/// update by itself.
+async function boardTab(user) {
+  const tab = await user.context.newPage();
+  tab.on("request", (r) => user.requests.push(r.url()));
+  await tab.goto(`${user.base}/channels/${channel}/board`);
+  await tab.locator("#live-board").waitFor();
+  user.board = tab;
+  return tab;
+}
+
+/// Fills an act's form: text fields by label, selects by value, boxes ticked.
+async function fillAct(page, { fields = {}, selects = {}, checks = [] }) {
+  for (const [name, value] of Object.entries(fields)) await page.locator(`[name="${name}"]`).fill(value);
+  for (const [name, value] of Object.entries(selects)) await page.locator(`select[name="${name}"]`).selectOption(value);
+  for (const name of checks) await page.locator(`input[type=checkbox][name="${name}"]`).check();
+}
+
+const BLUE_WORDS = "Blue will not strike Red first, as long as it is not attacked first.";
+const RED_WORDS = "Red will not strike Blue first.";
+let blueAssurance; // hex id
+
+test("an assurance and its reciprocal given through the forms appear live on all three boards", async () => {
+  for (const u of Object.values(users)) await boardTab(u);
+  const blue = users.blue.page;
+  await blue.goto(`${users.blue.base}/channels/${channel}/act`);
+  await blue.getByRole("link", { name: "Give an assurance" }).click();
+  await fillAct(blue, {
+    fields: { wording: BLUE_WORDS, to: "red", unless_attacked_by: "red", authorized_by: "the cabinet" },
+    selects: { action: "ASSAULT" },
+    checks: ["until_revoked"],
+  });
+  await shot(users.blue, "act-assure");
+  await blue.getByRole("button", { name: "Preview" }).click();
+  await blue.getByRole("heading", { name: "Preview: Give an assurance" }).waitFor();
+  await blue.locator("dl.terms").getByText("the cabinet").waitFor();
+  await shot(users.blue, "act-preview");
+  await blue.getByRole("button", { name: "Send" }).click();
+  for (const u of Object.values(users)) {
+    await u.board.locator("article.commitment", { hasText: BLUE_WORDS }).waitFor({ timeout: LIVE });
+  }
+  blueAssurance = (await users.red.board.locator("article.commitment", { hasText: BLUE_WORDS }).getAttribute("id")).slice(2);
+  const red = users.red.page;
+  await red.goto(`${users.red.base}/channels/${channel}/board`);
+  await red.locator(`#c-${blueAssurance}`).getByRole("link", { name: "Reciprocate an assurance" }).click();
+  assert.equal(await red.locator('select[name="of"]').inputValue(), blueAssurance, "the assurance answered is preselected");
+  await fillAct(red, {
+    fields: { wording: RED_WORDS, to: "blue", unless_attacked_by: "blue", authorized_by: "the council" },
+    selects: { action: "ASSAULT" },
+    checks: ["until_revoked"],
+  });
+  await red.getByRole("button", { name: "Preview" }).click();
+  await red.getByRole("button", { name: "Send" }).click();
+  for (const u of Object.values(users)) {
+    await u.board.locator("article.commitment", { hasText: RED_WORDS }).waitFor({ timeout: LIVE });
+    await u.board.locator(`#c-${blueAssurance} .history`, { hasText: "reciprocal" }).waitFor({ timeout: LIVE });
+  }
+  await shot({ page: users.blue.board }, "board");
+  assert.ok(await fits640(users.blue.board), "the board fits 640 px");
+});
+
+test("a red line declared in its form; a what-if shows the cascade and its graph", async () => {
+  const red = users.red.page;
+  await red.goto(`${users.red.base}/channels/${channel}/act/redline`);
+  await fillAct(red, {
+    fields: { wording: "If Red is struck, it strikes back.", against: "red", response_target: "blue" },
+    selects: { trigger: "ASSAULT", response: "ASSAULT" },
+  });
+  await shot(users.red, "act-redline");
+  await red.getByRole("button", { name: "Preview" }).click();
+  await red.getByRole("button", { name: "Send" }).click();
+  for (const u of Object.values(users)) {
+    await u.board.locator("article.commitment", { hasText: "If Red is struck" }).waitFor({ timeout: LIVE });
+  }
+  const m = users.mediator.page;
+  await m.goto(`${users.mediator.base}/channels/${channel}/whatif`);
+  await fillAct(m, { fields: { e1_actor: "blue", e1_target: "red" }, selects: { e1_action: "ASSAULT" } });
+  await m.getByRole("button", { name: "Show the cascade" }).click();
+  await m.locator("figure.graph svg").waitFor();
+  const steps = await m.locator("pre.cascade").innerText();
+  assert.match(steps, /red ASSAULT against blue/, steps);
+  assert.ok((await m.locator("figure.graph svg text").count()) > 3, "the graph has its labels");
+  await shot(users.mediator, "whatif");
+  assert.ok(await fits640(m), "the what-if fits 640 px");
+});
+
+test("an escrowed exchange opened, both offers sealed, released to both", async () => {
+  const blue = users.blue.page;
+  await blue.goto(`${users.blue.base}/channels/${channel}/exchanges`);
+  await blue.locator('input[name="with"][value="red"]').check();
+  await blue.locator("#terms").fill("Simultaneous gestures of good faith.");
+  await blue.getByRole("button", { name: "Open the exchange" }).click();
+  const item = blue.locator("li.exchange", { hasText: "Simultaneous gestures" });
+  await item.waitFor();
+  await shot(users.blue, "exchanges");
+  await item.locator("textarea").fill("Blue withdraws two brigades from the border zone.");
+  await item.getByRole("button", { name: "Seal and submit" }).click();
+  await blue.getByText("your offer is in").waitFor();
+  const red = users.red.page;
+  await red.goto(`${users.red.base}/channels/${channel}/exchanges`);
+  const theirs = red.locator("li.exchange", { hasText: "Simultaneous gestures" });
+  await theirs.waitFor({ timeout: LIVE });
+  await theirs.locator("textarea").fill("Red releases the detained fishermen.");
+  await theirs.getByRole("button", { name: "Seal and submit" }).click();
+  await red.getByText("your offer is in").waitFor();
+  await blue.goto(`${users.blue.base}/channels/${channel}/exchanges`);
+  await blue.locator("li.exchange", { hasText: "Simultaneous gestures" }).getByRole("button", { name: "Check the status" }).click();
+  await blue.locator("ul.offers", { hasText: "Red releases the detained fishermen." }).waitFor();
+  await shot(users.blue, "exchange-released");
+  await red.goto(`${users.red.base}/channels/${channel}/exchanges`);
+  await red.locator("li.exchange", { hasText: "Simultaneous gestures" }).getByRole("button", { name: "Check the status" }).click();
+  await red.locator("ul.offers", { hasText: "Blue withdraws two brigades" }).waitFor();
+  // Each confirms in the channel what it opened; the other sees that its
+  // own offer arrived as sealed.
+  await blue.goto(`${users.blue.base}/channels/${channel}/exchanges`);
+  await blue.locator("li.exchange", { hasText: "Simultaneous gestures" }).getByRole("button", { name: "Check the status" }).click();
+  await blue.locator("ul.confirmations", { hasText: "confirmed receiving the offer you sealed" }).waitFor({ timeout: LIVE });
+});
+
+test("a party is not offered the mediator's finding, a forged one is refused, the mediator's is on every board", async () => {
+  const blue = users.blue;
+  await blue.page.goto(`${blue.base}/channels/${channel}/act`);
+  await blue.page.getByRole("link", { name: "Give an assurance" }).waitFor();
+  assert.equal(await blue.page.locator('a[href$="/act/find"]').count(), 0, "no finding form for a party");
+  assert.equal(await blue.page.locator('a[href$="/act/convey"]').count(), 0, "no conveying for a party");
+  const host = new URL(blue.base).host;
+  const cookie = await cookieOf(blue);
+  const form = await raw(blue, { path: `/channels/${channel}/act/find`, headers: { host, cookie } });
+  assert.equal(form.status, 403, "the form itself is refused");
+  const forged = await raw(blue, {
+    method: "POST",
+    path: `/channels/${channel}/act/find/send`,
+    headers: { host, cookie, origin: blue.base, "content-type": "application/x-www-form-urlencoded" },
+    body: `assurance=${blueAssurance}&breached=yes&text=forged+finding&confirm=yes`,
+  });
+  assert.equal(forged.status, 403, "a forged finding is refused");
+  const m = users.mediator.page;
+  await m.goto(`${users.mediator.base}/channels/${channel}/act`);
+  await m.getByRole("link", { name: "Record a finding" }).waitFor();
+  await shot(users.mediator, "acts");
+  await m.goto(`${users.mediator.base}/channels/${channel}/act/find?about=${blueAssurance}`);
+  await fillAct(m, { fields: { text: "No strike by either side was reported in the period." } });
+  await m.getByRole("button", { name: "Preview" }).click();
+  await m.getByText("cannot be withdrawn").waitFor();
+  await shot(users.mediator, "act-find-preview");
+  await m.locator('input[name="confirm"]').check();
+  await m.getByRole("button", { name: "Send" }).click();
+  for (const u of Object.values(users)) {
+    await u.board.locator(`#c-${blueAssurance} .history`, { hasText: "FINDING" }).waitFor({ timeout: LIVE });
+    assert.equal(await u.board.getByText("forged finding").count(), 0, `${u.name}: nothing forged arrived`);
+  }
+});
+
 test("no page made a request outside 127.0.0.1", () => {
   for (const u of Object.values(users)) {
     const outside = u.requests.filter((r) => !r.startsWith(u.base + "/"));

@@ -225,7 +225,7 @@ fn commitment(
         r#"<article class="commitment" id="c-{hex}">
 <h3>{kind} {short} by {issuer}{to}: <span class="state state-{state}">{state}</span>{since}</h3>
 <blockquote dir="auto">{wording}</blockquote>
-<details><summary>Terms</summary><dl class="terms">
+<details id="terms-{hex}"><summary>Terms</summary><dl class="terms">
 {rows}</dl></details>
 {history}{acts}</article>
 "#,

@@ -13,7 +13,7 @@ use backchannel_protocol::commitments::structured::{
     Action, Actor, Assurance, Combine, Commitment, Formality, LapseCondition, Place, Proviso,
     RedLine, RelationKind, Scope, Structured,
 };
-use backchannel_protocol::{ChannelId, Timestamp};
+use backchannel_protocol::{ChannelId, MessageId, Timestamp};
 
 /// How a field is typed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -544,10 +544,9 @@ impl Reader<'_> {
         match self.values.get(name) {
             "" if self.required(name) => Err(self.bad(name, "choose the message".into())),
             "" => Ok(None),
-            v if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Ok(Some(v.to_ascii_lowercase()))
-            }
-            v => Err(self.bad(name, format!("{v:?} is not a message id"))),
+            v => MessageId::from_hex(v)
+                .map(|m| Some(m.to_hex()))
+                .map_err(|_| self.bad(name, format!("{v:?} is not a message id"))),
         }
     }
 
