@@ -155,9 +155,18 @@ pub(crate) fn targets(
     let Some((_, refs)) = form.target() else {
         return Ok(None);
     };
+    // The rules let an issuer name its own assurance as the one it
+    // reciprocates; nobody means to.
+    let own: Vec<&str> = board
+        .assurances
+        .iter()
+        .filter(|a| form.slug == "reciprocate" && a.issuer == c.me().as_str())
+        .map(|a| a.id.as_str())
+        .collect();
     Ok(Some(
         candidates(c, cid, board, refs)?
             .into_iter()
+            .filter(|x| !own.contains(&x.value.as_str()))
             .filter(|x| forms::allowed(c, cid, form, &x.value))
             .collect(),
     ))

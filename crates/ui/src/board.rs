@@ -88,6 +88,7 @@ fn board_html(c: &Client, cid: ChannelId, b: &Board) -> Result<String, Refused> 
                 to: &to.join(", "),
                 state: standing(a.state),
                 since: a.since_ms,
+                until: a.valid_until_ms,
                 wording: &a.wording,
             },
             &Structured::Assurance(a.assurance.clone()),
@@ -115,6 +116,7 @@ fn board_html(c: &Client, cid: ChannelId, b: &Board) -> Result<String, Refused> 
                 to: "",
                 state: standing(r.state),
                 since: r.since_ms,
+                until: r.red_line.valid_until_ms,
                 wording: &r.red_line.wording,
             },
             &Structured::RedLine(r.red_line.clone()),
@@ -128,7 +130,7 @@ fn board_html(c: &Client, cid: ChannelId, b: &Board) -> Result<String, Refused> 
             out.push_str(&format!(
                 "<li{cls}>{kind} from {from}: {id} due {due}{over}</li>\n",
                 cls = if w.overdue { " class=\"overdue\"" } else { "" },
-                kind = esc(&w.kind),
+                kind = esc(w.kind),
                 from = bdi(&w.from),
                 id = id(&w.id, 8),
                 due = time(Timestamp(w.due_ms)),
@@ -190,6 +192,8 @@ struct Head<'a> {
     to: &'a str,
     state: &'static str,
     since: Option<i64>,
+    /// Valid until (none: until revoked).
+    until: Option<i64>,
     wording: &'a str,
 }
 
@@ -221,11 +225,15 @@ fn commitment(
     let since = h
         .since
         .map_or(String::new(), |t| format!(" since {}", time(Timestamp(t))));
+    let until = match h.until {
+        Some(t) => format!("; valid until {}", time(Timestamp(t))),
+        None => "; until revoked".to_string(),
+    };
     format!(
         r#"<article class="commitment" id="c-{hex}">
-<h3>{kind} {short} by {issuer}{to}: <span class="state state-{state}">{state}</span>{since}</h3>
+<h3>{kind} {short} by {issuer}{to}: <span class="state state-{state}">{state}</span>{since}{until}</h3>
 <blockquote dir="auto">{wording}</blockquote>
-<details id="terms-{hex}"><summary>Terms</summary><dl class="terms">
+<details id="terms-{hex}" open><summary>Terms</summary><dl class="terms">
 {rows}</dl></details>
 {history}{acts}</article>
 "#,

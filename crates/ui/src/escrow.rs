@@ -96,7 +96,7 @@ fn create_html(c: &Client, v: &backchannel_client::ChannelView, cid: ChannelId) 
             format!(
                 "<label class=\"check\"><input type=\"checkbox\" name=\"with\" value=\"{h}\"> {} ({})</label>\n",
                 bdi(&m.handle),
-                esc(&m.role),
+                esc(m.role),
                 h = esc(&m.handle)
             )
         })

@@ -864,3 +864,154 @@ pub fn allowed(c: &Client, channel: ChannelId, form: &'static Form, candidate: &
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_796_292_000_000); // 2026-12-03 10:00 UTC
+
+    fn read_form(slug: &str, pairs: &[(&str, &str)]) -> Read<Structured> {
+        let ns = Namespace::new(["blue", "red", "mediator"], ["militia"]);
+        let values = Values(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        );
+        read(&Reader {
+            form: form(slug).unwrap(),
+            values: &values,
+            ns: &ns,
+            now: NOW,
+        })
+    }
+
+    #[test]
+    fn every_form_has_a_unique_address_and_at_most_one_target() {
+        for (i, f) in FORMS.iter().enumerate() {
+            assert!(
+                FORMS[i + 1..].iter().all(|g| g.slug != f.slug),
+                "{}",
+                f.slug
+            );
+            let targets = f
+                .fields
+                .iter()
+                .filter(|x| matches!(x.input, Input::Ref(_)) && x.required)
+                .count();
+            assert!(targets <= 1, "{}", f.slug);
+            let names: Vec<&str> = f.fields.iter().map(|x| x.name).collect();
+            for (j, n) in names.iter().enumerate() {
+                assert!(!names[j + 1..].contains(n), "{}: {n} twice", f.slug);
+            }
+        }
+    }
+
+    #[test]
+    fn a_report_reads_its_actors_times_and_place_as_the_cli_does() {
+        let body = read_form(
+            "report",
+            &[
+                ("text", "Two drones\r\nover the depot."),
+                ("actor", "outside:militia"),
+                ("action", "ASSAULT"),
+                ("target", "blue"),
+                ("from", "2026-12-03T02:10Z"),
+                ("until", "+1h"),
+                ("lat", "33.312"),
+                ("lon", "44.361"),
+            ],
+        )
+        .unwrap();
+        let Structured::Event {
+            actor,
+            action,
+            from_ms,
+            until_ms,
+            place,
+            text,
+        } = body
+        else {
+            panic!("not an event report");
+        };
+        assert_eq!(actor, Actor::Outside("militia".into()));
+        assert_eq!(action.target, Some(Actor::Member("blue".into())));
+        assert_eq!(from_ms, NOW.0 - (7 * 60 + 50) * 60_000);
+        assert_eq!(until_ms, NOW.0 + 3_600_000);
+        assert_eq!(place.unwrap().lat_e6, Some(33_312_000));
+        assert_eq!(
+            text, "Two drones\nover the depot.",
+            "lines end as the CLI sends them"
+        );
+    }
+
+    #[test]
+    fn a_field_that_does_not_read_is_named_with_why() {
+        let bad = |pairs: &[(&str, &str)]| read_form("report", pairs).unwrap_err();
+        let base = [
+            ("text", "x"),
+            ("actor", "blue"),
+            ("action", "ASSAULT"),
+            ("from", "now"),
+        ];
+        let mut p = base.to_vec();
+        p.push(("until", "2026-12-03T10:00"));
+        let e = bad(&p);
+        assert_eq!(e.field, "until");
+        assert!(e.words.contains("no time zone"), "{}", e.words);
+        let mut p = base.to_vec();
+        p.extend([("until", "+1h"), ("lat", "33")]);
+        assert_eq!(bad(&p).field, "lat", "a latitude needs its longitude");
+        let mut p = base.to_vec();
+        p.extend([("until", "+1h"), ("target", "rde")]);
+        let e = bad(&p);
+        assert_eq!(e.field, "target");
+        assert!(e.words.contains("red"), "the near name: {}", e.words);
+        let e = read_form(
+            "allege",
+            &[("assurance", "zz"), ("evidence", "x"), ("reply_by", "+1h")],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "assurance");
+    }
+
+    #[test]
+    fn an_assurance_says_until_when_and_a_red_line_keeps_its_open_readings() {
+        let e = read_form(
+            "assure",
+            &[
+                ("wording", "w"),
+                ("to", "red"),
+                ("action", "ASSAULT"),
+                ("authorized_by", "x"),
+                ("from", "now"),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.words.contains("no silent forever"), "{}", e.words);
+        let line = read_form(
+            "redline",
+            &[
+                ("wording", "w"),
+                ("trigger", "ASSAULT"),
+                ("against", "red, outside:ally"),
+                ("by_proxies", "yes"),
+                ("response", "ASSAULT"),
+                ("response_target", "blue"),
+            ],
+        )
+        .unwrap();
+        let Structured::RedLine(r) = line else {
+            panic!("not a red line")
+        };
+        assert_eq!(r.targets.as_ref().map(Vec::len), Some(2));
+        assert_eq!(
+            r.trigger.target, None,
+            "several targets are listed, not one"
+        );
+        let scope = r.scope.unwrap();
+        assert_eq!(scope.attacker_proxies, Some(true));
+        assert_eq!(scope.attacker_allies, None, "left open: both readings");
+    }
+}

@@ -82,6 +82,16 @@ fn form_html(c: &Client, cid: ChannelId, values: &Values) -> Result<String, Refu
         } else {
             format!("Then, once that cascade ends (event {n})")
         };
+        if n == 2 {
+            let open = if field("actor").is_empty() && values.get("e3_actor").is_empty() {
+                ""
+            } else {
+                " open"
+            };
+            events.push_str(&format!(
+                "<details id=\"more-events\"{open}><summary>Then more events, in sequence</summary>\n"
+            ));
+        }
         events.push_str(&format!(
             r#"<fieldset><legend>{legend}</legend>
 <div class="field"><label for="e{n}_actor">Who acts</label><input id="e{n}_actor" name="e{n}_actor" list="actors" dir="auto" value="{actor}"></div>
@@ -95,6 +105,7 @@ fn form_html(c: &Client, cid: ChannelId, values: &Values) -> Result<String, Refu
             target = esc(&field("target")),
         ));
     }
+    events.push_str("</details>\n");
     let mut actors = String::new();
     if let Ok(ns) = c.namespace(cid) {
         for m in ns.members() {

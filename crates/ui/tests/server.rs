@@ -825,8 +825,13 @@ async fn a_party_is_not_offered_the_mediators_finding_and_a_forged_one_is_refuse
     let base = format!("/channels/{}/act", w.channel.to_hex());
     let acts = w.ui.page(&base, &cookie).await;
     assert!(acts.contains(&format!("{base}/revoke")), "{acts}");
-    let board = w.ui.page(&format!("/channels/{}/board", w.channel.to_hex()), &cookie).await;
-    assert!(board.contains(&format!("{base}/revoke?about={id}")), "its issuer may revoke it: {board}");
+    let board =
+        w.ui.page(&format!("/channels/{}/board", w.channel.to_hex()), &cookie)
+            .await;
+    assert!(
+        board.contains(&format!("{base}/revoke?about={id}")),
+        "its issuer may revoke it: {board}"
+    );
     assert!(!acts.contains(&format!("{base}/find\"")), "{acts}");
     assert!(
         !acts.contains(&format!("{base}/convey\"")),
@@ -962,4 +967,3 @@ async fn an_exchange_opened_in_the_interface_completes_and_shows_the_offers() {
     assert!(page.contains("Red releases the prisoners."), "{page}");
     assert!(page.contains("<strong>released</strong>"), "{page}");
 }
-
