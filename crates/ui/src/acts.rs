@@ -25,6 +25,8 @@ use crate::AppState;
 pub(crate) struct Candidate {
     pub value: String,
     pub label: String,
+    /// Who issued the commitment it names, where it names one.
+    pub issuer: Option<String>,
 }
 
 /// The messages of `cid` a field of type `refs` may name.
@@ -38,6 +40,7 @@ pub(crate) fn candidates(
     let assurance =
         |a: &backchannel_protocol::commitments::fold::AssuranceView, value: String| Candidate {
             value,
+            issuer: Some(a.issuer.clone()),
             label: format!(
                 "assurance {} by {} ({}): {}",
                 short(&a.id),
@@ -61,6 +64,7 @@ pub(crate) fn candidates(
                 .collect();
             out.extend(board.red_lines.iter().map(|r| Candidate {
                 value: format!("red_line:{}", r.id),
+                issuer: Some(r.issuer.clone()),
                 label: format!(
                     "red line {} by {} ({}): {}",
                     short(&r.id),
@@ -78,6 +82,7 @@ pub(crate) fn candidates(
             }) {
                 out.push(Candidate {
                     value: "all".into(),
+                    issuer: None,
                     label: "every assurance of yours in force here".into(),
                 });
             }
@@ -89,6 +94,7 @@ pub(crate) fn candidates(
             .flat_map(|a| {
                 a.allegations.iter().map(move |x| Candidate {
                     value: x.clone(),
+                    issuer: None,
                     label: format!(
                         "allegation {} against {}'s assurance {}",
                         short(x),
@@ -105,6 +111,7 @@ pub(crate) fn candidates(
                 let hex = r["id"].as_str()?;
                 Some(Candidate {
                     value: hex.to_string(),
+                    issuer: None,
                     label: format!(
                         "report {} by {}: {}",
                         short(hex),
@@ -121,6 +128,7 @@ pub(crate) fn candidates(
             .filter(|e| !e.stub && !e.is_bookkeeping() && e.text.is_some())
             .map(|e| Candidate {
                 value: e.message_id.clone(),
+                issuer: None,
                 label: format!(
                     "{} {}: {}",
                     short(&e.message_id),
@@ -155,21 +163,29 @@ pub(crate) fn targets(
     let Some((_, refs)) = form.target() else {
         return Ok(None);
     };
-    // The rules let an issuer name its own assurance as the one it
-    // reciprocates; nobody means to.
-    let own: Vec<&str> = board
-        .assurances
-        .iter()
-        .filter(|a| form.slug == "reciprocate" && a.issuer == c.me().as_str())
-        .map(|a| a.id.as_str())
-        .collect();
     Ok(Some(
         candidates(c, cid, board, refs)?
             .into_iter()
-            .filter(|x| !own.contains(&x.value.as_str()))
-            .filter(|x| forms::allowed(c, cid, form, &x.value))
+            .filter(|x| may_name(c, cid, form, &x.value, x.issuer.as_deref()))
             .collect(),
     ))
+}
+
+/// May this member make `form`'s act naming `value` (a commitment of
+/// `issuer`, where it names one)? The authority rules decide, and one
+/// more: they let an issuer name its own assurance as the one it
+/// reciprocates, which nobody means to.
+pub(crate) fn may_name(
+    c: &Client,
+    cid: ChannelId,
+    form: &'static Form,
+    value: &str,
+    issuer: Option<&str>,
+) -> bool {
+    if form.slug == "reciprocate" && issuer == Some(c.me().as_str()) {
+        return false;
+    }
+    forms::allowed(c, cid, form, value)
 }
 
 /// Can this member write in `cid` at all? The words why not.

@@ -13,8 +13,8 @@ use backchannel_protocol::commitments::{terms, Structured};
 use backchannel_protocol::{ChannelId, Timestamp};
 use serde::Deserialize;
 
-use crate::acts::standing;
-use crate::forms::{self, Refs, FORMS};
+use crate::acts::{may_name, standing};
+use crate::forms::{Refs, FORMS};
 use crate::html::{bdi, esc, id, page, time, Frame, Refused};
 use crate::views::{channel_id, channel_nav, view_of};
 use crate::AppState;
@@ -248,12 +248,12 @@ fn commitment(
         } else {
             format!("<ul class=\"history\">\n{history}</ul>\n")
         },
-        acts = acts_on(c, cid, h.hex, refs),
+        acts = acts_on(c, cid, h.hex, h.issuer, refs),
     )
 }
 
 /// Links to the acts this member may make on the commitment `hex`.
-fn acts_on(c: &Client, cid: ChannelId, hex: &str, refs: Refs) -> String {
+fn acts_on(c: &Client, cid: ChannelId, hex: &str, issuer: &str, refs: Refs) -> String {
     let links: Vec<String> = FORMS
         .iter()
         .filter(|f| {
@@ -264,7 +264,7 @@ fn acts_on(c: &Client, cid: ChannelId, hex: &str, refs: Refs) -> String {
                     Refs::Assurance if refs == Refs::Assurance => hex.to_string(),
                     _ => return false,
                 };
-                forms::allowed(c, cid, f, &value)
+                may_name(c, cid, f, &value, Some(issuer))
             })
         })
         .map(|f| {

@@ -75,6 +75,38 @@ impl Running {
     }
 }
 
+impl Running {
+    /// A form posted from the interface's own page: status and HTML.
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .header("cookie", &self.cookie)
+                .header("origin", &self.base)
+                .form(form)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    }
+}
+
+/// The payload a preview page shows, as JSON.
+fn shown_payload(html: &str) -> serde_json::Value {
+    let marker = "<pre class=\"payload\" dir=\"ltr\">";
+    let start = html.find(marker).expect("a payload") + marker.len();
+    let end = start + html[start..].find("</pre>").unwrap();
+    let text = html[start..end]
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -131,4 +163,125 @@ fn a_receipt_deadline_passing_with_no_traffic_shows_in_the_ui() {
         overdue,
         "one ack_overdue per silent member, raised by the ui's own clock"
     );
+}
+
+#[test]
+fn the_ui_forms_build_the_payloads_the_cli_commands_build() {
+    let s = Scene::new();
+    let id = s.open_channel();
+    let ui = Running::start(&s.blue);
+    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>); 3] = [
+        (
+            "assure",
+            vec![
+                "assure",
+                &id[..8],
+                "Blue will not strike Red first.",
+                "--to",
+                "red",
+                "--refrain-from",
+                "ASSAULT",
+                "--unless-attacked-by",
+                "red",
+                "--attacker-proxies",
+                "yes",
+                "--until-revoked",
+                "--authorized-by",
+                "the cabinet",
+                "--from",
+                "2026-12-03T10:00Z",
+                "--formality",
+                "note-verbale",
+            ],
+            vec![
+                ("wording", "Blue will not strike Red first."),
+                ("to", "red"),
+                ("commitment", "refrain"),
+                ("action", "ASSAULT"),
+                ("unless_attacked_by", "red"),
+                ("attacker_proxies", "yes"),
+                ("until_revoked", "yes"),
+                ("authorized_by", "the cabinet"),
+                ("from", "2026-12-03T10:00Z"),
+                ("formality", "note_verbale"),
+                ("language", "en"),
+            ],
+        ),
+        (
+            "redline",
+            vec![
+                "redline",
+                &id[..8],
+                "Any strike on Red or its ally.",
+                "--if",
+                "ASSAULT",
+                "--if-by",
+                "blue",
+                "--if-against",
+                "red",
+                "--if-against",
+                "outside:ally",
+                "--by-proxies",
+                "yes",
+                "--until",
+                "2027-01-01",
+                "--then",
+                "ASSAULT",
+                "--then-against",
+                "blue",
+            ],
+            vec![
+                ("wording", "Any strike on Red or its ally."),
+                ("trigger", "ASSAULT"),
+                ("by", "blue"),
+                ("against", "red, outside:ally"),
+                ("by_proxies", "yes"),
+                ("until", "2027-01-01"),
+                ("response", "ASSAULT"),
+                ("response_target", "blue"),
+            ],
+        ),
+        (
+            "report",
+            vec![
+                "report",
+                &id[..8],
+                "--actor",
+                "outside:militia",
+                "--action",
+                "ASSAULT",
+                "--target",
+                "blue",
+                "--from",
+                "2026-11-24T02:10Z",
+                "--until",
+                "2026-11-24T02:40Z",
+                "--lat",
+                "33.312",
+                "--lon",
+                "44.361",
+                "--radius-m",
+                "2000",
+                "Two drones over the depot.",
+            ],
+            vec![
+                ("text", "Two drones over the depot."),
+                ("actor", "outside:militia"),
+                ("action", "ASSAULT"),
+                ("target", "blue"),
+                ("from", "2026-11-24T02:10Z"),
+                ("until", "2026-11-24T02:40Z"),
+                ("lat", "33.312"),
+                ("lon", "44.361"),
+                ("radius_m", "2000"),
+            ],
+        ),
+    ];
+    for (slug, mut args, form) in cases {
+        args.extend(["--dry-run", "--json"]);
+        let cli: serde_json::Value = serde_json::from_str(&s.blue.run(&args)).unwrap();
+        let (status, html) = ui.post(&format!("/channels/{id}/act/{slug}/preview"), &form);
+        assert_eq!(status, 200, "{slug}: {html}");
+        assert_eq!(shown_payload(&html), cli["payload"], "{slug}");
+    }
 }
