@@ -165,12 +165,15 @@ fn a_receipt_deadline_passing_with_no_traffic_shows_in_the_ui() {
     );
 }
 
+/// A command's slug, its CLI arguments and the form's fields.
+type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 #[test]
 fn the_ui_forms_build_the_payloads_the_cli_commands_build() {
     let s = Scene::new();
     let id = s.open_channel();
     let ui = Running::start(&s.blue);
-    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>); 3] = [
+    let cases: [Case<'_>; 3] = [
         (
             "assure",
             vec![
