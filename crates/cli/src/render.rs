@@ -182,23 +182,11 @@ pub fn sync(synced: &Synced) -> String {
     out
 }
 
-/// An assurance's state in words.
-pub fn state(s: State) -> &'static str {
-    match s {
-        State::Active => "active",
-        State::Expired => "expired",
-        State::Lapsed => "lapsed",
-        State::Proposed => "proposed",
-        State::Revoked => "revoked",
-        State::Suspended => "suspended",
-    }
-}
-
 /// "assurance 3f2a9c1e by blue: active since …": a commitment's first line.
 fn headline(kind: &str, id: &str, issuer: &str, s: State, since: Option<i64>) -> String {
     let since = since.map_or(String::new(), |t| format!(" since {}", show(t)));
     let id = id.get(..8).unwrap_or(id);
-    format!("{kind} {id} by {issuer}: {}{since}\n", state(s))
+    format!("{kind} {id} by {issuer}: {}{since}\n", s.words())
 }
 
 /// The board of a channel: each commitment with its state and terms.
@@ -277,7 +265,7 @@ pub fn message_view(v: &MessageView) -> String {
     if let Some(a) = &v.assurance {
         out.push_str(&format!(
             "  state: {}{}\n",
-            state(a.state),
+            a.state.words(),
             a.since_ms
                 .map_or(String::new(), |t| format!(" since {}", show(t)))
         ));

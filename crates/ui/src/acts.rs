@@ -12,7 +12,7 @@ use backchannel_client::Client;
 use backchannel_protocol::commitments::fold::{Board, State as Standing};
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::terms;
-use backchannel_protocol::ChannelId;
+use backchannel_protocol::{ChannelId, Timestamp};
 use serde::Deserialize;
 
 use crate::forms::{self, Field, Form, Input, Invalid, Refs, Values, FORMS};
@@ -25,8 +25,6 @@ use crate::AppState;
 pub(crate) struct Candidate {
     pub value: String,
     pub label: String,
-    /// Who issued the commitment it names, where it names one.
-    pub issuer: Option<String>,
 }
 
 /// The messages of `cid` a field of type `refs` may name.
@@ -40,12 +38,11 @@ pub(crate) fn candidates(
     let assurance =
         |a: &backchannel_protocol::commitments::fold::AssuranceView, value: String| Candidate {
             value,
-            issuer: Some(a.issuer.clone()),
             label: format!(
                 "assurance {} by {} ({}): {}",
                 short(&a.id),
                 a.issuer,
-                standing(a.state),
+                a.state.words(),
                 terms::first_words(&a.wording, 10)
             ),
         };
@@ -64,25 +61,21 @@ pub(crate) fn candidates(
                 .collect();
             out.extend(board.red_lines.iter().map(|r| Candidate {
                 value: format!("red_line:{}", r.id),
-                issuer: Some(r.issuer.clone()),
                 label: format!(
                     "red line {} by {} ({}): {}",
                     short(&r.id),
                     r.issuer,
-                    standing(r.state),
+                    r.state.words(),
                     terms::first_words(&r.red_line.wording, 10)
                 ),
             }));
-            if board.assurances.iter().any(|a| {
-                a.issuer == me
-                    && !matches!(
-                        a.state,
-                        Standing::Revoked | Standing::Expired | Standing::Lapsed
-                    )
-            }) {
+            if board
+                .assurances
+                .iter()
+                .any(|a| a.issuer == me && !a.state.is_over())
+            {
                 out.push(Candidate {
                     value: "all".into(),
-                    issuer: None,
                     label: "every assurance of yours in force here".into(),
                 });
             }
@@ -94,7 +87,6 @@ pub(crate) fn candidates(
             .flat_map(|a| {
                 a.allegations.iter().map(move |x| Candidate {
                     value: x.clone(),
-                    issuer: None,
                     label: format!(
                         "allegation {} against {}'s assurance {}",
                         short(x),
@@ -111,7 +103,6 @@ pub(crate) fn candidates(
                 let hex = r["id"].as_str()?;
                 Some(Candidate {
                     value: hex.to_string(),
-                    issuer: None,
                     label: format!(
                         "report {} by {}: {}",
                         short(hex),
@@ -128,7 +119,6 @@ pub(crate) fn candidates(
             .filter(|e| !e.stub && !e.is_bookkeeping() && e.text.is_some())
             .map(|e| Candidate {
                 value: e.message_id.clone(),
-                issuer: None,
                 label: format!(
                     "{} {}: {}",
                     short(&e.message_id),
@@ -138,18 +128,6 @@ pub(crate) fn candidates(
             })
             .collect(),
     })
-}
-
-/// An assurance's or red line's state in words.
-pub(crate) fn standing(s: Standing) -> &'static str {
-    match s {
-        Standing::Active => "active",
-        Standing::Expired => "expired",
-        Standing::Lapsed => "lapsed",
-        Standing::Proposed => "proposed",
-        Standing::Revoked => "revoked",
-        Standing::Suspended => "suspended",
-    }
 }
 
 /// The messages a form's target may name for this member: `None` when
@@ -163,29 +141,48 @@ pub(crate) fn targets(
     let Some((_, refs)) = form.target() else {
         return Ok(None);
     };
+    let all = candidates(c, cid, board, refs)?;
+    // Who may acknowledge or convey does not depend on the message: one
+    // probe decides for all (the transcript may be long).
+    if refs == Refs::Message {
+        let ok = all
+            .first()
+            .is_some_and(|x| forms::allowed(c, cid, form, &x.value));
+        return Ok(Some(if ok { all } else { Vec::new() }));
+    }
     Ok(Some(
-        candidates(c, cid, board, refs)?
-            .into_iter()
-            .filter(|x| may_name(c, cid, form, &x.value, x.issuer.as_deref()))
+        all.into_iter()
+            .filter(|x| forms::allowed(c, cid, form, &x.value))
             .collect(),
     ))
 }
 
-/// May this member make `form`'s act naming `value` (a commitment of
-/// `issuer`, where it names one)? The authority rules decide, and one
-/// more: they let an issuer name its own assurance as the one it
-/// reciprocates, which nobody means to.
-pub(crate) fn may_name(
+/// Is `form` offered to this member here: it names nothing, or something
+/// it may name exists.
+fn offered(
     c: &Client,
     cid: ChannelId,
+    board: &Board,
     form: &'static Form,
-    value: &str,
-    issuer: Option<&str>,
-) -> bool {
-    if form.slug == "reciprocate" && issuer == Some(c.me().as_str()) {
-        return false;
+) -> Result<bool, Refused> {
+    let Some((_, refs)) = form.target() else {
+        return Ok(true);
+    };
+    Ok(candidates(c, cid, board, refs)?
+        .iter()
+        .any(|x| forms::allowed(c, cid, form, &x.value)))
+}
+
+/// The channel's actors, offered as a person types one.
+pub(crate) fn actors_datalist(c: &Client, cid: ChannelId) -> String {
+    let mut out = String::from("<datalist id=\"actors\">");
+    if let Ok(ns) = c.namespace(cid) {
+        for name in ns.members().chain(ns.outside().map(|(o, _)| o)) {
+            out.push_str(&format!("<option value=\"{}\">", esc(name)));
+        }
     }
-    forms::allowed(c, cid, form, value)
+    out.push_str("</datalist>\n");
+    out
 }
 
 /// Can this member write in `cid` at all? The words why not.
@@ -223,9 +220,9 @@ pub async fn list(
     main.push_str("<ul class=\"acts\">\n");
     let mut not_offered = Vec::new();
     for form in FORMS {
-        match targets(&c, cid, &board, form)? {
-            Some(t) if t.is_empty() => not_offered.push(form.title),
-            _ => main.push_str(&format!(
+        match offered(&c, cid, &board, form)? {
+            false => not_offered.push(form.title),
+            true => main.push_str(&format!(
                 "<li><a href=\"/channels/{}/act/{}\">{}</a>: {}</li>\n",
                 cid.to_hex(),
                 form.slug,
@@ -317,17 +314,6 @@ async fn form_page(
         };
         fields.push_str(&field_html(f, values, &options, invalid));
     }
-    let mut actors: Vec<String> = Vec::new();
-    if let Ok(ns) = c.namespace(cid) {
-        actors.extend(
-            ns.members()
-                .map(|m| format!("<option value=\"{}\">", esc(m))),
-        );
-        actors.extend(
-            ns.outside()
-                .map(|(o, _)| format!("<option value=\"{}\">", esc(o))),
-        );
-    }
     let error = invalid.map_or(String::new(), |i| {
         format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(&i.words))
     });
@@ -335,8 +321,7 @@ async fn form_page(
         r#"<h1>{title}</h1>
 {nav}<p>{intro} In <bdi>{channel}</bdi>.</p>
 {error}<form method="post" action="/channels/{hex}/act/{slug}/preview" class="act">
-{fields}<datalist id="actors">{actors}</datalist>
-<button type="submit">Preview</button>
+{fields}{actors}<button type="submit">Preview</button>
 <a href="/channels/{hex}/act">Cancel</a>
 </form>
 "#,
@@ -346,7 +331,7 @@ async fn form_page(
         channel = esc(&v.title),
         hex = cid.to_hex(),
         slug = form.slug,
-        actors = actors.join(""),
+        actors = actors_datalist(&c, cid),
     );
     let status = if invalid.is_some() {
         StatusCode::BAD_REQUEST
@@ -468,9 +453,10 @@ pub async fn preview(
     let form = known_form(&slug)?;
     let cid = channel_id(&hex)?;
     let values = Values(pairs);
-    let built = {
+    let (built, now) = {
         let c = s.shared.lock().await;
-        forms::build(&c, cid, form, &values, c.now())
+        let now = c.now();
+        (forms::build(&c, cid, form, &values, now), now)
     };
     let body = match built {
         Ok(b) => b,
@@ -489,7 +475,7 @@ pub async fn preview(
     let hidden: String = values
         .0
         .iter()
-        .filter(|(n, _)| n != "confirm")
+        .filter(|(n, _)| n != "confirm" && n != PREVIEWED_AT)
         .map(|(n, v)| {
             format!(
                 "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
@@ -498,6 +484,11 @@ pub async fn preview(
             )
         })
         .collect();
+    // Relative times (`now`, `+48h`) are sent as the preview read them.
+    let at = format!(
+        "<input type=\"hidden\" name=\"{PREVIEWED_AT}\" value=\"{}\">\n",
+        now.0
+    );
     let confirm = form.irreversible.map_or(String::new(), |why| {
         format!(
             "<p class=\"warning\">{}</p>\n<label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> I understand that this cannot be undone</label>\n",
@@ -513,7 +504,7 @@ pub async fn preview(
 {rows}</dl>
 <details><summary>The payload exactly as sent</summary><pre class="payload" dir="ltr">{payload}</pre></details>
 <form method="post" action="/channels/{hex}/act/{slug}/send">
-{hidden}{confirm}<button type="submit" class="primary">Send</button>
+{hidden}{at}{confirm}<button type="submit" class="primary">Send</button>
 </form>
 <form method="post" action="/channels/{hex}/act/{slug}">
 {hidden}<button type="submit">Change</button>
@@ -566,10 +557,7 @@ fn touched(
             .filter(|a| a.issuer == me)
             .filter(|a| match assurance {
                 Some(t) => *t == a.id,
-                None => !matches!(
-                    a.state,
-                    Standing::Revoked | Standing::Expired | Standing::Lapsed
-                ),
+                None => !a.state.is_over(),
             })
             .map(|a| (a.id.as_str(), a.state, a.wording.as_str()))
             .map(item)
@@ -591,9 +579,36 @@ fn item((hex, state, wording): (&str, Standing, &str)) -> String {
     format!(
         "<li>{} ({}) <q dir=\"auto\">{}</q></li>",
         id(hex, 8),
-        standing(state),
+        state.words(),
         esc(&terms::first_words(wording, 12))
     )
+}
+
+/// The hidden field holding when the preview was made.
+const PREVIEWED_AT: &str = "previewed_at";
+
+/// How long a preview stays good to send.
+const PREVIEW_VALID_MS: i64 = 30 * 60 * 1000;
+
+/// The time the preview read relative times from (now, without one).
+fn previewed_at(values: &Values, now: Timestamp) -> Result<Timestamp, Refused> {
+    match values.get(PREVIEWED_AT) {
+        "" => Ok(now),
+        v => {
+            let at = v
+                .parse::<i64>()
+                .map_err(|_| Refused::input("the preview's time is not a time"))?;
+            if now.0.saturating_sub(at) > PREVIEW_VALID_MS || at > now.0 {
+                return Err(Refused::new(
+                    StatusCode::CONFLICT,
+                    "preview_stale",
+                    "Preview again",
+                    "This preview is more than 30 minutes old: the times it showed may no longer be meant. Go back, press Change, then Preview again.",
+                ));
+            }
+            Ok(Timestamp(at))
+        }
+    }
 }
 
 /// `POST /channels/{id}/act/{kind}/send`: the previewed act, sent.
@@ -613,10 +628,11 @@ pub async fn send(
     let sent = {
         let mut c = s.shared.lock().await;
         let board = c.board(cid, c.now())?;
-        if targets(&c, cid, &board, form)?.is_some_and(|t| t.is_empty()) {
+        if !offered(&c, cid, &board, form)? {
             return Err(not_offered(form));
         }
-        match forms::build(&c, cid, form, &values, c.now()) {
+        let now = previewed_at(&values, c.now())?;
+        match forms::build(&c, cid, form, &values, now) {
             Ok(body) => c.send_structured(cid, body, None).await,
             Err(i) if i.refused => {
                 return Err(Refused::new(

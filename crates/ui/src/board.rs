@@ -13,8 +13,7 @@ use backchannel_protocol::commitments::{terms, Structured};
 use backchannel_protocol::{ChannelId, Timestamp};
 use serde::Deserialize;
 
-use crate::acts::{may_name, standing};
-use crate::forms::{Refs, FORMS};
+use crate::forms::{self, Refs, FORMS};
 use crate::html::{bdi, esc, id, page, time, Frame, Refused};
 use crate::views::{channel_id, channel_nav, view_of};
 use crate::AppState;
@@ -86,7 +85,7 @@ fn board_html(c: &Client, cid: ChannelId, b: &Board) -> Result<String, Refused> 
                 hex: &a.id,
                 issuer: &a.issuer,
                 to: &to.join(", "),
-                state: standing(a.state),
+                state: a.state.words(),
                 since: a.since_ms,
                 until: a.valid_until_ms,
                 wording: &a.wording,
@@ -114,7 +113,7 @@ fn board_html(c: &Client, cid: ChannelId, b: &Board) -> Result<String, Refused> 
                 hex: &r.id,
                 issuer: &r.issuer,
                 to: "",
-                state: standing(r.state),
+                state: r.state.words(),
                 since: r.since_ms,
                 until: r.red_line.valid_until_ms,
                 wording: &r.red_line.wording,
@@ -127,8 +126,22 @@ fn board_html(c: &Client, cid: ChannelId, b: &Board) -> Result<String, Refused> 
     if !b.awaiting.is_empty() {
         out.push_str("<h2>Awaiting an answer</h2>\n<ul class=\"awaiting\">\n");
         for w in &b.awaiting {
+            let answer = match w.kind {
+                _ if w.from != c.me().as_str() => String::new(),
+                "allegation" => format!(
+                    " <a href=\"/channels/{}/act/reply?about={}\">Answer it</a>",
+                    cid.to_hex(),
+                    esc(&w.id)
+                ),
+                "request" => format!(
+                    " <a href=\"/channels/{}?reply={}#compose\">Reply</a>",
+                    cid.to_hex(),
+                    esc(&w.id)
+                ),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "<li{cls}>{kind} from {from}: {id} due {due}{over}</li>\n",
+                "<li{cls}>{kind} from {from}: {id} due {due}{over}{answer}</li>\n",
                 cls = if w.overdue { " class=\"overdue\"" } else { "" },
                 kind = esc(w.kind),
                 from = bdi(&w.from),
@@ -215,7 +228,7 @@ fn commitment(
     }
     let history: String = lines
         .iter()
-        .map(|l| format!("<li>{}</li>\n", esc(l.trim())))
+        .map(|l| format!("<li>{}</li>\n", esc(l)))
         .collect();
     let to = if h.to.is_empty() {
         String::new()
@@ -248,12 +261,12 @@ fn commitment(
         } else {
             format!("<ul class=\"history\">\n{history}</ul>\n")
         },
-        acts = acts_on(c, cid, h.hex, h.issuer, refs),
+        acts = acts_on(c, cid, h.hex, refs),
     )
 }
 
 /// Links to the acts this member may make on the commitment `hex`.
-fn acts_on(c: &Client, cid: ChannelId, hex: &str, issuer: &str, refs: Refs) -> String {
+fn acts_on(c: &Client, cid: ChannelId, hex: &str, refs: Refs) -> String {
     let links: Vec<String> = FORMS
         .iter()
         .filter(|f| {
@@ -264,14 +277,15 @@ fn acts_on(c: &Client, cid: ChannelId, hex: &str, issuer: &str, refs: Refs) -> S
                     Refs::Assurance if refs == Refs::Assurance => hex.to_string(),
                     _ => return false,
                 };
-                may_name(c, cid, f, &value, Some(issuer))
+                forms::allowed(c, cid, f, &value)
             })
         })
         .map(|f| {
             format!(
-                "<a href=\"/channels/{}/act/{}?about={hex}\">{}</a>",
+                "<a href=\"/channels/{}/act/{}?about={}\">{}</a>",
                 cid.to_hex(),
                 f.slug,
+                esc(hex),
                 f.title
             )
         })

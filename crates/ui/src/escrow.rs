@@ -255,12 +255,12 @@ fn view_html(v: &ExchangeView) -> String {
     if !v.confirmations.is_empty() {
         out.push_str("<h2>Confirmations of your offer</h2>\n<ul class=\"confirmations\">\n");
         for c in &v.confirmations {
-            let words = match c.matches {
-                Some(true) => "confirmed receiving the offer you sealed",
-                Some(false) => "confirmed receiving ANOTHER offer of yours than the one you last sealed: see the alerts",
-                None => "confirmed receiving an offer of yours; this store keeps no digest to compare",
+            let alert = if c.matches == Some(false) {
+                ": see the alerts"
+            } else {
+                ""
             };
-            out.push_str(&format!("<li>{} {words}</li>\n", bdi(&c.by)));
+            out.push_str(&format!("<li>{} {}{alert}</li>\n", bdi(&c.by), c.words()));
         }
         out.push_str("</ul>\n");
     }

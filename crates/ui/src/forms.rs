@@ -209,6 +209,7 @@ const RED_LINE: &[Field] = &[
     Field::new("until", "Holds until", Input::Time).help("default: until revoked"),
     Field::new("lat", "Only at latitude", Input::Number),
     Field::new("lon", "longitude", Input::Number),
+    Field::new("geonames", "or GeoNames id", Input::Number),
     Field::new("radius_m", "within metres", Input::Number).def("1000"),
     Field::new("response", "Then (PLOVER type)", Input::Type).req(),
     Field::new("response_modes", "in the modes", Input::Modes),
@@ -275,6 +276,7 @@ pub const FORMS: &[Form] = &[
             Field::new("until", "Until", Input::Time).req(),
             Field::new("lat", "Latitude", Input::Number),
             Field::new("lon", "Longitude", Input::Number),
+            Field::new("geonames", "GeoNames id", Input::Number),
             Field::new("radius_m", "Radius, metres", Input::Number).def("1000"),
         ],
         irreversible: None,
@@ -386,6 +388,14 @@ impl Values {
             .map_or("", |(_, v)| v.trim())
     }
 
+    /// The first value of `name` as sent; empty if absent.
+    pub fn raw(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
     /// The value the form shows for `f`: what was sent, else its default.
     pub fn shown<'a>(&'a self, f: &'a Field) -> &'a str {
         match self.0.iter().find(|(n, _)| n == f.name) {
@@ -446,10 +456,11 @@ impl Reader<'_> {
         }
     }
 
-    /// Text with the line endings the CLI sends (browsers send CR LF).
+    /// Text as typed (the CLI sends its argument verbatim), with the line
+    /// endings the CLI sends (browsers send CR LF).
     fn text(&self, name: &str) -> Read<String> {
-        let v = self.values.get(name).replace("\r\n", "\n");
-        if v.is_empty() && self.required(name) {
+        let v = self.values.raw(name).replace("\r\n", "\n");
+        if v.trim().is_empty() && self.required(name) {
             return Err(self.bad(name, "say it: this field is needed".into()));
         }
         Ok(v)
@@ -561,23 +572,13 @@ impl Reader<'_> {
     }
 
     fn place(&self) -> Read<Option<Place>> {
-        let e6 = |name: &str, max: f64| -> Read<Option<i32>> {
-            match self.number::<f64>(name)? {
-                Some(d) if (-max..=max).contains(&d) => Ok(Some((d * 1e6).round() as i32)),
-                Some(d) => Err(self.bad(name, format!("{d} is out of range (±{max})"))),
-                None => Ok(None),
-            }
-        };
-        match (e6("lat", 90.0)?, e6("lon", 180.0)?) {
-            (None, None) => Ok(None),
-            (Some(lat), Some(lon)) => Ok(Some(Place {
-                lat_e6: Some(lat),
-                lon_e6: Some(lon),
-                geonames_id: None,
-                radius_m: self.number("radius_m")?.unwrap_or(1000),
-            })),
-            _ => Err(self.bad("lat", "give both the latitude and the longitude".into())),
-        }
+        Place::from_degrees(
+            self.number("lat")?,
+            self.number("lon")?,
+            self.number("geonames")?,
+            self.number("radius_m")?.unwrap_or(1000),
+        )
+        .map_err(|e| self.bad("lat", e))
     }
 
     fn scope(&self, names: [&str; 4]) -> Scope {
@@ -619,11 +620,43 @@ pub fn build(
     };
     let body = read(&r)?;
     body.validate().map_err(|e| whole(e.to_string()))?;
-    c.check_act(channel, &body).map_err(|e| Invalid {
+    // Every message an act names must be one of this channel's, as the
+    // CLI resolves each reference in the channel.
+    let json = serde_json::to_value(&body).map_err(|e| whole(e.to_string()))?;
+    for field in Structured::REFERENCE_FIELDS {
+        if let Some(hex) = json.get(field).and_then(|v| v.as_str()) {
+            c.resolve_message(Some(channel), hex)
+                .map_err(|e| whole(format!("{field}: {e}")))?;
+        }
+    }
+    let refused = |words: String| Invalid {
         refused: true,
-        ..whole(e.to_string())
-    })?;
+        ..whole(words)
+    };
+    c.check_act(channel, &body)
+        .map_err(|e| refused(e.to_string()))?;
+    if reciprocates_own(c, channel, &body) {
+        return Err(refused(
+            "an assurance reciprocates another member's, not one of your own".into(),
+        ));
+    }
     Ok(body)
+}
+
+/// Does `body` name one of its sender's own assurances as the one it
+/// reciprocates? The authority rules let it; nobody means to.
+fn reciprocates_own(c: &Client, channel: ChannelId, body: &Structured) -> bool {
+    let Structured::Assurance(a) = body else {
+        return false;
+    };
+    let Some(of) = &a.reciprocates else {
+        return false;
+    };
+    c.board(channel, c.now()).is_ok_and(|b| {
+        b.assurances
+            .iter()
+            .any(|x| x.id == *of && x.issuer == c.me().as_str())
+    })
 }
 
 fn read(r: &Reader<'_>) -> Read<Structured> {
@@ -751,6 +784,15 @@ fn assurance(r: &Reader<'_>, reciprocates: Option<String>) -> Read<Structured> {
         })
         .collect::<Vec<_>>();
     let provided = match r.actor("provided_actor")? {
+        None if ["provided_action", "provided_target", "provided_by"]
+            .iter()
+            .any(|f| !r.values.get(f).is_empty()) =>
+        {
+            return Err(r.bad(
+                "provided_actor",
+                "a proviso needs who is to act (or clear its other fields)".into(),
+            ))
+        }
         None => None,
         Some(actor) => {
             let target = r.actor("provided_target")?;
@@ -860,7 +902,7 @@ pub fn allowed(c: &Client, channel: ChannelId, form: &'static Form, candidate: &
         now: Timestamp(0),
     };
     match read(&r) {
-        Ok(body) => c.check_act(channel, &body).is_ok(),
+        Ok(body) => c.check_act(channel, &body).is_ok() && !reciprocates_own(c, channel, &body),
         Err(_) => false,
     }
 }

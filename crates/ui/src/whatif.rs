@@ -7,11 +7,11 @@ use axum::response::Html;
 use backchannel_client::Client;
 use backchannel_protocol::commitments::actors::check_modes;
 use backchannel_protocol::commitments::plover::EventType;
-use backchannel_protocol::commitments::structured::Action;
+use backchannel_protocol::commitments::structured::{Action, Place};
 use backchannel_protocol::commitments::whatif::{Cascade, Hypothesis, Options};
 use backchannel_protocol::{ChannelId, Timestamp};
 
-use crate::acts::candidates;
+use crate::acts::{actors_datalist, candidates};
 use crate::forms::{Refs, Values};
 use crate::html::{esc, page, Frame, Refused};
 use crate::views::{channel_id, channel_nav, view_of};
@@ -98,23 +98,30 @@ fn form_html(c: &Client, cid: ChannelId, values: &Values) -> Result<String, Refu
 <div class="field"><label for="e{n}_action">does</label><select id="e{n}_action" name="e{n}_action">{types}</select></div>
 <div class="field"><label for="e{n}_modes">modes</label><input id="e{n}_modes" name="e{n}_modes" value="{modes}"></div>
 <div class="field"><label for="e{n}_target">against</label><input id="e{n}_target" name="e{n}_target" list="actors" dir="auto" value="{target}"></div>
-</fieldset>
+<div class="field"><label for="e{n}_at">when</label><input id="e{n}_at" name="e{n}_at" value="{at}" placeholder="untimed; or now, +2h, 2026-12-03T10:00Z"></div>
+{place}</fieldset>
 "#,
             actor = esc(&field("actor")),
             modes = esc(&field("modes")),
             target = esc(&field("target")),
+            at = esc(&field("at")),
+            place = if n == 1 {
+                format!(
+                    r#"<div class="field"><label for="lat">where: latitude</label><input id="lat" name="lat" inputmode="decimal" value="{}"></div>
+<div class="field"><label for="lon">longitude</label><input id="lon" name="lon" inputmode="decimal" value="{}"></div>
+<div class="field"><label for="radius_m">within metres</label><input id="radius_m" name="radius_m" inputmode="decimal" value="{}"><small>a red line limited to a place fires only on an event there</small></div>
+"#,
+                    esc(values.get("lat")),
+                    esc(values.get("lon")),
+                    esc(values.get("radius_m")),
+                )
+            } else {
+                String::new()
+            },
         ));
     }
     events.push_str("</details>\n");
-    let mut actors = String::new();
-    if let Ok(ns) = c.namespace(cid) {
-        for m in ns.members() {
-            actors.push_str(&format!("<option value=\"{}\">", esc(m)));
-        }
-        for (o, _) in ns.outside() {
-            actors.push_str(&format!("<option value=\"{}\">", esc(o)));
-        }
-    }
+    let actors = actors_datalist(c, cid);
     let checked = |name: &str| {
         if values.get(name) == "yes" {
             " checked"
@@ -125,7 +132,7 @@ fn form_html(c: &Client, cid: ChannelId, values: &Values) -> Result<String, Refu
     Ok(format!(
         r#"<form method="get" class="whatif">
 <div class="field"><label for="report">Start from a reported event</label><select id="report" name="report">{reports}</select></div>
-{events}<datalist id="actors">{actors}</datalist>
+{events}{actors}
 <div class="field"><label for="at">Evaluate at</label><input id="at" name="at" value="{at}" placeholder="now"></div>
 <label class="check"><input type="checkbox" name="all_channels" value="yes"{all}> Through every channel I am in (a red line in one may lapse an assurance in another)</label>
 <label class="check"><input type="checkbox" name="undisputed_only" value="yes"{undisputed}> Use only relations no member disputes</label>
@@ -140,11 +147,20 @@ fn form_html(c: &Client, cid: ChannelId, values: &Values) -> Result<String, Refu
 
 /// The cascade the form's values name, or why it cannot run.
 fn run(c: &Client, cid: ChannelId, values: &Values) -> Result<Cascade, String> {
-    let ns = c.namespace(cid).map_err(|e| e.to_string())?;
+    // Across every channel, names are read as the CLI reads them there:
+    // in the union of the channels' namespaces.
+    let all = values.get("all_channels") == "yes";
+    let ns = if all {
+        c.namespace_all()
+    } else {
+        c.namespace(cid)
+    }
+    .map_err(|e| e.to_string())?;
+    let now = c.now();
     let mut events = Vec::new();
     if !values.get("report").is_empty() {
         events.push(
-            c.reported_event(Some(cid), values.get("report"))
+            c.reported_event((!all).then_some(cid), values.get("report"))
                 .map_err(|e| e.to_string())?,
         );
     }
@@ -168,14 +184,33 @@ fn run(c: &Client, cid: ChannelId, values: &Values) -> Result<Cascade, String> {
             "" => None,
             t => Some(ns.resolve(t).map_err(|e| at(&e.to_string()))?),
         };
-        events.push(Hypothesis::new(
+        let mut h = Hypothesis::new(
             actor,
             Action {
                 kind,
                 modes,
                 target,
             },
-        ));
+        );
+        h.at_ms = match field("at").as_str() {
+            "" => None,
+            t => Some(backchannel_client::time::parse_time(t, now).map_err(|e| at(&e))?),
+        };
+        if n == 1 {
+            let number = |name: &str| -> Result<Option<f64>, String> {
+                match values.get(name) {
+                    "" => Ok(None),
+                    v => v
+                        .parse()
+                        .map(Some)
+                        .map_err(|_| at(&format!("{v:?} is not a number"))),
+                }
+            };
+            let radius = number("radius_m")?.map_or(1000, |r| r as u32);
+            h.place = Place::from_degrees(number("lat")?, number("lon")?, None, radius)
+                .map_err(|e| at(&e))?;
+        }
+        events.push(h);
     }
     if events.is_empty() {
         return Err(
@@ -183,13 +218,13 @@ fn run(c: &Client, cid: ChannelId, values: &Values) -> Result<Cascade, String> {
         );
     }
     let at = match values.get("at") {
-        "" => c.now(),
-        t => Timestamp(backchannel_client::time::parse_time(t, c.now())?),
+        "" => now,
+        t => Timestamp(backchannel_client::time::parse_time(t, now)?),
     };
     let options = Options {
         undisputed_only: values.get("undisputed_only") == "yes",
     };
-    let cascade = if values.get("all_channels") == "yes" {
+    let cascade = if all {
         c.what_if_all(at, &events, options)
     } else {
         c.what_if(cid, at, &events, options)

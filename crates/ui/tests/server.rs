@@ -967,3 +967,94 @@ async fn an_exchange_opened_in_the_interface_completes_and_shows_the_offers() {
     assert!(page.contains("Red releases the prisoners."), "{page}");
     assert!(page.contains("<strong>released</strong>"), "{page}");
 }
+
+/// The hidden field a preview page carries, by name.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).expect(name) + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn an_act_is_sent_with_the_times_its_preview_showed() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let path = format!("/channels/{}/act/assure", w.channel.to_hex());
+    let preview =
+        w.ui.post(&format!("{path}/preview"), &cookie, ASSURANCE)
+            .await;
+    let preview = preview.text().await.unwrap();
+    let at = hidden(&preview, "previewed_at");
+    // Ten minutes pass on blue's clock between the preview and the send.
+    let shown: i64 = at.parse().unwrap();
+    let later = backchannel_protocol::Timestamp(shown + 600_000);
+    w.blue.lock().await.set_clock(Arc::new(move || later));
+    let mut form: Vec<(&str, &str)> = ASSURANCE.to_vec();
+    form.push(("previewed_at", &at));
+    let sent = w.ui.post(&format!("{path}/send"), &cookie, &form).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let c = w.blue.lock().await;
+    let board = c.board(w.channel, later).unwrap();
+    assert_eq!(
+        board.assurances[0].assurance.valid_from_ms, shown,
+        "\"now\" is the preview's now, as it showed"
+    );
+    drop(c);
+    // A preview older than half an hour is not sent.
+    let much_later = backchannel_protocol::Timestamp(shown + 31 * 60_000);
+    w.blue.lock().await.set_clock(Arc::new(move || much_later));
+    let stale = w.ui.post(&format!("{path}/send"), &cookie, &form).await;
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        w.blue
+            .lock()
+            .await
+            .board(w.channel, much_later)
+            .unwrap()
+            .assurances
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_form_naming_what_it_may_not_is_refused_as_the_cli_refuses_it() {
+    let w = World::new(true).await;
+    let cookie = w.ui.session().await;
+    let id = w.assure(&cookie).await;
+    let base = format!("/channels/{}/act", w.channel.to_hex());
+    // A message of no channel here.
+    let r =
+        w.ui.post(
+            &format!("{base}/acknowledge/preview"),
+            &cookie,
+            &[("message", &"ab".repeat(16)), ("text", "ok")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // One's own assurance as the one reciprocated: not offered, and refused.
+    let mut own: Vec<(&str, &str)> = ASSURANCE.to_vec();
+    own.push(("of", &id));
+    let r =
+        w.ui.post(&format!("{base}/reciprocate/send"), &cookie, &own)
+            .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Half a proviso is not silently dropped.
+    let mut half: Vec<(&str, &str)> = ASSURANCE.to_vec();
+    half.push(("provided_action", "RETREAT"));
+    let r =
+        w.ui.post(&format!("{base}/assure/preview"), &cookie, &half)
+            .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("a proviso needs who is to act"));
+    let c = w.blue.lock().await;
+    assert_eq!(
+        c.board(w.channel, c.now()).unwrap().assurances.len(),
+        1,
+        "nothing more was sent"
+    );
+}

@@ -878,33 +878,19 @@ fn event_spec(
     Ok(h)
 }
 
+/// `--lat`, `--lon`, `--geonames`, `--radius-m` as a place.
 fn place(
     lat: Option<f64>,
     lon: Option<f64>,
     geonames: Option<u64>,
     radius_m: u32,
 ) -> anyhow::Result<Option<Place>> {
-    let e6 = |d: f64, max: f64| -> anyhow::Result<i32> {
-        if !(-max..=max).contains(&d) {
-            bail!("{d} is out of range (±{max})");
-        }
-        Ok((d * 1e6).round() as i32)
-    };
-    Ok(match (lat, lon, geonames) {
-        (None, None, None) => None,
-        (Some(a), Some(o), g) => Some(Place {
-            lat_e6: Some(e6(a, 90.0)?),
-            lon_e6: Some(e6(o, 180.0)?),
-            geonames_id: g,
-            radius_m,
-        }),
-        (None, None, Some(g)) => Some(Place {
-            lat_e6: None,
-            lon_e6: None,
-            geonames_id: Some(g),
-            radius_m,
-        }),
-        _ => bail!("give both --lat and --lon, or --geonames"),
+    Place::from_degrees(lat, lon, geonames, radius_m).map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            e.replace("the latitude and the longitude", "--lat and --lon")
+                .replace("a GeoNames id", "--geonames")
+        )
     })
 }
 
@@ -1386,10 +1372,7 @@ fn deliberate(
             .iter()
             .filter(|a| a.issuer == me)
             .filter(|a| target.as_ref().is_none_or(|t| *t == a.id))
-            .filter(|a| {
-                target.is_some()
-                    || !matches!(a.state, State::Revoked | State::Expired | State::Lapsed)
-            })
+            .filter(|a| target.is_some() || !a.state.is_over())
             .map(|a| (a.id.clone(), a.state, a.wording.clone()))
             .collect(),
     };
@@ -1433,7 +1416,7 @@ fn deliberate(
         said.push_str(&format!(
             "  {} ({}) \"{}\"\n",
             &a[..8],
-            render::state(*state),
+            state.words(),
             backchannel_protocol::commitments::terms::first_words(wording, 12)
         ));
     }

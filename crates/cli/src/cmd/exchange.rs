@@ -174,17 +174,21 @@ pub async fn run(store_path: &Path, args: ExchangeArgs) -> anyhow::Result<()> {
         );
     }
     for c in &view.confirmations {
-        match c.matches {
-            Some(true) => outln!("  {} confirmed receiving the offer you sealed", c.by),
-            Some(false) => outln!(
-                "  ALERT {} confirmed receiving another offer of yours than the one you last sealed: see `backchannel sync` for the alert",
-                c.by
-            ),
-            None => outln!(
-                "  {} confirmed receiving an offer of yours; this store keeps no digest to compare (sealed before protocol v1)",
-                c.by
-            ),
-        }
+        let alert = if c.matches == Some(false) {
+            ": see `backchannel sync` for the alert"
+        } else {
+            ""
+        };
+        outln!(
+            "  {}{} {}{alert}",
+            if c.matches == Some(false) {
+                "ALERT "
+            } else {
+                ""
+            },
+            c.by,
+            c.words()
+        );
     }
     for p in &view.problems {
         outln!("  ALERT {p}");

@@ -215,7 +215,7 @@ fn the_ui_forms_build_the_payloads_the_cli_commands_build() {
             vec![
                 "redline",
                 &id[..8],
-                "Any strike on Red or its ally.",
+                "Any strike on Red or its ally.\n  (as agreed) ",
                 "--if",
                 "ASSAULT",
                 "--if-by",
@@ -234,7 +234,10 @@ fn the_ui_forms_build_the_payloads_the_cli_commands_build() {
                 "blue",
             ],
             vec![
-                ("wording", "Any strike on Red or its ally."),
+                (
+                    "wording",
+                    "Any strike on Red or its ally.\r\n  (as agreed) ",
+                ),
                 ("trigger", "ASSAULT"),
                 ("by", "blue"),
                 ("against", "red, outside:ally"),

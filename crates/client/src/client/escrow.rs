@@ -41,6 +41,17 @@ pub struct Confirmation {
     pub matches: Option<bool>,
 }
 
+impl Confirmation {
+    /// What it says, after the participant's name.
+    pub fn words(&self) -> &'static str {
+        match self.matches {
+            Some(true) => "confirmed receiving the offer you sealed",
+            Some(false) => "confirmed receiving ANOTHER offer of yours than the one you last sealed",
+            None => "confirmed receiving an offer of yours; this store keeps no digest to compare (sealed before protocol v1)",
+        }
+    }
+}
+
 /// An exchange as this member sees it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExchangeView {

@@ -58,6 +58,26 @@ pub enum State {
     Suspended,
 }
 
+impl State {
+    /// In words, as every interface shows it.
+    pub fn words(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Expired => "expired",
+            State::Lapsed => "lapsed",
+            State::Proposed => "proposed",
+            State::Revoked => "revoked",
+            State::Suspended => "suspended",
+        }
+    }
+
+    /// Over for good (revoked, expired or lapsed): nothing left to revoke
+    /// or suspend.
+    pub fn is_over(self) -> bool {
+        matches!(self, State::Revoked | State::Expired | State::Lapsed)
+    }
+}
+
 /// A lapse claimed by an event report, not yet confirmed or found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LapseClaim {

@@ -303,6 +303,50 @@ pub struct Place {
     pub radius_m: u32,
 }
 
+impl Place {
+    /// A place from degrees as a person gives them: both latitude and
+    /// longitude (a GeoNames id beside them optional), or a GeoNames id
+    /// alone, or nothing.
+    ///
+    /// ```
+    /// use backchannel_protocol::commitments::structured::Place;
+    ///
+    /// let p = Place::from_degrees(Some(33.312), Some(44.361), None, 2000).unwrap().unwrap();
+    /// assert_eq!(p.lat_e6, Some(33_312_000));
+    /// assert!(Place::from_degrees(Some(91.0), Some(0.0), None, 1).is_err());
+    /// assert!(Place::from_degrees(Some(1.0), None, None, 1).is_err());
+    /// ```
+    pub fn from_degrees(
+        lat: Option<f64>,
+        lon: Option<f64>,
+        geonames: Option<u64>,
+        radius_m: u32,
+    ) -> Result<Option<Place>, String> {
+        let e6 = |d: f64, max: f64| -> Result<i32, String> {
+            if !(-max..=max).contains(&d) {
+                return Err(format!("{d} is out of range (±{max})"));
+            }
+            Ok((d * 1e6).round() as i32)
+        };
+        Ok(match (lat, lon, geonames) {
+            (None, None, None) => None,
+            (Some(a), Some(o), g) => Some(Place {
+                lat_e6: Some(e6(a, 90.0)?),
+                lon_e6: Some(e6(o, 180.0)?),
+                geonames_id: g,
+                radius_m,
+            }),
+            (None, None, Some(g)) => Some(Place {
+                lat_e6: None,
+                lon_e6: None,
+                geonames_id: Some(g),
+                radius_m,
+            }),
+            _ => return Err("give both the latitude and the longitude, or a GeoNames id".into()),
+        })
+    }
+}
+
 /// One offer as a participant received it at release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
