@@ -1058,3 +1058,65 @@ async fn a_form_naming_what_it_may_not_is_refused_as_the_cli_refuses_it() {
         "nothing more was sent"
     );
 }
+
+#[tokio::test]
+async fn a_mediator_that_cannot_read_sees_how_much_it_holds_as_stubs_and_is_offered_no_finding() {
+    backchannel_testkit::install_ring_default();
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut mediator = client(&relay, dir.path(), "mediator").await;
+    let mut blue = client(&relay, dir.path(), "blue").await;
+    let mut red = client(&relay, dir.path(), "red").await;
+    let blind = Policy {
+        mediator_reads: false,
+        ..POLICY
+    };
+    let channel = mediator
+        .create_channel("blind", &[h("blue"), h("red")], &[], blind)
+        .await
+        .unwrap();
+    for p in [&mut red, &mut blue] {
+        p.sync().await.unwrap();
+        let digest = p.consent(channel).unwrap().unwrap().digest;
+        p.accept(channel, digest).await.unwrap();
+    }
+    for c in [&mut mediator, &mut red, &mut blue] {
+        c.sync().await.unwrap();
+    }
+    let values = backchannel_ui::forms::Values(
+        ASSURANCE
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    );
+    let body = backchannel_ui::forms::build(
+        &blue,
+        channel,
+        backchannel_ui::forms::form("assure").unwrap(),
+        &values,
+        blue.now(),
+    )
+    .unwrap();
+    blue.send_structured(channel, body, None).await.unwrap();
+    mediator.sync().await.unwrap();
+    let ui = Served::start(Shared::new(mediator)).await;
+    let cookie = ui.session().await;
+    let board = ui
+        .page(&format!("/channels/{}/board", channel.to_hex()), &cookie)
+        .await;
+    assert!(board.contains("you hold only as stubs"), "{board}");
+    assert!(board.contains("Assurances (0)"), "{board}");
+    let acts = ui
+        .page(&format!("/channels/{}/act", channel.to_hex()), &cookie)
+        .await;
+    assert!(
+        !acts.contains("/act/find\""),
+        "no finding where the mediator cannot read: {acts}"
+    );
+    assert!(acts.contains("/act/report\""), "it still reports: {acts}");
+    assert!(
+        !acts.contains("/act/convey\""),
+        "it reads nothing to convey: {acts}"
+    );
+    drop(red);
+}
