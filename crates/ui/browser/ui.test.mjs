@@ -343,6 +343,9 @@ async function fillAct(page, { fields = {}, selects = {}, checks = [] }) {
   for (const [name, value] of Object.entries(fields)) await page.locator(`[name="${name}"]`).fill(value);
   for (const [name, value] of Object.entries(selects)) await page.locator(`select[name="${name}"]`).selectOption(value);
   for (const name of checks) await page.locator(`input[type=checkbox][name="${name}"]`).check();
+  // A field with suggestions (the actors) may keep its list open over the
+  // buttons: leave it, as a person does before pressing Preview.
+  await page.evaluate(() => document.activeElement?.blur());
 }
 
 const BLUE_WORDS = "Blue will not strike Red first, as long as it is not attacked first.";
