@@ -464,14 +464,7 @@ pub async fn preview(
     };
     let c = s.shared.lock().await;
     let v = view_of(&c, cid)?;
-    let mut rows = String::new();
-    for t in terms::terms(&body) {
-        rows.push_str(&format!(
-            "<dt>{}</dt><dd dir=\"auto\">{}</dd>\n",
-            esc(&t.label),
-            esc(&t.value)
-        ));
-    }
+    let rows = crate::html::terms(&body);
     let hidden: String = values
         .0
         .iter()
@@ -500,8 +493,7 @@ pub async fn preview(
         r#"<h1>Preview: {title}</h1>
 <p>In <bdi>{channel}</bdi>, encrypted to each member separately. Once sent it cannot be recalled.</p>
 <ul>{to}</ul>
-{touched}<dl class="terms">
-{rows}</dl>
+{touched}{rows}
 <details><summary>The payload exactly as sent</summary><pre class="payload" dir="ltr">{payload}</pre></details>
 <form method="post" action="/channels/{hex}/act/{slug}/send">
 {hidden}{at}{confirm}<button type="submit" class="primary">Send</button>
@@ -542,27 +534,11 @@ fn touched(
         _ => return Ok(String::new()),
     };
     let board = c.board(cid, c.now())?;
-    let me = c.me().as_str();
-    let mut items: Vec<String> = match red_line {
-        Some(r) => board
-            .red_lines
-            .iter()
-            .filter(|x| x.id == *r)
-            .map(|x| (x.id.as_str(), x.state, x.red_line.wording.as_str()))
-            .map(item)
-            .collect(),
-        None => board
-            .assurances
-            .iter()
-            .filter(|a| a.issuer == me)
-            .filter(|a| match assurance {
-                Some(t) => *t == a.id,
-                None => !a.state.is_over(),
-            })
-            .map(|a| (a.id.as_str(), a.state, a.wording.as_str()))
-            .map(item)
-            .collect(),
-    };
+    let mut items: Vec<String> = board
+        .touched(c.me().as_str(), assurance.as_deref(), red_line.as_deref())
+        .into_iter()
+        .map(item)
+        .collect();
     items.sort();
     Ok(format!(
         "<p>This will {verb} {}:</p>\n<ul class=\"touched\">{}</ul>\n",

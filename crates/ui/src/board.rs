@@ -218,14 +218,7 @@ fn commitment(
     lines: &[String],
     refs: Refs,
 ) -> String {
-    let mut rows = String::new();
-    for t in terms::terms(body) {
-        rows.push_str(&format!(
-            "<dt>{}</dt><dd dir=\"auto\">{}</dd>\n",
-            esc(&t.label),
-            esc(&t.value)
-        ));
-    }
+    let rows = crate::html::terms(body);
     let history: String = lines
         .iter()
         .map(|l| format!("<li>{}</li>\n", esc(l)))
@@ -246,8 +239,7 @@ fn commitment(
         r#"<article class="commitment" id="c-{hex}">
 <h3>{kind} {short} by {issuer}{to}: <span class="state state-{state}">{state}</span>{since}{until}</h3>
 <blockquote dir="auto">{wording}</blockquote>
-<details id="terms-{hex}" open><summary>Terms</summary><dl class="terms">
-{rows}</dl></details>
+<details id="terms-{hex}" open><summary>Terms</summary>{rows}</details>
 {history}{acts}</article>
 "#,
         hex = esc(h.hex),

@@ -42,6 +42,20 @@ pub fn time(t: Timestamp) -> String {
     }
 }
 
+/// Every typed term of `body`, in words, as a definition list.
+pub fn terms(body: &backchannel_protocol::commitments::Structured) -> String {
+    let mut rows = String::from("<dl class=\"terms\">\n");
+    for t in backchannel_protocol::commitments::terms::terms(body) {
+        rows.push_str(&format!(
+            "<dt>{}</dt><dd dir=\"auto\">{}</dd>\n",
+            esc(&t.label),
+            esc(&t.value)
+        ));
+    }
+    rows.push_str("</dl>");
+    rows
+}
+
 /// What the frame shows on every page.
 pub struct Frame {
     me: String,

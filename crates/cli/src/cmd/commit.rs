@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use backchannel_protocol::commitments::actors::{check_modes, ActorError, Namespace};
-use backchannel_protocol::commitments::fold::State;
 use backchannel_protocol::commitments::plover::EventType;
 use backchannel_protocol::commitments::structured::{
     Action, Actor, Assurance, Combine, Commitment, Formality, LapseCondition, Place, Proviso,
@@ -1357,25 +1356,19 @@ fn deliberate(
         Named::RedLine(r) => (None, Some(whole(r)?)),
         Named::All => (None, None),
     };
-    let touched: Vec<(String, State, String)> = match &line {
-        Some(l) => {
-            let Some(v) = board.red_lines.iter().find(|r| r.id == *l) else {
-                bail!("{} is not a red line in this channel: --red-line names one of your red lines; nothing was sent", &l[..8]);
-            };
-            if v.issuer != me {
-                bail!("{} is {}'s red line: only its issuer can revoke or suspend it; nothing was sent", &l[..8], v.issuer);
-            }
-            vec![(v.id.clone(), v.state, v.red_line.wording.clone())]
+    if let Some(l) = &line {
+        let Some(v) = board.red_lines.iter().find(|r| r.id == *l) else {
+            bail!("{} is not a red line in this channel: --red-line names one of your red lines; nothing was sent", &l[..8]);
+        };
+        if v.issuer != me {
+            bail!(
+                "{} is {}'s red line: only its issuer can revoke or suspend it; nothing was sent",
+                &l[..8],
+                v.issuer
+            );
         }
-        None => board
-            .assurances
-            .iter()
-            .filter(|a| a.issuer == me)
-            .filter(|a| target.as_ref().is_none_or(|t| *t == a.id))
-            .filter(|a| target.is_some() || !a.state.is_over())
-            .map(|a| (a.id.clone(), a.state, a.wording.clone()))
-            .collect(),
-    };
+    }
+    let touched = board.touched(&me, target.as_deref(), line.as_deref());
     let (verb, when) = match change {
         Change::Revoke(at) => ("revoke", format!("effective {}", crate::time::show(at))),
         Change::Suspend { from, until } => (

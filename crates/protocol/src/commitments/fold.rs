@@ -279,6 +279,42 @@ pub struct Board {
     pub unauthorized: Vec<authority::Ignored>,
 }
 
+/// A commitment a revocation or suspension would touch: its id (hex),
+/// state and wording.
+pub type Touched<'a> = (&'a str, State, &'a str);
+
+impl Board {
+    /// What `issuer`'s revocation or suspension naming the red line
+    /// `red_line`, or the assurance `assurance`, or neither (every one of
+    /// its assurances still in force) would touch, listed for its issuer
+    /// before it is sent.
+    pub fn touched(
+        &self,
+        issuer: &str,
+        assurance: Option<&str>,
+        red_line: Option<&str>,
+    ) -> Vec<Touched<'_>> {
+        match red_line {
+            Some(r) => self
+                .red_lines
+                .iter()
+                .filter(|x| x.id == r && x.issuer == issuer)
+                .map(|x| (x.id.as_str(), x.state, x.red_line.wording.as_str()))
+                .collect(),
+            None => self
+                .assurances
+                .iter()
+                .filter(|a| a.issuer == issuer)
+                .filter(|a| match assurance {
+                    Some(t) => t == a.id,
+                    None => !a.state.is_over(),
+                })
+                .map(|a| (a.id.as_str(), a.state, a.wording.as_str()))
+                .collect(),
+        }
+    }
+}
+
 pub(crate) struct Msg<'a> {
     pub(crate) id: MessageId,
     /// Its place in its sender's chain (epoch, seq).
