@@ -18,7 +18,7 @@ use crate::config::RelayConfig;
 use crate::error::ApiError;
 use crate::metrics::{Gauges, Metrics};
 use crate::server::Gate;
-use crate::store::{RelayStore, StoreError};
+use crate::store::{Posting, PostingWork, RelayStore, StoreError};
 
 /// Where the relay reads the time: the system clock, or a test's clock.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -262,6 +262,42 @@ impl Relay {
         let result = tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|e| ApiError::internal("blocking task", e))?;
+        self.settle(result)
+    }
+
+    /// Runs `f` where the store makes its writes when it has such a place
+    /// (SQLite's writer thread: no blocking thread waits on it), else on
+    /// the blocking pool; answered once what `f` wrote is durable.
+    pub(crate) async fn posting<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Posting) -> Result<T, StoreError> + Send + 'static,
+    {
+        let work: PostingWork =
+            Box::new(move |p| f(p).map(|t| Box::new(t) as Box<dyn std::any::Any + Send>));
+        let result = match self.inner.store.on_writer(work) {
+            Ok(answer) => answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "the database writer has stopped".into(),
+                ))
+            }),
+            Err(work) => {
+                let store = self.inner.store.clone();
+                tokio::task::spawn_blocking(move || work(&*store))
+                    .await
+                    .map_err(|e| ApiError::internal("blocking task", e))?
+            }
+        };
+        let boxed = self.settle(result)?;
+        boxed
+            .downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| ApiError::internal("store", "a post's answer came back of another type"))
+    }
+
+    /// A store's answer as the API's: a full disk and a full rate window
+    /// are noted, so later requests are refused before the store.
+    fn settle<T>(&self, result: Result<T, StoreError>) -> Result<T, ApiError> {
         match result {
             Err(StoreError::Full) => {
                 self.note_full();
@@ -371,7 +407,7 @@ impl Bearer {
     /// token is unknown or expired at `now`.
     pub(crate) fn session(
         &self,
-        s: &dyn RelayStore,
+        s: &dyn Posting,
         now: Timestamp,
     ) -> Result<Result<Session, ApiError>, StoreError> {
         Ok(match s.token(&self.hash)? {

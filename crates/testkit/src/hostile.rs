@@ -9,8 +9,9 @@ use backchannel_protocol::{
     Timestamp,
 };
 use backchannel_relay::store::{
-    ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, PrincipalRecord, Quota,
-    Rate, RateDecision, RelayStore, RowCounts, StoreError, StoredEnvelope, Usage, WriteCounts,
+    ChannelRecord, Claimed, ExchangeRecord, KeyCounts, KeyStock, OfferCopy, Posting,
+    PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError, StoredEnvelope,
+    Usage, WriteCounts,
 };
 pub use sql::{Db, V};
 
@@ -60,6 +61,44 @@ impl TamperStore {
     }
 }
 
+impl Posting for TamperStore {
+    fn token(&self, t: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        self.run(|s| s.token(t))
+    }
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        self.run(|s| s.channel(id))
+    }
+    fn post_counted(
+        &self,
+        e: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+        counts: &[(String, Rate)],
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        // A dropped envelope is answered as stored: the sender cannot tell.
+        let kept: Vec<Envelope> = {
+            let mut drops = self.stale.drops.lock().unwrap_or_else(|p| p.into_inner());
+            e.iter()
+                .filter(|env| match drops.iter().position(|d| *d == env.recipient) {
+                    Some(i) => {
+                        drops.remove(i);
+                        false
+                    }
+                    None => true,
+                })
+                .cloned()
+                .collect()
+        };
+        if kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|s| s.post_counted(&kept, now, quota, counts))
+    }
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
+        self.run(|s| s.hit(bucket, rate, now))
+    }
+}
+
 impl RelayStore for TamperStore {
     fn register(
         &self,
@@ -88,9 +127,6 @@ impl RelayStore for TamperStore {
     fn put_token(&self, t: &Digest, h: &Handle, e: Timestamp) -> Result<(), StoreError> {
         self.run(|s| s.put_token(t, h, e))
     }
-    fn token(&self, t: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        self.run(|s| s.token(t))
-    }
     fn upload_keys(
         &self,
         h: &Handle,
@@ -108,9 +144,6 @@ impl RelayStore for TamperStore {
     }
     fn create_channel(&self, c: &ChannelRecord) -> Result<(), StoreError> {
         self.run(|s| s.create_channel(c))
-    }
-    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
-        self.run(|s| s.channel(id))
     }
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
         self.run(|s| s.set_channel_members(id, members))
@@ -141,32 +174,6 @@ impl RelayStore for TamperStore {
     fn destroy_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.run(|s| s.destroy_expired(now))
     }
-    fn post_counted(
-        &self,
-        e: &[Envelope],
-        now: Timestamp,
-        quota: &Quota,
-        counts: &[(String, Rate)],
-    ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        // A dropped envelope is answered as stored: the sender cannot tell.
-        let kept: Vec<Envelope> = {
-            let mut drops = self.stale.drops.lock().unwrap_or_else(|p| p.into_inner());
-            e.iter()
-                .filter(|env| match drops.iter().position(|d| *d == env.recipient) {
-                    Some(i) => {
-                        drops.remove(i);
-                        false
-                    }
-                    None => true,
-                })
-                .cloned()
-                .collect()
-        };
-        if kept.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.run(|s| s.post_counted(&kept, now, quota, counts))
-    }
     fn mailbox(
         &self,
         r: &Handle,
@@ -189,9 +196,6 @@ impl RelayStore for TamperStore {
     }
     fn purge_expired(&self, now: Timestamp, unfetched: Timestamp) -> Result<u64, StoreError> {
         self.run(|s| s.purge_expired(now, unfetched))
-    }
-    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
-        self.run(|s| s.hit(bucket, rate, now))
     }
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {
         self.run(|s| s.stored_bytes(who))

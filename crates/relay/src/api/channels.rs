@@ -139,12 +139,13 @@ pub(crate) async fn post_message(
     };
     let per_principal = c.posts_per_principal;
     let cid = ChannelId::from_hex(&id)?;
+    let envelopes = decoded(&req);
     let gate = relay.clone();
     // One trip to the store: the caller's token, the channel's routing,
     // then the post and its rate counts in one write. A refused post is
     // still counted.
     let outcome = relay
-        .run(move |s| {
+        .posting(move |s| {
             let sender = match bearer.session(s, now)? {
                 Ok(session) => session.handle,
                 Err(unknown) => return Ok(Err(unknown)),
@@ -156,7 +157,7 @@ pub(crate) async fn post_message(
             let routed = s
                 .channel(&cid)?
                 .ok_or_else(|| ApiError::unknown_channel(&id))
-                .and_then(|channel| routed_envelopes(&channel, &sender, &req));
+                .and_then(|channel| routed_envelopes(&channel, &sender, envelopes));
             match routed {
                 Ok((envelopes, recipients)) => s
                     .post_counted(&envelopes, now, &quota, &counts)
@@ -188,20 +189,10 @@ pub(crate) async fn post_message(
     ))
 }
 
-/// The envelopes of a post by `caller` in `channel`, checked against its
-/// routing: one message id, this channel, the caller as sender, each
-/// other member at most once. Also the recipients, sorted.
-fn routed_envelopes(
-    channel: &ChannelRecord,
-    caller: &Handle,
-    req: &PostRequest,
-) -> Result<(Vec<Envelope>, BTreeSet<Handle>), ApiError> {
-    let id = channel.id.to_hex();
-    if !channel.members.contains(caller) {
-        return Err(ApiError::not_a_member(format!(
-            "{caller} is not a member of channel {id}"
-        )));
-    }
+/// A post's envelopes decoded (off the store's writer, which then only
+/// checks them against the routing): at least one, at most one per other
+/// member.
+fn decoded(req: &PostRequest) -> Result<Vec<Envelope>, ApiError> {
     if req.envelopes.is_empty() {
         return Err(ApiError::invalid_field(
             "a post carries at least one envelope",
@@ -213,11 +204,28 @@ fn routed_envelopes(
             req.envelopes.len()
         )));
     }
-    let envelopes = req
-        .envelopes
+    req.envelopes
         .iter()
         .map(Envelope::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::from)
+}
+
+/// The envelopes of a post by `caller` in `channel`, checked against its
+/// routing: one message id, this channel, the caller as sender, each
+/// other member at most once. Also the recipients, sorted.
+fn routed_envelopes(
+    channel: &ChannelRecord,
+    caller: &Handle,
+    decoded: Result<Vec<Envelope>, ApiError>,
+) -> Result<(Vec<Envelope>, BTreeSet<Handle>), ApiError> {
+    let id = channel.id.to_hex();
+    if !channel.members.contains(caller) {
+        return Err(ApiError::not_a_member(format!(
+            "{caller} is not a member of channel {id}"
+        )));
+    }
+    let envelopes = decoded?;
     let message_id = envelopes[0].message_id;
     let mut recipients = BTreeSet::new();
     for e in &envelopes {

@@ -3,6 +3,11 @@
 //!
 //! The trait is synchronous: the HTTP layer calls it on the blocking pool.
 //! Every method that changes state is atomic and durable when it returns.
+//! A post is the hot path: a store with a writer of its own runs a post's
+//! reads and write there and answers the async caller directly
+//! ([`RelayStore::on_writer`]), with no blocking thread in between.
+
+use std::any::Any;
 
 use backchannel_protocol::{
     ChannelId, Digest, Envelope, ExchangeId, Handle, IdentityKeys, MessageId, SignedKey, Timestamp,
@@ -312,9 +317,49 @@ pub enum StoreError {
     },
 }
 
+/// What a post reads and writes: the caller's token, the channel's
+/// routing, then the post with its rate counts (or a refused post's
+/// counts). Apart from [`RelayStore`] so that a store can offer these
+/// where its writes are made ([`RelayStore::on_writer`]).
+pub trait Posting {
+    /// Looks a token hash up.
+    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError>;
+    /// Looks a channel up.
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError>;
+    /// [`RelayStore::post`], counting first one use of each rate window
+    /// of `counts` (as [`Posting::hit`]) in the same transaction, so a
+    /// post and its rate checks are one commit. A full window refuses the
+    /// post with `RateLimited`: nothing is stored.
+    fn post_counted(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+        counts: &[(String, Rate)],
+    ) -> Result<Vec<StoredEnvelope>, StoreError>;
+    /// Counts one use of `bucket` in its fixed window of `rate`.
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError>;
+}
+
+/// A post's work on a [`Posting`], its result boxed (the trait stays
+/// object-safe; `Relay` gives it its type back).
+pub type PostingWork =
+    Box<dyn FnOnce(&dyn Posting) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+
+/// The answer to [`PostingWork`] queued by [`RelayStore::on_writer`]:
+/// closed unanswered if the writer stopped.
+pub type PostingAnswer = tokio::sync::oneshot::Receiver<Result<Box<dyn Any + Send>, StoreError>>;
+
 /// The relay's storage. Implementations must make every state change
 /// durable before returning `Ok` (a crash after it loses nothing).
-pub trait RelayStore: Send + Sync + 'static {
+pub trait RelayStore: Posting + Send + Sync + 'static {
+    /// Queues `work` where this store makes its writes, its reads seeing
+    /// every write before it, answered once what it wrote is durable;
+    /// gives `work` back (the default) where there is no such place, and
+    /// the caller runs it on the blocking pool instead.
+    fn on_writer(&self, work: PostingWork) -> Result<PostingAnswer, PostingWork> {
+        Err(work)
+    }
     /// Registers a principal with key version 1, or a released handle
     /// again with new keys and the next key version. Refuses keys another
     /// principal holds (either key, either way round): `KeyTaken`.
@@ -357,8 +402,6 @@ pub trait RelayStore: Send + Sync + 'static {
         handle: &Handle,
         expires: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Looks a token hash up.
-    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError>;
 
     /// Adds one-time keys and replaces the fallback key; bumps the key
     /// version. With `replace`, the unclaimed one-time keys held are
@@ -380,8 +423,6 @@ pub trait RelayStore: Send + Sync + 'static {
 
     /// Creates a channel's routing record.
     fn create_channel(&self, channel: &ChannelRecord) -> Result<(), StoreError>;
-    /// Looks a channel up.
-    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError>;
     /// Replaces a channel's routing members (every one registered).
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError>;
 
@@ -425,17 +466,6 @@ pub trait RelayStore: Send + Sync + 'static {
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
         self.post_counted(envelopes, now, quota, &[])
     }
-    /// [`RelayStore::post`], counting first one use of each rate window
-    /// of `counts` (as [`RelayStore::hit`]) in the same transaction, so a
-    /// post and its rate checks are one commit. A full window refuses the
-    /// post with `RateLimited`: nothing is stored.
-    fn post_counted(
-        &self,
-        envelopes: &[Envelope],
-        now: Timestamp,
-        quota: &Quota,
-        counts: &[(String, Rate)],
-    ) -> Result<Vec<StoredEnvelope>, StoreError>;
     /// A page of a mailbox after `after`, in cursor order.
     fn mailbox(
         &self,
@@ -453,8 +483,6 @@ pub trait RelayStore: Send + Sync + 'static {
     /// and envelopes received before `unfetched_before`; returns how many.
     fn purge_expired(&self, now: Timestamp, unfetched_before: Timestamp)
         -> Result<u64, StoreError>;
-    /// Counts one use of `bucket` in its fixed window of `rate`.
-    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError>;
     /// Bytes `who` has stored: its waiting envelopes and its offers.
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError>;
     /// What is stored, in sum.

@@ -31,8 +31,8 @@ use super::rows::{
 };
 use super::{
     ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, KeyStock, OfferCopy,
-    OwnRecord, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
-    StoredEnvelope, Usage, WriteCounts, ONE_TIME_KEYS_HELD_MAX,
+    OwnRecord, Posting, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts,
+    StoreError, StoredEnvelope, Usage, WriteCounts, ONE_TIME_KEYS_HELD_MAX,
 };
 
 /// Numbered migrations, applied in order; `backchannel_schema` records the last.
@@ -716,6 +716,75 @@ fn post_in(
     Ok(stored)
 }
 
+impl Posting for PostgresStore {
+    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        let row = self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT handle, expires_at_ms FROM tokens WHERE token_hash = $1",
+                &[&&token_hash.0[..]],
+            )?)
+        })?;
+        row.map(|r| Ok((handle(r.get(0))?, Timestamp(r.get(1)))))
+            .transpose()
+    }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        let rows = self.read(|c| {
+            let head = c.query_opt(
+                "SELECT created_by, created_at_ms FROM channels WHERE channel_id = $1",
+                &[&&id.0[..]],
+            )?;
+            let members = c.query(
+                "SELECT handle FROM channel_members WHERE channel_id = $1 ORDER BY handle",
+                &[&&id.0[..]],
+            )?;
+            Ok(head.map(|h| (h, members)))
+        })?;
+        let Some((head, members)) = rows else {
+            return Ok(None);
+        };
+        Ok(Some(ChannelRecord {
+            id: *id,
+            members: members
+                .into_iter()
+                .map(|r| handle(r.get(0)))
+                .collect::<Result<_, _>>()?,
+            created_by: handle(head.get(0))?,
+            created_at: Timestamp(head.get(1)),
+        }))
+    }
+
+    fn post_counted(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+        counts: &[(String, Rate)],
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        let instance = self.instance;
+        self.write(|tx| {
+            let stored = post_in(tx, envelopes, now, quota, counts)?;
+            let mut woken: Vec<String> = stored
+                .iter()
+                .map(|s| format!("{instance:016x} {}", s.envelope.recipient))
+                .collect();
+            woken.dedup();
+            if !woken.is_empty() {
+                // Delivered to listeners when (and only if) this commits.
+                tx.execute(
+                    "SELECT pg_notify('backchannel_mail', w) FROM unnest($1::text[]) AS w",
+                    &[&woken],
+                )?;
+            }
+            Ok(stored)
+        })
+    }
+
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
+        self.write(|tx| count_use(tx, bucket, rate, now))
+    }
+}
+
 impl RelayStore for PostgresStore {
     fn register(
         &self,
@@ -860,17 +929,6 @@ impl RelayStore for PostgresStore {
         })
     }
 
-    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        let row = self.read(|c| {
-            Ok(c.query_opt(
-                "SELECT handle, expires_at_ms FROM tokens WHERE token_hash = $1",
-                &[&&token_hash.0[..]],
-            )?)
-        })?;
-        row.map(|r| Ok((handle(r.get(0))?, Timestamp(r.get(1)))))
-            .transpose()
-    }
-
     fn upload_keys(
         &self,
         h: &Handle,
@@ -981,32 +1039,6 @@ impl RelayStore for PostgresStore {
             }
             insert_members(tx, &c.id, &c.members)
         })
-    }
-
-    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
-        let rows = self.read(|c| {
-            let head = c.query_opt(
-                "SELECT created_by, created_at_ms FROM channels WHERE channel_id = $1",
-                &[&&id.0[..]],
-            )?;
-            let members = c.query(
-                "SELECT handle FROM channel_members WHERE channel_id = $1 ORDER BY handle",
-                &[&&id.0[..]],
-            )?;
-            Ok(head.map(|h| (h, members)))
-        })?;
-        let Some((head, members)) = rows else {
-            return Ok(None);
-        };
-        Ok(Some(ChannelRecord {
-            id: *id,
-            members: members
-                .into_iter()
-                .map(|r| handle(r.get(0)))
-                .collect::<Result<_, _>>()?,
-            created_by: handle(head.get(0))?,
-            created_at: Timestamp(head.get(1)),
-        }))
     }
 
     fn set_channel_members(&self, id: &ChannelId, members: &[Handle]) -> Result<(), StoreError> {
@@ -1147,32 +1179,6 @@ impl RelayStore for PostgresStore {
         })
     }
 
-    fn post_counted(
-        &self,
-        envelopes: &[Envelope],
-        now: Timestamp,
-        quota: &Quota,
-        counts: &[(String, Rate)],
-    ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let instance = self.instance;
-        self.write(|tx| {
-            let stored = post_in(tx, envelopes, now, quota, counts)?;
-            let mut woken: Vec<String> = stored
-                .iter()
-                .map(|s| format!("{instance:016x} {}", s.envelope.recipient))
-                .collect();
-            woken.dedup();
-            if !woken.is_empty() {
-                // Delivered to listeners when (and only if) this commits.
-                tx.execute(
-                    "SELECT pg_notify('backchannel_mail', w) FROM unnest($1::text[]) AS w",
-                    &[&woken],
-                )?;
-            }
-            Ok(stored)
-        })
-    }
-
     fn mailbox(
         &self,
         recipient: &Handle,
@@ -1274,10 +1280,6 @@ impl RelayStore for PostgresStore {
             )?;
             Ok(n)
         })
-    }
-
-    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
-        self.write(|tx| count_use(tx, bucket, rate, now))
     }
 
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {

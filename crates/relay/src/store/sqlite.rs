@@ -20,8 +20,8 @@ use super::rows::{
 };
 use super::{
     ChannelRecord, Claimed, ExchangeRecord, ExchangeState, KeyCounts, KeyStock, OfferCopy,
-    OwnRecord, PrincipalRecord, Quota, Rate, RateDecision, RelayStore, RowCounts, StoreError,
-    StoredEnvelope, Usage, WriteCounts, ONE_TIME_KEYS_HELD_MAX,
+    OwnRecord, Posting, PostingAnswer, PostingWork, PrincipalRecord, Quota, Rate, RateDecision,
+    RelayStore, RowCounts, StoreError, StoredEnvelope, Usage, WriteCounts, ONE_TIME_KEYS_HELD_MAX,
 };
 
 mod writer;
@@ -104,6 +104,9 @@ impl From<rusqlite::Error> for StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
+    /// The write connection keeps 16 MiB of pages (a post's reads then
+    /// rarely go to the file) and its savepoints' journal in memory (each
+    /// write of a batch is a savepoint).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -117,7 +120,9 @@ impl SqliteStore {
             "PRAGMA synchronous=FULL;
              PRAGMA secure_delete=ON;
              PRAGMA foreign_keys=ON;
-             PRAGMA wal_autocheckpoint=0;",
+             PRAGMA wal_autocheckpoint=0;
+             PRAGMA cache_size=-16384;
+             PRAGMA temp_store=MEMORY;",
         )?;
         check_durable(&conn)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -467,7 +472,182 @@ fn key_version(tx: &Connection, handle: &Handle) -> Result<u64, StoreError> {
     .ok_or_else(|| StoreError::UnknownPrincipal(handle.clone()))
 }
 
+/// A channel's routing record, read on `conn`.
+fn channel_in(conn: &Connection, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+    let head = conn
+        .prepare_cached("SELECT created_by, created_at_ms FROM channels WHERE channel_id = ?1")?
+        .query_row([&id.0[..]], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    let Some((created_by, created_at)) = head else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT handle FROM channel_members WHERE channel_id = ?1 ORDER BY handle",
+    )?;
+    let members = stmt
+        .query_map([&id.0[..]], |r| r.get::<_, String>(0))?
+        .map(|r| handle(r?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(ChannelRecord {
+        id: *id,
+        members,
+        created_by: handle(created_by)?,
+        created_at: Timestamp(created_at),
+    }))
+}
+
+/// Who a token names and until when, read on `conn`.
+fn token_in(
+    conn: &Connection,
+    token_hash: &Digest,
+) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT handle, expires_at_ms FROM tokens WHERE token_hash = ?1")?
+        .query_row([&token_hash.0[..]], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    row.map(|(h, t)| Ok((handle(h)?, Timestamp(t)))).transpose()
+}
+
+/// A post and its rate counts, in the caller's transaction.
+fn post_in(
+    tx: &Connection,
+    envelopes: &[Envelope],
+    now: Timestamp,
+    quota: &Quota,
+    counts: &[(String, Rate)],
+) -> Result<Vec<StoredEnvelope>, StoreError> {
+    for (bucket, rate) in counts {
+        if let RateDecision::Limited { until } = count_use(tx, bucket, *rate, now)? {
+            return Err(StoreError::RateLimited {
+                bucket: bucket.clone(),
+                until,
+            });
+        }
+    }
+    let fresh = fresh_envelopes(tx, envelopes)?;
+    if let Some(sender) = fresh.first().map(|(e, _)| &e.sender) {
+        let adding: u64 = fresh.iter().map(|(e, _)| e.ciphertext.len() as u64).sum();
+        judge_sender(sender, stored_bytes_in(tx, sender)?, adding, quota)?;
+    }
+    let mut stored = Vec::new();
+    for (e, hash) in fresh {
+        check_mailbox(tx, e, quota)?;
+        tx.prepare_cached(
+            "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![
+            &e.message_id.0[..],
+            e.recipient.as_str(),
+            &hash.0[..]
+        ])?;
+        let known = tx
+            .prepare_cached("SELECT 1 FROM principals WHERE handle = ?1")?
+            .query_row([e.recipient.as_str()], |_| Ok(()))
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::UnknownPrincipal(e.recipient.clone()));
+        }
+        let cursor: i64 = tx.prepare_cached(&format!("INSERT INTO envelopes (cursor, recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
+                 VALUES ({NEXT_CURSOR}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING cursor"))?.query_row(
+                params![
+                    e.recipient.as_str(),
+                    &e.message_id.0[..],
+                    &e.channel_id.0[..],
+                    e.sender.as_str(),
+                    e.seq_hint as i64,
+                    e.olm_type.number(),
+                    &e.ciphertext,
+                    now.0
+                ],
+                |r| r.get(0),
+            )?;
+        stored.push(StoredEnvelope {
+            cursor: cursor as u64,
+            received_at: now,
+            envelope: e.clone(),
+        });
+    }
+    if let Some(e) = stored.first().map(|s| &s.envelope) {
+        tx.prepare_cached(
+                "INSERT INTO last_posts (sender, channel_id, message_id, seq_hint) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sender, channel_id) DO UPDATE SET message_id = excluded.message_id, seq_hint = excluded.seq_hint",
+            )?
+            .execute(
+                params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..], e.seq_hint as i64],
+            )?;
+    }
+    Ok(stored)
+}
+
+impl Posting for SqliteStore {
+    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        token_in(&*self.reader()?, token_hash)
+    }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        channel_in(&*self.reader()?, id)
+    }
+
+    fn post_counted(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+        counts: &[(String, Rate)],
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        let (envelopes, quota, counts) = (envelopes.to_vec(), *quota, counts.to_vec());
+        self.write(move |tx| post_in(tx, &envelopes, now, &quota, &counts))
+    }
+
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
+        let bucket = bucket.to_owned();
+        // A counter, not a record: answered before its batch commits, and
+        // a batch of counters only is committed without an fsync.
+        self.writer
+            .run(Mode::Counter, move |tx| count_use(tx, &bucket, rate, now))
+    }
+}
+
+/// The write connection, inside the savepoint of a post queued by
+/// [`RelayStore::on_writer`]: its reads see every write before it, and its
+/// writes are the post's.
+struct OnWriter<'a>(&'a Connection);
+
+impl Posting for OnWriter<'_> {
+    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
+        token_in(self.0, token_hash)
+    }
+
+    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        channel_in(self.0, id)
+    }
+
+    fn post_counted(
+        &self,
+        envelopes: &[Envelope],
+        now: Timestamp,
+        quota: &Quota,
+        counts: &[(String, Rate)],
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        post_in(self.0, envelopes, now, quota, counts)
+    }
+
+    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
+        count_use(self.0, bucket, rate, now)
+    }
+}
+
 impl RelayStore for SqliteStore {
+    fn on_writer(&self, work: PostingWork) -> Result<PostingAnswer, PostingWork> {
+        Ok(self
+            .writer
+            .submit(Mode::Durable, move |conn| work(&OnWriter(conn))))
+    }
+
     fn register(
         &self,
         h: &Handle,
@@ -625,17 +805,6 @@ impl RelayStore for SqliteStore {
             )?;
             Ok(())
         })
-    }
-
-    fn token(&self, token_hash: &Digest) -> Result<Option<(Handle, Timestamp)>, StoreError> {
-        let conn = self.reader()?;
-        let row = conn
-            .prepare_cached("SELECT handle, expires_at_ms FROM tokens WHERE token_hash = ?1")?
-            .query_row([&token_hash.0[..]], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })
-            .optional()?;
-        row.map(|(h, t)| Ok((handle(h)?, Timestamp(t)))).transpose()
     }
 
     fn upload_keys(
@@ -801,32 +970,6 @@ impl RelayStore for SqliteStore {
         })
     }
 
-    fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
-        let conn = self.reader()?;
-        let head = conn
-            .prepare_cached("SELECT created_by, created_at_ms FROM channels WHERE channel_id = ?1")?
-            .query_row([&id.0[..]], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })
-            .optional()?;
-        let Some((created_by, created_at)) = head else {
-            return Ok(None);
-        };
-        let mut stmt = conn.prepare_cached(
-            "SELECT handle FROM channel_members WHERE channel_id = ?1 ORDER BY handle",
-        )?;
-        let members = stmt
-            .query_map([&id.0[..]], |r| r.get::<_, String>(0))?
-            .map(|r| handle(r?))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(ChannelRecord {
-            id: *id,
-            members,
-            created_by: handle(created_by)?,
-            created_at: Timestamp(created_at),
-        }))
-    }
-
     fn create_exchange(&self, e: &ExchangeRecord, now: Timestamp) -> Result<(), StoreError> {
         let e = e.clone();
         self.write(move |tx| {
@@ -964,74 +1107,6 @@ impl RelayStore for SqliteStore {
         })
     }
 
-    fn post_counted(
-        &self,
-        envelopes: &[Envelope],
-        now: Timestamp,
-        quota: &Quota,
-        counts: &[(String, Rate)],
-    ) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let (envelopes, quota, counts) = (envelopes.to_vec(), *quota, counts.to_vec());
-        self.write(move |tx| {
-        for (bucket, rate) in &counts {
-            if let RateDecision::Limited { until } = count_use(tx, bucket, *rate, now)? {
-                return Err(StoreError::RateLimited { bucket: bucket.clone(), until });
-            }
-        }
-        let fresh = fresh_envelopes(tx, &envelopes)?;
-        if let Some(sender) = fresh.first().map(|(e, _)| &e.sender) {
-            let adding: u64 = fresh.iter().map(|(e, _)| e.ciphertext.len() as u64).sum();
-            judge_sender(sender, stored_bytes_in(tx, sender)?, adding, &quota)?;
-        }
-        let mut stored = Vec::new();
-        for (e, hash) in fresh {
-            check_mailbox(tx, e, &quota)?;
-            tx.prepare_cached(
-                "INSERT INTO posted (message_id, recipient, envelope_hash) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(
-                params![&e.message_id.0[..], e.recipient.as_str(), &hash.0[..]],
-            )?;
-            let known = tx
-                .prepare_cached("SELECT 1 FROM principals WHERE handle = ?1")?
-                .query_row([e.recipient.as_str()], |_| Ok(()))
-                .optional()?;
-            if known.is_none() {
-                return Err(StoreError::UnknownPrincipal(e.recipient.clone()));
-            }
-            let cursor: i64 = tx.prepare_cached(&format!("INSERT INTO envelopes (cursor, recipient, message_id, channel_id, sender, seq_hint, olm_type, ciphertext, received_at_ms)
-                 VALUES ({NEXT_CURSOR}, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING cursor"))?.query_row(
-                params![
-                    e.recipient.as_str(),
-                    &e.message_id.0[..],
-                    &e.channel_id.0[..],
-                    e.sender.as_str(),
-                    e.seq_hint as i64,
-                    e.olm_type.number(),
-                    &e.ciphertext,
-                    now.0
-                ],
-                |r| r.get(0),
-            )?;
-            stored.push(StoredEnvelope {
-                cursor: cursor as u64,
-                received_at: now,
-                envelope: e.clone(),
-            });
-        }
-        if let Some(e) = stored.first().map(|s| &s.envelope) {
-            tx.prepare_cached(
-                "INSERT INTO last_posts (sender, channel_id, message_id, seq_hint) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (sender, channel_id) DO UPDATE SET message_id = excluded.message_id, seq_hint = excluded.seq_hint",
-            )?
-            .execute(
-                params![e.sender.as_str(), &e.channel_id.0[..], &e.message_id.0[..], e.seq_hint as i64],
-            )?;
-        }
-        Ok(stored)
-        })
-    }
-
     fn mailbox(
         &self,
         recipient: &Handle,
@@ -1137,14 +1212,6 @@ impl RelayStore for SqliteStore {
             Ok(n as u64)
         })?;
         Ok(expired + self.purge_unfetched(unfetched_before)?)
-    }
-
-    fn hit(&self, bucket: &str, rate: Rate, now: Timestamp) -> Result<RateDecision, StoreError> {
-        let bucket = bucket.to_owned();
-        // A counter, not a record: answered before its batch commits, and
-        // a batch of counters only is committed without an fsync.
-        self.writer
-            .run(Mode::Counter, move |tx| count_use(tx, &bucket, rate, now))
     }
 
     fn stored_bytes(&self, who: &Handle) -> Result<u64, StoreError> {
@@ -1526,6 +1593,76 @@ mod tests {
         );
         let red = Handle::new("red").unwrap();
         assert_eq!(store.mailbox(&red, 0, 10).unwrap().len(), 2);
+    }
+
+    /// A post queued on the writer reads on the write connection, so it
+    /// sees a token stored earlier in its own batch; it is answered only
+    /// once that batch has committed, and a refused post's work undoes
+    /// only itself.
+    #[test]
+    fn a_post_on_the_writer_sees_its_batch_and_waits_for_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let ch = with_channel(&*store, &["blue", "red"]);
+        let (blue, token) = (Handle::new("blue").unwrap(), Digest::of(&[b"t"]));
+        let release = hold_writer(&store, Mode::Outside);
+        let before = store.write_counts();
+        let s = Arc::clone(&store);
+        let b = blue.clone();
+        let login = std::thread::spawn(move || s.put_token(&token, &b, Timestamp(T0.0 + 60_000)));
+        until_queued(&store, 1);
+        let post = |n: u8| -> PostingWork {
+            Box::new(move |p: &dyn Posting| {
+                let who = p.token(&token)?.map(|(h, _)| h);
+                let e = env(ch, MessageId::random(), "blue", "red", n);
+                let stored = if n == 1 {
+                    p.post_counted(&[e], T0, &Quota::NONE, &[])?.len()
+                } else {
+                    // Other bytes under a stored id: refused.
+                    let first = p.post_counted(std::slice::from_ref(&e), T0, &Quota::NONE, &[])?;
+                    let mut other = e;
+                    other.ciphertext.push(0);
+                    p.post_counted(&[other], T0, &Quota::NONE, &[])?;
+                    first.len()
+                };
+                Ok(Box::new((who, stored)) as Box<dyn std::any::Any + Send>)
+            })
+        };
+        let mut answers: Vec<_> = (1..=2)
+            .map(|n| store.on_writer(post(n)).map_err(|_| ()).unwrap())
+            .collect();
+        until_queued(&store, 3);
+        assert!(
+            answers.iter_mut().all(|a| a.try_recv().is_err()),
+            "answered before its batch ran"
+        );
+        drop(release);
+        login.join().unwrap().unwrap();
+        let first = answers.remove(0).blocking_recv().unwrap().unwrap();
+        let (who, stored) = *first.downcast::<(Option<Handle>, usize)>().unwrap();
+        assert_eq!(
+            (who, stored),
+            (Some(blue), 1),
+            "the token seen, the post stored"
+        );
+        let second = answers.remove(0).blocking_recv().unwrap();
+        assert!(
+            matches!(second, Err(StoreError::Conflict { .. })),
+            "{:?}",
+            second.map(|_| ())
+        );
+        let after = store.write_counts();
+        assert_eq!(
+            (after.commits, after.writes),
+            (before.commits + 1, before.writes + 2),
+            "one commit: the login and the first post"
+        );
+        let red = Handle::new("red").unwrap();
+        assert_eq!(
+            store.mailbox(&red, 0, 10).unwrap().len(),
+            1,
+            "the refused post undone"
+        );
     }
 
     /// Many senders at once: fewer commits than posts, every post stored.

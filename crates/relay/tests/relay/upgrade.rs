@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use backchannel_protocol::{ChannelId, Envelope, Handle, Identity, MessageId, OlmType, Timestamp};
-use backchannel_relay::store::{ChannelRecord, Quota, RelayStore, SqliteStore};
+use backchannel_relay::store::{ChannelRecord, Posting, Quota, RelayStore, SqliteStore};
 
 const T0: Timestamp = Timestamp(1_750_000_000_000);
 const CHANNEL: ChannelId = ChannelId([7; 16]);

@@ -50,7 +50,14 @@ trait Write: Send {
 struct Pending<T, F> {
     work: Option<F>,
     result: Option<Result<T, StoreError>>,
-    reply: mpsc::SyncSender<Result<T, StoreError>>,
+    reply: Reply<T>,
+}
+
+/// Where a write's answer goes: a thread blocked on it, or an async task
+/// (which then needs no thread of its own to wait on the writer).
+enum Reply<T> {
+    Blocking(mpsc::SyncSender<Result<T, StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Result<T, StoreError>>),
 }
 
 impl<T, F> Write for Pending<T, F>
@@ -75,7 +82,14 @@ where
             None => Err(settled.err().unwrap_or_else(failed)),
         };
         // The caller may have stopped waiting: nobody to tell then.
-        let _ = self.reply.send(answer);
+        match self.reply {
+            Reply::Blocking(to) => {
+                let _ = to.send(answer);
+            }
+            Reply::Async(to) => {
+                let _ = to.send(answer);
+            }
+        }
     }
 }
 
@@ -136,6 +150,33 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answered) = mpsc::sync_channel(1);
+        self.queue(mode, f, Reply::Blocking(reply))?;
+        answered.recv().map_err(|_| stopped())?
+    }
+
+    /// Queues `f` as [`Writer::run`] does, without waiting: the answer
+    /// comes through the returned receiver, which is closed unanswered if
+    /// the writer has stopped.
+    pub(super) fn submit<T, F>(
+        &self,
+        mode: Mode,
+        f: F,
+    ) -> tokio::sync::oneshot::Receiver<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        // A stopped writer drops the reply, which closes the receiver.
+        let _ = self.queue(mode, f, Reply::Async(reply));
+        answered
+    }
+
+    fn queue<T, F>(&self, mode: Mode, f: F, reply: Reply<T>) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let write = Box::new(Pending {
             work: Some(f),
             result: None,
@@ -143,8 +184,7 @@ impl Writer {
         });
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
         self.queued.fetch_add(1, Ordering::Relaxed);
-        jobs.send(Job { mode, write }).map_err(|_| stopped())?;
-        answered.recv().map_err(|_| stopped())?
+        jobs.send(Job { mode, write }).map_err(|_| stopped())
     }
 }
 
@@ -179,6 +219,7 @@ struct Counters {
 /// The writer's loop: wait for a write, take every other one queued
 /// behind it (those that arrived during the last commit), run them.
 fn serve(conn: &Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
+    let mut synced = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
@@ -191,15 +232,37 @@ fn serve(conn: &Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
         let mut together = Vec::new();
         for mut job in batch {
             if job.mode == Mode::Outside {
-                commit_batch(conn, std::mem::take(&mut together), counters);
+                commit_batch(conn, std::mem::take(&mut together), counters, &mut synced);
                 let _ = attempt(conn, &mut *job.write);
                 job.write.answer(Ok(()));
+                // It may have changed the connection's settings.
+                synced = None;
             } else {
                 together.push(job);
             }
         }
-        commit_batch(conn, together, counters);
+        commit_batch(conn, together, counters, &mut synced);
     }
+}
+
+/// Sets `synchronous` to FULL for a durable batch, NORMAL for counters
+/// alone, unless it is so already (`synced`: FULL or not, if known).
+fn set_synchronous(
+    conn: &Connection,
+    durable: bool,
+    synced: &mut Option<bool>,
+) -> Result<(), StoreError> {
+    if *synced == Some(durable) {
+        return Ok(());
+    }
+    *synced = None;
+    conn.execute_batch(if durable {
+        "PRAGMA synchronous=FULL"
+    } else {
+        "PRAGMA synchronous=NORMAL"
+    })?;
+    *synced = Some(durable);
+    Ok(())
 }
 
 /// Runs a write; a panic in it is its failure, not the writer's end.
@@ -214,7 +277,7 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 }
 
 /// Runs `jobs` in one transaction (a savepoint each) and answers them.
-fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
+fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters, sync: &mut Option<bool>) {
     if jobs.is_empty() {
         return;
     }
@@ -222,20 +285,14 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
     // Counters alone need no fsync; `synchronous` can change only
     // outside a transaction, and a durable batch never starts unless it
     // is FULL again.
-    let synced = conn.execute_batch(if durable {
-        "PRAGMA synchronous=FULL"
-    } else {
-        "PRAGMA synchronous=NORMAL"
-    });
+    let synced = set_synchronous(conn, durable, sync);
     let mut pending: Vec<Box<dyn Write>> = Vec::new();
     // Writes whose savepoint was kept: with none, nothing is committed
     // (a refused write costs no fsync).
     let mut kept = 0usize;
     let mut begun = match synced {
-        Err(e) if durable => Err(StoreError::from(e)),
-        _ => conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(StoreError::from),
+        Err(e) if durable => Err(e),
+        _ => run_cached(conn, "BEGIN IMMEDIATE"),
     };
     for mut job in jobs {
         if let Err(e) = &begun {
@@ -258,9 +315,7 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
             }
             kept = 0;
             job.write.answer(Err(lost));
-            begun = conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(StoreError::from);
+            begun = run_cached(conn, "BEGIN IMMEDIATE");
             continue;
         }
         let settled = if outcome.is_ok() {
@@ -280,8 +335,8 @@ fn commit_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
         }
     }
     let committed = match begun {
-        Ok(()) if kept == 0 => conn.execute_batch("ROLLBACK").map_err(StoreError::from),
-        Ok(()) => conn.execute_batch("COMMIT").map_err(StoreError::from),
+        Ok(()) if kept == 0 => run_cached(conn, "ROLLBACK"),
+        Ok(()) => run_cached(conn, "COMMIT"),
         Err(e) => Err(e),
     };
     if committed.is_err() && !conn.is_autocommit() {
