@@ -33,7 +33,8 @@ pub(crate) async fn observe(State(relay): State<Relay>, mut req: Request, next: 
     let route = route_of(req.uri().path());
     let principal = Principal::default();
     req.extensions_mut().insert(principal.clone());
-    let response = if req.uri().to_string().len() > URI_MAX_BYTES {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let response = if uri_len > URI_MAX_BYTES {
         ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
@@ -63,10 +64,16 @@ pub(crate) async fn observe(State(relay): State<Relay>, mut req: Request, next: 
     // Only the standard methods get a label of their own: hyper takes any
     // token as a method, and labels must not grow with what clients send.
     let label = match method.as_str() {
-        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m,
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
         _ => "OTHER",
     };
-    relay.metrics().request(label, &route, status);
+    relay.metrics().request(label, route, status);
     if route == "/v1/channels/{channel_id}/messages" && status < 300 {
         relay.metrics().post(took);
     }
@@ -88,7 +95,7 @@ pub(crate) async fn observe(State(relay): State<Relay>, mut req: Request, next: 
 
 /// The route template of a path, for logs and metric labels: ids and
 /// handles are not logged, and unknown paths share one label.
-fn route_of(path: &str) -> String {
+fn route_of(path: &str) -> &'static str {
     const ROUTES: &[&str] = &[
         "/v1/health",
         "/v1/ready",
@@ -111,19 +118,20 @@ fn route_of(path: &str) -> String {
         "/v1/me",
         "/v1/ws",
     ];
-    let segments: Vec<&str> = path.split('/').collect();
     ROUTES
         .iter()
         .find(|r| {
-            let pattern: Vec<&str> = r.split('/').collect();
-            pattern.len() == segments.len()
-                && pattern
-                    .iter()
-                    .zip(&segments)
-                    .all(|(p, s)| p.starts_with('{') && !s.is_empty() || p == s)
+            let (mut pattern, mut segments) = (r.split('/'), path.split('/'));
+            loop {
+                match (pattern.next(), segments.next()) {
+                    (None, None) => return true,
+                    (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() || p == s => {}
+                    _ => return false,
+                }
+            }
         })
-        .map_or("unmatched", |r| r)
-        .to_string()
+        .copied()
+        .unwrap_or("unmatched")
 }
 
 #[cfg(test)]
