@@ -275,20 +275,14 @@ impl Relay {
     {
         let work: PostingWork =
             Box::new(move |p| f(p).map(|t| Box::new(t) as Box<dyn std::any::Any + Send>));
-        let result = match self.inner.store.on_writer(work) {
-            Ok(answer) => answer.await.unwrap_or_else(|_| {
-                Err(StoreError::Backend(
-                    "the database writer has stopped".into(),
-                ))
-            }),
-            Err(work) => {
-                let store = self.inner.store.clone();
-                tokio::task::spawn_blocking(move || work(&*store))
+        let boxed = match self.inner.store.on_writer(work) {
+            Ok(answer) => self.settle(
+                answer
                     .await
-                    .map_err(|e| ApiError::internal("blocking task", e))?
-            }
+                    .unwrap_or_else(|_| Err(StoreError::writer_stopped())),
+            )?,
+            Err(work) => self.run(move |s| work(s)).await?,
         };
-        let boxed = self.settle(result)?;
         boxed
             .downcast::<T>()
             .map(|t| *t)

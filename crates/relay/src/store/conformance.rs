@@ -55,7 +55,7 @@ macro_rules! relay_store_conformance {
             own_record_follows_acks_and_posts, a_released_handle_registers_again_with_new_keys,
             invitations_are_single_use_and_expire, mailboxes_are_bounded_with_a_share_per_sender,
             a_senders_storage_is_bounded, a_retry_at_the_sender_quota_is_idempotent,
-            rate_windows_count_and_reopen,
+            rate_windows_count_and_reopen, a_post_counts_its_rate_windows_first,
             the_fallback_key_can_be_asked_for_and_its_claim_is_reported,
             unfetched_envelopes_leave_after_the_retention_limit);
     };
@@ -791,6 +791,78 @@ pub fn rate_windows_count_and_reopen(store: &dyn RelayStore) {
             .hit("logins:blue", rate, Timestamp(T0.0 + 5_000))
             .unwrap(),
         RateDecision::Allowed
+    );
+}
+
+/// A post counts its windows in its own transaction: the first full one
+/// (in the order given) refuses it with nothing stored or counted, and
+/// each copy comes back with its own recipient's cursor.
+pub fn a_post_counts_its_rate_windows_first(store: &dyn RelayStore) {
+    let ch = with_channel(store, &["mediator", "blue", "red"]);
+    let counts = [
+        ("posts/ip:127.0.0.1".to_owned(), Rate::new(100, 60_000)),
+        ("posts/principal:blue".to_owned(), Rate::new(2, 60_000)),
+    ];
+    let m = MessageId::random();
+    let copies = [
+        env(ch, m, "blue", "red", 1),
+        env(ch, m, "blue", "mediator", 2),
+    ];
+    let stored = store
+        .post_counted(&copies, T0, &Quota::NONE, &counts)
+        .unwrap();
+    for (copy, s) in copies.iter().zip(&stored) {
+        assert_eq!(&s.envelope, copy);
+        let mailbox = store.mailbox(&copy.recipient, 0, 10).unwrap();
+        assert_eq!(mailbox.len(), 1);
+        assert_eq!(
+            mailbox[0].cursor, s.cursor,
+            "the cursor of {}'s copy",
+            copy.recipient
+        );
+    }
+    let second = [env(ch, MessageId::random(), "blue", "red", 3)];
+    assert_eq!(
+        store
+            .post_counted(&second, T0, &Quota::NONE, &counts)
+            .unwrap()
+            .len(),
+        1
+    );
+    let before = store.row_counts().unwrap();
+    let third = [env(ch, MessageId::random(), "blue", "red", 4)];
+    for _ in 0..2 {
+        match store.post_counted(&third, Timestamp(T0.0 + 10), &Quota::NONE, &counts) {
+            Err(StoreError::RateLimited { bucket, until }) => {
+                assert_eq!(bucket, "posts/principal:blue");
+                assert_eq!(until, Timestamp(T0.0 + 60_000));
+            }
+            other => panic!("the third post in the window was not refused: {other:?}"),
+        }
+        assert_eq!(
+            store.row_counts().unwrap(),
+            before,
+            "a refused post stores nothing"
+        );
+    }
+    // The refused attempts were not counted: the address window took
+    // two posts of its hundred, and both windows reopen together.
+    assert_eq!(
+        store
+            .hit(
+                "posts/ip:127.0.0.1",
+                Rate::new(3, 60_000),
+                Timestamp(T0.0 + 20)
+            )
+            .unwrap(),
+        RateDecision::Allowed
+    );
+    assert_eq!(
+        store
+            .post_counted(&third, Timestamp(T0.0 + 60_000), &Quota::NONE, &counts)
+            .unwrap()
+            .len(),
+        1
     );
 }
 

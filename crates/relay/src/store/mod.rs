@@ -317,6 +317,14 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The SQLite writer thread is gone (the store is shutting down or
+    /// the thread failed): nothing more can be written.
+    pub(crate) fn writer_stopped() -> Self {
+        StoreError::Backend("the database writer has stopped".into())
+    }
+}
+
 /// What a post reads and writes: the caller's token, the channel's
 /// routing, then the post with its rate counts (or a refused post's
 /// counts). Apart from [`RelayStore`] so that a store can offer these

@@ -114,10 +114,6 @@ fn failed() -> StoreError {
     StoreError::Backend("a write failed unexpectedly inside the database writer".into())
 }
 
-fn stopped() -> StoreError {
-    StoreError::Backend("the database writer has stopped".into())
-}
-
 impl Writer {
     /// Starts the thread that owns `conn`.
     pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
@@ -151,7 +147,7 @@ impl Writer {
     {
         let (reply, answered) = mpsc::sync_channel(1);
         self.queue(mode, f, Reply::Blocking(reply))?;
-        answered.recv().map_err(|_| stopped())?
+        answered.recv().map_err(|_| StoreError::writer_stopped())?
     }
 
     /// Queues `f` as [`Writer::run`] does, without waiting: the answer
@@ -182,9 +178,10 @@ impl Writer {
             result: None,
             reply,
         });
-        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        let jobs = self.jobs.as_ref().ok_or_else(StoreError::writer_stopped)?;
         self.queued.fetch_add(1, Ordering::Relaxed);
-        jobs.send(Job { mode, write }).map_err(|_| stopped())
+        jobs.send(Job { mode, write })
+            .map_err(|_| StoreError::writer_stopped())
     }
 }
 
