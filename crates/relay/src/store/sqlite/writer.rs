@@ -16,11 +16,17 @@ use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
+use super::checkpointer::Idle;
 use super::StoreError;
 
 /// Most writes committed together: bounds a batch's transaction, and so
 /// the wait of the first write in it.
 const BATCH_MAX: usize = 512;
+
+/// Writes in a batch at most for the writer to count as lightly loaded
+/// (see the checkpointer): closed-loop senders leave the queue empty
+/// after every commit, so the batch's size is what tells the load.
+const LIGHT_BATCH: usize = 2;
 
 /// How a write is committed and answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,8 +121,9 @@ fn failed() -> StoreError {
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn`.
-    pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the thread that owns `conn`; with nothing queued it runs
+    /// `idle`'s checkpoints.
+    pub(super) fn start(conn: Connection, idle: Idle) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let committed = Arc::new(AtomicU64::new(0));
@@ -126,7 +133,7 @@ impl Writer {
         };
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || serve(&conn, &queue, &counters))
+            .spawn(move || serve(&conn, &queue, &counters, &idle))
             .map_err(|e| {
                 StoreError::Backend(format!("could not start the database writer: {e}"))
             })?;
@@ -215,7 +222,7 @@ struct Counters {
 
 /// The writer's loop: wait for a write, take every other one queued
 /// behind it (those that arrived during the last commit), run them.
-fn serve(conn: &Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
+fn serve(conn: &Connection, queue: &mpsc::Receiver<Job>, counters: &Counters, idle: &Idle) {
     let mut synced = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -226,6 +233,7 @@ fn serve(conn: &Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
             }
         }
         counters.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        let light = batch.len() <= LIGHT_BATCH;
         let mut together = Vec::new();
         for mut job in batch {
             if job.mode == Mode::Outside {
@@ -239,6 +247,9 @@ fn serve(conn: &Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
             }
         }
         commit_batch(conn, together, counters, &mut synced);
+        if light && counters.queued.load(Ordering::Relaxed) == 0 {
+            idle.checkpoint(conn);
+        }
     }
 }
 
