@@ -42,6 +42,9 @@ const MIGRATIONS: &[&str] = &[
 /// (the floor the deletion trigger keeps), so none is issued twice.
 const NEXT_CURSOR: &str = "max(coalesce((SELECT max(cursor) FROM envelopes), 0), (SELECT issued FROM cursor_floor WHERE id = 1)) + 1";
 
+/// Attempts of a truncating checkpoint that finds another running.
+const TRUNCATE_TRIES: usize = 5;
+
 /// Ciphertext bytes deleted in one transaction of an ack or a purge.
 const DELETE_CHUNK_BYTES: i64 = 256 * 1024;
 
@@ -218,8 +221,18 @@ impl SqliteStore {
     }
 
     /// Copies the WAL into the main file and empties it; true if a reader
-    /// kept it from completing.
+    /// kept it from completing. The writer's own short checkpoint (see
+    /// the checkpointer) refuses this one at once rather than waiting, so
+    /// a busy one is tried again a few times first.
     fn truncate_wal(&self, conn: &Connection) -> Result<bool, StoreError> {
+        for _ in 0..TRUNCATE_TRIES - 1 {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                self.checkpointer.ran();
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         self.checkpointer.ran();
         Ok(busy != 0)
