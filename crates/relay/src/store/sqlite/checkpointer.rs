@@ -13,12 +13,12 @@
 //!
 //! Only a lightly loaded writer does either (its last batch a write or two,
 //! nothing queued): then its fsync is most of a commit's time. Under a
-//! load that batches writes, a batch
-//! shares its fsync among many, and the checkpoint's own writes and fsync
-//! of the database file would delay the batches behind it (measured: p99
-//! at 32 senders 5 ms to 8). The maintenance pass still truncates the WAL
-//! every 5 s and after acks, which is what empties it of deleted
-//! ciphertext, and bounds it under any load.
+//! load that batches writes, a batch shares its fsync among many, and the
+//! checkpoint's own writes and fsync of the database file would delay the
+//! batches behind it (measured: p99 at 32 senders 5 ms to 8). The
+//! maintenance pass still truncates the WAL every 5 s and after acks,
+//! which is what empties it of deleted ciphertext, and bounds it under
+//! any load.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -28,9 +28,9 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
-/// WAL pages (4 KiB each) past which an idle writer asks for a
+/// WAL pages (4 KiB each) past which a lightly loaded writer asks for a
 /// checkpoint: about half a second of posts at 1 sender.
-pub(super) const WAL_PASSIVE_PAGES: i32 = 1024;
+const WAL_PASSIVE_PAGES: i32 = 1024;
 
 /// Frames committed during the thread's last pass that the writer may be
 /// left to copy (a few commits' worth).
@@ -131,7 +131,7 @@ impl Checkpointer {
             std::thread::Builder::new()
                 .name("sqlite-checkpointer".into())
                 .spawn(move || {
-                    // Busy or failed, the next commit asks again.
+                    // Busy or failed, the writer's next light batch asks again.
                     while woken.recv().is_ok() {
                         catch_up(&lock(&conn), &shared);
                     }

@@ -121,8 +121,8 @@ fn failed() -> StoreError {
 }
 
 impl Writer {
-    /// Starts the thread that owns `conn`; with nothing queued it runs
-    /// `idle`'s checkpoints.
+    /// Starts the thread that owns `conn`; after a light batch, with
+    /// nothing queued, it runs `idle`'s checkpoints.
     pub(super) fn start(conn: Connection, idle: Idle) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
